@@ -1,0 +1,9 @@
+//! The shared model of the project: the `CdcPipeline` custom resource that users declare, the CDC
+//! envelope that travels between capture and sink, and the pure functions that derive every artefact
+//! (SQL, DDL, configuration, Kubernetes objects' inputs) from a pipeline spec.
+
+pub mod envelope;
+pub mod pipeline;
+
+pub use envelope::{Envelope, Lsn, Metadata, Operation};
+pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus};

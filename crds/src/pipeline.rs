@@ -1,0 +1,497 @@
+//! The `CdcPipeline` custom resource: what a user declares (`spec`) and what the operator reports
+//! (`status`).
+//!
+//! Everything a pipeline does is derived from this one declaration: the Postgres publication and slot,
+//! the capture's configuration, the ClickHouse DDL and the sink's routing. The `///` docs on every field
+//! are what `kubectl explain cdcpipeline.spec...` shows, so they are written for users.
+// NB: internal notes go in `//` comments so they stay out of the generated schema.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every resource this project defines.
+pub const GROUP: &str = "cdcstar.dev";
+/// Finalizer that guards what Kubernetes cannot garbage-collect (publication, slot, tables on request).
+pub const FINALIZER: &str = "cdcpipelines.cdcstar.dev/cleanup";
+
+/// A change-data-capture pipeline from PostgreSQL tables into a ClickHouse star schema.
+///
+/// The operator keeps a publication (and, for the native capture, a logical replication slot) on the
+/// source database, runs the capture that turns committed changes into CDC events on Kafka/Redpanda
+/// topics, creates the ClickHouse tables, and runs the sink that maintains dimension and fact tables
+/// from those events.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "cdcstar.dev",
+    version = "v1alpha1",
+    kind = "CdcPipeline",
+    plural = "cdcpipelines",
+    singular = "cdcpipeline",
+    shortname = "cdcp",
+    category = "cdc",
+    namespaced,
+    status = "CdcPipelineStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Tables","type":"integer","jsonPath":".status.tables"}"#,
+    printcolumn = r#"{"name":"Lag","type":"string","jsonPath":".status.lag"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CdcPipelineSpec {
+    /// Pause the pipeline: the capture and the sink are scaled to zero while the publication, the
+    /// replication slot and the ClickHouse tables are kept. Changes made meanwhile are replayed on resume.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// The PostgreSQL database whose tables are captured.
+    pub source: SourceSpec,
+
+    /// How changes are read from PostgreSQL and published as CDC events.
+    #[serde(default)]
+    pub capture: CaptureSpec,
+
+    /// The Kafka-protocol brokers (Kafka, Redpanda) that carry the CDC events.
+    pub kafka: KafkaSpec,
+
+    /// The ClickHouse server that holds the star schema.
+    pub clickhouse: ClickHouseSpec,
+
+    /// The dimension and fact tables maintained in ClickHouse, and where each column comes from.
+    pub star_schema: StarSchemaSpec,
+
+    /// The sink Deployment that writes the star schema.
+    #[serde(default)]
+    pub sink: WorkloadSpec,
+
+    /// The demo OLTP REST service (customers, products, orders, order items) writing to the source
+    /// database. Off unless `enabled` is true.
+    #[serde(default)]
+    pub api: ApiSpec,
+}
+
+/// A key inside a Secret in the pipeline's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key inside the Secret.
+    pub key: String,
+}
+
+/// The PostgreSQL side of the pipeline.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSpec {
+    /// Secret key holding the connection string, e.g.
+    /// `postgresql://user:password@host:5432/db?sslmode=disable`. The user needs the REPLICATION
+    /// attribute and ownership of the captured tables (to create the publication).
+    pub connection_secret_ref: SecretKeyRef,
+
+    /// Schema of the captured tables.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+
+    /// The tables to capture. Every table a dimension or fact reads from must be listed here.
+    pub tables: Vec<SourceTable>,
+
+    /// Publication name. Defaults to `cdcstar_<pipeline name>` (dashes become underscores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<String>,
+
+    /// Logical replication slot name. Defaults to `cdcstar_<pipeline name>` (dashes become
+    /// underscores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+
+    /// Set `REPLICA IDENTITY FULL` on every captured table, so updates and deletes carry the whole old
+    /// row (needed to see the old key of an update that changes it and the old values of unchanged
+    /// TOASTed columns). Costs extra WAL.
+    #[serde(default)]
+    pub replica_identity_full: bool,
+}
+
+fn default_schema() -> String {
+    "public".to_owned()
+}
+
+/// One captured table.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceTable {
+    /// Table name as it is in PostgreSQL (case-sensitive, e.g. `order` or `orderitem`).
+    pub name: String,
+
+    /// The table's primary key column (single-column keys only). Events are keyed by it, and foreign
+    /// keys of lookups refer to it.
+    #[serde(default = "default_primary_key")]
+    pub primary_key: String,
+}
+
+fn default_primary_key() -> String {
+    "id".to_owned()
+}
+
+/// How changes are captured.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureSpec {
+    /// `native` (default): this project's licence-free capture reading the slot with pgoutput.
+    /// `redpandaConnect`: Redpanda Connect's `postgres_cdc` input (needs an Enterprise licence).
+    #[serde(default)]
+    pub engine: CaptureEngine,
+
+    /// Emit the rows that exist when the pipeline (or a table) is added, as `read` events, before
+    /// streaming changes.
+    #[serde(default = "default_true")]
+    pub snapshot: bool,
+
+    /// Settings of the Redpanda Connect engine; required when `engine` is `redpandaConnect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redpanda_connect: Option<RedpandaConnectSpec>,
+
+    /// Deployment settings of the native capture.
+    #[serde(default)]
+    pub native: WorkloadSpec,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The capture engine.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum CaptureEngine {
+    /// This project's capture: pgoutput over a logical replication slot, no licence needed.
+    #[default]
+    Native,
+    /// Redpanda Connect's `postgres_cdc` input.
+    RedpandaConnect,
+}
+
+/// Redpanda Connect settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedpandaConnectSpec {
+    /// Redpanda Connect image.
+    #[serde(default = "default_redpanda_connect_image")]
+    pub image: String,
+
+    /// Secret key holding the Redpanda Enterprise licence.
+    pub license_secret_ref: SecretKeyRef,
+
+    /// Compute resources of the Redpanda Connect container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+fn default_redpanda_connect_image() -> String {
+    "redpandadata/connect:4.67.5".to_owned()
+}
+
+/// The Kafka-protocol brokers and topics.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSpec {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+
+    /// How events are spread over topics.
+    #[serde(default)]
+    pub topics: TopicsSpec,
+
+    /// Secret with the client's security settings, for brokers that need them. Recognised keys:
+    /// `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ca.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretNameRef>,
+}
+
+/// A whole Secret in the pipeline's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretNameRef {
+    /// Name of the Secret.
+    pub name: String,
+}
+
+/// Topic layout.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicsSpec {
+    /// `perTable` (default): one topic per captured table, `<prefix>.<table>`, keyed by primary key so
+    /// changes to one row stay ordered while tables and partitions are consumed in parallel.
+    /// `single`: one topic named `<prefix>` for all tables, as the reference app does.
+    #[serde(default)]
+    pub mode: TopicMode,
+
+    /// Topic name prefix. Defaults to the pipeline name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+
+    /// Partitions of each topic the operator creates.
+    #[serde(default = "default_partitions")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub partitions: i32,
+
+    /// Dead-letter topic for events the sink cannot apply. Defaults to `<prefix>.dlq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
+}
+
+fn default_partitions() -> i32 {
+    3
+}
+
+/// Topic layout mode.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum TopicMode {
+    /// One topic per table.
+    #[default]
+    PerTable,
+    /// One topic for all tables.
+    Single,
+}
+
+/// The ClickHouse target.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseSpec {
+    /// HTTP(S) endpoint, e.g. `http://clickhouse:8123`.
+    pub url: String,
+
+    /// Database holding the star schema; created when missing.
+    #[serde(default = "default_database")]
+    pub database: String,
+
+    /// Secret with the user name and password. Without it the `default` user without password is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<CredentialsSecretRef>,
+
+    /// Drop the star-schema tables when the pipeline is deleted. Off by default: analytics data outlives
+    /// the pipeline unless asked otherwise.
+    #[serde(default)]
+    pub drop_tables_on_delete: bool,
+
+    /// Let ClickHouse remove deleted rows for good during merges
+    /// (`allow_experimental_replacing_merge_with_cleanup`). Off by default: without it a deleted row
+    /// stays as a hidden tombstone that `FINAL` filters out.
+    #[serde(default)]
+    pub cleanup_deleted_rows: bool,
+}
+
+fn default_database() -> String {
+    "local".to_owned()
+}
+
+/// Where ClickHouse credentials are.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSecretRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key of the user name.
+    #[serde(default = "default_username_key")]
+    pub username_key: String,
+    /// Key of the password.
+    #[serde(default = "default_password_key")]
+    pub password_key: String,
+}
+
+fn default_username_key() -> String {
+    "username".to_owned()
+}
+
+fn default_password_key() -> String {
+    "password".to_owned()
+}
+
+/// The star schema: dimensions and facts.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StarSchemaSpec {
+    /// Dimension tables: one row per source row, e.g. `customer_dim` from `customer`.
+    #[serde(default)]
+    pub dimensions: Vec<DimensionSpec>,
+
+    /// Fact tables: one row per source row, with columns copied from dimensions (lookups).
+    #[serde(default)]
+    pub facts: Vec<FactSpec>,
+}
+
+/// A dimension table.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DimensionSpec {
+    /// ClickHouse table name, e.g. `customer_dim`.
+    pub name: String,
+    /// Captured source table it mirrors.
+    pub source: String,
+    /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
+    pub key: String,
+    /// Columns copied from the source row.
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// A fact table.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FactSpec {
+    /// ClickHouse table name, e.g. `order_fact`.
+    pub name: String,
+    /// Captured source table it mirrors.
+    pub source: String,
+    /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
+    pub key: String,
+    /// Columns copied from the source row.
+    pub columns: Vec<ColumnSpec>,
+    /// Columns taken from other captured tables through foreign keys (denormalised). Kept current:
+    /// when the referenced row changes, the fact rows that carry its values are rewritten.
+    #[serde(default)]
+    pub lookups: Vec<LookupSpec>,
+}
+
+/// A column copied from the source row.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnSpec {
+    /// ClickHouse column name.
+    pub name: String,
+    /// Source column name (case-sensitive, e.g. `customerId`).
+    pub source: String,
+    /// ClickHouse type: `UInt8`..`UInt64`, `Int8`..`Int64`, `Float32`, `Float64`, `Decimal(P, S)`,
+    /// `String`, `LowCardinality(String)`, `Bool`, `Date`, `Date32`, `DateTime`, `DateTime64(P)`,
+    /// `UUID`, or `Nullable(T)` of one of them.
+    #[serde(rename = "type")]
+    pub r#type: String,
+}
+
+/// A fact column taken from another captured table through one or more foreign keys.
+///
+/// `order_fact.customer_name` from `customer.name` via `order.customerId` is
+/// `{name: customer_name, type: String, via: [{foreignKey: customerId, references: customer}],
+/// column: name}`; `orderitem_fact.customer_country` goes through the order:
+/// `via: [{foreignKey: orderId, references: order}, {foreignKey: customerId, references: customer}]`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupSpec {
+    /// ClickHouse column name in the fact table.
+    pub name: String,
+    /// ClickHouse type of the column (same list as for columns).
+    #[serde(rename = "type")]
+    pub r#type: String,
+    /// The foreign keys to follow, starting at the fact's source table.
+    pub via: Vec<LookupHop>,
+    /// Column of the last referenced table whose value is copied.
+    pub column: String,
+}
+
+/// One foreign-key step of a lookup.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupHop {
+    /// Foreign-key column of the current table (e.g. `customerId` of `order`).
+    pub foreign_key: String,
+    /// The captured table it references, by its primary key (e.g. `customer`). It must back a declared
+    /// dimension or fact that has the columns the lookup needs.
+    pub references: String,
+}
+
+/// Deployment settings of a component.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    /// Container image. Defaults to the image of the operator's release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Number of replicas (the sink's replicas share the topics' partitions in one consumer group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 64))]
+    pub replicas: Option<i32>,
+    /// Compute resources of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The demo OLTP REST service.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSpec {
+    /// Run the api Deployment and its Service.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Deployment settings.
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+}
+
+/// What the operator observed.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CdcPipelineStatus {
+    /// Summary of the pipeline's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready` plus one condition per component: `Publication`, `Capture`, `ClickHouseSchema`, `Sink`,
+    /// `Api`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// Number of captured tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<i32>,
+
+    /// End-to-end lag, human readable (`1.2s`, or the WAL the slot retains, `12MiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<String>,
+
+    /// WAL bytes the replication slot retains on the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_wal_bytes: Option<i64>,
+
+    /// Initial snapshot progress, one entry per table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot: Vec<TableSnapshotStatus>,
+}
+
+/// Summary phase of a pipeline.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Accepted, nothing provisioned yet.
+    Pending,
+    /// Components are being created or are not ready yet.
+    Provisioning,
+    /// Every component is ready.
+    Running,
+    /// Running, but a component reports a problem.
+    Degraded,
+    /// `spec.suspend` is true.
+    Suspended,
+    /// The spec is invalid or a referenced object is missing; see the conditions.
+    Failed,
+    /// Being deleted; cleanup in progress.
+    Deleting,
+}
+
+/// Snapshot progress of one table.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSnapshotStatus {
+    /// Source table.
+    pub table: String,
+    /// `Pending`, `Running` or `Done`.
+    pub state: String,
+    /// Rows emitted so far.
+    pub rows: i64,
+}
