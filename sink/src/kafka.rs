@@ -1,0 +1,208 @@
+//! Kafka client settings and topic provisioning shared by every process that talks to the brokers
+//! (the sink, and the native capture which depends on this crate for it).
+//!
+//! A pipeline names its brokers in `spec.kafka`; security settings come from the Secret named by
+//! `spec.kafka.authSecretRef`, which the operator mounts as a directory (one file per key). Only the
+//! keys listed in [`AUTH_KEYS`] are read, so a Secret cannot smuggle arbitrary librdkafka settings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Secret keys that carry client security settings, and the librdkafka property each one sets.
+pub const AUTH_KEYS: [(&str, &str); 5] = [
+    ("security.protocol", "security.protocol"),
+    ("sasl.mechanism", "sasl.mechanisms"),
+    ("sasl.username", "sasl.username"),
+    ("sasl.password", "sasl.password"),
+    ("ca.crt", "ssl.ca.pem"),
+];
+
+/// Errors while preparing Kafka clients or topics.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    /// The auth directory could not be read.
+    #[error("failed to read kafka auth setting {key} from {dir}: {source}")]
+    ReadAuth {
+        /// Directory of the mounted Secret.
+        dir: String,
+        /// The key that failed.
+        key: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A client could not be created from the settings.
+    #[error("failed to create kafka {what} for brokers {brokers}: {source}")]
+    Client {
+        /// What was being created (admin client, producer, consumer).
+        what: &'static str,
+        /// Bootstrap brokers.
+        brokers: String,
+        /// The underlying error.
+        source: KafkaError,
+    },
+    /// A topic could not be created.
+    #[error("failed to create topic {topic}: {reason}")]
+    CreateTopic {
+        /// Topic name.
+        topic: String,
+        /// What the broker said.
+        reason: String,
+    },
+}
+
+/// Where and how to connect to the brokers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConnection {
+    /// Comma-separated bootstrap brokers.
+    pub brokers: String,
+    /// librdkafka security properties (never logged: they may hold a password).
+    security: BTreeMap<&'static str, String>,
+}
+
+impl std::fmt::Debug for KafkaConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConnection")
+            .field("brokers", &self.brokers)
+            .field("security_keys", &self.security.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaConnection {
+    /// Plain connection to `brokers` (a list joined with commas).
+    pub fn new<S: AsRef<str>>(brokers: &[S]) -> Self {
+        let brokers = brokers
+            .iter()
+            .map(|b| b.as_ref().trim())
+            .collect::<Vec<_>>()
+            .join(",");
+        Self {
+            brokers,
+            security: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the security settings found in `dir` (a mounted Secret: one file per key of
+    /// [`AUTH_KEYS`]; missing files are skipped).
+    pub fn with_auth_dir(mut self, dir: &Path) -> Result<Self, KafkaSetupError> {
+        for (key, property) in AUTH_KEYS {
+            let path = dir.join(key);
+            match std::fs::read_to_string(&path) {
+                Ok(value) => {
+                    self.security.insert(property, value.trim().to_owned());
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(KafkaSetupError::ReadAuth {
+                        dir: dir.display().to_string(),
+                        key: key.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// A client configuration with the brokers and security settings; callers add their own
+    /// producer or consumer properties.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (property, value) in &self.security {
+            config.set(*property, value);
+        }
+        config
+    }
+
+    /// An admin client for topic management.
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaSetupError> {
+        self.client_config()
+            .create()
+            .map_err(|source| KafkaSetupError::Client {
+                what: "admin client",
+                brokers: self.brokers.clone(),
+                source,
+            })
+    }
+}
+
+/// Creates every topic of `topics` that does not exist yet, with `partitions` partitions.
+///
+/// Existing topics are left as they are (their partition count is not changed). The replication
+/// factor is the broker's default (`-1`), so a single-broker development setup and a production
+/// cluster both get a sensible value.
+pub async fn ensure_topics(
+    connection: &KafkaConnection,
+    topics: &[String],
+    partitions: i32,
+) -> Result<(), KafkaSetupError> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin = connection.admin()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|source| KafkaSetupError::Client {
+            what: "topics",
+            brokers: connection.brokers.clone(),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaSetupError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_are_joined_and_trimmed() {
+        let connection = KafkaConnection::new(&[" a:9092", "b:9092 "]);
+        assert_eq!(connection.brokers, "a:9092,b:9092");
+        assert_eq!(
+            connection.client_config().get("bootstrap.servers"),
+            Some("a:9092,b:9092")
+        );
+    }
+
+    #[test]
+    fn auth_dir_sets_only_known_keys_and_debug_hides_values() {
+        let dir = std::env::temp_dir().join(format!("cdcstar-kafka-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sasl.username"), "alice\n").unwrap();
+        std::fs::write(dir.join("sasl.password"), "s3cret").unwrap();
+        std::fs::write(dir.join("group.id"), "smuggled").unwrap();
+        let connection = KafkaConnection::new(&["a:9092"]).with_auth_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let config = connection.client_config();
+        assert_eq!(config.get("sasl.username"), Some("alice"));
+        assert_eq!(config.get("sasl.password"), Some("s3cret"));
+        assert_eq!(config.get("group.id"), None);
+        assert!(!format!("{connection:?}").contains("s3cret"));
+    }
+}
