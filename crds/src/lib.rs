@@ -2,8 +2,15 @@
 //! envelope that travels between capture and sink, and the pure functions that derive every artefact
 //! (SQL, DDL, configuration, Kubernetes objects' inputs) from a pipeline spec.
 
+pub mod column_type;
 pub mod envelope;
+pub mod names;
 pub mod pipeline;
+pub mod star;
 
+#[cfg(test)]
+mod test_fixtures;
+
+pub use column_type::ColumnType;
 pub use envelope::{Envelope, Lsn, Metadata, Operation};
 pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus};
