@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Local services for development and tests: PostgreSQL 15 with logical replication, a Kafka-protocol
+# broker (tansu) and ClickHouse (the real engine from chdb behind scripts/clickhouse_http.py).
+#
+#   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
+#                                        ready (all of postgres, kafka, clickhouse unless named)
+#   scripts/services.sh down     stop what `up` started (nothing else)
+#   scripts/services.sh status   what runs where
+#   scripts/services.sh env      the variables the tests and binaries read: eval "$(scripts/services.sh env)"
+#
+# Everything lives in $CDCSTAR_STATE_DIR (default: .services/ in the repository), on loopback ports
+# that can be changed with CDCSTAR_PG_PORT, CDCSTAR_KAFKA_PORT and CDCSTAR_CLICKHOUSE_PORT.
+# A service whose URL the caller already exported (DATABASE_URL, KAFKA_BROKERS, CLICKHOUSE_URL) is
+# not started: the tests then run against that server instead.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${CDCSTAR_STATE_DIR:-$REPO/.services}
+PG_PORT=${CDCSTAR_PG_PORT:-55432}
+KAFKA_PORT=${CDCSTAR_KAFKA_PORT:-19092}
+CLICKHOUSE_PORT=${CDCSTAR_CLICKHOUSE_PORT:-18123}
+TANSU_VERSION=0.6.0
+PG_DB=cdcstar
+VENV=$STATE/venv
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+# --- what the caller brings -------------------------------------------------------------------
+
+LOCAL_DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$PG_PORT/$PG_DB
+LOCAL_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+LOCAL_CLICKHOUSE_URL=http://127.0.0.1:$CLICKHOUSE_PORT
+
+external() { # external VAR: the caller exported VAR with another value than ours: use theirs, start nothing
+    local local_var=LOCAL_$1
+    [ -n "${!1:-}" ] && [ "${!1}" != "${!local_var}" ]
+}
+
+database_url() { echo "${DATABASE_URL:-$LOCAL_DATABASE_URL}"; }
+kafka_brokers() { echo "${KAFKA_BROKERS:-$LOCAL_KAFKA_BROKERS}"; }
+clickhouse_url() { echo "${CLICKHOUSE_URL:-$LOCAL_CLICKHOUSE_URL}"; }
+
+# --- installation -----------------------------------------------------------------------------
+
+pg_bindir() {
+    command -v pg_config >/dev/null 2>&1 || return 1
+    local dir
+    dir=$(pg_config --bindir)
+    [ -x "$dir/postgres" ] || return 1
+    echo "$dir"
+}
+
+tansu_bin() {
+    if command -v tansu >/dev/null 2>&1; then command -v tansu; return; fi
+    [ -x "$HOME/.cargo/bin/tansu" ] && echo "$HOME/.cargo/bin/tansu"
+}
+
+apt_install() {
+    [ "$(id -u)" = 0 ] || die "missing system packages: $* (run as root or install them: apt-get install $*)"
+    log "installing system packages: $*"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >"$STATE/apt.log" 2>&1; then
+        tail -20 "$STATE/apt.log" >&2
+        die "could not install $* (see $STATE/apt.log)"
+    fi
+}
+
+wanted() { [[ " $SERVICES " == *" $1 "* ]]; }
+
+install_missing() {
+    mkdir -p "$STATE"
+    local packages=()
+    pg_bindir >/dev/null || packages+=(postgresql-15)
+    command -v cmake >/dev/null 2>&1 || packages+=(cmake)
+    [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || packages+=(libcurl4-openssl-dev)
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
+    command -v curl >/dev/null 2>&1 || packages+=(curl)
+    command -v ss >/dev/null 2>&1 || packages+=(iproute2)
+    if [ ${#packages[@]} -gt 0 ]; then apt_install "${packages[@]}"; fi
+    pg_bindir >/dev/null || die "postgresql-15 is installed but pg_config --bindir has no postgres binary"
+
+    if wanted kafka && ! external KAFKA_BROKERS && [ -z "$(tansu_bin)" ]; then
+        command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build the tansu broker"
+        log "building the tansu broker $TANSU_VERSION (about 10 minutes, once per machine; log: $STATE/tansu-install.log)"
+        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+            >"$STATE/tansu-install.log" 2>&1 || { tail -30 "$STATE/tansu-install.log" >&2; die "could not build tansu"; }
+    fi
+
+    local requirements=$REPO/scripts/requirements-services.txt
+    local stamp=$VENV/.requirements
+    wanted clickhouse || return 0
+    if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
+        log "preparing the Python environment (chdb, helm and kubernetes validators) in $VENV"
+        python3 -m venv "$VENV" || die "python3 -m venv failed"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$requirements" \
+            >"$STATE/pip.log" 2>&1 || { tail -20 "$STATE/pip.log" >&2; die "pip install -r $requirements failed"; }
+        cp "$requirements" "$stamp"
+    fi
+}
+
+# --- ports and processes ----------------------------------------------------------------------
+
+port_taken() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(head -1 "$1")" 2>/dev/null; }
+
+check_port_free() { # check_port_free PORT NAME
+    if port_taken "$1"; then
+        local owner
+        owner=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*"' | head -1 | cut -d'"' -f2)
+        die "port $1 for $2 is taken${owner:+ by $owner}; stop it or choose another port with the CDCSTAR_*_PORT variables"
+    fi
+}
+
+wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
+    local deadline=$((SECONDS + $1)) what=$2
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
+    log "$what is ready"
+}
+
+mark_started() { touch "$STATE/$1.started"; }
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_ready() { "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+postgres_up() {
+    local bindir data=$STATE/postgres sock=$STATE/postgres-socket
+    bindir=$(pg_bindir)
+    if [ -f "$data/postmaster.pid" ] && as_postgres "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        log "postgres already running on 127.0.0.1:$PG_PORT"
+        return
+    fi
+    check_port_free "$PG_PORT" postgres
+    mkdir -p "$data" "$sock"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$data" "$sock" && chmod 700 "$data"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        as_postgres "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 >"$STATE/initdb.log" 2>&1 \
+            || { cat "$STATE/initdb.log" >&2; die "initdb failed"; }
+    fi
+    # NB: pg_ctl hands -o to a shell: it must stay on one line.
+    local options="-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$sock"
+    options+=" -c wal_level=logical -c max_replication_slots=64 -c max_wal_senders=64 -c max_connections=400"
+    options+=" -c fsync=off -c full_page_writes=off -c shared_buffers=256MB"
+    as_postgres "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start -o "$options" >/dev/null \
+        || { tail -20 "$data/server.log" >&2; die "postgres did not start"; }
+    mark_started postgres
+    wait_until 30 "postgres on 127.0.0.1:$PG_PORT" pg_ready || die "postgres does not answer on $PG_PORT"
+    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
+ALTER USER postgres PASSWORD 'postgres';
+SELECT 'CREATE DATABASE $PG_DB' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB')\gexec
+SQL
+}
+
+postgres_down() {
+    local data=$STATE/postgres
+    [ -f "$STATE/postgres.started" ] || return 0
+    as_postgres "$(pg_bindir)/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -f "$STATE/postgres.started"
+    log "postgres stopped"
+}
+
+# --- tansu (Kafka protocol) -------------------------------------------------------------------
+
+kafka_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+kafka_up() {
+    local pidfile=$STATE/tansu.pid
+    if pid_alive "$pidfile"; then log "tansu already running on 127.0.0.1:$KAFKA_PORT"; return; fi
+    check_port_free "$KAFKA_PORT" tansu
+    mkdir -p "$STATE/tansu"
+    setsid "$(tansu_bin)" broker \
+        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine "sqlite://$STATE/tansu/tansu.db" \
+        >"$STATE/tansu.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    mark_started tansu
+    wait_until 60 "tansu on 127.0.0.1:$KAFKA_PORT" kafka_ready || { tail -20 "$STATE/tansu.log" >&2; die "tansu does not answer on $KAFKA_PORT"; }
+}
+
+# --- ClickHouse (chdb behind the HTTP adapter) ------------------------------------------------
+
+clickhouse_ready() { curl -fsS "http://127.0.0.1:$CLICKHOUSE_PORT/ping"; }
+
+clickhouse_up() {
+    local pidfile=$STATE/clickhouse.pid
+    if pid_alive "$pidfile"; then log "clickhouse already running on 127.0.0.1:$CLICKHOUSE_PORT"; return; fi
+    check_port_free "$CLICKHOUSE_PORT" clickhouse
+    mkdir -p "$STATE/clickhouse"
+    setsid "$VENV/bin/python" "$REPO/scripts/clickhouse_http.py" \
+        --host 127.0.0.1 --port "$CLICKHOUSE_PORT" --data-dir "$STATE/clickhouse" \
+        >"$STATE/clickhouse.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    mark_started clickhouse
+    wait_until 120 "clickhouse on 127.0.0.1:$CLICKHOUSE_PORT" clickhouse_ready \
+        || { tail -20 "$STATE/clickhouse.log" >&2; die "clickhouse does not answer on $CLICKHOUSE_PORT"; }
+}
+
+stop_pidfile() { # stop_pidfile NAME
+    local pidfile=$STATE/$1.pid
+    [ -f "$STATE/$1.started" ] || return 0
+    if pid_alive "$pidfile"; then
+        local pid
+        pid=$(head -1 "$pidfile")
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile" "$STATE/$1.started"
+    log "$1 stopped"
+}
+
+# --- commands ---------------------------------------------------------------------------------
+
+cmd_up() {
+    install_missing
+    if wanted postgres; then
+        if external DATABASE_URL; then log "using DATABASE_URL from the environment"; else postgres_up; fi
+    fi
+    if wanted kafka; then
+        if external KAFKA_BROKERS; then log "using KAFKA_BROKERS from the environment"; else kafka_up; fi
+    fi
+    if wanted clickhouse; then
+        if external CLICKHOUSE_URL; then log "using CLICKHOUSE_URL from the environment"; else clickhouse_up; fi
+    fi
+    cmd_env
+}
+
+cmd_down() {
+    stop_pidfile clickhouse
+    stop_pidfile tansu
+    postgres_down
+}
+
+cmd_env() {
+    echo "export DATABASE_URL='$(database_url)'"
+    echo "export KAFKA_BROKERS='$(kafka_brokers)'"
+    echo "export CLICKHOUSE_URL='$(clickhouse_url)'"
+}
+
+cmd_status() {
+    local failed=0
+    report() { # report NAME URL CHECK...
+        local name=$1 url=$2
+        shift 2
+        if "$@" >/dev/null 2>&1; then echo "$name: up ($url)"; else echo "$name: down ($url)"; failed=1; fi
+    }
+    report postgres "$(database_url)" pg_ready
+    report kafka "$(kafka_brokers)" kafka_ready
+    report clickhouse "$(clickhouse_url)" curl -fsS "$(clickhouse_url)/ping"
+    return $failed
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+SERVICES=" ${*:-postgres kafka clickhouse} "
+for service in $SERVICES; do
+    case $service in postgres | kafka | clickhouse) ;; *) die "unknown service $service (postgres, kafka, clickhouse)" ;; esac
+done
+
+case "$command" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    *) echo "usage: $0 up|down|status|env [postgres|kafka|clickhouse...]" >&2; exit 2 ;;
+esac
