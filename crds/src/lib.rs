@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod names;
 pub mod pipeline;
 pub mod star;
+pub mod validate;
 
 #[cfg(test)]
 mod test_fixtures;
@@ -14,3 +15,4 @@ mod test_fixtures;
 pub use column_type::ColumnType;
 pub use envelope::{Envelope, Lsn, Metadata, Operation};
 pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus};
+pub use validate::{ValidationError, ValidationErrors, validate};

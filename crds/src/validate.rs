@@ -1,0 +1,894 @@
+//! The rules a pipeline must satisfy beyond what its OpenAPI schema and CEL rules say, checked by a pure
+//! [`validate`] that reports every violation with its field path.
+//!
+//! Names from the spec end up in SQL, DDL, topic names and Redpanda Connect's configuration, so they
+//! are held to a strict alphabet here, before anything is generated:
+//! - SQL identifiers (source schema, tables, columns, primary keys; ClickHouse database, tables,
+//!   columns; publication) match `[A-Za-z_][A-Za-z0-9_]*` and are at most 63 bytes (Postgres'
+//!   NAMEDATALEN - 1). Quotes, `;`, whitespace and control characters are thereby rejected; keywords
+//!   such as `order` are allowed because every generated statement quotes every identifier.
+//! - The replication slot matches `[a-z0-9_]+` (Postgres' own rule), at most 63 bytes; so must the
+//!   default `cdcstar_<name>` when no slot or publication name is given.
+//! - Topic names (prefix, dead-letter) match `[A-Za-z0-9._-]+`, at most 249 bytes, and the dead-letter
+//!   topic is none of the data topics.
+//! - Column types are from [`ColumnType`]'s list; a key column is not nullable.
+//!
+//! Structural rules: at least one captured table, all distinct; at least one dimension or fact; star
+//! table names distinct; a dimension's or fact's `source` is a captured table, its `key` one of its
+//! columns copying that table's `primaryKey`; column names distinct within a table (columns, lookups and
+//! the reserved `lsn`, `is_deleted`, `source_lsn`); a source table backs at most one fact; every lookup
+//! resolves ([`crate::star::resolve_lookup`]); the `redpandaConnect` engine has its settings; at least
+//! one broker, each `host:port`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::column_type::ColumnType;
+use crate::pipeline::{CaptureEngine, CdcPipeline, ColumnSpec, LookupSpec};
+use crate::star::{
+    LookupError, RESERVED_COLUMNS, StarTable, TableKind, resolve_lookup, star_tables,
+};
+
+/// Longest identifier Postgres keeps (NAMEDATALEN - 1); ClickHouse names are held to it too.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+/// Longest Kafka topic name.
+pub const MAX_TOPIC_BYTES: usize = 249;
+/// Longest lookup chain.
+pub const MAX_LOOKUP_HOPS: usize = 8;
+
+/// One violated rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Field path in the resource, e.g. `spec.starSchema.facts[1].lookups[0].via[0].references`.
+    pub path: String,
+    /// What is wrong and, where it helps, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every violated rule of a pipeline, in spec order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl ValidationErrors {
+    /// The errors.
+    pub fn errors(&self) -> &[ValidationError] {
+        &self.0
+    }
+
+    /// Whether some error is at exactly `path`.
+    pub fn has_path(&self, path: &str) -> bool {
+        self.0.iter().any(|e| e.path == path)
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        write!(
+            f,
+            "invalid CdcPipeline ({count} error{}):",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for error in &self.0 {
+            write!(f, "\n  - {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of name is checked, for the rule and the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameKind {
+    /// `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes.
+    SqlIdentifier,
+    /// `[a-z0-9_]+`, at most 63 bytes.
+    SlotName,
+    /// `[A-Za-z0-9._-]+`, at most 249 bytes.
+    Topic,
+}
+
+/// The first rule `name` breaks, as a message.
+fn name_problem(name: &str, kind: NameKind) -> Option<String> {
+    let (max, alphabet): (usize, &str) = match kind {
+        NameKind::SqlIdentifier => (MAX_IDENTIFIER_BYTES, "[A-Za-z_][A-Za-z0-9_]*"),
+        NameKind::SlotName => (MAX_IDENTIFIER_BYTES, "[a-z0-9_]+"),
+        NameKind::Topic => (MAX_TOPIC_BYTES, "[A-Za-z0-9._-]+"),
+    };
+    if name.is_empty() {
+        return Some(format!("must not be empty (allowed: {alphabet})"));
+    }
+    let allowed = |c: char, first: bool| match kind {
+        NameKind::SqlIdentifier => {
+            c == '_' || c.is_ascii_alphabetic() || (!first && c.is_ascii_digit())
+        }
+        NameKind::SlotName => c == '_' || c.is_ascii_lowercase() || c.is_ascii_digit(),
+        NameKind::Topic => c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'),
+    };
+    if let Some((at, bad)) = name.char_indices().find(|&(at, c)| !allowed(c, at == 0)) {
+        return Some(format!(
+            "{name:?} has {} at byte {at}; allowed: {alphabet}",
+            describe_char(bad)
+        ));
+    }
+    if name.len() > max {
+        return Some(format!(
+            "{name:?} is {} bytes long; at most {max} allowed",
+            name.len()
+        ));
+    }
+    if kind == NameKind::Topic && (name == "." || name == "..") {
+        return Some(format!("{name:?} is not a valid topic name"));
+    }
+    None
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_whitespace() {
+        format!("whitespace {c:?}")
+    } else if c.is_control() {
+        format!("control character {:?}", c)
+    } else {
+        format!("{c:?}")
+    }
+}
+
+/// Collects errors while walking the spec.
+#[derive(Debug, Default)]
+struct Collector {
+    errors: Vec<ValidationError>,
+}
+
+impl Collector {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ValidationError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn name(&mut self, path: impl Into<String>, name: &str, kind: NameKind) {
+        if let Some(problem) = name_problem(name, kind) {
+            self.error(path, problem);
+        }
+    }
+
+    fn column_type(&mut self, path: String, text: &str) -> Option<ColumnType> {
+        match text.parse::<ColumnType>() {
+            Ok(parsed) => Some(parsed),
+            Err(err) => {
+                self.error(path, err.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Check `pipeline` against every rule of the module docs; `Err` lists all violations.
+pub fn validate(pipeline: &CdcPipeline) -> Result<(), ValidationErrors> {
+    let mut out = Collector::default();
+    if pipeline.metadata.name.as_deref().unwrap_or("").is_empty() {
+        out.error("metadata.name", "must be set");
+    }
+    validate_source(pipeline, &mut out);
+    validate_capture(pipeline, &mut out);
+    validate_kafka(pipeline, &mut out);
+    validate_clickhouse(pipeline, &mut out);
+    validate_star_schema(pipeline, &mut out);
+    if out.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(out.errors))
+    }
+}
+
+fn validate_source(pipeline: &CdcPipeline, out: &mut Collector) {
+    let source = &pipeline.spec.source;
+    out.name(
+        "spec.source.schema",
+        &source.schema,
+        NameKind::SqlIdentifier,
+    );
+    if source.connection_secret_ref.name.is_empty() {
+        out.error("spec.source.connectionSecretRef.name", "must not be empty");
+    }
+    if source.connection_secret_ref.key.is_empty() {
+        out.error("spec.source.connectionSecretRef.key", "must not be empty");
+    }
+    if source.tables.is_empty() {
+        out.error("spec.source.tables", "at least one table must be captured");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, table) in source.tables.iter().enumerate() {
+        let path = format!("spec.source.tables[{i}]");
+        out.name(format!("{path}.name"), &table.name, NameKind::SqlIdentifier);
+        out.name(
+            format!("{path}.primaryKey"),
+            &table.primary_key,
+            NameKind::SqlIdentifier,
+        );
+        if !seen.insert(table.name.as_str()) {
+            out.error(
+                format!("{path}.name"),
+                format!("table {:?} is listed more than once", table.name),
+            );
+        }
+    }
+    // An explicit name is checked as given; a default one is checked so that a long pipeline name is
+    // reported here rather than by Postgres.
+    let explicit_or_default = |explicit: &Option<String>, field: &str| match explicit {
+        Some(_) => format!("spec.source.{field}"),
+        None => format!("spec.source.{field} (default from metadata.name)"),
+    };
+    let publication_path = explicit_or_default(&source.publication, "publication");
+    out.name(
+        publication_path,
+        &pipeline.publication_name(),
+        NameKind::SqlIdentifier,
+    );
+    let slot_path = explicit_or_default(&source.slot, "slot");
+    out.name(slot_path, &pipeline.slot_name(), NameKind::SlotName);
+}
+
+fn validate_capture(pipeline: &CdcPipeline, out: &mut Collector) {
+    let capture = &pipeline.spec.capture;
+    if capture.engine == CaptureEngine::RedpandaConnect {
+        match &capture.redpanda_connect {
+            None => out.error(
+                "spec.capture.redpandaConnect",
+                "required when engine is redpandaConnect (at least licenseSecretRef)",
+            ),
+            Some(settings) => {
+                if settings.image.trim().is_empty() {
+                    out.error("spec.capture.redpandaConnect.image", "must not be empty");
+                }
+                if settings.license_secret_ref.name.is_empty() {
+                    out.error(
+                        "spec.capture.redpandaConnect.licenseSecretRef.name",
+                        "must not be empty",
+                    );
+                }
+                if settings.license_secret_ref.key.is_empty() {
+                    out.error(
+                        "spec.capture.redpandaConnect.licenseSecretRef.key",
+                        "must not be empty",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_kafka(pipeline: &CdcPipeline, out: &mut Collector) {
+    let kafka = &pipeline.spec.kafka;
+    if kafka.brokers.is_empty() {
+        out.error("spec.kafka.brokers", "at least one broker is needed");
+    }
+    for (i, broker) in kafka.brokers.iter().enumerate() {
+        let well_formed = broker.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !well_formed {
+            out.error(
+                format!("spec.kafka.brokers[{i}]"),
+                format!("{broker:?} is not host:port"),
+            );
+        }
+    }
+    let topics = &kafka.topics;
+    if !(1..=1000).contains(&topics.partitions) {
+        out.error(
+            "spec.kafka.topics.partitions",
+            format!("{} is outside 1..=1000", topics.partitions),
+        );
+    }
+    let prefix_path = if topics.prefix.is_some() {
+        "spec.kafka.topics.prefix"
+    } else {
+        "spec.kafka.topics.prefix (default from metadata.name)"
+    };
+    out.name(prefix_path, &pipeline.topic_prefix(), NameKind::Topic);
+    // Table names are SQL identifiers (checked above), so data topics are valid when the prefix is,
+    // except for their length.
+    for (i, table) in pipeline.spec.source.tables.iter().enumerate() {
+        let topic = pipeline.topic_for_table(&table.name);
+        if topic.len() > MAX_TOPIC_BYTES {
+            out.error(
+                format!("spec.source.tables[{i}].name"),
+                format!("topic {topic:?} would exceed {MAX_TOPIC_BYTES} bytes"),
+            );
+        }
+    }
+    let dead_letter = pipeline.dead_letter_topic();
+    out.name(
+        "spec.kafka.topics.deadLetter",
+        &dead_letter,
+        NameKind::Topic,
+    );
+    if pipeline.data_topics().contains(&dead_letter) {
+        out.error(
+            "spec.kafka.topics.deadLetter",
+            format!("{dead_letter:?} is also a data topic; choose another dead-letter topic"),
+        );
+    }
+}
+
+fn validate_clickhouse(pipeline: &CdcPipeline, out: &mut Collector) {
+    let clickhouse = &pipeline.spec.clickhouse;
+    if !(clickhouse.url.starts_with("http://") || clickhouse.url.starts_with("https://"))
+        || clickhouse
+            .url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        out.error(
+            "spec.clickhouse.url",
+            format!("{:?} is not an http:// or https:// URL", clickhouse.url),
+        );
+    }
+    out.name(
+        "spec.clickhouse.database",
+        &clickhouse.database,
+        NameKind::SqlIdentifier,
+    );
+    if let Some(credentials) = &clickhouse.credentials_secret_ref {
+        for (field, value) in [
+            ("name", &credentials.name),
+            ("usernameKey", &credentials.username_key),
+            ("passwordKey", &credentials.password_key),
+        ] {
+            if value.is_empty() {
+                out.error(
+                    format!("spec.clickhouse.credentialsSecretRef.{field}"),
+                    "must not be empty",
+                );
+            }
+        }
+    }
+}
+
+fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) {
+    let schema = &pipeline.spec.star_schema;
+    let primary_keys: BTreeMap<&str, &str> = pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t.primary_key.as_str()))
+        .collect();
+    if schema.dimensions.is_empty() && schema.facts.is_empty() {
+        out.error("spec.starSchema", "declare at least one dimension or fact");
+    }
+    let mut table_names: BTreeMap<&str, String> = BTreeMap::new();
+    let mut fact_sources: BTreeMap<&str, &str> = BTreeMap::new();
+    for table in star_tables(schema) {
+        let path = table.path();
+        out.name(format!("{path}.name"), table.name, NameKind::SqlIdentifier);
+        if let Some(first) = table_names.get(table.name) {
+            out.error(
+                format!("{path}.name"),
+                format!("table {:?} is already declared at {first}", table.name),
+            );
+        } else {
+            table_names.insert(table.name, path.clone());
+        }
+        match primary_keys.get(table.source) {
+            None => out.error(
+                format!("{path}.source"),
+                format!(
+                    "{:?} is not a captured table; add it to spec.source.tables",
+                    table.source
+                ),
+            ),
+            Some(primary_key) => validate_key(&table, primary_key, out),
+        }
+        if table.kind == TableKind::Fact {
+            if let Some(other) = fact_sources.get(table.source) {
+                out.error(
+                    format!("{path}.source"),
+                    format!(
+                        "table {:?} already backs fact {other:?}; a source table can back at most one fact",
+                        table.source
+                    ),
+                );
+            } else {
+                fact_sources.insert(table.source, table.name);
+            }
+        }
+        validate_columns(&table, out);
+    }
+    for (index, fact) in schema.facts.iter().enumerate() {
+        for (l, lookup) in fact.lookups.iter().enumerate() {
+            let path = format!("spec.starSchema.facts[{index}].lookups[{l}]");
+            let before = out.errors.len();
+            validate_lookup_names(&path, lookup, &primary_keys, out);
+            if out.errors.len() > before {
+                // Resolving would repeat the same problem in other words.
+                continue;
+            }
+            if lookup.via.len() > MAX_LOOKUP_HOPS {
+                out.error(
+                    format!("{path}.via"),
+                    format!("at most {MAX_LOOKUP_HOPS} steps allowed"),
+                );
+                continue;
+            }
+            if let Err(err) = resolve_lookup(schema, fact, lookup) {
+                let field = lookup_error_field(&err, lookup);
+                out.error(format!("{path}{field}"), err.to_string());
+            }
+        }
+    }
+}
+
+/// The field of a lookup an error points at, relative to the lookup.
+fn lookup_error_field(err: &LookupError, lookup: &LookupSpec) -> String {
+    match err {
+        LookupError::NoHops => ".via".to_owned(),
+        LookupError::ForeignKeyNotMapped { hop, .. } => format!(".via[{hop}].foreignKey"),
+        LookupError::NotBacked { hop, .. } | LookupError::NoKey { hop, .. } => {
+            format!(".via[{hop}].references")
+        }
+        LookupError::ColumnNotMapped { hop, .. } if *hop >= lookup.via.len() => {
+            ".column".to_owned()
+        }
+        LookupError::ColumnNotMapped { hop, .. } => format!(".via[{hop}].foreignKey"),
+    }
+}
+
+fn validate_key(table: &StarTable<'_>, primary_key: &str, out: &mut Collector) {
+    let path = format!("{}.key", table.path());
+    match table.key_column() {
+        None => out.error(
+            path,
+            format!(
+                "{:?} is not one of the table's columns; add a column copying {}.{primary_key}",
+                table.key, table.source
+            ),
+        ),
+        Some(column) => {
+            if column.source != primary_key {
+                out.error(
+                    path.clone(),
+                    format!(
+                        "key column {:?} copies {:?}, not the primary key {primary_key:?} of {}",
+                        column.name, column.source, table.source
+                    ),
+                );
+            }
+            if column
+                .r#type
+                .parse::<ColumnType>()
+                .is_ok_and(|t| t.is_nullable())
+            {
+                out.error(
+                    path,
+                    format!(
+                        "key column {:?} must not be nullable ({})",
+                        column.name, column.r#type
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn validate_columns(table: &StarTable<'_>, out: &mut Collector) {
+    let path = table.path();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut check_name = |out: &mut Collector, field_path: String, name: &str| {
+        out.name(field_path.clone(), name, NameKind::SqlIdentifier);
+        if RESERVED_COLUMNS.contains(&name) {
+            out.error(
+                field_path,
+                format!("{name:?} is reserved for the bookkeeping column the DDL adds"),
+            );
+        } else if let Some(first) = names.get(name) {
+            out.error(
+                field_path,
+                format!("column {name:?} is already declared at {first}"),
+            );
+        } else {
+            names.insert(name.to_owned(), field_path);
+        }
+    };
+    if table.columns.is_empty() {
+        out.error(
+            format!("{path}.columns"),
+            "at least the key column is needed",
+        );
+    }
+    for (c, column) in table.columns.iter().enumerate() {
+        let column_path = format!("{path}.columns[{c}]");
+        check_column(out, &column_path, column);
+        check_name(out, format!("{column_path}.name"), &column.name);
+    }
+    for (l, lookup) in table.lookups.iter().enumerate() {
+        let lookup_path = format!("{path}.lookups[{l}]");
+        out.column_type(format!("{lookup_path}.type"), &lookup.r#type);
+        check_name(out, format!("{lookup_path}.name"), &lookup.name);
+    }
+}
+
+fn check_column(out: &mut Collector, column_path: &str, column: &ColumnSpec) {
+    out.name(
+        format!("{column_path}.source"),
+        &column.source,
+        NameKind::SqlIdentifier,
+    );
+    out.column_type(format!("{column_path}.type"), &column.r#type);
+}
+
+fn validate_lookup_names(
+    path: &str,
+    lookup: &LookupSpec,
+    captured: &BTreeMap<&str, &str>,
+    out: &mut Collector,
+) {
+    for (h, hop) in lookup.via.iter().enumerate() {
+        out.name(
+            format!("{path}.via[{h}].foreignKey"),
+            &hop.foreign_key,
+            NameKind::SqlIdentifier,
+        );
+        let references_path = format!("{path}.via[{h}].references");
+        if name_problem(&hop.references, NameKind::SqlIdentifier).is_none()
+            && !captured.contains_key(hop.references.as_str())
+        {
+            out.error(
+                references_path.clone(),
+                format!(
+                    "{:?} is not a captured table; add it to spec.source.tables",
+                    hop.references
+                ),
+            );
+        }
+        out.name(references_path, &hop.references, NameKind::SqlIdentifier);
+    }
+    out.name(
+        format!("{path}.column"),
+        &lookup.column,
+        NameKind::SqlIdentifier,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{CaptureEngine, LookupHop, SourceTable, TopicMode};
+    use crate::test_fixtures::shop_pipeline;
+
+    /// Validate and return the errors, failing when the pipeline is accepted.
+    fn errors_of(pipeline: &CdcPipeline) -> ValidationErrors {
+        validate(pipeline).expect_err("the pipeline must be rejected")
+    }
+
+    /// Assert that some error is at `path`, showing all of them otherwise.
+    fn assert_rejected_at(pipeline: &CdcPipeline, path: &str) -> ValidationErrors {
+        let errors = errors_of(pipeline);
+        assert!(errors.has_path(path), "no error at {path}; got {errors}");
+        errors
+    }
+
+    #[test]
+    fn the_example_validates() {
+        validate(&shop_pipeline()).unwrap();
+    }
+
+    #[test]
+    fn sql_injection_in_a_source_table_name_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables[2].name = "order\"; DROP TABLE customer; --".into();
+        let errors = assert_rejected_at(&pipeline, "spec.source.tables[2].name");
+        assert!(errors.to_string().contains("'\"' at byte 5"), "{errors}");
+    }
+
+    #[test]
+    fn quotes_semicolons_whitespace_and_control_characters_are_rejected_in_columns() {
+        for (i, bad) in [
+            "na'me",
+            "name;",
+            "first name",
+            "name\n",
+            "na\u{0}me",
+            "1name",
+            "",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut pipeline = shop_pipeline();
+            pipeline.spec.star_schema.dimensions[0].columns[2].name = bad.into();
+            assert_rejected_at(&pipeline, "spec.starSchema.dimensions[0].columns[2].name");
+            let mut pipeline = shop_pipeline();
+            pipeline.spec.star_schema.dimensions[0].columns[2].source = bad.into();
+            assert_rejected_at(&pipeline, "spec.starSchema.dimensions[0].columns[2].source");
+            let _ = i;
+        }
+    }
+
+    #[test]
+    fn injection_in_database_publication_and_slot_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.clickhouse.database = "local; DROP DATABASE system".into();
+        pipeline.spec.source.publication = Some("pub\"x".into());
+        pipeline.spec.source.slot = Some("Slot".into());
+        pipeline.spec.source.schema = "public.x".into();
+        let errors = errors_of(&pipeline);
+        for path in [
+            "spec.clickhouse.database",
+            "spec.source.publication",
+            "spec.source.slot",
+            "spec.source.schema",
+        ] {
+            assert!(errors.has_path(path), "no error at {path}; got {errors}");
+        }
+    }
+
+    #[test]
+    fn names_longer_than_63_bytes_are_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].name = "f".repeat(64);
+        let errors = assert_rejected_at(&pipeline, "spec.starSchema.facts[0].name");
+        assert!(errors.to_string().contains("64 bytes long"), "{errors}");
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].name = "f".repeat(63);
+        validate(&pipeline).unwrap();
+    }
+
+    #[test]
+    fn a_long_pipeline_name_needs_explicit_publication_and_slot() {
+        let mut pipeline = shop_pipeline();
+        pipeline.metadata.name = Some("a".repeat(60));
+        let errors = errors_of(&pipeline);
+        assert!(
+            errors.has_path("spec.source.slot (default from metadata.name)"),
+            "{errors}"
+        );
+        pipeline.spec.source.publication = Some("shop_pub".into());
+        pipeline.spec.source.slot = Some("shop_slot".into());
+        validate(&pipeline).unwrap();
+    }
+
+    #[test]
+    fn sql_keywords_are_allowed_as_table_names() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables.push(SourceTable {
+            name: "select".into(),
+            primary_key: "id".into(),
+        });
+        validate(&pipeline).unwrap();
+    }
+
+    #[test]
+    fn unknown_column_types_are_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[1].columns[3].r#type = "Money".into();
+        pipeline.spec.star_schema.facts[0].columns[3].r#type = "Decimal(80, 2)".into();
+        pipeline.spec.star_schema.facts[1].lookups[0].r#type = "String) ENGINE = Log; --".into();
+        let errors = errors_of(&pipeline);
+        for path in [
+            "spec.starSchema.dimensions[1].columns[3].type",
+            "spec.starSchema.facts[0].columns[3].type",
+            "spec.starSchema.facts[1].lookups[0].type",
+        ] {
+            assert!(errors.has_path(path), "no error at {path}; got {errors}");
+        }
+        assert_eq!(errors.errors().len(), 3, "{errors}");
+    }
+
+    #[test]
+    fn a_missing_key_column_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].key = "id".into();
+        let errors = assert_rejected_at(&pipeline, "spec.starSchema.facts[0].key");
+        assert!(
+            errors
+                .to_string()
+                .contains("not one of the table's columns")
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_primary_key_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].key = "customer_id".into();
+        let errors = assert_rejected_at(&pipeline, "spec.starSchema.facts[0].key");
+        assert!(
+            errors.to_string().contains("not the primary key"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_nullable_key_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[0].columns[0].r#type = "Nullable(UInt64)".into();
+        assert_rejected_at(&pipeline, "spec.starSchema.dimensions[0].key");
+    }
+
+    #[test]
+    fn a_dimension_of_an_uncaptured_table_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[1].source = "products".into();
+        assert_rejected_at(&pipeline, "spec.starSchema.dimensions[1].source");
+    }
+
+    #[test]
+    fn duplicate_and_reserved_column_names_are_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].lookups[0].name = "status".into();
+        pipeline.spec.star_schema.dimensions[0].columns[1].name = "lsn".into();
+        pipeline.spec.star_schema.facts[1].columns[4].name = "is_deleted".into();
+        pipeline.spec.star_schema.dimensions[1].columns[1].name = "source_lsn".into();
+        let errors = errors_of(&pipeline);
+        for path in [
+            "spec.starSchema.facts[0].lookups[0].name",
+            "spec.starSchema.dimensions[0].columns[1].name",
+            "spec.starSchema.facts[1].columns[4].name",
+            "spec.starSchema.dimensions[1].columns[1].name",
+        ] {
+            assert!(errors.has_path(path), "no error at {path}; got {errors}");
+        }
+        assert!(
+            errors
+                .to_string()
+                .contains("already declared at spec.starSchema.facts[0].columns[2].name"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn duplicate_tables_are_rejected() {
+        let mut pipeline = shop_pipeline();
+        let copy = pipeline.spec.source.tables[0].clone();
+        pipeline.spec.source.tables.push(copy);
+        pipeline.spec.star_schema.facts[1].name = "customer_dim".into();
+        let errors = errors_of(&pipeline);
+        assert!(errors.has_path("spec.source.tables[4].name"), "{errors}");
+        assert!(errors.has_path("spec.starSchema.facts[1].name"), "{errors}");
+    }
+
+    #[test]
+    fn a_source_table_backing_two_facts_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        let mut second = pipeline.spec.star_schema.facts[0].clone();
+        second.name = "order_fact_copy".into();
+        pipeline.spec.star_schema.facts.push(second);
+        let errors = assert_rejected_at(&pipeline, "spec.starSchema.facts[2].source");
+        assert!(errors.to_string().contains("at most one fact"), "{errors}");
+    }
+
+    #[test]
+    fn a_lookup_through_an_undeclared_foreign_key_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].lookups[0].via[0].foreign_key = "buyerId".into();
+        assert_rejected_at(
+            &pipeline,
+            "spec.starSchema.facts[0].lookups[0].via[0].foreignKey",
+        );
+    }
+
+    #[test]
+    fn a_lookup_into_an_uncaptured_table_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[1].lookups[0].via[0].references = "supplier".into();
+        let errors = assert_rejected_at(
+            &pipeline,
+            "spec.starSchema.facts[1].lookups[0].via[0].references",
+        );
+        assert_eq!(errors.errors().len(), 1, "{errors}");
+    }
+
+    #[test]
+    fn a_lookup_into_a_table_without_dimension_or_fact_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables.push(SourceTable {
+            name: "supplier".into(),
+            primary_key: "id".into(),
+        });
+        pipeline.spec.star_schema.facts[1].lookups[0].via[0].references = "supplier".into();
+        let errors = assert_rejected_at(
+            &pipeline,
+            "spec.starSchema.facts[1].lookups[0].via[0].references",
+        );
+        assert!(
+            errors.to_string().contains("backs no dimension or fact"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_lookup_of_an_unmapped_column_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].lookups[1].column = "phone".into();
+        assert_rejected_at(&pipeline, "spec.starSchema.facts[0].lookups[1].column");
+    }
+
+    #[test]
+    fn a_dangling_chained_lookup_names_the_broken_step() {
+        let mut pipeline = shop_pipeline();
+        // customer_country: orderId -> order, then customerId -> customer. Break the second step.
+        pipeline.spec.star_schema.facts[1].lookups[4].via[1] = LookupHop {
+            foreign_key: "sellerId".into(),
+            references: "customer".into(),
+        };
+        assert_rejected_at(
+            &pipeline,
+            "spec.starSchema.facts[1].lookups[4].via[1].foreignKey",
+        );
+    }
+
+    #[test]
+    fn a_lookup_without_steps_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.facts[0].lookups[0].via.clear();
+        assert_rejected_at(&pipeline, "spec.starSchema.facts[0].lookups[0].via");
+    }
+
+    #[test]
+    fn redpanda_connect_engine_requires_its_settings() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        assert_rejected_at(&pipeline, "spec.capture.redpandaConnect");
+    }
+
+    #[test]
+    fn brokers_must_be_present_and_host_port() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.kafka.brokers.clear();
+        assert_rejected_at(&pipeline, "spec.kafka.brokers");
+        pipeline.spec.kafka.brokers = vec!["redpanda".into(), "a:9092,b:9092".into()];
+        let errors = errors_of(&pipeline);
+        assert!(errors.has_path("spec.kafka.brokers[0]"), "{errors}");
+        assert!(errors.has_path("spec.kafka.brokers[1]"), "{errors}");
+    }
+
+    #[test]
+    fn at_least_one_table_is_captured_and_one_star_table_declared() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables.clear();
+        pipeline.spec.star_schema.dimensions.clear();
+        pipeline.spec.star_schema.facts.clear();
+        let errors = errors_of(&pipeline);
+        assert!(errors.has_path("spec.source.tables"), "{errors}");
+        assert!(errors.has_path("spec.starSchema"), "{errors}");
+    }
+
+    #[test]
+    fn bad_topic_names_and_colliding_dead_letter_topic_are_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.kafka.topics.prefix = Some("shop events".into());
+        assert_rejected_at(&pipeline, "spec.kafka.topics.prefix");
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.kafka.topics.mode = TopicMode::Single;
+        pipeline.spec.kafka.topics.dead_letter = Some("shop".into());
+        assert_rejected_at(&pipeline, "spec.kafka.topics.deadLetter");
+    }
+
+    #[test]
+    fn display_lists_every_error_with_its_path() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.clickhouse.database = "a b".into();
+        pipeline.spec.clickhouse.url = "clickhouse:8123".into();
+        let text = errors_of(&pipeline).to_string();
+        assert!(
+            text.starts_with("invalid CdcPipeline (2 errors):"),
+            "{text}"
+        );
+        assert!(text.contains("\n  - spec.clickhouse.url: "), "{text}");
+        assert!(
+            text.contains("\n  - spec.clickhouse.database: \"a b\" has whitespace ' ' at byte 1"),
+            "{text}"
+        );
+    }
+}
