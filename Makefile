@@ -45,3 +45,34 @@ crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
 demo: services ## the whole pipeline locally: api, native capture and sink for examples/shop-pipeline.yaml, driven through the API
 	cargo build --release -p cdcstar-api -p cdcstar-capture -p cdcstar-sink
 	$(WITH_ENV) scripts/demo.sh
+
+# --- chart ---
+# Helm chart, container images and the kind walkthrough (docs/chart.md).
+CHART_DIR := charts/cdcstar
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART_DIR)/Chart.yaml)
+IMAGE_REGISTRY ?=
+IMAGES := operator sink api capture
+KIND_CLUSTER ?= cdcstar
+
+.PHONY: chart-crd chart-check images kind-load e2e-kind
+chart-crd: crd ## regenerate the CRD and copy it into the chart (charts/cdcstar/files/cdcpipeline.crd.yaml)
+	mkdir -p $(CHART_DIR)/files
+	cp crds/cdcpipeline.yaml $(CHART_DIR)/files/cdcpipeline.crd.yaml
+
+chart-check: ## offline chart checks: lint, render, kubernetes-validate --strict, schema, RBAC vs operator calls
+	$(PYTHON) scripts/check-chart.py
+
+images: ## build the cdcstar-{operator,sink,api,capture} images with docker, tagged with the chart's appVersion
+	for image in $(IMAGES); do \
+	  docker build -f docker/Dockerfile --target "$$image" --build-arg VERSION=$(IMAGE_TAG) \
+	    -t "$(IMAGE_REGISTRY)cdcstar-$$image:$(IMAGE_TAG)" . ; \
+	done
+
+kind-load: ## load the images into the kind cluster $(KIND_CLUSTER)
+	for image in $(IMAGES); do \
+	  kind load docker-image --name $(KIND_CLUSTER) "$(IMAGE_REGISTRY)cdcstar-$$image:$(IMAGE_TAG)"; \
+	done
+
+e2e-kind: ## the kind end-to-end run for users (needs docker, kind, kubectl, helm): see docs/chart.md
+	scripts/e2e-kind.sh
+# --- end chart ---

@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Offline checks of the Helm chart, the CRD and the dev-stack manifests.
+
+Runs without a cluster or a Docker engine (helm-python-sdk bundles Helm's library; kubernetes-validate
+bundles the API server's OpenAPI schemas):
+
+- the chart copy of the CRD is identical to the generated crds/cdcpipeline.yaml;
+- `helm lint --strict` with default and with non-default values;
+- the chart renders with default values, with non-default values (namespaced RBAC, ServiceMonitor on, custom
+  images and resources) and with the CRD left out; every rendered object, the CRD and deploy/dev/*.yaml
+  validate with `kubernetes-validate --strict`; every container is non-root, read-only, unprivileged;
+- the example pipelines validate against the CRD's openAPIV3Schema;
+- bad values (wrong types, unknown keys, bad enums) are refused by values.schema.json with a message;
+- the chart's RBAC covers every API call in operator/tests/api_calls.txt and grants nothing beyond it.
+
+Usage: .services/venv/bin/python scripts/check-chart.py [--kube-version 1.33] [--verbose]
+Prints one line per check and `chart checks: N passed, M failed`; exits 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+try:
+    import helm_python as helm
+    import jsonschema
+    import kubernetes_validate
+    import yaml
+except ImportError as error:  # pragma: no cover - environment problem, reported plainly
+    sys.exit(
+        f"check-chart: missing Python package ({error.name}); run it with the project venv: "
+        ".services/venv/bin/python scripts/check-chart.py (scripts/services.sh up creates the venv)"
+    )
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART_DIR = ROOT / "charts" / "cdcstar"
+CRD_SOURCE = ROOT / "crds" / "cdcpipeline.yaml"
+CRD_CHART_COPY = CHART_DIR / "files" / "cdcpipeline.crd.yaml"
+DEV_STACK_DIR = ROOT / "deploy" / "dev"
+EXAMPLES_DIR = ROOT / "examples"
+API_CALLS = ROOT / "operator" / "tests" / "api_calls.txt"
+
+RELEASE = "cdcstar"
+NAMESPACE = "cdcstar-system"
+WATCHED_NAMESPACE = "pipelines"
+
+# Kinds whose schemas are not part of Kubernetes: they belong to CRDs of other projects.
+FOREIGN_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "a prometheus-operator CRD, not in Kubernetes' OpenAPI",
+}
+
+# RBAC rules that no API call of the operator's tests can show, each with the reason it is granted anyway.
+RBAC_NEEDED_WITHOUT_CALL = {
+    ("update", "cdcstar.dev", "cdcpipelines/finalizers"): (
+        "the API server itself checks it when a child's owner reference sets blockOwnerDeletion "
+        "(OwnerReferencesPermissionEnforcement, on by default in OpenShift)"
+    ),
+}
+
+VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+
+# Values that exercise every optional branch of the templates.
+NON_DEFAULT_VALUES: dict[str, Any] = {
+    "fullnameOverride": "cdc-operator",
+    "watchNamespace": WATCHED_NAMESPACE,
+    "replicaCount": 2,
+    "images": {
+        "registry": "registry.example.com/data/",
+        "tag": "1.2.3",
+        "pullPolicy": "Always",
+        "operator": "cdcstar-operator",
+        "sink": "custom-sink",
+        "api": "cdcstar-api",
+        "capture": "cdcstar-capture",
+    },
+    "imagePullSecrets": [{"name": "registry-credentials"}],
+    "leaderElection": {"enabled": True, "leaseName": "cdc-leader"},
+    "logLevel": "info,cdcstar_operator=debug",
+    "logFormat": "text",
+    "serviceAccount": {"create": True, "name": "cdc-operator-sa", "annotations": {"team": "data"}},
+    "metrics": {
+        "port": 9090,
+        "service": {"enabled": True, "type": "ClusterIP", "port": 9091, "annotations": {"a": "b"}},
+        "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s", "labels": {"release": "prom"}},
+    },
+    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": 1, "memory": "512Mi"}},
+    "extraEnv": [{"name": "EXTRA", "value": "1"}],
+    "podAnnotations": {"example.com/note": "x"},
+    "podLabels": {"team": "data"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "data", "effect": "NoSchedule"}],
+    "affinity": {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "cdcstar"}},
+                    },
+                }
+            ]
+        }
+    },
+    "priorityClassName": "system-cluster-critical",
+}
+
+# Values the schema must refuse: (values, words the error message must contain).
+BAD_VALUES: list[tuple[dict[str, Any], list[str]]] = [
+    ({"replicaCount": "two"}, ["replicaCount"]),
+    ({"replicaCount": -1}, ["replicaCount"]),
+    ({"unknownTopLevel": True}, ["unknownTopLevel"]),
+    ({"metrics": {"serviceMonitor": {"enabld": True}}}, ["enabld"]),
+    ({"metrics": {"port": "8080"}}, ["port"]),
+    ({"crds": {"install": "yes"}}, ["install"]),
+    ({"images": {"tag": 5}}, ["tag"]),
+    ({"images": {"pullPolicy": "Sometimes"}}, ["pullPolicy"]),
+    ({"logFormat": "xml"}, ["logFormat"]),
+    ({"watchNamespace": "Not_A_Namespace"}, ["watchNamespace"]),
+    ({"resources": {"limits": {"memory": "lots"}}}, ["memory"]),
+    ({"securityContext": {"allowPrivilegeEscalation": True}}, ["allowPrivilegeEscalation"]),
+    ({"podLabels": {"team": 7}}, ["team"]),
+]
+
+
+@dataclass
+class Report:
+    """Collects check outcomes and prints them as they come."""
+
+    verbose: bool = False
+    passed: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def ok(self, name: str, detail: str = "") -> None:
+        self.passed += 1
+        print(f"PASS {name}" + (f": {detail}" if detail else ""))
+
+    def fail(self, name: str, detail: str) -> None:
+        self.failed += 1
+        self.failures.append(name)
+        print(f"FAIL {name}: {detail}")
+
+    def skip(self, name: str, reason: str) -> None:
+        print(f"SKIP {name}: {reason}")
+
+    def info(self, message: str) -> None:
+        if self.verbose:
+            print(f"     {message}")
+
+    def run(self, name: str, check: Callable[[], str | None]) -> None:
+        """Run one check; an AssertionError is its failure message, anything else a crash."""
+        try:
+            detail = check()
+        except AssertionError as error:
+            self.fail(name, str(error))
+        except Exception as error:  # noqa: BLE001 - a crashing check is a failed check, with its cause
+            self.fail(name, f"{type(error).__name__}: {error}")
+            if self.verbose:
+                traceback.print_exc()
+        else:
+            self.ok(name, detail or "")
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+
+
+def render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Render the chart as `helm install` would and return its objects (NOTES.txt left out)."""
+    chart = helm.Chart.load(str(CHART_DIR))
+    manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                doc.setdefault("metadata", {}).setdefault("annotations", {})
+                doc["metadata"]["annotations"].setdefault("check-chart/source", path)
+                objects.append(doc)
+    return objects
+
+
+def strip_check_annotations(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as rendered, without the bookkeeping annotation `render` adds."""
+    clean = copy.deepcopy(obj)
+    annotations = clean["metadata"]["annotations"]
+    annotations.pop("check-chart/source", None)
+    if not annotations:
+        del clean["metadata"]["annotations"]
+    return clean
+
+
+def source_of(obj: dict[str, Any]) -> str:
+    return obj["metadata"]["annotations"].get("check-chart/source", "?")
+
+
+def describe(obj: dict[str, Any]) -> str:
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
+
+def of_kind(objects: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def one(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(objects, kind)
+    assert len(found) == 1, f"expected exactly one {kind}, found {len(found)}"
+    return found[0]
+
+
+# --- kubernetes-validate ---------------------------------------------------------------------------------
+
+
+def validate_objects(objects: list[dict[str, Any]], kube_version: str, origin: str, report: Report) -> str:
+    """kubernetes-validate --strict every object; foreign kinds are skipped with their reason."""
+    errors = []
+    validated = 0
+    for obj in objects:
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        if key in FOREIGN_KINDS:
+            report.skip(f"{origin}: validate {describe(obj)}", f"not validated: {FOREIGN_KINDS[key]}")
+            continue
+        try:
+            kubernetes_validate.validate(strip_check_annotations(obj), kube_version, strict=True)
+            validated += 1
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            errors.append(f"{describe(obj)}: {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError:
+            errors.append(f"{describe(obj)}: no schema for {key[0]} {key[1]} in Kubernetes {kube_version}")
+    assert not errors, "; ".join(errors)
+    assert validated, "nothing was validated"
+    return f"{validated} objects valid (strict) against Kubernetes {kube_version}"
+
+
+# --- security and workload assertions --------------------------------------------------------------------
+
+
+def assert_hardened(deployment: dict[str, Any]) -> None:
+    """Every container: non-root, read-only root, no privilege escalation, no capabilities, seccomp, probes."""
+    pod = deployment["spec"]["template"]["spec"]
+    pod_context = pod.get("securityContext", {})
+    name = describe(deployment)
+    containers = pod.get("containers", []) + pod.get("initContainers", [])
+    assert containers, f"{name} has no containers"
+    for container in containers:
+        where = f"{name} container {container['name']}"
+        ctx = container.get("securityContext", {})
+        non_root = ctx.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        assert non_root is True, f"{where}: runAsNonRoot is not true"
+        assert ctx.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem is not true"
+        assert ctx.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation is not false"
+        assert ctx.get("privileged") in (None, False), f"{where}: privileged"
+        assert "ALL" in ctx.get("capabilities", {}).get("drop", []), f"{where}: capabilities do not drop ALL"
+        assert not ctx.get("capabilities", {}).get("add"), f"{where}: adds capabilities"
+        seccomp = ctx.get("seccompProfile", pod_context.get("seccompProfile", {}))
+        assert seccomp.get("type") == "RuntimeDefault", f"{where}: seccompProfile is not RuntimeDefault"
+        assert container.get("resources", {}).get("requests"), f"{where}: no resource requests"
+        assert container.get("resources", {}).get("limits", {}).get("memory"), f"{where}: no memory limit"
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert probe in container, f"{where}: no {probe}"
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+# --- RBAC ------------------------------------------------------------------------------------------------
+
+Triple = tuple[str, str, str]  # (verb, apiGroup, resource)
+
+
+def parse_api_calls(path: Path) -> dict[Triple, int]:
+    """operator/tests/api_calls.txt: `verb group resource` per line (group `core` for ""), `#` comments."""
+    calls: dict[Triple, int] = {}
+    problems = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 3:
+            problems.append(f"line {number}: expected `verb group resource`, got {line.strip()!r}")
+            continue
+        verb, group, resource = parts
+        if verb not in VERBS:
+            problems.append(f"line {number}: unknown verb {verb!r} (one of {', '.join(sorted(VERBS))})")
+            continue
+        if "*" in (verb + group + resource):
+            problems.append(f"line {number}: wildcards are not API calls: {line.strip()!r}")
+            continue
+        calls.setdefault((verb, "" if group == "core" else group, resource), number)
+    assert not problems, f"{path.relative_to(ROOT)} is malformed: " + "; ".join(problems)
+    assert calls, f"{path.relative_to(ROOT)} lists no API calls"
+    return calls
+
+
+def granted_triples(objects: list[dict[str, Any]]) -> dict[Triple, str]:
+    """Every (verb, group, resource) the chart's Roles and ClusterRoles grant, mapped to where."""
+    granted: dict[Triple, str] = {}
+    wildcards = []
+    for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
+        for index, rule in enumerate(role.get("rules", [])):
+            where = f"{describe(role)} rule {index}"
+            if rule.get("nonResourceURLs"):
+                wildcards.append(f"{where} grants nonResourceURLs")
+            for field_name in ("verbs", "apiGroups", "resources"):
+                if any("*" in value for value in rule.get(field_name, [])):
+                    wildcards.append(f"{where} has a wildcard in {field_name}")
+            for verb in rule.get("verbs", []):
+                for group in rule.get("apiGroups", []):
+                    for resource in rule.get("resources", []):
+                        granted.setdefault((verb, group, resource), where)
+    assert not wildcards, "; ".join(wildcards)
+    return granted
+
+
+def show(triple: Triple) -> str:
+    verb, group, resource = triple
+    return f"{verb} {group or 'core'} {resource}"
+
+
+def check_rbac(objects: list[dict[str, Any]], calls: dict[Triple, int]) -> str:
+    granted = granted_triples(objects)
+    missing = [f"{show(t)} (api_calls.txt line {line})" for t, line in calls.items() if t not in granted]
+    unjustified = [
+        f"{show(t)} ({where})" for t, where in granted.items() if t not in calls and t not in RBAC_NEEDED_WITHOUT_CALL
+    ]
+    problems = []
+    if missing:
+        problems.append("calls the chart does not allow: " + ", ".join(missing))
+    if unjustified:
+        problems.append("rules no operator call needs (remove them, or add the call): " + ", ".join(unjustified))
+    assert not problems, "; ".join(problems)
+    extra = [show(t) for t in granted if t in RBAC_NEEDED_WITHOUT_CALL]
+    return f"{len(calls)} calls covered, {len(granted)} grants, no wildcard" + (
+        f"; granted without a call: {', '.join(extra)}" if extra else ""
+    )
+
+
+# --- the checks ------------------------------------------------------------------------------------------
+
+
+def check_crd_copy() -> str:
+    assert CRD_SOURCE.exists(), (
+        f"waiting for {CRD_SOURCE.relative_to(ROOT)}: generate it with "
+        "`cargo run -p cdcstar-crds --bin crdgen > crds/cdcpipeline.yaml`, then `make chart-crd`"
+    )
+    assert CRD_CHART_COPY.exists(), f"{CRD_CHART_COPY.relative_to(ROOT)} is missing: run `make chart-crd`"
+    assert CRD_SOURCE.read_bytes() == CRD_CHART_COPY.read_bytes(), (
+        f"{CRD_CHART_COPY.relative_to(ROOT)} differs from {CRD_SOURCE.relative_to(ROOT)}: run `make chart-crd`"
+    )
+    return f"{CRD_CHART_COPY.relative_to(ROOT)} is identical to {CRD_SOURCE.relative_to(ROOT)}"
+
+
+def check_lint(values: dict[str, Any] | None, kube_version: str) -> Callable[[], str]:
+    def check() -> str:
+        result = helm.lint(str(CHART_DIR), values, strict=True, kube_version=f"v{kube_version}.0")
+        # Severity: 1 info, 2 warning, 3 error; strict turns warnings into failures, as `helm lint --strict`.
+        bad = [f"{m['path']}: {m['error']}" for m in result.get("messages", []) if m.get("severity", 0) >= 2]
+        bad += [e for e in result.get("errors", []) if e not in " ".join(bad)]
+        assert not bad, "; ".join(bad)
+        infos = [m["error"] for m in result.get("messages", []) if m.get("severity") == 1]
+        return "no warnings" + (f" (info: {'; '.join(infos)})" if infos else "")
+
+    return check
+
+
+def check_default_render(objects: list[dict[str, Any]]) -> str:
+    kinds = sorted({o["kind"] for o in objects})
+    expected = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role",
+                "RoleBinding", "Service", "ServiceAccount"}
+    assert expected <= set(kinds), f"missing kinds: {sorted(expected - set(kinds))}"
+    assert not of_kind(objects, "ServiceMonitor"), "ServiceMonitor rendered although metrics.serviceMonitor is off"
+
+    deployment = one(objects, "Deployment")
+    assert_hardened(deployment)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "cdcstar-operator:0.1.0", f"operator image {container['image']!r}"
+    env = env_of(container)
+    for name, value in {"SINK_IMAGE": "cdcstar-sink:0.1.0", "API_IMAGE": "cdcstar-api:0.1.0",
+                        "CAPTURE_IMAGE": "cdcstar-capture:0.1.0", "WATCH_NAMESPACE": ""}.items():
+        assert env.get(name) == value, f"env {name} is {env.get(name)!r}, expected {value!r}"
+
+    crd = one(objects, "CustomResourceDefinition")
+    assert crd["metadata"]["name"] == "cdcpipelines.cdcstar.dev", f"CRD name {crd['metadata']['name']}"
+    annotations = crd["metadata"].get("annotations", {})
+    assert annotations.get("helm.sh/resource-policy") == "keep", "the CRD lacks helm.sh/resource-policy: keep"
+    source = yaml.safe_load(CRD_CHART_COPY.read_text())
+    assert crd["spec"] == source["spec"], "the rendered CRD's spec differs from files/cdcpipeline.crd.yaml"
+
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"):
+            assert obj["metadata"].get("namespace") == NAMESPACE, f"{describe(obj)} is not in {NAMESPACE}"
+    bindings = of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding")
+    for binding in bindings:
+        subjects = binding["subjects"]
+        assert subjects == [{"kind": "ServiceAccount", "name": "cdcstar", "namespace": NAMESPACE}], (
+            f"{describe(binding)} binds {subjects}"
+        )
+    return f"{len(objects)} objects: {', '.join(kinds)}"
+
+
+def check_non_default_render(objects: list[dict[str, Any]]) -> str:
+    assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding"), (
+        "watchNamespace is set but the chart still grants cluster-wide permissions"
+    )
+    pipeline_roles = [r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] == WATCHED_NAMESPACE]
+    assert len(pipeline_roles) == 1, f"expected one Role in {WATCHED_NAMESPACE}, found {len(pipeline_roles)}"
+    binding = [b for b in of_kind(objects, "RoleBinding") if b["metadata"]["namespace"] == WATCHED_NAMESPACE]
+    assert len(binding) == 1 and binding[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cdc-operator-sa", "namespace": NAMESPACE}
+    ], f"RoleBinding in {WATCHED_NAMESPACE} does not bind the operator's ServiceAccount"
+    lease_role = [r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] == NAMESPACE]
+    assert len(lease_role) == 1, "no leader-election Role in the release namespace"
+    names = [n for rule in lease_role[0]["rules"] for n in rule.get("resourceNames", [])]
+    assert names == ["cdc-leader"], f"leader-election Role names {names}, expected the lease cdc-leader"
+
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["metadata"]["labels"].get("release") == "prom", "ServiceMonitor lacks the extra label"
+    assert monitor["spec"]["endpoints"][0]["interval"] == "15s", "ServiceMonitor interval not applied"
+    service = one(objects, "Service")
+    assert service["spec"]["ports"][0]["port"] == 9091, "metrics Service port not applied"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items(), (
+        "the ServiceMonitor does not select the metrics Service"
+    )
+
+    deployment = one(objects, "Deployment")
+    assert_hardened(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["replicas"] == 2, "replicaCount not applied"
+    assert container["image"] == "registry.example.com/data/cdcstar-operator:1.2.3", f"image {container['image']}"
+    assert container["imagePullPolicy"] == "Always", "pullPolicy not applied"
+    assert container["resources"]["limits"]["memory"] == "512Mi", "resources not applied"
+    assert container["ports"][0]["containerPort"] == 9090, "metrics.port not applied"
+    assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}], "imagePullSecrets not applied"
+    assert pod["serviceAccountName"] == "cdc-operator-sa", "serviceAccount.name not applied"
+    env = env_of(container)
+    expected_env = {
+        "WATCH_NAMESPACE": WATCHED_NAMESPACE,
+        "SINK_IMAGE": "registry.example.com/data/custom-sink:1.2.3",
+        "LEASE_NAME": "cdc-leader",
+        "LOG_FORMAT": "text",
+        "EXTRA": "1",
+    }
+    for name, value in expected_env.items():
+        assert env.get(name) == value, f"env {name} is {env.get(name)!r}, expected {value!r}"
+    return f"{len(objects)} objects; namespaced RBAC in {WATCHED_NAMESPACE}, ServiceMonitor, custom images"
+
+
+def check_without_crd(objects: list[dict[str, Any]]) -> str:
+    assert not of_kind(objects, "CustomResourceDefinition"), "crds.install=false still renders the CRD"
+    return f"{len(objects)} objects, no CRD"
+
+
+def check_bad_values() -> str:
+    chart = helm.Chart.load(str(CHART_DIR))
+    chart.validate_schema(NON_DEFAULT_VALUES)  # the good values pass, so refusals below are meaningful
+    problems = []
+    for values, words in BAD_VALUES:
+        try:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        except helm.HelmError as error:
+            message = str(error)
+            if not all(word in message for word in words):
+                problems.append(f"{values}: refused, but the message does not name {words}: {message}")
+        else:
+            problems.append(f"{values}: accepted")
+    assert not problems, "; ".join(problems)
+    return f"{len(BAD_VALUES)} bad value sets refused with a message naming the key"
+
+
+def crd_schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD_SOURCE.read_text())
+    versions = crd["spec"]["versions"]
+    served = [v for v in versions if v.get("storage")] or versions
+    return served[0]["schema"]["openAPIV3Schema"]
+
+
+def check_examples_against_crd() -> str:
+    schema = crd_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    checked = []
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CdcPipeline":
+                continue
+            errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+            assert not errors, f"{path.relative_to(ROOT)}: " + "; ".join(
+                f"{'.'.join(str(p) for p in e.path)}: {e.message}" for e in errors
+            )
+            checked.append(path.name)
+    assert checked, f"no CdcPipeline found in {EXAMPLES_DIR.relative_to(ROOT)}"
+    return f"valid against the CRD schema: {', '.join(checked)}"
+
+
+def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    objects = []
+    for path in paths:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                doc.setdefault("metadata", {}).setdefault("annotations", {})["check-chart/source"] = str(
+                    path.relative_to(ROOT)
+                )
+                objects.append(doc)
+    return objects
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kube-version", default="1.33", help="Kubernetes minor version to validate against")
+    parser.add_argument("--verbose", action="store_true", help="print tracebacks of crashing checks")
+    args = parser.parse_args()
+    report = Report(verbose=args.verbose)
+    kube = args.kube_version
+
+    report.run("crd: chart copy matches crds/cdcpipeline.yaml", check_crd_copy)
+    crd_ready = CRD_SOURCE.exists() and CRD_CHART_COPY.exists()
+    if crd_ready:
+        report.run(
+            f"crd: validates (strict, Kubernetes {kube})",
+            lambda: validate_objects(load_manifests([CRD_SOURCE]), kube, "crd", report),
+        )
+        report.run("crd: examples/*.yaml validate against its schema", check_examples_against_crd)
+    else:
+        report.skip("crd: validation and examples", "no CRD yet (see the failure above)")
+
+    # Without the CRD copy the chart can only render with crds.install=false; say so rather than crash.
+    base: dict[str, Any] = {} if crd_ready else {"crds": {"install": False}}
+    scenarios: dict[str, tuple[dict[str, Any], Callable[[list[dict[str, Any]]], str] | None]] = {
+        "default values": (base, check_default_render if crd_ready else None),
+        "non-default values": ({**NON_DEFAULT_VALUES, **base}, check_non_default_render),
+        "crds.install=false": ({"crds": {"install": False}}, check_without_crd),
+    }
+
+    report.run("lint --strict: default values", check_lint(base or None, kube))
+    report.run("lint --strict: non-default values", check_lint({**NON_DEFAULT_VALUES, **base}, kube))
+
+    rendered: dict[str, list[dict[str, Any]]] = {}
+    for label, (values, specific) in scenarios.items():
+        try:
+            rendered[label] = render(values)
+        except helm.HelmError as error:
+            report.fail(f"render: {label}", str(error))
+            continue
+        objects = rendered[label]
+        report.ok(f"render: {label}", f"{len(objects)} objects")
+        report.run(f"validate: {label}", lambda o=objects, l=label: validate_objects(o, kube, l, report))
+        if specific is not None:
+            report.run(f"assert: {label}", lambda o=objects, s=specific: s(o))
+        else:
+            report.skip(f"assert: {label}", "needs the CRD copy (see the failure above)")
+
+    dev_files = sorted(DEV_STACK_DIR.glob("*.yaml"))
+    if dev_files:
+        report.run(
+            "validate: deploy/dev/*.yaml",
+            lambda: validate_objects(load_manifests(dev_files), kube, "deploy/dev", report),
+        )
+    else:
+        report.fail("validate: deploy/dev/*.yaml", f"no manifests in {DEV_STACK_DIR.relative_to(ROOT)}")
+
+    report.run("values.schema.json refuses bad values", check_bad_values)
+
+    if not API_CALLS.exists():
+        report.fail(
+            "rbac: chart rules == operator API calls",
+            f"waiting for {API_CALLS.relative_to(ROOT)} (written by the operator's mock-apiserver tests; "
+            "format in docs/chart.md): the RBAC check cannot run without it",
+        )
+    else:
+        for label in ("default values", "non-default values"):
+            if label in rendered:
+                report.run(
+                    f"rbac: chart rules == operator API calls ({label})",
+                    lambda o=rendered[label]: check_rbac(o, parse_api_calls(API_CALLS)),
+                )
+
+    print(f"chart checks: {report.passed} passed, {report.failed} failed")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
