@@ -514,6 +514,23 @@ def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return objects
 
 
+def check_dev_stack_images(objects: list[dict[str, Any]]) -> str:
+    """deploy/dev runs the project's own images at the chart's appVersion, the tag `make images` builds."""
+    app_version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
+    own = []
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            image = container["image"]
+            if image.startswith("cdcstar-"):
+                assert image.endswith(f":{app_version}"), (
+                    f"{describe(obj)} runs {image}, but the chart's appVersion (the tag `make images` builds) "
+                    f"is {app_version}"
+                )
+                own.append(image)
+    return f"cdcstar images at {app_version}: {', '.join(sorted(set(own))) or 'none'}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kube-version", default="1.33", help="Kubernetes minor version to validate against")
@@ -561,10 +578,12 @@ def main() -> int:
 
     dev_files = sorted(DEV_STACK_DIR.glob("*.yaml"))
     if dev_files:
+        dev_objects = load_manifests(dev_files)
         report.run(
             "validate: deploy/dev/*.yaml",
-            lambda: validate_objects(load_manifests(dev_files), kube, "deploy/dev", report),
+            lambda: validate_objects(dev_objects, kube, "deploy/dev", report),
         )
+        report.run("deploy/dev: image tags match the chart", lambda: check_dev_stack_images(dev_objects))
     else:
         report.fail("validate: deploy/dev/*.yaml", f"no manifests in {DEV_STACK_DIR.relative_to(ROOT)}")
 
