@@ -10,6 +10,8 @@ bundles the API server's OpenAPI schemas):
   images and resources) and with the CRD left out; every rendered object, the CRD and deploy/dev/*.yaml
   validate with `kubernetes-validate --strict`; every container is non-root, read-only, unprivileged;
 - the example pipelines validate against the CRD's openAPIV3Schema;
+- the Deployments, Services and ConfigMaps the operator's build phase produces (its test fixtures under
+  operator/tests/) validate strictly, and every container they run is hardened like the operator's own;
 - bad values (wrong types, unknown keys, bad enums) are refused by values.schema.json with a message;
 - the chart's RBAC covers every API call in operator/tests/api_calls.txt and grants nothing beyond it.
 
@@ -45,6 +47,10 @@ CRD_CHART_COPY = CHART_DIR / "files" / "cdcpipeline.crd.yaml"
 DEV_STACK_DIR = ROOT / "deploy" / "dev"
 EXAMPLES_DIR = ROOT / "examples"
 API_CALLS = ROOT / "operator" / "tests" / "api_calls.txt"
+# Where the operator's tests keep the objects its pure build phase produces (expected outputs, snapshots).
+OPERATOR_TESTS_DIR = ROOT / "operator" / "tests"
+# Kinds the operator builds for a pipeline; CdcPipeline inputs in the same folders may be hostile on purpose.
+OPERATOR_BUILT_KINDS = {"Deployment", "Service", "ConfigMap"}
 
 RELEASE = "cdcstar"
 NAMESPACE = "cdcstar-system"
@@ -243,8 +249,9 @@ def validate_objects(objects: list[dict[str, Any]], kube_version: str, origin: s
 # --- security and workload assertions --------------------------------------------------------------------
 
 
-def assert_hardened(deployment: dict[str, Any]) -> None:
-    """Every container: non-root, read-only root, no privilege escalation, no capabilities, seccomp, probes."""
+def assert_hardened(deployment: dict[str, Any], *, probes_and_resources: bool = True) -> None:
+    """Every container: non-root, read-only root, no privilege escalation, no capabilities, seccomp; and
+    (for the chart's own Deployment) probes, requests and a memory limit."""
     pod = deployment["spec"]["template"]["spec"]
     pod_context = pod.get("securityContext", {})
     name = describe(deployment)
@@ -262,6 +269,8 @@ def assert_hardened(deployment: dict[str, Any]) -> None:
         assert not ctx.get("capabilities", {}).get("add"), f"{where}: adds capabilities"
         seccomp = ctx.get("seccompProfile", pod_context.get("seccompProfile", {}))
         assert seccomp.get("type") == "RuntimeDefault", f"{where}: seccompProfile is not RuntimeDefault"
+        if not probes_and_resources:
+            continue
         assert container.get("resources", {}).get("requests"), f"{where}: no resource requests"
         assert container.get("resources", {}).get("limits", {}).get("memory"), f"{where}: no memory limit"
         for probe in ("livenessProbe", "readinessProbe"):
@@ -531,6 +540,35 @@ def check_dev_stack_images(objects: list[dict[str, Any]]) -> str:
     return f"cdcstar images at {app_version}: {', '.join(sorted(set(own))) or 'none'}"
 
 
+def operator_built_objects() -> list[dict[str, Any]]:
+    """Deployments, Services and ConfigMaps found in the YAML files under operator/tests/."""
+    objects = []
+    for path in sorted(OPERATOR_TESTS_DIR.rglob("*.yaml")) + sorted(OPERATOR_TESTS_DIR.rglob("*.yml")):
+        try:
+            docs = list(yaml.safe_load_all(path.read_text()))
+        except yaml.YAMLError:
+            continue  # hostile input fixtures may be broken on purpose; they are not build output
+        for doc in docs:
+            items = doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+            for item in items:
+                if isinstance(item, dict) and item.get("kind") in OPERATOR_BUILT_KINDS and "apiVersion" in item:
+                    item.setdefault("metadata", {}).setdefault("annotations", {})["check-chart/source"] = str(
+                        path.relative_to(ROOT)
+                    )
+                    objects.append(item)
+    return objects
+
+
+def check_operator_built(objects: list[dict[str, Any]], kube_version: str, report: Report) -> str:
+    validated = validate_objects(objects, kube_version, "operator build", report)
+    deployments = of_kind(objects, "Deployment")
+    for deployment in deployments:
+        # The issue asks the security context of every container the operator creates; probes and resources
+        # of those are the operator's tests' business (resources come from the pipeline when set).
+        assert_hardened(deployment, probes_and_resources=False)
+    return f"{validated}; {len(deployments)} Deployments hardened"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kube-version", default="1.33", help="Kubernetes minor version to validate against")
@@ -588,6 +626,19 @@ def main() -> int:
         report.fail("validate: deploy/dev/*.yaml", f"no manifests in {DEV_STACK_DIR.relative_to(ROOT)}")
 
     report.run("values.schema.json refuses bad values", check_bad_values)
+
+    built = operator_built_objects() if OPERATOR_TESTS_DIR.exists() else []
+    if built:
+        report.run(
+            "operator build phase: objects validate, containers hardened",
+            lambda: check_operator_built(built, kube, report),
+        )
+    else:
+        report.skip(
+            "operator build phase: objects validate, containers hardened",
+            f"no Deployment/Service/ConfigMap YAML under {OPERATOR_TESTS_DIR.relative_to(ROOT)} yet "
+            "(the operator's build-phase fixtures)",
+        )
 
     if not API_CALLS.exists():
         report.fail(
