@@ -25,9 +25,10 @@ import argparse
 import copy
 import sys
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 try:
     import helm_python as helm
@@ -384,8 +385,16 @@ def check_lint(values: dict[str, Any] | None, kube_version: str) -> Callable[[],
 
 def check_default_render(objects: list[dict[str, Any]]) -> str:
     kinds = sorted({o["kind"] for o in objects})
-    expected = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role",
-                "RoleBinding", "Service", "ServiceAccount"}
+    expected = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    }
     assert expected <= set(kinds), f"missing kinds: {sorted(expected - set(kinds))}"
     assert not of_kind(objects, "ServiceMonitor"), "ServiceMonitor rendered although metrics.serviceMonitor is off"
 
@@ -394,8 +403,12 @@ def check_default_render(objects: list[dict[str, Any]]) -> str:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "cdcstar-operator:0.1.0", f"operator image {container['image']!r}"
     env = env_of(container)
-    for name, value in {"SINK_IMAGE": "cdcstar-sink:0.1.0", "API_IMAGE": "cdcstar-api:0.1.0",
-                        "CAPTURE_IMAGE": "cdcstar-capture:0.1.0", "WATCH_NAMESPACE": ""}.items():
+    for name, value in {
+        "SINK_IMAGE": "cdcstar-sink:0.1.0",
+        "API_IMAGE": "cdcstar-api:0.1.0",
+        "CAPTURE_IMAGE": "cdcstar-capture:0.1.0",
+        "WATCH_NAMESPACE": "",
+    }.items():
         assert env.get(name) == value, f"env {name} is {env.get(name)!r}, expected {value!r}"
 
     crd = one(objects, "CustomResourceDefinition")
@@ -463,6 +476,26 @@ def check_non_default_render(objects: list[dict[str, Any]]) -> str:
     for name, value in expected_env.items():
         assert env.get(name) == value, f"env {name} is {env.get(name)!r}, expected {value!r}"
     return f"{len(objects)} objects; namespaced RBAC in {WATCHED_NAMESPACE}, ServiceMonitor, custom images"
+
+
+MINIMAL_VALUES: dict[str, Any] = {
+    "crds": {"install": False},
+    "rbac": {"create": False},
+    "serviceAccount": {"create": False, "name": "platform-managed"},
+    "leaderElection": {"enabled": False},
+    "metrics": {"service": {"enabled": False}},
+}
+
+
+def check_minimal_render(objects: list[dict[str, Any]]) -> str:
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == ["Deployment"], f"with everything optional off, expected only the Deployment, got {kinds}"
+    deployment = objects[0]
+    assert_hardened(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-managed", "serviceAccount.name not used when create=false"
+    assert env_of(pod["containers"][0]).get("LEADER_ELECTION") == "false", "leader election not switched off"
+    return "only the Deployment, with the existing ServiceAccount"
 
 
 def check_without_crd(objects: list[dict[str, Any]]) -> str:
@@ -594,6 +627,7 @@ def main() -> int:
         "default values": (base, check_default_render if crd_ready else None),
         "non-default values": ({**NON_DEFAULT_VALUES, **base}, check_non_default_render),
         "crds.install=false": ({"crds": {"install": False}}, check_without_crd),
+        "everything optional off": (MINIMAL_VALUES, check_minimal_render),
     }
 
     report.run("lint --strict: default values", check_lint(base or None, kube))
