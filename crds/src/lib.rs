@@ -2,10 +2,12 @@
 //! envelope that travels between capture and sink, and the pure functions that derive every artefact
 //! (SQL, DDL, configuration, Kubernetes objects' inputs) from a pipeline spec.
 
+pub mod clickhouse_ddl;
 pub mod column_type;
 pub mod envelope;
 pub mod names;
 pub mod pipeline;
+pub mod postgres;
 pub mod star;
 pub mod validate;
 

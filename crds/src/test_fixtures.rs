@@ -9,3 +9,27 @@ pub const SHOP_PIPELINE_YAML: &str = include_str!("../../examples/shop-pipeline.
 pub fn shop_pipeline() -> CdcPipeline {
     serde_yaml::from_str(SHOP_PIPELINE_YAML).expect("examples/shop-pipeline.yaml parses")
 }
+
+/// Compare `actual` with the committed golden file `tests/golden/<name>`; with `UPDATE_GOLDEN=1` in the
+/// environment, rewrite the file instead (then review the diff and commit it).
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("golden file is writable");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; run with UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    pretty_assertions::assert_eq!(
+        expected,
+        actual,
+        "{} is stale; run `UPDATE_GOLDEN=1 cargo test -p cdcstar-crds` and review the diff",
+        path.display()
+    );
+}

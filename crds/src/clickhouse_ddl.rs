@@ -1,0 +1,516 @@
+//! The ClickHouse side of a pipeline: the structured table schemas the sink writes to, the DDL that
+//! creates them, the column migrations that evolve them, and their removal. Pure: existing columns are
+//! passed in (read with [`EXISTING_COLUMNS_QUERY`]); nothing here connects.
+//!
+//! Every dimension and fact becomes a `ReplacingMergeTree(lsn, is_deleted)` ordered by its key, so
+//! `SELECT ... FINAL` shows the latest version of each row and hides deleted ones. Columns, in order:
+//! the spec's `columns`, its `lookups` (facts), then the bookkeeping columns the DDL adds:
+//! - `source_lsn UInt64` (facts only): the LSN of the change of the fact's own source row. Distinct from
+//!   `lsn` because the sink also rewrites a fact row when a row it looks up changes; that rewrite gets a
+//!   higher `lsn` (the referenced row's change) so it replaces the older version, while `source_lsn`
+//!   keeps telling which source change the copied columns come from. The sink uses it to discard a
+//!   replayed source change older than what the row already holds.
+//! - `lsn UInt64`: the row version, the LSN of the last change applied to the row (0 for snapshot rows).
+//! - `is_deleted UInt8`: 1 when the source row was deleted.
+//!
+//! Schema evolution is additive: a column added to the spec becomes `ADD COLUMN IF NOT EXISTS`; a column
+//! whose type changed or that left the spec is reported as [`Drift`] and never applied (it would lose
+//! data); the operator surfaces drift in the `ClickHouseSchema` condition. Changing a table's key or
+//! `cleanupDeletedRows` after creation needs a manual migration.
+//!
+//! Identifiers are quoted with backticks ([`quote_ident`]); types are printed from [`ColumnType`], never
+//! copied from the spec.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::column_type::ColumnType;
+use crate::pipeline::CdcPipeline;
+use crate::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN, TableKind, star_tables};
+use crate::validate::{ValidationError, ValidationErrors, validate};
+
+/// Reads the columns of a table: bind `{database:String}` and `{table:String}` as query parameters;
+/// rows are (`name`, `type`) in table order.
+pub const EXISTING_COLUMNS_QUERY: &str = "SELECT name, type FROM system.columns \
+     WHERE database = {database:String} AND table = {table:String} ORDER BY position";
+
+/// The MergeTree setting that lets merges remove deleted rows for good.
+pub const CLEANUP_SETTING: &str = "allow_experimental_replacing_merge_with_cleanup";
+
+/// Quote a ClickHouse identifier with backticks, escaping `\` and `` ` ``.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+/// Where a column's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// Copied from this source column of the table's own source row.
+    Source(String),
+    /// Filled by the fact's lookup of this index in `lookups`.
+    Lookup(usize),
+    /// [`SOURCE_LSN_COLUMN`].
+    SourceLsn,
+    /// [`LSN_COLUMN`].
+    Lsn,
+    /// [`IS_DELETED_COLUMN`].
+    IsDeleted,
+}
+
+/// One column of a star table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaColumn {
+    /// ClickHouse column name.
+    pub name: String,
+    /// ClickHouse type.
+    pub column_type: ColumnType,
+    /// Where its value comes from.
+    pub role: ColumnRole,
+}
+
+/// A dimension or fact table as created in ClickHouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    /// Database.
+    pub database: String,
+    /// Table name.
+    pub name: String,
+    /// Dimension or fact.
+    pub kind: TableKind,
+    /// Captured source table it mirrors.
+    pub source: String,
+    /// Key column (the ORDER BY).
+    pub key: String,
+    /// Every column in table order, bookkeeping columns last.
+    pub columns: Vec<SchemaColumn>,
+    /// Whether merges may remove deleted rows ([`CLEANUP_SETTING`]).
+    pub cleanup_deleted_rows: bool,
+}
+
+impl TableSchema {
+    /// `` `database`.`name` ``.
+    pub fn qualified_name(&self) -> String {
+        format!(
+            "{}.{}",
+            quote_ident(&self.database),
+            quote_ident(&self.name)
+        )
+    }
+
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&SchemaColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS`.
+    pub fn create_statement(&self) -> String {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| format!("    {} {}", quote_ident(&c.name), c.column_type))
+            .collect::<Vec<_>>()
+            .join(",\n");
+        let mut statement = format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n{columns}\n) ENGINE = ReplacingMergeTree({}, {}) ORDER BY ({})",
+            self.qualified_name(),
+            quote_ident(LSN_COLUMN),
+            quote_ident(IS_DELETED_COLUMN),
+            quote_ident(&self.key)
+        );
+        if self.cleanup_deleted_rows {
+            statement.push_str(&format!(" SETTINGS {CLEANUP_SETTING} = 1"));
+        }
+        statement
+    }
+
+    /// `DROP TABLE IF EXISTS`.
+    pub fn drop_statement(&self) -> String {
+        format!("DROP TABLE IF EXISTS {}", self.qualified_name())
+    }
+
+    /// What it takes to bring the existing table to this schema. `existing` holds the table's columns
+    /// (name, type as ClickHouse prints it), or is `None` when the table does not exist.
+    pub fn migrate_from(&self, existing: Option<&[(String, String)]>) -> Migration {
+        let Some(existing) = existing else {
+            return Migration {
+                statements: vec![self.create_statement()],
+                drift: vec![],
+            };
+        };
+        let existing_types: BTreeMap<&str, &str> = existing
+            .iter()
+            .map(|(name, ty)| (name.as_str(), ty.as_str()))
+            .collect();
+        let mut migration = Migration::default();
+        for column in &self.columns {
+            match existing_types.get(column.name.as_str()) {
+                None => migration.statements.push(format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
+                    self.qualified_name(),
+                    quote_ident(&column.name),
+                    column.column_type
+                )),
+                Some(existing_type) => {
+                    let same = existing_type
+                        .parse::<ColumnType>()
+                        .is_ok_and(|t| t == column.column_type);
+                    if !same {
+                        migration.drift.push(Drift::TypeChanged {
+                            table: self.name.clone(),
+                            column: column.name.clone(),
+                            existing: (*existing_type).to_owned(),
+                            declared: column.column_type.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        for (name, existing_type) in existing {
+            if self.column(name).is_none() {
+                migration.drift.push(Drift::Undeclared {
+                    table: self.name.clone(),
+                    column: name.clone(),
+                    existing: existing_type.clone(),
+                });
+            }
+        }
+        migration
+    }
+}
+
+/// A difference between the spec and an existing table that is not applied automatically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// The column exists with another type.
+    TypeChanged {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Type in ClickHouse.
+        existing: String,
+        /// Type in the spec.
+        declared: String,
+    },
+    /// The column exists in ClickHouse but not in the spec (removed or renamed); it is kept and the
+    /// sink leaves it at its default.
+    Undeclared {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Type in ClickHouse.
+        existing: String,
+    },
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Drift::TypeChanged {
+                table,
+                column,
+                existing,
+                declared,
+            } => write!(
+                f,
+                "{table}.{column} is {existing} in ClickHouse but {declared} in the spec; change it by hand"
+            ),
+            Drift::Undeclared {
+                table,
+                column,
+                existing,
+            } => write!(
+                f,
+                "{table}.{column} ({existing}) is in ClickHouse but not in the spec; it is kept"
+            ),
+        }
+    }
+}
+
+/// Statements to run and differences left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migration {
+    /// DDL to run, in order.
+    pub statements: Vec<String>,
+    /// Differences that are reported, never applied.
+    pub drift: Vec<Drift>,
+}
+
+/// `CREATE DATABASE IF NOT EXISTS` for the pipeline's database.
+pub fn create_database(pipeline: &CdcPipeline) -> String {
+    format!(
+        "CREATE DATABASE IF NOT EXISTS {}",
+        quote_ident(pipeline.clickhouse_database())
+    )
+}
+
+/// The schema of every dimension and fact, in spec order (dimensions first). Fails when the pipeline
+/// does not pass [`validate`], so every name and type in the result is safe.
+pub fn table_schemas(pipeline: &CdcPipeline) -> Result<Vec<TableSchema>, ValidationErrors> {
+    validate(pipeline)?;
+    let database = pipeline.clickhouse_database().to_owned();
+    let cleanup_deleted_rows = pipeline.spec.clickhouse.cleanup_deleted_rows;
+    let mut errors = Vec::new();
+    let mut parse = |path: String, text: &str| match text.parse::<ColumnType>() {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            errors.push(ValidationError {
+                path,
+                message: err.to_string(),
+            });
+            ColumnType::String
+        }
+    };
+    let mut schemas = Vec::new();
+    for table in star_tables(&pipeline.spec.star_schema) {
+        let mut columns = Vec::with_capacity(table.columns.len() + table.lookups.len() + 3);
+        for (i, column) in table.columns.iter().enumerate() {
+            columns.push(SchemaColumn {
+                name: column.name.clone(),
+                column_type: parse(
+                    format!("{}.columns[{i}].type", table.path()),
+                    &column.r#type,
+                ),
+                role: ColumnRole::Source(column.source.clone()),
+            });
+        }
+        for (i, lookup) in table.lookups.iter().enumerate() {
+            columns.push(SchemaColumn {
+                name: lookup.name.clone(),
+                column_type: parse(
+                    format!("{}.lookups[{i}].type", table.path()),
+                    &lookup.r#type,
+                ),
+                role: ColumnRole::Lookup(i),
+            });
+        }
+        if table.kind == TableKind::Fact {
+            columns.push(SchemaColumn {
+                name: SOURCE_LSN_COLUMN.to_owned(),
+                column_type: ColumnType::UInt64,
+                role: ColumnRole::SourceLsn,
+            });
+        }
+        columns.push(SchemaColumn {
+            name: LSN_COLUMN.to_owned(),
+            column_type: ColumnType::UInt64,
+            role: ColumnRole::Lsn,
+        });
+        columns.push(SchemaColumn {
+            name: IS_DELETED_COLUMN.to_owned(),
+            column_type: ColumnType::UInt8,
+            role: ColumnRole::IsDeleted,
+        });
+        schemas.push(TableSchema {
+            database: database.clone(),
+            name: table.name.to_owned(),
+            kind: table.kind,
+            source: table.source.to_owned(),
+            key: table.key.to_owned(),
+            columns,
+            cleanup_deleted_rows,
+        });
+    }
+    if errors.is_empty() {
+        Ok(schemas)
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
+
+/// Every statement of a fresh install: the database, then every table. What `plan` prints for
+/// ClickHouse; running it again changes nothing.
+pub fn install_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, ValidationErrors> {
+    let mut statements = vec![create_database(pipeline)];
+    statements.extend(
+        table_schemas(pipeline)?
+            .iter()
+            .map(TableSchema::create_statement),
+    );
+    Ok(statements)
+}
+
+/// `DROP TABLE IF EXISTS` for every table (run on delete with `dropTablesOnDelete`). The database is
+/// kept: it may hold other tables.
+pub fn drop_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, ValidationErrors> {
+    Ok(table_schemas(pipeline)?
+        .iter()
+        .map(TableSchema::drop_statement)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::{assert_golden, shop_pipeline};
+    use pretty_assertions::assert_eq;
+
+    fn schema_of(name: &str) -> TableSchema {
+        table_schemas(&shop_pipeline())
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == name)
+            .unwrap()
+    }
+
+    /// `(name, type)` of a schema, as `system.columns` would list them.
+    fn as_existing(schema: &TableSchema) -> Vec<(String, String)> {
+        schema
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.column_type.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn backticks_quote_identifiers() {
+        assert_eq!(quote_ident("order"), "`order`");
+        assert_eq!(quote_ident("a`b\\"), "`a\\`b\\\\`");
+    }
+
+    #[test]
+    fn golden_install_statements_of_the_example() {
+        let statements = install_statements(&shop_pipeline()).unwrap();
+        assert_golden(
+            "clickhouse-install.sql",
+            &(statements.join(";\n\n") + ";\n"),
+        );
+    }
+
+    #[test]
+    fn dimension_columns_end_with_lsn_and_is_deleted() {
+        let customer = schema_of("customer_dim");
+        let names: Vec<_> = customer.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "customer_id",
+                "email",
+                "name",
+                "country",
+                "city",
+                "created_at",
+                "lsn",
+                "is_deleted"
+            ]
+        );
+        assert_eq!(customer.key, "customer_id");
+        assert_eq!(
+            customer.column("customer_id").unwrap().role,
+            ColumnRole::Source("id".into())
+        );
+    }
+
+    #[test]
+    fn facts_carry_lookups_and_source_lsn() {
+        let order = schema_of("order_fact");
+        let tail: Vec<_> = order.columns[5..]
+            .iter()
+            .map(|c| (c.name.as_str(), c.role.clone()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("customer_name", ColumnRole::Lookup(0)),
+                ("customer_email", ColumnRole::Lookup(1)),
+                ("source_lsn", ColumnRole::SourceLsn),
+                ("lsn", ColumnRole::Lsn),
+                ("is_deleted", ColumnRole::IsDeleted),
+            ]
+        );
+    }
+
+    #[test]
+    fn cleanup_setting_is_added_on_request() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.clickhouse.cleanup_deleted_rows = true;
+        let statements = install_statements(&pipeline).unwrap();
+        assert!(statements[1].ends_with(
+            "ORDER BY (`customer_id`) SETTINGS allow_experimental_replacing_merge_with_cleanup = 1"
+        ));
+    }
+
+    #[test]
+    fn invalid_pipeline_produces_no_ddl() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[0].columns[1].r#type = "String; DROP".into();
+        let errors = install_statements(&pipeline).unwrap_err();
+        assert!(errors.has_path("spec.starSchema.dimensions[0].columns[1].type"));
+    }
+
+    #[test]
+    fn missing_table_is_created() {
+        let schema = schema_of("product_dim");
+        assert_eq!(
+            schema.migrate_from(None).statements,
+            [schema.create_statement()]
+        );
+    }
+
+    #[test]
+    fn up_to_date_table_needs_nothing() {
+        let schema = schema_of("orderitem_fact");
+        let existing = as_existing(&schema);
+        assert_eq!(schema.migrate_from(Some(&existing)), Migration::default());
+    }
+
+    #[test]
+    fn new_columns_are_added_and_changes_reported() {
+        let schema = schema_of("customer_dim");
+        let mut existing = as_existing(&schema);
+        existing.retain(|(name, _)| name != "city" && name != "created_at");
+        existing[1].1 = "Nullable(String)".into(); // email
+        existing.push(("legacy".into(), "UInt8".into()));
+        let migration = schema.migrate_from(Some(&existing));
+        assert_eq!(
+            migration.statements,
+            [
+                "ALTER TABLE `local`.`customer_dim` ADD COLUMN IF NOT EXISTS `city` String",
+                "ALTER TABLE `local`.`customer_dim` ADD COLUMN IF NOT EXISTS `created_at` DateTime64(6)",
+            ]
+        );
+        assert_eq!(
+            migration.drift,
+            [
+                Drift::TypeChanged {
+                    table: "customer_dim".into(),
+                    column: "email".into(),
+                    existing: "Nullable(String)".into(),
+                    declared: "String".into(),
+                },
+                Drift::Undeclared {
+                    table: "customer_dim".into(),
+                    column: "legacy".into(),
+                    existing: "UInt8".into(),
+                },
+            ]
+        );
+        assert_eq!(
+            migration.drift[0].to_string(),
+            "customer_dim.email is Nullable(String) in ClickHouse but String in the spec; change it by hand"
+        );
+    }
+
+    #[test]
+    fn type_spelling_differences_are_not_drift() {
+        let schema = schema_of("order_fact");
+        let mut existing = as_existing(&schema);
+        let total = existing.iter_mut().find(|(n, _)| n == "total").unwrap();
+        total.1 = "Decimal(12,2)".into();
+        assert!(schema.migrate_from(Some(&existing)).drift.is_empty());
+    }
+
+    #[test]
+    fn drop_statements_drop_every_table_but_not_the_database() {
+        assert_eq!(
+            drop_statements(&shop_pipeline()).unwrap(),
+            [
+                "DROP TABLE IF EXISTS `local`.`customer_dim`",
+                "DROP TABLE IF EXISTS `local`.`product_dim`",
+                "DROP TABLE IF EXISTS `local`.`order_fact`",
+                "DROP TABLE IF EXISTS `local`.`orderitem_fact`",
+            ]
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! The SQL the operator runs on the source Postgres: publication, replica identity, replication slot,
+//! and their removal. Pure: statements are built from the spec (and, for changes, the current state the
+//! caller read with the queries below); nothing here connects.
+//!
+//! Every identifier is quoted with [`quote_ident`] and every name passed as a value with
+//! [`quote_literal`], even though [`crate::validate`] already restricts names: the source tables of the
+//! reference app include `order`, a keyword, and camelCase names only survive quoted.
+//!
+//! The publication publishes `insert, update, delete`: the CDC envelope has no truncate operation, so a
+//! `TRUNCATE` on a source table is not replicated (delete the rows instead, or re-snapshot).
+//!
+//! With the `redpandaConnect` engine, Redpanda Connect creates its own publication
+//! (`pglog_stream_<slot>`) and slot; the operator then only sets the replica identity, and removes that
+//! publication and the slot on delete.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::pipeline::{CaptureEngine, CdcPipeline};
+
+/// Logical decoding plugin of every slot.
+pub const OUTPUT_PLUGIN: &str = "pgoutput";
+
+/// Operations the publication publishes.
+pub const PUBLISHED_OPERATIONS: &str = "insert, update, delete";
+
+/// Reads the tables of a publication: bind `$1` to the publication name; rows are
+/// (`schemaname`, `tablename`).
+pub const PUBLICATION_TABLES_QUERY: &str = "SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1";
+
+/// Whether a publication exists: bind `$1` to its name; one row when it does.
+pub const PUBLICATION_EXISTS_QUERY: &str =
+    "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1";
+
+/// Replica identity of tables: bind `$1` to the schema and `$2` to a `text[]` of table names; rows are
+/// (`relname`, `relreplident` as text: `d` default, `f` full, `n` nothing, `i` index).
+pub const REPLICA_IDENTITY_QUERY: &str = "SELECT c.relname::text, c.relreplident::text \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = $1 AND c.relname = ANY($2)";
+
+/// `relreplident` value of `REPLICA IDENTITY FULL`.
+pub const REPLICA_IDENTITY_FULL: &str = "f";
+
+/// Quote a Postgres identifier: wrap in `"` and double any `"` inside.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote a Postgres string literal: wrap in `'` and double any `'` inside (with
+/// `standard_conforming_strings`, on by default since Postgres 9.1).
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A table with its schema.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QualifiedTable {
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub name: String,
+}
+
+impl QualifiedTable {
+    /// A table of `schema`.
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        QualifiedTable {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `"schema"."name"`.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// The captured tables, in spec order.
+pub fn declared_tables(pipeline: &CdcPipeline) -> Vec<QualifiedTable> {
+    let schema = &pipeline.spec.source.schema;
+    pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .map(|t| QualifiedTable::new(schema.clone(), t.name.clone()))
+        .collect()
+}
+
+fn table_list(tables: &[QualifiedTable]) -> String {
+    tables
+        .iter()
+        .map(QualifiedTable::quoted)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `CREATE PUBLICATION` for the captured tables.
+pub fn create_publication(pipeline: &CdcPipeline) -> String {
+    format!(
+        "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {})",
+        quote_ident(&pipeline.publication_name()),
+        table_list(&declared_tables(pipeline)),
+        quote_literal(PUBLISHED_OPERATIONS)
+    )
+}
+
+/// The statements that take the publication from its current state to the declared one: `current` is
+/// `None` when it does not exist (read with [`PUBLICATION_EXISTS_QUERY`]), else its tables (read with
+/// [`PUBLICATION_TABLES_QUERY`]). Empty when nothing has to change.
+pub fn reconcile_publication(
+    pipeline: &CdcPipeline,
+    current: Option<&BTreeSet<QualifiedTable>>,
+) -> Vec<String> {
+    let declared = declared_tables(pipeline);
+    match current {
+        None => vec![create_publication(pipeline)],
+        Some(current) if declared.iter().cloned().collect::<BTreeSet<_>>() == *current => vec![],
+        Some(_) => vec![format!(
+            "ALTER PUBLICATION {} SET TABLE {}",
+            quote_ident(&pipeline.publication_name()),
+            table_list(&declared)
+        )],
+    }
+}
+
+/// `ALTER TABLE ... REPLICA IDENTITY FULL` for every captured table, when the spec asks for it (when it
+/// does not, replica identities are left as they are).
+pub fn replica_identity_statements(pipeline: &CdcPipeline) -> Vec<String> {
+    if !pipeline.spec.source.replica_identity_full {
+        return vec![];
+    }
+    declared_tables(pipeline)
+        .iter()
+        .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY FULL", t.quoted()))
+        .collect()
+}
+
+/// Like [`replica_identity_statements`], leaving out the tables whose `relreplident` (by table name,
+/// read with [`REPLICA_IDENTITY_QUERY`]) is already `f`.
+pub fn reconcile_replica_identity(
+    pipeline: &CdcPipeline,
+    current: &BTreeMap<String, String>,
+) -> Vec<String> {
+    if !pipeline.spec.source.replica_identity_full {
+        return vec![];
+    }
+    declared_tables(pipeline)
+        .iter()
+        .filter(|t| current.get(&t.name).map(String::as_str) != Some(REPLICA_IDENTITY_FULL))
+        .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY FULL", t.quoted()))
+        .collect()
+}
+
+/// Creates the logical replication slot (`pgoutput`) unless it exists; returns one row with the
+/// slot's name and consistent point when created, no row otherwise.
+pub fn create_slot(slot: &str) -> String {
+    let slot = quote_literal(slot);
+    format!(
+        "SELECT slot_name::text, lsn::text FROM pg_catalog.pg_create_logical_replication_slot({slot}, {}) \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = {slot})",
+        quote_literal(OUTPUT_PLUGIN)
+    )
+}
+
+/// Ends the session reading the slot, if any (a slot in use cannot be dropped).
+pub fn terminate_slot_reader(slot: &str) -> String {
+    format!(
+        "SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots \
+         WHERE slot_name = {} AND active_pid IS NOT NULL",
+        quote_literal(slot)
+    )
+}
+
+/// Drops the slot if it exists (the WAL it retained is released).
+pub fn drop_slot(slot: &str) -> String {
+    format!(
+        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots \
+         WHERE slot_name = {}",
+        quote_literal(slot)
+    )
+}
+
+/// Drops the publication if it exists.
+pub fn drop_publication(publication: &str) -> String {
+    format!("DROP PUBLICATION IF EXISTS {}", quote_ident(publication))
+}
+
+/// The publication the capture reads: ours for the native engine, Redpanda Connect's own
+/// `pglog_stream_<slot>` for the `redpandaConnect` engine.
+pub fn effective_publication_name(pipeline: &CdcPipeline) -> String {
+    match pipeline.spec.capture.engine {
+        CaptureEngine::Native => pipeline.publication_name(),
+        CaptureEngine::RedpandaConnect => format!("pglog_stream_{}", pipeline.slot_name()),
+    }
+}
+
+/// Every statement of a fresh install, in order: replica identities, then (native engine) the
+/// publication and the slot. What `plan` prints for Postgres.
+pub fn install_statements(pipeline: &CdcPipeline) -> Vec<String> {
+    let mut statements = replica_identity_statements(pipeline);
+    if pipeline.spec.capture.engine == CaptureEngine::Native {
+        statements.push(create_publication(pipeline));
+        statements.push(create_slot(&pipeline.slot_name()));
+    }
+    statements
+}
+
+/// Every statement of the cleanup when the pipeline is deleted, in order: stop the slot's reader,
+/// drop the slot, drop the publication.
+pub fn cleanup_statements(pipeline: &CdcPipeline) -> Vec<String> {
+    let slot = pipeline.slot_name();
+    vec![
+        terminate_slot_reader(&slot),
+        drop_slot(&slot),
+        drop_publication(&effective_publication_name(pipeline)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::{assert_golden, shop_pipeline};
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn golden_install_and_cleanup_statements_of_the_example() {
+        let pipeline = shop_pipeline();
+        let mut text = String::from("-- install\n");
+        for statement in install_statements(&pipeline) {
+            text.push_str(&statement);
+            text.push_str(";\n");
+        }
+        text.push_str("-- cleanup\n");
+        for statement in cleanup_statements(&pipeline) {
+            text.push_str(&statement);
+            text.push_str(";\n");
+        }
+        assert_golden("postgres-install.sql", &text);
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_quoted_with_doubled_quotes() {
+        assert_eq!(quote_ident("order"), "\"order\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(
+            QualifiedTable::new("public", "orderItem").quoted(),
+            "\"public\".\"orderItem\""
+        );
+    }
+
+    #[test]
+    fn create_publication_lists_every_table_quoted() {
+        assert_eq!(
+            create_publication(&shop_pipeline()),
+            "CREATE PUBLICATION \"cdcstar_shop\" FOR TABLE \"public\".\"customer\", \
+             \"public\".\"product\", \"public\".\"order\", \"public\".\"orderitem\" \
+             WITH (publish = 'insert, update, delete')"
+        );
+    }
+
+    #[test]
+    fn missing_publication_is_created() {
+        let pipeline = shop_pipeline();
+        assert_eq!(
+            reconcile_publication(&pipeline, None),
+            [create_publication(&pipeline)]
+        );
+    }
+
+    #[test]
+    fn publication_with_the_declared_tables_is_left_alone() {
+        let pipeline = shop_pipeline();
+        let current: BTreeSet<_> = declared_tables(&pipeline).into_iter().collect();
+        assert!(reconcile_publication(&pipeline, Some(&current)).is_empty());
+    }
+
+    #[test]
+    fn publication_with_other_tables_is_set_to_the_declared_ones() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables.truncate(2);
+        let current: BTreeSet<_> = [
+            QualifiedTable::new("public", "customer"),
+            QualifiedTable::new("public", "order"),
+        ]
+        .into();
+        assert_eq!(
+            reconcile_publication(&pipeline, Some(&current)),
+            [
+                "ALTER PUBLICATION \"cdcstar_shop\" SET TABLE \"public\".\"customer\", \"public\".\"product\""
+            ]
+        );
+    }
+
+    #[test]
+    fn replica_identity_full_only_where_missing_and_only_when_asked() {
+        let mut pipeline = shop_pipeline();
+        assert_eq!(
+            replica_identity_statements(&pipeline)[2],
+            "ALTER TABLE \"public\".\"order\" REPLICA IDENTITY FULL"
+        );
+        let current: BTreeMap<String, String> = [
+            ("customer".to_owned(), "f".to_owned()),
+            ("product".to_owned(), "d".to_owned()),
+            ("order".to_owned(), "f".to_owned()),
+        ]
+        .into();
+        assert_eq!(
+            reconcile_replica_identity(&pipeline, &current),
+            [
+                "ALTER TABLE \"public\".\"product\" REPLICA IDENTITY FULL",
+                "ALTER TABLE \"public\".\"orderitem\" REPLICA IDENTITY FULL"
+            ]
+        );
+        pipeline.spec.source.replica_identity_full = false;
+        assert!(replica_identity_statements(&pipeline).is_empty());
+        assert!(reconcile_replica_identity(&pipeline, &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn slot_statements_pass_the_name_as_a_literal() {
+        assert_eq!(
+            create_slot("cdcstar_shop"),
+            "SELECT slot_name::text, lsn::text FROM pg_catalog.pg_create_logical_replication_slot(\
+             'cdcstar_shop', 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots \
+             WHERE slot_name = 'cdcstar_shop')"
+        );
+        assert_eq!(
+            drop_slot("s'x"),
+            "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots \
+             WHERE slot_name = 's''x'"
+        );
+        assert_eq!(drop_publication("p"), "DROP PUBLICATION IF EXISTS \"p\"");
+    }
+
+    #[test]
+    fn install_plan_for_the_native_engine() {
+        let statements = install_statements(&shop_pipeline());
+        assert_eq!(statements.len(), 6);
+        assert!(statements[4].starts_with("CREATE PUBLICATION \"cdcstar_shop\""));
+        assert!(statements[5].contains("pg_create_logical_replication_slot('cdcstar_shop'"));
+    }
+
+    #[test]
+    fn redpanda_connect_manages_its_own_publication_and_slot() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        let statements = install_statements(&pipeline);
+        assert_eq!(statements.len(), 4);
+        assert!(
+            statements
+                .iter()
+                .all(|s| s.contains("REPLICA IDENTITY FULL"))
+        );
+        assert_eq!(
+            cleanup_statements(&pipeline)[2],
+            "DROP PUBLICATION IF EXISTS \"pglog_stream_cdcstar_shop\""
+        );
+    }
+}

@@ -1,0 +1,52 @@
+CREATE DATABASE IF NOT EXISTS `local`;
+
+CREATE TABLE IF NOT EXISTS `local`.`customer_dim` (
+    `customer_id` UInt64,
+    `email` String,
+    `name` String,
+    `country` LowCardinality(String),
+    `city` String,
+    `created_at` DateTime64(6),
+    `lsn` UInt64,
+    `is_deleted` UInt8
+) ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`) ORDER BY (`customer_id`);
+
+CREATE TABLE IF NOT EXISTS `local`.`product_dim` (
+    `product_id` UInt64,
+    `name` String,
+    `category` LowCardinality(String),
+    `price` Float64,
+    `created_at` DateTime64(6),
+    `lsn` UInt64,
+    `is_deleted` UInt8
+) ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`) ORDER BY (`product_id`);
+
+CREATE TABLE IF NOT EXISTS `local`.`order_fact` (
+    `order_id` UInt64,
+    `customer_id` UInt64,
+    `status` LowCardinality(String),
+    `total` Decimal(12, 2),
+    `order_date` DateTime64(6),
+    `customer_name` String,
+    `customer_email` String,
+    `source_lsn` UInt64,
+    `lsn` UInt64,
+    `is_deleted` UInt8
+) ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`) ORDER BY (`order_id`);
+
+CREATE TABLE IF NOT EXISTS `local`.`orderitem_fact` (
+    `orderitem_id` UInt64,
+    `order_id` UInt64,
+    `product_id` UInt64,
+    `quantity` UInt32,
+    `price` Float64,
+    `product_name` String,
+    `product_category` LowCardinality(String),
+    `order_status` LowCardinality(String),
+    `order_date` DateTime64(6),
+    `customer_country` LowCardinality(String),
+    `customer_city` String,
+    `source_lsn` UInt64,
+    `lsn` UInt64,
+    `is_deleted` UInt8
+) ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`) ORDER BY (`orderitem_id`);
