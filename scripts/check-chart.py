@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -52,6 +54,9 @@ API_CALLS = ROOT / "operator" / "tests" / "api_calls.txt"
 OPERATOR_TESTS_DIR = ROOT / "operator" / "tests"
 # Kinds the operator builds for a pipeline; CdcPipeline inputs in the same folders may be hostile on purpose.
 OPERATOR_BUILT_KINDS = {"Deployment", "Service", "ConfigMap"}
+# The operator binary whose `plan --manifests-only` prints the build phase's objects: $CDCSTAR_OPERATOR, or the
+# one `cargo test --workspace` / `cargo build` left (make test builds it before this script runs).
+OPERATOR_BINARIES = [ROOT / "target" / "debug" / "cdcstar-operator", ROOT / "target" / "release" / "cdcstar-operator"]
 
 RELEASE = "cdcstar"
 NAMESPACE = "cdcstar-system"
@@ -92,8 +97,8 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "logFormat": "text",
     "serviceAccount": {"create": True, "name": "cdc-operator-sa", "annotations": {"team": "data"}},
     "metrics": {
-        "port": 9090,
-        "service": {"enabled": True, "type": "ClusterIP", "port": 9091, "annotations": {"a": "b"}},
+        "port": 8081,
+        "service": {"enabled": True, "type": "ClusterIP", "port": 8082, "annotations": {"a": "b"}},
         "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s", "labels": {"release": "prom"}},
     },
     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": 1, "memory": "512Mi"}},
@@ -449,7 +454,7 @@ def check_non_default_render(objects: list[dict[str, Any]]) -> str:
     assert monitor["metadata"]["labels"].get("release") == "prom", "ServiceMonitor lacks the extra label"
     assert monitor["spec"]["endpoints"][0]["interval"] == "15s", "ServiceMonitor interval not applied"
     service = one(objects, "Service")
-    assert service["spec"]["ports"][0]["port"] == 9091, "metrics Service port not applied"
+    assert service["spec"]["ports"][0]["port"] == 8082, "metrics Service port not applied"
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items(), (
         "the ServiceMonitor does not select the metrics Service"
     )
@@ -462,7 +467,7 @@ def check_non_default_render(objects: list[dict[str, Any]]) -> str:
     assert container["image"] == "registry.example.com/data/cdcstar-operator:1.2.3", f"image {container['image']}"
     assert container["imagePullPolicy"] == "Always", "pullPolicy not applied"
     assert container["resources"]["limits"]["memory"] == "512Mi", "resources not applied"
-    assert container["ports"][0]["containerPort"] == 9090, "metrics.port not applied"
+    assert container["ports"][0]["containerPort"] == 8081, "metrics.port not applied"
     assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}], "imagePullSecrets not applied"
     assert pod["serviceAccountName"] == "cdc-operator-sa", "serviceAccount.name not applied"
     env = env_of(container)
@@ -592,6 +597,51 @@ def operator_built_objects() -> list[dict[str, Any]]:
     return objects
 
 
+def operator_binary() -> Path | None:
+    if os.environ.get("CDCSTAR_OPERATOR"):
+        return Path(os.environ["CDCSTAR_OPERATOR"])
+    present = [path for path in OPERATOR_BINARIES if path.exists()]
+    return max(present, key=lambda path: path.stat().st_mtime) if present else None
+
+
+def planned_pipelines() -> list[tuple[str, str]]:
+    """The example pipelines, plus the shop example on the Redpanda Connect engine (its own Deployment)."""
+    pipelines = []
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "CdcPipeline":
+                pipelines.append((str(path.relative_to(ROOT)), yaml.safe_dump(doc)))
+                if doc["spec"].get("capture", {}).get("engine", "native") == "native":
+                    connect = copy.deepcopy(doc)
+                    connect["spec"]["capture"]["engine"] = "redpandaConnect"
+                    connect["spec"]["capture"]["redpandaConnect"] = {
+                        "licenseSecretRef": {"name": "redpanda-license", "key": "license"}
+                    }
+                    pipelines.append((f"{path.relative_to(ROOT)} (engine redpandaConnect)", yaml.safe_dump(connect)))
+    return pipelines
+
+
+def check_operator_plan(binary: Path, kube_version: str, report: Report) -> str:
+    objects = []
+    for label, pipeline in planned_pipelines():
+        result = subprocess.run(
+            [str(binary), "plan", "-", "--manifests-only"],
+            input=pipeline,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"`{binary.name} plan` failed for {label}: {result.stderr.strip()}"
+        docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        assert docs, f"`{binary.name} plan` printed no manifest for {label}"
+        for doc in docs:
+            doc.setdefault("metadata", {}).setdefault("annotations", {})["check-chart/source"] = f"plan {label}"
+        objects += docs
+    kinds = sorted({doc["kind"] for doc in objects})
+    return f"{check_operator_built(objects, kube_version, report)} ({', '.join(kinds)}; {binary})"
+
+
 def check_operator_built(objects: list[dict[str, Any]], kube_version: str, report: Report) -> str:
     validated = validate_objects(objects, kube_version, "operator build", report)
     deployments = of_kind(objects, "Deployment")
@@ -660,6 +710,18 @@ def main() -> int:
         report.fail("validate: deploy/dev/*.yaml", f"no manifests in {DEV_STACK_DIR.relative_to(ROOT)}")
 
     report.run("values.schema.json refuses bad values", check_bad_values)
+
+    binary = operator_binary()
+    if binary is not None:
+        report.run(
+            "operator plan of the examples: objects validate, containers hardened",
+            lambda: check_operator_plan(binary, kube, report),
+        )
+    else:
+        report.skip(
+            "operator plan of the examples: objects validate, containers hardened",
+            "no cdcstar-operator binary in target/ (make test builds it first; or set CDCSTAR_OPERATOR)",
+        )
 
     built = operator_built_objects() if OPERATOR_TESTS_DIR.exists() else []
     if built:
