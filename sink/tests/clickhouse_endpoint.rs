@@ -1,0 +1,285 @@
+//! Proves the ClickHouse endpoint at `CLICKHOUSE_URL` speaks what the sink needs from the `clickhouse`
+//! crate: typed inserts with schema validation and LZ4 compression (several compressed blocks per
+//! request), the batching `Inserter`, a `ReplacingMergeTree(lsn, is_deleted)` read back with `FINAL`,
+//! server-side query parameters, and ClickHouse exceptions surfacing in the crate's errors.
+//!
+//! Locally the endpoint is the real ClickHouse engine (chdb) behind `scripts/clickhouse_http.py`; point
+//! `CLICKHOUSE_URL` at a real server to run the same checks there. Each test works in its own database.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clickhouse::{Client, Compression, Row};
+use serde::{Deserialize, Serialize};
+
+const TABLE: &str = "customer_dim";
+
+/// One version of a dimension row, as the sink writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+struct CustomerVersion {
+    id: u64,
+    name: String,
+    lsn: u64,
+    is_deleted: u8,
+}
+
+impl CustomerVersion {
+    fn new(id: u64, name: &str, lsn: u64) -> Self {
+        Self {
+            id,
+            name: name.to_owned(),
+            lsn,
+            is_deleted: 0,
+        }
+    }
+
+    fn deleted(id: u64, lsn: u64) -> Self {
+        Self {
+            id,
+            name: String::new(),
+            lsn,
+            is_deleted: 1,
+        }
+    }
+}
+
+/// The same table read with a wrong column type: validation must reject it.
+#[derive(Debug, Row, Deserialize)]
+#[expect(
+    dead_code,
+    reason = "only decoded, to prove that validation rejects it"
+)]
+struct CustomerWithWrongLsnType {
+    id: u64,
+    name: String,
+    lsn: i32,
+    is_deleted: u8,
+}
+
+fn clickhouse_url() -> String {
+    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| {
+        panic!(
+            "CLICKHOUSE_URL is not set: start the local services with `scripts/services.sh up` \
+             and export their addresses with `eval \"$(scripts/services.sh env)\"`"
+        )
+    })
+}
+
+/// A database of its own for one test, so tests run in parallel and repeat cleanly.
+struct ScratchDatabase {
+    server: Client,
+    name: String,
+}
+
+impl ScratchDatabase {
+    async fn create(purpose: &str) -> Self {
+        static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .subsec_nanos();
+        let name = format!(
+            "cdcstar_it_{purpose}_{}_{nanos}_{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let server = Client::default()
+            .with_url(clickhouse_url())
+            .with_compression(Compression::Lz4)
+            .with_validation(true);
+        server
+            .query(&format!("CREATE DATABASE {name}"))
+            .execute()
+            .await
+            .unwrap_or_else(|err| panic!("failed to create database {name}: {err}"));
+        Self { server, name }
+    }
+
+    fn client(&self) -> Client {
+        self.server.clone().with_database(&self.name)
+    }
+
+    async fn create_customer_table(&self) {
+        self.client()
+            .query(&format!(
+                "CREATE TABLE {TABLE} (id UInt64, name String, lsn UInt64, is_deleted UInt8) \
+                 ENGINE = ReplacingMergeTree(lsn, is_deleted) ORDER BY id"
+            ))
+            .execute()
+            .await
+            .expect("failed to create the ReplacingMergeTree table");
+    }
+
+    async fn drop(self) {
+        self.server
+            .query(&format!("DROP DATABASE {}", self.name))
+            .execute()
+            .await
+            .unwrap_or_else(|err| panic!("failed to drop database {}: {err}", self.name));
+    }
+}
+
+async fn insert_rows(client: &Client, rows: &[CustomerVersion]) {
+    let mut insert = client
+        .insert::<CustomerVersion>(TABLE)
+        .await
+        .expect("failed to start the insert");
+    for row in rows {
+        insert.write(row).await.expect("failed to write a row");
+    }
+    insert.end().await.expect("failed to finish the insert");
+}
+
+async fn read_final(client: &Client, max_id: u64) -> Vec<CustomerVersion> {
+    client
+        .query(&format!(
+            "SELECT ?fields FROM {TABLE} FINAL WHERE id <= ? ORDER BY id"
+        ))
+        .bind(max_id)
+        .fetch_all::<CustomerVersion>()
+        .await
+        .expect("failed to read the table with FINAL")
+}
+
+#[tokio::test]
+async fn final_keeps_newest_version_and_hides_deleted_rows() {
+    let db = ScratchDatabase::create("final").await;
+    db.create_customer_table().await;
+    let client = db.client();
+
+    // ~2 MiB of rows: the crate sends them as several LZ4 blocks in one chunked request.
+    const BULK: u64 = 30_000;
+    let bulk: Vec<_> = (1..=BULK)
+        .map(|id| CustomerVersion::new(id, &format!("customer number {id:>20}"), 100))
+        .collect();
+    insert_rows(&client, &bulk).await;
+
+    // Two versions of one key inside a single insert: the higher lsn wins.
+    insert_rows(
+        &client,
+        &[
+            CustomerVersion::new(4, "fourth, older", 300),
+            CustomerVersion::new(4, "fourth, newer", 301),
+        ],
+    )
+    .await;
+
+    // Later changes through the batching inserter: an update, a delete, and a stale replay.
+    let mut inserter = client.inserter::<CustomerVersion>(TABLE).with_max_rows(2);
+    for change in [
+        CustomerVersion::new(1, "renamed", 200),
+        CustomerVersion::deleted(2, 200),
+        CustomerVersion::new(3, "stale replay", 50),
+    ] {
+        inserter
+            .write(&change)
+            .await
+            .expect("inserter failed to write a change");
+        inserter.commit().await.expect("inserter failed to commit");
+    }
+    let last_batch = inserter.end().await.expect("inserter failed to end");
+    assert_eq!(last_batch.rows, 1, "the third change is flushed by end()");
+
+    assert_eq!(
+        read_final(&client, 5).await,
+        vec![
+            CustomerVersion::new(1, "renamed", 200),
+            CustomerVersion::new(3, &format!("customer number {:>20}", 3), 100),
+            CustomerVersion::new(4, "fourth, newer", 301),
+            CustomerVersion::new(5, &format!("customer number {:>20}", 5), 100),
+        ]
+    );
+    let live = client
+        .query(&format!("SELECT count() FROM {TABLE} FINAL"))
+        .fetch_one::<u64>()
+        .await
+        .expect("failed to count live rows");
+    assert_eq!(live, BULK - 1, "every key but the deleted one is live");
+
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn server_side_parameters_are_substituted_by_the_server() {
+    let db = ScratchDatabase::create("params").await;
+    db.create_customer_table().await;
+    let client = db.client();
+    insert_rows(
+        &client,
+        &[
+            CustomerVersion::new(1, "ann", 1),
+            CustomerVersion::new(2, "it's \"quoted\"\tand\\escaped", 1),
+            CustomerVersion::new(3, "carl", 1),
+        ],
+    )
+    .await;
+
+    let rows = client
+        .query(&format!("SELECT ?fields FROM {TABLE} FINAL WHERE id >= {{min_id:UInt64}} AND name != {{skip:String}} ORDER BY id"))
+        .param("min_id", 2_u64)
+        .param("skip", "carl")
+        .fetch_all::<CustomerVersion>()
+        .await
+        .expect("failed to run the parameterised query");
+    assert_eq!(
+        rows,
+        vec![CustomerVersion::new(2, "it's \"quoted\"\tand\\escaped", 1)]
+    );
+
+    let found = client
+        .query(&format!(
+            "SELECT id FROM {TABLE} WHERE name = {{name:String}}"
+        ))
+        .param("name", "it's \"quoted\"\tand\\escaped")
+        .fetch_all::<u64>()
+        .await
+        .expect("failed to match a string parameter with special characters");
+    assert_eq!(found, vec![2]);
+
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn unknown_table_error_carries_the_clickhouse_exception() {
+    let db = ScratchDatabase::create("errors").await;
+    let client = db.client();
+
+    let select = client
+        .query("SELECT ?fields FROM no_such_table")
+        .fetch_all::<CustomerVersion>()
+        .await
+        .expect_err("selecting from a missing table must fail");
+    let message = select.to_string();
+    assert!(
+        message.contains("Code: 60") && message.contains("UNKNOWN_TABLE"),
+        "unexpected error: {message}"
+    );
+
+    let insert = match client.insert::<CustomerVersion>("no_such_table").await {
+        Ok(_) => panic!("a validated insert into a missing table must fail"),
+        Err(err) => err.to_string(),
+    };
+    assert!(insert.contains("Code: 60"), "unexpected error: {insert}");
+
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn validation_rejects_a_row_type_that_does_not_match_the_table() {
+    let db = ScratchDatabase::create("validation").await;
+    db.create_customer_table().await;
+    let client = db.client();
+    insert_rows(&client, &[CustomerVersion::new(1, "ann", 1)]).await;
+
+    let err = client
+        .query(&format!("SELECT ?fields FROM {TABLE}"))
+        .fetch_all::<CustomerWithWrongLsnType>()
+        .await
+        .expect_err("an i32 field must not decode a UInt64 column");
+    assert!(
+        err.to_string().contains("lsn"),
+        "the error names the column: {err}"
+    );
+
+    db.drop().await;
+}
