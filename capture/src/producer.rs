@@ -1,0 +1,239 @@
+//! The Kafka producer of CDC events and the routing of its delivery reports.
+//!
+//! Settings: `acks=all` with the idempotent producer (no duplicates or reordering from internal
+//! retries, so events of one key stay in order on their partition), LZ4 compression and a short
+//! linger. Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it:
+//! the streaming [`AckTracker`] (per transaction) or a snapshot [`BatchAcks`] (per batch).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cdcstar_sink::kafka::{KafkaConnection, KafkaSetupError};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::Notify;
+
+use crate::acks::{AckTracker, TxId};
+
+/// Whom a delivery report concerns.
+#[derive(Debug)]
+pub enum Ticket {
+    /// An event of a streamed transaction.
+    Stream(TxId),
+    /// A row of a snapshot batch.
+    Snapshot(Arc<BatchAcks>),
+}
+
+/// Outstanding deliveries of one snapshot batch.
+#[derive(Debug, Default)]
+pub struct BatchAcks {
+    outstanding: AtomicUsize,
+    failure: Mutex<Option<String>>,
+    done: Notify,
+}
+
+impl BatchAcks {
+    /// Waits until every event of the batch was acknowledged; the first failure, if any.
+    pub async fn wait(&self) -> Result<(), String> {
+        loop {
+            let notified = self.done.notified();
+            if let Some(reason) = lock(&self.failure).clone() {
+                return Err(reason);
+            }
+            if self.outstanding.load(Ordering::Acquire) == 0 {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
+    fn settle(&self, failure: Option<String>) {
+        if let Some(reason) = failure {
+            lock(&self.failure).get_or_insert(reason);
+        }
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) <= 1 || lock(&self.failure).is_some() {
+            self.done.notify_waiters();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // NB: a panic while holding one of these locks only ever happens in a bug; the data (counters)
+    // stays meaningful, so poisoning is ignored.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Receives delivery reports on the producer's polling thread.
+#[derive(Debug)]
+pub struct DeliveryRouter {
+    tracker: Arc<Mutex<AckTracker>>,
+    progress: Arc<Notify>,
+}
+
+impl ClientContext for DeliveryRouter {}
+
+impl ProducerContext for DeliveryRouter {
+    type DeliveryOpaque = Box<Ticket>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        let failure = result
+            .as_ref()
+            .err()
+            .map(|(err, _)| format!("broker did not acknowledge an event: {err}"));
+        match *ticket {
+            Ticket::Stream(tx) => {
+                let mut tracker = lock(&self.tracker);
+                match failure {
+                    Some(reason) => tracker.failed(reason),
+                    None => tracker.delivered(tx),
+                }
+            }
+            Ticket::Snapshot(batch) => batch.settle(failure),
+        }
+        self.progress.notify_one();
+    }
+}
+
+/// Producer settings that are not the brokers' addresses.
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    /// `compression.type` (lz4 unless the broker cannot take it).
+    pub compression: String,
+    /// `linger.ms`.
+    pub linger_ms: u32,
+}
+
+/// The event producer shared by the streaming loop and the snapshot.
+pub struct EventProducer {
+    producer: ThreadedProducer<DeliveryRouter>,
+    tracker: Arc<Mutex<AckTracker>>,
+    progress: Arc<Notify>,
+}
+
+impl std::fmt::Debug for EventProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProducer")
+            .field("in_flight", &self.producer.in_flight_count())
+            .finish()
+    }
+}
+
+impl EventProducer {
+    /// Creates the producer; `tracker` receives the acknowledgements of streamed events and
+    /// `progress` is notified after every delivery report.
+    pub fn new(
+        connection: &KafkaConnection,
+        settings: &ProducerSettings,
+        tracker: Arc<Mutex<AckTracker>>,
+        progress: Arc<Notify>,
+    ) -> Result<Self, KafkaSetupError> {
+        let mut config = connection.client_config();
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", &settings.compression)
+            .set("linger.ms", settings.linger_ms.to_string())
+            .set("queue.buffering.max.messages", "200000");
+        let router = DeliveryRouter {
+            tracker: Arc::clone(&tracker),
+            progress: Arc::clone(&progress),
+        };
+        let producer =
+            config
+                .create_with_context(router)
+                .map_err(|source| KafkaSetupError::Client {
+                    what: "producer",
+                    brokers: connection.brokers.clone(),
+                    source,
+                })?;
+        Ok(Self {
+            producer,
+            tracker,
+            progress,
+        })
+    }
+
+    /// The shared streaming tracker.
+    pub fn tracker(&self) -> &Arc<Mutex<AckTracker>> {
+        &self.tracker
+    }
+
+    /// Notified after every delivery report.
+    pub fn progress(&self) -> &Arc<Notify> {
+        &self.progress
+    }
+
+    /// Enqueues an event of streamed transaction `tx`, waiting while the local queue is full.
+    pub async fn send_stream(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        tx: TxId,
+    ) -> Result<(), KafkaError> {
+        lock(&self.tracker).sent(tx);
+        let result = self
+            .enqueue(topic, key, payload, Box::new(Ticket::Stream(tx)))
+            .await;
+        if let Err(err) = &result {
+            lock(&self.tracker).failed(format!("failed to enqueue an event for {topic}: {err}"));
+        }
+        result
+    }
+
+    /// Enqueues a snapshot row counted in `batch`.
+    pub async fn send_snapshot(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        batch: &Arc<BatchAcks>,
+    ) -> Result<(), KafkaError> {
+        batch.outstanding.fetch_add(1, Ordering::AcqRel);
+        let ticket = Box::new(Ticket::Snapshot(Arc::clone(batch)));
+        let result = self.enqueue(topic, key, payload, ticket).await;
+        if let Err(err) = &result {
+            batch.settle(Some(format!(
+                "failed to enqueue a snapshot row for {topic}: {err}"
+            )));
+        }
+        result
+    }
+
+    async fn enqueue(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        ticket: Box<Ticket>,
+    ) -> Result<(), KafkaError> {
+        let mut record = BaseRecord::with_opaque_to(topic, ticket).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((err, _)) => return Err(err),
+            }
+        }
+    }
+
+    /// Events handed to librdkafka and not yet reported on.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Waits (blocking the calling thread) until every queued event was reported on.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}

@@ -1,0 +1,176 @@
+//! Command-line and environment settings of `cdcstar-capture`, and the pipeline file they point to.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cdcstar_crds::CdcPipeline;
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Reads a pipeline's publication through its replication slot and produces CDC events to Kafka.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cdcstar-capture", version, about)]
+pub struct CaptureArgs {
+    /// The CdcPipeline (YAML, as applied to Kubernetes) whose tables are captured.
+    #[arg(long, env = "CDCSTAR_PIPELINE")]
+    pub pipeline: PathBuf,
+
+    /// Source database connection string (`postgresql://user:password@host:port/db`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Bootstrap brokers, comma-separated; overrides `spec.kafka.brokers`.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Directory holding the Kafka auth Secret's keys (one file per key).
+    #[arg(long, env = "KAFKA_AUTH_DIR")]
+    pub kafka_auth_dir: Option<PathBuf>,
+
+    /// Create the publication (and add missing tables to it) and the replication slot when
+    /// missing. In Kubernetes the operator does this; use it for local runs.
+    #[arg(long, env = "CAPTURE_CREATE_SLOT")]
+    pub create_slot: bool,
+
+    /// Address of the `/metrics`, `/health` and `/ready` endpoints.
+    #[arg(long, env = "CAPTURE_METRICS_ADDRESS", default_value = "0.0.0.0:9102")]
+    pub metrics_address: SocketAddr,
+
+    /// Seconds between heartbeats written to the WAL (and retained-WAL measurements).
+    #[arg(long, env = "CAPTURE_HEARTBEAT_SECONDS", default_value_t = 10)]
+    pub heartbeat_seconds: u64,
+
+    /// Do not write heartbeat messages (the retained WAL is still measured).
+    #[arg(long, env = "CAPTURE_NO_HEARTBEAT")]
+    pub no_heartbeat: bool,
+
+    /// Milliseconds between standby status updates that carry a newly confirmed position.
+    #[arg(long, env = "CAPTURE_STATUS_INTERVAL_MS", default_value_t = 1000)]
+    pub status_interval_ms: u64,
+
+    /// Rows per snapshot batch.
+    #[arg(long, env = "CAPTURE_SNAPSHOT_BATCH_SIZE", default_value_t = 10_000)]
+    pub snapshot_batch_size: usize,
+
+    /// Producer compression (`lz4`, `zstd`, `snappy`, `gzip`, `none`).
+    #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
+    pub kafka_compression: String,
+
+    /// Producer linger in milliseconds.
+    #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
+    pub kafka_linger_ms: u32,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl CaptureArgs {
+    /// Heartbeat period.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_seconds.max(1))
+    }
+
+    /// Standby status period.
+    pub fn status_interval(&self) -> Duration {
+        Duration::from_millis(self.status_interval_ms.max(10))
+    }
+}
+
+/// Why the pipeline file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineFileError {
+    /// The file could not be read.
+    #[error("failed to read pipeline file {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a CdcPipeline.
+    #[error("pipeline file {path} is not a valid CdcPipeline: {source}")]
+    Parse {
+        /// File path.
+        path: String,
+        /// Why, with the field's path.
+        source: serde_yaml::Error,
+    },
+    /// The pipeline has nothing to capture.
+    #[error("pipeline file {path}: spec.source.tables is empty")]
+    NoTables {
+        /// File path.
+        path: String,
+    },
+}
+
+/// Reads a CdcPipeline from a YAML file.
+pub fn load_pipeline(path: &Path) -> Result<CdcPipeline, PipelineFileError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineFileError::Read {
+        path: display.clone(),
+        source,
+    })?;
+    let pipeline: CdcPipeline =
+        serde_yaml::from_str(&text).map_err(|source| PipelineFileError::Parse {
+            path: display.clone(),
+            source,
+        })?;
+    if pipeline.spec.source.tables.is_empty() {
+        return Err(PipelineFileError::NoTables { path: display });
+    }
+    Ok(pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop-pipeline.yaml")
+    }
+
+    #[test]
+    fn the_shop_example_loads() {
+        let pipeline = load_pipeline(&example()).unwrap();
+        assert_eq!(pipeline.spec.source.tables.len(), 4);
+        assert_eq!(pipeline.slot_name(), "cdcstar_shop");
+    }
+
+    #[test]
+    fn a_bad_file_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(&path, "apiVersion: cdcstar.dev/v1alpha1\nkind: CdcPipeline\nmetadata: {name: x}\nspec: {source: 3}\n").unwrap();
+        let err = load_pipeline(&path).unwrap_err().to_string();
+        assert!(err.contains("not a valid CdcPipeline"), "{err}");
+        assert!(load_pipeline(&dir.path().join("missing.yaml")).is_err());
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let args = CaptureArgs::try_parse_from([
+            "cdcstar-capture",
+            "--pipeline",
+            "p.yaml",
+            "--database-url",
+            "postgresql://u@h/db",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.snapshot_batch_size, 10_000);
+        assert_eq!(args.heartbeat_interval(), Duration::from_secs(10));
+        assert!(!args.create_slot);
+    }
+}
