@@ -196,7 +196,9 @@ mod tests {
         std::fs::write(dir.join("sasl.username"), "alice\n").unwrap();
         std::fs::write(dir.join("sasl.password"), "s3cret").unwrap();
         std::fs::write(dir.join("group.id"), "smuggled").unwrap();
-        let connection = KafkaConnection::new(&["a:9092"]).with_auth_dir(&dir).unwrap();
+        let connection = KafkaConnection::new(&["a:9092"])
+            .with_auth_dir(&dir)
+            .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
 
         let config = connection.client_config();

@@ -1,3 +1,229 @@
-//! The sink: consumes CDC topics and maintains the ClickHouse star schema a `CdcPipeline` declares.
+//! The sink: consumes the CDC topics of a `CdcPipeline` and maintains the ClickHouse star schema it
+//! declares (dimensions, facts with denormalised lookups kept current), at least once, with replays
+//! made harmless by row versions. See docs/sink.md.
+//!
+//! Data path: [`consumer`] reads messages into a [`batch::Batch`] ([`route`] decodes and converts each
+//! event with the [`plan`] compiled from the spec); [`flush`] sends poison events to the [`dlq`] and
+//! hands row changes to [`apply`], which folds them by the [`versioning`] rules, fills lookups with
+//! [`enrich`] and writes through [`store`] in RowBinary ([`rowbinary`], [`value`]); only then are
+//! the offsets stored.
 
+pub mod apply;
+pub mod batch;
+pub mod consumer;
+pub mod dlq;
+pub mod enrich;
+pub mod flush;
+pub mod http;
 pub mod kafka;
+pub mod metrics;
+pub mod plan;
+pub mod retry;
+pub mod route;
+pub mod rowbinary;
+pub mod settings;
+pub mod store;
+pub mod value;
+pub mod versioning;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cdcstar_crds::CdcPipeline;
+use tokio::sync::watch;
+
+use crate::apply::Applier;
+use crate::consumer::{ConsumerError, ConsumerSettings, consume};
+use crate::dlq::DeadLetterProducer;
+use crate::flush::Flusher;
+use crate::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
+use crate::metrics::Metrics;
+use crate::plan::{Plan, PlanError};
+use crate::retry::{Abandoned, retry_until_shutdown};
+use crate::settings::Args;
+use crate::store::{Store, StoreConfig, StoreError};
+
+/// Why the sink stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The pipeline file could not be read.
+    #[error("failed to read pipeline file {path}: {source}")]
+    ReadPipeline {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The pipeline file is not a CdcPipeline.
+    #[error("pipeline file {path} is not a CdcPipeline: {source}")]
+    ParsePipeline {
+        /// The file.
+        path: String,
+        /// The YAML error.
+        source: serde_yaml::Error,
+    },
+    /// The pipeline is invalid.
+    #[error("invalid pipeline {path}:\n{errors}")]
+    InvalidPipeline {
+        /// The file.
+        path: String,
+        /// Every violation, one per line.
+        errors: String,
+    },
+    /// The pipeline cannot be served by this sink.
+    #[error("pipeline {path} cannot be served: {source}")]
+    Plan {
+        /// The file.
+        path: String,
+        /// Why.
+        source: PlanError,
+    },
+    /// Kafka setup failed.
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
+    /// The consumer failed.
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    /// A ClickHouse statement at startup failed for good.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The metrics port could not be opened.
+    #[error("failed to listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Shutdown was requested during startup.
+    #[error(transparent)]
+    Abandoned(#[from] Abandoned),
+}
+
+/// Reads and validates the pipeline file, and compiles its plan.
+pub fn load_pipeline(path: &Path) -> Result<(CdcPipeline, Plan), SinkError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| SinkError::ReadPipeline {
+        path: shown.clone(),
+        source,
+    })?;
+    let pipeline: CdcPipeline =
+        serde_yaml::from_str(&text).map_err(|source| SinkError::ParsePipeline {
+            path: shown.clone(),
+            source,
+        })?;
+    cdcstar_crds::validate::validate(&pipeline).map_err(|errors| SinkError::InvalidPipeline {
+        path: shown.clone(),
+        errors: errors.to_string(),
+    })?;
+    let plan = Plan::for_pipeline(&pipeline.spec).map_err(|source| SinkError::Plan {
+        path: shown,
+        source,
+    })?;
+    Ok((pipeline, plan))
+}
+
+/// Runs the sink until `shutdown` turns true.
+pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), SinkError> {
+    let (pipeline, plan) = load_pipeline(&args.pipeline)?;
+    let plan = Arc::new(plan);
+    let metrics = Arc::new(Metrics::new());
+
+    let brokers: Vec<String> = match &args.kafka_brokers {
+        Some(list) => list.split(',').map(str::to_owned).collect(),
+        None => pipeline.spec.kafka.brokers.clone(),
+    };
+    let mut connection = KafkaConnection::new(&brokers);
+    if let Some(dir) = &args.kafka_auth_dir {
+        connection = connection.with_auth_dir(dir)?;
+    }
+    let topics = pipeline.data_topics();
+    let dead_letter_topic = pipeline.dead_letter_topic();
+    let group_id = args
+        .group_id
+        .clone()
+        .unwrap_or_else(|| pipeline.sink_consumer_group());
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| SinkError::Listen {
+            address: args.metrics_addr.to_string(),
+            source,
+        })?;
+    let server = tokio::spawn(http::serve(listener, metrics.clone(), shutdown.clone()));
+
+    let store_config = StoreConfig {
+        url: args
+            .clickhouse_url
+            .clone()
+            .unwrap_or_else(|| pipeline.spec.clickhouse.url.clone()),
+        database: args
+            .clickhouse_database
+            .clone()
+            .unwrap_or_else(|| pipeline.clickhouse_database().to_owned()),
+        user: args.clickhouse_user.clone(),
+        password: args.clickhouse_password.clone(),
+    };
+    tracing::info!(pipeline = %pipeline.pipeline_name(), clickhouse = %store_config.url,
+        database = %store_config.database, brokers = %connection.brokers, "starting");
+    let store = Store::new(&store_config);
+    let mut startup_shutdown = shutdown.clone();
+    if args.create_tables {
+        let mut statements =
+            cdcstar_crds::clickhouse_ddl::install_statements(&pipeline).map_err(|errors| {
+                SinkError::InvalidPipeline {
+                    path: args.pipeline.display().to_string(),
+                    errors: errors.to_string(),
+                }
+            })?;
+        // The database override applies to the DDL too.
+        if store_config.database != pipeline.clickhouse_database() {
+            let mut renamed = pipeline.clone();
+            renamed.spec.clickhouse.database = store_config.database.clone();
+            statements =
+                cdcstar_crds::clickhouse_ddl::install_statements(&renamed).map_err(|errors| {
+                    SinkError::InvalidPipeline {
+                        path: args.pipeline.display().to_string(),
+                        errors: errors.to_string(),
+                    }
+                })?;
+        }
+        for statement in &statements {
+            retry_until_shutdown("create tables", &metrics, &mut startup_shutdown, || {
+                let query = store
+                    .client()
+                    .query(statement)
+                    .with_option("database", "default");
+                async move { query.execute().await }
+            })
+            .await?;
+        }
+    } else {
+        retry_until_shutdown("clickhouse ping", &metrics, &mut startup_shutdown, || {
+            store.ping()
+        })
+        .await?;
+    }
+    if args.create_topics {
+        let mut all = topics.clone();
+        all.push(dead_letter_topic.clone());
+        retry_until_shutdown("create topics", &metrics, &mut startup_shutdown, || {
+            ensure_topics(&connection, &all, pipeline.spec.kafka.topics.partitions)
+        })
+        .await?;
+    }
+
+    let applier = Applier::new(store, plan.clone(), args.lookup_recheck);
+    let dead_letters = DeadLetterProducer::new(&connection, dead_letter_topic)?;
+    let flusher = Flusher::new(applier, dead_letters, metrics.clone());
+    let settings = ConsumerSettings {
+        group_id,
+        topics,
+        limits: args.limits(),
+    };
+    let result = consume(&connection, &settings, plan, flusher, metrics, shutdown).await;
+    if let Ok(Err(error)) = server.await {
+        tracing::warn!(%error, "metrics server failed");
+    }
+    result.map_err(SinkError::from)
+}

@@ -1,0 +1,297 @@
+//! Applying one batch of row changes to ClickHouse: dimensions first, then facts in lookup order, each
+//! fact together with the propagation its referenced tables' changes imply, then the re-check that
+//! closes the race between replicas.
+//!
+//! A batch is applied as a whole or retried as a whole: every statement is idempotent under the
+//! version rules ([`crate::versioning`]), so a retry after a partial failure (or a replay after a
+//! crash) converges to the same `FINAL` state.
+//!
+//! Cross-replica race, and why the re-check closes it: replica A writes a fact row enriched from a
+//! dimension row it read before replica B wrote a new version of that row; B's propagation may have
+//! read the fact table before A's write landed. After every fact write, A reads the rows back and
+//! recomputes their lookups; if they differ (or its own write lost to a concurrent rewrite carrying an
+//! older source row), it writes again with a higher version. Either A's re-check sees B's dimension
+//! write, or B's dimension write came after A's fact write and B's propagation sees A's row.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::enrich::{affected_rows_filter, enrich, key_form};
+use crate::plan::{Plan, TableId, TablePlan};
+use crate::route::RowChange;
+use crate::store::{Row, Store, StoreError, in_list};
+use crate::value::Value;
+use crate::versioning::{fold_fact, fold_plain, propagated};
+
+/// Rounds of re-checking before leaving a still-moving row to the replica moving it.
+const RECHECK_ROUNDS: usize = 3;
+
+/// What a batch did, per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Rows inserted per table (all reasons).
+    pub rows_written: Vec<usize>,
+    /// Fact rows rewritten because a referenced row changed.
+    pub propagated: usize,
+    /// Fact rows rewritten by the re-check.
+    pub rechecked: usize,
+    /// RowBinary bytes sent.
+    pub bytes: usize,
+}
+
+/// Applies batches of row changes.
+#[derive(Debug, Clone)]
+pub struct Applier {
+    store: Store,
+    plan: Arc<Plan>,
+    recheck: bool,
+}
+
+impl Applier {
+    /// An applier writing through `store`; `recheck` enables the post-write lookup check needed when
+    /// several replicas share the topics.
+    pub fn new(store: Store, plan: Arc<Plan>, recheck: bool) -> Self {
+        Applier {
+            store,
+            plan,
+            recheck,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Applies `changes` (in consumption order).
+    pub async fn apply(&self, changes: &[RowChange]) -> Result<ApplyReport, StoreError> {
+        let plan = &*self.plan;
+        let mut by_table: Vec<Vec<&RowChange>> = vec![Vec::new(); plan.tables.len()];
+        let mut changed_keys: Vec<HashSet<Value>> = vec![HashSet::new(); plan.tables.len()];
+        for change in changes {
+            by_table[change.table].push(change);
+            changed_keys[change.table].insert(key_form(&change.key));
+        }
+        let mut report = ApplyReport {
+            rows_written: vec![0; plan.tables.len()],
+            ..ApplyReport::default()
+        };
+        let dimensions: Vec<TableId> = plan.dimension_ids().collect();
+        for id in dimensions {
+            if !by_table[id].is_empty() {
+                self.apply_plain(id, &by_table[id], &mut report).await?;
+            }
+        }
+        for &id in &plan.fact_order {
+            self.apply_fact(id, &by_table[id], &changed_keys, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn apply_plain(
+        &self,
+        id: TableId,
+        changes: &[&RowChange],
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let table = &self.plan.tables[id];
+        let groups = group_by_key(changes);
+        let toast_keys: Vec<&Value> = groups
+            .iter()
+            .filter(|(_, changes)| changes.iter().any(|c| !c.unchanged.is_empty()))
+            .map(|(key, _)| key)
+            .collect();
+        let stored = if toast_keys.is_empty() {
+            HashMap::new()
+        } else {
+            let filter = in_list(&table.key_column().name, toast_keys);
+            self.read_by_key(table, &filter).await?
+        };
+        let rows: Vec<Row> = groups
+            .iter()
+            .filter_map(|(key, changes)| fold_plain(table, stored.get(key), changes))
+            .collect();
+        self.write(id, &rows, report).await
+    }
+
+    async fn apply_fact(
+        &self,
+        id: TableId,
+        changes: &[&RowChange],
+        changed_keys: &[HashSet<Value>],
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let plan = &*self.plan;
+        let table = &plan.tables[id];
+        let groups = group_by_key(changes);
+        let mut filters = Vec::new();
+        if !groups.is_empty() {
+            filters.push(in_list(
+                &table.key_column().name,
+                groups.iter().map(|(k, _)| k),
+            ));
+        }
+        for (node_index, node) in table.nodes.iter().enumerate() {
+            if !changed_keys[node.table].is_empty() {
+                filters.push(format!(
+                    "({})",
+                    affected_rows_filter(plan, table, node_index, &changed_keys[node.table])
+                ));
+            }
+        }
+        if filters.is_empty() {
+            return Ok(());
+        }
+        let stored = self.read_by_key(table, &filters.join(" OR ")).await?;
+        let own: HashSet<&Value> = groups.iter().map(|(k, _)| k).collect();
+        let mut rows = Vec::with_capacity(groups.len());
+        let mut previous_lookups: Vec<Option<Vec<Value>>> = Vec::with_capacity(groups.len());
+        for (key, changes) in &groups {
+            let current = stored.get(key);
+            match fold_fact(table, current, changes) {
+                Some(row) => {
+                    rows.push(row);
+                    previous_lookups.push(None);
+                }
+                // Stale replay: still a candidate for propagation below.
+                None => {
+                    if let Some(current) = current.filter(|c| !c.deleted) {
+                        rows.push(propagated(current));
+                        previous_lookups.push(Some(lookups_of(table, current)));
+                    }
+                }
+            }
+        }
+        for (key, current) in &stored {
+            if !own.contains(key) && !current.deleted {
+                rows.push(propagated(current));
+                previous_lookups.push(Some(lookups_of(table, current)));
+            }
+        }
+        enrich(&self.store, plan, table, &mut rows).await?;
+        // A propagation rewrite whose lookups did not change is not written.
+        let mut written = Vec::with_capacity(rows.len());
+        for (row, previous) in rows.into_iter().zip(previous_lookups) {
+            match previous {
+                Some(previous) if previous == lookups_of(table, &row) => {}
+                Some(_) => {
+                    report.propagated += 1;
+                    written.push(row);
+                }
+                None => written.push(row),
+            }
+        }
+        self.write(id, &written, report).await?;
+        if self.recheck && !table.lookups.is_empty() && !written.is_empty() {
+            self.recheck(id, written, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the rows just written back and rewrites those whose lookups changed meanwhile or whose
+    /// write lost to a concurrent rewrite of an older source row (see the module docs).
+    async fn recheck(
+        &self,
+        id: TableId,
+        mut written: Vec<Row>,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let table = &self.plan.tables[id];
+        for round in 0..RECHECK_ROUNDS {
+            let filter = in_list(
+                &table.key_column().name,
+                written.iter().map(|r| &r.values[table.key]),
+            );
+            let current = self.read_by_key(table, &filter).await?;
+            let mut candidates = Vec::new();
+            let mut previous = Vec::new();
+            for mine in &written {
+                let Some(now) = current.get(&key_form(&mine.values[table.key])) else {
+                    continue;
+                };
+                if now.source_lsn < mine.source_lsn {
+                    candidates.push(Row {
+                        lsn: now.lsn + 1,
+                        ..mine.clone()
+                    });
+                    previous.push(None);
+                } else if !now.deleted {
+                    candidates.push(propagated(now));
+                    previous.push(Some(lookups_of(table, now)));
+                }
+            }
+            enrich(&self.store, &self.plan, table, &mut candidates).await?;
+            let fixes: Vec<Row> = candidates
+                .into_iter()
+                .zip(previous)
+                .filter(|(row, previous)| match previous {
+                    Some(previous) => *previous != lookups_of(table, row),
+                    None => true,
+                })
+                .map(|(row, _)| row)
+                .collect();
+            if fixes.is_empty() {
+                return Ok(());
+            }
+            tracing::info!(table = %table.name, rows = fixes.len(), round,
+                "re-check rewrites fact rows changed concurrently");
+            report.rechecked += fixes.len();
+            self.write(id, &fixes, report).await?;
+            written = fixes;
+        }
+        Ok(())
+    }
+
+    async fn read_by_key(
+        &self,
+        table: &TablePlan,
+        filter: &str,
+    ) -> Result<HashMap<Value, Row>, StoreError> {
+        Ok(self
+            .store
+            .read_rows(table, filter)
+            .await?
+            .into_iter()
+            .map(|row| (key_form(&row.values[table.key]), row))
+            .collect())
+    }
+
+    async fn write(
+        &self,
+        id: TableId,
+        rows: &[Row],
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let bytes = self.store.insert(&self.plan.tables[id], rows).await?;
+        report.rows_written[id] += rows.len();
+        report.bytes += bytes;
+        Ok(())
+    }
+}
+
+fn lookups_of(table: &TablePlan, row: &Row) -> Vec<Value> {
+    row.values[table.columns.len()..].to_vec()
+}
+
+/// Changes grouped by key, keys in first-seen order, changes in consumption order.
+fn group_by_key<'a>(changes: &[&'a RowChange]) -> Vec<(Value, Vec<&'a RowChange>)> {
+    let mut index: HashMap<Value, usize> = HashMap::with_capacity(changes.len());
+    let mut groups: Vec<(Value, Vec<&'a RowChange>)> = Vec::new();
+    for change in changes {
+        let key = key_form(&change.key);
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push(change),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![change]));
+            }
+        }
+    }
+    groups
+}

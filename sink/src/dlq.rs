@@ -1,0 +1,152 @@
+//! The dead-letter topic: events the sink cannot apply, with the original bytes and key and headers
+//! saying why and where they came from.
+//!
+//! Headers: `cdcstar.reason` (human-readable), `cdcstar.reason.kind` (`invalid_envelope`,
+//! `unknown_table`, `missing_key`, `missing_lsn`, `conversion`), `cdcstar.source.topic`,
+//! `cdcstar.source.partition`, `cdcstar.source.offset`.
+
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::kafka::{KafkaConnection, KafkaSetupError};
+
+/// Header carrying the reason.
+pub const REASON_HEADER: &str = "cdcstar.reason";
+/// Header carrying the reason kind.
+pub const REASON_KIND_HEADER: &str = "cdcstar.reason.kind";
+/// Header carrying the source topic.
+pub const SOURCE_TOPIC_HEADER: &str = "cdcstar.source.topic";
+/// Header carrying the source partition.
+pub const SOURCE_PARTITION_HEADER: &str = "cdcstar.source.partition";
+/// Header carrying the source offset.
+pub const SOURCE_OFFSET_HEADER: &str = "cdcstar.source.offset";
+
+/// An event bound for the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Source table when readable, else `unknown`.
+    pub table: String,
+    /// Reason kind.
+    pub kind: &'static str,
+    /// Reason.
+    pub reason: String,
+    /// Topic it was read from.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Original key.
+    pub key: Option<Vec<u8>>,
+    /// Original bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Why a dead letter could not be delivered (the batch is retried).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "failed to deliver dead letter from {topic}/{partition}@{offset} to {dead_letter_topic}: {reason}"
+)]
+pub struct DeliveryError {
+    /// Dead-letter topic.
+    pub dead_letter_topic: String,
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// The producer's error.
+    pub reason: String,
+}
+
+/// Producer of the dead-letter topic.
+#[derive(Clone)]
+pub struct DeadLetterProducer {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl std::fmt::Debug for DeadLetterProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetterProducer")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeadLetterProducer {
+    /// A producer for `topic` (acks from all in-sync replicas).
+    pub fn new(connection: &KafkaConnection, topic: String) -> Result<Self, KafkaSetupError> {
+        let producer = connection
+            .client_config()
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(|source| KafkaSetupError::Client {
+                what: "dead-letter producer",
+                brokers: connection.brokers.clone(),
+                source,
+            })?;
+        Ok(DeadLetterProducer { producer, topic })
+    }
+
+    /// The dead-letter topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sends every letter and waits for the broker's acknowledgement of each.
+    pub async fn send_all(&self, letters: &[DeadLetter]) -> Result<(), DeliveryError> {
+        let sends = letters.iter().map(|letter| self.send(letter));
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DeliveryError> {
+        let partition = letter.partition.to_string();
+        let offset = letter.offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: REASON_HEADER,
+                value: Some(letter.reason.as_str()),
+            })
+            .insert(Header {
+                key: REASON_KIND_HEADER,
+                value: Some(letter.kind),
+            })
+            .insert(Header {
+                key: SOURCE_TOPIC_HEADER,
+                value: Some(letter.topic.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_PARTITION_HEADER,
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_OFFSET_HEADER,
+                value: Some(offset.as_str()),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic)
+            .payload(letter.payload.as_slice())
+            .headers(headers);
+        if let Some(key) = &letter.key {
+            record = record.key(key.as_slice());
+        }
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| DeliveryError {
+                dead_letter_topic: self.topic.clone(),
+                topic: letter.topic.clone(),
+                partition: letter.partition,
+                offset: letter.offset,
+                reason: error.to_string(),
+            })
+    }
+}

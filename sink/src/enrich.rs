@@ -1,0 +1,194 @@
+//! Lookups: filling a fact row's denormalised columns from the current (`FINAL`, not deleted) rows of
+//! the tables its foreign keys reference, in one query per node of the fact's lookup tree.
+//!
+//! The same function serves new fact rows, propagation (fact rows rewritten because a referenced row
+//! changed) and the re-check after a write, so the three can never disagree on what a lookup means.
+//! A referenced row that does not exist (yet) yields the column type's default; the fact row is
+//! rewritten by propagation when that row arrives.
+
+use std::collections::{HashMap, HashSet};
+
+use cdcstar_crds::ColumnType;
+
+use crate::plan::{Plan, TablePlan};
+use crate::store::{Row, Store, StoreError, in_list};
+use crate::value::{Value, default_value, quote_ident};
+
+/// Keys compare across integer types: a non-negative `Int` equals the `UInt` of the same number.
+pub fn key_form(value: &Value) -> Value {
+    match value {
+        Value::Int(v) if *v >= 0 => Value::UInt(*v as u64),
+        other => other.clone(),
+    }
+}
+
+/// Fetched rows of one lookup node, by key.
+type NodeRows = HashMap<Value, Vec<Value>>;
+
+/// Sets the lookup columns of every non-deleted row of `rows` (facts of `fact`) from the current
+/// state of the referenced tables; deleted rows get defaults.
+pub async fn enrich(
+    store: &Store,
+    plan: &Plan,
+    fact: &TablePlan,
+    rows: &mut [Row],
+) -> Result<(), StoreError> {
+    if fact.lookups.is_empty() || rows.is_empty() {
+        return Ok(());
+    }
+    let mut fetched: Vec<NodeRows> = Vec::with_capacity(fact.nodes.len());
+    for node in &fact.nodes {
+        let keys: HashSet<Value> = match node.parent {
+            None => rows
+                .iter()
+                .filter(|r| !r.deleted)
+                .map(|r| key_form(&r.values[node.foreign_key]))
+                .collect(),
+            Some(parent) => fetched[parent]
+                .values()
+                .map(|record| key_form(&record[node.foreign_key]))
+                .collect(),
+        };
+        let table = &plan.tables[node.table];
+        if keys.is_empty() {
+            fetched.push(HashMap::new());
+            continue;
+        }
+        let mut columns = vec![quote_ident(&table.key_column().name)];
+        let mut types: Vec<ColumnType> = vec![table.key_column().ty.clone()];
+        for f in &node.fetched {
+            let column = &table.columns[f.column];
+            match &f.cast {
+                Some(ty) => {
+                    columns.push(format!("CAST({} AS {ty})", quote_ident(&column.name)));
+                    types.push(ty.clone());
+                }
+                None => {
+                    columns.push(quote_ident(&column.name));
+                    types.push(column.ty.clone());
+                }
+            }
+        }
+        let sql = format!(
+            "SELECT {} FROM {} FINAL WHERE {} AND `is_deleted` = 0",
+            columns.join(", "),
+            quote_ident(&table.name),
+            in_list(&table.key_column().name, keys.iter())
+        );
+        let records = store.select(&table.name, &sql, &types).await?;
+        fetched.push(
+            records
+                .into_iter()
+                .map(|mut record| {
+                    let key = key_form(&record.remove(0));
+                    (key, record)
+                })
+                .collect(),
+        );
+    }
+    let width = fact.columns.len();
+    for row in rows.iter_mut() {
+        row.values.truncate(width);
+        if row.deleted {
+            row.values
+                .extend(fact.lookups.iter().map(|l| default_value(&l.ty)));
+            continue;
+        }
+        // The fetched record of each node for this row, computed parents first.
+        let mut reached: Vec<Option<&Vec<Value>>> = Vec::with_capacity(fact.nodes.len());
+        for (index, node) in fact.nodes.iter().enumerate() {
+            let key = match node.parent {
+                None => Some(key_form(&row.values[node.foreign_key])),
+                Some(parent) => reached[parent].map(|record| key_form(&record[node.foreign_key])),
+            };
+            reached.push(key.and_then(|k| fetched[index].get(&k)));
+        }
+        for lookup in &fact.lookups {
+            let value = reached[lookup.node]
+                .map(|record| record[lookup.fetch].clone())
+                .unwrap_or_else(|| default_value(&lookup.ty));
+            row.values.push(value);
+        }
+    }
+    Ok(())
+}
+
+/// The SQL condition selecting the rows of `fact` whose lookups go through node `node` to a row of
+/// that node's table with one of `keys`: `fk IN (keys)` for a first step, nested subqueries over the
+/// intermediate tables for chained lookups.
+pub fn affected_rows_filter<'a>(
+    plan: &Plan,
+    fact: &TablePlan,
+    node: usize,
+    keys: impl IntoIterator<Item = &'a Value>,
+) -> String {
+    let mut current = node;
+    let mut condition = {
+        let n = &fact.nodes[current];
+        let column = match n.parent {
+            None => fact.columns[n.foreign_key].name.as_str(),
+            Some(parent) => {
+                let p = &fact.nodes[parent];
+                let parent_table = &plan.tables[p.table];
+                parent_table.columns[p.fetched[n.foreign_key].column]
+                    .name
+                    .as_str()
+            }
+        };
+        in_list(column, keys)
+    };
+    // Walk up: the keys of each intermediate table whose foreign key satisfies the condition.
+    while let Some(parent) = fact.nodes[current].parent {
+        let p = &fact.nodes[parent];
+        let parent_table = &plan.tables[p.table];
+        let subquery = format!(
+            "SELECT {} FROM {} FINAL WHERE {condition} AND `is_deleted` = 0",
+            quote_ident(&parent_table.key_column().name),
+            quote_ident(&parent_table.name)
+        );
+        let column = match p.parent {
+            None => fact.columns[p.foreign_key].name.clone(),
+            Some(grandparent) => {
+                let g = &fact.nodes[grandparent];
+                plan.tables[g.table].columns[g.fetched[p.foreign_key].column]
+                    .name
+                    .clone()
+            }
+        };
+        condition = format!("{} IN ({subquery})", quote_ident(&column));
+        current = parent;
+    }
+    condition
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::shop;
+
+    #[test]
+    fn chained_propagation_filter_goes_through_the_order() {
+        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
+        let customer_node = fact
+            .nodes
+            .iter()
+            .position(|n| plan.tables[n.table].name == "customer_dim")
+            .unwrap();
+        let filter = affected_rows_filter(&plan, fact, customer_node, &[Value::UInt(7)]);
+        assert_eq!(
+            filter,
+            "`order_id` IN (SELECT `order_id` FROM `order_fact` FINAL \
+             WHERE `customer_id` IN (7) AND `is_deleted` = 0)"
+        );
+        let order_node = fact
+            .nodes
+            .iter()
+            .position(|n| plan.tables[n.table].name == "order_fact")
+            .unwrap();
+        assert_eq!(
+            affected_rows_filter(&plan, fact, order_node, &[Value::UInt(1), Value::UInt(2)]),
+            "`order_id` IN (1, 2)"
+        );
+    }
+}

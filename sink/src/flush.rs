@@ -1,0 +1,105 @@
+//! Flushing a batch: dead letters first (acknowledged by the broker), then the row changes into
+//! ClickHouse, each retried on failure until it succeeds or the process stops. Only after both does
+//! the caller store the batch's offsets.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::apply::Applier;
+use crate::batch::Batch;
+use crate::dlq::DeadLetterProducer;
+use crate::metrics::{Metrics, label};
+use crate::retry::{Abandoned, retry_until_shutdown};
+
+/// Writes batches.
+#[derive(Debug, Clone)]
+pub struct Flusher {
+    applier: Applier,
+    dead_letters: DeadLetterProducer,
+    metrics: Arc<Metrics>,
+}
+
+impl Flusher {
+    /// A flusher writing rows with `applier` and poison events to `dead_letters`.
+    pub fn new(applier: Applier, dead_letters: DeadLetterProducer, metrics: Arc<Metrics>) -> Self {
+        Flusher {
+            applier,
+            dead_letters,
+            metrics,
+        }
+    }
+
+    /// Applies `batch`; returns only when everything is durable, or when `shutdown` interrupts the
+    /// retries (then nothing may be committed).
+    pub async fn flush(
+        &self,
+        batch: &Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Abandoned> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if !batch.dead_letters.is_empty() {
+            retry_until_shutdown("dead-letter delivery", &self.metrics, shutdown, || {
+                self.dead_letters.send_all(&batch.dead_letters)
+            })
+            .await?;
+            for letter in &batch.dead_letters {
+                self.metrics
+                    .events_dead_lettered
+                    .get_or_create(&vec![
+                        ("table", letter.table.clone()),
+                        ("reason", letter.kind.to_owned()),
+                    ])
+                    .inc();
+            }
+        }
+        let started = Instant::now();
+        let report = retry_until_shutdown("clickhouse write", &self.metrics, shutdown, || async {
+            let result = self.applier.apply(&batch.changes).await;
+            self.metrics.ready.set(i64::from(result.is_ok()));
+            result
+        })
+        .await?;
+        let elapsed = started.elapsed();
+        self.metrics.apply_seconds.observe(elapsed.as_secs_f64());
+        self.metrics.batch_events.observe(batch.events as f64);
+        let plan = self.applier.plan();
+        for (id, rows) in report.rows_written.iter().enumerate() {
+            if *rows > 0 {
+                self.metrics
+                    .rows_written
+                    .get_or_create(&label("table", plan.tables[id].name.as_str()))
+                    .inc_by(*rows as u64);
+            }
+        }
+        self.metrics
+            .rows_propagated
+            .inc_by(report.propagated as u64);
+        self.metrics.rows_rechecked.inc_by(report.rechecked as u64);
+        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        for commit_time in &batch.commit_times {
+            self.metrics
+                .end_to_end_lag_seconds
+                .observe((now - commit_time).max(0.0));
+        }
+        tracing::debug!(
+            events = batch.events,
+            dead_letters = batch.dead_letters.len(),
+            rows = report.rows_written.iter().sum::<usize>(),
+            propagated = report.propagated,
+            rechecked = report.rechecked,
+            bytes = report.bytes,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "batch applied"
+        );
+        Ok(())
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

@@ -1,0 +1,146 @@
+//! The sink's Prometheus metrics, registered once and shared by the consumer loop and the HTTP server.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set: a list of name/value pairs.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// Every metric of the sink.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events read from the topics, per source table (`unknown` for undecodable ones).
+    pub events_consumed: Family<Labels, Counter>,
+    /// Events whose batch was applied and whose offsets were stored.
+    pub events_flushed: Counter,
+    /// Rows inserted, per star table.
+    pub rows_written: Family<Labels, Counter>,
+    /// Events sent to the dead-letter topic, per source table and reason kind.
+    pub events_dead_lettered: Family<Labels, Counter>,
+    /// Fact rows rewritten because a referenced row changed.
+    pub rows_propagated: Counter,
+    /// Fact rows rewritten by the post-write re-check.
+    pub rows_rechecked: Counter,
+    /// Events per flushed batch.
+    pub batch_events: Histogram,
+    /// Seconds to apply a batch to ClickHouse (all statements, retries excluded).
+    pub apply_seconds: Histogram,
+    /// Failed attempts that were retried, per operation.
+    pub retries: Family<Labels, Counter>,
+    /// Consumer lag per topic partition, from librdkafka statistics.
+    pub consumer_lag: Family<Labels, Gauge>,
+    /// Seconds from the source commit (`metadata.commitTime`) to the ClickHouse write.
+    pub end_to_end_lag_seconds: Histogram,
+    /// 1 while the sink can write to ClickHouse and is consuming.
+    pub ready: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `cdcstar_sink` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cdcstar_sink");
+        let metrics = Metrics {
+            events_consumed: Family::default(),
+            events_flushed: Counter::default(),
+            rows_written: Family::default(),
+            events_dead_lettered: Family::default(),
+            rows_propagated: Counter::default(),
+            rows_rechecked: Counter::default(),
+            batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            apply_seconds: Histogram::new(exponential_buckets(0.001, 2.5, 14)),
+            retries: Family::default(),
+            consumer_lag: Family::default(),
+            end_to_end_lag_seconds: Histogram::new(exponential_buckets(0.01, 2.5, 14)),
+            ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_consumed",
+            "Events read from the CDC topics",
+            metrics.events_consumed.clone(),
+        );
+        registry.register(
+            "events_flushed",
+            "Events whose batch was applied to ClickHouse and whose offsets were stored",
+            metrics.events_flushed.clone(),
+        );
+        registry.register(
+            "rows_written",
+            "Rows inserted into star tables",
+            metrics.rows_written.clone(),
+        );
+        registry.register(
+            "events_dead_lettered",
+            "Events sent to the dead-letter topic",
+            metrics.events_dead_lettered.clone(),
+        );
+        registry.register(
+            "rows_propagated",
+            "Fact rows rewritten because a referenced row changed",
+            metrics.rows_propagated.clone(),
+        );
+        registry.register(
+            "rows_rechecked",
+            "Fact rows rewritten by the post-write lookup re-check",
+            metrics.rows_rechecked.clone(),
+        );
+        registry.register(
+            "batch_events",
+            "Events per flushed batch",
+            metrics.batch_events.clone(),
+        );
+        registry.register(
+            "apply_seconds",
+            "Seconds to apply one batch to ClickHouse",
+            metrics.apply_seconds.clone(),
+        );
+        registry.register(
+            "retries",
+            "Failed attempts that were retried",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Messages behind the partition end, per topic partition",
+            metrics.consumer_lag.clone(),
+        );
+        registry.register(
+            "end_to_end_lag_seconds",
+            "Seconds from the source commit to the ClickHouse write",
+            metrics.end_to_end_lag_seconds.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while the sink consumes and ClickHouse accepts writes",
+            metrics.ready.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // NB: writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A one-label set.
+pub fn label(name: &'static str, value: impl Into<String>) -> Labels {
+    vec![(name, value.into())]
+}

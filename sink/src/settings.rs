@@ -1,0 +1,103 @@
+//! Command-line and environment settings of the sink, and how they combine with the pipeline file:
+//! the pipeline says what to do; flags and environment variables may override where the services are
+//! (for local runs and tests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::batch::BatchLimits;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `cdcstar-sink`: consume the CDC topics of a pipeline and maintain its ClickHouse star schema.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cdcstar-sink", version, about)]
+pub struct Args {
+    /// The CdcPipeline resource (YAML) the sink serves; the operator mounts it.
+    #[arg(long, env = "CDCSTAR_PIPELINE")]
+    pub pipeline: PathBuf,
+
+    /// Bootstrap brokers, comma-separated; overrides spec.kafka.brokers.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Directory of the mounted Kafka auth Secret (one file per key).
+    #[arg(long, env = "KAFKA_AUTH_DIR")]
+    pub kafka_auth_dir: Option<PathBuf>,
+
+    /// ClickHouse HTTP endpoint; overrides spec.clickhouse.url.
+    #[arg(long, env = "CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+
+    /// ClickHouse user.
+    #[arg(long, env = "CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+
+    /// ClickHouse password.
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+
+    /// ClickHouse database; overrides spec.clickhouse.database.
+    #[arg(long, env = "CLICKHOUSE_DATABASE")]
+    pub clickhouse_database: Option<String>,
+
+    /// Consumer group; defaults to the pipeline's sink group `cdcstar-<namespace>-<name>-sink`.
+    #[arg(long, env = "SINK_GROUP_ID")]
+    pub group_id: Option<String>,
+
+    /// Flush a batch when it holds this many events.
+    #[arg(long, env = "SINK_BATCH_EVENTS", default_value_t = 50_000)]
+    pub batch_events: usize,
+
+    /// Flush a batch when its messages reach this many bytes.
+    #[arg(long, env = "SINK_BATCH_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub batch_bytes: usize,
+
+    /// Flush a batch at the latest this many milliseconds after its first event.
+    #[arg(long, env = "SINK_BATCH_WAIT_MS", default_value_t = 200)]
+    pub batch_wait_ms: u64,
+
+    /// Re-read written fact rows and fix lookups that changed concurrently. Needed when several
+    /// replicas share the topics; a single replica may turn it off.
+    #[arg(long, env = "SINK_LOOKUP_RECHECK", default_value_t = true, action = ArgAction::Set)]
+    pub lookup_recheck: bool,
+
+    /// Create the data and dead-letter topics when missing (local runs; the operator does it
+    /// otherwise).
+    #[arg(long, env = "SINK_CREATE_TOPICS")]
+    pub create_topics: bool,
+
+    /// Create the ClickHouse database and tables when missing (local runs; the operator does it
+    /// otherwise).
+    #[arg(long, env = "SINK_CREATE_TABLES")]
+    pub create_tables: bool,
+
+    /// Address of /health, /ready and /metrics.
+    #[arg(long, env = "SINK_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Args {
+    /// The batch limits.
+    pub fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_events: self.batch_events.max(1),
+            max_bytes: self.batch_bytes.max(1),
+            max_wait: Duration::from_millis(self.batch_wait_ms),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! ClickHouse access: inserting rows of a star table in RowBinary and reading rows back with `FINAL`.
+//!
+//! Every statement goes through the `clickhouse` crate: inserts as pre-serialised RowBinary bodies
+//! (`insert_formatted_with`), reads as RowBinary bytes decoded by the table plan's types. The stored
+//! state of the star schema is the sink's only state: versions, unchanged TOASTed values and lookup
+//! values are read here, so a restarted or an additional replica needs nothing else.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use cdcstar_crds::ColumnType;
+use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
+
+use crate::plan::TablePlan;
+use crate::rowbinary::{DecodeError, EncodeError, decode, encode};
+use crate::value::{Value, quote_ident, sql_literal};
+
+/// Largest query text the sink sends (key lists of big batches).
+const MAX_QUERY_SIZE: &str = "268435456";
+
+/// One row of a star table as written and read: copied columns then lookups, and the bookkeeping
+/// columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Copied columns, then lookup columns (see [`TablePlan::width`]).
+    pub values: Vec<Value>,
+    /// Row version (ReplacingMergeTree's version column).
+    pub lsn: u64,
+    /// `is_deleted`.
+    pub deleted: bool,
+    /// Facts: version of the fact's own source row. Dimensions: equal to `lsn`.
+    pub source_lsn: u64,
+}
+
+/// Why a ClickHouse statement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The statement failed; retrying may help (network, server down, timeouts, server errors).
+    #[error("clickhouse {what} on {table} failed: {source}")]
+    ClickHouse {
+        /// What was being done (insert, select).
+        what: &'static str,
+        /// The table.
+        table: String,
+        /// The client's error.
+        source: clickhouse::error::Error,
+    },
+    /// A row read back could not be decoded (schema drift between the spec and the table).
+    #[error("reading {table}: {source}")]
+    Decode {
+        /// The table.
+        table: String,
+        /// The decoding error.
+        source: DecodeError,
+    },
+    /// A value could not be encoded for its column (a bug: values are converted per column type).
+    #[error("writing {table}: {source}")]
+    Encode {
+        /// The table.
+        table: String,
+        /// The encoding error.
+        source: EncodeError,
+    },
+}
+
+/// Connection settings.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// HTTP endpoint.
+    pub url: String,
+    /// Database of the star schema.
+    pub database: String,
+    /// User name.
+    pub user: Option<String>,
+    /// Password (never logged).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ClickHouse side of the sink.
+#[derive(Clone)]
+pub struct Store {
+    client: clickhouse::Client,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A store for `config` (no connection is made yet).
+    pub fn new(config: &StoreConfig) -> Self {
+        let mut client = clickhouse::Client::default()
+            .with_url(&config.url)
+            .with_database(&config.database)
+            .with_option("max_query_size", MAX_QUERY_SIZE);
+        if let Some(user) = &config.user {
+            client = client.with_user(user);
+        }
+        if let Some(password) = &config.password {
+            client = client.with_password(password);
+        }
+        Store { client }
+    }
+
+    /// The underlying client, for statements outside the row paths (DDL, health checks).
+    pub fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
+    /// Checks that ClickHouse answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .query("SELECT 1")
+            .execute()
+            .await
+            .map_err(|source| StoreError::ClickHouse {
+                what: "ping",
+                table: String::new(),
+                source,
+            })
+    }
+
+    /// Inserts `rows` into `table` in one statement; returns the body size in bytes.
+    pub async fn insert(&self, table: &TablePlan, rows: &[Row]) -> Result<usize, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let body = encode_rows(table, rows).map_err(|source| StoreError::Encode {
+            table: table.name.clone(),
+            source,
+        })?;
+        let size = body.len();
+        let sql = format!(
+            "INSERT INTO {} ({}) FORMAT RowBinary",
+            quote_ident(&table.name),
+            table.column_list()
+        );
+        let fail = |source| StoreError::ClickHouse {
+            what: "insert",
+            table: table.name.clone(),
+            source,
+        };
+        let started = Instant::now();
+        let mut insert = self.client.insert_formatted_with(sql);
+        insert.send(Bytes::from(body)).await.map_err(fail)?;
+        insert.end().await.map_err(fail)?;
+        tracing::debug!(table = %table.name, rows = rows.len(), bytes = size,
+            elapsed_ms = started.elapsed().as_millis() as u64, "inserted");
+        Ok(size)
+    }
+
+    /// Reads the current (`FINAL`) rows of `table` matching `filter` (an SQL condition), deleted rows
+    /// included.
+    pub async fn read_rows(&self, table: &TablePlan, filter: &str) -> Result<Vec<Row>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} FINAL WHERE {filter}",
+            table.column_list(),
+            quote_ident(&table.name)
+        );
+        let mut types: Vec<ColumnType> = (0..table.width())
+            .map(|i| table.value_type(i).clone())
+            .collect();
+        types.push(ColumnType::UInt64);
+        types.push(ColumnType::UInt8);
+        if table.is_fact() {
+            types.push(ColumnType::UInt64);
+        }
+        let records = self.select(&table.name, &sql, &types).await?;
+        let width = table.width();
+        Ok(records
+            .into_iter()
+            .map(|mut record| {
+                let source_lsn = if table.is_fact() { record.pop() } else { None };
+                let deleted = matches!(record.pop(), Some(Value::UInt(1)));
+                let lsn = match record.pop() {
+                    Some(Value::UInt(v)) => v,
+                    _ => 0,
+                };
+                let source_lsn = match source_lsn {
+                    Some(Value::UInt(v)) => v,
+                    _ => lsn,
+                };
+                record.truncate(width);
+                Row {
+                    values: record,
+                    lsn,
+                    deleted,
+                    source_lsn,
+                }
+            })
+            .collect())
+    }
+
+    /// Runs `sql` and decodes each result row with `types`.
+    pub async fn select(
+        &self,
+        table: &str,
+        sql: &str,
+        types: &[ColumnType],
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let bytes = self
+            .client
+            .query(sql)
+            .fetch_bytes("RowBinary")
+            .map_err(|source| StoreError::ClickHouse {
+                what: "select",
+                table: table.to_owned(),
+                source,
+            })?
+            .collect()
+            .await
+            .map_err(|source| StoreError::ClickHouse {
+                what: "select",
+                table: table.to_owned(),
+                source,
+            })?;
+        let mut input: &[u8] = &bytes;
+        let mut records = Vec::new();
+        while !input.is_empty() {
+            let mut record = Vec::with_capacity(types.len());
+            for ty in types {
+                record.push(decode(ty, &mut input).map_err(|source| StoreError::Decode {
+                    table: table.to_owned(),
+                    source,
+                })?);
+            }
+            records.push(record);
+        }
+        Ok(records)
+    }
+}
+
+/// RowBinary body of `rows` in the order of [`TablePlan::column_list`].
+pub fn encode_rows(table: &TablePlan, rows: &[Row]) -> Result<Vec<u8>, EncodeError> {
+    let mut body = Vec::with_capacity(rows.len() * 64);
+    let width = table.width();
+    for row in rows {
+        for (index, value) in row.values.iter().enumerate().take(width) {
+            encode(value, table.value_type(index), &mut body)?;
+        }
+        body.extend_from_slice(&row.lsn.to_le_bytes());
+        body.push(u8::from(row.deleted));
+        if table.is_fact() {
+            body.extend_from_slice(&row.source_lsn.to_le_bytes());
+        }
+    }
+    Ok(body)
+}
+
+/// `column IN (k1, k2, ...)`, or `0` (false) for no keys.
+pub fn in_list<'a>(column: &str, keys: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut literals = keys.into_iter().map(sql_literal).peekable();
+    if literals.peek().is_none() {
+        return "0".to_owned();
+    }
+    let list: Vec<String> = literals.collect();
+    format!("{} IN ({})", quote_ident(column), list.join(", "))
+}
+
+/// The column names of the bookkeeping columns, for DDL checks and tests.
+pub fn bookkeeping_columns(fact: bool) -> &'static [&'static str] {
+    if fact {
+        &[LSN_COLUMN, IS_DELETED_COLUMN, SOURCE_LSN_COLUMN]
+    } else {
+        &[LSN_COLUMN, IS_DELETED_COLUMN]
+    }
+}
