@@ -1,1 +1,36 @@
-fn main() {}
+//! `cdcstar-operator`: see the library for everything; this only parses the command line.
+
+use anyhow::Context as _;
+use cdcstar_operator::cli::{Cli, Command, crd_yaml, plan_input};
+use cdcstar_operator::{app, plan, telemetry};
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            telemetry::init(cli.run.log_format);
+            let runtime =
+                tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+            runtime.block_on(app::run(cli.run))?;
+        }
+        Command::Crd => print!("{}", crd_yaml().context("failed to render the CRD")?),
+        Command::Plan {
+            file,
+            manifests_only,
+        } => {
+            let yaml =
+                plan_input(&file).with_context(|| format!("failed to read {}", file.display()))?;
+            let plan = plan::plan_yaml(&yaml, &cli.run.operator_config())
+                .with_context(|| format!("no plan for {}", file.display()))?;
+            let text = if manifests_only {
+                plan.manifests_yaml()
+            } else {
+                plan.render()
+            }
+            .context("failed to render the plan")?;
+            print!("{text}");
+        }
+    }
+    Ok(())
+}

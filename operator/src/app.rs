@@ -1,0 +1,199 @@
+//! What the subcommands do, for the thin `main`: `run` wires the client, the startup check, the HTTP
+//! endpoints, leader election, the controller and graceful shutdown.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cdcstar_crds::CdcPipeline;
+use kube::api::ListParams;
+use kube::runtime::events::Reporter;
+use kube::{Api, Client};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::cli::RunArgs;
+use crate::controller::{self, Context};
+use crate::external::clickhouse::ClickHouseConnector;
+use crate::external::postgres::PostgresConnector;
+use crate::http::{self, HttpState};
+use crate::leader::LeaseLock;
+use crate::metrics::Metrics;
+
+/// Why the operator stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable kubeconfig or in-cluster config.
+    #[error("failed to create the kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The CRD is not installed.
+    #[error(
+        "the CdcPipeline CRD (cdcpipelines.cdcstar.dev) is not installed in this cluster; install it with \
+         `cdcstar-operator crd | kubectl apply --server-side -f -` or through the Helm chart, then restart"
+    )]
+    CrdMissing,
+    /// Listing CdcPipelines failed for another reason (RBAC, connectivity).
+    #[error("failed to list cdcpipelines at startup: {0}")]
+    StartupCheck(#[source] kube::Error),
+    /// The HTTP endpoints could not be served.
+    #[error("failed to serve metrics and probes on {addr}: {source}")]
+    Http {
+        /// Listen address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another replica took the lease or it could not be renewed in time.
+    #[error("lost leadership of lease {0}; exiting so that only the new leader reconciles")]
+    LeadershipLost(String),
+}
+
+/// Fails with [`RunError::CrdMissing`] when the API server does not serve CdcPipelines.
+pub async fn check_crd_installed(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
+    let api: Api<CdcPipeline> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Err(RunError::CrdMissing),
+        Err(error) => Err(RunError::StartupCheck(error)),
+    }
+}
+
+/// A future resolving when the flag turns true.
+// NB: spelled out rather than `async fn` to promise `Sync`, which `graceful_shutdown_on` requires.
+#[allow(clippy::manual_async_fn)]
+fn flagged(
+    mut receiver: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + Sync + 'static {
+    async move {
+        let _ = receiver.wait_for(|set| *set).await;
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// `cdcstar-operator run`.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
+    check_crd_installed(&client, namespace.as_deref()).await?;
+
+    let (stop, stopping) = watch::channel(false);
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        termination_signal().await;
+        tracing::info!("termination requested, finishing reconciles in flight");
+        let _ = signal_stop.send(true);
+    });
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let ready = Arc::new(AtomicBool::new(false));
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.metrics_port));
+    let listener_state = HttpState {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+    };
+    let http_stopping = flagged(stopping.clone());
+    let http = tokio::spawn(async move { http::serve(addr, listener_state, http_stopping).await });
+
+    let identity = args
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("cdcstar-operator-{}", std::process::id()));
+    let lease = args.leader_election.then(|| {
+        let lease_namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        LeaseLock::new(
+            Api::namespaced(client.clone(), &lease_namespace),
+            &args.lease_name,
+            &identity,
+            args.lease_timing(),
+        )
+    });
+    // A standby replica is ready: it serves probes and takes over when the leader goes away.
+    ready.store(true, Ordering::Relaxed);
+
+    let lost = Arc::new(AtomicBool::new(false));
+    if let Some(lease) = &lease {
+        tracing::info!(lease = %args.lease_name, identity = %identity, "waiting for leadership");
+        tokio::select! {
+            () = lease.acquire() => {},
+            () = flagged(stopping.clone()) => {
+                http.abort();
+                return Ok(());
+            }
+        }
+        tracing::info!(identity = %identity, "leading");
+        metrics.leader.set(1);
+        let renewer = lease.clone();
+        let lost_flag = lost.clone();
+        let lost_stop = stop.clone();
+        tokio::spawn(async move {
+            renewer.keep_renewing().await;
+            lost_flag.store(true, Ordering::SeqCst);
+            let _ = lost_stop.send(true);
+        });
+    }
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        args.operator_config(),
+        Arc::new(PostgresConnector),
+        Arc::new(ClickHouseConnector),
+        metrics.clone(),
+        Reporter {
+            controller: crate::FIELD_MANAGER.to_owned(),
+            instance: Some(identity.clone()),
+        },
+    ));
+    tracing::info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "controller starting"
+    );
+    controller::run(ctx, namespace, flagged(stopping)).await;
+    metrics.leader.set(0);
+
+    if lost.load(Ordering::SeqCst) {
+        return Err(RunError::LeadershipLost(args.lease_name));
+    }
+    if let Some(lease) = &lease
+        && let Err(error) = lease.release().await
+    {
+        tracing::warn!(%error, "failed to release the lease; the next leader waits for it to expire");
+    }
+    match http.await {
+        Ok(Ok(())) | Err(_) => {}
+        Ok(Err(source)) => return Err(RunError::Http { addr, source }),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

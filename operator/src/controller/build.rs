@@ -1,0 +1,717 @@
+//! Phase 4 (pure): the Kubernetes objects a pipeline needs, built from the spec and the operator's
+//! defaults, with no client: a ConfigMap holding the pipeline (mounted into capture and sink), the
+//! Redpanda Connect configuration when that engine is used, the capture, sink and (when enabled) api
+//! Deployments, and the api's Service. It also names the children that must go (the api when it was
+//! disabled, the Redpanda Connect ConfigMap after a switch to the native engine).
+//!
+//! Secrets never enter these objects by value: containers read them through `secretKeyRef` env vars
+//! or a Secret volume. Every container runs as non-root with a read-only root filesystem, no
+//! privilege escalation, no capabilities and the runtime's default seccomp profile; every object
+//! carries the pipeline as controlling owner, so deleting the pipeline garbage-collects them.
+//!
+//! What each container receives (the contract with the component binaries):
+//!
+//! | component | command | env |
+//! | --- | --- | --- |
+//! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
+//! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `CDCSTAR_SOURCE_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`¹ |
+//! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
+//! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB` |
+//!
+//! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set.
+
+use std::collections::BTreeMap;
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::{CaptureEngine, SecretKeyRef, WorkloadSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+use crate::config::OperatorConfig;
+
+/// Directory where the pipeline ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/cdcstar";
+/// File name of the pipeline inside the ConfigMap and the mount.
+pub const PIPELINE_FILE: &str = "pipeline.yaml";
+/// Directory where the Redpanda Connect ConfigMap is mounted.
+pub const CONNECT_DIR: &str = "/etc/cdcstar/connect";
+/// File name of the Redpanda Connect configuration.
+pub const CONNECT_FILE: &str = "connect.yaml";
+/// Directory where the Kafka auth Secret is mounted (one file per key).
+pub const KAFKA_AUTH_DIR: &str = "/etc/cdcstar/kafka-auth";
+/// Port of `/health`, `/ready` and `/metrics` of the capture and the sink.
+pub const COMPONENT_HTTP_PORT: i32 = 9090;
+/// Port of the api.
+pub const API_PORT: i32 = 3002;
+/// Port of the api's `/metrics`.
+pub const API_METRICS_PORT: i32 = 9102;
+/// Port of Redpanda Connect's HTTP server (`/ping`, `/ready`, `/metrics`).
+pub const CONNECT_HTTP_PORT: i32 = 4195;
+/// User and group every container runs as (the distroless `nonroot` user).
+pub const RUN_AS_USER: i64 = 65532;
+/// Annotation on pod templates holding a hash of the configuration they mount, so pods roll when it
+/// changes.
+pub const CONFIG_HASH_ANNOTATION: &str = "cdcstar.dev/config-hash";
+
+/// A workload of a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// Reads changes from Postgres and publishes CDC events.
+    Capture,
+    /// Maintains the star schema from the events.
+    Sink,
+    /// The demo OLTP REST service.
+    Api,
+}
+
+impl Component {
+    /// Every component.
+    pub const ALL: [Component; 3] = [Component::Capture, Component::Sink, Component::Api];
+
+    /// `capture`, `sink` or `api`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Component::Capture => "capture",
+            Component::Sink => "sink",
+            Component::Api => "api",
+        }
+    }
+
+    /// Name of the component's Deployment (and Service) for pipeline `pipeline`.
+    pub fn child_name(self, pipeline: &str) -> String {
+        format!("{pipeline}-{}", self.suffix())
+    }
+}
+
+/// Name of the ConfigMap holding the pipeline.
+pub fn pipeline_config_map_name(pipeline: &str) -> String {
+    format!("{pipeline}-pipeline")
+}
+
+/// Name of the ConfigMap holding the Redpanda Connect configuration.
+pub fn connect_config_map_name(pipeline: &str) -> String {
+    format!("{pipeline}-connect")
+}
+
+/// Kind of a child object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChildKind {
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Deployment.
+    Deployment,
+    /// A Service.
+    Service,
+}
+
+/// A child the pipeline no longer needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObsoleteChild {
+    /// Its kind.
+    pub kind: ChildKind,
+    /// Its name in the pipeline's namespace.
+    pub name: String,
+}
+
+/// Everything the pipeline needs in Kubernetes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredState {
+    /// ConfigMaps, applied first so pods find them.
+    pub config_maps: Vec<ConfigMap>,
+    /// Deployments: capture, sink, then api when enabled.
+    pub deployments: Vec<Deployment>,
+    /// Services: the api's when enabled.
+    pub services: Vec<Service>,
+    /// Children to delete because the spec no longer asks for them.
+    pub obsolete: Vec<ObsoleteChild>,
+}
+
+/// Why the desired objects could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The pipeline lacks a metadata field every child needs.
+    #[error("cdcpipeline has no metadata.{0}")]
+    MissingMetadata(&'static str),
+    /// `redpandaConnect` engine without its settings.
+    #[error("spec.capture.redpandaConnect is required when spec.capture.engine is redpandaConnect")]
+    MissingRedpandaConnect,
+    /// The pipeline or the Redpanda Connect configuration could not be serialised.
+    #[error("failed to serialise {what}: {source}")]
+    Serialize {
+        /// What was serialised.
+        what: &'static str,
+        /// The serde error.
+        source: serde_yaml::Error,
+    },
+}
+
+/// The objects `pipeline` needs.
+pub fn build(pipeline: &CdcPipeline, config: &OperatorConfig) -> Result<DesiredState, BuildError> {
+    let ctx = BuildContext::new(pipeline)?;
+    let spec = &pipeline.spec;
+    let pipeline_yaml = mounted_pipeline_yaml(pipeline)?;
+    let mut desired = DesiredState::default();
+    desired.config_maps.push(ctx.config_map(
+        &pipeline_config_map_name(&ctx.name),
+        PIPELINE_FILE,
+        &pipeline_yaml,
+    ));
+
+    match spec.capture.engine {
+        CaptureEngine::Native => {
+            desired
+                .deployments
+                .push(ctx.native_capture(config, &pipeline_yaml));
+            desired.obsolete.push(ObsoleteChild {
+                kind: ChildKind::ConfigMap,
+                name: connect_config_map_name(&ctx.name),
+            });
+        }
+        CaptureEngine::RedpandaConnect => {
+            let connect_yaml = redpanda_connect_config(pipeline)?;
+            desired.config_maps.push(ctx.config_map(
+                &connect_config_map_name(&ctx.name),
+                CONNECT_FILE,
+                &connect_yaml,
+            ));
+            desired
+                .deployments
+                .push(ctx.redpanda_connect_capture(&connect_yaml)?);
+        }
+    }
+    desired.deployments.push(ctx.sink(config, &pipeline_yaml));
+    let api_name = Component::Api.child_name(&ctx.name);
+    if spec.api.enabled {
+        desired.deployments.push(ctx.api(config));
+        desired.services.push(ctx.api_service());
+    } else {
+        desired.obsolete.push(ObsoleteChild {
+            kind: ChildKind::Deployment,
+            name: api_name.clone(),
+        });
+        desired.obsolete.push(ObsoleteChild {
+            kind: ChildKind::Service,
+            name: api_name,
+        });
+    }
+    Ok(desired)
+}
+
+/// The pipeline as its components read it: apiVersion, kind, name, namespace and spec (no status,
+/// no server-managed metadata, so the file only changes when the spec does).
+pub fn mounted_pipeline_yaml(pipeline: &CdcPipeline) -> Result<String, BuildError> {
+    let mut mounted = CdcPipeline::new(&pipeline.pipeline_name(), pipeline.spec.clone());
+    mounted.metadata.namespace = Some(pipeline.pipeline_namespace());
+    serde_yaml::to_string(&mounted).map_err(|source| BuildError::Serialize {
+        what: "the pipeline",
+        source,
+    })
+}
+
+/// FNV-1a, 64 bits, hex: a stable content hash for the config annotation (std's hasher is not
+/// guaranteed stable across releases, which would roll every pod after an operator upgrade).
+pub fn content_hash(parts: &[&str]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+struct BuildContext<'a> {
+    pipeline: &'a CdcPipeline,
+    name: String,
+    namespace: String,
+    owner: OwnerReference,
+}
+
+/// What differs between the Deployments.
+struct Workload {
+    component: Component,
+    image: String,
+    command: Option<Vec<String>>,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    replicas: i32,
+    port: i32,
+    liveness_path: &'static str,
+    readiness_path: &'static str,
+    resources: Option<ResourceRequirements>,
+    volumes: Vec<(Volume, VolumeMount)>,
+    config_hash: Option<String>,
+    /// Only one pod at a time (a replication slot has one reader).
+    single_instance: bool,
+}
+
+fn env_value(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn env_from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: optional.then_some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn env_from_key_ref(name: &str, reference: &SecretKeyRef) -> EnvVar {
+    env_from_secret(name, &reference.name, &reference.key, false)
+}
+
+fn http_probe(path: &str, initial_delay: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("http".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// The security context of every container.
+pub fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS_USER),
+        run_as_group: Some(RUN_AS_USER),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Capabilities::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..SeccompProfile::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn replicas(workload: &WorkloadSpec, suspended: bool) -> i32 {
+    if suspended {
+        0
+    } else {
+        workload.replicas.unwrap_or(1)
+    }
+}
+
+impl<'a> BuildContext<'a> {
+    fn new(pipeline: &'a CdcPipeline) -> Result<Self, BuildError> {
+        let name = pipeline
+            .metadata
+            .name
+            .clone()
+            .ok_or(BuildError::MissingMetadata("name"))?;
+        let namespace = pipeline
+            .metadata
+            .namespace
+            .clone()
+            .ok_or(BuildError::MissingMetadata("namespace"))?;
+        let owner = pipeline
+            .controller_owner_ref(&())
+            .ok_or(BuildError::MissingMetadata("uid"))?;
+        Ok(BuildContext {
+            pipeline,
+            name,
+            namespace,
+            owner,
+        })
+    }
+
+    fn labels(&self, component: Option<Component>) -> BTreeMap<String, String> {
+        let mut labels = self.selector(component);
+        labels.insert("app.kubernetes.io/part-of".into(), "cdcstar".into());
+        labels.insert(
+            "app.kubernetes.io/managed-by".into(),
+            crate::FIELD_MANAGER.into(),
+        );
+        if let Some(component) = component {
+            labels.insert(
+                "app.kubernetes.io/component".into(),
+                component.suffix().into(),
+            );
+        }
+        labels
+    }
+
+    fn selector(&self, component: Option<Component>) -> BTreeMap<String, String> {
+        let app = match component {
+            Some(component) => format!("cdcstar-{}", component.suffix()),
+            None => "cdcstar".to_owned(),
+        };
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), app),
+            ("app.kubernetes.io/instance".to_owned(), self.name.clone()),
+        ])
+    }
+
+    fn metadata(&self, name: String, component: Option<Component>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels(component)),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn config_map(&self, name: &str, file: &str, contents: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: self.metadata(name.to_owned(), None),
+            data: Some(BTreeMap::from([(file.to_owned(), contents.to_owned())])),
+            ..ConfigMap::default()
+        }
+    }
+
+    fn pipeline_volume(&self) -> (Volume, VolumeMount) {
+        (
+            Volume {
+                name: "pipeline".to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: pipeline_config_map_name(&self.name),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: "pipeline".to_owned(),
+                mount_path: CONFIG_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        )
+    }
+
+    fn kafka_auth_volume(&self) -> Option<(Volume, VolumeMount)> {
+        let auth = self.pipeline.spec.kafka.auth_secret_ref.as_ref()?;
+        Some((
+            Volume {
+                name: "kafka-auth".to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(auth.name.clone()),
+                    default_mode: Some(0o440),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: "kafka-auth".to_owned(),
+                mount_path: KAFKA_AUTH_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ))
+    }
+
+    fn native_capture(&self, config: &OperatorConfig, pipeline_yaml: &str) -> Deployment {
+        let spec = &self.pipeline.spec;
+        let mut env = vec![
+            env_from_key_ref("DATABASE_URL", &spec.source.connection_secret_ref),
+            env_value("METRICS_PORT", COMPONENT_HTTP_PORT.to_string()),
+        ];
+        let mut volumes = vec![self.pipeline_volume()];
+        if let Some(auth) = self.kafka_auth_volume() {
+            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
+            volumes.push(auth);
+        }
+        self.deployment(Workload {
+            component: Component::Capture,
+            image: spec
+                .capture
+                .native
+                .image
+                .clone()
+                .unwrap_or_else(|| config.images.capture.clone()),
+            command: Some(vec!["cdcstar-capture".to_owned()]),
+            args: pipeline_args(),
+            env,
+            replicas: if spec.suspend { 0 } else { 1 },
+            port: COMPONENT_HTTP_PORT,
+            liveness_path: "/health",
+            readiness_path: "/ready",
+            resources: spec.capture.native.resources.clone(),
+            volumes,
+            config_hash: Some(content_hash(&[pipeline_yaml])),
+            single_instance: true,
+        })
+    }
+
+    fn redpanda_connect_capture(&self, connect_yaml: &str) -> Result<Deployment, BuildError> {
+        let spec = &self.pipeline.spec;
+        let rpcn = spec
+            .capture
+            .redpanda_connect
+            .as_ref()
+            .ok_or(BuildError::MissingRedpandaConnect)?;
+        let mut env = vec![
+            env_from_key_ref(CONNECT_DSN_ENV, &spec.source.connection_secret_ref),
+            env_from_key_ref("REDPANDA_LICENSE", &rpcn.license_secret_ref),
+        ];
+        if let Some(auth) = &spec.kafka.auth_secret_ref {
+            for (var, key) in CONNECT_KAFKA_AUTH_ENV {
+                env.push(env_from_secret(var, &auth.name, key, true));
+            }
+        }
+        let volumes = vec![(
+            Volume {
+                name: "connect".to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: connect_config_map_name(&self.name),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: "connect".to_owned(),
+                mount_path: CONNECT_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        )];
+        Ok(self.deployment(Workload {
+            component: Component::Capture,
+            image: rpcn.image.clone(),
+            command: None,
+            args: vec!["run".to_owned(), format!("{CONNECT_DIR}/{CONNECT_FILE}")],
+            env,
+            replicas: if spec.suspend { 0 } else { 1 },
+            port: CONNECT_HTTP_PORT,
+            liveness_path: "/ping",
+            readiness_path: "/ready",
+            resources: rpcn.resources.clone(),
+            volumes,
+            config_hash: Some(content_hash(&[connect_yaml])),
+            single_instance: true,
+        }))
+    }
+
+    fn sink(&self, config: &OperatorConfig, pipeline_yaml: &str) -> Deployment {
+        let spec = &self.pipeline.spec;
+        let mut env = vec![env_value("METRICS_PORT", COMPONENT_HTTP_PORT.to_string())];
+        if let Some(credentials) = &spec.clickhouse.credentials_secret_ref {
+            env.push(env_from_secret(
+                "CLICKHOUSE_USER",
+                &credentials.name,
+                &credentials.username_key,
+                false,
+            ));
+            env.push(env_from_secret(
+                "CLICKHOUSE_PASSWORD",
+                &credentials.name,
+                &credentials.password_key,
+                false,
+            ));
+        }
+        let mut volumes = vec![self.pipeline_volume()];
+        if let Some(auth) = self.kafka_auth_volume() {
+            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
+            volumes.push(auth);
+        }
+        self.deployment(Workload {
+            component: Component::Sink,
+            image: spec
+                .sink
+                .image
+                .clone()
+                .unwrap_or_else(|| config.images.sink.clone()),
+            command: Some(vec!["cdcstar-sink".to_owned()]),
+            args: pipeline_args(),
+            env,
+            replicas: replicas(&spec.sink, spec.suspend),
+            port: COMPONENT_HTTP_PORT,
+            liveness_path: "/health",
+            readiness_path: "/ready",
+            resources: spec.sink.resources.clone(),
+            volumes,
+            config_hash: Some(content_hash(&[pipeline_yaml])),
+            single_instance: false,
+        })
+    }
+
+    fn api(&self, config: &OperatorConfig) -> Deployment {
+        let spec = &self.pipeline.spec;
+        let workload = &spec.api.workload;
+        self.deployment(Workload {
+            component: Component::Api,
+            image: workload
+                .image
+                .clone()
+                .unwrap_or_else(|| config.images.api.clone()),
+            command: Some(vec!["cdcstar-api".to_owned()]),
+            args: vec!["serve".to_owned()],
+            env: vec![
+                env_from_key_ref("DATABASE_URL", &spec.source.connection_secret_ref),
+                env_value("PORT", API_PORT.to_string()),
+                env_value("METRICS_PORT", API_METRICS_PORT.to_string()),
+                env_value("AUTO_INIT_DB", "true"),
+            ],
+            // NB: suspend pauses the pipeline, not the application writing to the source.
+            replicas: replicas(workload, false),
+            port: API_PORT,
+            liveness_path: "/health",
+            readiness_path: "/ready",
+            resources: workload.resources.clone(),
+            volumes: Vec::new(),
+            config_hash: None,
+            single_instance: false,
+        })
+    }
+
+    fn api_service(&self) -> Service {
+        let name = Component::Api.child_name(&self.name);
+        Service {
+            metadata: self.metadata(name, Some(Component::Api)),
+            spec: Some(ServiceSpec {
+                type_: Some("ClusterIP".to_owned()),
+                selector: Some(self.selector(Some(Component::Api))),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".to_owned()),
+                    port: API_PORT,
+                    target_port: Some(IntOrString::String("http".to_owned())),
+                    protocol: Some("TCP".to_owned()),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    fn deployment(&self, workload: Workload) -> Deployment {
+        let name = workload.component.child_name(&self.name);
+        let mut volumes = vec![Volume {
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }];
+        let mut mounts = vec![VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        }];
+        for (volume, mount) in workload.volumes {
+            volumes.push(volume);
+            mounts.push(mount);
+        }
+        let container = Container {
+            name: workload.component.suffix().to_owned(),
+            image: Some(workload.image),
+            image_pull_policy: Some("IfNotPresent".to_owned()),
+            command: workload.command,
+            args: Some(workload.args),
+            env: Some(workload.env),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".to_owned()),
+                container_port: workload.port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            }]),
+            liveness_probe: Some(http_probe(workload.liveness_path, 10)),
+            readiness_probe: Some(http_probe(workload.readiness_path, 2)),
+            resources: workload.resources,
+            security_context: Some(restricted_security_context()),
+            volume_mounts: Some(mounts),
+            ..Container::default()
+        };
+        let annotations = workload
+            .config_hash
+            .map(|hash| BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_owned(), hash)]));
+        Deployment {
+            metadata: self.metadata(name, Some(workload.component)),
+            spec: DeploymentSpec {
+                replicas: Some(workload.replicas),
+                selector: LabelSelector {
+                    match_labels: Some(self.selector(Some(workload.component))),
+                    ..LabelSelector::default()
+                },
+                strategy: workload.single_instance.then(|| DeploymentStrategy {
+                    type_: Some("Recreate".to_owned()),
+                    ..DeploymentStrategy::default()
+                }),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.labels(Some(workload.component))),
+                        annotations,
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(PodSpec {
+                        automount_service_account_token: Some(false),
+                        enable_service_links: Some(false),
+                        security_context: Some(PodSecurityContext {
+                            run_as_non_root: Some(true),
+                            run_as_user: Some(RUN_AS_USER),
+                            run_as_group: Some(RUN_AS_USER),
+                            fs_group: Some(RUN_AS_USER),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".to_owned(),
+                                ..SeccompProfile::default()
+                            }),
+                            ..PodSecurityContext::default()
+                        }),
+                        containers: vec![container],
+                        volumes: Some(volumes),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            },
+            ..Deployment::default()
+        }
+    }
+}
+
+fn pipeline_args() -> Vec<String> {
+    vec![
+        "--pipeline".to_owned(),
+        format!("{CONFIG_DIR}/{PIPELINE_FILE}"),
+    ]
+}
+
+/// Env var holding the source DSN in the Redpanda Connect container (interpolated by its config).
+pub const CONNECT_DSN_ENV: &str = "CDCSTAR_SOURCE_DSN";
+
+/// Env vars of the Redpanda Connect container filled from the Kafka auth Secret (all optional).
+pub const CONNECT_KAFKA_AUTH_ENV: [(&str, &str); 4] = [
+    ("KAFKA_SECURITY_PROTOCOL", "security.protocol"),
+    ("KAFKA_SASL_MECHANISM", "sasl.mechanism"),
+    ("KAFKA_SASL_USERNAME", "sasl.username"),
+    ("KAFKA_SASL_PASSWORD", "sasl.password"),
+];
+
+/// The Redpanda Connect configuration (postgres_cdc input, Kafka output).
+fn redpanda_connect_config(pipeline: &CdcPipeline) -> Result<String, BuildError> {
+    crate::connect::config_yaml(pipeline).map_err(|source| BuildError::Serialize {
+        what: "the redpanda connect configuration",
+        source,
+    })
+}

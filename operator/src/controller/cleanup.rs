@@ -1,0 +1,81 @@
+//! Behind the finalizer: what Kubernetes cannot garbage-collect when a pipeline is deleted. The
+//! capture Deployment is deleted first (so nothing reconnects to the slot), then the slot's reader
+//! is terminated, the slot and the publication dropped, and the ClickHouse tables dropped only when
+//! `spec.clickhouse.dropTablesOnDelete` is set. Objects already gone count as done. The remaining
+//! children are garbage-collected through their owner references once the finalizer is removed.
+//!
+//! When cleanup cannot finish (the DSN Secret was deleted first, the database is down), the status
+//! says why (`phase: Deleting`, `Ready` False with reason `CleanupBlocked`) and the finalizer stays,
+//! retried with backoff: a slot left behind would retain WAL until the source disk fills.
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::Phase;
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::build::{ChildKind, Component};
+use super::dereference::{self, Purpose};
+use super::{Context, Error, apply, schema, source, status, write_status};
+
+/// Removes the pipeline's footprint outside Kubernetes.
+pub async fn cleanup(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action, Error> {
+    match remove_footprint(pipeline, ctx).await {
+        Ok(note) => {
+            ctx.publish(
+                &pipeline.object_ref(&()),
+                EventType::Normal,
+                "CleanedUp",
+                note,
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            let status = status::stopped_status(
+                pipeline,
+                Phase::Deleting,
+                "CleanupBlocked",
+                &format!("cleanup cannot finish, the finalizer stays until it does: {error}"),
+                Timestamp::now(),
+            );
+            write_status(ctx, pipeline, &status).await?;
+            Err(error)
+        }
+    }
+}
+
+async fn remove_footprint(pipeline: &CdcPipeline, ctx: &Context) -> Result<String, Error> {
+    let namespace = pipeline.pipeline_namespace();
+    apply::delete_child(
+        &ctx.client,
+        &namespace,
+        ChildKind::Deployment,
+        &Component::Capture.child_name(&pipeline.pipeline_name()),
+    )
+    .await?;
+    let secrets = dereference::dereference(&ctx.client, pipeline, Purpose::Cleanup).await?;
+    source::cleanup_source(ctx.source.as_ref(), &secrets.source_dsn, pipeline).await?;
+    let mut note = format!(
+        "dropped replication slot {} and publication {}",
+        pipeline.slot_name(),
+        cdcstar_crds::postgres::effective_publication_name(pipeline)
+    );
+    if pipeline.spec.clickhouse.drop_tables_on_delete {
+        let dropped = schema::drop_tables(
+            ctx.warehouse.as_ref(),
+            secrets.warehouse_credentials.as_ref(),
+            pipeline,
+        )
+        .await?;
+        note.push_str(&format!(
+            "; dropped {} tables in clickhouse database {}",
+            dropped.len(),
+            pipeline.clickhouse_database()
+        ));
+    } else {
+        note.push_str("; clickhouse tables kept (dropTablesOnDelete is false)");
+    }
+    Ok(note)
+}

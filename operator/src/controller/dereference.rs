@@ -1,0 +1,225 @@
+//! Phase 2: read what the spec refers to, the Secrets. Values needed by the operator itself (the
+//! source DSN, ClickHouse credentials) come back as [`Sensitive`]; Secrets only the pods use (the
+//! Redpanda Connect licence, Kafka auth) are only checked for presence, because the pods read them
+//! through `secretKeyRef`/volumes and the operator never copies them anywhere.
+//!
+//! A missing Secret or key is an error naming the Secret, the key and the field that refers to it;
+//! the reconcile turns it into a condition and retries when the Secret appears (Secrets are watched).
+
+use std::collections::BTreeMap;
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::{CaptureEngine, SecretKeyRef};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+use crate::external::{Sensitive, WarehouseCredentials};
+
+/// Values read from the referenced Secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dereferenced {
+    /// The source database's connection string.
+    pub source_dsn: Sensitive,
+    /// ClickHouse credentials, when the spec names a Secret for them.
+    pub warehouse_credentials: Option<WarehouseCredentials>,
+}
+
+/// Why the referenced Secrets could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DereferenceError {
+    /// The Secret does not exist.
+    #[error("secret {namespace}/{name} referenced by {field} not found")]
+    SecretMissing {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// Field of the spec holding the reference.
+        field: &'static str,
+    },
+    /// The Secret exists without the key.
+    #[error("secret {namespace}/{name} referenced by {field} has no key {key:?}")]
+    KeyMissing {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The missing key.
+        key: String,
+        /// Field of the spec holding the reference.
+        field: &'static str,
+    },
+    /// The value is not UTF-8 text.
+    #[error("key {key:?} of secret {namespace}/{name} referenced by {field} is not UTF-8 text")]
+    NotText {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Field of the spec holding the reference.
+        field: &'static str,
+    },
+    /// The API server could not be asked.
+    #[error("failed to read secret {namespace}/{name}: {source}")]
+    Read {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The client error.
+        source: kube::Error,
+    },
+}
+
+impl DereferenceError {
+    /// Whether the user has to act (create the Secret or key), as opposed to a transient API error.
+    pub fn is_missing_reference(&self) -> bool {
+        !matches!(self, DereferenceError::Read { .. })
+    }
+}
+
+/// Reads each referenced Secret once.
+struct SecretReader {
+    api: Api<Secret>,
+    namespace: String,
+    cache: BTreeMap<String, Option<Secret>>,
+}
+
+impl SecretReader {
+    async fn secret(
+        &mut self,
+        name: &str,
+        field: &'static str,
+    ) -> Result<&Secret, DereferenceError> {
+        if !self.cache.contains_key(name) {
+            let fetched =
+                self.api
+                    .get_opt(name)
+                    .await
+                    .map_err(|source| DereferenceError::Read {
+                        namespace: self.namespace.clone(),
+                        name: name.to_owned(),
+                        source,
+                    })?;
+            self.cache.insert(name.to_owned(), fetched);
+        }
+        self.cache
+            .get(name)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| DereferenceError::SecretMissing {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                field,
+            })
+    }
+
+    async fn value(
+        &mut self,
+        name: &str,
+        key: &str,
+        field: &'static str,
+    ) -> Result<Sensitive, DereferenceError> {
+        let namespace = self.namespace.clone();
+        let secret = self.secret(name, field).await?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .ok_or_else(|| DereferenceError::KeyMissing {
+                namespace: namespace.clone(),
+                name: name.to_owned(),
+                key: key.to_owned(),
+                field,
+            })?;
+        String::from_utf8(bytes.0.clone())
+            .map(Sensitive::new)
+            .map_err(|_| DereferenceError::NotText {
+                namespace,
+                name: name.to_owned(),
+                key: key.to_owned(),
+                field,
+            })
+    }
+
+    async fn key_ref(
+        &mut self,
+        reference: &SecretKeyRef,
+        field: &'static str,
+    ) -> Result<Sensitive, DereferenceError> {
+        self.value(&reference.name, &reference.key, field).await
+    }
+}
+
+/// What a pass needs from the Secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A normal reconcile: every reference must resolve.
+    Reconcile,
+    /// Cleanup on delete: only the DSN and, when tables are to be dropped, the ClickHouse
+    /// credentials (the licence or Kafka Secrets may already be gone).
+    Cleanup,
+}
+
+/// Reads the Secrets `pipeline` refers to, in its namespace.
+pub async fn dereference(
+    client: &Client,
+    pipeline: &CdcPipeline,
+    purpose: Purpose,
+) -> Result<Dereferenced, DereferenceError> {
+    let namespace = pipeline.pipeline_namespace();
+    let mut reader = SecretReader {
+        api: Api::namespaced(client.clone(), &namespace),
+        namespace,
+        cache: BTreeMap::new(),
+    };
+    let spec = &pipeline.spec;
+    let source_dsn = reader
+        .key_ref(
+            &spec.source.connection_secret_ref,
+            "spec.source.connectionSecretRef",
+        )
+        .await?;
+    let needs_warehouse = purpose == Purpose::Reconcile || spec.clickhouse.drop_tables_on_delete;
+    let warehouse_credentials = match &spec.clickhouse.credentials_secret_ref {
+        Some(reference) if needs_warehouse => {
+            let field = "spec.clickhouse.credentialsSecretRef";
+            Some(WarehouseCredentials {
+                username: reader
+                    .value(&reference.name, &reference.username_key, field)
+                    .await?,
+                password: reader
+                    .value(&reference.name, &reference.password_key, field)
+                    .await?,
+            })
+        }
+        _ => None,
+    };
+    if purpose == Purpose::Cleanup {
+        return Ok(Dereferenced {
+            source_dsn,
+            warehouse_credentials,
+        });
+    }
+    if spec.capture.engine == CaptureEngine::RedpandaConnect
+        && let Some(rpcn) = &spec.capture.redpanda_connect
+    {
+        // Only its presence matters: the pod reads it through secretKeyRef.
+        reader
+            .key_ref(
+                &rpcn.license_secret_ref,
+                "spec.capture.redpandaConnect.licenseSecretRef",
+            )
+            .await?;
+    }
+    if let Some(auth) = &spec.kafka.auth_secret_ref {
+        reader
+            .secret(&auth.name, "spec.kafka.authSecretRef")
+            .await?;
+    }
+    Ok(Dereferenced {
+        source_dsn,
+        warehouse_credentials,
+    })
+}

@@ -1,0 +1,614 @@
+//! The reconcile loop of `CdcPipeline`: wiring ([`run`]), the shared [`Context`], and the
+//! orchestration of the phases, one module each:
+//!
+//! 1. [`validate`] (pure) — the spec can be built;
+//! 2. [`dereference`] — the referenced Secrets exist and hold their keys;
+//! 3. [`source`] and [`schema`] — the publication/slot on Postgres, the ClickHouse tables;
+//! 4. [`build`] (pure) — the desired ConfigMaps, Deployments and Service;
+//! 5. [`apply`] — server-side apply of those children;
+//! 6. [`status`] — conditions, phase, tables and lag on the status subresource.
+//!
+//! [`cleanup`] runs behind the finalizer when the pipeline is deleted. Every reconcile error becomes
+//! a Warning Event and a failure metric labelled by its kind; [`error_policy`] retries each object
+//! with its own exponential backoff.
+
+pub mod apply;
+pub mod build;
+pub mod cleanup;
+pub mod dereference;
+pub mod schema;
+pub mod source;
+pub mod status;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cdcstar_crds::pipeline::{FINALIZER, Phase};
+use cdcstar_crds::validate::ValidationErrors;
+use cdcstar_crds::{CdcPipeline, CdcPipelineStatus};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::config::OperatorConfig;
+use crate::external::{SourceConnector, WarehouseConnector};
+use crate::metrics::Metrics;
+use build::Component;
+use dereference::{DereferenceError, Purpose};
+use schema::SchemaError;
+use source::SourceError;
+use status::ConditionUpdate;
+
+/// Label selector of the children the operator manages (narrows the watches of owned kinds).
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=cdcstar-operator";
+
+/// First retry delay after a failure; doubled on each further failure of the same object.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stored object does not match the schema of this operator's types.
+    #[error("cdcpipeline {namespace}/{name} cannot be read: {message}")]
+    InvalidObject {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The deserialisation error.
+        message: String,
+    },
+    /// The spec breaks a rule.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] ValidationErrors),
+    /// A referenced Secret or key is missing, or Secrets cannot be read.
+    #[error(transparent)]
+    Dereference(#[from] DereferenceError),
+    /// The source database could not be brought to the spec.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The ClickHouse schema could not be brought to the spec.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// The desired children could not be built.
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    /// A child could not be applied or deleted.
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    /// The status could not be written.
+    #[error("failed to patch status: {0}")]
+    Status(#[source] kube::Error),
+    /// The finalizer could not be added or removed.
+    #[error("failed to update the finalizer: {0}")]
+    Finalizer(#[source] kube::Error),
+}
+
+impl Error {
+    /// Short kind, the `error` label of the failure metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidObject { .. } => "invalid_object",
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::Dereference(e) if e.is_missing_reference() => "secret_missing",
+            Error::Dereference(_) => "secret_read",
+            Error::Source(_) => "source",
+            Error::Schema(_) => "clickhouse",
+            Error::Build(_) => "build",
+            Error::Apply(_) => "apply",
+            Error::Status(_) => "status",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// Reason of the Warning Event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidObject { .. } => "InvalidObject",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Dereference(e) if e.is_missing_reference() => "SecretMissing",
+            Error::Dereference(_) => "SecretReadFailed",
+            Error::Source(_) => "SourceFailed",
+            Error::Schema(_) => "ClickHouseFailed",
+            Error::Build(_) => "BuildFailed",
+            Error::Apply(_) => "ApplyFailed",
+            Error::Status(_) => "StatusPatchFailed",
+            Error::Finalizer(_) => "FinalizerFailed",
+        }
+    }
+
+    fn from_finalizer(error: finalizer::Error<Error>) -> Self {
+        match error {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
+                Error::Finalizer(e)
+            }
+            finalizer::Error::UnnamedObject => {
+                Error::Build(build::BuildError::MissingMetadata("name"))
+            }
+            finalizer::Error::InvalidFinalizer => Error::Finalizer(kube::Error::Api(
+                kube::core::Status::failure("invalid finalizer name", "Invalid").boxed(),
+            )),
+        }
+    }
+}
+
+/// Per-object failure counts driving the exponential backoff.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// The delay before retrying `key` after one more failure: 5s, 10s, 20s ... up to 5 min.
+    pub fn next_delay(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(key.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        let factor = 2u32.saturating_pow(count.saturating_sub(1).min(16));
+        BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn reset(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Operator settings.
+    pub config: OperatorConfig,
+    /// Opens sessions on source databases.
+    pub source: Arc<dyn SourceConnector>,
+    /// Opens sessions on ClickHouse.
+    pub warehouse: Arc<dyn WarehouseConnector>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-object backoff.
+    pub backoff: Backoff,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context publishing events as `reporter`.
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        source: Arc<dyn SourceConnector>,
+        warehouse: Arc<dyn WarehouseConnector>,
+        metrics: Arc<Metrics>,
+        reporter: Reporter,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            source,
+            warehouse,
+            metrics,
+            backoff: Backoff::default(),
+        }
+    }
+
+    async fn publish(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(truncate(note, 1000)),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, reference).await {
+            tracing::warn!(%error, reason, "failed to publish event");
+        }
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+fn backoff_key(meta: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn invalid_object_reference(invalid: &InvalidObject) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(CdcPipeline::api_version(&()).into_owned()),
+        kind: Some(CdcPipeline::kind(&()).into_owned()),
+        name: invalid.metadata.name.clone(),
+        namespace: invalid.metadata.namespace.clone(),
+        uid: invalid.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+/// Reconciles one pipeline (or reports one that cannot be read).
+pub async fn reconcile(
+    object: Arc<DeserializeGuard<CdcPipeline>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = backoff_key(object.meta());
+    let (result, reference) = match &object.0 {
+        Ok(pipeline) => {
+            let reference = pipeline.object_ref(&());
+            let span = tracing::info_span!("reconcile", pipeline = %key);
+            let result = reconcile_pipeline(Arc::new(pipeline.clone()), &ctx)
+                .instrument(span)
+                .await;
+            (result, reference)
+        }
+        Err(invalid) => (
+            report_invalid(invalid, &ctx).await,
+            invalid_object_reference(invalid),
+        ),
+    };
+    ctx.metrics.reconciled(started.elapsed());
+    match &result {
+        Ok(_) => ctx.backoff.reset(&key),
+        Err(error) => {
+            tracing::warn!(pipeline = %key, %error, "reconcile failed");
+            ctx.metrics.failed(error.kind());
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                error.reason(),
+                error.to_string(),
+            )
+            .await;
+        }
+    }
+    result
+}
+
+/// Requeue delay after a failure, per object, exponential.
+pub fn error_policy(
+    object: Arc<DeserializeGuard<CdcPipeline>>,
+    _error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    Action::requeue(ctx.backoff.next_delay(&backoff_key(object.meta())))
+}
+
+/// A stored object that does not deserialise: say so in its status (a merge patch that needs
+/// nothing from the broken spec), and fail so the Warning Event names the problem.
+async fn report_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Action, Error> {
+    let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    let message = truncate(
+        format!("the object cannot be read: {}", invalid.error),
+        1000,
+    );
+    let api: Api<CdcPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+    let now = Timestamp::now();
+    let patch = json!({
+        "status": {
+            "phase": Phase::Failed,
+            "observedGeneration": invalid.metadata.generation,
+            "conditions": [{
+                "type": status::READY,
+                "status": "False",
+                "reason": "InvalidObject",
+                "message": message,
+                "lastTransitionTime": now.to_string(),
+                "observedGeneration": invalid.metadata.generation,
+            }],
+        }
+    });
+    if let Err(error) = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(%error, pipeline = %name, "failed to report the invalid object in its status");
+    }
+    Err(Error::InvalidObject {
+        namespace,
+        name,
+        message: invalid.error.clone(),
+    })
+}
+
+async fn reconcile_pipeline(pipeline: Arc<CdcPipeline>, ctx: &Context) -> Result<Action, Error> {
+    let api: Api<CdcPipeline> = Api::namespaced(ctx.client.clone(), &pipeline.pipeline_namespace());
+    finalizer::finalizer(&api, FINALIZER, pipeline, |event| async move {
+        match event {
+            FinalizerEvent::Apply(pipeline) => apply_pipeline(&pipeline, ctx).await,
+            FinalizerEvent::Cleanup(pipeline) => cleanup::cleanup(&pipeline, ctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer)
+}
+
+/// Writes the status unless it is already what the object holds.
+async fn write_status(
+    ctx: &Context,
+    pipeline: &CdcPipeline,
+    status: &CdcPipelineStatus,
+) -> Result<(), Error> {
+    if pipeline.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    status::patch_status(&ctx.client, pipeline, status)
+        .await
+        .map_err(Error::Status)
+}
+
+/// The phases for a live pipeline.
+async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    if let Err(errors) = validate::validate(pipeline) {
+        let status = status::stopped_status(
+            pipeline,
+            Phase::Failed,
+            "InvalidSpec",
+            &truncate(errors.to_string(), 4000),
+            now,
+        );
+        write_status(ctx, pipeline, &status).await?;
+        return Err(Error::InvalidSpec(errors));
+    }
+
+    let secrets = match dereference::dereference(&ctx.client, pipeline, Purpose::Reconcile).await {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            if error.is_missing_reference() {
+                let status = status::stopped_status(
+                    pipeline,
+                    Phase::Failed,
+                    "SecretMissing",
+                    &error.to_string(),
+                    now,
+                );
+                write_status(ctx, pipeline, &status).await?;
+            }
+            return Err(error.into());
+        }
+    };
+
+    let source = source::reconcile_source(ctx.source.as_ref(), &secrets.source_dsn, pipeline).await;
+    let schema = schema::reconcile_schema(
+        ctx.warehouse.as_ref(),
+        secrets.warehouse_credentials.as_ref(),
+        pipeline,
+    )
+    .await;
+
+    let desired = build::build(pipeline, &ctx.config)?;
+    let applied = apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired).await?;
+
+    let name = pipeline.pipeline_name();
+    let workload = |component: Component, type_: &str, suspendable: bool| {
+        applied
+            .deployments
+            .get(&component.child_name(&name))
+            .map(|d| status::workload_condition(type_, d, suspendable && pipeline.spec.suspend))
+            .unwrap_or_else(|| ConditionUpdate::unknown(type_, "NotApplied", "not applied yet"))
+    };
+    let api_condition = if pipeline.spec.api.enabled {
+        workload(Component::Api, status::API, false)
+    } else {
+        ConditionUpdate::ok(status::API, "Disabled", "spec.api.enabled is false")
+    };
+    let components = vec![
+        source::publication_condition(pipeline, &source),
+        workload(Component::Capture, status::CAPTURE, true),
+        schema::schema_condition(pipeline, &schema),
+        workload(Component::Sink, status::SINK, true),
+        api_condition,
+    ];
+    let retained_wal_bytes = source
+        .as_ref()
+        .ok()
+        .and_then(|report| report.observed.slot.as_ref())
+        .and_then(|slot| slot.retained_wal_bytes);
+    let status = status::reconciled_status(
+        pipeline,
+        &status::Observed {
+            components,
+            retained_wal_bytes,
+        },
+        now,
+    );
+    write_status(ctx, pipeline, &status).await?;
+
+    let reference = pipeline.object_ref(&());
+    if let Ok(report) = &source
+        && !report.executed.is_empty()
+    {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "SourceUpdated",
+            format!(
+                "ran {} statements on the source database",
+                report.executed.len()
+            ),
+        )
+        .await;
+    }
+    if let Ok(report) = &schema
+        && !report.executed.is_empty()
+    {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "SchemaUpdated",
+            format!("ran {} DDL statements on clickhouse", report.executed.len()),
+        )
+        .await;
+    }
+    source?;
+    schema?;
+    Ok(Action::requeue(ctx.config.resync_interval))
+}
+
+/// The pipelines in `store` whose spec refers to the Secret `namespace/name`.
+pub fn pipelines_referencing(
+    store: &Store<DeserializeGuard<CdcPipeline>>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<DeserializeGuard<CdcPipeline>>> {
+    store
+        .state()
+        .iter()
+        .filter_map(|object| object.0.as_ref().ok())
+        .filter(|pipeline| {
+            pipeline.namespace().as_deref() == Some(namespace)
+                && referenced_secrets(pipeline).contains(&name)
+        })
+        .map(|pipeline| ObjectRef::new(&pipeline.name_any()).within(&pipeline.pipeline_namespace()))
+        .collect()
+}
+
+/// Names of the Secrets a pipeline refers to.
+pub fn referenced_secrets(pipeline: &CdcPipeline) -> Vec<&str> {
+    let spec = &pipeline.spec;
+    let mut names = vec![spec.source.connection_secret_ref.name.as_str()];
+    if let Some(credentials) = &spec.clickhouse.credentials_secret_ref {
+        names.push(&credentials.name);
+    }
+    if let Some(rpcn) = &spec.capture.redpanda_connect {
+        names.push(&rpcn.license_secret_ref.name);
+    }
+    if let Some(auth) = &spec.kafka.auth_secret_ref {
+        names.push(&auth.name);
+    }
+    names
+}
+
+/// An Api over every namespace, or over one.
+fn scoped_api<K>((client, namespace): (Client, Option<String>)) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client, &namespace),
+        None => Api::all(client),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves: watches pipelines (reacting to spec, finalizer
+/// and deletion changes, not to its own status writes), the children it owns, and the metadata of
+/// Secrets, mapped to the pipelines referring to them.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let scoped =
+        |client: &Client| -> (Client, Option<String>) { (client.clone(), namespace.clone()) };
+    let pipelines: Api<DeserializeGuard<CdcPipeline>> = scoped_api(scoped(&client));
+    let (reader, writer) = reflector::store();
+    let pipeline_changes = watcher(pipelines, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
+    let secret_store = reader.clone();
+    let secrets = watcher(
+        scoped_api::<PartialObjectMeta<Secret>>(scoped(&client)),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let owned = || {
+        watcher::Config::default()
+            .labels(MANAGED_BY_SELECTOR)
+            .any_semantic()
+    };
+    Controller::for_stream(pipeline_changes, reader)
+        .owns(scoped_api::<Deployment>(scoped(&client)), owned())
+        .owns(scoped_api::<ConfigMap>(scoped(&client)), owned())
+        .owns(scoped_api::<Service>(scoped(&client)), owned())
+        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+            pipelines_referencing(
+                &secret_store,
+                secret.metadata.namespace.as_deref().unwrap_or_default(),
+                secret.metadata.name.as_deref().unwrap_or_default(),
+            )
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(pipeline = %object, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile attempt did not complete"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_object_and_resets() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.next_delay("ns/a"), Duration::from_secs(5));
+        assert_eq!(backoff.next_delay("ns/a"), Duration::from_secs(10));
+        assert_eq!(backoff.next_delay("ns/a"), Duration::from_secs(20));
+        assert_eq!(backoff.next_delay("ns/b"), Duration::from_secs(5));
+        for _ in 0..20 {
+            backoff.next_delay("ns/a");
+        }
+        assert_eq!(backoff.next_delay("ns/a"), BACKOFF_MAX);
+        backoff.reset("ns/a");
+        assert_eq!(backoff.next_delay("ns/a"), Duration::from_secs(5));
+    }
+}

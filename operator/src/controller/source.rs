@@ -1,0 +1,113 @@
+//! Phase 3a: the source database. Observes the publication, replica identities and slot, runs the
+//! statements `crate::sql` derives from the difference, and reports the WAL the slot retains.
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::postgres;
+
+use crate::external::{DatabaseError, Sensitive, SourceConnector};
+use crate::sql::{self, SourceObservation};
+
+use super::status::{ConditionUpdate, PUBLICATION};
+
+/// What the pass did on the source database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceReport {
+    /// What was seen before any change.
+    pub observed: SourceObservation,
+    /// Statements run, in order (empty when everything was in place).
+    pub executed: Vec<String>,
+}
+
+/// Why the source database could not be brought to the spec.
+#[derive(Debug, thiserror::Error)]
+#[error("source database: {0}")]
+pub struct SourceError(#[from] pub DatabaseError);
+
+/// Brings the source database to the spec.
+pub async fn reconcile_source(
+    connector: &dyn SourceConnector,
+    dsn: &Sensitive,
+    pipeline: &CdcPipeline,
+) -> Result<SourceReport, SourceError> {
+    let database = connector.connect(dsn).await?;
+    let observed = database
+        .observe(
+            &postgres::effective_publication_name(pipeline),
+            &pipeline.slot_name(),
+            &postgres::declared_tables(pipeline),
+        )
+        .await?;
+    let executed = sql::source_statements(pipeline, &observed);
+    database.execute(&executed).await?;
+    Ok(SourceReport { observed, executed })
+}
+
+/// Removes the publication and the slot (terminating the slot's reader first). Each statement is a
+/// no-op when its object is already gone.
+pub async fn cleanup_source(
+    connector: &dyn SourceConnector,
+    dsn: &Sensitive,
+    pipeline: &CdcPipeline,
+) -> Result<Vec<String>, SourceError> {
+    let database = connector.connect(dsn).await?;
+    let statements = postgres::cleanup_statements(pipeline);
+    database.execute(&statements).await?;
+    Ok(statements)
+}
+
+/// The `Publication` condition after a pass.
+pub fn publication_condition(
+    pipeline: &CdcPipeline,
+    result: &Result<SourceReport, SourceError>,
+) -> ConditionUpdate {
+    let report = match result {
+        Ok(report) => report,
+        Err(SourceError(error)) => {
+            let reason = match error {
+                DatabaseError::Unreachable(_) => "SourceUnreachable",
+                DatabaseError::Inspect(_) => "SourceInspectionFailed",
+                DatabaseError::Statement { .. } => "SourceStatementFailed",
+            };
+            return ConditionUpdate::failed(
+                PUBLICATION,
+                reason,
+                format!("source database {error}"),
+            );
+        }
+    };
+    let tables = pipeline.spec.source.tables.len();
+    let publication = postgres::effective_publication_name(pipeline);
+    let slot = pipeline.slot_name();
+    if sql::operator_owns_replication(pipeline) {
+        let verb = if report.executed.is_empty() {
+            "up to date"
+        } else {
+            "updated"
+        };
+        ConditionUpdate::ok(
+            PUBLICATION,
+            if report.executed.is_empty() {
+                "UpToDate"
+            } else {
+                "Updated"
+            },
+            format!(
+                "publication {publication} publishes {tables} tables, slot {slot} exists ({verb})"
+            ),
+        )
+    } else if report.observed.publication_tables.is_some() {
+        ConditionUpdate::ok(
+            PUBLICATION,
+            "CreatedByRedpandaConnect",
+            format!("Redpanda Connect's publication {publication} and slot {slot} exist"),
+        )
+    } else {
+        ConditionUpdate::failed(
+            PUBLICATION,
+            "Pending",
+            format!(
+                "waiting for Redpanda Connect to create publication {publication} and slot {slot}"
+            ),
+        )
+    }
+}

@@ -1,0 +1,430 @@
+//! Phase 6: what the operator tells the user, in `status`. Pure functions compute the status from
+//! what the other phases found (one condition per component, `Ready` summarising them, the phase,
+//! the table count and the lag); [`patch_status`] writes it with server-side apply on the status
+//! subresource under the operator's field manager.
+//!
+//! `lastTransitionTime` of a condition changes only when its status flips (True/False/Unknown);
+//! a new reason or message alone keeps the time, as Kubernetes conventions ask.
+
+use cdcstar_crds::pipeline::{CdcPipelineStatus, Phase};
+use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+/// Summary condition: every component condition is True.
+pub const READY: &str = "Ready";
+/// The publication (and slot) on the source database.
+pub const PUBLICATION: &str = "Publication";
+/// The capture Deployment.
+pub const CAPTURE: &str = "Capture";
+/// The ClickHouse database and tables.
+pub const CLICKHOUSE_SCHEMA: &str = "ClickHouseSchema";
+/// The sink Deployment.
+pub const SINK: &str = "Sink";
+/// The api Deployment (True with reason `Disabled` when not enabled).
+pub const API: &str = "Api";
+
+/// Component conditions, in the order they are reported.
+pub const COMPONENT_CONDITIONS: [&str; 5] = [PUBLICATION, CAPTURE, CLICKHOUSE_SCHEMA, SINK, API];
+
+/// Reasons used with a False component condition that are not failures (work in progress or by
+/// design); any other False reason makes the phase `Degraded`.
+pub const NON_FAILURE_REASONS: [&str; 3] = ["Progressing", "Suspended", "Pending"];
+
+/// A condition to set, without timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionUpdate {
+    /// Condition type.
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: ConditionStatus,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Status of a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionStatus {
+    /// The component is fine.
+    True,
+    /// It is not.
+    False,
+    /// Not known (not checked this time).
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// `True`, `False` or `Unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+impl ConditionUpdate {
+    /// A True condition.
+    pub fn ok(type_: &str, reason: &str, message: impl Into<String>) -> Self {
+        ConditionUpdate {
+            type_: type_.to_owned(),
+            status: ConditionStatus::True,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A False condition.
+    pub fn failed(type_: &str, reason: &str, message: impl Into<String>) -> Self {
+        ConditionUpdate {
+            type_: type_.to_owned(),
+            status: ConditionStatus::False,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// An Unknown condition.
+    pub fn unknown(type_: &str, reason: &str, message: impl Into<String>) -> Self {
+        ConditionUpdate {
+            type_: type_.to_owned(),
+            status: ConditionStatus::Unknown,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `previous` with `updates` applied: an updated condition keeps its `lastTransitionTime` unless its
+/// status flips; conditions not updated are kept as they were. Component conditions come out in
+/// [`COMPONENT_CONDITIONS`] order after `Ready`, others after them.
+pub fn merge_conditions(
+    previous: &[Condition],
+    updates: &[ConditionUpdate],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let mut merged: Vec<Condition> = previous.to_vec();
+    for update in updates {
+        let status = update.status.as_str().to_owned();
+        match merged.iter_mut().find(|c| c.type_ == update.type_) {
+            Some(existing) => {
+                if existing.status != status {
+                    existing.last_transition_time = Time(now);
+                }
+                existing.status = status;
+                existing.reason = update.reason.clone();
+                existing.message = update.message.clone();
+                existing.observed_generation = generation;
+            }
+            None => merged.push(Condition {
+                type_: update.type_.clone(),
+                status,
+                reason: update.reason.clone(),
+                message: update.message.clone(),
+                observed_generation: generation,
+                last_transition_time: Time(now),
+            }),
+        }
+    }
+    let rank = |type_: &str| {
+        std::iter::once(READY)
+            .chain(COMPONENT_CONDITIONS)
+            .position(|t| t == type_)
+            .unwrap_or(usize::MAX)
+    };
+    merged.sort_by_key(|c| rank(&c.type_));
+    merged
+}
+
+/// `Ready` from the component conditions: True when all are True, else False with the reason of
+/// the first that is not and a message naming each of them.
+pub fn ready_condition(components: &[ConditionUpdate]) -> ConditionUpdate {
+    let not_ready: Vec<&ConditionUpdate> = components
+        .iter()
+        .filter(|c| c.status != ConditionStatus::True)
+        .collect();
+    match not_ready.first() {
+        None => ConditionUpdate::ok(READY, "AllComponentsReady", "every component is ready"),
+        Some(first) => ConditionUpdate::failed(
+            READY,
+            &first.reason,
+            not_ready
+                .iter()
+                .map(|c| format!("{}: {}", c.type_, c.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    }
+}
+
+/// The phase the component conditions amount to.
+pub fn phase(components: &[ConditionUpdate], suspended: bool) -> Phase {
+    if suspended {
+        return Phase::Suspended;
+    }
+    if components.iter().all(|c| c.status == ConditionStatus::True) {
+        return Phase::Running;
+    }
+    let failing = components.iter().any(|c| {
+        c.status == ConditionStatus::False && !NON_FAILURE_REASONS.contains(&c.reason.as_str())
+    });
+    if failing {
+        Phase::Degraded
+    } else {
+        Phase::Provisioning
+    }
+}
+
+/// A WAL size for humans: `0B`, `512B`, `12KiB`, `1.5MiB`, `3.2GiB`.
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{}B", bytes.max(0));
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value >= 10.0 {
+        format!("{value:.0}{}", UNITS[unit])
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+/// Everything a successful pass found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Publication, Capture, ClickHouseSchema, Sink, Api conditions.
+    pub components: Vec<ConditionUpdate>,
+    /// WAL retained by the slot, when the slot exists.
+    pub retained_wal_bytes: Option<i64>,
+}
+
+/// The status after a pass that reached every component.
+pub fn reconciled_status(
+    pipeline: &CdcPipeline,
+    observed: &Observed,
+    now: Timestamp,
+) -> CdcPipelineStatus {
+    let previous = pipeline.status.clone().unwrap_or_default();
+    let mut updates = vec![ready_condition(&observed.components)];
+    updates.extend(observed.components.iter().cloned());
+    CdcPipelineStatus {
+        phase: Some(phase(&observed.components, pipeline.spec.suspend)),
+        observed_generation: pipeline.metadata.generation,
+        conditions: merge_conditions(
+            &previous.conditions,
+            &updates,
+            pipeline.metadata.generation,
+            now,
+        ),
+        tables: Some(table_count(&pipeline.spec)),
+        lag: observed.retained_wal_bytes.map(human_bytes),
+        retained_wal_bytes: observed.retained_wal_bytes,
+        snapshot: previous.snapshot,
+    }
+}
+
+/// The status when the pass stopped early (invalid spec, missing Secret, object being deleted):
+/// `Ready` False with `reason` and `message`, the component conditions left as they were.
+pub fn stopped_status(
+    pipeline: &CdcPipeline,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> CdcPipelineStatus {
+    let previous = pipeline.status.clone().unwrap_or_default();
+    CdcPipelineStatus {
+        phase: Some(phase),
+        observed_generation: pipeline.metadata.generation,
+        conditions: merge_conditions(
+            &previous.conditions,
+            &[ConditionUpdate::failed(READY, reason, message)],
+            pipeline.metadata.generation,
+            now,
+        ),
+        tables: Some(table_count(&pipeline.spec)),
+        ..previous
+    }
+}
+
+fn table_count(spec: &CdcPipelineSpec) -> i32 {
+    i32::try_from(spec.source.tables.len()).unwrap_or(i32::MAX)
+}
+
+/// The condition of a workload from the Deployment the apply phase got back.
+pub fn workload_condition(
+    type_: &str,
+    deployment: &Deployment,
+    suspended_by_spec: bool,
+) -> ConditionUpdate {
+    let desired = deployment.spec.replicas.unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let available = status.available_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let current_generation = match (deployment.metadata.generation, status.observed_generation) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        _ => false,
+    };
+    if suspended_by_spec {
+        return ConditionUpdate::failed(type_, "Suspended", "spec.suspend is true: scaled to zero");
+    }
+    if desired == 0 {
+        return ConditionUpdate::ok(type_, "ScaledToZero", "0 replicas requested");
+    }
+    let message = format!("{available}/{desired} replicas available");
+    if current_generation && available >= desired && updated >= desired {
+        ConditionUpdate::ok(type_, "Available", message)
+    } else {
+        ConditionUpdate::failed(type_, "Progressing", message)
+    }
+}
+
+/// Writes `status` with server-side apply on the status subresource.
+pub async fn patch_status(
+    client: &Client,
+    pipeline: &CdcPipeline,
+    status: &CdcPipelineStatus,
+) -> Result<(), kube::Error> {
+    let api: Api<CdcPipeline> = Api::namespaced(client.clone(), &pipeline.pipeline_namespace());
+    let patch = json!({
+        "apiVersion": CdcPipeline::api_version(&()),
+        "kind": CdcPipeline::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &pipeline.name_any(),
+        &PatchParams::apply(crate::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::SignedDuration;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::UNIX_EPOCH + SignedDuration::from_secs(seconds)
+    }
+
+    #[test]
+    fn transition_time_changes_only_when_status_flips() {
+        let first = merge_conditions(
+            &[],
+            &[ConditionUpdate::failed(CAPTURE, "Progressing", "0/1")],
+            Some(1),
+            at(100),
+        );
+        assert_eq!(first[0].last_transition_time, Time(at(100)));
+
+        let same_status_new_message = merge_conditions(
+            &first,
+            &[ConditionUpdate::failed(CAPTURE, "Progressing", "0/1 still")],
+            Some(2),
+            at(200),
+        );
+        assert_eq!(
+            same_status_new_message[0].last_transition_time,
+            Time(at(100))
+        );
+        assert_eq!(same_status_new_message[0].message, "0/1 still");
+        assert_eq!(same_status_new_message[0].observed_generation, Some(2));
+
+        let flipped = merge_conditions(
+            &same_status_new_message,
+            &[ConditionUpdate::ok(CAPTURE, "Available", "1/1")],
+            Some(2),
+            at(300),
+        );
+        assert_eq!(flipped[0].last_transition_time, Time(at(300)));
+        assert_eq!(flipped[0].status, "True");
+
+        let unchanged = merge_conditions(
+            &flipped,
+            &[ConditionUpdate::ok(CAPTURE, "Available", "1/1")],
+            Some(2),
+            at(400),
+        );
+        assert_eq!(unchanged, flipped);
+    }
+
+    #[test]
+    fn conditions_not_updated_are_kept_and_ready_comes_first() {
+        let before = merge_conditions(
+            &[],
+            &[
+                ConditionUpdate::ok(SINK, "Available", "1/1"),
+                ConditionUpdate::ok(PUBLICATION, "Ready", "ok"),
+            ],
+            Some(1),
+            at(1),
+        );
+        let after = merge_conditions(
+            &before,
+            &[ConditionUpdate::failed(READY, "SecretMissing", "gone")],
+            Some(2),
+            at(2),
+        );
+        let types: Vec<&str> = after.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [READY, PUBLICATION, SINK]);
+        assert_eq!(after[2].last_transition_time, Time(at(1)));
+    }
+
+    #[test]
+    fn ready_names_every_component_that_is_not_ready() {
+        let ready = ready_condition(&[
+            ConditionUpdate::ok(PUBLICATION, "Ready", "ok"),
+            ConditionUpdate::failed(CAPTURE, "Progressing", "0/1 replicas available"),
+            ConditionUpdate::failed(SINK, "Suspended", "spec.suspend is true"),
+        ]);
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert_eq!(ready.reason, "Progressing");
+        assert_eq!(
+            ready.message,
+            "Capture: 0/1 replicas available; Sink: spec.suspend is true"
+        );
+        let all = ready_condition(&[ConditionUpdate::ok(PUBLICATION, "Ready", "ok")]);
+        assert_eq!(all.status, ConditionStatus::True);
+    }
+
+    #[test]
+    fn phase_distinguishes_progress_from_failure() {
+        let ok = ConditionUpdate::ok(PUBLICATION, "Ready", "");
+        let progressing = ConditionUpdate::failed(CAPTURE, "Progressing", "");
+        let broken = ConditionUpdate::failed(PUBLICATION, "SourceUnreachable", "");
+        assert_eq!(phase(std::slice::from_ref(&ok), false), Phase::Running);
+        assert_eq!(
+            phase(&[ok.clone(), progressing.clone()], false),
+            Phase::Provisioning
+        );
+        assert_eq!(phase(&[broken, progressing], false), Phase::Degraded);
+        assert_eq!(phase(&[ok], true), Phase::Suspended);
+    }
+
+    #[test]
+    fn wal_sizes_read_like_humans_write_them() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1536), "1.5KiB");
+        assert_eq!(human_bytes(12 * 1024 * 1024), "12MiB");
+        assert_eq!(
+            human_bytes(3 * 1024 * 1024 * 1024 + 200 * 1024 * 1024),
+            "3.2GiB"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! [`Warehouse`] on a real ClickHouse server through the `clickhouse` crate (HTTP interface).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{DatabaseError, Warehouse, WarehouseConnector, WarehouseCredentials};
+use crate::sql::WarehouseObservation;
+
+/// Connects to ClickHouse over HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct ClickHouseConnector;
+
+impl WarehouseConnector for ClickHouseConnector {
+    fn connect(&self, url: &str, credentials: Option<&WarehouseCredentials>) -> Box<dyn Warehouse> {
+        let mut client = clickhouse::Client::default().with_url(url);
+        if let Some(credentials) = credentials {
+            client = client
+                .with_user(credentials.username.expose())
+                .with_password(credentials.password.expose());
+        }
+        Box::new(ClickHouseWarehouse { client })
+    }
+}
+
+/// A ClickHouse client.
+#[derive(Clone)]
+pub struct ClickHouseWarehouse {
+    client: clickhouse::Client,
+}
+
+impl std::fmt::Debug for ClickHouseWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseWarehouse")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct ColumnRow {
+    table: String,
+    name: String,
+    column_type: String,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct CountRow {
+    count: u64,
+}
+
+/// Transport failures mean the server is unreachable; anything the server answered is a statement
+/// or inspection error.
+fn is_transport(error: &clickhouse::error::Error) -> bool {
+    matches!(
+        error,
+        clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut
+    )
+}
+
+#[async_trait]
+impl Warehouse for ClickHouseWarehouse {
+    async fn observe(&self, database: &str) -> Result<WarehouseObservation, DatabaseError> {
+        let classify = |e: clickhouse::error::Error| {
+            if is_transport(&e) {
+                DatabaseError::Unreachable(e.to_string())
+            } else {
+                DatabaseError::Inspect(e.to_string())
+            }
+        };
+        let databases = self
+            .client
+            .query("SELECT count() AS count FROM system.databases WHERE name = ?")
+            .bind(database)
+            .fetch_all::<CountRow>()
+            .await
+            .map_err(classify)?;
+        let database_exists = databases.first().is_some_and(|row| row.count > 0);
+        let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        if database_exists {
+            let columns = self
+                .client
+                .query(
+                    "SELECT table, name, type AS column_type FROM system.columns WHERE database = ? ORDER BY table, position",
+                )
+                .bind(database)
+                .fetch_all::<ColumnRow>()
+                .await
+                .map_err(classify)?;
+            for column in columns {
+                tables
+                    .entry(column.table)
+                    .or_default()
+                    .push((column.name, column.column_type));
+            }
+        }
+        Ok(WarehouseObservation {
+            database_exists,
+            tables,
+        })
+    }
+
+    async fn execute(&self, statement: &str) -> Result<(), DatabaseError> {
+        self.client.query(statement).execute().await.map_err(|e| {
+            if is_transport(&e) {
+                DatabaseError::Unreachable(e.to_string())
+            } else {
+                DatabaseError::Statement {
+                    statement: statement.to_owned(),
+                    message: e.to_string(),
+                }
+            }
+        })
+    }
+}

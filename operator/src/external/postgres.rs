@@ -1,0 +1,155 @@
+//! [`SourceDatabase`] on a real PostgreSQL server through `tokio-postgres`.
+//!
+//! NB: connections are made without TLS (`sslmode=disable` or `prefer`); a DSN that requires TLS fails
+//! with a clear connection error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_postgres::NoTls;
+
+use super::{DatabaseError, Sensitive, SourceConnector, SourceDatabase};
+use cdcstar_crds::postgres::{self, QualifiedTable};
+
+use crate::sql::{SlotObservation, SourceObservation};
+
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to Postgres servers with `tokio-postgres`.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresConnector;
+
+#[async_trait]
+impl SourceConnector for PostgresConnector {
+    async fn connect(&self, dsn: &Sensitive) -> Result<Box<dyn SourceDatabase>, DatabaseError> {
+        let connecting = tokio_postgres::connect(dsn.expose(), NoTls);
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| {
+                DatabaseError::Unreachable(format!(
+                    "no answer within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| DatabaseError::Unreachable(error_text(&e)))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error_text(&error), "source database connection closed");
+            }
+        });
+        Ok(Box::new(PostgresSource { client }))
+    }
+}
+
+/// An open session on the source database.
+#[derive(Debug)]
+pub struct PostgresSource {
+    client: tokio_postgres::Client,
+}
+
+/// The server's message with its detail, without the connection string.
+fn error_text(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(inner) = source {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            text
+        }
+    }
+}
+
+fn inspect(error: tokio_postgres::Error) -> DatabaseError {
+    DatabaseError::Inspect(error_text(&error))
+}
+
+#[async_trait]
+impl SourceDatabase for PostgresSource {
+    async fn observe(
+        &self,
+        publication: &str,
+        slot: &str,
+        tables: &[QualifiedTable],
+    ) -> Result<SourceObservation, DatabaseError> {
+        let exists = self
+            .client
+            .query_opt(postgres::PUBLICATION_EXISTS_QUERY, &[&publication])
+            .await
+            .map_err(inspect)?
+            .is_some();
+        let publication_tables = if exists {
+            let rows = self
+                .client
+                .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
+                .await
+                .map_err(inspect)?;
+            Some(
+                rows.iter()
+                    .map(|row| {
+                        QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1))
+                    })
+                    .collect::<BTreeSet<_>>(),
+            )
+        } else {
+            None
+        };
+
+        let mut replica_identity = BTreeMap::new();
+        let schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+        for schema in schemas {
+            let names: Vec<&str> = tables
+                .iter()
+                .filter(|t| t.schema == schema)
+                .map(|t| t.name.as_str())
+                .collect();
+            let rows = self
+                .client
+                .query(postgres::REPLICA_IDENTITY_QUERY, &[&schema, &names])
+                .await
+                .map_err(inspect)?;
+            for row in rows {
+                replica_identity.insert(row.get::<_, String>(0), row.get::<_, String>(1));
+            }
+        }
+
+        let slot = self
+            .client
+            .query_opt(
+                "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint \
+                 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(inspect)?
+            .map(|row| SlotObservation {
+                active: row.get(0),
+                retained_wal_bytes: row.get(1),
+            });
+
+        Ok(SourceObservation {
+            publication_tables,
+            replica_identity,
+            slot,
+        })
+    }
+
+    async fn execute(&self, statements: &[String]) -> Result<(), DatabaseError> {
+        for statement in statements {
+            self.client
+                .batch_execute(statement)
+                .await
+                .map_err(|e| DatabaseError::Statement {
+                    statement: statement.clone(),
+                    message: error_text(&e),
+                })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Which SQL and DDL to run, as pure functions of the spec and of what was observed on the
+//! databases: only what takes the observed state to the declared one, so a second reconcile of an
+//! unchanged pipeline runs nothing. The statements themselves come from `cdcstar_crds::postgres` and
+//! `cdcstar_crds::clickhouse_ddl`; this module decides which of them apply.
+//!
+//! Postgres: `REPLICA IDENTITY FULL` where asked and not yet set; with the native engine, the
+//! publication holding exactly the declared tables (created, or `SET TABLE` when its table set
+//! differs) and the logical replication slot. ClickHouse: the database when absent, each table when
+//! absent, `ADD COLUMN` for columns the spec gained; type changes and removed columns are reported as
+//! drift, never applied; nothing is dropped outside cleanup.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cdcstar_crds::clickhouse_ddl::{self, Drift};
+use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline};
+use cdcstar_crds::postgres::{self, QualifiedTable};
+use cdcstar_crds::validate::ValidationErrors;
+
+/// What the operator saw on the source database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceObservation {
+    /// Tables of the publication the capture reads, or `None` when it does not exist.
+    pub publication_tables: Option<BTreeSet<QualifiedTable>>,
+    /// `relreplident` of the captured tables that exist, by table name.
+    pub replica_identity: BTreeMap<String, String>,
+    /// The replication slot, when it exists.
+    pub slot: Option<SlotObservation>,
+}
+
+/// A replication slot as seen in `pg_replication_slots`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotObservation {
+    /// WAL bytes between the current WAL position and the slot's restart point.
+    pub retained_wal_bytes: Option<i64>,
+    /// Whether a consumer is connected.
+    pub active: bool,
+}
+
+/// Whether the operator owns the publication and the slot: the native capture reads what the
+/// operator creates; Redpanda Connect creates its own (the operator still removes them on delete).
+pub fn operator_owns_replication(pipeline: &CdcPipeline) -> bool {
+    pipeline.spec.capture.engine == CaptureEngine::Native
+}
+
+/// The statements that take the source database from `observed` to the spec, in order: replica
+/// identities, then (native engine) the publication and the slot.
+pub fn source_statements(pipeline: &CdcPipeline, observed: &SourceObservation) -> Vec<String> {
+    let mut statements = postgres::reconcile_replica_identity(pipeline, &observed.replica_identity);
+    if operator_owns_replication(pipeline) {
+        statements.extend(postgres::reconcile_publication(
+            pipeline,
+            observed.publication_tables.as_ref(),
+        ));
+        if observed.slot.is_none() {
+            statements.push(postgres::create_slot(&pipeline.slot_name()));
+        }
+    }
+    statements
+}
+
+/// What the operator saw on ClickHouse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarehouseObservation {
+    /// The pipeline's database exists.
+    pub database_exists: bool,
+    /// Existing tables of the database: their columns (name, type) in table order.
+    pub tables: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// The DDL to run and the drift left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarehousePlan {
+    /// DDL, in order.
+    pub statements: Vec<String>,
+    /// Differences reported, never applied.
+    pub drift: Vec<Drift>,
+}
+
+/// The DDL that takes ClickHouse from `observed` to the spec.
+pub fn warehouse_plan(
+    pipeline: &CdcPipeline,
+    observed: &WarehouseObservation,
+) -> Result<WarehousePlan, ValidationErrors> {
+    let mut plan = WarehousePlan::default();
+    if !observed.database_exists {
+        plan.statements
+            .push(clickhouse_ddl::create_database(pipeline));
+    }
+    for table in clickhouse_ddl::table_schemas(pipeline)? {
+        let migration = table.migrate_from(observed.tables.get(&table.name).map(Vec::as_slice));
+        plan.statements.extend(migration.statements);
+        plan.drift.extend(migration.drift);
+    }
+    Ok(plan)
+}
