@@ -1,1 +1,33 @@
+//! `cdcstar-api`: the reference shop's REST service (customers, products, orders, order items) in
+//! Rust, compatible with the reference FastAPI backend and its React test client.
+//!
+//! The library holds everything; `main.rs` only parses the command line and dispatches:
+//! - [`config`]: command line and environment settings;
+//! - [`app`]: the router ([`app::app`]) and its shared state;
+//! - [`customers`], [`products`], [`orders`], [`order_items`]: one module per resource;
+//! - [`error`], [`envelope`], [`extract`], [`validation`], [`pagination`], [`money`]: the request
+//!   and response plumbing every resource shares;
+//! - [`db`], [`docs`], [`health`], [`metrics`], [`server`], [`telemetry`]: operations;
+//! - [`loadgen`]: the load generator behind the `cdcstar-api-load` benchmark binary.
 
+pub mod app;
+pub mod config;
+pub mod customers;
+pub mod db;
+pub mod docs;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod loadgen;
+pub mod metrics;
+pub mod money;
+pub mod order_items;
+pub mod orders;
+pub mod pagination;
+pub mod products;
+pub mod server;
+pub mod telemetry;
+pub mod validation;
+
+pub use app::{AppState, HttpSettings, app};

@@ -1,0 +1,161 @@
+//! Customer handlers: one SQL statement each.
+
+use axum::extract::State;
+
+use super::models::{Customer, CustomerUpdate, NewCustomer};
+use crate::app::AppState;
+use crate::envelope::{ApiResponse, Created, Deleted};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{IdPath, ValidJson};
+use crate::pagination::Pagination;
+
+const RESOURCE: &str = "customer";
+
+/// List customers, ordered by id.
+#[utoipa::path(
+    get, path = "/api/customers", tag = "customers",
+    params(Pagination),
+    responses(
+        (status = 200, description = "A page of customers, ordered by id", body = ApiResponse<Vec<Customer>>),
+        (status = 422, description = "Bad `limit` or `offset`", body = ErrorBody),
+    )
+)]
+pub async fn list_customers(
+    State(state): State<AppState>,
+    page: Pagination,
+) -> Result<ApiResponse<Vec<Customer>>, ApiError> {
+    let customers = sqlx::query_as::<_, Customer>(
+        r#"SELECT id, email, name, country, city, "createdAt" FROM customer
+           ORDER BY id LIMIT $1 OFFSET $2"#,
+    )
+    .bind(page.limit)
+    .bind(page.offset)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(ApiResponse::ok(
+        customers,
+        "Customers retrieved successfully",
+    ))
+}
+
+/// Read one customer.
+#[utoipa::path(
+    get, path = "/api/customers/{id}", tag = "customers",
+    params(("id" = i32, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "The customer", body = ApiResponse<Customer>),
+        (status = 404, description = "No such customer", body = ErrorBody),
+        (status = 422, description = "The id is not an integer", body = ErrorBody),
+    )
+)]
+pub async fn get_customer(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<ApiResponse<Customer>, ApiError> {
+    let customer = sqlx::query_as::<_, Customer>(
+        r#"SELECT id, email, name, country, city, "createdAt" FROM customer WHERE id = $1"#,
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound {
+        resource: RESOURCE,
+        id,
+    })?;
+    Ok(ApiResponse::ok(customer, "Customer retrieved successfully"))
+}
+
+/// Create a customer.
+#[utoipa::path(
+    post, path = "/api/customers", tag = "customers",
+    request_body = NewCustomer,
+    responses(
+        (status = 201, description = "The created customer", body = ApiResponse<Customer>),
+        (status = 409, description = "The email is already taken", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid", body = ErrorBody),
+    )
+)]
+pub async fn create_customer(
+    State(state): State<AppState>,
+    ValidJson(new): ValidJson<NewCustomer>,
+) -> Result<Created<Customer>, ApiError> {
+    let customer = sqlx::query_as::<_, Customer>(
+        r#"INSERT INTO customer (email, name, country, city) VALUES ($1, $2, $3, $4)
+           RETURNING id, email, name, country, city, "createdAt""#,
+    )
+    .bind(&new.email)
+    .bind(&new.name)
+    .bind(&new.country)
+    .bind(&new.city)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Created::new(customer, "Customer created successfully"))
+}
+
+/// Update a customer: absent fields keep their value.
+#[utoipa::path(
+    put, path = "/api/customers/{id}", tag = "customers",
+    params(("id" = i32, Path, description = "Customer id")),
+    request_body = CustomerUpdate,
+    responses(
+        (status = 200, description = "The updated customer", body = ApiResponse<Customer>),
+        (status = 404, description = "No such customer", body = ErrorBody),
+        (status = 409, description = "The email is already taken", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    )
+)]
+pub async fn update_customer(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ValidJson(update): ValidJson<CustomerUpdate>,
+) -> Result<ApiResponse<Customer>, ApiError> {
+    let customer = sqlx::query_as::<_, Customer>(
+        r#"UPDATE customer SET
+               email = COALESCE($2, email),
+               name = COALESCE($3, name),
+               country = COALESCE($4, country),
+               city = COALESCE($5, city)
+           WHERE id = $1
+           RETURNING id, email, name, country, city, "createdAt""#,
+    )
+    .bind(id)
+    .bind(&update.email)
+    .bind(&update.name)
+    .bind(&update.country)
+    .bind(&update.city)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound {
+        resource: RESOURCE,
+        id,
+    })?;
+    Ok(ApiResponse::ok(customer, "Customer updated successfully"))
+}
+
+/// Delete a customer, with its orders and their items.
+#[utoipa::path(
+    delete, path = "/api/customers/{id}", tag = "customers",
+    params(("id" = i32, Path, description = "Customer id")),
+    responses(
+        (status = 204, description = "Deleted, with its orders and their items"),
+        (status = 404, description = "No such customer", body = ErrorBody),
+        (status = 422, description = "The id is not an integer", body = ErrorBody),
+    )
+)]
+pub async fn delete_customer(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Deleted, ApiError> {
+    let deleted = sqlx::query("DELETE FROM customer WHERE id = $1")
+        .bind(id)
+        .execute(&state.pool)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::NotFound {
+            resource: RESOURCE,
+            id,
+        });
+    }
+    Ok(Deleted)
+}

@@ -1,0 +1,111 @@
+//! Order request and response bodies; JSON names are the reference's column names.
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::money;
+use crate::order_items::models::OrderItem;
+use crate::validation::{Validate, Validator};
+
+/// Status of an order created without one.
+pub const DEFAULT_STATUS: &str = "pending";
+
+/// An order row with its items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[sqlx(rename_all = "camelCase")]
+pub struct Order {
+    /// Primary key.
+    pub id: i32,
+    /// The customer who placed the order.
+    pub customer_id: i32,
+    /// When the order was placed (UTC, no offset); set at insert time, kept by updates that do not
+    /// name it.
+    pub order_date: NaiveDateTime,
+    /// Order total, greater than 0, 2 decimal places, as a JSON number.
+    #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64, example = 59.98)]
+    pub total: Decimal,
+    /// Free-form status, 1 to 50 characters (`pending` by default).
+    #[schema(example = "pending")]
+    pub status: String,
+    /// The order's items, ordered by id.
+    #[sqlx(skip)]
+    pub items: Vec<OrderItem>,
+}
+
+/// One item of the optional `items` of `POST /api/orders`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrderLine {
+    /// An existing product.
+    pub product_id: i32,
+    /// How many, greater than 0.
+    #[schema(example = 1, minimum = 1)]
+    pub quantity: i32,
+    /// Unit price, greater than 0 (number or numeric string).
+    #[serde(deserialize_with = "money::float")]
+    #[schema(example = 29.99, exclusive_minimum = 0)]
+    pub price: f64,
+}
+
+/// The body of `POST /api/orders`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    /// An existing customer (400 otherwise).
+    pub customer_id: i32,
+    /// Status, 1 to 50 characters; `pending` when absent or null.
+    #[schema(example = "pending", min_length = 1, max_length = 50)]
+    pub status: Option<String>,
+    /// Order total, greater than 0 with at most 2 decimal places (number or numeric string).
+    #[serde(deserialize_with = "money::decimal")]
+    #[schema(value_type = f64, example = 59.98, exclusive_minimum = 0)]
+    pub total: Decimal,
+    /// Items created with the order, in the same transaction (an extension of the reference,
+    /// which adds items afterwards through `/api/order-items`).
+    #[serde(default)]
+    pub items: Vec<NewOrderLine>,
+}
+
+impl Validate for NewOrder {
+    fn validate(&self, v: &mut Validator) {
+        v.optional_text("status", self.status.as_deref(), 1, 50);
+        v.money("total", self.total);
+        for (i, item) in self.items.iter().enumerate() {
+            v.positive_int(&format!("items[{i}].quantity"), item.quantity);
+            v.positive_float(&format!("items[{i}].price"), item.price);
+        }
+    }
+}
+
+/// The body of `PUT` and `PATCH /api/orders/{id}`: the fields to change; absent or null fields
+/// keep their value (`orderDate` included).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderUpdate {
+    /// Another existing customer (400 otherwise).
+    pub customer_id: Option<i32>,
+    /// New status, 1 to 50 characters.
+    #[schema(example = "shipped", min_length = 1, max_length = 50)]
+    pub status: Option<String>,
+    /// New total, greater than 0 with at most 2 decimal places (number or numeric string).
+    #[serde(default, deserialize_with = "money::optional_decimal")]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0)]
+    pub total: Option<Decimal>,
+    /// New order date; an offset is converted to UTC.
+    #[serde(default, deserialize_with = "money::optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub order_date: Option<NaiveDateTime>,
+}
+
+impl Validate for OrderUpdate {
+    fn validate(&self, v: &mut Validator) {
+        v.optional_text("status", self.status.as_deref(), 1, 50);
+        if let Some(total) = self.total {
+            v.money("total", total);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `serve`: optional migrations, the pool, the API and metrics listeners, and graceful shutdown
+//! on SIGTERM/SIGINT (stop accepting, let in-flight requests finish within the grace period, close
+//! the pool).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::{AppState, HttpSettings, InvalidOrigin, app};
+use crate::config::{DatabaseArgs, ServerArgs};
+use crate::db::{self, DbError};
+use crate::metrics::{self, Metrics};
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The database could not be prepared or reached.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A CORS origin is invalid.
+    #[error(transparent)]
+    Cors(#[from] InvalidOrigin),
+    /// A listener could not be bound.
+    #[error("failed to listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server failed while running.
+    #[error("{name} server failed")]
+    Serve {
+        /// `api` or `metrics`.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The signal handlers could not be installed.
+    #[error("failed to install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the API until SIGTERM or SIGINT.
+pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), ServerError> {
+    if server.auto_init_db {
+        let report = db::init_db(&database.database_url, false).await?;
+        tracing::info!(
+            created_database = report.created_database,
+            applied = ?report.applied,
+            "database initialised (AUTO_INIT_DB)"
+        );
+    }
+    let pool = db::connect(
+        &database.database_url,
+        database.db_max_connections,
+        database.db_acquire_timeout,
+    )
+    .await?;
+    let state = AppState {
+        pool: pool.clone(),
+        metrics: Arc::new(Metrics::new()),
+        http: HttpSettings::new(&server.cors_origins, server.request_timeout)?,
+    };
+    let metrics_router = metrics::router(state.metrics.clone());
+
+    let api_addr = SocketAddr::new(server.host, server.port);
+    let metrics_addr = SocketAddr::new(server.host, server.metrics_port);
+    let api_listener = bind(api_addr).await?;
+    let metrics_listener = bind(metrics_addr).await?;
+    tracing::info!(
+        %api_addr, %metrics_addr,
+        database = %db::describe_target(&database.database_url),
+        "serving the API (docs at /docs and /redoc, metrics at /metrics on the metrics port)"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        let result = wait_for_signal().await;
+        let _ = stop_tx.send(true);
+        result
+    });
+
+    let api = axum::serve(api_listener, app(state))
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future();
+    let metrics_server = axum::serve(metrics_listener, metrics_router)
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future();
+    let grace = server.shutdown_grace;
+    let mut stop_for_grace = stop_rx.clone();
+    let deadline = async move {
+        let _ = stop_for_grace.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+
+    let outcome = tokio::select! {
+        results = async { tokio::join!(api, metrics_server) } => {
+            let (api, metrics) = results;
+            api.map_err(|source| ServerError::Serve { name: "api", source })
+                .and(metrics.map_err(|source| ServerError::Serve { name: "metrics", source }))
+        }
+        () = deadline => {
+            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    };
+    pool.close().await;
+    signals.abort();
+    tracing::info!("stopped");
+    outcome
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn wait_for_signal() -> Result<(), ServerError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+    Ok(())
+}

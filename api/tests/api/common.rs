@@ -1,0 +1,173 @@
+//! Shared helpers: the services check, requests through the router, and fixtures.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use cdcstar_api::{AppState, app};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+/// Fails (never skips) when the test services are not configured.
+pub fn require_services() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "DATABASE_URL is not set: these tests need the real PostgreSQL. Start the services with \
+             `scripts/services.sh up` and load their environment with \
+             `eval \"$(scripts/services.sh env)\"`, then rerun"
+        )
+    })
+}
+
+/// The router over a test pool.
+pub fn test_app(pool: &PgPool) -> Router {
+    app(AppState::new(pool.clone()))
+}
+
+/// An answer: status, headers and the JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Answer {
+    /// `data` of a success envelope, after checking the envelope's shape and the status.
+    #[track_caller]
+    pub fn data(&self, status: StatusCode) -> &Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        assert_eq!(self.body["success"], json!(true), "{}", self.body);
+        assert!(self.body["message"].is_string(), "{}", self.body);
+        &self.body["data"]
+    }
+
+    /// The fields named by an error envelope, after checking its shape and the status.
+    #[track_caller]
+    pub fn error_fields(&self, status: StatusCode) -> Vec<String> {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        assert_error_envelope(&self.body);
+        self.body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// The error envelope: `{success: false, error: {message, code}, message, details: [...]}`.
+#[track_caller]
+pub fn assert_error_envelope(body: &Value) {
+    assert_eq!(body["success"], json!(false), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert_eq!(body["message"], body["error"]["message"], "{body}");
+    for detail in body["details"].as_array().expect("details is a list") {
+        assert!(
+            detail["field"].is_string() && detail["message"].is_string(),
+            "{body}"
+        );
+    }
+}
+
+/// Sends one request through the router.
+pub async fn call(app: &Router, method: Method, uri: &str, body: Option<Value>) -> Answer {
+    let builder = Request::builder().method(method).uri(uri);
+    let request = match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => builder.body(Body::empty()),
+    }
+    .unwrap();
+    send(app, request).await
+}
+
+/// Sends a prepared request through the router.
+pub async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let raw = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let body = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or(Value::Null)
+    };
+    Answer {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
+
+pub async fn get(app: &Router, uri: &str) -> Answer {
+    call(app, Method::GET, uri, None).await
+}
+
+pub async fn post(app: &Router, uri: &str, body: Value) -> Answer {
+    call(app, Method::POST, uri, Some(body)).await
+}
+
+pub async fn put(app: &Router, uri: &str, body: Value) -> Answer {
+    call(app, Method::PUT, uri, Some(body)).await
+}
+
+pub async fn patch(app: &Router, uri: &str, body: Value) -> Answer {
+    call(app, Method::PATCH, uri, Some(body)).await
+}
+
+pub async fn delete(app: &Router, uri: &str) -> Answer {
+    call(app, Method::DELETE, uri, None).await
+}
+
+/// Creates a customer through the API; answers its id.
+pub async fn create_customer(app: &Router, email: &str) -> i64 {
+    let answer = post(
+        app,
+        "/api/customers",
+        json!({"email": email, "name": "Jane Doe", "country": "USA", "city": "San Francisco"}),
+    )
+    .await;
+    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+}
+
+/// Creates a product through the API; answers its id.
+pub async fn create_product(app: &Router, name: &str, price: f64) -> i64 {
+    let answer = post(
+        app,
+        "/api/products",
+        json!({"name": name, "category": "Electronics", "price": price}),
+    )
+    .await;
+    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+}
+
+/// Creates an order through the API; answers its id.
+pub async fn create_order(app: &Router, customer_id: i64, total: f64) -> i64 {
+    let answer = post(
+        app,
+        "/api/orders",
+        json!({"customerId": customer_id, "total": total}),
+    )
+    .await;
+    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+}
+
+/// Counts rows of a table.
+pub async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}

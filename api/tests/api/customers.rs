@@ -1,0 +1,231 @@
+//! `/api/customers`.
+
+use axum::http::StatusCode;
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::*;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn customer_lifecycle(pool: PgPool) {
+    let app = test_app(&pool);
+    let created = post(
+        &app,
+        "/api/customers",
+        json!({"email": "jane@example.com", "name": "Jane Doe", "country": "USA", "city": "San Francisco"}),
+    )
+    .await;
+    let customer = created.data(StatusCode::CREATED).clone();
+    let id = customer["id"].as_i64().unwrap();
+    assert_eq!(customer["email"], "jane@example.com");
+    assert_eq!(customer["name"], "Jane Doe");
+    assert_eq!(customer["country"], "USA");
+    assert_eq!(customer["city"], "San Francisco");
+    assert!(customer["createdAt"].is_string());
+    assert_eq!(created.body["message"], "Customer created successfully");
+
+    let read = get(&app, &format!("/api/customers/{id}")).await;
+    assert_eq!(read.data(StatusCode::OK), &customer);
+
+    let listed = get(&app, "/api/customers").await;
+    assert_eq!(listed.data(StatusCode::OK), &json!([customer.clone()]));
+
+    let updated = put(
+        &app,
+        &format!("/api/customers/{id}"),
+        json!({"city": "Oakland"}),
+    )
+    .await;
+    let updated = updated.data(StatusCode::OK);
+    assert_eq!(updated["city"], "Oakland");
+    assert_eq!(
+        updated["email"], "jane@example.com",
+        "absent fields keep their value"
+    );
+    assert_eq!(updated["createdAt"], customer["createdAt"]);
+
+    let deleted = delete(&app, &format!("/api/customers/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.raw.is_empty(), "204 has no body");
+    assert_eq!(count(&pool, "customer").await, 0);
+    let gone = get(&app, &format!("/api/customers/{id}")).await;
+    assert_eq!(
+        gone.error_fields(StatusCode::NOT_FOUND),
+        Vec::<String>::new()
+    );
+    assert_eq!(gone.body["error"]["code"], "NOT_FOUND");
+    assert_eq!(
+        gone.body["error"]["message"],
+        format!("customer {id} not found")
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn customer_validation_names_each_field(pool: PgPool) {
+    let app = test_app(&pool);
+    let cases = [
+        (
+            json!({"name": "A", "country": "B", "city": "C"}),
+            vec!["email"],
+        ),
+        (
+            json!({"email": 5, "name": "A", "country": "B", "city": "C"}),
+            vec!["email"],
+        ),
+        (
+            json!({"email": "not-an-email", "name": "", "country": "x".repeat(101), "city": ""}),
+            vec!["email", "name", "country", "city"],
+        ),
+        (
+            json!({"email": format!("{}@example.com", "a".repeat(250)), "name": "n".repeat(256), "country": "B", "city": "C"}),
+            vec!["email", "name"],
+        ),
+        (json!([1, 2]), vec!["body"]),
+    ];
+    for (body, fields) in cases {
+        let answer = post(&app, "/api/customers", body.clone()).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{body}"
+        );
+        assert_eq!(answer.body["error"]["code"], "VALIDATION_ERROR");
+    }
+    let id = create_customer(&app, "ok@example.com").await;
+    let answer = put(
+        &app,
+        &format!("/api/customers/{id}"),
+        json!({"email": "nope", "city": ""}),
+    )
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["email", "city"]
+    );
+    let answer = put(&app, &format!("/api/customers/{id}"), json!({"name": 3})).await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["name"]
+    );
+    assert_eq!(
+        count(&pool, "customer").await,
+        1,
+        "nothing written by rejected requests"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn malformed_json_is_a_422_on_the_body(pool: PgPool) {
+    let app = test_app(&pool);
+    let request = axum::http::Request::post("/api/customers")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{\"email\": "))
+        .unwrap();
+    let answer = send(&app, request).await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["body"]
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn duplicate_email_is_a_409(pool: PgPool) {
+    let app = test_app(&pool);
+    create_customer(&app, "dup@example.com").await;
+    let other = create_customer(&app, "other@example.com").await;
+    let answer = post(
+        &app,
+        "/api/customers",
+        json!({"email": "dup@example.com", "name": "B", "country": "C", "city": "D"}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["email"]);
+    assert_eq!(answer.body["error"]["code"], "CONFLICT");
+    let answer = put(
+        &app,
+        &format!("/api/customers/{other}"),
+        json!({"email": "dup@example.com"}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["email"]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn unknown_and_malformed_ids(pool: PgPool) {
+    let app = test_app(&pool);
+    for answer in [
+        get(&app, "/api/customers/999").await,
+        put(&app, "/api/customers/999", json!({"name": "x"})).await,
+        delete(&app, "/api/customers/999").await,
+    ] {
+        answer.error_fields(StatusCode::NOT_FOUND);
+    }
+    for answer in [
+        get(&app, "/api/customers/abc").await,
+        delete(&app, "/api/customers/1.5").await,
+        get(&app, "/api/customers/99999999999").await,
+    ] {
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            ["id"]
+        );
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn lists_are_paginated_by_id(pool: PgPool) {
+    let app = test_app(&pool);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create_customer(&app, &format!("c{i}@example.com")).await);
+    }
+    let page = get(&app, "/api/customers?limit=2&offset=1").await;
+    let page_ids: Vec<i64> = page
+        .data(StatusCode::OK)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(page_ids, ids[1..3]);
+    let tail = get(&app, "/api/customers?offset=4").await;
+    assert_eq!(tail.data(StatusCode::OK).as_array().unwrap().len(), 1);
+    let empty = get(&app, "/api/customers?offset=50").await;
+    assert_eq!(empty.data(StatusCode::OK), &json!([]));
+    for query in ["limit=0", "limit=1001", "limit=x", "offset=-1"] {
+        let answer = get(&app, &format!("/api/customers?{query}")).await;
+        let field = query.split('=').next().unwrap();
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            [field],
+            "{query}"
+        );
+    }
+    let max = get(&app, "/api/customers?limit=1000").await;
+    assert_eq!(max.data(StatusCode::OK).as_array().unwrap().len(), 5);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn deleting_a_customer_cascades_to_orders_and_items(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "cascade@example.com").await;
+    let product = create_product(&app, "Mouse", 10.0).await;
+    let order = create_order(&app, customer, 20.0).await;
+    post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": order, "productId": product, "quantity": 2, "price": 10.0}),
+    )
+    .await
+    .data(StatusCode::CREATED);
+    assert_eq!(
+        delete(&app, &format!("/api/customers/{customer}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(count(&pool, "order").await, 0);
+    assert_eq!(count(&pool, "orderitem").await, 0);
+    assert_eq!(count(&pool, "product").await, 1);
+}

@@ -1,0 +1,153 @@
+//! `/api/order-items`.
+
+use axum::http::StatusCode;
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::*;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn order_item_lifecycle(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "i@example.com").await;
+    let mouse = create_product(&app, "Mouse", 29.99).await;
+    let pad = create_product(&app, "Pad", 5.0).await;
+    let order = create_order(&app, customer, 64.98).await;
+
+    let created = post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": order, "productId": mouse, "quantity": 2, "price": 29.99}),
+    )
+    .await;
+    let item = created.data(StatusCode::CREATED).clone();
+    let id = item["id"].as_i64().unwrap();
+    assert_eq!(
+        item,
+        json!({"id": id, "orderId": order, "productId": mouse, "quantity": 2, "price": 29.99})
+    );
+    assert_eq!(
+        get(&app, &format!("/api/order-items/{id}"))
+            .await
+            .data(StatusCode::OK),
+        &item
+    );
+    assert_eq!(
+        get(&app, "/api/order-items").await.data(StatusCode::OK),
+        &json!([item.clone()])
+    );
+
+    let updated = put(
+        &app,
+        &format!("/api/order-items/{id}"),
+        json!({"productId": pad, "quantity": 3}),
+    )
+    .await;
+    assert_eq!(
+        updated.data(StatusCode::OK),
+        &json!({"id": id, "orderId": order, "productId": pad, "quantity": 3, "price": 29.99})
+    );
+
+    // The reference answered 422 here (a route/argument name mismatch).
+    let deleted = delete(&app, &format!("/api/order-items/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.raw.is_empty());
+    assert_eq!(count(&pool, "orderitem").await, 0);
+    assert_eq!(
+        count(&pool, "order").await,
+        1,
+        "deleting an item keeps its order"
+    );
+    delete(&app, &format!("/api/order-items/{id}"))
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn order_item_validation_and_references(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "r@example.com").await;
+    let product = create_product(&app, "P", 1.0).await;
+    let order = create_order(&app, customer, 1.0).await;
+    let cases = [
+        (
+            json!({"productId": product, "quantity": 1, "price": 1}),
+            vec!["orderId"],
+        ),
+        (
+            json!({"orderId": order, "productId": product, "quantity": "many", "price": 1}),
+            vec!["quantity"],
+        ),
+        (
+            json!({"orderId": order, "productId": product, "quantity": 1.5, "price": 1}),
+            vec!["quantity"],
+        ),
+        (
+            json!({"orderId": order, "productId": product, "quantity": 0, "price": 0}),
+            vec!["quantity", "price"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let answer = post(&app, "/api/order-items", body.clone()).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{body}"
+        );
+    }
+    let answer = post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": 999, "productId": product, "quantity": 1, "price": 1}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["orderId"]);
+    let answer = post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": order, "productId": 999, "quantity": 1, "price": 1}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["productId"]);
+
+    let item = post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": order, "productId": product, "quantity": 1, "price": 1}),
+    )
+    .await
+    .data(StatusCode::CREATED)["id"]
+        .as_i64()
+        .unwrap();
+    let answer = put(
+        &app,
+        &format!("/api/order-items/{item}"),
+        json!({"quantity": -1}),
+    )
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["quantity"]
+    );
+    let answer = put(
+        &app,
+        &format!("/api/order-items/{item}"),
+        json!({"orderId": 999}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["orderId"]);
+    put(&app, "/api/order-items/999", json!({"quantity": 1}))
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+    get(&app, "/api/order-items/999")
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/api/order-items/-")
+            .await
+            .error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["id"]
+    );
+    assert_eq!(count(&pool, "orderitem").await, 1);
+}

@@ -1,0 +1,267 @@
+//! `/api/orders`.
+
+use axum::http::StatusCode;
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::*;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn order_lifecycle(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "o@example.com").await;
+    let product = create_product(&app, "Mouse", 29.99).await;
+
+    // The client sends `status` and a numeric total; the reference ignored the status.
+    let created = post(
+        &app,
+        "/api/orders",
+        json!({"customerId": customer, "status": "paid", "total": 59.98}),
+    )
+    .await;
+    let order = created.data(StatusCode::CREATED).clone();
+    let id = order["id"].as_i64().unwrap();
+    assert_eq!(order["customerId"], json!(customer));
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["total"], json!(59.98), "total is a JSON number");
+    assert_eq!(order["items"], json!([]));
+    let order_date = order["orderDate"].clone();
+    assert!(order_date.is_string());
+
+    let item = post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": id, "productId": product, "quantity": 2, "price": 29.99}),
+    )
+    .await
+    .data(StatusCode::CREATED)
+    .clone();
+
+    let read = get(&app, &format!("/api/orders/{id}")).await;
+    let read = read.data(StatusCode::OK);
+    assert_eq!(read["items"], json!([item.clone()]));
+    let listed = get(&app, "/api/orders").await;
+    assert_eq!(listed.data(StatusCode::OK), &json!([read.clone()]));
+
+    let by_put = put(
+        &app,
+        &format!("/api/orders/{id}"),
+        json!({"status": "shipped"}),
+    )
+    .await;
+    let by_put = by_put.data(StatusCode::OK);
+    assert_eq!(by_put["status"], "shipped");
+    assert_eq!(
+        by_put["orderDate"], order_date,
+        "PUT without orderDate keeps it"
+    );
+    assert_eq!(by_put["total"], json!(59.98));
+    assert_eq!(by_put["items"], json!([item.clone()]));
+
+    let by_patch = patch(
+        &app,
+        &format!("/api/orders/{id}"),
+        json!({"status": "delivered", "total": "61.50"}),
+    )
+    .await;
+    let by_patch = by_patch.data(StatusCode::OK);
+    assert_eq!(by_patch["status"], "delivered");
+    assert_eq!(by_patch["total"], json!(61.5));
+    assert_eq!(by_patch["orderDate"], order_date);
+
+    let dated = put(
+        &app,
+        &format!("/api/orders/{id}"),
+        json!({"orderDate": "2024-05-01T12:30:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        dated.data(StatusCode::OK)["orderDate"],
+        "2024-05-01T12:30:00"
+    );
+
+    let deleted = delete(&app, &format!("/api/orders/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.raw.is_empty());
+    assert_eq!(count(&pool, "order").await, 0);
+    assert_eq!(
+        count(&pool, "orderitem").await,
+        0,
+        "items are deleted with their order"
+    );
+    delete(&app, &format!("/api/orders/{id}"))
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn status_defaults_to_pending(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "d@example.com").await;
+    for body in [
+        json!({"customerId": customer, "total": 1}),
+        json!({"customerId": customer, "total": 1, "status": null}),
+    ] {
+        let order = post(&app, "/api/orders", body).await;
+        assert_eq!(order.data(StatusCode::CREATED)["status"], "pending");
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_with_items_is_created_in_one_transaction(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "t@example.com").await;
+    let a = create_product(&app, "A", 1.0).await;
+    let b = create_product(&app, "B", 2.0).await;
+    let created = post(
+        &app,
+        "/api/orders",
+        json!({"customerId": customer, "total": 5, "items": [
+            {"productId": a, "quantity": 1, "price": 1.0},
+            {"productId": b, "quantity": 2, "price": "2.00"},
+        ]}),
+    )
+    .await;
+    let order = created.data(StatusCode::CREATED);
+    let items = order["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["productId"], json!(a));
+    assert_eq!(items[1]["productId"], json!(b));
+    assert_eq!(items[1]["quantity"], json!(2));
+    assert!(items.iter().all(|item| item["orderId"] == order["id"]));
+
+    // A missing product rolls the whole order back.
+    let answer = post(
+        &app,
+        "/api/orders",
+        json!({"customerId": customer, "total": 5, "items": [{"productId": a, "quantity": 1, "price": 1}, {"productId": 999, "quantity": 1, "price": 1}]}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["productId"]);
+    assert_eq!(count(&pool, "order").await, 1);
+    assert_eq!(count(&pool, "orderitem").await, 2);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_for_a_missing_customer_is_a_400(pool: PgPool) {
+    let app = test_app(&pool);
+    let answer = post(
+        &app,
+        "/api/orders",
+        json!({"customerId": 4242, "total": 10}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
+    assert_eq!(answer.body["error"]["code"], "BAD_REQUEST");
+    let customer = create_customer(&app, "m@example.com").await;
+    let order = create_order(&app, customer, 10.0).await;
+    let answer = patch(
+        &app,
+        &format!("/api/orders/{order}"),
+        json!({"customerId": 4242}),
+    )
+    .await;
+    assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
+    assert_eq!(count(&pool, "order").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn order_validation_names_each_field(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "v@example.com").await;
+    let cases = [
+        (json!({"total": 10}), vec!["customerId"]),
+        (json!({"customerId": customer}), vec!["total"]),
+        (
+            json!({"customerId": "one", "total": 10}),
+            vec!["customerId"],
+        ),
+        (
+            json!({"customerId": customer, "total": "ten"}),
+            vec!["total"],
+        ),
+        (
+            json!({"customerId": customer, "total": 0, "status": ""}),
+            vec!["status", "total"],
+        ),
+        (
+            json!({"customerId": customer, "total": 1.234}),
+            vec!["total"],
+        ),
+        (
+            json!({"customerId": customer, "total": 1e11}),
+            vec!["total"],
+        ),
+        (
+            json!({"customerId": customer, "total": 1, "status": "s".repeat(51)}),
+            vec!["status"],
+        ),
+        (
+            json!({"customerId": customer, "total": 1, "items": [{"productId": 1, "quantity": 0, "price": -1}]}),
+            vec!["items[0].quantity", "items[0].price"],
+        ),
+        (
+            json!({"customerId": customer, "total": 1, "items": [{"productId": 1, "price": 1}]}),
+            vec!["items[0].quantity"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let answer = post(&app, "/api/orders", body.clone()).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{body}"
+        );
+    }
+    let order = create_order(&app, customer, 10.0).await;
+    for (body, fields) in [
+        (json!({"total": -5}), vec!["total"]),
+        (json!({"status": ""}), vec!["status"]),
+        (json!({"orderDate": "yesterday"}), vec!["orderDate"]),
+    ] {
+        let answer = put(&app, &format!("/api/orders/{order}"), body.clone()).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{body}"
+        );
+    }
+    patch(&app, "/api/orders/999", json!({"status": "x"}))
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+    get(&app, "/api/orders/999")
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+    assert_eq!(count(&pool, "order").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn listed_orders_carry_their_own_items(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "l@example.com").await;
+    let product = create_product(&app, "P", 3.0).await;
+    let mut orders = Vec::new();
+    for n in 0..4_i64 {
+        let order = create_order(&app, customer, 3.0).await;
+        for _ in 0..n {
+            post(
+                &app,
+                "/api/order-items",
+                json!({"orderId": order, "productId": product, "quantity": 1, "price": 3.0}),
+            )
+            .await
+            .data(StatusCode::CREATED);
+        }
+        orders.push(order);
+    }
+    let listed = get(&app, "/api/orders?limit=3&offset=1").await;
+    let listed = listed.data(StatusCode::OK).as_array().unwrap().clone();
+    assert_eq!(listed.len(), 3);
+    for (n, order) in listed.iter().enumerate() {
+        assert_eq!(order["id"], json!(orders[n + 1]));
+        let items = order["items"].as_array().unwrap();
+        assert_eq!(items.len(), n + 1);
+        assert!(items.iter().all(|item| item["orderId"] == order["id"]));
+    }
+}

@@ -1,0 +1,131 @@
+//! `/api/products`.
+
+use axum::http::StatusCode;
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::*;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn product_lifecycle(pool: PgPool) {
+    let app = test_app(&pool);
+    // The reference README posts the price as a string.
+    let created = post(
+        &app,
+        "/api/products",
+        json!({"name": "Wireless Mouse", "category": "Electronics", "price": "29.99"}),
+    )
+    .await;
+    let product = created.data(StatusCode::CREATED).clone();
+    let id = product["id"].as_i64().unwrap();
+    assert_eq!(product["price"], json!(29.99), "price is a JSON number");
+    assert_eq!(product["category"], "Electronics");
+    assert!(product["createdAt"].is_string());
+
+    assert_eq!(
+        get(&app, &format!("/api/products/{id}"))
+            .await
+            .data(StatusCode::OK),
+        &product
+    );
+    assert_eq!(
+        get(&app, "/api/products").await.data(StatusCode::OK),
+        &json!([product.clone()])
+    );
+
+    let updated = put(
+        &app,
+        &format!("/api/products/{id}"),
+        json!({"price": 19.5, "name": "Mouse"}),
+    )
+    .await;
+    let updated = updated.data(StatusCode::OK);
+    assert_eq!(updated["price"], json!(19.5));
+    assert_eq!(updated["name"], "Mouse");
+    assert_eq!(updated["category"], "Electronics");
+
+    let deleted = delete(&app, &format!("/api/products/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.raw.is_empty());
+    assert_eq!(count(&pool, "product").await, 0);
+    delete(&app, &format!("/api/products/{id}"))
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn product_validation_names_each_field(pool: PgPool) {
+    let app = test_app(&pool);
+    let cases = [
+        (json!({"name": "A", "category": "B"}), vec!["price"]),
+        (
+            json!({"name": "A", "category": "B", "price": "abc"}),
+            vec!["price"],
+        ),
+        (
+            json!({"name": "A", "category": "B", "price": true}),
+            vec!["price"],
+        ),
+        (
+            json!({"name": "", "category": "c".repeat(101), "price": 0}),
+            vec!["name", "category", "price"],
+        ),
+        (
+            json!({"name": "A", "category": "B", "price": -3.5}),
+            vec!["price"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let answer = post(&app, "/api/products", body.clone()).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{body}"
+        );
+    }
+    let id = create_product(&app, "Pen", 1.0).await;
+    let answer = put(
+        &app,
+        &format!("/api/products/{id}"),
+        json!({"price": 0, "name": ""}),
+    )
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["name", "price"]
+    );
+    put(&app, "/api/products/999", json!({"price": 2}))
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+    get(&app, "/api/products/999")
+        .await
+        .error_fields(StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/api/products/x")
+            .await
+            .error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["id"]
+    );
+    assert_eq!(count(&pool, "product").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_product_with_order_items_cannot_be_deleted(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "p@example.com").await;
+    let product = create_product(&app, "Keyboard", 50.0).await;
+    let order = create_order(&app, customer, 50.0).await;
+    post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": order, "productId": product, "quantity": 1, "price": 50.0}),
+    )
+    .await
+    .data(StatusCode::CREATED);
+    let answer = delete(&app, &format!("/api/products/{product}")).await;
+    answer.error_fields(StatusCode::CONFLICT);
+    assert_eq!(answer.body["error"]["code"], "CONFLICT");
+    assert_eq!(count(&pool, "product").await, 1);
+    assert_eq!(count(&pool, "orderitem").await, 1);
+}
