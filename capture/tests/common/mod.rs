@@ -1,0 +1,368 @@
+//! Shared fixtures of the capture's integration tests: the real services' addresses, a scratch
+//! database per test, a pipeline file, the capture binary as a child process, and a topic reader.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+/// Reads a required service variable; fails (never skips) with how to start the services.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the local services with `scripts/services.sh up` and load \
+             their addresses with `eval \"$(scripts/services.sh env)\"`"
+        )
+    })
+}
+
+/// A name unique to this test run: `prefix_<pid>_<nanos>_<n>`.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Connects to `url` with the connection task in the background.
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to {url}: {err}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A database created for one test, dropped (with its slots) by [`ScratchDb::drop_all`].
+pub struct ScratchDb {
+    /// Its connection string.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    admin_url: String,
+}
+
+impl ScratchDb {
+    /// Creates a fresh database on the server of `DATABASE_URL`.
+    pub async fn create(prefix: &str) -> ScratchDb {
+        let admin_url = required_env("DATABASE_URL");
+        let name = unique(prefix);
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create scratch database");
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("DATABASE_URL ends with /database");
+        let url = format!("{base}/{name}");
+        ScratchDb {
+            url,
+            name,
+            admin_url,
+        }
+    }
+
+    /// A session on the scratch database.
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+
+    /// Drops the database's replication slots, then the database.
+    pub async fn drop_all(self) {
+        let admin = connect(&self.admin_url).await;
+        for _ in 0..50 {
+            let result = admin
+                .batch_execute(&format!(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                     WHERE database = '{}'",
+                    self.name
+                ))
+                .await;
+            if result.is_ok() {
+                break;
+            }
+            // The walsender of a killed capture may still hold the slot for a moment.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("drop scratch database");
+    }
+}
+
+/// Writes a CdcPipeline file for `tables` (primary key `id`) under `dir`.
+pub fn write_pipeline(
+    dir: &Path,
+    name: &str,
+    topic_prefix: &str,
+    tables: &[&str],
+    snapshot: bool,
+) -> PathBuf {
+    let tables_yaml: String = tables
+        .iter()
+        .map(|t| format!("      - name: {t}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: cdcstar.dev/v1alpha1
+kind: CdcPipeline
+metadata:
+  name: {name}
+spec:
+  source:
+    connectionSecretRef: {{name: unused, key: dsn}}
+    tables:
+{tables_yaml}  capture:
+    engine: native
+    snapshot: {snapshot}
+  kafka:
+    brokers: [\"127.0.0.1:1\"]
+    topics: {{mode: perTable, prefix: {topic_prefix}, partitions: 3}}
+  clickhouse: {{url: \"http://127.0.0.1:1\"}}
+  starSchema: {{}}
+"
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).expect("write pipeline file");
+    path
+}
+
+/// The capture binary running as a child process.
+pub struct Capture {
+    child: Child,
+}
+
+impl Capture {
+    /// Starts `cdcstar-capture --create-slot` for `pipeline` on `database_url`, with `extra` flags.
+    pub fn start(pipeline: &Path, database_url: &str, extra: &[&str]) -> Capture {
+        let child = Command::new(env!("CARGO_BIN_EXE_cdcstar-capture"))
+            .arg("--pipeline")
+            .arg(pipeline)
+            .args(["--database-url", database_url])
+            .args(["--kafka-brokers", &required_env("KAFKA_BROKERS")])
+            .args(["--create-slot", "--metrics-address", "127.0.0.1:0"])
+            .args(["--status-interval-ms", "200"])
+            .args(extra)
+            .env("RUST_LOG", "info,cdcstar_capture=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start cdcstar-capture");
+        Capture { child }
+    }
+
+    /// SIGKILL: no flush, no confirmation.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a graceful exit; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for capture") {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "capture did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Fails if the process already exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("poll capture") {
+            panic!("capture exited early with {status}");
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the slot exists and is active (the capture is streaming).
+pub async fn wait_for_active_slot(client: &Client, capture: &mut Capture) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let active = client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE database = current_database() AND active",
+                &[],
+            )
+            .await
+            .unwrap()
+            .is_some();
+        if active {
+            return;
+        }
+        capture.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "the capture's slot did not become active within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One consumed event.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Message key.
+    pub key: Option<String>,
+    /// Raw value bytes.
+    pub raw: String,
+    /// Parsed value.
+    pub json: Value,
+    /// Partition.
+    pub partition: i32,
+}
+
+/// Reads `topic` from the beginning of its partitions.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    /// Everything read so far, in per-partition order.
+    pub events: Vec<Consumed>,
+}
+
+impl TopicReader {
+    /// A reader of every partition of `topic` (waits until the topic exists).
+    pub fn new(topic: &str) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", required_env("KAFKA_BROKERS"))
+            .set("group.id", unique("capture_test_reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("create consumer");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .expect("fetch metadata");
+            let count = metadata
+                .topics()
+                .first()
+                .map(|t| t.partitions().len())
+                .unwrap_or(0);
+            if count > 0 {
+                break count;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} was not created within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions as i32 {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).expect("assign partitions");
+        TopicReader {
+            consumer,
+            events: Vec::new(),
+        }
+    }
+
+    /// Polls until `done(events)` holds or `timeout` passes; panics with what was read on timeout.
+    pub fn read_until(&mut self, timeout: Duration, done: impl Fn(&[Consumed]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done(&self.events) {
+            assert!(
+                Instant::now() < deadline,
+                "condition not met within {timeout:?}; read {} events: {:#?}",
+                self.events.len(),
+                self.events.iter().rev().take(5).collect::<Vec<_>>()
+            );
+            if let Some(message) = self.consumer.poll(Duration::from_millis(200)) {
+                let message = message.expect("consume");
+                let raw = String::from_utf8(message.payload().unwrap_or_default().to_vec())
+                    .expect("utf-8 value");
+                let json: Value = serde_json::from_str(&raw).expect("json value");
+                self.events.push(Consumed {
+                    key: message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    raw,
+                    json,
+                    partition: message.partition(),
+                });
+            }
+        }
+    }
+}
+
+/// Final state per key from events, keeping per key the highest version: a streamed change's
+/// `(commitLsn, txSeq)` beats a `read` row (no version). Deleted keys are absent.
+pub fn final_state(events: &[Consumed]) -> BTreeMap<String, Value> {
+    let mut latest: BTreeMap<String, ((u64, u64), Value)> = BTreeMap::new();
+    for event in events {
+        let key = event.key.clone().expect("every event has a key");
+        let version = version_of(&event.json);
+        let replace = latest
+            .get(&key)
+            .is_none_or(|(current, _)| version >= *current);
+        if replace {
+            latest.insert(key, (version, event.json.clone()));
+        }
+    }
+    latest
+        .into_iter()
+        .filter(|(_, (_, json))| json["metadata"]["operation"] != "delete")
+        .map(|(key, (_, json))| (key, json["payload"].clone()))
+        .collect()
+}
+
+/// `(commitLsn, txSeq)` of an event, `(0, 0)` for a `read` row.
+pub fn version_of(json: &Value) -> (u64, u64) {
+    let lsn = json["metadata"]["commitLsn"]
+        .as_str()
+        .map(|text| {
+            let (high, low) = text.split_once('/').unwrap();
+            (u64::from_str_radix(high, 16).unwrap() << 32) | u64::from_str_radix(low, 16).unwrap()
+        })
+        .unwrap_or(0);
+    let seq = json["metadata"]["txSeq"].as_u64().unwrap_or(0);
+    (lsn, seq)
+}
+
+/// The `confirmed_flush_lsn` of the scratch database's slot, as an integer.
+pub async fn slot_confirmed_lsn(client: &Client) -> u64 {
+    let row = client
+        .query_one(
+            "SELECT (confirmed_flush_lsn - '0/0')::int8 FROM pg_replication_slots \
+             WHERE database = current_database()",
+            &[],
+        )
+        .await
+        .expect("read slot position");
+    row.get::<_, i64>(0) as u64
+}
