@@ -20,7 +20,7 @@ use crate::enrich::{affected_rows_filter, enrich, key_form};
 use crate::plan::{Plan, TableId, TablePlan};
 use crate::route::RowChange;
 use crate::store::{Row, Store, StoreError, in_list};
-use crate::value::Value;
+use crate::value::{Value, quote_ident};
 use crate::versioning::{fold_fact, fold_plain, propagated};
 
 /// Rounds of re-checking before leaving a still-moving row to the replica moving it.
@@ -137,13 +137,27 @@ impl Applier {
                 groups.iter().map(|(k, _)| k),
             ));
         }
-        for (node_index, node) in table.nodes.iter().enumerate() {
-            if !changed_keys[node.table].is_empty() {
-                filters.push(format!(
+        let affected: Vec<String> = table
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| !changed_keys[node.table].is_empty())
+            .map(|(index, node)| {
+                format!(
                     "({})",
-                    affected_rows_filter(plan, table, node_index, &changed_keys[node.table])
-                ));
-            }
+                    affected_rows_filter(plan, table, index, &changed_keys[node.table])
+                )
+            })
+            .collect();
+        if !affected.is_empty() {
+            // NB: matched on the live (`FINAL`) rows: an older version of a row may hold a foreign
+            // key its current version no longer has.
+            let key = quote_ident(&table.key_column().name);
+            filters.push(format!(
+                "{key} IN (SELECT {key} FROM {} FINAL WHERE {})",
+                quote_ident(&table.name),
+                affected.join(" OR ")
+            ));
         }
         if filters.is_empty() {
             return Ok(());

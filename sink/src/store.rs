@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cdcstar_crds::ColumnType;
-use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
+use cdcstar_crds::star::LSN_COLUMN;
 
 use crate::plan::TablePlan;
 use crate::rowbinary::{DecodeError, EncodeError, decode, encode};
@@ -161,13 +161,19 @@ impl Store {
         Ok(size)
     }
 
-    /// Reads the current (`FINAL`) rows of `table` matching `filter` (an SQL condition), deleted rows
-    /// included.
+    /// Reads the current version of the rows of `table` matching `filter` (an SQL condition),
+    /// deleted rows included.
+    ///
+    /// NB: not `FINAL`: with `ReplacingMergeTree(lsn, is_deleted)`, `FINAL` hides deleted rows, and
+    /// the version rules need a tombstone's versions (a key deleted and inserted again must get a
+    /// version above the tombstone's). The newest version per key is what `FINAL` would merge to.
     pub async fn read_rows(&self, table: &TablePlan, filter: &str) -> Result<Vec<Row>, StoreError> {
+        let key = quote_ident(&table.key_column().name);
         let sql = format!(
-            "SELECT {} FROM {} FINAL WHERE {filter}",
+            "SELECT {} FROM {} WHERE {filter} ORDER BY {key}, {} DESC LIMIT 1 BY {key}",
             table.column_list(),
-            quote_ident(&table.name)
+            quote_ident(&table.name),
+            quote_ident(LSN_COLUMN),
         );
         let mut types: Vec<ColumnType> = (0..table.width())
             .map(|i| table.value_type(i).clone())
@@ -267,13 +273,4 @@ pub fn in_list<'a>(column: &str, keys: impl IntoIterator<Item = &'a Value>) -> S
     }
     let list: Vec<String> = literals.collect();
     format!("{} IN ({})", quote_ident(column), list.join(", "))
-}
-
-/// The column names of the bookkeeping columns, for DDL checks and tests.
-pub fn bookkeeping_columns(fact: bool) -> &'static [&'static str] {
-    if fact {
-        &[LSN_COLUMN, IS_DELETED_COLUMN, SOURCE_LSN_COLUMN]
-    } else {
-        &[LSN_COLUMN, IS_DELETED_COLUMN]
-    }
 }
