@@ -144,7 +144,7 @@ impl fmt::Display for ColumnType {
 fn split_call(text: &str) -> Option<(&str, &str)> {
     let open = text.find('(')?;
     let args = text[open + 1..].strip_suffix(')')?;
-    Some((text[..open].trim_end(), args))
+    Some((&text[..open], args))
 }
 
 /// A small unsigned number, digits only (no sign, no spaces inside).
@@ -269,6 +269,7 @@ mod tests {
     #[test]
     fn spacing_is_normalised() {
         let parsed: ColumnType = " Decimal( 12 ,2 ) ".parse().unwrap();
+        assert!("Decimal (12, 2)".parse::<ColumnType>().is_err());
         assert_eq!(parsed.to_string(), "Decimal(12, 2)");
         let parsed: ColumnType = "Nullable( UInt64 )".parse().unwrap();
         assert_eq!(parsed, ColumnType::Nullable(Box::new(ColumnType::UInt64)));

@@ -4,6 +4,7 @@
 
 pub mod clickhouse_ddl;
 pub mod column_type;
+pub mod crd;
 pub mod envelope;
 pub mod names;
 pub mod pipeline;

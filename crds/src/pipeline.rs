@@ -17,6 +17,24 @@ pub const GROUP: &str = "cdcstar.dev";
 /// Finalizer that guards what Kubernetes cannot garbage-collect (publication, slot, tables on request).
 pub const FINALIZER: &str = "cdcpipelines.cdcstar.dev/cleanup";
 
+// NB: the schema patterns below are the apiserver's first line of defence; `validate()` is the
+// authoritative check (it also runs in the operator and in `plan`) and stays in step with them.
+
+/// Schema pattern of SQL identifiers (tables, columns, schema, database, publication).
+pub const SQL_IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// Schema pattern of replication slot names (Postgres allows lowercase letters, digits, `_`).
+pub const SLOT_NAME_PATTERN: &str = "^[a-z0-9_]+$";
+/// Schema pattern of Kafka topic names.
+pub const TOPIC_PATTERN: &str = "^[A-Za-z0-9._-]+$";
+/// Schema pattern of the supported ClickHouse types (precise bounds are checked by `validate()`).
+pub const COLUMN_TYPE_PATTERN: &str = concat!(
+    r"^ *(",
+    r"(U?Int(8|16|32|64)|Float(32|64)|Decimal\( *[0-9]{1,2} *, *[0-9]{1,2} *\)|String|Bool|Date|Date32|DateTime|DateTime64\( *[0-9] *\)|UUID)",
+    r"|Nullable\( *(U?Int(8|16|32|64)|Float(32|64)|Decimal\( *[0-9]{1,2} *, *[0-9]{1,2} *\)|String|Bool|Date|Date32|DateTime|DateTime64\( *[0-9] *\)|UUID) *\)",
+    r"|LowCardinality\( *(String|Nullable\( *String *\)) *\)",
+    r") *$"
+);
+
 /// A change-data-capture pipeline from PostgreSQL tables into a ClickHouse star schema.
 ///
 /// The operator keeps a publication (and, for the native capture, a logical replication slot) on the
@@ -41,6 +59,16 @@ pub const FINALIZER: &str = "cdcpipelines.cdcstar.dev/cleanup";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.starSchema.dimensions) || self.starSchema.dimensions.all(d, self.source.tables.exists(t, t.name == d.source))",
+        "message": "the source of every dimension must be listed in spec.source.tables"
+    },
+    {
+        "rule": "!has(self.starSchema.facts) || self.starSchema.facts.all(f, self.source.tables.exists(t, t.name == f.source))",
+        "message": "the source of every fact must be listed in spec.source.tables"
+    }
+]))]
 pub struct CdcPipelineSpec {
     /// Pause the pipeline: the capture and the sink are scaled to zero while the publication, the
     /// replication slot and the ClickHouse tables are kept. Changes made meanwhile are replayed on resume.
@@ -78,8 +106,10 @@ pub struct CdcPipelineSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Key inside the Secret.
+    #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
 
@@ -94,18 +124,23 @@ pub struct SourceSpec {
 
     /// Schema of the captured tables.
     #[serde(default = "default_schema")]
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub schema: String,
 
-    /// The tables to capture. Every table a dimension or fact reads from must be listed here.
+    /// The tables to capture, each once. Every table a dimension or fact reads from must be listed here.
+    #[schemars(length(min = 1, max = 128))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub tables: Vec<SourceTable>,
 
     /// Publication name. Defaults to `cdcstar_<pipeline name>` (dashes become underscores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub publication: Option<String>,
 
-    /// Logical replication slot name. Defaults to `cdcstar_<pipeline name>` (dashes become
-    /// underscores).
+    /// Logical replication slot name (lowercase letters, digits, `_`). Defaults to
+    /// `cdcstar_<pipeline name>` (dashes become underscores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(SLOT_NAME_PATTERN))]
     pub slot: Option<String>,
 
     /// Set `REPLICA IDENTITY FULL` on every captured table, so updates and deletes carry the whole old
@@ -124,11 +159,13 @@ fn default_schema() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct SourceTable {
     /// Table name as it is in PostgreSQL (case-sensitive, e.g. `order` or `orderitem`).
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub name: String,
 
     /// The table's primary key column (single-column keys only). Events are keyed by it, and foreign
     /// keys of lookups refer to it.
     #[serde(default = "default_primary_key")]
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub primary_key: String,
 }
 
@@ -137,8 +174,14 @@ fn default_primary_key() -> String {
 }
 
 /// How changes are captured.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.engine) || self.engine != 'redpandaConnect' || has(self.redpandaConnect)",
+        "message": "redpandaConnect settings (at least licenseSecretRef) are required when engine is redpandaConnect"
+    }
+]))]
 pub struct CaptureSpec {
     /// `native` (default): this project's licence-free capture reading the slot with pgoutput.
     /// `redpandaConnect`: Redpanda Connect's `postgres_cdc` input (needs an Enterprise licence).
@@ -157,6 +200,19 @@ pub struct CaptureSpec {
     /// Deployment settings of the native capture.
     #[serde(default)]
     pub native: WorkloadSpec,
+}
+
+// NB: written by hand, not derived, so that an omitted `capture` gets the same defaults as an empty
+// one (a derived Default would turn `snapshot` off).
+impl Default for CaptureSpec {
+    fn default() -> Self {
+        CaptureSpec {
+            engine: CaptureEngine::default(),
+            snapshot: default_true(),
+            redpanda_connect: None,
+            native: WorkloadSpec::default(),
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -180,6 +236,7 @@ pub enum CaptureEngine {
 pub struct RedpandaConnectSpec {
     /// Redpanda Connect image.
     #[serde(default = "default_redpanda_connect_image")]
+    #[schemars(length(min = 1))]
     pub image: String,
 
     /// Secret key holding the Redpanda Enterprise licence.
@@ -199,6 +256,7 @@ fn default_redpanda_connect_image() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSpec {
     /// Bootstrap brokers, `host:port`.
+    #[schemars(length(min = 1, max = 32), inner(length(min = 3)))]
     pub brokers: Vec<String>,
 
     /// How events are spread over topics.
@@ -220,7 +278,7 @@ pub struct SecretNameRef {
 }
 
 /// Topic layout.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicsSpec {
     /// `perTable` (default): one topic per captured table, `<prefix>.<table>`, keyed by primary key so
@@ -231,6 +289,7 @@ pub struct TopicsSpec {
 
     /// Topic name prefix. Defaults to the pipeline name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200), pattern(TOPIC_PATTERN))]
     pub prefix: Option<String>,
 
     /// Partitions of each topic the operator creates.
@@ -240,7 +299,20 @@ pub struct TopicsSpec {
 
     /// Dead-letter topic for events the sink cannot apply. Defaults to `<prefix>.dlq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 249), pattern(TOPIC_PATTERN))]
     pub dead_letter: Option<String>,
+}
+
+// NB: written by hand, not derived, so that an omitted `topics` gets 3 partitions, not 0.
+impl Default for TopicsSpec {
+    fn default() -> Self {
+        TopicsSpec {
+            mode: TopicMode::default(),
+            prefix: None,
+            partitions: default_partitions(),
+            dead_letter: None,
+        }
+    }
 }
 
 fn default_partitions() -> i32 {
@@ -263,10 +335,12 @@ pub enum TopicMode {
 #[serde(rename_all = "camelCase")]
 pub struct ClickHouseSpec {
     /// HTTP(S) endpoint, e.g. `http://clickhouse:8123`.
+    #[schemars(pattern("^https?://[^\\s]+$"))]
     pub url: String,
 
     /// Database holding the star schema; created when missing.
     #[serde(default = "default_database")]
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub database: String,
 
     /// Secret with the user name and password. Without it the `default` user without password is used.
@@ -317,42 +391,73 @@ fn default_password_key() -> String {
 pub struct StarSchemaSpec {
     /// Dimension tables: one row per source row, e.g. `customer_dim` from `customer`.
     #[serde(default)]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub dimensions: Vec<DimensionSpec>,
 
-    /// Fact tables: one row per source row, with columns copied from dimensions (lookups).
+    /// Fact tables: one row per source row, with columns copied from dimensions (lookups). A source
+    /// table backs at most one fact.
     #[serde(default)]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub facts: Vec<FactSpec>,
 }
 
 /// A dimension table.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.columns.exists(c, c.name == self.key)",
+        "message": "key must be the name of one of columns",
+        "fieldPath": ".key"
+    }
+]))]
 pub struct DimensionSpec {
     /// ClickHouse table name, e.g. `customer_dim`.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub name: String,
     /// Captured source table it mirrors.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub source: String,
     /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub key: String,
     /// Columns copied from the source row.
+    #[schemars(length(min = 1, max = 128))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub columns: Vec<ColumnSpec>,
 }
 
 /// A fact table.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.columns.exists(c, c.name == self.key)",
+        "message": "key must be the name of one of columns",
+        "fieldPath": ".key"
+    }
+]))]
 pub struct FactSpec {
     /// ClickHouse table name, e.g. `order_fact`.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub name: String,
     /// Captured source table it mirrors.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub source: String,
     /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub key: String,
     /// Columns copied from the source row.
+    #[schemars(length(min = 1, max = 128))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub columns: Vec<ColumnSpec>,
     /// Columns taken from other captured tables through foreign keys (denormalised). Kept current:
     /// when the referenced row changes, the fact rows that carry its values are rewritten.
     #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub lookups: Vec<LookupSpec>,
 }
 
@@ -360,14 +465,17 @@ pub struct FactSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ColumnSpec {
-    /// ClickHouse column name.
+    /// ClickHouse column name. `lsn`, `is_deleted` and `source_lsn` are reserved.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub name: String,
     /// Source column name (case-sensitive, e.g. `customerId`).
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub source: String,
     /// ClickHouse type: `UInt8`..`UInt64`, `Int8`..`Int64`, `Float32`, `Float64`, `Decimal(P, S)`,
     /// `String`, `LowCardinality(String)`, `Bool`, `Date`, `Date32`, `DateTime`, `DateTime64(P)`,
-    /// `UUID`, or `Nullable(T)` of one of them.
+    /// `UUID`, or `Nullable(T)` of one of them (and `LowCardinality(Nullable(String))`).
     #[serde(rename = "type")]
+    #[schemars(length(min = 1, max = 64), pattern(COLUMN_TYPE_PATTERN))]
     pub r#type: String,
 }
 
@@ -381,13 +489,20 @@ pub struct ColumnSpec {
 #[serde(rename_all = "camelCase")]
 pub struct LookupSpec {
     /// ClickHouse column name in the fact table.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub name: String,
     /// ClickHouse type of the column (same list as for columns).
     #[serde(rename = "type")]
+    #[schemars(length(min = 1, max = 64), pattern(COLUMN_TYPE_PATTERN))]
     pub r#type: String,
-    /// The foreign keys to follow, starting at the fact's source table.
+    /// The foreign keys to follow, starting at the fact's source table. The first foreign key must be
+    /// the source of one of the fact's columns; each next one the source of a column of a dimension or
+    /// fact of the table referenced before.
+    #[schemars(length(min = 1, max = 8))]
     pub via: Vec<LookupHop>,
-    /// Column of the last referenced table whose value is copied.
+    /// Source column of the last referenced table whose value is copied; a dimension or fact of that
+    /// table must copy it.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub column: String,
 }
 
@@ -396,9 +511,11 @@ pub struct LookupSpec {
 #[serde(rename_all = "camelCase")]
 pub struct LookupHop {
     /// Foreign-key column of the current table (e.g. `customerId` of `order`).
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub foreign_key: String,
     /// The captured table it references, by its primary key (e.g. `customer`). It must back a declared
     /// dimension or fact that has the columns the lookup needs.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub references: String,
 }
 
