@@ -337,9 +337,11 @@ impl<'a> BuildContext<'a> {
             .namespace
             .clone()
             .ok_or(BuildError::MissingMetadata("namespace"))?;
-        let owner = pipeline
+        let mut owner = pipeline
             .controller_owner_ref(&())
             .ok_or(BuildError::MissingMetadata("uid"))?;
+        // Foreground deletion of the pipeline waits for its children.
+        owner.block_owner_deletion = Some(true);
         Ok(BuildContext {
             pipeline,
             name,

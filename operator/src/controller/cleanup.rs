@@ -17,7 +17,7 @@ use kube::runtime::events::EventType;
 
 use super::build::{ChildKind, Component};
 use super::dereference::{self, Purpose};
-use super::{Context, Error, apply, schema, source, status, write_status};
+use super::{Context, Error, apply, report_stopped, schema, source, status};
 
 /// Removes the pipeline's footprint outside Kubernetes.
 pub async fn cleanup(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action, Error> {
@@ -40,7 +40,7 @@ pub async fn cleanup(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action, Er
                 &format!("cleanup cannot finish, the finalizer stays until it does: {error}"),
                 Timestamp::now(),
             );
-            write_status(ctx, pipeline, &status).await?;
+            report_stopped(ctx, pipeline, &status).await;
             Err(error)
         }
     }

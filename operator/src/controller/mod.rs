@@ -383,6 +383,14 @@ async fn write_status(
         .map_err(Error::Status)
 }
 
+/// Writes the status of a pass that stopped early; a failure to write it is logged, so that the
+/// error that stopped the pass is the one reported.
+async fn report_stopped(ctx: &Context, pipeline: &CdcPipeline, status: &CdcPipelineStatus) {
+    if let Err(error) = write_status(ctx, pipeline, status).await {
+        tracing::warn!(%error, "failed to report the failure in the status");
+    }
+}
+
 /// The phases for a live pipeline.
 async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
@@ -394,7 +402,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
             &truncate(errors.to_string(), 4000),
             now,
         );
-        write_status(ctx, pipeline, &status).await?;
+        report_stopped(ctx, pipeline, &status).await;
         return Err(Error::InvalidSpec(errors));
     }
 
@@ -409,7 +417,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
                     &error.to_string(),
                     now,
                 );
-                write_status(ctx, pipeline, &status).await?;
+                report_stopped(ctx, pipeline, &status).await;
             }
             return Err(error.into());
         }

@@ -1,0 +1,137 @@
+//! In-memory fakes of the source database and ClickHouse: they return a configured observation,
+//! record every statement, and can be made unreachable.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cdcstar_crds::postgres::QualifiedTable;
+use cdcstar_operator::external::{
+    DatabaseError, Sensitive, SourceConnector, SourceDatabase, Warehouse, WarehouseConnector,
+    WarehouseCredentials,
+};
+use cdcstar_operator::sql::{SourceObservation, WarehouseObservation};
+
+/// What the fake source holds and saw.
+#[derive(Debug, Default)]
+pub struct SourceState {
+    /// Connections fail with "connection refused".
+    pub unreachable: bool,
+    /// Returned by `observe`.
+    pub observation: SourceObservation,
+    /// Every statement executed, in order.
+    pub executed: Vec<String>,
+    /// DSNs connected with.
+    pub dsns: Vec<String>,
+}
+
+/// A fake source database.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSource(pub Arc<Mutex<SourceState>>);
+
+impl FakeSource {
+    /// Statements executed so far.
+    pub fn executed(&self) -> Vec<String> {
+        self.0.lock().unwrap().executed.clone()
+    }
+
+    /// Changes the state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut SourceState) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl SourceConnector for FakeSource {
+    async fn connect(&self, dsn: &Sensitive) -> Result<Box<dyn SourceDatabase>, DatabaseError> {
+        let mut state = self.0.lock().unwrap();
+        state.dsns.push(dsn.expose().to_owned());
+        if state.unreachable {
+            return Err(DatabaseError::Unreachable(
+                "error connecting to server: Connection refused (os error 111)".into(),
+            ));
+        }
+        Ok(Box::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl SourceDatabase for FakeSource {
+    async fn observe(
+        &self,
+        _publication: &str,
+        _slot: &str,
+        _tables: &[QualifiedTable],
+    ) -> Result<SourceObservation, DatabaseError> {
+        Ok(self.0.lock().unwrap().observation.clone())
+    }
+
+    async fn execute(&self, statements: &[String]) -> Result<(), DatabaseError> {
+        self.0
+            .lock()
+            .unwrap()
+            .executed
+            .extend(statements.iter().cloned());
+        Ok(())
+    }
+}
+
+/// What the fake ClickHouse holds and saw.
+#[derive(Debug, Default)]
+pub struct WarehouseState {
+    /// Calls fail with a network error.
+    pub unreachable: bool,
+    /// Returned by `observe`.
+    pub observation: WarehouseObservation,
+    /// Every statement executed, in order.
+    pub executed: Vec<String>,
+}
+
+/// A fake ClickHouse.
+#[derive(Debug, Clone, Default)]
+pub struct FakeWarehouse(pub Arc<Mutex<WarehouseState>>);
+
+impl FakeWarehouse {
+    /// Statements executed so far.
+    pub fn executed(&self) -> Vec<String> {
+        self.0.lock().unwrap().executed.clone()
+    }
+
+    /// Changes the state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut WarehouseState) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+impl WarehouseConnector for FakeWarehouse {
+    fn connect(
+        &self,
+        _url: &str,
+        _credentials: Option<&WarehouseCredentials>,
+    ) -> Box<dyn Warehouse> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait]
+impl Warehouse for FakeWarehouse {
+    async fn observe(&self, _database: &str) -> Result<WarehouseObservation, DatabaseError> {
+        let state = self.0.lock().unwrap();
+        if state.unreachable {
+            return Err(DatabaseError::Unreachable(
+                "network error: connection refused".into(),
+            ));
+        }
+        Ok(state.observation.clone())
+    }
+
+    async fn execute(&self, statement: &str) -> Result<(), DatabaseError> {
+        let mut state = self.0.lock().unwrap();
+        if state.unreachable {
+            return Err(DatabaseError::Unreachable(
+                "network error: connection refused".into(),
+            ));
+        }
+        state.executed.push(statement.to_owned());
+        Ok(())
+    }
+}

@@ -1,0 +1,372 @@
+//! The API calls each scenario expects, as data: the mock tests run them, and `api_calls.rs` takes
+//! their union to check `operator/tests/api_calls.txt` (which the chart's RBAC check reads).
+
+use std::collections::BTreeSet;
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::FINALIZER;
+use serde_json::{Value, json};
+
+use super::apiserver::{ApiCall, Call, Reply, assert_json_include};
+use super::fixtures::{PipelineFixture, UID, dsn_secret, to_json, with_shipment_and_phone};
+
+/// The pipeline.
+pub const PIPELINE: &str = "/apis/cdcstar.dev/v1alpha1/namespaces/default/cdcpipelines/shop";
+/// Its status subresource.
+pub const PIPELINE_STATUS: &str =
+    "/apis/cdcstar.dev/v1alpha1/namespaces/default/cdcpipelines/shop/status";
+/// The DSN Secret.
+pub const DSN_SECRET: &str = "/api/v1/namespaces/default/secrets/shop-postgres";
+/// The pipeline ConfigMap.
+pub const PIPELINE_CONFIG_MAP: &str = "/api/v1/namespaces/default/configmaps/shop-pipeline";
+/// The Redpanda Connect ConfigMap.
+pub const CONNECT_CONFIG_MAP: &str = "/api/v1/namespaces/default/configmaps/shop-connect";
+/// The api Service.
+pub const API_SERVICE: &str = "/api/v1/namespaces/default/services/shop-api";
+/// Events.
+pub const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+/// The leader Lease of the tests.
+pub const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases/cdcstar-leader";
+/// Leases (create).
+pub const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+
+/// A Deployment of the pipeline.
+pub fn deployment(component: &str) -> String {
+    format!("/apis/apps/v1/namespaces/default/deployments/shop-{component}")
+}
+
+/// What the API server adds to an applied Deployment whose pods are all up.
+pub fn deployment_ready(replicas: i32) -> Value {
+    json!({
+        "metadata": {"generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "updatedReplicas": replicas,
+        }
+    })
+}
+
+/// Every container of a Deployment body is hardened.
+pub fn assert_hardened(body: &Value) {
+    let pod = &body["spec"]["template"]["spec"];
+    assert_json_include(
+        pod,
+        &json!({
+            "automountServiceAccountToken": false,
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        }),
+        "pod",
+    );
+    for container in pod["containers"].as_array().expect("containers") {
+        assert_json_include(
+            container,
+            &json!({
+                "securityContext": {
+                    "runAsNonRoot": true,
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            }),
+            "container",
+        );
+        assert!(container["livenessProbe"]["httpGet"]["path"].is_string());
+        assert!(container["readinessProbe"]["httpGet"]["path"].is_string());
+    }
+}
+
+fn owned_by_pipeline(body: &Value) {
+    assert_json_include(
+        &body["metadata"]["ownerReferences"],
+        &json!([{
+            "apiVersion": "cdcstar.dev/v1alpha1",
+            "kind": "CdcPipeline",
+            "name": "shop",
+            "uid": UID,
+            "controller": true,
+            "blockOwnerDeletion": true,
+        }]),
+        "ownerReferences",
+    );
+}
+
+/// The finalizer is added to a pipeline that has none.
+pub fn finalizer_added(pipeline: &CdcPipeline) -> Vec<Call> {
+    let finalized = to_json(&pipeline.clone().finalized());
+    vec![
+        Call::patch(PIPELINE)
+            .check(|body| {
+                assert_eq!(
+                    body,
+                    &json!([
+                        {"op": "test", "path": "/metadata/finalizers", "value": null},
+                        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+                    ])
+                );
+            })
+            .ok(finalized),
+    ]
+}
+
+/// The DSN Secret is read.
+pub fn secret_read() -> Vec<Call> {
+    vec![Call::get(DSN_SECRET).ok(serde_json::to_value(dsn_secret()).unwrap())]
+}
+
+/// The DSN Secret does not exist.
+pub fn secret_missing() -> Vec<Call> {
+    vec![Call::get(DSN_SECRET).reply(Reply::NotFound)]
+}
+
+/// The children of the example (native capture, api enabled) are applied; `replicas` of capture
+/// and sink as expected in the bodies.
+pub fn children_applied(capture_and_sink_replicas: i32) -> Vec<Call> {
+    let replicas = capture_and_sink_replicas;
+    vec![
+        Call::apply(PIPELINE_CONFIG_MAP)
+            .check(|body| {
+                owned_by_pipeline(body);
+                let yaml = body["data"]["pipeline.yaml"].as_str().expect("pipeline.yaml");
+                assert!(yaml.contains("kind: CdcPipeline"), "{yaml}");
+                assert!(yaml.contains("connectionSecretRef"), "{yaml}");
+            })
+            .reply(Reply::Echo),
+        Call::apply(deployment("capture"))
+            .check(move |body| {
+                owned_by_pipeline(body);
+                assert_hardened(body);
+                assert_json_include(
+                    body,
+                    &json!({"spec": {
+                        "replicas": replicas,
+                        "strategy": {"type": "Recreate"},
+                        "template": {"spec": {"containers": [{
+                            "command": ["cdcstar-capture"],
+                            "args": ["--pipeline", "/etc/cdcstar/pipeline.yaml"],
+                        }]}},
+                    }}),
+                    "capture",
+                );
+                let env = &body["spec"]["template"]["spec"]["containers"][0]["env"];
+                assert!(
+                    env.as_array().unwrap().contains(&json!({
+                        "name": "DATABASE_URL",
+                        "valueFrom": {"secretKeyRef": {"name": "shop-postgres", "key": "dsn"}},
+                    })),
+                    "{env}"
+                );
+            })
+            .reply(Reply::EchoWith(deployment_ready(replicas))),
+        Call::apply(deployment("sink"))
+            .check(move |body| {
+                owned_by_pipeline(body);
+                assert_hardened(body);
+                assert_json_include(
+                    body,
+                    &json!({"spec": {
+                        "replicas": replicas,
+                        "template": {"spec": {"containers": [{"command": ["cdcstar-sink"]}]}},
+                    }}),
+                    "sink",
+                );
+            })
+            .reply(Reply::EchoWith(deployment_ready(replicas))),
+        Call::apply(deployment("api"))
+            .check(|body| {
+                owned_by_pipeline(body);
+                assert_hardened(body);
+                assert_json_include(
+                    body,
+                    &json!({"spec": {
+                        "replicas": 1,
+                        "template": {"spec": {"containers": [{"command": ["cdcstar-api"], "args": ["serve"]}]}},
+                    }}),
+                    "api",
+                );
+            })
+            .reply(Reply::EchoWith(deployment_ready(1))),
+        Call::apply(API_SERVICE)
+            .check(|body| {
+                owned_by_pipeline(body);
+                assert_eq!(body["spec"]["ports"][0]["port"], 3002);
+            })
+            .reply(Reply::Echo),
+        Call::delete(CONNECT_CONFIG_MAP).reply(Reply::NotFound),
+    ]
+}
+
+/// The status of `pipeline` is server-side applied and contains `expected`; `store` receives it.
+pub fn status_applied(
+    pipeline: &CdcPipeline,
+    expected: Value,
+    store: Option<std::sync::Arc<std::sync::Mutex<Value>>>,
+) -> Vec<Call> {
+    vec![
+        Call::apply(PIPELINE_STATUS)
+            .check(move |body| {
+                assert_json_include(
+                    body,
+                    &json!({"apiVersion": "cdcstar.dev/v1alpha1", "kind": "CdcPipeline"}),
+                    "status patch",
+                );
+                assert_json_include(&body["status"], &expected, "status");
+                if let Some(store) = store {
+                    *store.lock().unwrap() = body["status"].clone();
+                }
+            })
+            .reply(Reply::MergedInto(to_json(pipeline))),
+    ]
+}
+
+/// A merge patch of the status (reporting an object that does not deserialise).
+pub fn status_merged(stored: Value, expected: Value) -> Vec<Call> {
+    vec![
+        Call::patch(PIPELINE_STATUS)
+            .check(move |body| assert_json_include(body, &expected, "status merge"))
+            .reply(Reply::MergedInto(stored)),
+    ]
+}
+
+/// An Event of `type_` and `reason` on the pipeline whose note contains `note`.
+pub fn event(type_: &'static str, reason: &'static str, note: &'static str) -> Vec<Call> {
+    vec![
+        Call::post(EVENTS)
+            .check(move |body| {
+                assert_json_include(
+                    body,
+                    &json!({
+                        "type": type_,
+                        "reason": reason,
+                        "reportingController": "cdcstar-operator",
+                        "regarding": {"kind": "CdcPipeline", "name": "shop", "namespace": "default"},
+                    }),
+                    "event",
+                );
+                let text = body["note"].as_str().unwrap_or_default();
+                assert!(text.contains(note), "event note {text:?} lacks {note:?}");
+            })
+            .reply(Reply::Echo),
+    ]
+}
+
+/// Cleanup stops the capture first.
+pub fn capture_deleted() -> Vec<Call> {
+    vec![Call::delete(deployment("capture")).ok(json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200,
+    }))]
+}
+
+/// The finalizer is removed after cleanup.
+pub fn finalizer_removed(pipeline: &CdcPipeline) -> Vec<Call> {
+    let mut released = pipeline.clone();
+    released.metadata.finalizers = None;
+    vec![
+        Call::patch(PIPELINE)
+            .check(|body| {
+                assert_eq!(
+                    body,
+                    &json!([
+                        {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+                        {"op": "remove", "path": "/metadata/finalizers/0"},
+                    ])
+                );
+            })
+            .ok(to_json(&released)),
+    ]
+}
+
+/// The Lease does not exist and is created.
+pub fn lease_created() -> Vec<Call> {
+    vec![
+        Call::get(LEASE).reply(Reply::NotFound),
+        Call::post(LEASES)
+            .check(|body| {
+                assert_json_include(
+                    body,
+                    &json!({"metadata": {"name": "cdcstar-leader"}, "spec": {"holderIdentity": "replica-a"}}),
+                    "lease",
+                );
+            })
+            .reply(Reply::Echo),
+    ]
+}
+
+/// The Lease is held by another replica that renewed it just now.
+pub fn lease_held_elsewhere(lease: Value) -> Vec<Call> {
+    vec![Call::get(LEASE).ok(lease)]
+}
+
+/// The Lease is held by another replica that stopped renewing it, and is taken over.
+pub fn lease_taken_over(lease: Value) -> Vec<Call> {
+    vec![
+        Call::get(LEASE).ok(lease),
+        Call::put(LEASE)
+            .check(|body| {
+                assert_json_include(
+                    body,
+                    &json!({
+                        "metadata": {"resourceVersion": "7"},
+                        "spec": {"holderIdentity": "replica-a", "leaseTransitions": 4},
+                    }),
+                    "lease",
+                );
+            })
+            .reply(Reply::Echo),
+    ]
+}
+
+/// The startup check lists CdcPipelines.
+pub fn startup_list() -> Vec<Call> {
+    vec![Call::get("/apis/cdcstar.dev/v1alpha1/cdcpipelines").query("limit=1")]
+}
+
+/// What the controller's watches request: a list then a watch of pipelines, Deployments,
+/// ConfigMaps, Services and Secret metadata, in every namespace.
+pub fn watch_calls() -> BTreeSet<ApiCall> {
+    let mut calls = BTreeSet::new();
+    for (group, resource) in [
+        ("cdcstar.dev", "cdcpipelines"),
+        ("apps", "deployments"),
+        ("core", "configmaps"),
+        ("core", "services"),
+        ("core", "secrets"),
+    ] {
+        for verb in ["list", "watch"] {
+            calls.insert(ApiCall {
+                verb: verb.into(),
+                group: group.into(),
+                resource: resource.into(),
+            });
+        }
+    }
+    calls
+}
+
+/// Every call any scenario expects.
+pub fn all_expected_calls() -> BTreeSet<ApiCall> {
+    let pipeline = CdcPipeline::test();
+    let changed = with_shipment_and_phone(CdcPipeline::test().finalized());
+    let lease = json!({});
+    let lists = [
+        finalizer_added(&pipeline),
+        secret_read(),
+        secret_missing(),
+        children_applied(1),
+        status_applied(&pipeline, json!({}), None),
+        status_merged(json!({}), json!({})),
+        event("Normal", "X", ""),
+        capture_deleted(),
+        finalizer_removed(&changed),
+        lease_created(),
+        lease_held_elsewhere(lease.clone()),
+        lease_taken_over(lease),
+        startup_list(),
+    ];
+    let mut calls: BTreeSet<ApiCall> = lists.iter().flatten().map(Call::api_call).collect();
+    calls.extend(watch_calls());
+    calls
+}

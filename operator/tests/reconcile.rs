@@ -1,0 +1,501 @@
+//! The reconcile loop against a mocked API server: every call asserted and answered in order, the
+//! databases replaced by in-memory fakes.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::{clickhouse_ddl, postgres};
+use cdcstar_operator::config::OperatorConfig;
+use cdcstar_operator::controller::{self, Context, Error};
+use cdcstar_operator::metrics::Metrics;
+use common::apiserver::{Handle, mock_client, scenario};
+use common::fakes::{FakeSource, FakeWarehouse};
+use common::fixtures::{
+    PipelineFixture, SECRET_DSN, source_in_place, to_json, warehouse_in_place,
+    with_shipment_and_phone,
+};
+use common::scenarios::*;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Reporter;
+use serde_json::{Value, json};
+
+struct Harness {
+    ctx: Arc<Context>,
+    handle: Handle,
+    source: FakeSource,
+    warehouse: FakeWarehouse,
+}
+
+fn harness() -> Harness {
+    let (client, handle) = mock_client();
+    let source = FakeSource::default();
+    let warehouse = FakeWarehouse::default();
+    let ctx = Arc::new(Context::new(
+        client,
+        OperatorConfig::default(),
+        Arc::new(source.clone()),
+        Arc::new(warehouse.clone()),
+        Arc::new(Metrics::default()),
+        Reporter {
+            controller: "cdcstar-operator".into(),
+            instance: Some("test".into()),
+        },
+    ));
+    Harness {
+        ctx,
+        handle,
+        source,
+        warehouse,
+    }
+}
+
+async fn reconcile(pipeline: &CdcPipeline, ctx: &Arc<Context>) -> Result<Action, Error> {
+    controller::reconcile(
+        Arc::new(DeserializeGuard(Ok(pipeline.clone()))),
+        ctx.clone(),
+    )
+    .await
+}
+
+fn all_ready_conditions() -> Value {
+    json!([
+        {"type": "Ready", "status": "True", "reason": "AllComponentsReady"},
+        {"type": "Publication", "status": "True"},
+        {"type": "Capture", "status": "True", "reason": "Available"},
+        {"type": "ClickHouseSchema", "status": "True"},
+        {"type": "Sink", "status": "True", "reason": "Available"},
+        {"type": "Api", "status": "True", "reason": "Available"},
+    ])
+}
+
+fn concat(parts: Vec<Vec<common::apiserver::Call>>) -> Vec<common::apiserver::Call> {
+    parts.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
+    let h = harness();
+    let pipeline = CdcPipeline::test();
+    let finalized = pipeline.clone().finalized();
+    let calls = concat(vec![
+        finalizer_added(&pipeline),
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &finalized,
+            json!({
+                "phase": "Running",
+                "observedGeneration": 1,
+                "tables": 4,
+                "conditions": all_ready_conditions(),
+            }),
+            None,
+        ),
+        event("Normal", "SourceUpdated", "ran 6 statements"),
+        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+    ]);
+    let ctx = h.ctx.clone();
+    let (first, second) = scenario(h.handle, calls, async move {
+        let first = reconcile(&pipeline, &ctx).await;
+        let second = reconcile(&finalized, &ctx).await;
+        (first, second)
+    })
+    .await;
+    assert_eq!(first.unwrap(), Action::await_change());
+    assert_eq!(
+        second.unwrap(),
+        Action::requeue(OperatorConfig::default().resync_interval)
+    );
+    let stored = CdcPipeline::test();
+    assert_eq!(h.source.executed(), postgres::install_statements(&stored));
+    assert_eq!(
+        h.warehouse.executed(),
+        clickhouse_ddl::install_statements(&stored).unwrap()
+    );
+    assert_eq!(h.source.with(|s| s.dsns.clone()), [SECRET_DSN]);
+}
+
+#[tokio::test]
+async fn spec_change_alters_publication_and_adds_table_and_column_keeping_transition_times() {
+    let h = harness();
+    let before = CdcPipeline::test().finalized();
+    h.source
+        .with(|s| s.observation = source_in_place(&before, 2048));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&before));
+    // The status a previous pass wrote, all True since an hour ago.
+    let earlier = "2026-01-01T10:00:00Z";
+    let mut changed = with_shipment_and_phone(before.clone()).generation(2);
+    let mut previous: Value = json!({
+        "phase": "Running", "observedGeneration": 1, "tables": 4,
+        "conditions": all_ready_conditions(),
+    });
+    for condition in previous["conditions"].as_array_mut().unwrap() {
+        condition["lastTransitionTime"] = json!(earlier);
+        condition["message"] = json!("earlier");
+        condition["reason"] = condition
+            .get("reason")
+            .cloned()
+            .unwrap_or(json!("UpToDate"));
+    }
+    changed.status = Some(serde_json::from_value(previous).unwrap());
+
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &changed,
+            json!({
+                "phase": "Running",
+                "observedGeneration": 2,
+                "tables": 5,
+                "lag": "2.0KiB",
+                "retainedWalBytes": 2048,
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": earlier},
+                    {"type": "Publication", "status": "True", "reason": "Updated", "lastTransitionTime": earlier,
+                     "message": "publication cdcstar_shop publishes 5 tables, slot cdcstar_shop exists (updated)"},
+                    {"type": "Capture", "status": "True", "lastTransitionTime": earlier},
+                    {"type": "ClickHouseSchema", "status": "True", "reason": "Applied", "lastTransitionTime": earlier},
+                    {"type": "Sink", "status": "True", "lastTransitionTime": earlier},
+                    {"type": "Api", "status": "True", "lastTransitionTime": earlier},
+                ],
+            }),
+            None,
+        ),
+        event("Normal", "SourceUpdated", "ran 2 statements"),
+        event("Normal", "SchemaUpdated", "ran 2 DDL statements"),
+    ]);
+    let ctx = h.ctx.clone();
+    let target = changed.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&target, &ctx).await },
+    )
+    .await;
+    result.unwrap();
+
+    let tables = postgres::declared_tables(&changed);
+    assert_eq!(
+        h.source.executed(),
+        [
+            "ALTER TABLE \"public\".\"shipment\" REPLICA IDENTITY FULL".to_owned(),
+            format!(
+                "ALTER PUBLICATION \"cdcstar_shop\" SET TABLE {}",
+                tables
+                    .iter()
+                    .map(|t| t.quoted())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ]
+    );
+    let ddl = h.warehouse.executed();
+    assert_eq!(ddl.len(), 2, "{ddl:#?}");
+    assert_eq!(
+        ddl[0],
+        "ALTER TABLE `local`.`customer_dim` ADD COLUMN IF NOT EXISTS `phone` Nullable(String)"
+    );
+    assert!(
+        ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `local`.`shipment_dim`"),
+        "{}",
+        ddl[1]
+    );
+    assert!(
+        ddl.iter().all(|s| !s.contains("DROP")),
+        "nothing is dropped: {ddl:#?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_sets_a_condition_naming_it_and_warns() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    let calls = concat(vec![
+        secret_missing(),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Failed",
+                "conditions": [{
+                    "type": "Ready", "status": "False", "reason": "SecretMissing",
+                    "message": "secret default/shop-postgres referenced by spec.source.connectionSecretRef not found",
+                }],
+            }),
+            None,
+        ),
+        event("Warning", "SecretMissing", "shop-postgres"),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert_eq!(error.kind(), "secret_missing");
+    assert!(
+        h.source.with(|s| s.dsns.is_empty()),
+        "no connection without a DSN"
+    );
+    assert!(h.warehouse.executed().is_empty());
+    // The next attempt waits: per-object exponential backoff.
+    let object = Arc::new(DeserializeGuard(Ok(CdcPipeline::test())));
+    let first = controller::error_policy(object.clone(), &error, h.ctx.clone());
+    let second = controller::error_policy(object, &error, h.ctx.clone());
+    assert_eq!(first, Action::requeue(std::time::Duration::from_secs(5)));
+    assert_eq!(second, Action::requeue(std::time::Duration::from_secs(10)));
+}
+
+#[tokio::test]
+async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
+    let h = harness();
+    h.source.with(|s| s.unreachable = true);
+    let pipeline = CdcPipeline::test().finalized();
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Degraded",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "SourceUnreachable"},
+                    {"type": "Publication", "status": "False", "reason": "SourceUnreachable",
+                     "message": "source database failed to connect: error connecting to server: Connection refused (os error 111)"},
+                    {"type": "Capture", "status": "True"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            None,
+        ),
+        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Warning", "SourceFailed", "Connection refused"),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await;
+    assert_eq!(result.unwrap_err().kind(), "source");
+}
+
+#[tokio::test]
+async fn suspend_scales_capture_and_sink_to_zero_and_says_so() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized().suspended();
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 0));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(0),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Suspended",
+                "lag": "0B",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "Suspended"},
+                    {"type": "Publication", "status": "True", "reason": "UpToDate"},
+                    {"type": "Capture", "status": "False", "reason": "Suspended",
+                     "message": "spec.suspend is true: scaled to zero"},
+                    {"type": "ClickHouseSchema", "status": "True", "reason": "UpToDate"},
+                    {"type": "Sink", "status": "False", "reason": "Suspended"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            None,
+        ),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await;
+    result.unwrap();
+    assert!(h.source.executed().is_empty());
+    assert!(h.warehouse.executed().is_empty());
+}
+
+#[tokio::test]
+async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_events() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 512));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({"phase": "Running", "lag": "512B"}),
+            Some(written.clone()),
+        ),
+        // Second pass: children applied again (a no-op for the API server), nothing else.
+        secret_read(),
+        children_applied(1),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(h.handle, calls, async move {
+        reconcile(&pipeline, &ctx).await?;
+        let mut stored = pipeline.clone();
+        stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
+        reconcile(&stored, &ctx).await
+    })
+    .await;
+    result.unwrap();
+    assert!(h.source.executed().is_empty());
+    assert!(h.warehouse.executed().is_empty());
+}
+
+#[tokio::test]
+async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized().deleting();
+    pipeline.spec.clickhouse.drop_tables_on_delete = true;
+    let calls = concat(vec![
+        capture_deleted(),
+        secret_read(),
+        event(
+            "Normal",
+            "CleanedUp",
+            "dropped replication slot cdcstar_shop and publication cdcstar_shop; dropped 4 tables",
+        ),
+        finalizer_removed(&pipeline),
+    ]);
+    let ctx = h.ctx.clone();
+    let target = pipeline.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&target, &ctx).await },
+    )
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
+    assert_eq!(
+        h.warehouse.executed(),
+        clickhouse_ddl::drop_statements(&pipeline).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn delete_keeps_tables_unless_asked() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized().deleting();
+    let calls = concat(vec![
+        capture_deleted(),
+        secret_read(),
+        event("Normal", "CleanedUp", "clickhouse tables kept"),
+        finalizer_removed(&pipeline),
+    ]);
+    let ctx = h.ctx.clone();
+    let target = pipeline.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&target, &ctx).await },
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
+    assert!(h.warehouse.executed().is_empty());
+}
+
+#[tokio::test]
+async fn delete_without_the_dsn_secret_keeps_the_finalizer_and_says_why() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized().deleting();
+    let calls = concat(vec![
+        capture_deleted(),
+        secret_missing(),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Deleting",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "CleanupBlocked"}],
+            }),
+            None,
+        ),
+        event("Warning", "SecretMissing", "shop-postgres"),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await;
+    assert_eq!(result.unwrap_err().kind(), "secret_missing");
+    assert!(h.source.executed().is_empty());
+}
+
+#[tokio::test]
+async fn hostile_spec_is_refused_with_field_paths_before_touching_anything() {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.spec.source.tables[0].name = "customer\"; DROP TABLE customer; --".into();
+    let calls = concat(vec![
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Failed",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec"}],
+            }),
+            None,
+        ),
+        event("Warning", "InvalidSpec", "spec.source.tables[0].name"),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await;
+    assert_eq!(result.unwrap_err().kind(), "invalid_spec");
+    assert!(h.source.with(|s| s.dsns.is_empty()));
+    assert!(h.warehouse.executed().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_object_gets_a_condition_and_a_warning_instead_of_wedging() {
+    let h = harness();
+    let mut stored = to_json(&CdcPipeline::test().finalized());
+    stored["spec"]["source"]["tables"] = json!("customer,product");
+    let stored_json = stored.clone();
+    let guarded: DeserializeGuard<CdcPipeline> = serde_json::from_value(stored).unwrap();
+    assert!(guarded.0.is_err());
+    let calls = concat(vec![
+        status_merged(
+            stored_json,
+            json!({"status": {
+                "phase": "Failed",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidObject"}],
+            }}),
+        ),
+        event("Warning", "InvalidObject", "Expected a sequence"),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(h.handle, calls, async move {
+        controller::reconcile(Arc::new(guarded), ctx).await
+    })
+    .await;
+    assert_eq!(result.unwrap_err().kind(), "invalid_object");
+}
