@@ -76,3 +76,15 @@ kind-load: ## load the images into the kind cluster $(KIND_CLUSTER)
 e2e-kind: ## the kind end-to-end run for users (needs docker, kind, kubectl, helm): see docs/chart.md
 	scripts/e2e-kind.sh
 # --- end chart ---
+
+# --- api ---
+# The shop REST API (docs/api.md).
+.PHONY: run-api bench-api
+run-api: services ## run the API on the local Postgres (http://localhost:3002, docs at /docs), creating its tables
+	cargo build --release -p cdcstar-api --bin cdcstar-api
+	$(WITH_ENV) AUTO_INIT_DB=true target/release/cdcstar-api serve
+
+bench-api: services ## API load: 70% GET by id, 20% list limit 50, 10% POST order + 3 items, 64 connections, 30 s (ARGS=... for cdcstar-api-load)
+	cargo build --release -p cdcstar-api --bins
+	$(WITH_ENV) api/scripts/bench.sh $(ARGS)
+# --- end api ---
