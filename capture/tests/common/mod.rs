@@ -152,12 +152,16 @@ pub struct Capture {
 impl Capture {
     /// Starts `cdcstar-capture --create-slot` for `pipeline` on `database_url`, with `extra` flags.
     pub fn start(pipeline: &Path, database_url: &str, extra: &[&str]) -> Capture {
-        let child = Command::new(env!("CARGO_BIN_EXE_cdcstar-capture"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cdcstar-capture"));
+        if !extra.contains(&"--metrics-address") {
+            command.args(["--metrics-address", "127.0.0.1:0"]);
+        }
+        let child = command
             .arg("--pipeline")
             .arg(pipeline)
             .args(["--database-url", database_url])
             .args(["--kafka-brokers", &required_env("KAFKA_BROKERS")])
-            .args(["--create-slot", "--metrics-address", "127.0.0.1:0"])
+            .arg("--create-slot")
             .args(["--status-interval-ms", "200"])
             .args(extra)
             .env("RUST_LOG", "info,cdcstar_capture=debug")
@@ -292,6 +296,31 @@ impl TopicReader {
         }
     }
 
+    /// Reads whatever arrives during `duration`.
+    pub fn drain(&mut self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        while Instant::now() < deadline {
+            self.poll_once();
+        }
+    }
+
+    fn poll_once(&mut self) {
+        if let Some(message) = self.consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("consume");
+            let raw = String::from_utf8(message.payload().unwrap_or_default().to_vec())
+                .expect("utf-8 value");
+            let json: Value = serde_json::from_str(&raw).expect("json value");
+            self.events.push(Consumed {
+                key: message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                raw,
+                json,
+                partition: message.partition(),
+            });
+        }
+    }
+
     /// Polls until `done(events)` holds or `timeout` passes; panics with what was read on timeout.
     pub fn read_until(&mut self, timeout: Duration, done: impl Fn(&[Consumed]) -> bool) {
         let deadline = Instant::now() + timeout;
@@ -302,20 +331,7 @@ impl TopicReader {
                 self.events.len(),
                 self.events.iter().rev().take(5).collect::<Vec<_>>()
             );
-            if let Some(message) = self.consumer.poll(Duration::from_millis(200)) {
-                let message = message.expect("consume");
-                let raw = String::from_utf8(message.payload().unwrap_or_default().to_vec())
-                    .expect("utf-8 value");
-                let json: Value = serde_json::from_str(&raw).expect("json value");
-                self.events.push(Consumed {
-                    key: message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
-                    raw,
-                    json,
-                    partition: message.partition(),
-                });
-            }
+            self.poll_once();
         }
     }
 }

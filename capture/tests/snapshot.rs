@@ -1,0 +1,205 @@
+//! The initial snapshot against a real Postgres and broker: rows that exist before the capture
+//! starts and rows written while it snapshots all end in the final per-key state exactly as
+//! Postgres has them, also when the capture is killed mid-snapshot and resumes; a table added to
+//! the pipeline later is snapshotted on its own.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{
+    Capture, ScratchDb, TopicReader, final_state, unique, wait_for_active_slot, write_pipeline,
+};
+use serde_json::{Value, json};
+use tokio_postgres::Client;
+
+const EXISTING: i32 = 3000;
+
+async fn postgres_state(sql: &Client, table: &str) -> BTreeMap<String, Value> {
+    sql.query(&format!("SELECT id, v FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let id: i32 = row.get(0);
+            let v: i32 = row.get(1);
+            (id.to_string(), json!({"id": id, "v": v}))
+        })
+        .collect()
+}
+
+async fn progress(sql: &Client) -> Vec<(String, String, i64)> {
+    sql.query(
+        "SELECT table_name, state, rows FROM cdcstar.snapshot_progress ORDER BY table_name",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .collect()
+}
+
+/// Writes during the snapshot: updates of existing rows, inserts of new ones, deletes.
+async fn churn(sql: &Client, round: i32) {
+    for i in 0..40 {
+        let id = (round * 97 + i * 31) % EXISTING + 1;
+        sql.execute("UPDATE item SET v = v + 1000 WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        sql.execute(
+            "INSERT INTO item VALUES ($1, $2)",
+            &[&(EXISTING + round * 40 + i + 1), &round],
+        )
+        .await
+        .unwrap();
+        if i % 5 == 0 {
+            sql.execute("DELETE FROM item WHERE id = $1", &[&(id + 1)])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
+    let db = ScratchDb::create("capture_snapshot").await;
+    let sql = db.client().await;
+    sql.batch_execute(&format!(
+        "CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
+         INSERT INTO item SELECT g, g FROM generate_series(1, {EXISTING}) g;"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("snap");
+    let name = unique("snap").replace('_', "-");
+    let pipeline = write_pipeline(dir.path(), &name, &prefix, &["item"], true);
+    // Small batches make the snapshot slow enough to write and crash during it.
+    let flags = ["--snapshot-batch-size", "25"];
+    let mut capture = Capture::start(&pipeline, &db.url, &flags);
+    wait_for_active_slot(&sql, &mut capture).await;
+
+    let mut reader = TopicReader::new(&format!("{prefix}.item"));
+    churn(&sql, 0).await;
+    reader.read_until(Duration::from_secs(60), |events| {
+        events
+            .iter()
+            .filter(|e| e.json["metadata"]["operation"] == "read")
+            .count()
+            >= 300
+    });
+    capture.kill();
+    churn(&sql, 1).await;
+    let mut capture = Capture::start(&pipeline, &db.url, &flags);
+    wait_for_active_slot(&sql, &mut capture).await;
+    churn(&sql, 2).await;
+
+    let expected = postgres_state(&sql, "item").await;
+    let mut last = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        reader.drain(Duration::from_secs(1));
+        last = final_state(&reader.events);
+        if last == expected {
+            break;
+        }
+    }
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !last.contains_key(*k))
+        .take(10)
+        .collect();
+    let extra: Vec<_> = last
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .take(10)
+        .collect();
+    assert!(
+        last == expected,
+        "final state differs from Postgres: {} vs {} keys, missing {missing:?}, extra {extra:?}",
+        last.len(),
+        expected.len()
+    );
+    let reads = reader
+        .events
+        .iter()
+        .filter(|e| e.json["metadata"]["operation"] == "read")
+        .count();
+    assert!(
+        reads >= EXISTING as usize - 200,
+        "only {reads} snapshot rows"
+    );
+    assert!(
+        reader
+            .events
+            .iter()
+            .all(|e| e.json["metadata"]["operation"] != "read"
+                || e.json["metadata"].get("lsn").is_none()),
+        "read rows carry no position"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = progress(&sql).await;
+        if rows.first().is_some_and(|(_, state, _)| state == "done") {
+            assert_eq!(rows[0].0, "item");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snapshot never done: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(capture.terminate());
+
+    // A table added to the pipeline later is snapshotted alone.
+    sql.batch_execute(
+        "CREATE TABLE extra (id int4 PRIMARY KEY, v int4 NOT NULL);
+         INSERT INTO extra SELECT g, -g FROM generate_series(1, 100) g;",
+    )
+    .await
+    .unwrap();
+    let pipeline = write_pipeline(dir.path(), &name, &prefix, &["item", "extra"], true);
+    let mut capture = Capture::start(&pipeline, &db.url, &flags);
+    wait_for_active_slot(&sql, &mut capture).await;
+    let mut extra_reader = TopicReader::new(&format!("{prefix}.extra"));
+    extra_reader.read_until(Duration::from_secs(60), |events| events.len() >= 100);
+    assert_eq!(
+        final_state(&extra_reader.events),
+        postgres_state(&sql, "extra").await
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = progress(&sql).await;
+        if rows.iter().all(|(_, state, _)| state == "done") && rows.len() == 2 {
+            assert_eq!(rows[0], ("extra".to_owned(), "done".to_owned(), 100));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "extra never done: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The item table was not read again.
+    let item_reads_before = reads;
+    let mut item_again = TopicReader::new(&format!("{prefix}.item"));
+    item_again.read_until(Duration::from_secs(60), |events| {
+        events.len() >= reader.events.len()
+    });
+    let item_reads_after = item_again
+        .events
+        .iter()
+        .filter(|e| e.json["metadata"]["operation"] == "read")
+        .count();
+    assert_eq!(
+        item_reads_after, item_reads_before,
+        "item was snapshotted again"
+    );
+
+    assert!(capture.terminate());
+    db.drop_all().await;
+}
