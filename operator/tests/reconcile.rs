@@ -499,3 +499,73 @@ async fn malformed_object_gets_a_condition_and_a_warning_instead_of_wedging() {
     .await;
     assert_eq!(result.unwrap_err().kind(), "invalid_object");
 }
+
+#[tokio::test]
+async fn repeated_failure_patches_the_warning_event_series() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    let failed = json!({"phase": "Failed"});
+    let calls = concat(vec![
+        secret_missing(),
+        status_applied(&pipeline, failed.clone(), None),
+        event("Warning", "SecretMissing", "shop-postgres"),
+        secret_missing(),
+        status_applied(&pipeline, failed, None),
+        event_repeated("SecretMissing"),
+    ]);
+    let ctx = h.ctx.clone();
+    let (first, second) = scenario(h.handle, calls, async move {
+        (
+            reconcile(&pipeline, &ctx).await,
+            reconcile(&pipeline, &ctx).await,
+        )
+    })
+    .await;
+    assert!(first.is_err() && second.is_err());
+}
+
+#[tokio::test]
+async fn disabled_api_is_not_run_and_any_previous_one_is_removed() {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.spec.api.enabled = false;
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 0));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let mut children = children_applied(1);
+    // No api Deployment or Service applied: drop them (indexes 3 and 4) and the connect delete.
+    children.truncate(3);
+    let calls = concat(vec![
+        secret_read(),
+        children,
+        vec![
+            common::apiserver::Call::delete(CONNECT_CONFIG_MAP)
+                .reply(common::apiserver::Reply::NotFound),
+        ],
+        api_removed(),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "Publication", "status": "True"},
+                    {"type": "Capture", "status": "True"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True", "reason": "Disabled"},
+                ],
+            }),
+            None,
+        ),
+    ]);
+    let ctx = h.ctx.clone();
+    let result = scenario(
+        h.handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await;
+    result.unwrap();
+}

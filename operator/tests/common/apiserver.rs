@@ -49,6 +49,8 @@ pub struct Call {
     pub path: String,
     /// Substrings the query must contain.
     pub query: Vec<String>,
+    /// `path` is a prefix (the last segment is a generated name).
+    pub prefix: bool,
     check: Option<BodyCheck>,
     reply: Reply,
 }
@@ -65,6 +67,7 @@ impl Call {
             method,
             path: path.into(),
             query: Vec::new(),
+            prefix: false,
             check: None,
             reply: Reply::Echo,
         }
@@ -102,6 +105,12 @@ impl Call {
         Self::new(Method::DELETE, path)
     }
 
+    /// Matches any object under `path` (a collection path), e.g. an Event with a generated name.
+    pub fn any_name(mut self) -> Self {
+        self.prefix = true;
+        self
+    }
+
     /// Requires `part` in the query string.
     pub fn query(mut self, part: &str) -> Self {
         self.query.push(part.to_owned());
@@ -127,7 +136,12 @@ impl Call {
 
     /// The RBAC triple of the call.
     pub fn api_call(&self) -> ApiCall {
-        ApiCall::of(&self.method, &self.path, &self.query.join("&"))
+        let path = if self.prefix {
+            format!("{}/name", self.path)
+        } else {
+            self.path.clone()
+        };
+        ApiCall::of(&self.method, &path, &self.query.join("&"))
     }
 }
 
@@ -259,7 +273,15 @@ pub async fn verify(mut handle: Handle, calls: Vec<Call>) {
             "method of {label}: {}",
             request.uri()
         );
-        assert_eq!(request.uri().path(), call.path, "path of {label}");
+        if call.prefix {
+            let path = request.uri().path();
+            assert!(
+                path.starts_with(&format!("{}/", call.path)),
+                "path of {label}: {path}"
+            );
+        } else {
+            assert_eq!(request.uri().path(), call.path, "path of {label}");
+        }
         let query = request.uri().query().unwrap_or_default().to_owned();
         for part in &call.query {
             assert!(

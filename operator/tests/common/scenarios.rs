@@ -253,6 +253,27 @@ pub fn event(type_: &'static str, reason: &'static str, note: &'static str) -> V
     ]
 }
 
+/// A repeated Event: kube-runtime's recorder patches the series of the one it created.
+pub fn event_repeated(reason: &'static str) -> Vec<Call> {
+    vec![
+        Call::patch(EVENTS)
+            .any_name()
+            .check(move |body| {
+                assert_eq!(body["reason"], reason);
+                assert_eq!(body["series"]["count"], 2);
+            })
+            .reply(Reply::Echo),
+    ]
+}
+
+/// The api of a pipeline whose `spec.api.enabled` is false is removed (absent counts as done).
+pub fn api_removed() -> Vec<Call> {
+    vec![
+        Call::delete(deployment("api")).reply(Reply::NotFound),
+        Call::delete(API_SERVICE).reply(Reply::NotFound),
+    ]
+}
+
 /// Cleanup stops the capture first.
 pub fn capture_deleted() -> Vec<Call> {
     vec![Call::delete(deployment("capture")).ok(json!({
@@ -359,6 +380,8 @@ pub fn all_expected_calls() -> BTreeSet<ApiCall> {
         status_applied(&pipeline, json!({}), None),
         status_merged(json!({}), json!({})),
         event("Normal", "X", ""),
+        event_repeated("X"),
+        api_removed(),
         capture_deleted(),
         finalizer_removed(&changed),
         lease_created(),
