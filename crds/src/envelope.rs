@@ -20,6 +20,9 @@
 //! - `unchangedToast`: columns whose values Postgres did not send because they are unchanged TOASTed
 //!   values; they are absent from `payload` and must keep their stored values.
 //! - `oldKey`: for an update that changed the primary key, the old key columns.
+//!
+//! On Kafka, an envelope is the message value (UTF-8 JSON) and its Kafka key is the row's primary key
+//! as text ([`message_key`]), in both topic layouts, so all changes of a row land in one partition.
 
 use std::fmt;
 use std::str::FromStr;
@@ -134,9 +137,30 @@ impl<'de> Deserialize<'de> for Lsn {
     }
 }
 
+/// The Kafka message key of a change: the value of the primary-key column `primary_key` in `payload`
+/// as text (a string as is, a number or boolean as its JSON text, like Bloblang's `.string()`).
+/// `None` when the payload has no such column or it is null.
+pub fn message_key(payload: &Map<String, Value>, primary_key: &str) -> Option<String> {
+    match payload.get(primary_key)? {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_key_is_the_primary_key_as_text() {
+        let payload: Map<String, Value> =
+            serde_json::from_str(r#"{"id": 42, "code": "A-1", "gone": null}"#).unwrap();
+        assert_eq!(message_key(&payload, "id").as_deref(), Some("42"));
+        assert_eq!(message_key(&payload, "code").as_deref(), Some("A-1"));
+        assert_eq!(message_key(&payload, "gone"), None);
+        assert_eq!(message_key(&payload, "missing"), None);
+    }
 
     #[test]
     fn lsn_round_trips_through_postgres_text_form() {

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod names;
 pub mod pipeline;
 pub mod postgres;
+pub mod redpanda_connect;
 pub mod star;
 pub mod validate;
 

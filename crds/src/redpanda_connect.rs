@@ -1,0 +1,204 @@
+//! The Redpanda Connect configuration of the `redpandaConnect` capture engine: a `postgres_cdc` input
+//! on the captured tables, a mapping into the CDC envelope v1 (see [`crate::envelope`]), and a
+//! `kafka_franz` output to the pipeline's topics, keyed by primary key.
+//!
+//! Secrets stay out of the configuration: Redpanda Connect substitutes `${VAR}` from its environment,
+//! which the operator fills from the Secrets:
+//!
+//! | variable | from |
+//! | --- | --- |
+//! | [`DSN_ENV`] (`POSTGRES_DSN`) | `spec.source.connectionSecretRef` |
+//! | `REDPANDA_LICENSE` | `spec.capture.redpandaConnect.licenseSecretRef`; read by Redpanda Connect itself, it does not appear in the file |
+//! | [`SASL_ENV`] (`KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`) | `spec.kafka.authSecretRef` keys `sasl.mechanism`, `sasl.username`, `sasl.password`, only when it is set |
+//!
+//! Every message is keyed by its row's primary key as text (the same key the native capture uses,
+//! [`crate::envelope::message_key`]), in both topic modes, so the changes of one row stay in one
+//! partition and in order; `max_in_flight: 1` keeps them in order on the way out too. TLS to the
+//! brokers is not configured here.
+//!
+//! Redpanda Connect creates its own publication (`pglog_stream_<slot>`) and the slot.
+
+use serde_json::{Value, json};
+
+use crate::pipeline::{CdcPipeline, TopicMode};
+
+/// Environment variable holding the Postgres connection string.
+pub const DSN_ENV: &str = "POSTGRES_DSN";
+/// Environment variable holding the Redpanda Enterprise licence (read by Redpanda Connect itself).
+pub const LICENSE_ENV: &str = "REDPANDA_LICENSE";
+/// Environment variables of the SASL settings, with the `authSecretRef` key each comes from.
+pub const SASL_ENV: [(&str, &str); 3] = [
+    ("KAFKA_SASL_MECHANISM", "sasl.mechanism"),
+    ("KAFKA_SASL_USERNAME", "sasl.username"),
+    ("KAFKA_SASL_PASSWORD", "sasl.password"),
+];
+/// Address of Redpanda Connect's HTTP server (`/ready`, `/ping`, `/metrics`).
+pub const HTTP_ADDRESS: &str = "0.0.0.0:4195";
+/// Metadata key the mapping sets to the message key.
+const KEY_METADATA: &str = "cdc_key";
+
+/// A Bloblang (and JSON) string literal.
+fn string_literal(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// The Bloblang mapping from a `postgres_cdc` message to the envelope, setting the message key.
+pub fn envelope_mapping(pipeline: &CdcPipeline) -> String {
+    let mut mapping = String::from("meta cdc_key = match @table {\n");
+    for table in &pipeline.spec.source.tables {
+        mapping.push_str(&format!(
+            "  {} => this.get({}).string()\n",
+            string_literal(&table.name),
+            string_literal(&table.primary_key)
+        ));
+    }
+    mapping.push_str("  _ => throw(\"table \" + @table + \" is not captured\")\n}\n");
+    mapping.push_str(
+        "root.metadata.table = @table\n\
+         root.metadata.operation = @operation\n\
+         root.metadata.lsn = @lsn.or(deleted())\n\
+         root.payload = this\n",
+    );
+    mapping
+}
+
+/// The output topic: interpolated per table in `perTable` mode.
+fn topic(pipeline: &CdcPipeline) -> String {
+    match pipeline.spec.kafka.topics.mode {
+        TopicMode::PerTable => format!("{}.${{! @table }}", pipeline.topic_prefix()),
+        TopicMode::Single => pipeline.topic_prefix(),
+    }
+}
+
+/// The configuration as a document.
+pub fn config(pipeline: &CdcPipeline) -> Value {
+    let spec = &pipeline.spec;
+    let tables: Vec<&str> = spec.source.tables.iter().map(|t| t.name.as_str()).collect();
+    let mut output = json!({
+        "seed_brokers": spec.kafka.brokers,
+        "topic": topic(pipeline),
+        "key": format!("${{! @{KEY_METADATA} }}"),
+        "partitioner": "murmur2_hash",
+        "max_in_flight": 1,
+    });
+    if spec.kafka.auth_secret_ref.is_some() {
+        let [mechanism, username, password] = SASL_ENV.map(|(var, _)| format!("${{{var}}}"));
+        output["sasl"] = json!([{
+            "mechanism": mechanism,
+            "username": username,
+            "password": password,
+        }]);
+    }
+    json!({
+        "http": { "address": HTTP_ADDRESS },
+        "input": {
+            "postgres_cdc": {
+                "dsn": format!("${{{DSN_ENV}}}"),
+                "schema": spec.source.schema,
+                "tables": tables,
+                "slot_name": pipeline.slot_name(),
+                "stream_snapshot": spec.capture.snapshot,
+            }
+        },
+        "pipeline": { "processors": [ { "mapping": envelope_mapping(pipeline) } ] },
+        "output": { "kafka_franz": output },
+    })
+}
+
+/// The configuration as the YAML file Redpanda Connect runs.
+pub fn config_yaml(pipeline: &CdcPipeline) -> String {
+    let body = serde_yaml::to_string(&config(pipeline))
+        .expect("a JSON document always serialises to YAML");
+    format!(
+        "# Redpanda Connect configuration of CdcPipeline {}, generated by cdcstar; do not edit.\n\
+         # The licence comes from ${LICENSE_ENV}, the connection string from ${DSN_ENV}.\n{body}",
+        pipeline.pipeline_name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::SecretNameRef;
+    use crate::test_fixtures::{assert_golden, shop_pipeline};
+
+    #[test]
+    fn golden_config_of_the_example() {
+        assert_golden("redpanda-connect.yaml", &config_yaml(&shop_pipeline()));
+    }
+
+    #[test]
+    fn input_reads_the_captured_tables_through_the_slot() {
+        let config = config(&shop_pipeline());
+        let input = &config["input"]["postgres_cdc"];
+        assert_eq!(input["dsn"], "${POSTGRES_DSN}");
+        assert_eq!(input["schema"], "public");
+        assert_eq!(input["slot_name"], "cdcstar_shop");
+        assert_eq!(input["stream_snapshot"], true);
+        assert_eq!(
+            input["tables"],
+            json!(["customer", "product", "order", "orderitem"])
+        );
+    }
+
+    #[test]
+    fn per_table_mode_interpolates_the_table_into_the_topic() {
+        let config = config(&shop_pipeline());
+        let output = &config["output"]["kafka_franz"];
+        assert_eq!(output["topic"], "shop.${! @table }");
+        assert_eq!(output["key"], "${! @cdc_key }");
+        assert_eq!(output["seed_brokers"], json!(["redpanda:9092"]));
+        assert!(output.get("sasl").is_none());
+    }
+
+    #[test]
+    fn single_mode_writes_one_topic_still_keyed() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.kafka.topics.mode = TopicMode::Single;
+        pipeline.spec.kafka.topics.prefix = Some("sqlmodel_cdc_events".into());
+        let config = config(&pipeline);
+        assert_eq!(
+            config["output"]["kafka_franz"]["topic"],
+            "sqlmodel_cdc_events"
+        );
+        assert_eq!(config["output"]["kafka_franz"]["key"], "${! @cdc_key }");
+    }
+
+    #[test]
+    fn mapping_builds_exactly_the_envelope_and_keys_every_table() {
+        let mapping = envelope_mapping(&shop_pipeline());
+        assert!(mapping.contains("  \"order\" => this.get(\"id\").string()\n"));
+        assert!(mapping.contains("root.metadata.lsn = @lsn.or(deleted())\n"));
+        assert!(mapping.ends_with("root.payload = this\n"));
+        let roots: Vec<_> = mapping
+            .lines()
+            .filter_map(|l| l.split(" = ").next().filter(|l| l.starts_with("root")))
+            .collect();
+        assert_eq!(
+            roots,
+            [
+                "root.metadata.table",
+                "root.metadata.operation",
+                "root.metadata.lsn",
+                "root.payload"
+            ]
+        );
+    }
+
+    #[test]
+    fn sasl_settings_come_from_the_environment() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.kafka.auth_secret_ref = Some(SecretNameRef {
+            name: "kafka-auth".into(),
+        });
+        let config = config(&pipeline);
+        assert_eq!(
+            config["output"]["kafka_franz"]["sasl"],
+            json!([{
+                "mechanism": "${KAFKA_SASL_MECHANISM}",
+                "username": "${KAFKA_SASL_USERNAME}",
+                "password": "${KAFKA_SASL_PASSWORD}",
+            }])
+        );
+    }
+}
