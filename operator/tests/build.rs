@@ -1,0 +1,333 @@
+//! The pure phases (validate, build, plan) from YAML fixtures: the example and hostile pipelines.
+//! The built manifests are kept as golden files under `tests/golden/` (regenerate with
+//! `UPDATE_GOLDEN=1`), validated here with `kubernetes-validate --strict` and by the chart checks.
+
+use std::path::{Path, PathBuf};
+
+use cdcstar_operator::config::OperatorConfig;
+use cdcstar_operator::controller::build::{self, DesiredState};
+use cdcstar_operator::plan::{self, Plan, PlanError};
+use k8s_openapi::api::apps::v1::Deployment;
+use serde_json::Value;
+
+const EXAMPLE: &str = include_str!("../../examples/shop-pipeline.yaml");
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn planned(yaml: &str) -> Plan {
+    plan::plan_yaml(yaml, &OperatorConfig::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    pretty_assertions::assert_eq!(
+        expected,
+        actual,
+        "{} differs; rerun with UPDATE_GOLDEN=1 after checking the change",
+        path.display()
+    );
+}
+
+fn deployment<'a>(desired: &'a DesiredState, name: &str) -> &'a Deployment {
+    desired
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no deployment {name}"))
+}
+
+fn containers(desired: &DesiredState) -> Vec<Value> {
+    desired
+        .deployments
+        .iter()
+        .flat_map(|d| {
+            let value = serde_json::to_value(d).unwrap();
+            value["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+#[test]
+fn example_plan_matches_golden_files() {
+    let plan = planned(EXAMPLE);
+    golden("shop-pipeline.yaml", &plan.manifests_yaml().unwrap());
+    golden("shop-pipeline.plan.txt", &plan.render().unwrap());
+}
+
+#[test]
+fn redpanda_connect_plan_matches_golden_files() {
+    let plan = planned(&fixture("redpanda-connect.yaml"));
+    golden("redpanda-connect.yaml", &plan.manifests_yaml().unwrap());
+    golden("redpanda-connect.plan.txt", &plan.render().unwrap());
+}
+
+#[test]
+fn example_builds_pipeline_config_capture_sink_api_and_service() {
+    let desired = planned(EXAMPLE).kubernetes;
+    let names = |items: Vec<Option<String>>| items.into_iter().flatten().collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            desired
+                .config_maps
+                .iter()
+                .map(|c| c.metadata.name.clone())
+                .collect()
+        ),
+        ["shop-pipeline"]
+    );
+    assert_eq!(
+        names(
+            desired
+                .deployments
+                .iter()
+                .map(|d| d.metadata.name.clone())
+                .collect()
+        ),
+        ["shop-capture", "shop-sink", "shop-api"]
+    );
+    assert_eq!(
+        names(
+            desired
+                .services
+                .iter()
+                .map(|s| s.metadata.name.clone())
+                .collect()
+        ),
+        ["shop-api"]
+    );
+    let mounted = &desired.config_maps[0].data.as_ref().unwrap()["pipeline.yaml"];
+    let round_trip: cdcstar_crds::CdcPipeline = serde_yaml::from_str(mounted).unwrap();
+    let original: cdcstar_crds::CdcPipeline = serde_yaml::from_str(EXAMPLE).unwrap();
+    assert_eq!(
+        round_trip.spec, original.spec,
+        "the mounted pipeline is the spec"
+    );
+    let capture = deployment(&desired, "shop-capture");
+    assert_eq!(capture.spec.replicas, Some(1));
+    assert_eq!(
+        capture.spec.strategy.as_ref().unwrap().type_.as_deref(),
+        Some("Recreate"),
+        "one slot reader at a time"
+    );
+}
+
+#[test]
+fn every_container_is_non_root_read_only_without_privileges_with_probes() {
+    for yaml in [EXAMPLE.to_owned(), fixture("redpanda-connect.yaml")] {
+        let desired = planned(&yaml).kubernetes;
+        for deployment in &desired.deployments {
+            let pod = deployment.spec.template.spec.as_ref().unwrap();
+            let pod_security = pod.security_context.as_ref().unwrap();
+            assert_eq!(pod_security.run_as_non_root, Some(true));
+            assert_eq!(pod.automount_service_account_token, Some(false));
+            for container in &pod.containers {
+                let security = container.security_context.as_ref().unwrap();
+                assert_eq!(security.run_as_non_root, Some(true));
+                assert_eq!(security.read_only_root_filesystem, Some(true));
+                assert_eq!(security.allow_privilege_escalation, Some(false));
+                assert_eq!(
+                    security.capabilities.as_ref().unwrap().drop.as_deref(),
+                    Some(&["ALL".to_owned()][..])
+                );
+                assert_eq!(
+                    security.seccomp_profile.as_ref().unwrap().type_,
+                    "RuntimeDefault"
+                );
+                assert!(container.liveness_probe.is_some() && container.readiness_probe.is_some());
+            }
+        }
+    }
+}
+
+#[test]
+fn suspend_scales_capture_and_sink_to_zero_but_not_the_api() {
+    let mut pipeline: cdcstar_crds::CdcPipeline = serde_yaml::from_str(EXAMPLE).unwrap();
+    pipeline.metadata.namespace = Some("default".into());
+    pipeline.metadata.uid = Some("u".into());
+    pipeline.spec.suspend = true;
+    let desired = build::build(&pipeline, &OperatorConfig::default()).unwrap();
+    assert_eq!(deployment(&desired, "shop-capture").spec.replicas, Some(0));
+    assert_eq!(deployment(&desired, "shop-sink").spec.replicas, Some(0));
+    assert_eq!(deployment(&desired, "shop-api").spec.replicas, Some(1));
+}
+
+#[test]
+fn secrets_are_only_ever_referenced() {
+    const SENSITIVE: [&str; 5] = [
+        "DATABASE_URL",
+        "CDCSTAR_SOURCE_DSN",
+        "CLICKHOUSE_PASSWORD",
+        "REDPANDA_LICENSE",
+        "KAFKA_SASL_PASSWORD",
+    ];
+    let plan = planned(&fixture("redpanda-connect.yaml"));
+    let mut seen = Vec::new();
+    for container in containers(&plan.kubernetes) {
+        for env in container["env"].as_array().unwrap() {
+            let name = env["name"].as_str().unwrap();
+            if SENSITIVE.contains(&name) {
+                assert!(env.get("value").is_none(), "{name} must not carry a value");
+                assert!(
+                    env["valueFrom"]["secretKeyRef"]["name"].is_string(),
+                    "{env}"
+                );
+                seen.push(name.to_owned());
+            }
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "CDCSTAR_SOURCE_DSN",
+            "CLICKHOUSE_PASSWORD",
+            "KAFKA_SASL_PASSWORD",
+            "REDPANDA_LICENSE"
+        ]
+    );
+    let connect = plan.kubernetes.config_maps[1].data.as_ref().unwrap()["connect.yaml"].clone();
+    assert!(connect.contains("dsn: ${CDCSTAR_SOURCE_DSN}"), "{connect}");
+    assert!(
+        connect.contains("password: ${KAFKA_SASL_PASSWORD}"),
+        "{connect}"
+    );
+    let text = plan.render().unwrap();
+    assert!(!text.contains("postgresql://"), "no DSN in the plan");
+}
+
+#[test]
+fn redpanda_connect_engine_gets_its_config_licence_and_no_native_leftovers() {
+    let desired = planned(&fixture("redpanda-connect.yaml")).kubernetes;
+    let capture = deployment(&desired, "shop-rpcn-capture");
+    let container = &capture.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("redpandadata/connect:4.67.5")
+    );
+    assert_eq!(
+        container.args.as_deref(),
+        Some(
+            &[
+                "run".to_owned(),
+                "/etc/cdcstar/connect/connect.yaml".to_owned()
+            ][..]
+        )
+    );
+    let sink = deployment(&desired, "shop-rpcn-sink");
+    assert_eq!(sink.spec.replicas, Some(0), "suspended");
+    assert!(desired.obsolete.iter().any(|o| o.name == "shop-rpcn-api"));
+    assert!(
+        !desired
+            .obsolete
+            .iter()
+            .any(|o| o.name == "shop-rpcn-connect")
+    );
+}
+
+#[test]
+fn hostile_pipelines_are_refused_with_field_paths() {
+    for (file, paths) in [
+        (
+            "hostile-sql-injection.yaml",
+            &[
+                "spec.source.schema",
+                "spec.source.tables[0].name",
+                "spec.clickhouse.database",
+                "spec.starSchema.dimensions[0].columns[0].type",
+            ][..],
+        ),
+        (
+            "hostile-dangling-lookup.yaml",
+            &[
+                "spec.starSchema.facts[0].columns[2].type",
+                "spec.starSchema.facts[0].lookups[0].via[0].references",
+            ][..],
+        ),
+        ("hostile-long-name.yaml", &["metadata.name"][..]),
+    ] {
+        match plan::plan_yaml(&fixture(file), &OperatorConfig::default()) {
+            Err(PlanError::Invalid(errors)) => {
+                for path in paths {
+                    assert!(
+                        errors.has_path(path),
+                        "{file}: no error at {path}: {errors}"
+                    );
+                }
+            }
+            Err(other) => panic!("{file}: wrong error {other}"),
+            Ok(_) => panic!("{file} was accepted"),
+        }
+    }
+}
+
+fn kubernetes_validate() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.services/venv/bin/kubernetes-validate");
+    assert!(
+        path.exists(),
+        "{} is missing: start the local services with `scripts/services.sh up` (it creates the venv)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn built_manifests_validate_strictly_against_kubernetes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, yaml) in [
+        ("shop", EXAMPLE.to_owned()),
+        ("rpcn", fixture("redpanda-connect.yaml")),
+    ] {
+        let plan = planned(&yaml);
+        let objects = plan
+            .kubernetes
+            .config_maps
+            .iter()
+            .map(|o| serde_yaml::to_string(o).unwrap())
+            .chain(
+                plan.kubernetes
+                    .deployments
+                    .iter()
+                    .map(|o| serde_yaml::to_string(o).unwrap()),
+            )
+            .chain(
+                plan.kubernetes
+                    .services
+                    .iter()
+                    .map(|o| serde_yaml::to_string(o).unwrap()),
+            );
+        for (i, object) in objects.enumerate() {
+            let path = dir.path().join(format!("{name}-{i}.yaml"));
+            std::fs::write(&path, object).unwrap();
+            files.push(path);
+        }
+    }
+    let output = std::process::Command::new(kubernetes_validate())
+        .args(["--strict", "--kubernetes-version", "1.33.0"])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches(" passed for resource ").count(),
+        files.len(),
+        "every manifest validated: {stdout}"
+    );
+}
