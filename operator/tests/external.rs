@@ -1,0 +1,327 @@
+//! External effects against the real services of `scripts/services.sh`: the publication, replica
+//! identity and slot on the real Postgres (DATABASE_URL), the DDL and ADD COLUMN on the real
+//! ClickHouse engine (CLICKHOUSE_URL). Each test works in its own database with a random suffix;
+//! reconciling twice must change nothing.
+
+mod common;
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::clickhouse_ddl::{self, Drift};
+use cdcstar_crds::pipeline::CaptureEngine;
+use cdcstar_crds::postgres;
+use cdcstar_operator::controller::{schema, source};
+use cdcstar_operator::external::clickhouse::ClickHouseConnector;
+use cdcstar_operator::external::postgres::PostgresConnector;
+use cdcstar_operator::external::{DatabaseError, Sensitive, WarehouseConnector};
+use common::fixtures::{PipelineFixture, with_shipment_and_phone};
+use common::service_env;
+use tokio_postgres::NoTls;
+
+fn suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// `url` with its database replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("DATABASE_URL has a database");
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{base}/{database}{query}")
+}
+
+/// A fresh database holding the reference app's four tables and a `shipment` table.
+async fn source_database() -> (String, String) {
+    let url = service_env("DATABASE_URL");
+    let name = format!("cdcstar_op_{}", suffix());
+    admin(&url)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let dsn = with_database(&url, &name);
+    admin(&dsn)
+        .await
+        .batch_execute(
+            r#"
+            CREATE TABLE customer (id bigserial PRIMARY KEY, email text, name text, country text, city text, "createdAt" timestamp);
+            CREATE TABLE product (id bigserial PRIMARY KEY, name text, category text, price float8, "createdAt" timestamp);
+            CREATE TABLE "order" (id bigserial PRIMARY KEY, "customerId" bigint, status text, total numeric(12,2), "orderDate" timestamp);
+            CREATE TABLE orderitem (id bigserial PRIMARY KEY, "orderId" bigint, "productId" bigint, quantity int, price float8);
+            CREATE TABLE shipment (id bigserial PRIMARY KEY, carrier text);
+            "#,
+        )
+        .await
+        .unwrap();
+    (url, name)
+}
+
+async fn drop_database(url: &str, name: &str) {
+    admin(url)
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+fn pipeline_named(name: &str) -> CdcPipeline {
+    let mut pipeline = CdcPipeline::test();
+    pipeline.metadata.name = Some(name.to_owned());
+    pipeline
+}
+
+async fn published_tables(client: &tokio_postgres::Client, publication: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            &[&publication],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+async fn slot_exists(client: &tokio_postgres::Client, slot: &str) -> bool {
+    client
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgres() {
+    let (url, database) = source_database().await;
+    let dsn = Sensitive::new(with_database(&url, &database));
+    let check = admin(dsn.expose()).await;
+    let pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    let publication = pipeline.publication_name();
+    let slot = pipeline.slot_name();
+
+    let first = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(first.executed, postgres::install_statements(&pipeline));
+    assert_eq!(
+        published_tables(&check, &publication).await,
+        ["customer", "order", "orderitem", "product"]
+    );
+    assert!(slot_exists(&check, &slot).await);
+    let full: i64 = check
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('customer','product','order','orderitem') AND relreplident = 'f'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(full, 4);
+
+    let second = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert!(second.executed.is_empty(), "{:?}", second.executed);
+    assert!(second.observed.slot.unwrap().retained_wal_bytes.unwrap() >= 0);
+
+    let changed = with_shipment_and_phone(pipeline.clone());
+    let altered = source::reconcile_source(&PostgresConnector, &dsn, &changed)
+        .await
+        .unwrap();
+    assert_eq!(altered.executed.len(), 2, "{:?}", altered.executed);
+    assert_eq!(
+        published_tables(&check, &publication).await,
+        ["customer", "order", "orderitem", "product", "shipment"]
+    );
+    let again = source::reconcile_source(&PostgresConnector, &dsn, &changed)
+        .await
+        .unwrap();
+    assert!(again.executed.is_empty(), "{:?}", again.executed);
+
+    source::cleanup_source(&PostgresConnector, &dsn, &changed)
+        .await
+        .unwrap();
+    assert!(published_tables(&check, &publication).await.is_empty());
+    assert!(!slot_exists(&check, &slot).await);
+    // Already gone counts as done.
+    source::cleanup_source(&PostgresConnector, &dsn, &changed)
+        .await
+        .unwrap();
+    drop(check);
+    drop_database(&url, &database).await;
+}
+
+#[tokio::test]
+async fn redpanda_connect_engine_only_sets_identity_and_cleanup_drops_its_publication() {
+    let (url, database) = source_database().await;
+    let dsn = Sensitive::new(with_database(&url, &database));
+    let check = admin(dsn.expose()).await;
+    let mut pipeline = pipeline_named(&format!("rp-{}", suffix()).replace('_', "-"));
+    pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+    let report = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.executed.len(),
+        4,
+        "replica identities only: {:?}",
+        report.executed
+    );
+    assert!(!slot_exists(&check, &pipeline.slot_name()).await);
+    // What Redpanda Connect would create.
+    let publication = postgres::effective_publication_name(&pipeline);
+    check
+        .batch_execute(&format!(
+            "CREATE PUBLICATION \"{publication}\" FOR TABLE customer"
+        ))
+        .await
+        .unwrap();
+    check
+        .query_one(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&pipeline.slot_name()],
+        )
+        .await
+        .unwrap();
+    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert!(published_tables(&check, &publication).await.is_empty());
+    assert!(!slot_exists(&check, &pipeline.slot_name()).await);
+    drop(check);
+    drop_database(&url, &database).await;
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_reported_as_such() {
+    let dsn = Sensitive::new("postgresql://postgres:secret-value@127.0.0.1:1/none");
+    let error = source::reconcile_source(&PostgresConnector, &dsn, &CdcPipeline::test())
+        .await
+        .unwrap_err();
+    assert!(matches!(error.0, DatabaseError::Unreachable(_)), "{error}");
+    assert!(!error.to_string().contains("secret-value"), "{error}");
+}
+
+fn clickhouse_pipeline() -> (CdcPipeline, String) {
+    let mut pipeline = CdcPipeline::test();
+    let database = format!("cdcstar_op_{}", suffix());
+    pipeline.spec.clickhouse.url = service_env("CLICKHOUSE_URL");
+    pipeline.spec.clickhouse.database = database.clone();
+    (pipeline, database)
+}
+
+#[tokio::test]
+async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
+    let (pipeline, database) = clickhouse_pipeline();
+    let url = pipeline.spec.clickhouse.url.clone();
+    let client = clickhouse::Client::default().with_url(&url);
+
+    let first = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.executed,
+        clickhouse_ddl::install_statements(&pipeline).unwrap()
+    );
+    let second = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+        .await
+        .unwrap();
+    assert!(second.executed.is_empty(), "{:?}", second.executed);
+    assert!(second.drift.is_empty(), "{:?}", second.drift);
+
+    client
+        .query(&format!(
+            "INSERT INTO `{database}`.customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
+             VALUES (1, 'a@example.com', 'Ada', 'UK', 'London', now64(6), 10, 0)"
+        ))
+        .execute()
+        .await
+        .unwrap();
+
+    let changed = with_shipment_and_phone(pipeline.clone());
+    let evolved = schema::reconcile_schema(&ClickHouseConnector, None, &changed)
+        .await
+        .unwrap();
+    assert_eq!(evolved.executed.len(), 2, "{:?}", evolved.executed);
+    assert!(evolved.executed[0].contains("ADD COLUMN IF NOT EXISTS `phone` Nullable(String)"));
+    let again = schema::reconcile_schema(&ClickHouseConnector, None, &changed)
+        .await
+        .unwrap();
+    assert!(again.executed.is_empty(), "{:?}", again.executed);
+
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Kept {
+        name: String,
+        phone: Option<String>,
+    }
+    let kept = client
+        .query(&format!(
+            "SELECT name, phone FROM `{database}`.customer_dim FINAL WHERE customer_id = 1"
+        ))
+        .fetch_all::<Kept>()
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the row survives the migration");
+    assert_eq!(kept[0].name, "Ada");
+    assert_eq!(kept[0].phone, None);
+
+    // A type change in the spec is drift: reported, never applied.
+    let mut retyped = changed.clone();
+    retyped.spec.star_schema.dimensions[0].columns[2].r#type = "Nullable(String)".into();
+    let drifted = schema::reconcile_schema(&ClickHouseConnector, None, &retyped)
+        .await
+        .unwrap();
+    assert!(drifted.executed.is_empty());
+    assert!(
+        matches!(drifted.drift.as_slice(), [Drift::TypeChanged { column, .. }] if column == "name")
+    );
+
+    let dropped = schema::drop_tables(&ClickHouseConnector, None, &changed)
+        .await
+        .unwrap();
+    assert_eq!(dropped.len(), 5);
+    let warehouse = ClickHouseConnector.connect(&url, None);
+    let observed = warehouse.observe(&database).await.unwrap();
+    assert!(observed.tables.is_empty(), "{observed:?}");
+    schema::drop_tables(&ClickHouseConnector, None, &changed)
+        .await
+        .unwrap();
+    client
+        .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+        .execute()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_clickhouse_is_reported_as_such() {
+    let mut pipeline = CdcPipeline::test();
+    pipeline.spec.clickhouse.url = "http://127.0.0.1:1".into();
+    let error = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            schema::SchemaError::Database(DatabaseError::Unreachable(_))
+        ),
+        "{error}"
+    );
+}
