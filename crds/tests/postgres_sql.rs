@@ -1,0 +1,277 @@
+//! The generated Postgres SQL on the real server (DATABASE_URL): publication create and alter, replica
+//! identity, slot create and drop, all idempotent. Each test creates its own scratch database with the
+//! reference app's tables (`customer`, `product`, `"order"`, `orderitem`) and its own slot and
+//! publication names.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::postgres::{
+    PUBLICATION_EXISTS_QUERY, PUBLICATION_TABLES_QUERY, QualifiedTable, REPLICA_IDENTITY_QUERY,
+    cleanup_statements, create_slot, install_statements, quote_ident, reconcile_publication,
+    reconcile_replica_identity,
+};
+use tokio_postgres::{Client, NoTls};
+
+const SCHEMA_SQL: &str = r#"
+CREATE TABLE customer (id serial PRIMARY KEY, email varchar(255) NOT NULL UNIQUE, name varchar(255) NOT NULL,
+    country varchar(100) NOT NULL, city varchar(100) NOT NULL, "createdAt" timestamp NOT NULL DEFAULT now());
+CREATE TABLE product (id serial PRIMARY KEY, name varchar(255) NOT NULL, category varchar(100) NOT NULL,
+    price double precision NOT NULL, "createdAt" timestamp NOT NULL DEFAULT now());
+CREATE TABLE "order" (id serial PRIMARY KEY, "customerId" integer NOT NULL REFERENCES customer(id) ON DELETE CASCADE,
+    "orderDate" timestamp NOT NULL DEFAULT now(), total numeric(12, 2) NOT NULL, status varchar(50) NOT NULL DEFAULT 'pending');
+CREATE TABLE orderitem (id serial PRIMARY KEY, "orderId" integer NOT NULL REFERENCES "order"(id) ON DELETE CASCADE,
+    "productId" integer NOT NULL REFERENCES product(id), quantity integer NOT NULL, price double precision NOT NULL);
+"#;
+
+/// A scratch database with the reference tables; dropped by [`Scratch::drop`].
+struct Scratch {
+    admin: Client,
+    client: Client,
+    database: String,
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+impl Scratch {
+    async fn new() -> Scratch {
+        let url = common::service_url("DATABASE_URL");
+        let admin = connect(&url).await;
+        let database = common::unique_name("crds_pg");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&database)))
+            .await
+            .unwrap();
+        let (base, _) = url
+            .rsplit_once('/')
+            .expect("DATABASE_URL ends with /<database>");
+        let client = connect(&format!("{base}/{database}")).await;
+        client.batch_execute(SCHEMA_SQL).await.unwrap();
+        Scratch {
+            admin,
+            client,
+            database,
+        }
+    }
+
+    /// The example pipeline with a slot and publication of its own.
+    fn pipeline(&self) -> CdcPipeline {
+        let mut pipeline = common::shop_pipeline();
+        pipeline.spec.source.publication = Some(format!("{}_pub", self.database));
+        pipeline.spec.source.slot = Some(format!("{}_slot", self.database));
+        pipeline
+    }
+
+    async fn run(&self, statements: &[String]) {
+        for statement in statements {
+            self.client
+                .simple_query(statement)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}\nfailed: {e}"));
+        }
+    }
+
+    async fn publication_tables(&self, publication: &str) -> Option<BTreeSet<QualifiedTable>> {
+        let exists = self
+            .client
+            .query_opt(PUBLICATION_EXISTS_QUERY, &[&publication])
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            return None;
+        }
+        let rows = self
+            .client
+            .query(PUBLICATION_TABLES_QUERY, &[&publication])
+            .await
+            .unwrap();
+        Some(
+            rows.iter()
+                .map(|r| QualifiedTable::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect(),
+        )
+    }
+
+    async fn replica_identities(&self) -> BTreeMap<String, String> {
+        let tables = ["customer", "product", "order", "orderitem"];
+        self.client
+            .query(REPLICA_IDENTITY_QUERY, &[&"public", &&tables[..]])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    async fn slot_plugin(&self, slot: &str) -> Option<String> {
+        self.admin
+            .query_opt(
+                "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    }
+
+    async fn drop(self, pipeline: &CdcPipeline) {
+        self.run(&cleanup_statements(pipeline)).await;
+        drop(self.client);
+        self.admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&self.database)
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+fn tables(names: &[&str]) -> BTreeSet<QualifiedTable> {
+    names
+        .iter()
+        .map(|n| QualifiedTable::new("public", *n))
+        .collect()
+}
+
+#[tokio::test]
+async fn install_creates_publication_replica_identity_and_slot_and_a_rerun_changes_nothing() {
+    let scratch = Scratch::new().await;
+    let pipeline = scratch.pipeline();
+    let publication = pipeline.publication_name();
+    let slot = pipeline.slot_name();
+    assert_eq!(scratch.publication_tables(&publication).await, None);
+    assert_eq!(
+        reconcile_publication(&pipeline, None),
+        install_statements(&pipeline)[4..5]
+    );
+
+    scratch.run(&install_statements(&pipeline)).await;
+
+    let current = scratch.publication_tables(&publication).await;
+    assert_eq!(
+        current,
+        Some(tables(&["customer", "product", "order", "orderitem"]))
+    );
+    assert_eq!(
+        reconcile_publication(&pipeline, current.as_ref()),
+        Vec::<String>::new()
+    );
+    let identities = scratch.replica_identities().await;
+    assert_eq!(
+        identities.values().filter(|v| *v == "f").count(),
+        4,
+        "{identities:?}"
+    );
+    assert_eq!(
+        reconcile_replica_identity(&pipeline, &identities),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        scratch.slot_plugin(&slot).await.as_deref(),
+        Some("pgoutput")
+    );
+
+    // Creating the slot again is a no-op rather than an error.
+    let rerun = scratch
+        .client
+        .query(&create_slot(&slot), &[])
+        .await
+        .unwrap();
+    assert!(rerun.is_empty(), "an existing slot is not created again");
+
+    scratch.drop(&pipeline).await;
+}
+
+#[tokio::test]
+async fn publication_is_altered_to_exactly_the_declared_tables() {
+    let scratch = Scratch::new().await;
+    let mut pipeline = scratch.pipeline();
+    let publication = pipeline.publication_name();
+    pipeline
+        .spec
+        .source
+        .tables
+        .retain(|t| t.name == "customer" || t.name == "order");
+    scratch.run(&reconcile_publication(&pipeline, None)).await;
+    assert_eq!(
+        scratch.publication_tables(&publication).await,
+        Some(tables(&["customer", "order"]))
+    );
+
+    let declared = scratch.pipeline(); // all four tables
+    let current = scratch.publication_tables(&publication).await;
+    let statements = reconcile_publication(&declared, current.as_ref());
+    assert_eq!(statements.len(), 1);
+    assert!(
+        statements[0].starts_with("ALTER PUBLICATION"),
+        "{statements:?}"
+    );
+    scratch.run(&statements).await;
+    assert_eq!(
+        scratch.publication_tables(&publication).await,
+        Some(tables(&["customer", "product", "order", "orderitem"]))
+    );
+
+    // And back down to one table: removed tables leave the publication.
+    let mut smaller = scratch.pipeline();
+    smaller.spec.source.tables.retain(|t| t.name == "orderitem");
+    let current = scratch.publication_tables(&publication).await;
+    scratch
+        .run(&reconcile_publication(&smaller, current.as_ref()))
+        .await;
+    assert_eq!(
+        scratch.publication_tables(&publication).await,
+        Some(tables(&["orderitem"]))
+    );
+    scratch.drop(&declared).await;
+}
+
+#[tokio::test]
+async fn replica_identity_is_only_set_where_missing() {
+    let scratch = Scratch::new().await;
+    let pipeline = scratch.pipeline();
+    scratch
+        .run(&[r#"ALTER TABLE "public"."product" REPLICA IDENTITY FULL"#.to_owned()])
+        .await;
+    let statements = reconcile_replica_identity(&pipeline, &scratch.replica_identities().await);
+    assert_eq!(statements.len(), 3, "{statements:?}");
+    assert!(!statements.iter().any(|s| s.contains("\"product\"")));
+    scratch.run(&statements).await;
+    assert!(
+        scratch
+            .replica_identities()
+            .await
+            .values()
+            .all(|v| v == "f")
+    );
+    scratch.drop(&pipeline).await;
+}
+
+#[tokio::test]
+async fn cleanup_drops_slot_and_publication_and_can_run_twice() {
+    let scratch = Scratch::new().await;
+    let pipeline = scratch.pipeline();
+    scratch.run(&install_statements(&pipeline)).await;
+    assert!(scratch.slot_plugin(&pipeline.slot_name()).await.is_some());
+
+    scratch.run(&cleanup_statements(&pipeline)).await;
+    scratch.run(&cleanup_statements(&pipeline)).await;
+    assert_eq!(scratch.slot_plugin(&pipeline.slot_name()).await, None);
+    assert_eq!(
+        scratch
+            .publication_tables(&pipeline.publication_name())
+            .await,
+        None
+    );
+    scratch.drop(&pipeline).await;
+}
