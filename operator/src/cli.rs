@@ -110,10 +110,10 @@ impl RunArgs {
     }
 }
 
-/// The CRD as YAML, from the Rust types.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    use kube::CustomResourceExt;
-    serde_yaml::to_string(&cdcstar_crds::CdcPipeline::crd())
+/// The CRD as YAML, from the Rust types: the same bytes as `crdgen` writes to
+/// `crds/cdcpipeline.yaml`.
+pub fn crd_yaml() -> String {
+    cdcstar_crds::crd::crd_yaml()
 }
 
 /// Where `plan` reads from.
@@ -146,6 +146,12 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Run)));
         assert!(!cli.run.leader_election);
         assert_eq!(cli.run.operator_config().images.sink, "sink:x");
+    }
+
+    #[test]
+    fn crd_subcommand_prints_the_committed_crd() {
+        let committed = include_str!("../../crds/cdcpipeline.yaml");
+        assert_eq!(crd_yaml(), committed);
     }
 
     #[test]

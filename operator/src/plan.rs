@@ -23,7 +23,7 @@ pub enum PlanError {
     #[error("failed to parse the pipeline: {0}")]
     Parse(#[from] serde_yaml::Error),
     /// The pipeline breaks rules.
-    #[error("invalid pipeline:\n{0}")]
+    #[error(transparent)]
     Invalid(#[from] ValidationErrors),
     /// The manifests could not be built.
     #[error(transparent)]
