@@ -110,14 +110,7 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
     // Publication and slot.
     let control = address.connect().await?;
     if args.create_slot {
-        source::ensure_publication(
-            &control,
-            &publication,
-            &schema,
-            &tables,
-            pipeline.spec.source.replica_identity_full,
-        )
-        .await?;
+        source::ensure_publication(&control, &pipeline).await?;
     }
     let missing =
         source::tables_missing_from_publication(&control, &publication, &schema, &tables).await?;

@@ -129,6 +129,7 @@ pub async fn create_slot(
         "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {export}",
         crate::source::quote_ident(&settings.slot)
     );
+    tracing::info!(slot = %settings.slot, "creating replication slot (waits for running write transactions to end)");
     let rows = client
         .simple_query(&command)
         .await

@@ -2,9 +2,13 @@
 //! output deterministic, the slot's state, the publication (for local runs with `--create-slot`),
 //! heartbeats and the retained-WAL measurement.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
+use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::envelope::Lsn;
+use cdcstar_crds::postgres::{self, QualifiedTable};
+pub use cdcstar_crds::postgres::{quote_ident, quote_literal};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -117,16 +121,6 @@ impl DatabaseAddress {
     }
 }
 
-/// Quotes an identifier for SQL (`order` → `"order"`).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal for SQL.
-pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// What the server says about the pipeline's slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotState {
@@ -160,59 +154,58 @@ pub async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>
     }))
 }
 
-/// Creates publication `publication` for `schema.tables` if missing, and adds the tables it lacks.
+/// Takes the publication and the tables' replica identity to what `pipeline` declares (creates the
+/// publication, sets its tables, sets `REPLICA IDENTITY FULL` when asked), with the same statements
+/// the operator runs (`cdcstar_crds::postgres`).
 pub async fn ensure_publication(
     client: &Client,
-    publication: &str,
-    schema: &str,
-    tables: &[String],
-    replica_identity_full: bool,
+    pipeline: &CdcPipeline,
 ) -> Result<(), SourceError> {
-    let qualified: Vec<String> = tables
-        .iter()
-        .map(|t| format!("{}.{}", quote_ident(schema), quote_ident(t)))
-        .collect();
+    let publication = pipeline.publication_name();
     let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
-            &[&publication],
-        )
+        .query_opt(postgres::PUBLICATION_EXISTS_QUERY, &[&publication])
         .await
         .map_err(sql_error(format!("read publication {publication}")))?
         .is_some();
-    if !exists {
-        let sql = format!(
-            "CREATE PUBLICATION {} FOR TABLE {}",
-            quote_ident(publication),
-            qualified.join(", ")
-        );
-        client
-            .batch_execute(&sql)
+    let current = if exists {
+        let rows = client
+            .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
             .await
-            .map_err(sql_error(format!("create publication {publication}")))?;
-        tracing::info!(publication, "created publication");
-    } else {
-        let missing = tables_missing_from_publication(client, publication, schema, tables).await?;
-        for table in missing {
-            let sql = format!(
-                "ALTER PUBLICATION {} ADD TABLE {}.{}",
-                quote_ident(publication),
-                quote_ident(schema),
-                quote_ident(&table)
-            );
-            client.batch_execute(&sql).await.map_err(sql_error(format!(
-                "add {table} to publication {publication}"
+            .map_err(sql_error(format!(
+                "list tables of publication {publication}"
             )))?;
-            tracing::info!(publication, table, "added table to publication");
-        }
-    }
-    if replica_identity_full {
-        for table in &qualified {
-            client
-                .batch_execute(&format!("ALTER TABLE {table} REPLICA IDENTITY FULL"))
-                .await
-                .map_err(sql_error(format!("set replica identity full on {table}")))?;
-        }
+        Some(
+            rows.iter()
+                .map(|row| QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1)))
+                .collect::<BTreeSet<_>>(),
+        )
+    } else {
+        None
+    };
+    let schema = &pipeline.spec.source.schema;
+    let tables: Vec<String> = pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let identities: BTreeMap<String, String> = client
+        .query(postgres::REPLICA_IDENTITY_QUERY, &[schema, &tables])
+        .await
+        .map_err(sql_error("read replica identities"))?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let statements = postgres::reconcile_replica_identity(pipeline, &identities)
+        .into_iter()
+        .chain(postgres::reconcile_publication(pipeline, current.as_ref()));
+    for statement in statements {
+        client
+            .batch_execute(&statement)
+            .await
+            .map_err(sql_error(format!("run {statement}")))?;
+        tracing::info!(%statement, "publication setup");
     }
     Ok(())
 }
@@ -225,16 +218,18 @@ pub async fn tables_missing_from_publication(
     tables: &[String],
 ) -> Result<Vec<String>, SourceError> {
     let rows = client
-        .query(
-            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2",
-            &[&publication, &schema],
-        )
+        .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
         .await
-        .map_err(sql_error(format!("list tables of publication {publication}")))?;
-    let published: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        .map_err(sql_error(format!(
+            "list tables of publication {publication}"
+        )))?;
+    let published: BTreeSet<QualifiedTable> = rows
+        .iter()
+        .map(|row| QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1)))
+        .collect();
     Ok(tables
         .iter()
-        .filter(|t| !published.contains(t))
+        .filter(|t| !published.contains(&QualifiedTable::new(schema, t.as_str())))
         .cloned()
         .collect())
 }
@@ -288,12 +283,5 @@ mod tests {
     fn address_refuses_tls_and_garbage() {
         assert!(DatabaseAddress::parse("postgresql://a@h/db?sslmode=require").is_err());
         assert!(DatabaseAddress::parse("postgresql://a@h:notaport/db").is_err());
-    }
-
-    #[test]
-    fn identifiers_and_literals_are_quoted() {
-        assert_eq!(quote_ident("order"), r#""order""#);
-        assert_eq!(quote_ident(r#"we"ird"#), r#""we""ird""#);
-        assert_eq!(quote_literal("it's"), "'it''s'");
     }
 }

@@ -227,10 +227,21 @@ pub async fn wait_for_active_slot(client: &Client, capture: &mut Capture) {
             return;
         }
         capture.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "the capture's slot did not become active within 60 s"
-        );
+        if Instant::now() >= deadline {
+            // Creating a logical slot waits for every running write transaction of the cluster.
+            let blockers: Vec<String> = client
+                .query(
+                    "SELECT format('%s pid %s since %s: %s', datname, pid, xact_start, left(query, 80)) \
+                     FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_type = 'walsender'",
+                    &[],
+                )
+                .await
+                .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                .unwrap_or_default();
+            panic!(
+                "the capture's slot did not become active within 60 s; write transactions and walsenders: {blockers:#?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
