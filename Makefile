@@ -88,3 +88,18 @@ bench-api: services ## API load: 70% GET by id, 20% list limit 50, 10% POST orde
 	cargo build --release -p cdcstar-api --bins
 	$(WITH_ENV) api/scripts/bench.sh $(ARGS)
 # --- end api ---
+
+# --- operator ---
+# The operator (docs/operator.md).
+PIPELINE ?= examples/shop-pipeline.yaml
+
+.PHONY: operator-test operator-plan operator-golden
+operator-test: services ## operator: unit, mock-apiserver, pure-build (golden, kubernetes-validate) and real Postgres/ClickHouse tests
+	$(WITH_ENV) cargo test -p cdcstar-operator
+
+operator-plan: ## print every SQL statement, DDL and manifest the operator would apply for $(PIPELINE), touching nothing
+	cargo run -q -p cdcstar-operator -- plan $(PIPELINE)
+
+operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* and operator/tests/api_calls.txt
+	UPDATE_GOLDEN=1 UPDATE_API_CALLS=1 cargo test -p cdcstar-operator --test build --test leader_and_startup
+# --- end operator ---
