@@ -1,6 +1,21 @@
 //! The shared model of the project: the `CdcPipeline` custom resource that users declare, the CDC
 //! envelope that travels between capture and sink, and the pure functions that derive every artefact
 //! (SQL, DDL, configuration, Kubernetes objects' inputs) from a pipeline spec.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`pipeline`] | the resource's Rust types (spec, status), schema patterns and CEL rules |
+//! | [`crd`] | the generated CustomResourceDefinition (`crds/cdcpipeline.yaml`) |
+//! | [`mod@validate`] | the pure `validate()` with field-path errors |
+//! | [`names`] | publication, slot, topic, consumer-group and database names |
+//! | [`column_type`] | the supported ClickHouse column types |
+//! | [`star`] | dimensions and facts behind one view, bookkeeping columns, lookup resolution |
+//! | [`postgres`] | publication, replica identity and slot SQL |
+//! | [`clickhouse_ddl`] | table schemas, `CREATE`/`ADD COLUMN`/`DROP` DDL, drift |
+//! | [`redpanda_connect`] | the Redpanda Connect configuration of that capture engine |
+//! | [`envelope`] | the CDC envelope v1 and its extensions, LSNs, message keys |
+//!
+//! Everything here is pure: no I/O, so the operator's `plan` can print what it would run.
 
 pub mod clickhouse_ddl;
 pub mod column_type;

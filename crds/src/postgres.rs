@@ -3,7 +3,7 @@
 //! caller read with the queries below); nothing here connects.
 //!
 //! Every identifier is quoted with [`quote_ident`] and every name passed as a value with
-//! [`quote_literal`], even though [`crate::validate`] already restricts names: the source tables of the
+//! [`quote_literal`], even though [`crate::validate()`] already restricts names: the source tables of the
 //! reference app include `order`, a keyword, and camelCase names only survive quoted.
 //!
 //! The publication publishes `insert, update, delete`: the CDC envelope has no truncate operation, so a
