@@ -89,7 +89,7 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
 
     let metrics = Arc::new(CaptureMetrics::default());
     let metrics_task = tokio::spawn(metrics::serve(
-        args.metrics_address,
+        args.metrics_address(),
         Arc::clone(&metrics),
         shutdown.clone(),
     ));

@@ -133,7 +133,8 @@ pub async fn serve(
         .route("/ready", get(ready))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(address).await?;
-    tracing::info!(%address, "metrics and probes listening");
+    let bound = listener.local_addr()?;
+    tracing::info!(address = %bound, "metrics and probes listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

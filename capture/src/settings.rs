@@ -1,6 +1,6 @@
 //! Command-line and environment settings of `cdcstar-capture`, and the pipeline file they point to.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,9 +41,13 @@ pub struct CaptureArgs {
     #[arg(long, env = "CAPTURE_CREATE_SLOT")]
     pub create_slot: bool,
 
-    /// Address of the `/metrics`, `/health` and `/ready` endpoints.
-    #[arg(long, env = "CAPTURE_METRICS_ADDRESS", default_value = "0.0.0.0:9102")]
-    pub metrics_address: SocketAddr,
+    /// Interface of the `/metrics`, `/health` and `/ready` endpoints.
+    #[arg(long, env = "METRICS_HOST", default_value = "0.0.0.0")]
+    pub metrics_host: IpAddr,
+
+    /// Port of the `/metrics`, `/health` and `/ready` endpoints (0: any free port).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 9465)]
+    pub metrics_port: u16,
 
     /// Seconds between heartbeats written to the WAL (and retained-WAL measurements).
     #[arg(long, env = "CAPTURE_HEARTBEAT_SECONDS", default_value_t = 10)]
@@ -75,6 +79,11 @@ pub struct CaptureArgs {
 }
 
 impl CaptureArgs {
+    /// Where the metrics server listens.
+    pub fn metrics_address(&self) -> SocketAddr {
+        SocketAddr::new(self.metrics_host, self.metrics_port)
+    }
+
     /// Heartbeat period.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs(self.heartbeat_seconds.max(1))

@@ -142,7 +142,6 @@ async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let address = format!("127.0.0.1:{port}");
     let pipeline = write_pipeline(
         dir.path(),
         &unique("heartbeat").replace('_', "-"),
@@ -153,7 +152,12 @@ async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
     let mut capture = Capture::start(
         &pipeline,
         &db.url,
-        &["--heartbeat-seconds", "1", "--metrics-address", &address],
+        &[
+            "--heartbeat-seconds",
+            "1",
+            "--metrics-port",
+            &port.to_string(),
+        ],
     );
     wait_for_active_slot(&sql, &mut capture).await;
     let start = slot_confirmed_lsn(&sql).await;

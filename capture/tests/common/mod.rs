@@ -153,8 +153,9 @@ impl Capture {
     /// Starts `cdcstar-capture --create-slot` for `pipeline` on `database_url`, with `extra` flags.
     pub fn start(pipeline: &Path, database_url: &str, extra: &[&str]) -> Capture {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cdcstar-capture"));
-        if !extra.contains(&"--metrics-address") {
-            command.args(["--metrics-address", "127.0.0.1:0"]);
+        command.args(["--metrics-host", "127.0.0.1"]);
+        if !extra.contains(&"--metrics-port") {
+            command.args(["--metrics-port", "0"]);
         }
         let child = command
             .arg("--pipeline")
