@@ -103,3 +103,20 @@ operator-plan: ## print every SQL statement, DDL and manifest the operator would
 operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* and operator/tests/api_calls.txt
 	UPDATE_GOLDEN=1 UPDATE_API_CALLS=1 cargo test -p cdcstar-operator --test build --test leader_and_startup
 # --- end operator ---
+
+# --- capture ---
+# The native capture (docs/capture.md) and the one-command local pipeline.
+.PHONY: capture-test run-capture demo-pipeline bench-pipeline
+capture-test: services ## native capture: decoder/type unit tests and real Postgres + broker tests (envelopes, TOAST, SIGKILL restart, heartbeat, snapshot)
+	$(WITH_ENV) cargo test -p cdcstar-capture
+
+run-capture: services ## run the native capture for $(PIPELINE) on the local services, creating publication and slot
+	cargo build --release -p cdcstar-capture
+	$(WITH_ENV) target/release/cdcstar-capture --pipeline $(PIPELINE) --create-slot
+
+demo-pipeline: services ## api + native capture + sink for examples/, the reference client's flow through the API, ClickHouse contents and arrival times
+	$(WITH_ENV) scripts/demo.sh
+
+bench-pipeline: services ## end-to-end benchmark: latency p50/p95/p99 at a fixed rate, max sustained rate, snapshot rate, peak RSS (ARGS: see the script header)
+	$(WITH_ENV) scripts/bench-pipeline.sh $(ARGS)
+# --- end capture ---
