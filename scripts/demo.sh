@@ -10,6 +10,7 @@
 # its own database (DEMO_DATABASE, default cdcstar_demo) on the DATABASE_URL server; it is created when
 # missing and reused by later runs (new rows get new ids). Ports: DEMO_API_PORT (3002),
 # DEMO_CAPTURE_METRICS_PORT (9465), DEMO_SINK_METRICS_PORT (9464), DEMO_API_METRICS_PORT (9102).
+# The replication slot is dropped on exit (DEMO_KEEP_SLOT=1 keeps it).
 # PROFILE=release builds optimised binaries. Logs go to $DEMO_LOG_DIR (default .services/demo-logs/).
 set -euo pipefail
 
@@ -51,6 +52,12 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # An unread slot retains WAL forever: drop it unless asked to keep it (the next run then
+    # re-creates it and snapshots the existing rows again, which the star schema absorbs).
+    if [ "${DEMO_KEEP_SLOT:-0}" != 1 ]; then
+        psql "$DEMO_URL" -qtAc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+            WHERE database = current_database() AND NOT active" >/dev/null 2>&1 || true
+    fi
 }
 trap cleanup EXIT
 
