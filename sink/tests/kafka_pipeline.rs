@@ -1,0 +1,626 @@
+//! The sink binary end to end: real broker, real ClickHouse engine. The reference app's single-topic
+//! layout, poison messages into the dead-letter topic, SIGKILL at several points of a stream, a broker
+//! restart and a ClickHouse outage in the middle of a stream.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cdcstar_crds::pipeline::TopicMode;
+use cdcstar_sink::dlq::{REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER};
+use cdcstar_sink::kafka::KafkaConnection;
+use common::{
+    TestPipeline, customer, envelope, eventually, item, kafka_brokers, order, produce, product,
+    query_json,
+};
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use serde_json::{Value as Json, json};
+
+/// A running `cdcstar-sink` process.
+struct Sink {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Sink {
+    fn start(pipeline: &TestPipeline, brokers: &str, clickhouse_url: &str) -> Sink {
+        let log = unique_log(&pipeline.file);
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
+            .arg("--pipeline")
+            .arg(&pipeline.file)
+            .args(["--kafka-brokers", brokers])
+            .args(["--clickhouse-url", clickhouse_url])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--batch-wait-ms", "100"])
+            .args(["--batch-events", "200"])
+            .env("RUST_LOG", "info,cdcstar_sink=debug")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start cdcstar-sink");
+        Sink { child, log }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "sink did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_log(path: &Path) -> PathBuf {
+    let mut n = 0;
+    loop {
+        let candidate = path.with_file_name(format!("sink-{n}.log"));
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+fn clickhouse_url() -> String {
+    common::clickhouse_url()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::with("single", |p| {
+        p.spec.kafka.topics.mode = TopicMode::Single;
+    })
+    .await;
+    pipeline.create_topics(&brokers, 1).await;
+    let topic = pipeline.pipeline.data_topics()[0].clone();
+    let poison: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        envelope("invoice", "insert", 0x30, json!({"id": 1})),
+        envelope(
+            "orderitem",
+            "insert",
+            0x31,
+            json!({"id": 9, "orderId": 100, "productId": 5, "quantity": "many", "price": 1}),
+        ),
+    ];
+    let mut messages = vec![
+        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
+        envelope("order", "insert", 0x11, order(100, 1, "pending")),
+    ];
+    messages.extend(poison.iter().cloned());
+    messages.push(envelope("order", "update", 0x40, order(100, 1, "paid")));
+    // Like the reference's Redpanda Connect output: one topic, no key.
+    let producer: rdkafka::producer::FutureProducer = KafkaConnection::new(&[&brokers])
+        .client_config()
+        .create()
+        .unwrap();
+    for body in &messages {
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::<(), [u8]>::to(&topic).payload(body.as_slice()),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    eventually(
+        Duration::from_secs(60),
+        "the order with its customer",
+        || async {
+            pipeline.rows("order_fact", "status, customer_name").await
+                == [json!({"status": "paid", "customer_name": "ann"})]
+        },
+    )
+    .await;
+
+    let consumer: StreamConsumer = KafkaConnection::new(&[&brokers])
+        .client_config()
+        .set("group.id", common::unique("dlq_reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions
+        .add_partition_offset(
+            &pipeline.pipeline.dead_letter_topic(),
+            0,
+            rdkafka::Offset::Beginning,
+        )
+        .unwrap();
+    consumer.assign(&partitions).unwrap();
+    let mut letters = Vec::new();
+    while letters.len() < poison.len() {
+        let message = match tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await {
+            Ok(message) => message.unwrap(),
+            Err(_) => panic!(
+                "no dead letter within 60 s; sink log:\n{}",
+                tail(&sink.log(), 40)
+            ),
+        };
+        let headers = message.headers().expect("dead letters carry headers");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        letters.push((
+            message.payload().unwrap().to_vec(),
+            header(REASON_KIND_HEADER),
+            header(REASON_HEADER),
+            header(SOURCE_OFFSET_HEADER),
+        ));
+    }
+    let bodies: Vec<&Vec<u8>> = letters.iter().map(|l| &l.0).collect();
+    assert_eq!(bodies, poison.iter().collect::<Vec<_>>());
+    let kinds: Vec<&str> = letters.iter().map(|l| l.1.as_str()).collect();
+    assert_eq!(kinds, ["invalid_envelope", "unknown_table", "conversion"]);
+    assert!(letters[2].2.contains("quantity"), "{}", letters[2].2);
+    let offsets: Vec<&str> = letters.iter().map(|l| l.3.as_str()).collect();
+    assert_eq!(offsets, ["2", "3", "4"]);
+    let status = sink.terminate();
+    assert!(status.success(), "sink exit status {status}");
+}
+
+/// A deterministic stream over the shop schema and the state it must leave.
+struct Stream {
+    events: Vec<(String, String, Vec<u8>)>,
+    expected: BTreeMap<String, Vec<Json>>,
+}
+
+fn stream(pipeline: &TestPipeline, scale: u64) -> Stream {
+    let topic = |t: &str| pipeline.pipeline.topic_for_table(t);
+    let mut lsn = 0x1000_u64;
+    let mut next = || {
+        lsn += 1;
+        lsn
+    };
+    let mut events = Vec::new();
+    let mut push = |table: &str, key: u64, body: Vec<u8>| {
+        events.push((topic(table), format!("{key}"), body));
+    };
+    let customers = 10 * scale;
+    let products = 5 * scale;
+    let orders = 20 * scale;
+    let items = 40 * scale;
+    let mut customer_state: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut product_state: BTreeMap<u64, String> = BTreeMap::new();
+    let mut order_state: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let mut item_state: BTreeMap<u64, (u64, u64, u32)> = BTreeMap::new();
+    for i in 0..items.max(orders) {
+        if i < customers {
+            let name = format!("c{i}");
+            push(
+                "customer",
+                i,
+                envelope("customer", "insert", next(), customer(i, &name, "FR")),
+            );
+            customer_state.insert(i, (name, "FR".into()));
+        }
+        if i < products {
+            let name = format!("p{i}");
+            push(
+                "product",
+                i,
+                envelope("product", "insert", next(), product(i, &name)),
+            );
+            product_state.insert(i, name);
+        }
+        if i < orders {
+            // Some orders reference customers that arrive later (fact first).
+            let c = (i * 7) % customers;
+            push(
+                "order",
+                i,
+                envelope("order", "insert", next(), order(i, c, "pending")),
+            );
+            order_state.insert(i, (c, "pending".into()));
+        }
+        if i < items {
+            let (o, p, q) = ((i * 3) % orders, (i * 5) % products, (i % 9 + 1) as u32);
+            push(
+                "orderitem",
+                i,
+                envelope("orderitem", "insert", next(), item(i, o, p, q)),
+            );
+            item_state.insert(i, (o, p, q));
+        }
+        if i % 4 == 3 {
+            let c = i % customers;
+            let country = ["DE", "IT", "ES"][(i % 3) as usize].to_owned();
+            let name = format!("c{c}-v{i}");
+            push(
+                "customer",
+                c,
+                envelope("customer", "update", next(), customer(c, &name, &country)),
+            );
+            customer_state.insert(c, (name, country));
+        }
+        if i % 5 == 4 && i < orders {
+            let (c, _) = order_state[&i].clone();
+            push(
+                "order",
+                i,
+                envelope("order", "update", next(), order(i, c, "paid")),
+            );
+            order_state.insert(i, (c, "paid".into()));
+        }
+        if i % 11 == 10 && i < items {
+            push(
+                "orderitem",
+                i,
+                envelope("orderitem", "delete", next(), json!({"id": i})),
+            );
+            item_state.remove(&i);
+        }
+    }
+    let mut expected = BTreeMap::new();
+    expected.insert(
+        "customer_dim".to_owned(),
+        customer_state
+            .iter()
+            .map(|(id, (name, country))| json!({"customer_id": id, "name": name, "country": country}))
+            .collect(),
+    );
+    expected.insert(
+        "product_dim".to_owned(),
+        product_state
+            .iter()
+            .map(|(id, name)| json!({"product_id": id, "name": name}))
+            .collect(),
+    );
+    expected.insert(
+        "order_fact".to_owned(),
+        order_state
+            .iter()
+            .map(|(id, (c, status))| {
+                json!({"order_id": id, "customer_id": c, "status": status,
+                       "customer_name": customer_state[c].0})
+            })
+            .collect(),
+    );
+    expected.insert(
+        "orderitem_fact".to_owned(),
+        item_state
+            .iter()
+            .map(|(id, (o, p, q))| {
+                let (c, status) = &order_state[o];
+                json!({"orderitem_id": id, "order_id": o, "quantity": q,
+                       "product_name": product_state[p], "order_status": status,
+                       "customer_country": customer_state[c].1})
+            })
+            .collect(),
+    );
+    Stream { events, expected }
+}
+
+async fn observed(pipeline: &TestPipeline) -> BTreeMap<String, Vec<Json>> {
+    let mut state = BTreeMap::new();
+    for (table, columns) in [
+        ("customer_dim", "customer_id, name, country"),
+        ("product_dim", "product_id, name"),
+        ("order_fact", "order_id, customer_id, status, customer_name"),
+        (
+            "orderitem_fact",
+            "orderitem_id, order_id, quantity, product_name, order_status, customer_country",
+        ),
+    ] {
+        state.insert(table.to_owned(), pipeline.rows(table, columns).await);
+    }
+    state
+}
+
+/// Waits until ClickHouse holds `expected`; on timeout, shows the first differing table.
+async fn converges(
+    pipeline: &TestPipeline,
+    expected: &BTreeMap<String, Vec<Json>>,
+    within: Duration,
+    logs: &dyn Fn() -> String,
+) {
+    let started = Instant::now();
+    loop {
+        let state = observed(pipeline).await;
+        if &state == expected {
+            return;
+        }
+        if started.elapsed() > within {
+            for (table, rows) in expected {
+                if state.get(table) != Some(rows) {
+                    let got = &state[table];
+                    let missing: Vec<&Json> =
+                        rows.iter().filter(|r| !got.contains(r)).take(5).collect();
+                    let extra: Vec<&Json> =
+                        got.iter().filter(|r| !rows.contains(r)).take(5).collect();
+                    panic!(
+                        "{table}: {} rows, expected {}; missing {missing:?}; unexpected {extra:?}\nsink log tail:\n{}",
+                        got.len(),
+                        rows.len(),
+                        tail(&logs(), 40)
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("crash").await;
+    pipeline.create_topics(&brokers, 3).await;
+    let Stream { events, expected } = stream(&pipeline, 3);
+    let producing = {
+        let brokers = brokers.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            for chunk in events.chunks(40) {
+                produce(&brokers, chunk).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    let mut sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    for pause in [1200, 700, 2500, 300, 1800] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        sink.kill();
+        sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    }
+    producing.await.unwrap();
+    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
+        sink.log()
+    })
+    .await;
+    // Nothing duplicated: one live version per key, and FINAL counts equal the expected rows.
+    for (table, rows) in &expected {
+        let count = query_json(
+            &pipeline.store,
+            &format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0"),
+        )
+        .await;
+        assert_eq!(count, [json!({"n": rows.len()})], "{table}");
+    }
+    assert!(sink.terminate().success());
+}
+
+// --- broker restart ---------------------------------------------------------------------------
+
+fn tansu_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin")))
+        .map(|dir| dir.join("tansu"))
+        .find(|path| path.is_file())
+        .expect(
+            "the tansu broker is not installed: run `scripts/services.sh up` (it builds it once)",
+        )
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A broker of the test's own, so that restarting it disturbs nobody.
+struct Broker {
+    child: Child,
+}
+
+impl Broker {
+    fn start(port: u16, dir: &Path) -> Broker {
+        let url = format!("tcp://127.0.0.1:{port}");
+        // NB: tansu reads the path of a sqlite:// URL relative to its working directory.
+        let child = Command::new(tansu_binary())
+            .current_dir(dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Broker { child }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let broker = Broker::start(port, dir.path());
+    let pipeline = TestPipeline::new("broker").await;
+    pipeline.create_topics(&brokers, 1).await;
+    let Stream { events, expected } = stream(&pipeline, 1);
+    let half = events.len() / 2;
+    produce(&brokers, &events[..half]).await;
+    let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    eventually(Duration::from_secs(60), "the first half", || async {
+        !pipeline
+            .rows("orderitem_fact", "orderitem_id")
+            .await
+            .is_empty()
+    })
+    .await;
+    drop(broker);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _broker = Broker::start(port, dir.path());
+    produce(&brokers, &events[half..]).await;
+    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
+        sink.log()
+    })
+    .await;
+    assert!(sink.terminate().success());
+}
+
+// --- ClickHouse outage ------------------------------------------------------------------------
+
+/// A TCP proxy to ClickHouse that can refuse and cut connections, to play an outage.
+struct Proxy {
+    address: String,
+    down: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let down = Arc::new(AtomicBool::new(false));
+        let flag = down.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused-ish
+                }
+                let upstream = upstream.clone();
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while !flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        _ = cut => {}
+                    }
+                });
+            }
+        });
+        Proxy { address, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("outage").await;
+    pipeline.create_topics(&brokers, 1).await;
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let Stream { events, expected } = stream(&pipeline, 1);
+    let half = events.len() / 2;
+    produce(&brokers, &events[..half]).await;
+    let sink = Sink::start(&pipeline, &brokers, &format!("http://{}", proxy.address));
+    eventually(Duration::from_secs(60), "the first half", || async {
+        !pipeline
+            .rows("orderitem_fact", "orderitem_id")
+            .await
+            .is_empty()
+    })
+    .await;
+    proxy.set_down(true);
+    produce(&brokers, &events[half..]).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.set_down(false);
+    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
+        sink.log()
+    })
+    .await;
+    assert!(
+        sink.log().contains("transient failure, retrying"),
+        "the outage was noticed and retried"
+    );
+    assert!(sink.terminate().success());
+}
+
+#[test]
+fn invalid_pipeline_file_exits_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    let text = include_str!("../../examples/shop-pipeline.yaml")
+        .replace("type: UInt64 }", "type: Varchar }");
+    std::fs::write(&file, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
+        .arg("--pipeline")
+        .arg(&file)
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid pipeline"), "{stderr}");
+    assert!(
+        stderr.contains("spec.starSchema.dimensions[0].columns[0].type"),
+        "{stderr}"
+    );
+}
