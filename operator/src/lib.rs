@@ -14,7 +14,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod connect;
 pub mod controller;
 pub mod external;
 pub mod http;

@@ -169,7 +169,7 @@ fn suspend_scales_capture_and_sink_to_zero_but_not_the_api() {
 fn secrets_are_only_ever_referenced() {
     const SENSITIVE: [&str; 5] = [
         "DATABASE_URL",
-        "CDCSTAR_SOURCE_DSN",
+        "POSTGRES_DSN",
         "CLICKHOUSE_PASSWORD",
         "REDPANDA_LICENSE",
         "KAFKA_SASL_PASSWORD",
@@ -193,14 +193,14 @@ fn secrets_are_only_ever_referenced() {
     assert_eq!(
         seen,
         [
-            "CDCSTAR_SOURCE_DSN",
             "CLICKHOUSE_PASSWORD",
             "KAFKA_SASL_PASSWORD",
+            "POSTGRES_DSN",
             "REDPANDA_LICENSE"
         ]
     );
     let connect = plan.kubernetes.config_maps[1].data.as_ref().unwrap()["connect.yaml"].clone();
-    assert!(connect.contains("dsn: ${CDCSTAR_SOURCE_DSN}"), "{connect}");
+    assert!(connect.contains("dsn: ${POSTGRES_DSN}"), "{connect}");
     assert!(
         connect.contains("password: ${KAFKA_SASL_PASSWORD}"),
         "{connect}"

@@ -14,7 +14,7 @@
 //! | component | command | env |
 //! | --- | --- | --- |
 //! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
-//! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `CDCSTAR_SOURCE_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`¹ |
+//! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`¹ |
 //! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
 //! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB` |
 //!
@@ -22,8 +22,8 @@
 
 use std::collections::BTreeMap;
 
-use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::pipeline::{CaptureEngine, SecretKeyRef, WorkloadSpec};
+use cdcstar_crds::{CdcPipeline, redpanda_connect};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -143,7 +143,7 @@ pub enum BuildError {
     /// `redpandaConnect` engine without its settings.
     #[error("spec.capture.redpandaConnect is required when spec.capture.engine is redpandaConnect")]
     MissingRedpandaConnect,
-    /// The pipeline or the Redpanda Connect configuration could not be serialised.
+    /// The pipeline could not be serialised.
     #[error("failed to serialise {what}: {source}")]
     Serialize {
         /// What was serialised.
@@ -176,7 +176,7 @@ pub fn build(pipeline: &CdcPipeline, config: &OperatorConfig) -> Result<DesiredS
             });
         }
         CaptureEngine::RedpandaConnect => {
-            let connect_yaml = redpanda_connect_config(pipeline)?;
+            let connect_yaml = redpanda_connect::config_yaml(pipeline);
             desired.config_maps.push(ctx.config_map(
                 &connect_config_map_name(&ctx.name),
                 CONNECT_FILE,
@@ -476,11 +476,14 @@ impl<'a> BuildContext<'a> {
             .as_ref()
             .ok_or(BuildError::MissingRedpandaConnect)?;
         let mut env = vec![
-            env_from_key_ref(CONNECT_DSN_ENV, &spec.source.connection_secret_ref),
-            env_from_key_ref("REDPANDA_LICENSE", &rpcn.license_secret_ref),
+            env_from_key_ref(
+                redpanda_connect::DSN_ENV,
+                &spec.source.connection_secret_ref,
+            ),
+            env_from_key_ref(redpanda_connect::LICENSE_ENV, &rpcn.license_secret_ref),
         ];
         if let Some(auth) = &spec.kafka.auth_secret_ref {
-            for (var, key) in CONNECT_KAFKA_AUTH_ENV {
+            for (var, key) in redpanda_connect::SASL_ENV {
                 env.push(env_from_secret(var, &auth.name, key, true));
             }
         }
@@ -697,23 +700,4 @@ fn pipeline_args() -> Vec<String> {
         "--pipeline".to_owned(),
         format!("{CONFIG_DIR}/{PIPELINE_FILE}"),
     ]
-}
-
-/// Env var holding the source DSN in the Redpanda Connect container (interpolated by its config).
-pub const CONNECT_DSN_ENV: &str = "CDCSTAR_SOURCE_DSN";
-
-/// Env vars of the Redpanda Connect container filled from the Kafka auth Secret (all optional).
-pub const CONNECT_KAFKA_AUTH_ENV: [(&str, &str); 4] = [
-    ("KAFKA_SECURITY_PROTOCOL", "security.protocol"),
-    ("KAFKA_SASL_MECHANISM", "sasl.mechanism"),
-    ("KAFKA_SASL_USERNAME", "sasl.username"),
-    ("KAFKA_SASL_PASSWORD", "sasl.password"),
-];
-
-/// The Redpanda Connect configuration (postgres_cdc input, Kafka output).
-fn redpanda_connect_config(pipeline: &CdcPipeline) -> Result<String, BuildError> {
-    crate::connect::config_yaml(pipeline).map_err(|source| BuildError::Serialize {
-        what: "the redpanda connect configuration",
-        source,
-    })
 }
