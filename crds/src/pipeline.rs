@@ -612,3 +612,52 @@ pub struct TableSnapshotStatus {
     /// Rows emitted so far.
     pub rows: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::{SHOP_PIPELINE_YAML, shop_pipeline};
+
+    #[test]
+    fn the_example_round_trips_through_serde() {
+        let pipeline = shop_pipeline();
+        let json = serde_json::to_string(&pipeline).unwrap();
+        let again: CdcPipeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.metadata, pipeline.metadata);
+        assert_eq!(again.spec, pipeline.spec);
+        let yaml = serde_yaml::to_string(&pipeline).unwrap();
+        let again: CdcPipeline = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(again.spec, pipeline.spec);
+        assert_eq!(pipeline.spec.star_schema.facts[1].lookups.len(), 6);
+        assert!(SHOP_PIPELINE_YAML.contains("kind: CdcPipeline"));
+    }
+
+    #[test]
+    fn omitted_sections_get_the_same_defaults_as_empty_ones() {
+        let omitted: CaptureSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(omitted, CaptureSpec::default());
+        assert!(CaptureSpec::default().snapshot);
+        let omitted: TopicsSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(omitted, TopicsSpec::default());
+        assert_eq!(TopicsSpec::default().partitions, 3);
+    }
+
+    #[test]
+    fn minimal_spec_fills_defaults() {
+        let spec: CdcPipelineSpec = serde_yaml::from_str(
+            "source: {connectionSecretRef: {name: pg, key: dsn}, tables: [{name: customer}]}\n\
+             kafka: {brokers: ['k:9092']}\n\
+             clickhouse: {url: 'http://ch:8123'}\n\
+             starSchema: {}\n",
+        )
+        .unwrap();
+        assert_eq!(spec.source.schema, "public");
+        assert_eq!(spec.source.tables[0].primary_key, "id");
+        assert_eq!(spec.capture.engine, CaptureEngine::Native);
+        assert!(spec.capture.snapshot);
+        assert_eq!(spec.kafka.topics.mode, TopicMode::PerTable);
+        assert_eq!(spec.kafka.topics.partitions, 3);
+        assert_eq!(spec.clickhouse.database, "local");
+        assert!(!spec.suspend);
+    }
+}
