@@ -4,6 +4,7 @@
 //! Needs `DATABASE_URL` (a superuser URL: sqlx creates one database per test):
 //! `scripts/services.sh up && eval "$(scripts/services.sh env)"`.
 
+mod cli;
 mod client_flow;
 mod common;
 mod customers;

@@ -184,14 +184,21 @@ async fn cors_origins_are_configurable(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn slow_requests_time_out_with_the_envelope(pool: PgPool) {
-    let mut state = AppState::new(pool);
-    state.http = HttpSettings::new(&[], Duration::from_nanos(1)).unwrap();
+    let mut state = AppState::new(pool.clone());
+    state.http = HttpSettings::new(&[], Duration::from_millis(300)).unwrap();
     let app = app(state);
-    // A database round trip cannot complete within a nanosecond.
+    // A transaction holding an exclusive lock on the table makes the list wait.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE customer IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
     let answer = get(&app, "/api/customers").await;
     assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT);
     assert_error_envelope(&answer.body);
     assert_eq!(answer.body["error"]["code"], "TIMEOUT");
+    blocker.rollback().await.unwrap();
+    assert_eq!(get(&app, "/api/customers").await.status, StatusCode::OK);
 }
 
 #[sqlx::test(migrations = "./migrations")]
