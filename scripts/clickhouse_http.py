@@ -42,7 +42,6 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO, Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -422,6 +421,17 @@ def output_format(sql: str, default: str) -> str:
     return chosen
 
 
+def has_several_statements(sql: str) -> bool:
+    """True when a `;` is followed by more SQL (ClickHouse's HTTP interface runs one statement)."""
+    raw = sql.encode("utf-8")
+    seen_semicolon = False
+    for start, _end, _kind in _tokens(raw):
+        if seen_semicolon:
+            return True
+        seen_semicolon = raw[start:start + 1] == b";"
+    return False
+
+
 def first_keyword(sql: str) -> str:
     token = next(_tokens(sql.encode("utf-8")), None)
     if token is None or token[2] != b"w":
@@ -758,6 +768,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ClickHouseError.adapter(
                 SYNTAX_ERROR, "SYNTAX_ERROR", f"query is not valid UTF-8 at byte {error.start}"
             ) from None
+        if has_several_statements(request.sql):
+            raise ClickHouseError.adapter(SYNTAX_ERROR, "SYNTAX_ERROR", "Multi-statements are not allowed")
         return request, request.sql, options
 
     def _answer(self, result: QueryResult, options: dict[str, str], params, head: bool) -> None:

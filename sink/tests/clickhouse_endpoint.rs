@@ -283,3 +283,40 @@ async fn validation_rejects_a_row_type_that_does_not_match_the_table() {
 
     db.drop().await;
 }
+
+/// Throughput of 100k-row typed inserts (RowBinaryWithNamesAndTypes, LZ4) through the endpoint.
+/// A measurement, not a check of speed: run it with
+/// `cargo test -p cdcstar-sink --test clickhouse_endpoint -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark: prints insert throughput"]
+async fn bench_insert_throughput_100k_rows() {
+    const ROWS: u64 = 100_000;
+    const ROUNDS: u64 = 3;
+    let db = ScratchDatabase::create("bench").await;
+    db.create_customer_table().await;
+    let client = db.client();
+    let rows: Vec<_> = (0..ROWS)
+        .map(|id| CustomerVersion::new(id, &format!("customer {id}"), 1))
+        .collect();
+
+    let mut best = f64::MAX;
+    for round in 0..ROUNDS {
+        let started = std::time::Instant::now();
+        insert_rows(&client, &rows).await;
+        let seconds = started.elapsed().as_secs_f64();
+        best = best.min(seconds);
+        println!(
+            "round {round}: {ROWS} rows in {seconds:.3}s = {:.0} rows/s",
+            ROWS as f64 / seconds
+        );
+    }
+    println!("best: {:.0} rows/s", ROWS as f64 / best);
+
+    let stored = client
+        .query(&format!("SELECT count() FROM {TABLE}"))
+        .fetch_one::<u64>()
+        .await
+        .expect("failed to count inserted rows");
+    assert_eq!(stored, ROWS * ROUNDS, "every inserted row is stored");
+    db.drop().await;
+}
