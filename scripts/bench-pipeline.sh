@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of the local pipeline (issue 7): Postgres -> native capture -> broker -> sink ->
+# ClickHouse. Prints, in one run:
+#   1. commit -> visible in ClickHouse FINAL latency p50/p95/p99 at BENCH_RATE mixed transactions/s
+#      (inserts/updates/deletes) for BENCH_SECONDS, and how long the backlog took to drain;
+#   2. the maximum row-change rate the capture sustains (steps BENCH_STEPS, BENCH_STEP_SECONDS each);
+#   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table;
+#   4. peak RSS (VmHWM) of the capture and the sink.
+#
+#   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/bench-pipeline.sh
+#
+# Env: BENCH_RATE (1000), BENCH_SECONDS (60), BENCH_STEPS (2000,5000,10000,20000,40000),
+# BENCH_STEP_SECONDS (15), BENCH_SNAPSHOT_ROWS (5000000), BENCH_SKIP (comma list of latency,
+# max-rate, snapshot). Uses its own database cdcstar_bench (re-created) and ClickHouse database bench.
+# NB: the local ClickHouse is the chdb engine behind a Python adapter that serialises queries: the
+# latency figures include its cost; run against a real server (CLICKHOUSE_URL) for production figures.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
+    [ -n "${!var:-}" ] || die "$var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\""
+done
+RATE=${BENCH_RATE:-1000}
+SECONDS_OF_LOAD=${BENCH_SECONDS:-60}
+STEPS=${BENCH_STEPS:-2000,5000,10000,20000,40000}
+STEP_SECONDS=${BENCH_STEP_SECONDS:-15}
+SNAPSHOT_ROWS=${BENCH_SNAPSHOT_ROWS:-5000000}
+SKIP=",${BENCH_SKIP:-},"
+WORK=$REPO/.services/bench
+CAPTURE_PORT=19465
+SINK_PORT=19464
+mkdir -p "$WORK"
+
+log "building release binaries"
+cargo build -q --release -p cdcstar-capture -p cdcstar-sink --bins
+BIN=$REPO/target/release
+
+DB=cdcstar_bench
+BENCH_URL="${DATABASE_URL%/*}/$DB"
+psql "$DATABASE_URL" -qtAc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB' AND NOT active" >/dev/null
+psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+"$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" setup
+
+RUN=$(date +%s)
+pipeline() { # pipeline NAME TABLE SNAPSHOT
+    cat >"$WORK/$1.yaml" <<EOF
+apiVersion: cdcstar.dev/v1alpha1
+kind: CdcPipeline
+metadata:
+  name: $1
+spec:
+  source:
+    connectionSecretRef: {name: unused, key: dsn}
+    tables:
+      - name: $2
+  capture:
+    engine: native
+    snapshot: $3
+  kafka:
+    brokers: ["$KAFKA_BROKERS"]
+    topics: {mode: perTable, prefix: $1-$RUN, partitions: 3}
+  clickhouse:
+    url: $CLICKHOUSE_URL
+    database: bench
+  starSchema:
+    dimensions:
+      - name: bench_dim
+        source: bench_event
+        key: id
+        columns:
+          - {name: id, source: id, type: UInt64}
+          - {name: seq, source: seq, type: Int64}
+          - {name: note, source: note, type: String}
+          - {name: amount, source: amount, type: "Decimal(12, 2)"}
+          - {name: at, source: at, type: DateTime64(6)}
+EOF
+    echo "$WORK/$1.yaml"
+}
+
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    psql "$BENCH_URL" -qtAc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+wait_http() { # wait_http URL WHAT PID
+    for _ in $(seq 1 600); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || die "$2 exited; see $WORK/$2.log"
+        sleep 0.1
+    done
+    die "$2 not ready at $1; see $WORK/$2.log"
+}
+peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$1/status"; }
+metric() { # metric NAME_AND_LABELS -> value
+    curl -fsS "http://127.0.0.1:$CAPTURE_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $NF}' | head -1
+}
+
+if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
+    PIPE=$(pipeline bench-stream bench_event false)
+    DATABASE_URL=$BENCH_URL METRICS_HOST=127.0.0.1 METRICS_PORT=$CAPTURE_PORT \
+        "$BIN/cdcstar-capture" --pipeline "$PIPE" --create-slot >"$WORK/capture.log" 2>&1 &
+    CAPTURE=$!; PIDS+=($CAPTURE)
+    wait_http "http://127.0.0.1:$CAPTURE_PORT/ready" capture $CAPTURE
+    "$BIN/cdcstar-sink" --pipeline "$PIPE" --create-topics --create-tables \
+        --metrics-addr "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
+    SINK=$!; PIDS+=($SINK)
+    wait_http "http://127.0.0.1:$SINK_PORT/ready" sink $SINK
+
+    if [[ $SKIP != *,latency,* ]]; then
+        log "latency: $RATE transactions/s for $SECONDS_OF_LOAD s"
+        "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" latency \
+            --rate "$RATE" --seconds "$SECONDS_OF_LOAD" --clickhouse-url "$CLICKHOUSE_URL"
+    fi
+    if [[ $SKIP != *,max-rate,* ]]; then
+        log "max sustained capture rate: steps $STEPS, $STEP_SECONDS s each"
+        "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" max-rate \
+            --steps "$STEPS" --step-seconds "$STEP_SECONDS" \
+            --capture-metrics "http://127.0.0.1:$CAPTURE_PORT/metrics"
+    fi
+    printf 'peak RSS: capture %s, sink %s\n' "$(peak_rss $CAPTURE)" "$(peak_rss $SINK)"
+    cleanup; PIDS=()
+fi
+
+if [[ $SKIP != *,snapshot,* ]]; then
+    log "snapshot: seeding $SNAPSHOT_ROWS rows"
+    "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" seed --rows "$SNAPSHOT_ROWS"
+    PIPE=$(pipeline bench-snapshot bench_snapshot true)
+    launched=$(date +%s%3N)
+    DATABASE_URL=$BENCH_URL METRICS_HOST=127.0.0.1 METRICS_PORT=$CAPTURE_PORT \
+        "$BIN/cdcstar-capture" --pipeline "$PIPE" --create-slot >"$WORK/capture-snapshot.log" 2>&1 &
+    CAPTURE=$!; PIDS+=($CAPTURE)
+    wait_http "http://127.0.0.1:$CAPTURE_PORT/health" capture-snapshot $CAPTURE
+    started=""
+    while true; do
+        kill -0 $CAPTURE 2>/dev/null || die "capture exited during the snapshot; see $WORK/capture-snapshot.log"
+        rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}' || true)
+        state=$(metric 'cdcstar_capture_snapshot_state{table="bench_snapshot"}' || true)
+        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); fi
+        [ "${state:-0}" = 2 ] && break
+        sleep 0.2
+    done
+    ended=$(date +%s%3N)
+    rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}')
+    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) \
+        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s\n", r, ms / 1000, r / (ms / 1000)}'
+    printf 'peak RSS: capture during snapshot %s\n' "$(peak_rss $CAPTURE)"
+fi
