@@ -1,10 +1,9 @@
-//! Order handlers. Orders are answered with their items, loaded with one query per request
-//! whatever the page size (no N+1).
-
-use std::collections::HashMap;
+//! Order handlers. Every handler answers orders with their items from ONE SQL statement: the
+//! orders (a page, one order, or the row just written) LEFT JOINed with their items, folded into
+//! [`Order`]s here. No N+1, and one round trip per request (creating an order with its items is a
+//! single statement too, hence atomic without an explicit transaction).
 
 use axum::extract::State;
-use sqlx::PgExecutor;
 
 use super::models::{DEFAULT_STATUS, NewOrder, Order, OrderUpdate};
 use crate::app::AppState;
@@ -16,29 +15,55 @@ use crate::pagination::Pagination;
 
 const RESOURCE: &str = "order";
 
-/// Fills each order's `items` with one query.
-async fn attach_items<'e>(
-    executor: impl PgExecutor<'e>,
-    orders: &mut [Order],
-) -> Result<(), sqlx::Error> {
-    if orders.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i32> = orders.iter().map(|order| order.id).collect();
-    let items = sqlx::query_as::<_, OrderItem>(
-        r#"SELECT id, "orderId", "productId", quantity, price FROM orderitem
-           WHERE "orderId" = ANY($1) ORDER BY id"#,
-    )
-    .bind(&ids)
-    .fetch_all(executor)
-    .await?;
-    let position: HashMap<i32, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    for item in items {
-        if let Some(&i) = position.get(&item.order_id) {
-            orders[i].items.push(item);
+/// One row of an order joined with one of its items (item columns are NULL for an order
+/// without items).
+#[derive(Debug, sqlx::FromRow)]
+#[sqlx(rename_all = "camelCase")]
+struct OrderItemRow {
+    #[sqlx(flatten)]
+    order: Order,
+    item_id: Option<i32>,
+    item_product_id: Option<i32>,
+    item_quantity: Option<i32>,
+    item_price: Option<f64>,
+}
+
+/// The item columns selected from `i` (an `orderitem`) next to an order's.
+macro_rules! item_columns {
+    () => {
+        r#"i.id AS "itemId", i."productId" AS "itemProductId", i.quantity AS "itemQuantity", i.price AS "itemPrice""#
+    };
+}
+
+/// Folds rows ordered by order id then item id into orders with their items.
+fn fold_orders(rows: Vec<OrderItemRow>) -> Vec<Order> {
+    let mut orders: Vec<Order> = Vec::new();
+    for row in rows {
+        let item = match (
+            row.item_id,
+            row.item_product_id,
+            row.item_quantity,
+            row.item_price,
+        ) {
+            (Some(id), Some(product_id), Some(quantity), Some(price)) => Some(OrderItem {
+                id,
+                order_id: row.order.id,
+                product_id,
+                quantity,
+                price,
+            }),
+            _ => None,
+        };
+        match orders.last_mut() {
+            Some(last) if last.id == row.order.id => last.items.extend(item),
+            _ => {
+                let mut order = row.order;
+                order.items.extend(item);
+                orders.push(order);
+            }
         }
     }
-    Ok(())
+    orders
 }
 
 /// List orders with their items, ordered by id.
@@ -54,16 +79,24 @@ pub async fn list_orders(
     State(state): State<AppState>,
     page: Pagination,
 ) -> Result<ApiResponse<Vec<Order>>, ApiError> {
-    let mut orders = sqlx::query_as::<_, Order>(
-        r#"SELECT id, "customerId", "orderDate", total, status FROM "order"
-           ORDER BY id LIMIT $1 OFFSET $2"#,
-    )
+    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+        r#"WITH page AS (
+               SELECT id, "customerId", "orderDate", total, status FROM "order"
+               ORDER BY id LIMIT $1 OFFSET $2
+           )
+           SELECT page.*, "#,
+        item_columns!(),
+        r#" FROM page LEFT JOIN orderitem i ON i."orderId" = page.id
+           ORDER BY page.id, i.id"#
+    ))
     .bind(page.limit)
     .bind(page.offset)
     .fetch_all(&state.pool)
     .await?;
-    attach_items(&state.pool, &mut orders).await?;
-    Ok(ApiResponse::ok(orders, "Orders retrieved successfully"))
+    Ok(ApiResponse::ok(
+        fold_orders(rows),
+        "Orders retrieved successfully",
+    ))
 }
 
 /// Read one order with its items.
@@ -80,23 +113,23 @@ pub async fn get_order(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<ApiResponse<Order>, ApiError> {
-    let order = sqlx::query_as::<_, Order>(
-        r#"SELECT id, "customerId", "orderDate", total, status FROM "order" WHERE id = $1"#,
-    )
+    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+        r#"SELECT o.id, o."customerId", o."orderDate", o.total, o.status, "#,
+        item_columns!(),
+        r#" FROM "order" o LEFT JOIN orderitem i ON i."orderId" = o.id
+           WHERE o.id = $1 ORDER BY i.id"#
+    ))
     .bind(id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
+    .fetch_all(&state.pool)
+    .await?;
+    let order = fold_orders(rows).pop().ok_or(ApiError::NotFound {
         resource: RESOURCE,
         id,
     })?;
-    let mut orders = [order];
-    attach_items(&state.pool, &mut orders).await?;
-    let [order] = orders;
     Ok(ApiResponse::ok(order, "Order retrieved successfully"))
 }
 
-/// Create an order, honouring its `status`, with its optional `items` in the same transaction.
+/// Create an order, honouring its `status`, with its optional `items` in the same statement.
 #[utoipa::path(
     post, path = "/api/orders", tag = "orders",
     request_body = NewOrder,
@@ -111,37 +144,38 @@ pub async fn create_order(
     State(state): State<AppState>,
     ValidJson(new): ValidJson<NewOrder>,
 ) -> Result<Created<Order>, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let mut order = sqlx::query_as::<_, Order>(
-        r#"INSERT INTO "order" ("customerId", total, status) VALUES ($1, $2, $3)
-           RETURNING id, "customerId", "orderDate", total, status"#,
-    )
+    let products: Vec<i32> = new.items.iter().map(|line| line.product_id).collect();
+    let quantities: Vec<i32> = new.items.iter().map(|line| line.quantity).collect();
+    let prices: Vec<f64> = new.items.iter().map(|line| line.price).collect();
+    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+        r#"WITH o AS (
+               INSERT INTO "order" ("customerId", total, status) VALUES ($1, $2, $3)
+               RETURNING id, "customerId", "orderDate", total, status
+           ), i AS (
+               INSERT INTO orderitem ("orderId", "productId", quantity, price)
+               SELECT o.id, line.product, line.quantity, line.price
+               FROM o, UNNEST($4::int4[], $5::int4[], $6::float8[])
+                       WITH ORDINALITY AS line(product, quantity, price, n)
+               ORDER BY line.n
+               RETURNING id, "productId", quantity, price
+           )
+           SELECT o.*, "#,
+        item_columns!(),
+        r#" FROM o LEFT JOIN i ON true ORDER BY i.id"#
+    ))
     .bind(new.customer_id)
     .bind(new.total)
     .bind(new.status.as_deref().unwrap_or(DEFAULT_STATUS))
-    .fetch_one(&mut *tx)
+    .bind(&products)
+    .bind(&quantities)
+    .bind(&prices)
+    .fetch_all(&state.pool)
     .await?;
-    if !new.items.is_empty() {
-        let products: Vec<i32> = new.items.iter().map(|line| line.product_id).collect();
-        let quantities: Vec<i32> = new.items.iter().map(|line| line.quantity).collect();
-        let prices: Vec<f64> = new.items.iter().map(|line| line.price).collect();
-        order.items = sqlx::query_as::<_, OrderItem>(
-            r#"INSERT INTO orderitem ("orderId", "productId", quantity, price)
-               SELECT $1, line.product, line.quantity, line.price
-               FROM UNNEST($2::int4[], $3::int4[], $4::float8[])
-                    WITH ORDINALITY AS line(product, quantity, price, n)
-               ORDER BY line.n
-               RETURNING id, "orderId", "productId", quantity, price"#,
-        )
-        .bind(order.id)
-        .bind(&products)
-        .bind(&quantities)
-        .bind(&prices)
-        .fetch_all(&mut *tx)
-        .await?;
-        order.items.sort_by_key(|item| item.id);
-    }
-    tx.commit().await?;
+    let order = fold_orders(rows).pop().ok_or_else(|| {
+        ApiError::Database(sqlx::Error::Protocol(
+            "insert into \"order\" returned no row".to_owned(),
+        ))
+    })?;
     Ok(Created::new(order, "Order created successfully"))
 }
 
@@ -190,29 +224,31 @@ async fn update_order(
     IdPath(id): IdPath,
     ValidJson(update): ValidJson<OrderUpdate>,
 ) -> Result<ApiResponse<Order>, ApiError> {
-    let order = sqlx::query_as::<_, Order>(
-        r#"UPDATE "order" SET
-               "customerId" = COALESCE($2, "customerId"),
-               status = COALESCE($3, status),
-               total = COALESCE($4, total),
-               "orderDate" = COALESCE($5, "orderDate")
-           WHERE id = $1
-           RETURNING id, "customerId", "orderDate", total, status"#,
-    )
+    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+        r#"WITH o AS (
+               UPDATE "order" SET
+                   "customerId" = COALESCE($2, "customerId"),
+                   status = COALESCE($3, status),
+                   total = COALESCE($4, total),
+                   "orderDate" = COALESCE($5, "orderDate")
+               WHERE id = $1
+               RETURNING id, "customerId", "orderDate", total, status
+           )
+           SELECT o.*, "#,
+        item_columns!(),
+        r#" FROM o LEFT JOIN orderitem i ON i."orderId" = o.id ORDER BY i.id"#
+    ))
     .bind(id)
     .bind(update.customer_id)
     .bind(&update.status)
     .bind(update.total)
     .bind(update.order_date)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
+    .fetch_all(&state.pool)
+    .await?;
+    let order = fold_orders(rows).pop().ok_or(ApiError::NotFound {
         resource: RESOURCE,
         id,
     })?;
-    let mut orders = [order];
-    attach_items(&state.pool, &mut orders).await?;
-    let [order] = orders;
     Ok(ApiResponse::ok(order, "Order updated successfully"))
 }
 

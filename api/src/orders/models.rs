@@ -64,7 +64,7 @@ pub struct NewOrder {
     #[serde(deserialize_with = "money::decimal")]
     #[schema(value_type = f64, example = 59.98, exclusive_minimum = 0)]
     pub total: Decimal,
-    /// Items created with the order, in the same transaction (an extension of the reference,
+    /// Items created with the order, atomically (an extension of the reference,
     /// which adds items afterwards through `/api/order-items`).
     #[serde(default)]
     pub items: Vec<NewOrderLine>,
