@@ -169,6 +169,10 @@ pub struct ConsumerSettings {
     pub topics: Vec<String>,
     /// Batch limits.
     pub limits: BatchLimits,
+    /// Consumer session timeout.
+    pub session_timeout: Duration,
+    /// Static membership id.
+    pub group_instance_id: Option<String>,
 }
 
 /// Consumes until `shutdown` turns true, then flushes and commits.
@@ -186,8 +190,11 @@ pub async fn consume(
         metrics,
         pending: Mutex::new(Batch::default()),
     });
-    let consumer: StreamConsumer<SinkContext> = connection
-        .client_config()
+    let mut config = connection.client_config();
+    if let Some(instance) = &settings.group_instance_id {
+        config.set("group.instance.id", instance);
+    }
+    let consumer: StreamConsumer<SinkContext> = config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -195,6 +202,16 @@ pub async fn consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout.as_millis() / 5)
+                .max(100)
+                .to_string(),
+        )
         .create_with_context(SinkContext {
             shared: shared.clone(),
         })

@@ -220,6 +220,8 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
         group_id,
         topics,
         limits: args.limits(),
+        session_timeout: std::time::Duration::from_millis(args.session_timeout_ms),
+        group_instance_id: args.group_instance_id.clone(),
     };
     let result = consume(&connection, &settings, plan, flusher, metrics, shutdown).await;
     if let Ok(Err(error)) = server.await {

@@ -67,6 +67,16 @@ pub struct Args {
     #[arg(long, env = "SINK_BATCH_WAIT_MS", default_value_t = 200)]
     pub batch_wait_ms: u64,
 
+    /// Static group membership (`group.instance.id`), e.g. the pod name of a StatefulSet: a restarted
+    /// replica takes its partitions back at once instead of waiting for the session timeout.
+    #[arg(long, env = "SINK_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
+
+    /// Kafka consumer session timeout: how long the group waits for a crashed replica before giving
+    /// its partitions to the others.
+    #[arg(long, env = "SINK_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+
     /// Re-read written fact rows and fix lookups that changed concurrently. Needed when several
     /// replicas share the topics; a single replica may turn it off.
     #[arg(long, env = "SINK_LOOKUP_RECHECK", default_value_t = true, action = ArgAction::Set)]

@@ -42,6 +42,8 @@ impl Sink {
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(["--batch-wait-ms", "100"])
             .args(["--batch-events", "200"])
+            .args(["--session-timeout-ms", "6000"])
+            .args(["--group-instance-id", "sink-0"])
             .env("RUST_LOG", "info,cdcstar_sink=debug")
             .stdout(Stdio::null())
             .stderr(out)
