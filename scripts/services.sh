@@ -177,11 +177,12 @@ kafka_up() {
     if pid_alive "$pidfile"; then log "tansu already running on 127.0.0.1:$KAFKA_PORT"; return; fi
     check_port_free "$KAFKA_PORT" tansu
     mkdir -p "$STATE/tansu"
-    setsid "$(tansu_bin)" broker \
+    # NB: tansu reads the path of a sqlite:// URL as relative, so it runs inside its data directory.
+    (cd "$STATE/tansu" && exec setsid "$(tansu_bin)" broker \
         --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --storage-engine "sqlite://$STATE/tansu/tansu.db" \
-        >"$STATE/tansu.log" 2>&1 </dev/null &
+        --storage-engine "sqlite://tansu.db" \
+        >"$STATE/tansu.log" 2>&1 </dev/null) &
     echo $! >"$pidfile"
     mark_started tansu
     wait_until 60 "tansu on 127.0.0.1:$KAFKA_PORT" kafka_ready || { tail -20 "$STATE/tansu.log" >&2; die "tansu does not answer on $KAFKA_PORT"; }
