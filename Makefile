@@ -33,6 +33,8 @@ lint: ## formatting and clippy, warnings are errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: services lint ## every test: lint, unit and integration tests on the real local services, offline manifest checks
+	scripts/test-services.sh
+	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
 	$(PYTHON) scripts/check-crd.py
 	$(PYTHON) scripts/check-chart.py

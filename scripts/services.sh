@@ -11,7 +11,8 @@
 # Everything lives in $CDCSTAR_STATE_DIR (default: .services/ in the repository), on loopback ports
 # that can be changed with CDCSTAR_PG_PORT, CDCSTAR_KAFKA_PORT and CDCSTAR_CLICKHOUSE_PORT.
 # A service whose URL the caller already exported (DATABASE_URL, KAFKA_BROKERS, CLICKHOUSE_URL) is
-# not started: the tests then run against that server instead.
+# not started: the tests then run against that server instead. CDCSTAR_INSTALL=0 reports missing
+# packages instead of installing them.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,7 +58,9 @@ tansu_bin() {
 }
 
 apt_install() {
-    [ "$(id -u)" = 0 ] || die "missing system packages: $* (run as root or install them: apt-get install $*)"
+    if [ "$(id -u)" != 0 ] || [ "${CDCSTAR_INSTALL:-1}" = 0 ]; then
+        die "missing system packages: $* (install them: apt-get install $*)"
+    fi
     log "installing system packages: $*"
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >"$STATE/apt.log" 2>&1; then
         tail -20 "$STATE/apt.log" >&2
@@ -75,6 +78,7 @@ install_missing() {
     [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || packages+=(libcurl4-openssl-dev)
     python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
     command -v curl >/dev/null 2>&1 || packages+=(curl)
+    command -v jq >/dev/null 2>&1 || packages+=(jq)
     command -v ss >/dev/null 2>&1 || packages+=(iproute2)
     if [ ${#packages[@]} -gt 0 ]; then apt_install "${packages[@]}"; fi
     pg_bindir >/dev/null || die "postgresql-15 is installed but pg_config --bindir has no postgres binary"
