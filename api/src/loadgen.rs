@@ -110,6 +110,8 @@ pub struct LoadReport {
     pub per_kind: Vec<(&'static str, u64, u64, Percentiles)>,
     /// Peak and current RSS of the API process in KiB, when its PID was given.
     pub api_memory_kib: Option<(u64, u64)>,
+    /// CPU time (user + system) the API process used during the measured run.
+    pub api_cpu_seconds: Option<f64>,
     /// The first few distinct errors.
     pub sample_errors: Vec<String>,
 }
@@ -184,6 +186,14 @@ impl fmt::Display for LoadReport {
                 current as f64 / 1024.0
             )?,
             None => writeln!(f, "api peak RSS: unknown (pass --api-pid)")?,
+        }
+        if let Some(cpu) = self.api_cpu_seconds {
+            let per_request_us = cpu * 1e6 / self.requests.max(1) as f64;
+            writeln!(
+                f,
+                "api CPU: {cpu:.1} s over the run ({:.0} % of one core), {per_request_us:.0} µs per request",
+                cpu * 100.0 / self.elapsed.as_secs_f64()
+            )?;
         }
         for error in &self.sample_errors {
             writeln!(f, "error: {error}")?;
@@ -396,6 +406,9 @@ pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadError> {
         });
     }
 
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_at_start = args.api_pid.and_then(read_cpu_seconds);
+
     let mut merged: [Samples; 3] = Default::default();
     let mut sample_errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -413,6 +426,10 @@ pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadError> {
             }
         }
     }
+    let api_cpu_seconds = match (cpu_at_start, args.api_pid.and_then(read_cpu_seconds)) {
+        (Some(start), Some(end)) => Some(end - start),
+        _ => None,
+    };
     let elapsed = args.duration;
     let mut all: Vec<u32> = Vec::new();
     let mut per_kind = Vec::new();
@@ -438,6 +455,7 @@ pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadError> {
         latency: Percentiles::of(&all),
         per_kind,
         api_memory_kib: args.api_pid.and_then(read_memory_kib),
+        api_cpu_seconds,
         sample_errors,
     })
 }
@@ -460,6 +478,19 @@ pub fn read_memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// User + system CPU seconds of a process, from `/proc/<pid>/stat` (in USER_HZ = 100 ticks).
+pub fn read_cpu_seconds(pid: u32) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // NB: the command name (field 2) may contain spaces; fields after its closing parenthesis
+    // start at field 3, so utime and stime (fields 14 and 15) are at offsets 11 and 12.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SECOND)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,8 +506,13 @@ mod tests {
     }
 
     #[test]
-    fn own_memory_is_readable() {
+    fn own_memory_and_cpu_are_readable() {
         let (peak, current) = read_memory_kib(std::process::id()).unwrap();
         assert!(peak >= current && current > 0);
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(0_u64);
+        }
+        assert!(read_cpu_seconds(std::process::id()).unwrap() > 0.0);
     }
 }
