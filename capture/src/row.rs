@@ -91,6 +91,8 @@ pub struct ConversionWarning {
 pub struct RowBuilder<'a> {
     relation: &'a Relation,
     primary_key: &'a str,
+    /// Column indexes in alphabetical order of their names.
+    sorted: Vec<usize>,
     /// Values that did not convert, reported by the caller.
     pub warnings: Vec<ConversionWarning>,
 }
@@ -98,9 +100,15 @@ pub struct RowBuilder<'a> {
 impl<'a> RowBuilder<'a> {
     /// A builder for `relation`, keyed by column `primary_key`.
     pub fn new(relation: &'a Relation, primary_key: &'a str) -> Self {
+        let columns = &relation.columns;
+        let mut sorted: Vec<usize> = (0..columns.len()).collect();
+        // NB: inserting in sorted order keeps keys alphabetical even if serde_json's
+        // `preserve_order` feature is switched on by another crate of the build.
+        sorted.sort_by(|a, b| columns[*a].name.cmp(&columns[*b].name));
         Self {
             relation,
             primary_key,
+            sorted,
             warnings: Vec::new(),
         }
     }
@@ -204,13 +212,9 @@ impl<'a> RowBuilder<'a> {
                 found: tuple.len(),
             });
         }
-        let mut order: Vec<usize> = (0..columns.len()).collect();
-        // NB: inserting in sorted order keeps keys alphabetical even if serde_json's
-        // `preserve_order` feature is switched on by another crate of the build.
-        order.sort_by(|a, b| columns[*a].name.cmp(&columns[*b].name));
         let mut payload = Map::new();
         let mut unchanged = Vec::new();
-        for index in order {
+        for index in self.sorted.clone() {
             let column = &columns[index];
             let mut value = &tuple[index];
             if value == &ColumnValue::UnchangedToast

@@ -13,6 +13,7 @@
 //! streamed changes, and the sink keeps the higher version (a streamed change's LSN beats a `read`
 //! row, which has none). See docs/capture.md for why this neither loses nor double-applies.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -62,6 +63,9 @@ pub enum SnapshotError {
         reason: String,
     },
 }
+
+/// Batches whose rows may be awaiting the broker's acknowledgement at once.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 fn sql(action: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SnapshotError {
     let action = action.into();
@@ -332,6 +336,9 @@ impl Snapshotter {
             self.fetch(client, &relation, key_index, after.as_deref())
                 .await?,
         );
+        // Batches sent and not yet saved as progress, oldest first: progress is saved in key order,
+        // each batch once the broker acknowledged all of it.
+        let mut in_flight: VecDeque<(Arc<BatchAcks>, usize, Option<String>)> = VecDeque::new();
         while let Some(batch) = next.take() {
             if batch.rows.is_empty() {
                 break;
@@ -342,6 +349,10 @@ impl Snapshotter {
                     rows = total,
                     "snapshot interrupted by shutdown, will resume"
                 );
+                for (acks, _, _) in &in_flight {
+                    // Let what was sent settle; its progress is replayed on resume at worst.
+                    let _ = acks.wait().await;
+                }
                 return Ok(false);
             }
             let acks = Arc::new(BatchAcks::default());
@@ -367,29 +378,34 @@ impl Snapshotter {
             }
             events.inc_by(batch.rows.len() as u64);
             let full = batch.rows.len() == self.batch_size;
-            // Read the next batch while the broker acknowledges this one.
+            // Read the next batch while the broker acknowledges this one (and earlier ones).
             if full {
                 next = Some(
                     self.fetch(client, &relation, key_index, batch.last_key.as_deref())
                         .await?,
                 );
             }
-            acks.wait().await.map_err(|reason| SnapshotError::Produce {
-                table: table.clone(),
-                reason,
-            })?;
-            total += batch.rows.len() as i64;
-            after = batch.last_key;
-            rows_counter.inc_by(batch.rows.len() as u64);
-            self.progress
-                .save(
-                    &self.progress_client,
-                    &table,
-                    TableState::Running,
-                    after.as_deref(),
-                    total,
-                )
-                .await?;
+            in_flight.push_back((acks, batch.rows.len(), batch.last_key));
+            let last_batch = next.as_ref().is_none_or(|batch| batch.rows.is_empty());
+            while in_flight.len() > BATCHES_IN_FLIGHT || (last_batch && !in_flight.is_empty()) {
+                let (acks, rows, last_key) = in_flight.pop_front().expect("not empty");
+                acks.wait().await.map_err(|reason| SnapshotError::Produce {
+                    table: table.clone(),
+                    reason,
+                })?;
+                total += rows as i64;
+                after = last_key;
+                rows_counter.inc_by(rows as u64);
+                self.progress
+                    .save(
+                        &self.progress_client,
+                        &table,
+                        TableState::Running,
+                        after.as_deref(),
+                        total,
+                    )
+                    .await?;
+            }
         }
         self.progress
             .save(
