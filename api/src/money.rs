@@ -1,6 +1,7 @@
 //! Lenient decoding of numbers and timestamps in request bodies, as the reference (Pydantic in lax
 //! mode) accepts them: money and prices as a JSON number or a numeric string (`29.99` or
-//! `"29.99"`), timestamps with or without a UTC offset.
+//! `"29.99"`), ids and quantities as an integer, an integral float or an integer string (`3`,
+//! `3.0`, `"3"`: HTML form values arrive as strings), timestamps with or without a UTC offset.
 //!
 //! Output is strict: `total` is written as a JSON number (the client's TypeScript expects one),
 //! with `rust_decimal::serde::float`. A `NUMERIC(12, 2)` value has at most 12 significant digits,
@@ -95,6 +96,48 @@ pub fn optional_float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D:
     d.deserialize_option(OptionVisitor(FloatVisitor))
 }
 
+struct IntVisitor;
+
+impl Visitor<'_> for IntVisitor {
+    type Value = i32;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an integer or an integer string")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i32, E> {
+        i32::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &"a 32-bit integer"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i32, E> {
+        i32::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"a 32-bit integer"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i32, E> {
+        if v.fract() == 0.0 && v >= f64::from(i32::MIN) && v <= f64::from(i32::MAX) {
+            Ok(v as i32)
+        } else {
+            Err(E::invalid_value(Unexpected::Float(v), &self))
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i32, E> {
+        v.trim()
+            .parse::<i32>()
+            .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
+    }
+}
+
+/// Decodes an `i32` from an integer, an integral float or an integer string.
+pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    d.deserialize_any(IntVisitor)
+}
+
+/// Decodes an optional `i32` from an integer, an integral float, an integer string or null.
+pub fn optional_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    d.deserialize_option(OptionVisitor(IntVisitor))
+}
+
 struct TimestampVisitor;
 
 impl Visitor<'_> for TimestampVisitor {
@@ -176,6 +219,33 @@ mod tests {
         assert_eq!(parse(r#"{"total": 20}"#).unwrap().total.to_string(), "20");
         assert!(parse(r#"{"total": "abc"}"#).is_err());
         assert!(parse(r#"{"total": true}"#).is_err());
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Ids {
+        #[serde(deserialize_with = "int")]
+        id: i32,
+        #[serde(default, deserialize_with = "optional_int")]
+        other: Option<i32>,
+    }
+
+    #[test]
+    fn ids_accept_integers_integral_floats_and_strings() {
+        let parse = |json: &str| serde_json::from_str::<Ids>(json);
+        assert_eq!(parse(r#"{"id": 3}"#).unwrap().id, 3);
+        assert_eq!(
+            parse(r#"{"id": "3", "other": 4.0}"#).unwrap().other,
+            Some(4)
+        );
+        assert_eq!(parse(r#"{"id": 1, "other": null}"#).unwrap().other, None);
+        for bad in [
+            r#"{"id": 1.5}"#,
+            r#"{"id": "x"}"#,
+            r#"{"id": 99999999999}"#,
+            r#"{"id": true}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

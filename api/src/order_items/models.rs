@@ -30,11 +30,14 @@ pub struct OrderItem {
 #[serde(rename_all = "camelCase")]
 pub struct NewOrderItem {
     /// An existing order.
+    #[serde(deserialize_with = "money::int")]
     pub order_id: i32,
     /// An existing product.
+    #[serde(deserialize_with = "money::int")]
     pub product_id: i32,
     /// How many, greater than 0.
     #[schema(example = 2, minimum = 1)]
+    #[serde(deserialize_with = "money::int")]
     pub quantity: i32,
     /// Unit price, greater than 0 (number or numeric string).
     #[serde(deserialize_with = "money::float")]
@@ -55,11 +58,14 @@ impl Validate for NewOrderItem {
 #[serde(rename_all = "camelCase")]
 pub struct OrderItemUpdate {
     /// Move the item to another existing order.
+    #[serde(default, deserialize_with = "money::optional_int")]
     pub order_id: Option<i32>,
     /// Another existing product.
+    #[serde(default, deserialize_with = "money::optional_int")]
     pub product_id: Option<i32>,
     /// New quantity, greater than 0.
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "money::optional_int")]
     pub quantity: Option<i32>,
     /// New unit price, greater than 0 (number or numeric string).
     #[serde(default, deserialize_with = "money::optional_float")]

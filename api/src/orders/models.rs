@@ -41,9 +41,11 @@ pub struct Order {
 #[serde(rename_all = "camelCase")]
 pub struct NewOrderLine {
     /// An existing product.
+    #[serde(deserialize_with = "money::int")]
     pub product_id: i32,
     /// How many, greater than 0.
     #[schema(example = 1, minimum = 1)]
+    #[serde(deserialize_with = "money::int")]
     pub quantity: i32,
     /// Unit price, greater than 0 (number or numeric string).
     #[serde(deserialize_with = "money::float")]
@@ -56,6 +58,7 @@ pub struct NewOrderLine {
 #[serde(rename_all = "camelCase")]
 pub struct NewOrder {
     /// An existing customer (400 otherwise).
+    #[serde(deserialize_with = "money::int")]
     pub customer_id: i32,
     /// Status, 1 to 50 characters; `pending` when absent or null.
     #[schema(example = "pending", min_length = 1, max_length = 50)]
@@ -87,6 +90,7 @@ impl Validate for NewOrder {
 #[serde(rename_all = "camelCase")]
 pub struct OrderUpdate {
     /// Another existing customer (400 otherwise).
+    #[serde(default, deserialize_with = "money::optional_int")]
     pub customer_id: Option<i32>,
     /// New status, 1 to 50 characters.
     #[schema(example = "shipped", min_length = 1, max_length = 50)]

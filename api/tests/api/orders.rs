@@ -265,3 +265,39 @@ async fn listed_orders_carry_their_own_items(pool: PgPool) {
         assert!(items.iter().all(|item| item["orderId"] == order["id"]));
     }
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn form_style_numbers_are_accepted(pool: PgPool) {
+    // HTML form values arrive as strings; the reference (Pydantic, lax mode) accepted them.
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "form@example.com").await;
+    let product = create_product(&app, "Form", 2.5).await;
+    let order = post(
+        &app,
+        "/api/orders",
+        json!({"customerId": customer.to_string(), "total": "5.00", "status": "pending"}),
+    )
+    .await;
+    let order = order.data(StatusCode::CREATED)["id"].as_i64().unwrap();
+    let item = post(
+        &app,
+        "/api/order-items",
+        json!({"orderId": order.to_string(), "productId": product as f64, "quantity": "2", "price": "2.5"}),
+    )
+    .await;
+    assert_eq!(
+        item.data(StatusCode::CREATED)["quantity"],
+        json!(2),
+        "answers use real numbers"
+    );
+    let answer = patch(
+        &app,
+        &format!("/api/orders/{order}"),
+        json!({"customerId": "x"}),
+    )
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["customerId"]
+    );
+}
