@@ -169,8 +169,8 @@ pub struct ConsumerSettings {
     pub topics: Vec<String>,
     /// Batch limits.
     pub limits: BatchLimits,
-    /// Consumer session timeout.
-    pub session_timeout: Duration,
+    /// Consumer session timeout (librdkafka's default when `None`).
+    pub session_timeout: Option<Duration>,
     /// Static membership id.
     pub group_instance_id: Option<String>,
 }
@@ -194,6 +194,14 @@ pub async fn consume(
     if let Some(instance) = &settings.group_instance_id {
         config.set("group.instance.id", instance);
     }
+    if let Some(timeout) = settings.session_timeout {
+        config
+            .set("session.timeout.ms", timeout.as_millis().to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (timeout.as_millis() / 5).max(100).to_string(),
+            );
+    }
     let consumer: StreamConsumer<SinkContext> = config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "true")
@@ -202,16 +210,6 @@ pub async fn consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout.as_millis().to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.session_timeout.as_millis() / 5)
-                .max(100)
-                .to_string(),
-        )
         .create_with_context(SinkContext {
             shared: shared.clone(),
         })

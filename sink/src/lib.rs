@@ -220,7 +220,9 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
         group_id,
         topics,
         limits: args.limits(),
-        session_timeout: std::time::Duration::from_millis(args.session_timeout_ms),
+        session_timeout: args
+            .session_timeout_ms
+            .map(std::time::Duration::from_millis),
         group_instance_id: args.group_instance_id.clone(),
     };
     let result = consume(&connection, &settings, plan, flusher, metrics, shutdown).await;

@@ -72,10 +72,10 @@ pub struct Args {
     #[arg(long, env = "SINK_GROUP_INSTANCE_ID")]
     pub group_instance_id: Option<String>,
 
-    /// Kafka consumer session timeout: how long the group waits for a crashed replica before giving
-    /// its partitions to the others.
-    #[arg(long, env = "SINK_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
-    pub session_timeout_ms: u64,
+    /// Kafka consumer session timeout in milliseconds: how long the group waits for a crashed
+    /// replica before giving its partitions to the others (librdkafka's default, 45 s, when unset).
+    #[arg(long, env = "SINK_SESSION_TIMEOUT_MS")]
+    pub session_timeout_ms: Option<u64>,
 
     /// Re-read written fact rows and fix lookups that changed concurrently. Needed when several
     /// replicas share the topics; a single replica may turn it off.

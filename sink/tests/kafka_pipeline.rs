@@ -16,8 +16,8 @@ use cdcstar_crds::pipeline::TopicMode;
 use cdcstar_sink::dlq::{REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER};
 use cdcstar_sink::kafka::KafkaConnection;
 use common::{
-    TestPipeline, customer, envelope, eventually, item, kafka_brokers, order, produce, product,
-    query_json,
+    TestPipeline, customer, envelope, eventually, eventually_or, item, kafka_brokers, order,
+    produce, product, query_json,
 };
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -32,6 +32,15 @@ struct Sink {
 
 impl Sink {
     fn start(pipeline: &TestPipeline, brokers: &str, clickhouse_url: &str) -> Sink {
+        Self::start_with(pipeline, brokers, clickhouse_url, &[])
+    }
+
+    fn start_with(
+        pipeline: &TestPipeline,
+        brokers: &str,
+        clickhouse_url: &str,
+        extra: &[&str],
+    ) -> Sink {
         let log = unique_log(&pipeline.file);
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
@@ -42,8 +51,7 @@ impl Sink {
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(["--batch-wait-ms", "100"])
             .args(["--batch-events", "200"])
-            .args(["--session-timeout-ms", "6000"])
-            .args(["--group-instance-id", "sink-0"])
+            .args(extra)
             .env("RUST_LOG", "info,cdcstar_sink=debug")
             .stdout(Stdio::null())
             .stderr(out)
@@ -405,11 +413,21 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
             }
         })
     };
-    let mut sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    // NB: restarted as the same static group member, as a StatefulSet pod would be; tansu does not
+    // expire the dynamic members of killed processes (observed: partitions stay assigned to them).
+    let start = || {
+        Sink::start_with(
+            &pipeline,
+            &brokers,
+            &clickhouse_url(),
+            &["--group-instance-id", "sink-0"],
+        )
+    };
+    let mut sink = start();
     for pause in [1200, 700, 2500, 300, 1800] {
         tokio::time::sleep(Duration::from_millis(pause)).await;
         sink.kill();
-        sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+        sink = start();
     }
     producing.await.unwrap();
     converges(&pipeline, &expected, Duration::from_secs(120), &|| {
@@ -502,12 +520,17 @@ async fn broker_restart_mid_stream_loses_nothing() {
     let half = events.len() / 2;
     produce(&brokers, &events[..half]).await;
     let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
-    eventually(Duration::from_secs(60), "the first half", || async {
-        !pipeline
-            .rows("orderitem_fact", "orderitem_id")
-            .await
-            .is_empty()
-    })
+    eventually_or(
+        Duration::from_secs(60),
+        "the first half",
+        || async {
+            !pipeline
+                .rows("orderitem_fact", "orderitem_id")
+                .await
+                .is_empty()
+        },
+        &|| tail(&sink.log(), 30),
+    )
     .await;
     drop(broker);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -583,12 +606,17 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
     let half = events.len() / 2;
     produce(&brokers, &events[..half]).await;
     let sink = Sink::start(&pipeline, &brokers, &format!("http://{}", proxy.address));
-    eventually(Duration::from_secs(60), "the first half", || async {
-        !pipeline
-            .rows("orderitem_fact", "orderitem_id")
-            .await
-            .is_empty()
-    })
+    eventually_or(
+        Duration::from_secs(60),
+        "the first half",
+        || async {
+            !pipeline
+                .rows("orderitem_fact", "orderitem_id")
+                .await
+                .is_empty()
+        },
+        &|| tail(&sink.log(), 30),
+    )
     .await;
     proxy.set_down(true);
     produce(&brokers, &events[half..]).await;

@@ -214,8 +214,21 @@ pub async fn produce(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, check: F)
 where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_or(timeout, what, check, &String::new).await;
+}
+
+/// Like `eventually`, showing `context()` (e.g. a log) on timeout.
+pub async fn eventually_or<F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut check: F,
+    context: &dyn Fn() -> String,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
@@ -224,7 +237,11 @@ where
         if check().await {
             return;
         }
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
