@@ -122,3 +122,19 @@ demo-pipeline: services ## api + native capture + sink for examples/, the refere
 bench-pipeline: services ## end-to-end benchmark: latency p50/p95/p99 at a fixed rate, max sustained rate, snapshot rate, peak RSS (ARGS: see the script header)
 	$(WITH_ENV) scripts/bench-pipeline.sh $(ARGS)
 # --- end capture ---
+
+# --- sink ---
+# The sink (docs/sink.md).
+.PHONY: sink-test run-sink bench-sink
+BENCH_EVENTS ?= 1000000
+sink-test: services ## sink: unit tests, star-schema semantics on ClickHouse, the binary end to end (DLQ, SIGKILL, broker restart, ClickHouse outage)
+	$(WITH_ENV) cargo test -p cdcstar-sink
+
+run-sink: services ## run the sink for $(PIPELINE) on the local services, creating topics and tables
+	cargo build --release -p cdcstar-sink --bin cdcstar-sink
+	$(WITH_ENV) target/release/cdcstar-sink --pipeline $(PIPELINE) --create-topics --create-tables --metrics-addr 127.0.0.1:9464
+
+bench-sink: services ## sink throughput vs a raw ClickHouse insert of the same rows, peak RSS and CPU (BENCH_EVENTS, default 1000000; ARGS=... for cdcstar-sink-bench)
+	cargo build --release -p cdcstar-sink --bins
+	$(WITH_ENV) target/release/cdcstar-sink-bench --events $(BENCH_EVENTS) $(ARGS)
+# --- end sink ---

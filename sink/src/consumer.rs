@@ -173,6 +173,8 @@ pub struct ConsumerSettings {
     pub session_timeout: Option<Duration>,
     /// Static membership id.
     pub group_instance_id: Option<String>,
+    /// Most kilobytes librdkafka fetches ahead of the consumer.
+    pub prefetch_kbytes: usize,
 }
 
 /// Consumes until `shutdown` turns true, then flushes and commits.
@@ -210,6 +212,17 @@ pub async fn consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
+        // NB: librdkafka prefetches up to 64 MiB by default; a batch never needs that much ahead.
+        .set(
+            "queued.max.messages.kbytes",
+            settings.prefetch_kbytes.to_string(),
+        )
+        .set(
+            "fetch.max.bytes",
+            (settings.prefetch_kbytes * 1024 / 2)
+                .max(1024 * 1024)
+                .to_string(),
+        )
         .create_with_context(SinkContext {
             shared: shared.clone(),
         })

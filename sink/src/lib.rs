@@ -224,6 +224,7 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
             .session_timeout_ms
             .map(std::time::Duration::from_millis),
         group_instance_id: args.group_instance_id.clone(),
+        prefetch_kbytes: args.prefetch_kbytes,
     };
     let result = consume(&connection, &settings, plan, flusher, metrics, shutdown).await;
     if let Ok(Err(error)) = server.await {

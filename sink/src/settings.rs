@@ -67,6 +67,11 @@ pub struct Args {
     #[arg(long, env = "SINK_BATCH_WAIT_MS", default_value_t = 200)]
     pub batch_wait_ms: u64,
 
+    /// Most kilobytes of messages fetched ahead of the batch being built (librdkafka's
+    /// `queued.max.messages.kbytes`); bounds the sink's memory.
+    #[arg(long, env = "SINK_PREFETCH_KBYTES", default_value_t = 16 * 1024)]
+    pub prefetch_kbytes: usize,
+
     /// Static group membership (`group.instance.id`), e.g. the pod name of a StatefulSet: a restarted
     /// replica takes its partitions back at once instead of waiting for the session timeout.
     #[arg(long, env = "SINK_GROUP_INSTANCE_ID")]

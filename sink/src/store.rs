@@ -13,7 +13,7 @@ use cdcstar_crds::star::LSN_COLUMN;
 
 use crate::plan::TablePlan;
 use crate::rowbinary::{DecodeError, EncodeError, decode, encode};
-use crate::value::{Value, quote_ident, sql_literal};
+use crate::value::{Value, quote_ident, quote_string, sql_literal};
 
 /// Largest query text the sink sends (key lists of big batches).
 const MAX_QUERY_SIZE: &str = "268435456";
@@ -216,6 +216,7 @@ impl Store {
         sql: &str,
         types: &[ColumnType],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let started = Instant::now();
         let bytes = self
             .client
             .query(sql)
@@ -232,6 +233,13 @@ impl Store {
                 table: table.to_owned(),
                 source,
             })?;
+        tracing::debug!(
+            table,
+            bytes = bytes.len(),
+            sql_bytes = sql.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "selected"
+        );
         let mut input: &[u8] = &bytes;
         let mut records = Vec::new();
         while !input.is_empty() {
@@ -265,12 +273,84 @@ pub fn encode_rows(table: &TablePlan, rows: &[Row]) -> Result<Vec<u8>, EncodeErr
     Ok(body)
 }
 
+/// Key lists up to this length are written as SQL literals; longer ones as one JSON string.
+const LITERAL_LIST_MAX: usize = 64;
+
 /// `column IN (k1, k2, ...)`, or `0` (false) for no keys.
+///
+/// NB: ClickHouse parses every literal of an `IN (...)` list into its own syntax-tree node, which
+/// costs about a second for 30k keys; a long list is therefore sent as a single string literal
+/// holding a JSON array, `column IN (SELECT arrayJoin(JSONExtract('[...]', 'Array(T)')))`, which
+/// parses in milliseconds and still uses the primary key index.
 pub fn in_list<'a>(column: &str, keys: impl IntoIterator<Item = &'a Value>) -> String {
-    let mut literals = keys.into_iter().map(sql_literal).peekable();
-    if literals.peek().is_none() {
+    let keys: Vec<&Value> = keys.into_iter().collect();
+    if keys.is_empty() {
         return "0".to_owned();
     }
-    let list: Vec<String> = literals.collect();
-    format!("{} IN ({})", quote_ident(column), list.join(", "))
+    let column = quote_ident(column);
+    if keys.len() <= LITERAL_LIST_MAX {
+        let list: Vec<String> = keys.iter().map(|k| sql_literal(k)).collect();
+        return format!("{column} IN ({})", list.join(", "));
+    }
+    let mut element = "UInt64";
+    let mut json = String::with_capacity(keys.len() * 8);
+    json.push('[');
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        match key {
+            Value::UInt(v) => json.push_str(&v.to_string()),
+            Value::Int(v) => {
+                element = "Int64";
+                json.push_str(&v.to_string());
+            }
+            Value::Uuid(u) => {
+                element = "UUID";
+                json.push('"');
+                json.push_str(&uuid::Uuid::from_u128(*u).to_string());
+                json.push('"');
+            }
+            other => {
+                element = "String";
+                let text = match other {
+                    Value::String(s) => s.clone(),
+                    _ => sql_literal(other),
+                };
+                json.push_str(&serde_json::Value::String(text).to_string());
+            }
+        }
+    }
+    json.push(']');
+    format!(
+        "{column} IN (SELECT arrayJoin(JSONExtract({}, 'Array({element})')))",
+        quote_string(&json)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_key_lists_are_literals_and_long_ones_one_json_string() {
+        assert_eq!(in_list("id", &[] as &[Value]), "0");
+        assert_eq!(
+            in_list("id", &[Value::UInt(1), Value::UInt(2)]),
+            "`id` IN (1, 2)"
+        );
+        let many: Vec<Value> = (0..100).map(Value::UInt).collect();
+        let filter = in_list("id", &many);
+        assert!(
+            filter.starts_with("`id` IN (SELECT arrayJoin(JSONExtract('[0,1,2,"),
+            "{filter}"
+        );
+        assert!(filter.ends_with(",99]', 'Array(UInt64)')))"), "{filter}");
+        let names: Vec<Value> = (0..100)
+            .map(|i| Value::String(format!("it's {i}?")))
+            .collect();
+        let filter = in_list("name", &names);
+        assert!(filter.contains(r#"\'s 0??""#), "{filter}");
+        assert!(filter.ends_with("'Array(String)')))"), "{filter}");
+    }
 }

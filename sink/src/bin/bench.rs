@@ -1,1 +1,389 @@
-fn main() {}
+//! `cdcstar-sink-bench`: how fast the sink drains CDC events into ClickHouse, compared with a raw
+//! insert of the same rows into the same ClickHouse from the same machine.
+//!
+//! 1. Produces N envelopes of the example schema (customers, products, orders, order items, with
+//!    updates) into a fresh set of topics.
+//! 2. Starts the `cdcstar-sink` binary on them and times it until every event is flushed (its
+//!    `events_flushed` metric), sampling its peak RSS and CPU time from /proc.
+//! 3. Inserts the same rows (as the sink would write them, lookups included) into copies of the
+//!    tables in RowBinary batches of the same size, timed.
+//! 4. Prints events/s, the ratio, peak RSS and CPU, and checks the row counts.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use cdcstar_crds::{CdcPipeline, Lsn};
+use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
+use cdcstar_sink::plan::Plan;
+use cdcstar_sink::route::route;
+use cdcstar_sink::store::{Row, Store, StoreConfig};
+use cdcstar_sink::value::default_value;
+use clap::Parser;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+
+/// Benchmark of the sink against a raw ClickHouse insert.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Number of CDC events.
+    #[arg(long, env = "BENCH_EVENTS", default_value_t = 1_000_000)]
+    events: usize,
+    /// Kafka brokers.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    kafka_brokers: String,
+    /// ClickHouse HTTP endpoint.
+    #[arg(long, env = "CLICKHOUSE_URL")]
+    clickhouse_url: String,
+    /// Pipeline to benchmark (its star schema and topic layout).
+    #[arg(long, env = "BENCH_PIPELINE", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop-pipeline.yaml"))]
+    pipeline: PathBuf,
+    /// Partitions per topic.
+    #[arg(long, env = "BENCH_PARTITIONS", default_value_t = 3)]
+    partitions: i32,
+    /// Events per sink batch (and rows per raw insert).
+    #[arg(long, env = "BENCH_BATCH_EVENTS", default_value_t = 50_000)]
+    batch_events: usize,
+    /// Run the sink with the post-write lookup re-check (needed with several replicas).
+    #[arg(long, env = "BENCH_LOOKUP_RECHECK", default_value_t = true, action = clap::ArgAction::Set)]
+    lookup_recheck: bool,
+    /// Keep the benchmark's ClickHouse database afterwards.
+    #[arg(long, env = "BENCH_KEEP")]
+    keep: bool,
+}
+
+const COUNTRIES: [&str; 4] = ["FR", "DE", "IT", "ES"];
+
+/// The events of the benchmark: (table, key, body).
+fn generate(events: usize) -> Vec<(&'static str, u64, Vec<u8>)> {
+    let mut out = Vec::with_capacity(events);
+    let customers = (events / 10).max(1) as u64;
+    let products = (events / 50).max(1) as u64;
+    let orders = (events * 28 / 100).max(1) as u64;
+    let mut lsn = 0x1_0000_u64;
+    let mut counters = [0_u64; 4];
+    let created = "2024-05-06T07:08:09.123456Z";
+    while out.len() < events {
+        lsn += 1;
+        let n = out.len() as u64;
+        let metadata = |table: &str, operation: &str| json!({"table": table, "operation": operation, "lsn": Lsn(lsn).to_string()});
+        // Per 50 events: 5 customers, 1 product, 14 orders, 28 items, 2 updates.
+        let (table, key, body) = match n % 50 {
+            0..=4 => {
+                let id = counters[0] % customers;
+                counters[0] += 1;
+                (
+                    "customer",
+                    id,
+                    json!({"metadata": metadata("customer", "insert"), "payload":
+                    {"id": id, "email": format!("c{id}@example.com"), "name": format!("customer {id}"),
+                     "country": COUNTRIES[(id % 4) as usize], "city": "Paris",
+                     "createdAt": created}}),
+                )
+            }
+            5 => {
+                let id = counters[1] % products;
+                counters[1] += 1;
+                (
+                    "product",
+                    id,
+                    json!({"metadata": metadata("product", "insert"), "payload":
+                    {"id": id, "name": format!("product {id}"), "category": "office",
+                     "price": 9.5, "createdAt": created}}),
+                )
+            }
+            6..=19 => {
+                let id = counters[2] % orders;
+                counters[2] += 1;
+                (
+                    "order",
+                    id,
+                    json!({"metadata": metadata("order", "insert"), "payload":
+                    {"id": id, "customerId": id % customers, "status": "pending",
+                     "total": "123.45", "orderDate": created}}),
+                )
+            }
+            20..=47 => {
+                let id = counters[3];
+                counters[3] += 1;
+                (
+                    "orderitem",
+                    id,
+                    json!({"metadata": metadata("orderitem", "insert"), "payload":
+                    {"id": id, "orderId": id / 2 % orders, "productId": id % products,
+                     "quantity": (id % 5) + 1, "price": 4.75}}),
+                )
+            }
+            48 => {
+                let id = n % customers;
+                (
+                    "customer",
+                    id,
+                    json!({"metadata": metadata("customer", "update"), "payload":
+                    {"id": id, "email": format!("c{id}@example.com"), "name": format!("renamed {id}"),
+                     "country": "NL", "city": "Amsterdam", "createdAt": created}}),
+                )
+            }
+            _ => {
+                let id = n % orders;
+                (
+                    "order",
+                    id,
+                    json!({"metadata": metadata("order", "update"), "payload":
+                    {"id": id, "customerId": id % customers, "status": "paid",
+                     "total": "123.45", "orderDate": created}}),
+                )
+            }
+        };
+        out.push((table, key, serde_json::to_vec(&body).expect("json")));
+    }
+    out
+}
+
+/// Peak RSS (KiB) and CPU seconds of a live process, from /proc.
+fn sample(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // Fields after the command: state is 0, utime is 11, stime is 12 (clock ticks, 100 per second).
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((hwm, ticks / 100.0))
+}
+
+/// A sample of the sink's metrics: events flushed, and seconds spent applying batches.
+async fn flushed(metrics_addr: &str) -> Option<(u64, f64)> {
+    let mut stream = tokio::net::TcpStream::connect(metrics_addr).await.ok()?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    let value = |name: &str| {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some((
+        value("cdcstar_sink_events_flushed_total ")? as u64,
+        value("cdcstar_sink_apply_seconds_sum ").unwrap_or(0.0),
+    ))
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.pipeline)
+        .with_context(|| format!("failed to read {}", args.pipeline.display()))?;
+    let mut pipeline: CdcPipeline = serde_yaml::from_str(&text).context("pipeline yaml")?;
+    let name = format!("bench_{}", std::process::id());
+    pipeline.metadata.name = Some(name.replace('_', "-"));
+    pipeline.spec.kafka.topics.prefix = Some(name.clone());
+    pipeline.spec.clickhouse.database = name.clone();
+    let plan = Plan::for_pipeline(&pipeline.spec).context("plan")?;
+    let store = Store::new(&StoreConfig {
+        url: args.clickhouse_url.clone(),
+        database: name.clone(),
+        user: std::env::var("CLICKHOUSE_USER").ok(),
+        password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
+    });
+    let run = |sql: String| {
+        let query = store
+            .client()
+            .query(&sql)
+            .with_option("database", "default");
+        async move {
+            query
+                .execute()
+                .await
+                .with_context(|| format!("failed: {sql}"))
+        }
+    };
+    for statement in cdcstar_crds::clickhouse_ddl::install_statements(&pipeline)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        run(statement).await?;
+    }
+    for table in &plan.tables {
+        run(format!(
+            "CREATE TABLE `{name}`.`raw_{0}` AS `{name}`.`{0}`",
+            table.name
+        ))
+        .await?;
+    }
+    let connection = KafkaConnection::new(&[&args.kafka_brokers]);
+    let mut topics = pipeline.data_topics();
+    topics.push(pipeline.dead_letter_topic());
+    ensure_topics(&connection, &topics, args.partitions).await?;
+
+    let events = generate(args.events);
+    println!("benchmark: {} events, database {name}", events.len());
+    let producer: FutureProducer = connection
+        .client_config()
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "lz4")
+        .create()?;
+    let started = Instant::now();
+    for chunk in events.chunks(20_000) {
+        let sends = chunk.iter().map(|(table, key, body)| {
+            let key = key.to_string();
+            let topic = pipeline.topic_for_table(table);
+            let producer = &producer;
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to(&topic).key(&key).payload(body.as_slice()),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+            }
+        });
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+    }
+    println!("produced in {:.1} s", started.elapsed().as_secs_f64());
+
+    // The sink.
+    let file = std::env::temp_dir().join(format!("{name}.yaml"));
+    std::fs::write(&file, serde_yaml::to_string(&pipeline)?)?;
+    let metrics_addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?.to_string()
+    };
+    let binary = std::env::current_exe()?.with_file_name("cdcstar-sink");
+    ensure!(binary.is_file(), "{} not built", binary.display());
+    let started = Instant::now();
+    let sink = Killed(
+        Command::new(&binary)
+            .arg("--pipeline")
+            .arg(&file)
+            .args(["--kafka-brokers", &args.kafka_brokers])
+            .args(["--clickhouse-url", &args.clickhouse_url])
+            .args(["--metrics-addr", &metrics_addr])
+            .args(["--batch-events", &args.batch_events.to_string()])
+            .args(["--lookup-recheck", &args.lookup_recheck.to_string()])
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SINK_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .context("start cdcstar-sink")?,
+    );
+    let pid = sink.0.id();
+    let mut peak;
+    let apply_seconds = loop {
+        if let Some(s) = sample(pid) {
+            peak = s;
+        } else {
+            bail!("the sink exited early");
+        }
+        if let Some((done, applying)) = flushed(&metrics_addr).await
+            && done >= events.len() as u64
+        {
+            break applying;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let sink_seconds = started.elapsed().as_secs_f64();
+    if let Some(s) = sample(pid) {
+        peak = s;
+    }
+    drop(sink);
+    let _ = std::fs::remove_file(&file);
+
+    // The raw insert of the same rows.
+    let mut per_table: Vec<Vec<Row>> = vec![Vec::new(); plan.tables.len()];
+    for (_, _, body) in &events {
+        for change in route(&plan, body)?.changes {
+            let table = &plan.tables[change.table];
+            let mut values = change.values;
+            values.extend(table.lookups.iter().map(|l| default_value(&l.ty)));
+            per_table[change.table].push(Row {
+                values,
+                lsn: change.version,
+                deleted: false,
+                source_lsn: change.version,
+            });
+        }
+    }
+    let raw_plans: Vec<_> = plan
+        .tables
+        .iter()
+        .map(|t| cdcstar_sink::plan::TablePlan {
+            name: format!("raw_{}", t.name),
+            ..t.clone()
+        })
+        .collect();
+    let started = Instant::now();
+    for (table, rows) in raw_plans.iter().zip(&per_table) {
+        for chunk in rows.chunks(args.batch_events) {
+            store.insert(table, chunk).await?;
+        }
+    }
+    let raw_seconds = started.elapsed().as_secs_f64();
+
+    // Checks and figures.
+    for table in &plan.tables {
+        let mut counts = Vec::new();
+        for name in [table.name.clone(), format!("raw_{}", table.name)] {
+            let sql = format!("SELECT count() FROM `{name}` FINAL");
+            let rows = store
+                .select(&name, &sql, &[cdcstar_crds::ColumnType::UInt64])
+                .await?;
+            counts.push(rows.into_iter().next().unwrap_or_default());
+        }
+        ensure!(
+            counts[0] == counts[1],
+            "{}: the sink and the raw insert hold different row counts: {counts:?}",
+            table.name
+        );
+    }
+    let n = events.len() as f64;
+    let sink_rate = n / sink_seconds;
+    let raw_rate = n / raw_seconds;
+    println!("sink:       {n} events in {sink_seconds:.2} s = {sink_rate:.0} events/s");
+    println!("raw insert: {n} rows in {raw_seconds:.2} s = {raw_rate:.0} rows/s");
+    println!(
+        "ratio:      {:.0} % of the raw insert rate",
+        100.0 * sink_rate / raw_rate
+    );
+    let apply_rate = n / apply_seconds.max(f64::EPSILON);
+    println!(
+        "ClickHouse work of the sink (batches applied): {apply_seconds:.2} s = {apply_rate:.0} events/s = {:.0} % of the raw insert rate; the rest of the time the sink waited for the broker",
+        100.0 * apply_rate / raw_rate
+    );
+    println!(
+        "sink peak RSS {:.1} MiB, CPU {:.1} s ({:.0} % of one core over the run)",
+        peak.0 as f64 / 1024.0,
+        peak.1,
+        100.0 * peak.1 / sink_seconds
+    );
+    if !args.keep {
+        run(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
+    }
+    Ok(())
+}
