@@ -44,8 +44,7 @@ crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
 	cargo run -q -p cdcstar-crds --bin crdgen
 
 .PHONY: demo
-demo: services ## the whole pipeline locally: api, native capture and sink for examples/shop-pipeline.yaml, driven through the API
-	cargo build --release -p cdcstar-api -p cdcstar-capture -p cdcstar-sink
+demo: services ## the whole pipeline locally: api, native capture and sink for examples/shop-pipeline.yaml, the reference client's flow through the API, ClickHouse contents and arrival times (PROFILE=release for optimised binaries)
 	$(WITH_ENV) scripts/demo.sh
 
 # --- chart ---
@@ -108,16 +107,13 @@ operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* 
 
 # --- capture ---
 # The native capture (docs/capture.md) and the one-command local pipeline.
-.PHONY: capture-test run-capture demo-pipeline bench-pipeline
+.PHONY: capture-test run-capture bench-pipeline
 capture-test: services ## native capture: decoder/type unit tests and real Postgres + broker tests (envelopes, TOAST, SIGKILL restart, heartbeat, snapshot)
 	$(WITH_ENV) cargo test -p cdcstar-capture
 
 run-capture: services ## run the native capture for $(PIPELINE) on the local services, creating publication and slot
 	cargo build --release -p cdcstar-capture
 	$(WITH_ENV) target/release/cdcstar-capture --pipeline $(PIPELINE) --create-slot
-
-demo-pipeline: services ## api + native capture + sink for examples/, the reference client's flow through the API, ClickHouse contents and arrival times
-	$(WITH_ENV) scripts/demo.sh
 
 bench-pipeline: services ## end-to-end benchmark: latency p50/p95/p99 at a fixed rate, max sustained rate, snapshot rate, peak RSS (ARGS: see the script header)
 	$(WITH_ENV) scripts/bench-pipeline.sh $(ARGS)
