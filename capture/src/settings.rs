@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
 use clap::{Parser, ValueEnum};
 
 /// Log output format.
@@ -106,38 +106,27 @@ pub enum PipelineFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not a CdcPipeline.
+    /// The file is not a valid CdcPipeline.
     #[error("pipeline file {path} is not a valid CdcPipeline: {source}")]
-    Parse {
+    Invalid {
         /// File path.
         path: String,
-        /// Why, with the field's path.
-        source: serde_yaml::Error,
-    },
-    /// The pipeline has nothing to capture.
-    #[error("pipeline file {path}: spec.source.tables is empty")]
-    NoTables {
-        /// File path.
-        path: String,
+        /// The YAML error, or every violated rule with its field path.
+        source: PipelineDocumentError,
     },
 }
 
-/// Reads a CdcPipeline from a YAML file.
+/// Reads a CdcPipeline from a YAML file and validates it.
 pub fn load_pipeline(path: &Path) -> Result<CdcPipeline, PipelineFileError> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| PipelineFileError::Read {
         path: display.clone(),
         source,
     })?;
-    let pipeline: CdcPipeline =
-        serde_yaml::from_str(&text).map_err(|source| PipelineFileError::Parse {
-            path: display.clone(),
-            source,
-        })?;
-    if pipeline.spec.source.tables.is_empty() {
-        return Err(PipelineFileError::NoTables { path: display });
-    }
-    Ok(pipeline)
+    parse_pipeline(&text).map_err(|source| PipelineFileError::Invalid {
+        path: display,
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! | [`pipeline`] | the resource's Rust types (spec, status), schema patterns and CEL rules |
 //! | [`crd`] | the generated CustomResourceDefinition (`crds/cdcpipeline.yaml`) |
 //! | [`mod@validate`] | the pure `validate()` with field-path errors |
+//! | [`document`] | parsing and validating a `CdcPipeline` YAML document in one step |
 //! | [`names`] | publication, slot, topic, consumer-group and database names |
 //! | [`column_type`] | the supported ClickHouse column types |
 //! | [`star`] | dimensions and facts behind one view, bookkeeping columns, lookup resolution |
@@ -20,6 +21,7 @@
 pub mod clickhouse_ddl;
 pub mod column_type;
 pub mod crd;
+pub mod document;
 pub mod envelope;
 pub mod names;
 pub mod pipeline;
@@ -32,6 +34,7 @@ pub mod validate;
 mod test_fixtures;
 
 pub use column_type::ColumnType;
+pub use document::{PipelineDocumentError, parse_pipeline};
 pub use envelope::{Envelope, Lsn, Metadata, Operation};
 pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus};
 pub use validate::{ValidationError, ValidationErrors, validate};

@@ -29,7 +29,7 @@ pub mod versioning;
 use std::path::Path;
 use std::sync::Arc;
 
-use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
 use tokio::sync::watch;
 
 use crate::apply::Applier;
@@ -54,21 +54,13 @@ pub enum SinkError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The pipeline file is not a CdcPipeline.
-    #[error("pipeline file {path} is not a CdcPipeline: {source}")]
-    ParsePipeline {
-        /// The file.
-        path: String,
-        /// The YAML error.
-        source: serde_yaml::Error,
-    },
-    /// The pipeline is invalid.
-    #[error("invalid pipeline {path}:\n{errors}")]
+    /// The pipeline file is not a valid CdcPipeline.
+    #[error("invalid pipeline {path}:\n{source}")]
     InvalidPipeline {
         /// The file.
         path: String,
-        /// Every violation, one per line.
-        errors: String,
+        /// The YAML error, or every violated rule with its field path.
+        source: PipelineDocumentError,
     },
     /// The pipeline cannot be served by this sink.
     #[error("pipeline {path} cannot be served: {source}")]
@@ -107,14 +99,9 @@ pub fn load_pipeline(path: &Path) -> Result<(CdcPipeline, Plan), SinkError> {
         path: shown.clone(),
         source,
     })?;
-    let pipeline: CdcPipeline =
-        serde_yaml::from_str(&text).map_err(|source| SinkError::ParsePipeline {
-            path: shown.clone(),
-            source,
-        })?;
-    cdcstar_crds::validate::validate(&pipeline).map_err(|errors| SinkError::InvalidPipeline {
+    let pipeline = parse_pipeline(&text).map_err(|source| SinkError::InvalidPipeline {
         path: shown.clone(),
-        errors: errors.to_string(),
+        source,
     })?;
     let plan = Plan::for_pipeline(&pipeline.spec).map_err(|source| SinkError::Plan {
         path: shown,
@@ -173,7 +160,7 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
             cdcstar_crds::clickhouse_ddl::install_statements(&pipeline).map_err(|errors| {
                 SinkError::InvalidPipeline {
                     path: args.pipeline.display().to_string(),
-                    errors: errors.to_string(),
+                    source: errors.into(),
                 }
             })?;
         // The database override applies to the DDL too.
@@ -184,7 +171,7 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
                 cdcstar_crds::clickhouse_ddl::install_statements(&renamed).map_err(|errors| {
                     SinkError::InvalidPipeline {
                         path: args.pipeline.display().to_string(),
-                        errors: errors.to_string(),
+                        source: errors.into(),
                     }
                 })?;
         }

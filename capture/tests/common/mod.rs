@@ -120,6 +120,16 @@ pub fn write_pipeline(
         .iter()
         .map(|t| format!("      - name: {t}\n"))
         .collect();
+    // The capture refuses a pipeline that fails validation, which wants a star schema: one
+    // dimension per table, keyed by `id`.
+    let dimensions_yaml: String = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "      - {{name: {t}_dim, source: {t}, key: id, columns: [{{name: id, source: id, type: Int64}}]}}\n"
+            )
+        })
+        .collect();
     let yaml = format!(
         "apiVersion: cdcstar.dev/v1alpha1
 kind: CdcPipeline
@@ -136,8 +146,9 @@ spec:
     brokers: [\"127.0.0.1:1\"]
     topics: {{mode: perTable, prefix: {topic_prefix}, partitions: 3}}
   clickhouse: {{url: \"http://127.0.0.1:1\"}}
-  starSchema: {{}}
-"
+  starSchema:
+    dimensions:
+{dimensions_yaml}"
     );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).expect("write pipeline file");
