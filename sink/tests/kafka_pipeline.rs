@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 use cdcstar_crds::pipeline::TopicMode;
 use cdcstar_sink::dlq::{REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER};
 use cdcstar_sink::kafka::KafkaConnection;
+use common::broker::{Broker, free_port};
 use common::{
     TestPipeline, customer, envelope, eventually, eventually_or, item, kafka_brokers, order,
     produce, product, query_json,
@@ -447,66 +447,6 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
 }
 
 // --- broker restart ---------------------------------------------------------------------------
-
-fn tansu_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin")))
-        .map(|dir| dir.join("tansu"))
-        .find(|path| path.is_file())
-        .expect(
-            "the tansu broker is not installed: run `scripts/services.sh up` (it builds it once)",
-        )
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A broker of the test's own, so that restarting it disturbs nobody.
-struct Broker {
-    child: Child,
-}
-
-impl Broker {
-    fn start(port: u16, dir: &Path) -> Broker {
-        let url = format!("tcp://127.0.0.1:{port}");
-        // NB: tansu reads the path of a sqlite:// URL relative to its working directory.
-        let child = Command::new(tansu_binary())
-            .current_dir(dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Broker { child }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_nothing() {

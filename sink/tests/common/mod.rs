@@ -3,6 +3,8 @@
 //! created from the crds DDL), envelope builders, producing, and reading `FINAL` state back.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
