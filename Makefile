@@ -32,10 +32,11 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: services lint ## every test: lint, unit and integration tests on the real local services, offline manifest checks
+test: services lint ## every test: lint, unit and integration tests on the real local services, the api→capture→sink end-to-end check, offline manifest checks
 	scripts/test-services.sh
 	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
+	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 	$(PYTHON) scripts/check-crd.py
 	$(PYTHON) scripts/check-chart.py
 

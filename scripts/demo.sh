@@ -10,6 +10,7 @@
 # its own database (DEMO_DATABASE, default cdcstar_demo) on the DATABASE_URL server; it is created when
 # missing and reused by later runs (new rows get new ids). Ports: DEMO_API_PORT (3002),
 # DEMO_CAPTURE_METRICS_PORT (9465), DEMO_SINK_METRICS_PORT (9464), DEMO_API_METRICS_PORT (9102).
+# DEMO_PIPELINE runs another pipeline file than examples/shop-pipeline.yaml.
 # The replication slot is dropped on exit (DEMO_KEEP_SLOT=1 keeps it).
 # PROFILE=release builds optimised binaries. Logs go to $DEMO_LOG_DIR (default .services/demo-logs/).
 set -euo pipefail
@@ -32,7 +33,7 @@ DEMO_DATABASE=${DEMO_DATABASE:-cdcstar_demo}
 API_PORT=${DEMO_API_PORT:-3002}
 API=http://127.0.0.1:$API_PORT
 LOG_DIR=${DEMO_LOG_DIR:-$REPO/.services/demo-logs}
-PIPELINE=$REPO/examples/shop-pipeline.yaml
+PIPELINE=${DEMO_PIPELINE:-$REPO/examples/shop-pipeline.yaml}
 CH_DATABASE=$(awk '/^  clickhouse:/{f=1} f && /database:/{print $2; exit}' "$PIPELINE")
 mkdir -p "$LOG_DIR"
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End to end, no Kubernetes: api → Postgres → native capture → broker → sink → ClickHouse.
+#
+# Runs the demo's flow (scripts/demo.sh: creates, updates and deletes across the four tables through the
+# API) on a pipeline of its own (its own Postgres database, topics, slot and ClickHouse database), then
+# checks that ClickHouse FINAL (without deleted rows) equals Postgres for every star-schema table,
+# denormalised columns included, within a bounded wait.
+#
+#   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/test-pipeline-e2e.sh
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
+    [ -n "${!var:-}" ] || { echo "e2e: $var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\"" >&2; exit 1; }
+done
+
+RUN=e2e_$(date +%s)_$$
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+PIPELINE=$WORK/pipeline.yaml
+sed -e "s/^  name: shop$/  name: ${RUN//_/-}/" -e "s/prefix: shop$/prefix: $RUN/" -e "s/database: local$/database: $RUN/" \
+    examples/shop-pipeline.yaml >"$PIPELINE"
+grep -q "database: $RUN" "$PIPELINE" || { echo "e2e: could not derive a pipeline from examples/shop-pipeline.yaml" >&2; exit 1; }
+
+echo "e2e: running the reference flow through the API on pipeline $RUN"
+if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs scripts/demo.sh >"$WORK/demo.out" 2>&1; then
+    cat "$WORK/demo.out"
+    for log in "$WORK"/logs/*.log; do echo "--- $log"; tail -30 "$log"; done
+    echo "e2e: 0 passed, 1 failed"
+    exit 1
+fi
+sed -n '/^Time from the API call/,/^$/p' "$WORK/demo.out"
+
+PG_URL="${DATABASE_URL%/*}/$RUN"
+pg() { psql "$PG_URL" -X -q -t -A -F $'\t' -c "$1"; }
+ch() { curl -fsS "$CLICKHOUSE_URL/?database=$RUN" --data-binary "$1 FORMAT TabSeparated"; }
+ts() { echo "to_char($1, 'YYYY-MM-DD HH24:MI:SS.US')"; }
+
+# table | Postgres query (the expected star-schema rows) | ClickHouse query (the same columns)
+CHECKS=(
+    "customer_dim|SELECT id, email, name, country, city, $(ts '"createdAt"') FROM customer ORDER BY id|SELECT customer_id, email, name, country, city, toString(created_at) FROM customer_dim FINAL WHERE is_deleted = 0 ORDER BY customer_id"
+    "product_dim|SELECT id, name, category, price, $(ts '"createdAt"') FROM product ORDER BY id|SELECT product_id, name, category, price, toString(created_at) FROM product_dim FINAL WHERE is_deleted = 0 ORDER BY product_id"
+    "order_fact|SELECT o.id, o.\"customerId\", o.status, o.total, $(ts 'o."orderDate"'), c.name, c.email FROM \"order\" o JOIN customer c ON c.id = o.\"customerId\" ORDER BY o.id|SELECT order_id, customer_id, status, total, toString(order_date), customer_name, customer_email FROM order_fact FINAL WHERE is_deleted = 0 ORDER BY order_id"
+    "orderitem_fact|SELECT i.id, i.\"orderId\", i.\"productId\", i.quantity, i.price, p.name, p.category, o.status, $(ts 'o."orderDate"'), c.country, c.city FROM orderitem i JOIN product p ON p.id = i.\"productId\" JOIN \"order\" o ON o.id = i.\"orderId\" JOIN customer c ON c.id = o.\"customerId\" ORDER BY i.id|SELECT orderitem_id, order_id, product_id, quantity, price, product_name, product_category, order_status, toString(order_date), customer_country, customer_city FROM orderitem_fact FINAL WHERE is_deleted = 0 ORDER BY orderitem_id"
+)
+
+passed=0
+failed=0
+for check in "${CHECKS[@]}"; do
+    IFS='|' read -r table pg_sql ch_sql <<<"$check"
+    pg "$pg_sql" >"$WORK/expected"
+    deadline=$((SECONDS + 60))
+    until ch "$ch_sql" >"$WORK/actual" 2>"$WORK/ch.err" && cmp -s "$WORK/expected" "$WORK/actual"; do
+        [ $SECONDS -lt $deadline ] || break
+        sleep 0.5
+    done
+    if cmp -s "$WORK/expected" "$WORK/actual" && [ -s "$WORK/expected" ]; then
+        echo "ok: $table equals Postgres ($(wc -l <"$WORK/expected") rows)"
+        passed=$((passed + 1))
+    else
+        echo "FAILED: $table differs from Postgres after 60 s (< Postgres, > ClickHouse FINAL):"
+        diff "$WORK/expected" "$WORK/actual" | head -20 || true
+        cat "$WORK/ch.err"
+        failed=$((failed + 1))
+    fi
+done
+
+# The demo drops its replication slot on exit: none may be left behind for this pipeline.
+if [ -z "$(pg "SELECT slot_name FROM pg_replication_slots WHERE database = '$RUN'")" ]; then
+    echo "ok: no replication slot left behind"
+    passed=$((passed + 1))
+else
+    echo "FAILED: a replication slot of $RUN is left behind"
+    failed=$((failed + 1))
+fi
+
+# Leave nothing of this run behind.
+curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $RUN" >/dev/null || true
+psql "$DATABASE_URL" -X -q -c "DROP DATABASE IF EXISTS $RUN" >/dev/null 2>&1 || true
+
+echo "e2e: $passed passed, $failed failed"
+[ $failed -eq 0 ]
