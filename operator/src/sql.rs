@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
-use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline};
+use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline, TableSnapshotStatus};
 use cdcstar_crds::postgres::{self, QualifiedTable};
 use cdcstar_crds::validate::ValidationErrors;
 
@@ -25,6 +25,9 @@ pub struct SourceObservation {
     pub replica_identity: BTreeMap<String, String>,
     /// The replication slot, when it exists.
     pub slot: Option<SlotObservation>,
+    /// Initial snapshot progress the native capture records in `cdcstar.snapshot_progress`, one
+    /// entry per table it has started (empty when it has not, or with another engine).
+    pub snapshot: Vec<TableSnapshotStatus>,
 }
 
 /// A replication slot as seen in `pg_replication_slots`.

@@ -140,6 +140,41 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         .unwrap();
     assert!(second.executed.is_empty(), "{:?}", second.executed);
     assert!(second.observed.slot.unwrap().retained_wal_bytes.unwrap() >= 0);
+    assert!(
+        second.observed.snapshot.is_empty(),
+        "no snapshot started yet"
+    );
+
+    // The native capture records its snapshot progress in the source database (capture/src/snapshot.rs);
+    // the operator reports it in status.snapshot.
+    check
+        .batch_execute(&format!(
+            "CREATE SCHEMA cdcstar;
+             CREATE TABLE cdcstar.snapshot_progress (slot text NOT NULL, table_name text NOT NULL,
+               state text NOT NULL, last_key text, rows bigint NOT NULL DEFAULT 0,
+               updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (slot, table_name));
+             INSERT INTO cdcstar.snapshot_progress (slot, table_name, state, last_key, rows) VALUES
+               ('{slot}', 'product', 'running', '40', 40), ('{slot}', 'customer', 'done', NULL, 7),
+               ('another_slot', 'order', 'running', '1', 1);"
+        ))
+        .await
+        .unwrap();
+    let progress = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    let reported: Vec<(String, String, i64)> = progress
+        .observed
+        .snapshot
+        .into_iter()
+        .map(|table| (table.table, table.state, table.rows))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            ("customer".to_owned(), "Done".to_owned(), 7),
+            ("product".to_owned(), "Running".to_owned(), 40)
+        ]
+    );
 
     let changed = with_shipment_and_phone(pipeline.clone());
     let altered = source::reconcile_source(&PostgresConnector, &dsn, &changed)

@@ -459,11 +459,16 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .ok()
         .and_then(|report| report.observed.slot.as_ref())
         .and_then(|slot| slot.retained_wal_bytes);
+    let snapshot = source
+        .as_ref()
+        .ok()
+        .map(|report| report.observed.snapshot.clone());
     let status = status::reconciled_status(
         pipeline,
         &status::Observed {
             components,
             retained_wal_bytes,
+            snapshot,
         },
         now,
     );

@@ -6,7 +6,7 @@
 //! `lastTransitionTime` of a condition changes only when its status flips (True/False/Unknown);
 //! a new reason or message alone keeps the time, as Kubernetes conventions ask.
 
-use cdcstar_crds::pipeline::{CdcPipelineStatus, Phase};
+use cdcstar_crds::pipeline::{CdcPipelineStatus, Phase, TableSnapshotStatus};
 use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -209,6 +209,8 @@ pub struct Observed {
     pub components: Vec<ConditionUpdate>,
     /// WAL retained by the slot, when the slot exists.
     pub retained_wal_bytes: Option<i64>,
+    /// Snapshot progress read from the source, when the source could be read.
+    pub snapshot: Option<Vec<TableSnapshotStatus>>,
 }
 
 /// The status after a pass that reached every component.
@@ -232,7 +234,7 @@ pub fn reconciled_status(
         tables: Some(table_count(&pipeline.spec)),
         lag: observed.retained_wal_bytes.map(human_bytes),
         retained_wal_bytes: observed.retained_wal_bytes,
-        snapshot: previous.snapshot,
+        snapshot: observed.snapshot.clone().unwrap_or(previous.snapshot),
     }
 }
 
@@ -414,6 +416,28 @@ mod tests {
         );
         assert_eq!(phase(&[broken, progressing], false), Phase::Degraded);
         assert_eq!(phase(&[ok], true), Phase::Suspended);
+    }
+
+    #[test]
+    fn snapshot_progress_is_reported_when_read_and_kept_when_the_source_was_unreadable() {
+        let mut pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let progress = vec![TableSnapshotStatus {
+            table: "customer".into(),
+            state: "Running".into(),
+            rows: 40,
+        }];
+        let observed = |snapshot| Observed {
+            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+            retained_wal_bytes: None,
+            snapshot,
+        };
+        let read = reconciled_status(&pipeline, &observed(Some(progress.clone())), at(1));
+        assert_eq!(read.snapshot, progress);
+
+        pipeline.status = Some(read);
+        let unreadable = reconciled_status(&pipeline, &observed(None), at(2));
+        assert_eq!(unreadable.snapshot, progress);
     }
 
     #[test]

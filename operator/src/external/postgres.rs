@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
 
 use super::{DatabaseError, Sensitive, SourceConnector, SourceDatabase};
+use cdcstar_crds::pipeline::TableSnapshotStatus;
 use cdcstar_crds::postgres::{self, QualifiedTable};
 
 use crate::sql::{SlotObservation, SourceObservation};
@@ -66,6 +68,15 @@ fn error_text(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The capture's lowercase progress state (`running`, `done`) as the status reports it (`Running`, `Done`).
+fn snapshot_state(state: String) -> String {
+    let mut chars = state.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => state,
+    }
+}
+
 fn inspect(error: tokio_postgres::Error) -> DatabaseError {
     DatabaseError::Inspect(error_text(&error))
 }
@@ -78,6 +89,7 @@ impl SourceDatabase for PostgresSource {
         slot: &str,
         tables: &[QualifiedTable],
     ) -> Result<SourceObservation, DatabaseError> {
+        let slot_name = slot;
         let exists = self
             .client
             .query_opt(postgres::PUBLICATION_EXISTS_QUERY, &[&publication])
@@ -133,10 +145,34 @@ impl SourceDatabase for PostgresSource {
                 retained_wal_bytes: row.get(1),
             });
 
+        // NB: the capture creates this table when it starts its first snapshot.
+        let snapshot = self
+            .client
+            .query(
+                "SELECT table_name, state, rows FROM cdcstar.snapshot_progress \
+                 WHERE slot = $1 ORDER BY table_name",
+                &[&slot_name],
+            )
+            .await;
+        let snapshot = match snapshot {
+            Ok(rows) => rows
+                .iter()
+                .map(|row| TableSnapshotStatus {
+                    table: row.get(0),
+                    state: snapshot_state(row.get(1)),
+                    rows: row.get(2),
+                })
+                .collect(),
+            // The table does not exist yet: no snapshot has started.
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Vec::new(),
+            Err(e) => return Err(inspect(e)),
+        };
+
         Ok(SourceObservation {
             publication_tables,
             replica_identity,
             slot,
+            snapshot,
         })
     }
 

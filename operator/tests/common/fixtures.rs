@@ -135,6 +135,7 @@ pub fn source_in_place(
             retained_wal_bytes: Some(retained),
             active: true,
         }),
+        snapshot: Vec::new(),
     }
 }
 
