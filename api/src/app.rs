@@ -53,7 +53,9 @@ pub struct InvalidOrigin(String);
 /// The HTTP layers' settings.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    cors: CorsLayer,
+    // NB: behind an `Arc` because `State<AppState>` clones the state on every request, and a
+    // `CorsLayer` clone copies its origin, method and header lists.
+    cors: Arc<CorsLayer>,
     request_timeout: Duration,
 }
 
@@ -92,7 +94,7 @@ impl HttpSettings {
             .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
             .max_age(Duration::from_secs(3600));
         Ok(Self {
-            cors,
+            cors: Arc::new(cors),
             request_timeout,
         })
     }
@@ -130,7 +132,7 @@ pub fn app(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
-        .layer(state.http.cors.clone())
+        .layer(CorsLayer::clone(&state.http.cors))
         .with_state(state)
 }
 
