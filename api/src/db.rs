@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgPool, Postgres};
 
 /// The shop schema's migrations, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -67,6 +67,9 @@ pub fn describe_target(url: &str) -> String {
     }
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its next acquire.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens the pool (and one connection, so a wrong URL fails at start rather than on the first
 /// request).
 pub async fn connect(
@@ -78,6 +81,18 @@ pub async fn connect(
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        // NB: sqlx pings every connection it hands out by default: one more round trip to
+        // Postgres per request. A connection that was idle only briefly is alive; one idle for
+        // longer (e.g. across a Postgres restart) is still pinged, and dropped when dead.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|source| DbError::Connect {
