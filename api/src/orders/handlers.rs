@@ -86,7 +86,14 @@ pub async fn list_orders(
            )
            SELECT page.*, "#,
         item_columns!(),
-        r#" FROM page LEFT JOIN orderitem i ON i."orderId" = page.id
+        // NB: the LATERAL subquery (kept unflattened by `OFFSET 0`) makes Postgres look each
+        // order's items up by "ix_orderitem_orderId" whatever its statistics say. With a plain
+        // LEFT JOIN on tables not analysed yet (a fresh database, until autovacuum's first
+        // ANALYZE), it hashed a sequential scan of the whole orderitem table on every page.
+        r#" FROM page LEFT JOIN LATERAL (
+               SELECT id, "productId", quantity, price FROM orderitem
+               WHERE orderitem."orderId" = page.id OFFSET 0
+           ) i ON true
            ORDER BY page.id, i.id"#
     ))
     .bind(page.limit)
