@@ -77,18 +77,22 @@ impl LeaseLock {
         i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(i32::MAX)
     }
 
-    /// Acquires or renews the lease; `Ok(false)` when another replica holds it.
-    pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {
-        let now = Timestamp::now();
-        let current = self
-            .api
+    /// The lease as the API server has it now, `None` when it does not exist yet.
+    async fn read(&self) -> Result<Option<Lease>, LeaseError> {
+        self.api
             .get_opt(&self.name)
             .await
             .map_err(|source| LeaseError {
                 action: "read",
                 name: self.name.clone(),
                 source,
-            })?;
+            })
+    }
+
+    /// Acquires or renews the lease; `Ok(false)` when another replica holds it.
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {
+        let now = Timestamp::now();
+        let current = self.read().await?;
         let Some(mut lease) = current else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -189,16 +193,7 @@ impl LeaseLock {
 
     /// Gives the lease up (on graceful shutdown) so another replica takes over at once.
     pub async fn release(&self) -> Result<(), LeaseError> {
-        let Some(mut lease) = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .map_err(|source| LeaseError {
-                action: "read",
-                name: self.name.clone(),
-                source,
-            })?
-        else {
+        let Some(mut lease) = self.read().await? else {
             return Ok(());
         };
         let mut spec = lease.spec.clone().unwrap_or_default();

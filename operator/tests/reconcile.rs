@@ -10,7 +10,7 @@ use cdcstar_crds::{clickhouse_ddl, postgres};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
 use cdcstar_operator::metrics::Metrics;
-use common::apiserver::{Handle, mock_client, scenario};
+use common::apiserver::{Call, Handle, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
 use common::fixtures::{
     PipelineFixture, SECRET_DSN, source_in_place, to_json, warehouse_in_place,
@@ -60,6 +60,23 @@ async fn reconcile(pipeline: &CdcPipeline, ctx: &Arc<Context>) -> Result<Action,
     .await
 }
 
+/// Runs one reconcile of `pipeline` while the mocked apiserver answers `calls` in order.
+async fn reconcile_scenario(
+    handle: Handle,
+    ctx: &Arc<Context>,
+    pipeline: &CdcPipeline,
+    calls: Vec<Call>,
+) -> Result<Action, Error> {
+    let ctx = ctx.clone();
+    let pipeline = pipeline.clone();
+    scenario(
+        handle,
+        calls,
+        async move { reconcile(&pipeline, &ctx).await },
+    )
+    .await
+}
+
 fn all_ready_conditions() -> Value {
     json!([
         {"type": "Ready", "status": "True", "reason": "AllComponentsReady"},
@@ -71,7 +88,7 @@ fn all_ready_conditions() -> Value {
     ])
 }
 
-fn concat(parts: Vec<Vec<common::apiserver::Call>>) -> Vec<common::apiserver::Call> {
+fn concat(parts: Vec<Vec<Call>>) -> Vec<Call> {
     parts.into_iter().flatten().collect()
 }
 
@@ -169,14 +186,7 @@ async fn spec_change_alters_publication_and_adds_table_and_column_keeping_transi
         event("Normal", "SourceUpdated", "ran 2 statements"),
         event("Normal", "SchemaUpdated", "ran 2 DDL statements"),
     ]);
-    let ctx = h.ctx.clone();
-    let target = changed.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&target, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &changed, calls).await;
     result.unwrap();
 
     let tables = postgres::declared_tables(&changed);
@@ -230,13 +240,7 @@ async fn missing_secret_sets_a_condition_naming_it_and_warns() {
         ),
         event("Warning", "SecretMissing", "shop-postgres"),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     let error = result.unwrap_err();
     assert_eq!(error.kind(), "secret_missing");
     assert!(
@@ -279,13 +283,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
         event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
         event("Warning", "SourceFailed", "Connection refused"),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "source");
 }
 
@@ -318,13 +316,7 @@ async fn suspend_scales_capture_and_sink_to_zero_and_says_so() {
             None,
         ),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     result.unwrap();
     assert!(h.source.executed().is_empty());
     assert!(h.warehouse.executed().is_empty());
@@ -379,14 +371,7 @@ async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
         ),
         finalizer_removed(&pipeline),
     ]);
-    let ctx = h.ctx.clone();
-    let target = pipeline.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&target, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
     assert_eq!(
@@ -405,14 +390,7 @@ async fn delete_keeps_tables_unless_asked() {
         event("Normal", "CleanedUp", "clickhouse tables kept"),
         finalizer_removed(&pipeline),
     ]);
-    let ctx = h.ctx.clone();
-    let target = pipeline.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&target, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     result.unwrap();
     assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
     assert!(h.warehouse.executed().is_empty());
@@ -435,13 +413,7 @@ async fn delete_without_the_dsn_secret_keeps_the_finalizer_and_says_why() {
         ),
         event("Warning", "SecretMissing", "shop-postgres"),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "secret_missing");
     assert!(h.source.executed().is_empty());
 }
@@ -462,13 +434,7 @@ async fn hostile_spec_is_refused_with_field_paths_before_touching_anything() {
         ),
         event("Warning", "InvalidSpec", "spec.source.tables[0].name"),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "invalid_spec");
     assert!(h.source.with(|s| s.dsns.is_empty()));
     assert!(h.warehouse.executed().is_empty());
@@ -560,12 +526,6 @@ async fn disabled_api_is_not_run_and_any_previous_one_is_removed() {
             None,
         ),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(
-        h.handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await;
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     result.unwrap();
 }
