@@ -47,6 +47,32 @@ psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
 "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" setup
 
 RUN=$(date +%s)
+dimension() { # dimension TABLE: the star schema entry of a benchmark table
+    case $1 in
+        bench_event) cat <<EOF
+      - name: bench_dim
+        source: bench_event
+        key: id
+        columns:
+          - {name: id, source: id, type: UInt64}
+          - {name: seq, source: seq, type: Int64}
+          - {name: note, source: note, type: String}
+          - {name: amount, source: amount, type: "Decimal(12, 2)"}
+          - {name: at, source: at, type: DateTime64(6)}
+EOF
+        ;;
+        bench_snapshot) cat <<EOF
+      - name: snapshot_dim
+        source: bench_snapshot
+        key: id
+        columns:
+          - {name: id, source: id, type: UInt64}
+          - {name: v, source: v, type: Int64}
+          - {name: note, source: note, type: String}
+EOF
+        ;;
+    esac
+}
 pipeline() { # pipeline NAME TABLE SNAPSHOT
     cat >"$WORK/$1.yaml" <<EOF
 apiVersion: cdcstar.dev/v1alpha1
@@ -69,15 +95,7 @@ spec:
     database: bench
   starSchema:
     dimensions:
-      - name: bench_dim
-        source: bench_event
-        key: id
-        columns:
-          - {name: id, source: id, type: UInt64}
-          - {name: seq, source: seq, type: Int64}
-          - {name: note, source: note, type: String}
-          - {name: amount, source: amount, type: "Decimal(12, 2)"}
-          - {name: at, source: at, type: DateTime64(6)}
+$(dimension "$2")
 EOF
     echo "$WORK/$1.yaml"
 }

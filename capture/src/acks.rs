@@ -9,6 +9,10 @@
 //! When nothing is open or in flight, a position the server reports without data (a keepalive's WAL
 //! end, a heartbeat message) is confirmable too: that is what keeps an idle or filtered slot from
 //! retaining WAL.
+//!
+//! The tracker also remembers each transaction's commit timestamp, and hands out the timestamps of
+//! the transactions whose events the broker has all acknowledged (for the commit → acknowledged
+//! latency metric).
 
 use std::collections::BTreeMap;
 
@@ -20,8 +24,19 @@ pub type TxId = u64;
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     outstanding: usize,
+    /// Events handed to the producer.
+    events: usize,
     /// End LSN of the commit once it was read.
     sealed_at: Option<Lsn>,
+    /// Commit timestamp (microseconds since the Postgres epoch).
+    commit_time_micros: i64,
+}
+
+impl Entry {
+    /// Sealed, with events, all acknowledged.
+    fn fully_acknowledged(&self) -> bool {
+        self.outstanding == 0 && self.events > 0 && self.sealed_at.is_some()
+    }
 }
 
 /// See the module documentation.
@@ -31,6 +46,8 @@ pub struct AckTracker {
     open: BTreeMap<TxId, Entry>,
     confirmable: Lsn,
     failure: Option<String>,
+    /// Commit timestamps of transactions whose events were all acknowledged, not yet taken.
+    acknowledged_commits: Vec<i64>,
 }
 
 impl AckTracker {
@@ -42,15 +59,17 @@ impl AckTracker {
         }
     }
 
-    /// A transaction started.
-    pub fn begin(&mut self) -> TxId {
+    /// A transaction committed at `commit_time_micros` (Postgres epoch) started.
+    pub fn begin(&mut self, commit_time_micros: i64) -> TxId {
         let id = self.next_id;
         self.next_id += 1;
         self.open.insert(
             id,
             Entry {
                 outstanding: 0,
+                events: 0,
                 sealed_at: None,
+                commit_time_micros,
             },
         );
         id
@@ -60,6 +79,7 @@ impl AckTracker {
     pub fn sent(&mut self, id: TxId) {
         if let Some(entry) = self.open.get_mut(&id) {
             entry.outstanding += 1;
+            entry.events += 1;
         }
     }
 
@@ -67,8 +87,17 @@ impl AckTracker {
     pub fn delivered(&mut self, id: TxId) {
         if let Some(entry) = self.open.get_mut(&id) {
             entry.outstanding = entry.outstanding.saturating_sub(1);
+            if entry.fully_acknowledged() {
+                self.acknowledged_commits.push(entry.commit_time_micros);
+            }
         }
         self.advance();
+    }
+
+    /// Commit timestamps (Postgres epoch microseconds) of the transactions whose events were all
+    /// acknowledged since the last call, each once.
+    pub fn take_acknowledged_commits(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.acknowledged_commits)
     }
 
     /// An event of transaction `id` could not be delivered: nothing may be confirmed any more.
@@ -80,6 +109,9 @@ impl AckTracker {
     pub fn commit(&mut self, id: TxId, end_lsn: Lsn) {
         if let Some(entry) = self.open.get_mut(&id) {
             entry.sealed_at = Some(end_lsn);
+            if entry.fully_acknowledged() {
+                self.acknowledged_commits.push(entry.commit_time_micros);
+            }
         }
         self.advance();
     }
@@ -115,6 +147,7 @@ impl AckTracker {
                 Entry {
                     outstanding: 0,
                     sealed_at: Some(end),
+                    ..
                 } => {
                     self.confirmable = self.confirmable.max(*end);
                     entry.remove();
@@ -132,7 +165,7 @@ mod tests {
     #[test]
     fn a_transaction_is_confirmable_only_after_commit_and_every_ack() {
         let mut tracker = AckTracker::new(Lsn(10));
-        let tx = tracker.begin();
+        let tx = tracker.begin(0);
         tracker.sent(tx);
         tracker.sent(tx);
         tracker.delivered(tx);
@@ -147,10 +180,10 @@ mod tests {
     #[test]
     fn a_later_transaction_acked_first_waits_for_the_earlier_one() {
         let mut tracker = AckTracker::new(Lsn(0));
-        let first = tracker.begin();
+        let first = tracker.begin(0);
         tracker.sent(first);
         tracker.commit(first, Lsn(100));
-        let second = tracker.begin();
+        let second = tracker.begin(0);
         tracker.sent(second);
         tracker.commit(second, Lsn(200));
         tracker.delivered(second);
@@ -162,7 +195,7 @@ mod tests {
     #[test]
     fn an_empty_transaction_is_confirmable_at_commit() {
         let mut tracker = AckTracker::new(Lsn(0));
-        let tx = tracker.begin();
+        let tx = tracker.begin(0);
         tracker.commit(tx, Lsn(30));
         assert_eq!(tracker.confirmable(), Lsn(30));
     }
@@ -172,7 +205,7 @@ mod tests {
         let mut tracker = AckTracker::new(Lsn(5));
         tracker.idle_position(Lsn(40));
         assert_eq!(tracker.confirmable(), Lsn(40));
-        let tx = tracker.begin();
+        let tx = tracker.begin(0);
         tracker.idle_position(Lsn(90));
         assert_eq!(tracker.confirmable(), Lsn(40), "a transaction is open");
         tracker.commit(tx, Lsn(95));
@@ -181,9 +214,37 @@ mod tests {
     }
 
     #[test]
+    fn commit_times_are_handed_out_once_when_every_event_is_acknowledged() {
+        let mut tracker = AckTracker::new(Lsn(0));
+        let acked_before_commit = tracker.begin(100);
+        tracker.sent(acked_before_commit);
+        tracker.delivered(acked_before_commit);
+        assert!(
+            tracker.take_acknowledged_commits().is_empty(),
+            "not sealed yet"
+        );
+        tracker.commit(acked_before_commit, Lsn(10));
+        let acked_after_commit = tracker.begin(200);
+        tracker.sent(acked_after_commit);
+        tracker.sent(acked_after_commit);
+        tracker.commit(acked_after_commit, Lsn(20));
+        tracker.delivered(acked_after_commit);
+        assert_eq!(tracker.take_acknowledged_commits(), vec![100]);
+        tracker.delivered(acked_after_commit);
+        let empty = tracker.begin(300);
+        tracker.commit(empty, Lsn(30));
+        assert_eq!(
+            tracker.take_acknowledged_commits(),
+            vec![200],
+            "no events, no sample"
+        );
+        assert!(tracker.take_acknowledged_commits().is_empty());
+    }
+
+    #[test]
     fn a_failed_delivery_freezes_the_position() {
         let mut tracker = AckTracker::new(Lsn(0));
-        let tx = tracker.begin();
+        let tx = tracker.begin(0);
         tracker.sent(tx);
         tracker.sent(tx);
         tracker.failed("broker down".into());

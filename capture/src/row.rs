@@ -143,29 +143,6 @@ impl<'a> RowBuilder<'a> {
         Ok(self.change(Operation::Update, payload, unchanged, old_key, position))
     }
 
-    /// The envelope of a snapshot row (operation `read`, no positions).
-    pub fn read(&mut self, row: &TupleData) -> Result<Change, RowError> {
-        let (payload, unchanged) = self.payload(row, None)?;
-        let mut change = self.change(
-            Operation::Read,
-            payload,
-            unchanged,
-            None,
-            ChangePosition {
-                lsn: Lsn(0),
-                commit_lsn: Lsn(0),
-                tx_seq: 0,
-                commit_time: String::new(),
-            },
-        );
-        let metadata = &mut change.envelope.metadata;
-        metadata.lsn = None;
-        metadata.commit_lsn = None;
-        metadata.tx_seq = None;
-        metadata.commit_time = None;
-        Ok(change)
-    }
-
     /// The envelope of a deleted row: the old key (other columns null) or the whole old row.
     pub fn delete(&mut self, old: &OldTuple, position: ChangePosition) -> Result<Change, RowError> {
         let (payload, unchanged) = self.payload(old.tuple(), None)?;
@@ -477,19 +454,6 @@ mod tests {
         assert_eq!(change.envelope.payload["flag"], "maybe");
         assert_eq!(builder.warnings.len(), 1);
         assert_eq!(builder.warnings[0].column, "customer.flag");
-    }
-
-    #[test]
-    fn read_envelope_has_no_positions() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
-        let change = builder
-            .read(&vec![text("7"), text("Jane"), text("bio")])
-            .unwrap();
-        assert_eq!(
-            serde_json::to_string(&change.envelope).unwrap(),
-            r#"{"metadata":{"table":"customer","operation":"read"},"payload":{"bio":"bio","id":7,"name":"Jane"}}"#
-        );
     }
 
     #[test]

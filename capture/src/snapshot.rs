@@ -16,14 +16,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{CaptureMetrics, TableLabel, TableOperation};
-use crate::pgoutput::{ColumnValue, Relation, RelationColumn};
+use crate::pgoutput::{Relation, RelationColumn};
 use crate::producer::{BatchAcks, EventProducer};
-use crate::row::{RowBuilder, RowError};
+use crate::read_event::ReadEncoder;
 use crate::source::{quote_ident, quote_literal};
 use crate::stream::Routes;
 
@@ -45,14 +44,6 @@ pub enum SnapshotError {
         table: String,
         /// Why.
         reason: String,
-    },
-    /// A row could not be turned into an event.
-    #[error("snapshot row of {table}: {source}")]
-    Row {
-        /// Table name.
-        table: String,
-        /// Why.
-        source: RowError,
     },
     /// The producer refused or the broker did not acknowledge a row.
     #[error("snapshot of {table} could not produce: {reason}")]
@@ -245,7 +236,7 @@ pub struct Snapshotter {
 }
 
 struct Batch {
-    rows: Vec<Vec<ColumnValue>>,
+    rows: Vec<SimpleQueryRow>,
     last_key: Option<String>,
 }
 
@@ -339,6 +330,9 @@ impl Snapshotter {
         // Batches sent and not yet saved as progress, oldest first: progress is saved in key order,
         // each batch once the broker acknowledged all of it.
         let mut in_flight: VecDeque<(Arc<BatchAcks>, usize, Option<String>)> = VecDeque::new();
+        let encoder = ReadEncoder::new(&relation, &route.primary_key);
+        let mut payload = Vec::with_capacity(512);
+        let mut warnings = Vec::new();
         while let Some(batch) = next.take() {
             if batch.rows.is_empty() {
                 break;
@@ -356,35 +350,39 @@ impl Snapshotter {
                 return Ok(false);
             }
             let acks = Arc::new(BatchAcks::default());
-            let mut builder = RowBuilder::new(&relation, &route.primary_key);
-            for row in &batch.rows {
-                let change = builder.read(row).map_err(|source| SnapshotError::Row {
-                    table: table.clone(),
-                    source,
-                })?;
-                let payload =
-                    serde_json::to_vec(&change.envelope).expect("an envelope always serialises");
-                self.producer
-                    .send_snapshot(&route.topic, change.key.as_deref(), &payload, &acks)
-                    .await
-                    .map_err(|err| SnapshotError::Produce {
-                        table: table.clone(),
-                        reason: err.to_string(),
-                    })?;
-            }
-            for warning in &builder.warnings {
+            let full = batch.rows.len() == self.batch_size;
+            // The next batch's query runs on the server while this one is encoded and produced.
+            let fetch_next = async {
+                match &batch.last_key {
+                    Some(last_key) if full => self
+                        .fetch(client, &relation, key_index, Some(last_key))
+                        .await
+                        .map(Some),
+                    _ => Ok(None),
+                }
+            };
+            let produce = async {
+                for row in &batch.rows {
+                    let key = encoder.encode(|i| row.get(i), &mut payload, &mut warnings);
+                    let key = key.map(|range| &payload[range]);
+                    self.producer
+                        .send_snapshot(&route.topic, key, &payload, &acks)
+                        .await
+                        .map_err(|err| SnapshotError::Produce {
+                            table: table.clone(),
+                            reason: err.to_string(),
+                        })?;
+                }
+                Ok::<_, SnapshotError>(())
+            };
+            let (fetched, produced) = futures::join!(fetch_next, produce);
+            produced?;
+            next = fetched?;
+            for warning in warnings.drain(..) {
                 tracing::warn!(column = %warning.column, reason = %warning.reason, "snapshot value kept as text");
                 self.metrics.conversion_warnings.inc();
             }
             events.inc_by(batch.rows.len() as u64);
-            let full = batch.rows.len() == self.batch_size;
-            // Read the next batch while the broker acknowledges this one (and earlier ones).
-            if full {
-                next = Some(
-                    self.fetch(client, &relation, key_index, batch.last_key.as_deref())
-                        .await?,
-                );
-            }
             in_flight.push_back((acks, batch.rows.len(), batch.last_key));
             let last_batch = next.as_ref().is_none_or(|batch| batch.rows.is_empty());
             while in_flight.len() > BATCHES_IN_FLIGHT || (last_batch && !in_flight.is_empty()) {
@@ -448,20 +446,17 @@ impl Snapshotter {
             .simple_query(&query)
             .await
             .map_err(sql(format!("read a batch of {}", relation.name)))?;
-        let mut rows = Vec::new();
-        let mut last_key = None;
-        for message in messages {
-            if let SimpleQueryMessage::Row(row) = message {
-                let values: Vec<ColumnValue> = (0..row.len())
-                    .map(|i| match row.get(i) {
-                        Some(text) => ColumnValue::Text(Bytes::copy_from_slice(text.as_bytes())),
-                        None => ColumnValue::Null,
-                    })
-                    .collect();
-                last_key = row.get(key_index).map(str::to_owned);
-                rows.push(values);
-            }
-        }
+        let rows: Vec<SimpleQueryRow> = messages
+            .into_iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .collect();
+        let last_key = rows
+            .last()
+            .and_then(|row| row.get(key_index))
+            .map(str::to_owned);
         Ok(Batch { rows, last_key })
     }
 }

@@ -11,7 +11,7 @@ use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::acks::TxId;
-use crate::metrics::{CaptureMetrics, TableOperation};
+use crate::metrics::{CaptureMetrics, TableLabel, TableOperation};
 use crate::pgoutput::{self, LogicalMessage};
 use crate::producer::EventProducer;
 use crate::row::{Change, ChangePosition, RelationCache, RowBuilder, RowError, commit_time_text};
@@ -94,6 +94,7 @@ struct OpenTransaction {
     id: TxId,
     commit_lsn: Lsn,
     commit_time: String,
+    commit_time_micros: i64,
     next_seq: u32,
 }
 
@@ -188,17 +189,21 @@ impl Streamer {
     }
 
     fn begin(&mut self, commit_lsn: Lsn, commit_time_micros: i64) {
-        let id = lock(self.producer.tracker()).begin();
+        let id = lock(self.producer.tracker()).begin(commit_time_micros);
         self.open = Some(OpenTransaction {
             id,
             commit_lsn,
             commit_time: commit_time_text(commit_time_micros),
+            commit_time_micros,
             next_seq: 0,
         });
     }
 
     fn commit(&mut self, end_lsn: Lsn) {
         if let Some(open) = self.open.take() {
+            self.metrics
+                .commit_to_read_seconds
+                .observe(seconds_since_commit(open.commit_time_micros));
             lock(self.producer.tracker()).commit(open.id, end_lsn);
         }
     }
@@ -226,10 +231,7 @@ impl Streamer {
                 self.relations.update(relation);
             }
             LogicalMessage::Type { .. } | LogicalMessage::Origin { .. } => {}
-            LogicalMessage::Truncate { relation_ids, .. } => {
-                // NB: the envelope has no truncate operation; the rows' deletes are not in the WAL.
-                tracing::warn!(?relation_ids, %lsn, "TRUNCATE is not propagated: the star schema keeps the rows");
-            }
+            LogicalMessage::Truncate { relation_ids, .. } => self.truncate(lsn, &relation_ids),
             LogicalMessage::Insert { relation_id, new } => {
                 self.change(lsn, relation_id, |builder, position| {
                     builder.insert(&new, position)
@@ -254,6 +256,35 @@ impl Streamer {
             }
         }
         Ok(())
+    }
+
+    /// The envelope has no truncate operation and the rows' deletes are not in the WAL: a TRUNCATE
+    /// of a captured table is logged and counted, and the star schema keeps the rows.
+    fn truncate(&self, lsn: Lsn, relation_ids: &[u32]) {
+        for id in relation_ids {
+            let Ok(relation) = self.relations.get(*id) else {
+                tracing::warn!(relation_id = id, %lsn, "TRUNCATE of an unknown relation ignored");
+                continue;
+            };
+            if self
+                .routes
+                .get(&relation.namespace, &relation.name)
+                .is_none()
+            {
+                continue;
+            }
+            tracing::warn!(
+                table = %relation.name,
+                %lsn,
+                "TRUNCATE is not propagated: the star schema keeps the table's rows"
+            );
+            self.metrics
+                .truncates
+                .get_or_create(&TableLabel {
+                    table: relation.name.clone(),
+                })
+                .inc();
+        }
     }
 
     async fn change(
@@ -306,14 +337,20 @@ impl Streamer {
 
     /// Reports the acknowledged position to the slot; fails once a delivery failed.
     fn confirm(&mut self) -> Result<(), StreamError> {
-        let (confirmable, failure, in_flight) = {
-            let tracker = lock(self.producer.tracker());
+        let (confirmable, failure, in_flight, acknowledged) = {
+            let mut tracker = lock(self.producer.tracker());
             (
                 tracker.confirmable(),
                 tracker.failure().map(str::to_owned),
                 tracker.in_flight(),
+                tracker.take_acknowledged_commits(),
             )
         };
+        for commit_time_micros in acknowledged {
+            self.metrics
+                .commit_to_ack_seconds
+                .observe(seconds_since_commit(commit_time_micros));
+        }
         self.metrics.in_flight.set(in_flight as i64);
         if let Some(reason) = failure {
             return Err(StreamError::Delivery(reason));
@@ -343,6 +380,15 @@ impl Streamer {
         self.client.shutdown().await?;
         Ok(())
     }
+}
+
+/// Seconds from a commit timestamp (Postgres epoch microseconds) to now; 0 when the clocks disagree.
+fn seconds_since_commit(pg_micros: i64) -> f64 {
+    let commit_unix = pg_micros.saturating_add(crate::pgoutput::PG_EPOCH_OFFSET_MICROS);
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |now| now.as_micros() as i64);
+    (now_unix - commit_unix).max(0) as f64 / 1e6
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
