@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of the local pipeline (issue 7): Postgres -> native capture -> broker -> sink ->
 # ClickHouse. Prints, in one run:
+#   0. the broker fixture's own share: produce -> ack / produce -> consume at BENCH_RATE msg/s, and
+#      its produce ceiling with the capture's producer settings (BENCH_CEILING_MESSAGES events);
 #   1. commit -> visible in ClickHouse FINAL latency p50/p95/p99 at BENCH_RATE mixed transactions/s
-#      (inserts/updates/deletes) for BENCH_SECONDS, and how long the backlog took to drain;
+#      (inserts/updates/deletes) for BENCH_SECONDS, how long the backlog took to drain, and where the
+#      time goes (capture read, broker ack, sink insert: the processes' own histograms);
 #   2. the maximum row-change rate the capture sustains (steps BENCH_STEPS, BENCH_STEP_SECONDS each);
-#   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table;
+#   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table and the capture's CPU per row;
 #   4. peak RSS (VmHWM) of the capture and the sink.
 #
 #   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/bench-pipeline.sh
 #
 # Env: BENCH_RATE (1000), BENCH_SECONDS (60), BENCH_STEPS (2000,5000,10000,20000,40000),
-# BENCH_STEP_SECONDS (15), BENCH_SNAPSHOT_ROWS (5000000), BENCH_SKIP (comma list of latency,
-# max-rate, snapshot). Uses its own database cdcstar_bench (re-created) and ClickHouse database bench.
+# BENCH_STEP_SECONDS (15), BENCH_SNAPSHOT_ROWS (5000000), BENCH_CEILING_MESSAGES (300000), BENCH_SKIP
+# (comma list of broker, latency, max-rate, snapshot). Uses its own database cdcstar_bench (re-created) and ClickHouse database bench.
 # NB: the local ClickHouse is the chdb engine behind a Python adapter that serialises queries: the
 # latency figures include its cost; run against a real server (CLICKHOUSE_URL) for production figures.
 set -euo pipefail
@@ -29,6 +32,7 @@ SECONDS_OF_LOAD=${BENCH_SECONDS:-60}
 STEPS=${BENCH_STEPS:-2000,5000,10000,20000,40000}
 STEP_SECONDS=${BENCH_STEP_SECONDS:-15}
 SNAPSHOT_ROWS=${BENCH_SNAPSHOT_ROWS:-5000000}
+CEILING_MESSAGES=${BENCH_CEILING_MESSAGES:-300000}
 SKIP=",${BENCH_SKIP:-},"
 WORK=$REPO/.services/bench
 CAPTURE_PORT=19465
@@ -117,9 +121,16 @@ wait_http() { # wait_http URL WHAT PID
     die "$2 not ready at $1; see $WORK/$2.log"
 }
 peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
 metric() { # metric NAME_AND_LABELS -> value
     curl -fsS "http://127.0.0.1:$CAPTURE_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $NF}' | head -1
 }
+
+if [[ $SKIP != *,broker,* ]]; then
+    log "broker fixture alone: round trip at $RATE msg/s, produce ceiling"
+    "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" broker-round-trip --rate "$RATE" --seconds 10
+    "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" broker-ceiling --messages "$CEILING_MESSAGES"
+fi
 
 if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
     PIPE=$(pipeline bench-stream bench_event false)
@@ -135,7 +146,9 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
     if [[ $SKIP != *,latency,* ]]; then
         log "latency: $RATE transactions/s for $SECONDS_OF_LOAD s"
         "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" latency \
-            --rate "$RATE" --seconds "$SECONDS_OF_LOAD" --clickhouse-url "$CLICKHOUSE_URL"
+            --rate "$RATE" --seconds "$SECONDS_OF_LOAD" --clickhouse-url "$CLICKHOUSE_URL" \
+            --capture-metrics "http://127.0.0.1:$CAPTURE_PORT/metrics" \
+            --sink-metrics "http://127.0.0.1:$SINK_PORT/metrics"
     fi
     if [[ $SKIP != *,max-rate,* ]]; then
         log "max sustained capture rate: steps $STEPS, $STEP_SECONDS s each"
@@ -161,13 +174,14 @@ if [[ $SKIP != *,snapshot,* ]]; then
         kill -0 $CAPTURE 2>/dev/null || die "capture exited during the snapshot; see $WORK/capture-snapshot.log"
         rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}' || true)
         state=$(metric 'cdcstar_capture_snapshot_state{table="bench_snapshot"}' || true)
-        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); fi
+        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); ticks_started=$(cpu_ticks $CAPTURE); fi
         [ "${state:-0}" = 2 ] && break
         sleep 0.2
     done
     ended=$(date +%s%3N)
+    ticks=$(( $(cpu_ticks $CAPTURE) - ${ticks_started:-0} ))
     rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}')
-    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) \
-        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s\n", r, ms / 1000, r / (ms / 1000)}'
+    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s; capture CPU %.1f s = %.1f us per row (%.0f rows per CPU-second: our own ceiling)\n", r, ms / 1000, r / (ms / 1000), t / hz, t / hz * 1e6 / r, r / (t / hz)}'
     printf 'peak RSS: capture during snapshot %s\n' "$(peak_rss $CAPTURE)"
 fi

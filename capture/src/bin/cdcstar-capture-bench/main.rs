@@ -1,23 +1,25 @@
 //! Load driver and probes of `scripts/bench-pipeline.sh` (see that script for the whole benchmark).
 //!
-//! - `latency`: mixed inserts/updates/deletes at a fixed transaction rate into `bench_event`; every
-//!   insert and update stamps the row with a global sequence number. A poller asks ClickHouse for the
-//!   newest sequence visible (`max(seq) ... FINAL`) and matches it with the commit time of that
-//!   sequence: commit → visible latency, reported as p50/p95/p99.
+//! - `latency`: commit → visible in ClickHouse FINAL at a fixed transaction rate, and where the time
+//!   goes (see [`latency`]);
 //! - `max-rate`: steps of increasing row-change rates (multi-row transactions on several sessions);
 //!   per step, the capture's produced-event rate (from its metrics) against the written rate, and
 //!   whether the capture's backlog grew.
-//! - `seed`: fills `bench_snapshot` with N rows for the snapshot rate measurement.
+//! - `seed`: fills `bench_snapshot` with N rows for the snapshot rate measurement;
+//! - `broker-ceiling`, `broker-round-trip`: the broker's own share (see [`broker`]).
 
-use std::collections::VecDeque;
+mod broker;
+mod histogram;
+mod http;
+mod latency;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use cdcstar_capture::producer::ProducerSettings;
 use clap::{Parser, Subcommand};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 #[derive(Debug, Parser)]
@@ -48,6 +50,39 @@ enum Mode {
         /// ClickHouse database of the star schema.
         #[arg(long, default_value = "bench")]
         clickhouse_database: String,
+        /// The capture's metrics URL (`http://host:port/metrics`).
+        #[arg(long)]
+        capture_metrics: String,
+        /// The sink's metrics URL (`http://host:port/metrics`).
+        #[arg(long)]
+        sink_metrics: String,
+    },
+    /// The broker's produce ceiling with the capture's producer (no Postgres, no encoding).
+    BrokerCeiling {
+        /// Bootstrap brokers.
+        #[arg(long, env = "KAFKA_BROKERS")]
+        kafka_brokers: String,
+        /// Events to produce.
+        #[arg(long, default_value_t = 300_000)]
+        messages: u64,
+        /// Producer compression, as the capture's `--kafka-compression`.
+        #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
+        kafka_compression: String,
+        /// Producer linger, as the capture's `--kafka-linger-ms`.
+        #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
+        kafka_linger_ms: u32,
+    },
+    /// The broker's produce -> ack and produce -> consume latency at a fixed rate.
+    BrokerRoundTrip {
+        /// Bootstrap brokers.
+        #[arg(long, env = "KAFKA_BROKERS")]
+        kafka_brokers: String,
+        /// Messages per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Increasing row-change rates against the capture's produced-event rate.
     MaxRate {
@@ -91,16 +126,34 @@ async fn main() -> Result<()> {
             seconds,
             clickhouse_url,
             clickhouse_database,
+            capture_metrics,
+            sink_metrics,
         } => {
-            latency(
-                &cli.database_url,
-                rate,
-                seconds,
-                &clickhouse_url,
-                &clickhouse_database,
-            )
-            .await
+            let endpoints = latency::Endpoints {
+                clickhouse_url,
+                clickhouse_database,
+                capture_metrics,
+                sink_metrics,
+            };
+            latency::run(&cli.database_url, rate, seconds, endpoints).await
         }
+        Mode::BrokerCeiling {
+            kafka_brokers,
+            messages,
+            kafka_compression,
+            kafka_linger_ms,
+        } => {
+            let settings = ProducerSettings {
+                compression: kafka_compression,
+                linger_ms: kafka_linger_ms,
+            };
+            broker::ceiling(&kafka_brokers, messages, settings).await
+        }
+        Mode::BrokerRoundTrip {
+            kafka_brokers,
+            rate,
+            seconds,
+        } => broker::round_trip(&kafka_brokers, rate, seconds).await,
         Mode::MaxRate {
             steps,
             step_seconds,
@@ -123,162 +176,12 @@ async fn setup(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sends `query` to ClickHouse over plain HTTP/1.0; returns the body.
-async fn clickhouse(url: &str, database: &str, query: &str) -> Result<String> {
-    let rest = url
-        .strip_prefix("http://")
-        .context("CLICKHOUSE_URL must be http://")?;
-    let host = rest.trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    let request = format!(
-        "POST /?database={database} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{query}",
-        query.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!(
-            "clickhouse answered {}: {body}",
-            head.lines().next().unwrap_or("")
-        );
-    }
-    Ok(body.trim().to_owned())
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
-}
-
-async fn latency(url: &str, rate: u64, seconds: u64, ch_url: &str, ch_db: &str) -> Result<()> {
-    let client = connect(url).await?;
-    let start_seq: i64 = client
-        .query_one("SELECT coalesce(max(seq), 0) FROM bench_event", &[])
-        .await?
-        .get(0);
-    let next_id: i64 = client
-        .query_one("SELECT coalesce(max(id), 0) + 1 FROM bench_event", &[])
-        .await?
-        .get(0);
-    // (seq, commit instant) of every insert/update, in commit order.
-    let commits: Arc<Mutex<VecDeque<(i64, Instant)>>> = Arc::default();
-    let done = Arc::new(AtomicI64::new(0));
-    let poller = {
-        let commits = Arc::clone(&commits);
-        let done = Arc::clone(&done);
-        let (ch_url, ch_db) = (ch_url.to_owned(), ch_db.to_owned());
-        tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut errors = 0u32;
-            loop {
-                let visible =
-                    match clickhouse(&ch_url, &ch_db, "SELECT max(seq) FROM bench_dim FINAL").await
-                    {
-                        Ok(text) => text.parse::<i64>().unwrap_or(0),
-                        Err(err) => {
-                            errors += 1;
-                            if errors % 20 == 1 {
-                                eprintln!("clickhouse probe failed: {err:#}");
-                            }
-                            0
-                        }
-                    };
-                let seen_at = Instant::now();
-                let mut commits = commits.lock().await;
-                while commits.front().is_some_and(|(seq, _)| *seq <= visible) {
-                    let (_, at) = commits.pop_front().expect("front exists");
-                    samples.push(seen_at.duration_since(at).as_secs_f64() * 1000.0);
-                }
-                let finished = done.load(Ordering::Acquire);
-                if finished != 0 && (commits.is_empty() || visible >= finished) {
-                    return (samples, commits.len());
-                }
-                drop(commits);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
-
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let began = Instant::now();
-    let mut seq = start_seq;
-    let mut id = next_id;
-    let mut live: Vec<i64> = Vec::new();
-    let mut transactions = 0u64;
-    let (mut inserts, mut updates, mut deletes) = (0u64, 0u64, 0u64);
-    let deadline = began + Duration::from_secs(seconds);
-    let mut next_at = began;
-    while Instant::now() < deadline {
-        seq += 1;
-        let pick = seq % 10;
-        if pick < 5 || live.len() < 100 {
-            client
-                .execute(
-                    "INSERT INTO bench_event (id, seq, note, amount) VALUES ($1, $2, 'new', 12.5)",
-                    &[&id, &seq],
-                )
-                .await?;
-            live.push(id);
-            id += 1;
-            inserts += 1;
-        } else if pick < 9 {
-            let target = live[(seq as usize * 7919) % live.len()];
-            client
-                .execute(
-                    "UPDATE bench_event SET seq = $2, note = 'updated' WHERE id = $1",
-                    &[&target, &seq],
-                )
-                .await?;
-            updates += 1;
-        } else {
-            let index = (seq as usize * 104_729) % live.len();
-            let target = live.swap_remove(index);
-            client
-                .execute("DELETE FROM bench_event WHERE id = $1", &[&target])
-                .await?;
-            deletes += 1;
-            transactions += 1;
-            next_at += interval;
-            pace(next_at).await;
-            continue;
-        }
-        commits.lock().await.push_back((seq, Instant::now()));
-        transactions += 1;
-        next_at += interval;
-        pace(next_at).await;
-    }
-    let elapsed = began.elapsed().as_secs_f64();
-    // The newest stamped sequence: the poller ends once it is visible (or the backlog drains).
-    let last_stamped = commits.lock().await.back().map(|(s, _)| *s).unwrap_or(seq);
-    done.store(last_stamped.max(1), Ordering::Release);
-    let drain_started = Instant::now();
-    let (mut samples, left) = tokio::time::timeout(Duration::from_secs(120), poller)
-        .await
-        .context("changes still not visible 120 s after the load ended")??;
-    samples.sort_by(f64::total_cmp);
-    println!(
-        "latency load: {transactions} transactions in {elapsed:.1} s = {:.0} tx/s \
-         ({inserts} inserts, {updates} updates, {deletes} deletes)",
-        transactions as f64 / elapsed
-    );
-    println!(
-        "commit -> visible in ClickHouse FINAL over {} changes: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        samples.len(),
-        percentile(&samples, 0.50),
-        percentile(&samples, 0.95),
-        percentile(&samples, 0.99),
-        samples.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "backlog after the load: drained in {:.1} s, {left} changes never seen",
-        drain_started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 async fn pace(next_at: Instant) {
@@ -290,16 +193,7 @@ async fn pace(next_at: Instant) {
 
 /// Sum of `cdcstar_capture_events_total` lines for `bench_event`.
 async fn produced_events(metrics_url: &str) -> Result<f64> {
-    let rest = metrics_url
-        .strip_prefix("http://")
-        .context("metrics URL must be http://")?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    stream
-        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await?;
+    let body = http::call("GET", metrics_url, "").await?;
     Ok(body
         .lines()
         .filter(|l| {
