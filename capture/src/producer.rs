@@ -1,8 +1,9 @@
 //! The Kafka producer of CDC events and the routing of its delivery reports.
 //!
 //! Settings: `acks=all` with the idempotent producer (no duplicates or reordering from internal
-//! retries, so events of one key stay in order on their partition), LZ4 compression and a short
-//! linger. Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it:
+//! retries, so events of one key stay in order on their partition), LZ4 compression and a linger
+//! (short for the streaming loop, longer for the snapshot: librdkafka's broker thread polls in a
+//! tight loop when messages wait for a free in-flight slot past a short linger). Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it:
 //! the streaming [`AckTracker`] (per transaction) or a snapshot [`BatchAcks`] (per batch).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use cdcstar_sink::kafka::{KafkaConnection, KafkaSetupError};
 use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use tokio::sync::Notify;
@@ -107,7 +109,22 @@ pub struct ProducerSettings {
     pub linger_ms: u32,
 }
 
-/// The event producer shared by the streaming loop and the snapshot.
+/// The client configuration of the capture's producers: `acks=all`, idempotent, `settings`'
+/// compression and linger, Nagle's algorithm off (a small produce request must not wait for the
+/// acknowledgement of the previous segment).
+pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings) -> ClientConfig {
+    let mut config = connection.client_config();
+    config
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", &settings.compression)
+        .set("linger.ms", settings.linger_ms.to_string())
+        .set("socket.nagle.disable", "true")
+        .set("queue.buffering.max.messages", "200000");
+    config
+}
+
+/// An event producer: the streaming loop has one, the snapshot another (throughput settings).
 pub struct EventProducer {
     producer: ThreadedProducer<DeliveryRouter>,
     tracker: Arc<Mutex<AckTracker>>,
@@ -131,13 +148,7 @@ impl EventProducer {
         tracker: Arc<Mutex<AckTracker>>,
         progress: Arc<Notify>,
     ) -> Result<Self, KafkaSetupError> {
-        let mut config = connection.client_config();
-        config
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("compression.type", &settings.compression)
-            .set("linger.ms", settings.linger_ms.to_string())
-            .set("queue.buffering.max.messages", "200000");
+        let config = producer_config(connection, settings);
         let router = DeliveryRouter {
             tracker: Arc::clone(&tracker),
             progress: Arc::clone(&progress),

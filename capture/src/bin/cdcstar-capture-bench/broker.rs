@@ -3,8 +3,9 @@
 //! - `ceiling`: snapshot-sized envelopes produced as fast as the capture's own producer
 //!   ([`EventProducer`], same settings) can get them acknowledged: the most any snapshot can reach
 //!   against this broker;
-//! - `round_trip`: at a fixed rate, produce → acknowledged (`acks=all`) and produce → consumed by
-//!   a consumer that polls without delay: what the broker adds to end-to-end latency.
+//! - `round_trip`: at a fixed rate, with the capture's streaming producer settings, produce →
+//!   acknowledged and produce → consumed by a consumer that polls without delay: what the broker
+//!   adds to end-to-end latency.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cdcstar_capture::acks::AckTracker;
-use cdcstar_capture::producer::{BatchAcks, EventProducer, ProducerSettings};
+use cdcstar_capture::producer::{BatchAcks, EventProducer, ProducerSettings, producer_config};
 use cdcstar_crds::envelope::Lsn;
 use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -81,15 +82,16 @@ pub async fn ceiling(brokers: &str, messages: u64, settings: ProducerSettings) -
 }
 
 /// At `rate` messages/s for `seconds`: produce → acknowledged and produce → consumed.
-pub async fn round_trip(brokers: &str, rate: u64, seconds: u64) -> Result<()> {
+pub async fn round_trip(
+    brokers: &str,
+    rate: u64,
+    seconds: u64,
+    settings: ProducerSettings,
+) -> Result<()> {
     const FETCH_WAIT_MS: &str = "10";
     let connection = KafkaConnection::new(&[brokers]);
     let topic = fresh_topic(&connection, "round-trip").await?;
-    let producer: FutureProducer = connection
-        .client_config()
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "0")
+    let producer: FutureProducer = producer_config(&connection, &settings)
         .create()
         .context("create the round-trip producer")?;
     let consumer: StreamConsumer = connection
@@ -151,8 +153,10 @@ pub async fn round_trip(brokers: &str, rate: u64, seconds: u64) -> Result<()> {
     acked.sort_by(f64::total_cmp);
     consumed.sort_by(f64::total_cmp);
     println!(
-        "broker alone (fixture), {rate} msg/s for {seconds} s: produce -> acked (acks=all, linger 0) p50 {:.1} ms, p99 {:.1} ms; \
+        "broker alone (fixture), {rate} msg/s for {seconds} s: produce -> acked (the capture's streaming producer settings: {} compression, linger {} ms) p50 {:.1} ms, p99 {:.1} ms; \
          produce -> consumed (fetch.wait.max.ms {FETCH_WAIT_MS}) p50 {:.1} ms, p99 {:.1} ms",
+        settings.compression,
+        settings.linger_ms,
         percentile(&acked, 0.5),
         percentile(&acked, 0.99),
         percentile(&consumed, 0.5),

@@ -68,9 +68,9 @@ enum Mode {
         /// Producer compression, as the capture's `--kafka-compression`.
         #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
         kafka_compression: String,
-        /// Producer linger, as the capture's `--kafka-linger-ms`.
-        #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
-        kafka_linger_ms: u32,
+        /// Producer linger, as the capture's `--snapshot-linger-ms`.
+        #[arg(long, env = "CAPTURE_SNAPSHOT_LINGER_MS", default_value_t = 50)]
+        snapshot_linger_ms: u32,
     },
     /// The broker's produce -> ack and produce -> consume latency at a fixed rate.
     BrokerRoundTrip {
@@ -83,6 +83,12 @@ enum Mode {
         /// Seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Producer compression, as the capture's `--kafka-compression`.
+        #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
+        kafka_compression: String,
+        /// Producer linger, as the capture's `--kafka-linger-ms`.
+        #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
+        kafka_linger_ms: u32,
     },
     /// Increasing row-change rates against the capture's produced-event rate.
     MaxRate {
@@ -141,11 +147,11 @@ async fn main() -> Result<()> {
             kafka_brokers,
             messages,
             kafka_compression,
-            kafka_linger_ms,
+            snapshot_linger_ms,
         } => {
             let settings = ProducerSettings {
                 compression: kafka_compression,
-                linger_ms: kafka_linger_ms,
+                linger_ms: snapshot_linger_ms,
             };
             broker::ceiling(&kafka_brokers, messages, settings).await
         }
@@ -153,7 +159,15 @@ async fn main() -> Result<()> {
             kafka_brokers,
             rate,
             seconds,
-        } => broker::round_trip(&kafka_brokers, rate, seconds).await,
+            kafka_compression,
+            kafka_linger_ms,
+        } => {
+            let settings = ProducerSettings {
+                compression: kafka_compression,
+                linger_ms: kafka_linger_ms,
+            };
+            broker::round_trip(&kafka_brokers, rate, seconds, settings).await
+        }
         Mode::MaxRate {
             steps,
             step_seconds,
