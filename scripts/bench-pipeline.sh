@@ -2,12 +2,13 @@
 # End-to-end benchmark of the local pipeline (issue 7): Postgres -> native capture -> broker -> sink ->
 # ClickHouse. Prints, in one run:
 #   0. the broker fixture's own share: produce -> ack / produce -> consume at BENCH_RATE msg/s, and
-#      its produce ceiling with the capture's producer settings (BENCH_CEILING_MESSAGES events);
+#      its produce ceiling with the capture's producer (BENCH_CEILING_MESSAGES events);
 #   1. commit -> visible in ClickHouse FINAL latency p50/p95/p99 at BENCH_RATE mixed transactions/s
 #      (inserts/updates/deletes) for BENCH_SECONDS, how long the backlog took to drain, and where the
 #      time goes (capture read, broker ack, sink insert: the processes' own histograms);
 #   2. the maximum row-change rate the capture sustains (steps BENCH_STEPS, BENCH_STEP_SECONDS each);
-#   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table and the capture's CPU per row;
+#   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table and the capture's CPU per row (its own
+#      threads apart from librdkafka's);
 #   4. peak RSS (VmHWM) of the capture and the sink.
 #
 #   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/bench-pipeline.sh
@@ -121,7 +122,14 @@ wait_http() { # wait_http URL WHAT PID
     die "$2 not ready at $1; see $WORK/$2.log"
 }
 peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
+cpu_split() { # cpu_split PID -> "librdkafka_ns other_ns": CPU time of the process's threads, by owner
+    local rdk=0 other=0 task ns
+    for task in /proc/"$1"/task/*; do
+        ns=$(cut -d' ' -f1 "$task/schedstat" 2>/dev/null) || continue
+        if [[ $(cat "$task/comm" 2>/dev/null) == rdk:* ]]; then rdk=$((rdk + ns)); else other=$((other + ns)); fi
+    done
+    echo "$rdk $other"
+}
 metric() { # metric NAME_AND_LABELS -> value
     curl -fsS "http://127.0.0.1:$CAPTURE_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $NF}' | head -1
 }
@@ -174,14 +182,18 @@ if [[ $SKIP != *,snapshot,* ]]; then
         kill -0 $CAPTURE 2>/dev/null || die "capture exited during the snapshot; see $WORK/capture-snapshot.log"
         rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}' || true)
         state=$(metric 'cdcstar_capture_snapshot_state{table="bench_snapshot"}' || true)
-        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); ticks_started=$(cpu_ticks $CAPTURE); fi
+        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); cpu_started=$(cpu_split $CAPTURE); fi
         [ "${state:-0}" = 2 ] && break
         sleep 0.2
     done
     ended=$(date +%s%3N)
-    ticks=$(( $(cpu_ticks $CAPTURE) - ${ticks_started:-0} ))
+    read -r rdk_end other_end <<<"$(cpu_split $CAPTURE)"
+    read -r rdk_start other_start <<<"${cpu_started:-0 0}"
     rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}')
-    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s; capture CPU %.1f s = %.1f us per row (%.0f rows per CPU-second: our own ceiling)\n", r, ms / 1000, r / (ms / 1000), t / hz, t / hz * 1e6 / r, r / (t / hz)}'
+    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) \
+        -v rdk=$(( rdk_end - rdk_start )) -v own=$(( other_end - other_start )) \
+        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s\n", r, ms / 1000, r / (ms / 1000);
+                printf "snapshot CPU of the capture: our threads (Postgres reads, JSON encoding, enqueueing) %.1f us per row = %.0f rows per CPU-second; librdkafka threads %.1f us per row\n",
+                       own / 1000 / r, r / (own / 1e9), rdk / 1000 / r}'
     printf 'peak RSS: capture during snapshot %s\n' "$(peak_rss $CAPTURE)"
 fi

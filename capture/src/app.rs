@@ -202,23 +202,12 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
         if plan.is_empty() {
             tracing::info!("snapshot already done for every table");
         } else {
-            // NB: its own producer. A read row and a streamed change of the same key may then
-            // arrive in either order, which the versioning rule already allows (docs/capture.md).
-            let snapshot_producer = EventProducer::new(
-                &connection,
-                &ProducerSettings {
-                    compression: args.kafka_compression.clone(),
-                    linger_ms: args.snapshot_linger_ms,
-                },
-                Arc::new(Mutex::new(AckTracker::new(confirmed))),
-                Arc::new(Notify::new()),
-            )?;
             let snapshotter = Snapshotter {
                 reader,
                 progress_client: address.connect().await?,
                 progress,
                 routes: Arc::clone(&routes),
-                producer: Arc::new(snapshot_producer),
+                producer: Arc::clone(&producer),
                 metrics: Arc::clone(&metrics),
                 batch_size: args.snapshot_batch_size.max(1),
                 shutdown: shutdown.clone(),

@@ -1,9 +1,8 @@
 //! The Kafka producer of CDC events and the routing of its delivery reports.
 //!
 //! Settings: `acks=all` with the idempotent producer (no duplicates or reordering from internal
-//! retries, so events of one key stay in order on their partition), LZ4 compression and a linger
-//! (short for the streaming loop, longer for the snapshot: librdkafka's broker thread polls in a
-//! tight loop when messages wait for a free in-flight slot past a short linger). Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it:
+//! retries, so events of one key stay in order on their partition), LZ4 compression and a short
+//! linger. Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it:
 //! the streaming [`AckTracker`] (per transaction) or a snapshot [`BatchAcks`] (per batch).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,7 +123,7 @@ pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings
     config
 }
 
-/// An event producer: the streaming loop has one, the snapshot another (throughput settings).
+/// The event producer shared by the streaming loop and the snapshot.
 pub struct EventProducer {
     producer: ThreadedProducer<DeliveryRouter>,
     tracker: Arc<Mutex<AckTracker>>,

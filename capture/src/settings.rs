@@ -69,14 +69,9 @@ pub struct CaptureArgs {
     #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
     pub kafka_compression: String,
 
-    /// Producer linger in milliseconds of streamed changes (latency).
+    /// Producer linger in milliseconds.
     #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
     pub kafka_linger_ms: u32,
-
-    /// Producer linger in milliseconds of snapshot rows (throughput: fuller batches, and far less
-    /// CPU than a short linger while the broker is the bottleneck).
-    #[arg(long, env = "CAPTURE_SNAPSHOT_LINGER_MS", default_value_t = 50)]
-    pub snapshot_linger_ms: u32,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -68,9 +68,9 @@ enum Mode {
         /// Producer compression, as the capture's `--kafka-compression`.
         #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
         kafka_compression: String,
-        /// Producer linger, as the capture's `--snapshot-linger-ms`.
-        #[arg(long, env = "CAPTURE_SNAPSHOT_LINGER_MS", default_value_t = 50)]
-        snapshot_linger_ms: u32,
+        /// Producer linger, as the capture's `--kafka-linger-ms`.
+        #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
+        kafka_linger_ms: u32,
     },
     /// The broker's produce -> ack and produce -> consume latency at a fixed rate.
     BrokerRoundTrip {
@@ -147,11 +147,11 @@ async fn main() -> Result<()> {
             kafka_brokers,
             messages,
             kafka_compression,
-            snapshot_linger_ms,
+            kafka_linger_ms,
         } => {
             let settings = ProducerSettings {
                 compression: kafka_compression,
-                linger_ms: snapshot_linger_ms,
+                linger_ms: kafka_linger_ms,
             };
             broker::ceiling(&kafka_brokers, messages, settings).await
         }
