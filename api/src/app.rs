@@ -15,6 +15,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::connections::Connections;
 use crate::docs::ApiDoc;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
@@ -26,8 +27,8 @@ pub const TEST_CLIENT_ORIGIN: &str = "http://localhost:3001";
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database pool.
-    pub pool: PgPool,
+    /// The database connections.
+    pub db: Connections,
     /// The request metrics.
     pub metrics: Arc<Metrics>,
     /// CORS and timeout settings.
@@ -38,7 +39,7 @@ impl AppState {
     /// State with default HTTP settings (CORS for the test client, 30 s timeout) and fresh metrics.
     pub fn new(pool: PgPool) -> Self {
         Self {
-            pool,
+            db: Connections::new(pool),
             metrics: Arc::new(Metrics::new()),
             http: HttpSettings::default(),
         }

@@ -10,6 +10,8 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres};
 
+use crate::connections::PING_IF_IDLE_FOR;
+
 /// The shop schema's migrations, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -66,9 +68,6 @@ pub fn describe_target(url: &str) -> String {
         Err(_) => "<invalid database url>".to_owned(),
     }
 }
-
-/// How long a pooled connection may sit idle before it is pinged on its next acquire.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens the pool (and one connection, so a wrong URL fails at start rather than on the first
 /// request).

@@ -37,8 +37,9 @@ pub async fn health() -> Json<HealthStatus> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
-    sqlx::query("SELECT 1")
-        .execute(&state.pool)
+    state
+        .db
+        .execute(sqlx::query("SELECT 1"))
         .await
         .map_err(ApiError::Unavailable)?;
     Ok(Json(HealthStatus {

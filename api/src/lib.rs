@@ -5,13 +5,16 @@
 //! - [`config`]: command line and environment settings;
 //! - [`app`]: the router ([`app::app`]) and its shared state;
 //! - [`customers`], [`products`], [`orders`], [`order_items`]: one module per resource;
+//! - [`rows`]: the page, by-id and delete statements the resources share;
 //! - [`error`], [`envelope`], [`extract`], [`validation`], [`pagination`], [`money`]: the request
 //!   and response plumbing every resource shares;
+//! - [`connections`]: the connections statements run on (one round trip per statement);
 //! - [`db`], [`docs`], [`health`], [`metrics`], [`server`], [`telemetry`]: operations;
 //! - [`loadgen`]: the load generator behind the `cdcstar-api-load` benchmark binary.
 
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod customers;
 pub mod db;
 pub mod docs;
@@ -26,6 +29,7 @@ pub mod order_items;
 pub mod orders;
 pub mod pagination;
 pub mod products;
+pub mod rows;
 pub mod server;
 pub mod telemetry;
 pub mod validation;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::app::{AppState, HttpSettings, InvalidOrigin, app};
 use crate::config::{DatabaseArgs, ServerArgs};
+use crate::connections::Connections;
 use crate::db::{self, DbError};
 use crate::metrics::{self, Metrics};
 
@@ -61,8 +62,9 @@ pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), Ser
         database.db_acquire_timeout,
     )
     .await?;
+    let connections = Connections::new(pool);
     let state = AppState {
-        pool: pool.clone(),
+        db: connections.clone(),
         metrics: Arc::new(Metrics::new()),
         http: HttpSettings::new(&server.cors_origins, server.request_timeout)?,
     };
@@ -109,7 +111,7 @@ pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), Ser
             Ok(())
         }
     };
-    pool.close().await;
+    connections.close().await;
     signals.abort();
     tracing::info!("stopped");
     outcome

@@ -1,4 +1,4 @@
-//! Customer handlers: one SQL statement each.
+//! Customer handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
 
 use axum::extract::State;
 
@@ -8,8 +8,7 @@ use crate::envelope::{ApiResponse, Created, Deleted};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
 use crate::pagination::Pagination;
-
-const RESOURCE: &str = "customer";
+use crate::rows;
 
 /// List customers, ordered by id.
 #[utoipa::path(
@@ -24,14 +23,7 @@ pub async fn list_customers(
     State(state): State<AppState>,
     page: Pagination,
 ) -> Result<ApiResponse<Vec<Customer>>, ApiError> {
-    let customers = sqlx::query_as::<_, Customer>(
-        r#"SELECT id, email, name, country, city, "createdAt" FROM customer
-           ORDER BY id LIMIT $1 OFFSET $2"#,
-    )
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(&state.pool)
-    .await?;
+    let customers = rows::page(&state.db, page).await?;
     Ok(ApiResponse::ok(
         customers,
         "Customers retrieved successfully",
@@ -52,16 +44,7 @@ pub async fn get_customer(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<ApiResponse<Customer>, ApiError> {
-    let customer = sqlx::query_as::<_, Customer>(
-        r#"SELECT id, email, name, country, city, "createdAt" FROM customer WHERE id = $1"#,
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
+    let customer = rows::by_id(&state.db, id).await?;
     Ok(ApiResponse::ok(customer, "Customer retrieved successfully"))
 }
 
@@ -79,16 +62,15 @@ pub async fn create_customer(
     State(state): State<AppState>,
     ValidJson(new): ValidJson<NewCustomer>,
 ) -> Result<Created<Customer>, ApiError> {
-    let customer = sqlx::query_as::<_, Customer>(
+    let query = sqlx::query_as::<_, Customer>(
         r#"INSERT INTO customer (email, name, country, city) VALUES ($1, $2, $3, $4)
            RETURNING id, email, name, country, city, "createdAt""#,
     )
     .bind(&new.email)
     .bind(&new.name)
     .bind(&new.country)
-    .bind(&new.city)
-    .fetch_one(&state.pool)
-    .await?;
+    .bind(&new.city);
+    let customer = state.db.fetch_one(query).await?;
     Ok(Created::new(customer, "Customer created successfully"))
 }
 
@@ -109,7 +91,7 @@ pub async fn update_customer(
     IdPath(id): IdPath,
     ValidJson(update): ValidJson<CustomerUpdate>,
 ) -> Result<ApiResponse<Customer>, ApiError> {
-    let customer = sqlx::query_as::<_, Customer>(
+    let query = sqlx::query_as::<_, Customer>(
         r#"UPDATE customer SET
                email = COALESCE($2, email),
                name = COALESCE($3, name),
@@ -122,13 +104,8 @@ pub async fn update_customer(
     .bind(&update.email)
     .bind(&update.name)
     .bind(&update.country)
-    .bind(&update.city)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
+    .bind(&update.city);
+    let customer = rows::found(state.db.fetch_optional(query).await?, id)?;
     Ok(ApiResponse::ok(customer, "Customer updated successfully"))
 }
 
@@ -146,16 +123,5 @@ pub async fn delete_customer(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Deleted, ApiError> {
-    let deleted = sqlx::query("DELETE FROM customer WHERE id = $1")
-        .bind(id)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::NotFound {
-            resource: RESOURCE,
-            id,
-        });
-    }
-    Ok(Deleted)
+    rows::delete_by_id::<Customer>(&state.db, id, ApiError::from).await
 }

@@ -29,6 +29,13 @@ pub struct Customer {
     pub created_at: NaiveDateTime,
 }
 
+crate::rows::table!(
+    Customer,
+    resource: "customer",
+    table: "customer",
+    columns: r#"id, email, name, country, city, "createdAt""#,
+);
+
 /// The body of `POST /api/customers`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! Order item handlers: one SQL statement each.
+//! Order item handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
 
 use axum::extract::State;
 
@@ -8,8 +8,7 @@ use crate::envelope::{ApiResponse, Created, Deleted};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
 use crate::pagination::Pagination;
-
-const RESOURCE: &str = "order item";
+use crate::rows;
 
 /// List order items, ordered by id.
 #[utoipa::path(
@@ -24,14 +23,7 @@ pub async fn list_order_items(
     State(state): State<AppState>,
     page: Pagination,
 ) -> Result<ApiResponse<Vec<OrderItem>>, ApiError> {
-    let items = sqlx::query_as::<_, OrderItem>(
-        r#"SELECT id, "orderId", "productId", quantity, price FROM orderitem
-           ORDER BY id LIMIT $1 OFFSET $2"#,
-    )
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(&state.pool)
-    .await?;
+    let items = rows::page(&state.db, page).await?;
     Ok(ApiResponse::ok(items, "Order items retrieved successfully"))
 }
 
@@ -49,16 +41,7 @@ pub async fn get_order_item(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<ApiResponse<OrderItem>, ApiError> {
-    let item = sqlx::query_as::<_, OrderItem>(
-        r#"SELECT id, "orderId", "productId", quantity, price FROM orderitem WHERE id = $1"#,
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
+    let item = rows::by_id(&state.db, id).await?;
     Ok(ApiResponse::ok(item, "Order item retrieved successfully"))
 }
 
@@ -76,16 +59,15 @@ pub async fn create_order_item(
     State(state): State<AppState>,
     ValidJson(new): ValidJson<NewOrderItem>,
 ) -> Result<Created<OrderItem>, ApiError> {
-    let item = sqlx::query_as::<_, OrderItem>(
+    let query = sqlx::query_as::<_, OrderItem>(
         r#"INSERT INTO orderitem ("orderId", "productId", quantity, price) VALUES ($1, $2, $3, $4)
            RETURNING id, "orderId", "productId", quantity, price"#,
     )
     .bind(new.order_id)
     .bind(new.product_id)
     .bind(new.quantity)
-    .bind(new.price)
-    .fetch_one(&state.pool)
-    .await?;
+    .bind(new.price);
+    let item = state.db.fetch_one(query).await?;
     Ok(Created::new(item, "Order item created successfully"))
 }
 
@@ -106,7 +88,7 @@ pub async fn update_order_item(
     IdPath(id): IdPath,
     ValidJson(update): ValidJson<OrderItemUpdate>,
 ) -> Result<ApiResponse<OrderItem>, ApiError> {
-    let item = sqlx::query_as::<_, OrderItem>(
+    let query = sqlx::query_as::<_, OrderItem>(
         r#"UPDATE orderitem SET
                "orderId" = COALESCE($2, "orderId"),
                "productId" = COALESCE($3, "productId"),
@@ -119,13 +101,8 @@ pub async fn update_order_item(
     .bind(update.order_id)
     .bind(update.product_id)
     .bind(update.quantity)
-    .bind(update.price)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
+    .bind(update.price);
+    let item = rows::found(state.db.fetch_optional(query).await?, id)?;
     Ok(ApiResponse::ok(item, "Order item updated successfully"))
 }
 
@@ -143,16 +120,5 @@ pub async fn delete_order_item(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Deleted, ApiError> {
-    let deleted = sqlx::query("DELETE FROM orderitem WHERE id = $1")
-        .bind(id)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::NotFound {
-            resource: RESOURCE,
-            id,
-        });
-    }
-    Ok(Deleted)
+    rows::delete_by_id::<OrderItem>(&state.db, id, ApiError::from).await
 }

@@ -25,6 +25,13 @@ pub struct OrderItem {
     pub price: f64,
 }
 
+crate::rows::table!(
+    OrderItem,
+    resource: "order item",
+    table: "orderitem",
+    columns: r#"id, "orderId", "productId", quantity, price"#,
+);
+
 /// The body of `POST /api/order-items`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

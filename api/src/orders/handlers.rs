@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
 use crate::order_items::models::OrderItem;
 use crate::pagination::Pagination;
+use crate::rows;
 
 const RESOURCE: &str = "order";
 
@@ -79,7 +80,7 @@ pub async fn list_orders(
     State(state): State<AppState>,
     page: Pagination,
 ) -> Result<ApiResponse<Vec<Order>>, ApiError> {
-    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+    let query = sqlx::query_as::<_, OrderItemRow>(concat!(
         r#"WITH page AS (
                SELECT id, "customerId", "orderDate", total, status FROM "order"
                ORDER BY id LIMIT $1 OFFSET $2
@@ -97,9 +98,8 @@ pub async fn list_orders(
            ORDER BY page.id, i.id"#
     ))
     .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(&state.pool)
-    .await?;
+    .bind(page.offset);
+    let rows = state.db.fetch_all(query).await?;
     Ok(ApiResponse::ok(
         fold_orders(rows),
         "Orders retrieved successfully",
@@ -120,15 +120,14 @@ pub async fn get_order(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<ApiResponse<Order>, ApiError> {
-    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+    let query = sqlx::query_as::<_, OrderItemRow>(concat!(
         r#"SELECT o.id, o."customerId", o."orderDate", o.total, o.status, "#,
         item_columns!(),
         r#" FROM "order" o LEFT JOIN orderitem i ON i."orderId" = o.id
            WHERE o.id = $1 ORDER BY i.id"#
     ))
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    .bind(id);
+    let rows = state.db.fetch_all(query).await?;
     let order = fold_orders(rows).pop().ok_or(ApiError::NotFound {
         resource: RESOURCE,
         id,
@@ -154,7 +153,7 @@ pub async fn create_order(
     let products: Vec<i32> = new.items.iter().map(|line| line.product_id).collect();
     let quantities: Vec<i32> = new.items.iter().map(|line| line.quantity).collect();
     let prices: Vec<f64> = new.items.iter().map(|line| line.price).collect();
-    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+    let query = sqlx::query_as::<_, OrderItemRow>(concat!(
         r#"WITH o AS (
                INSERT INTO "order" ("customerId", total, status) VALUES ($1, $2, $3)
                RETURNING id, "customerId", "orderDate", total, status
@@ -175,9 +174,8 @@ pub async fn create_order(
     .bind(new.status.as_deref().unwrap_or(DEFAULT_STATUS))
     .bind(&products)
     .bind(&quantities)
-    .bind(&prices)
-    .fetch_all(&state.pool)
-    .await?;
+    .bind(&prices);
+    let rows = state.db.fetch_all(query).await?;
     let order = fold_orders(rows).pop().ok_or_else(|| {
         ApiError::Database(sqlx::Error::Protocol(
             "insert into \"order\" returned no row".to_owned(),
@@ -231,7 +229,7 @@ async fn update_order(
     IdPath(id): IdPath,
     ValidJson(update): ValidJson<OrderUpdate>,
 ) -> Result<ApiResponse<Order>, ApiError> {
-    let rows = sqlx::query_as::<_, OrderItemRow>(concat!(
+    let query = sqlx::query_as::<_, OrderItemRow>(concat!(
         r#"WITH o AS (
                UPDATE "order" SET
                    "customerId" = COALESCE($2, "customerId"),
@@ -249,9 +247,8 @@ async fn update_order(
     .bind(update.customer_id)
     .bind(&update.status)
     .bind(update.total)
-    .bind(update.order_date)
-    .fetch_all(&state.pool)
-    .await?;
+    .bind(update.order_date);
+    let rows = state.db.fetch_all(query).await?;
     let order = fold_orders(rows).pop().ok_or(ApiError::NotFound {
         resource: RESOURCE,
         id,
@@ -273,16 +270,12 @@ pub async fn delete_order(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Deleted, ApiError> {
-    let deleted = sqlx::query(r#"DELETE FROM "order" WHERE id = $1"#)
-        .bind(id)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::NotFound {
-            resource: RESOURCE,
-            id,
-        });
-    }
-    Ok(Deleted)
+    rows::delete_row(
+        &state.db,
+        RESOURCE,
+        r#"DELETE FROM "order" WHERE id = $1"#,
+        id,
+        ApiError::from,
+    )
+    .await
 }

@@ -1,4 +1,4 @@
-//! Product handlers: one SQL statement each.
+//! Product handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
 
 use axum::extract::State;
 
@@ -8,8 +8,7 @@ use crate::envelope::{ApiResponse, Created, Deleted};
 use crate::error::{ApiError, ErrorBody, FieldError, is_foreign_key_violation};
 use crate::extract::{IdPath, ValidJson};
 use crate::pagination::Pagination;
-
-const RESOURCE: &str = "product";
+use crate::rows;
 
 /// List products, ordered by id.
 #[utoipa::path(
@@ -24,14 +23,7 @@ pub async fn list_products(
     State(state): State<AppState>,
     page: Pagination,
 ) -> Result<ApiResponse<Vec<Product>>, ApiError> {
-    let products = sqlx::query_as::<_, Product>(
-        r#"SELECT id, name, category, price, "createdAt" FROM product
-           ORDER BY id LIMIT $1 OFFSET $2"#,
-    )
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(&state.pool)
-    .await?;
+    let products = rows::page(&state.db, page).await?;
     Ok(ApiResponse::ok(products, "Products retrieved successfully"))
 }
 
@@ -49,16 +41,7 @@ pub async fn get_product(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<ApiResponse<Product>, ApiError> {
-    let product = sqlx::query_as::<_, Product>(
-        r#"SELECT id, name, category, price, "createdAt" FROM product WHERE id = $1"#,
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
+    let product = rows::by_id(&state.db, id).await?;
     Ok(ApiResponse::ok(product, "Product retrieved successfully"))
 }
 
@@ -75,15 +58,14 @@ pub async fn create_product(
     State(state): State<AppState>,
     ValidJson(new): ValidJson<NewProduct>,
 ) -> Result<Created<Product>, ApiError> {
-    let product = sqlx::query_as::<_, Product>(
+    let query = sqlx::query_as::<_, Product>(
         r#"INSERT INTO product (name, category, price) VALUES ($1, $2, $3)
            RETURNING id, name, category, price, "createdAt""#,
     )
     .bind(&new.name)
     .bind(&new.category)
-    .bind(new.price)
-    .fetch_one(&state.pool)
-    .await?;
+    .bind(new.price);
+    let product = state.db.fetch_one(query).await?;
     Ok(Created::new(product, "Product created successfully"))
 }
 
@@ -103,7 +85,7 @@ pub async fn update_product(
     IdPath(id): IdPath,
     ValidJson(update): ValidJson<ProductUpdate>,
 ) -> Result<ApiResponse<Product>, ApiError> {
-    let product = sqlx::query_as::<_, Product>(
+    let query = sqlx::query_as::<_, Product>(
         r#"UPDATE product SET
                name = COALESCE($2, name),
                category = COALESCE($3, category),
@@ -114,13 +96,8 @@ pub async fn update_product(
     .bind(id)
     .bind(&update.name)
     .bind(&update.category)
-    .bind(update.price)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
+    .bind(update.price);
+    let product = rows::found(state.db.fetch_optional(query).await?, id)?;
     Ok(ApiResponse::ok(product, "Product updated successfully"))
 }
 
@@ -139,26 +116,15 @@ pub async fn delete_product(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Deleted, ApiError> {
-    let deleted = sqlx::query("DELETE FROM product WHERE id = $1")
-        .bind(id)
-        .execute(&state.pool)
-        .await
-        .map_err(|err| {
-            if is_foreign_key_violation(&err) {
-                ApiError::Conflict {
-                    message: format!("product {id} is still referenced by order items"),
-                    details: vec![FieldError::new("id", "still referenced by order items")],
-                }
-            } else {
-                err.into()
+    rows::delete_by_id::<Product>(&state.db, id, |err| {
+        if is_foreign_key_violation(&err) {
+            ApiError::Conflict {
+                message: format!("product {id} is still referenced by order items"),
+                details: vec![FieldError::new("id", "still referenced by order items")],
             }
-        })?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::NotFound {
-            resource: RESOURCE,
-            id,
-        });
-    }
-    Ok(Deleted)
+        } else {
+            err.into()
+        }
+    })
+    .await
 }

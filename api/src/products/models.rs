@@ -27,6 +27,13 @@ pub struct Product {
     pub created_at: NaiveDateTime,
 }
 
+crate::rows::table!(
+    Product,
+    resource: "product",
+    table: "product",
+    columns: r#"id, name, category, price, "createdAt""#,
+);
+
 /// The body of `POST /api/products`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -7,6 +7,7 @@
 mod cli;
 mod client_flow;
 mod common;
+mod connections;
 mod customers;
 mod operations;
 mod order_items;
