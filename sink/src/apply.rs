@@ -23,6 +23,9 @@ use crate::store::{Row, Store, StoreError, in_list};
 use crate::value::{Value, quote_ident};
 use crate::versioning::{fold_fact, fold_plain, propagated};
 
+/// Most fact rows read, enriched and written at a time (bounds the memory a large propagation needs).
+const FACT_CHUNK_ROWS: usize = 10_000;
+
 /// Rounds of re-checking before leaving a still-moving row to the replica moving it.
 const RECHECK_ROUNDS: usize = 3;
 
@@ -130,13 +133,6 @@ impl Applier {
         let plan = &*self.plan;
         let table = &plan.tables[id];
         let groups = group_by_key(changes);
-        let mut filters = Vec::new();
-        if !groups.is_empty() {
-            filters.push(in_list(
-                &table.key_column().name,
-                groups.iter().map(|(k, _)| k),
-            ));
-        }
         let affected: Vec<String> = table
             .nodes
             .iter()
@@ -149,24 +145,57 @@ impl Applier {
                 )
             })
             .collect();
+        let mut propagation_keys = Vec::new();
         if !affected.is_empty() {
+            let own: HashSet<&Value> = groups.iter().map(|(k, _)| k).collect();
             // NB: matched on the live (`FINAL`) rows: an older version of a row may hold a foreign
             // key its current version no longer has.
-            let key = quote_ident(&table.key_column().name);
-            filters.push(format!(
-                "{key} IN (SELECT {key} FROM {} FINAL WHERE {})",
+            let sql = format!(
+                "SELECT {} FROM {} FINAL WHERE {}",
+                quote_ident(&table.key_column().name),
                 quote_ident(&table.name),
                 affected.join(" OR ")
-            ));
+            );
+            for mut record in self
+                .store
+                .select(&table.name, &sql, &[table.key_column().ty.clone()])
+                .await?
+            {
+                let key = key_form(&record.swap_remove(0));
+                if !own.contains(&key) {
+                    propagation_keys.push(key);
+                }
+            }
         }
-        if filters.is_empty() {
-            return Ok(());
+        // Bounded memory: the rows of one chunk are read, enriched and written at a time.
+        for chunk in groups.chunks(FACT_CHUNK_ROWS) {
+            self.apply_fact_chunk(id, chunk, &[], report).await?;
         }
-        let stored = self.read_by_key(table, &filters.join(" OR ")).await?;
-        let own: HashSet<&Value> = groups.iter().map(|(k, _)| k).collect();
-        let mut rows = Vec::with_capacity(groups.len());
-        let mut previous_lookups: Vec<Option<Vec<Value>>> = Vec::with_capacity(groups.len());
-        for (key, changes) in &groups {
+        for chunk in propagation_keys.chunks(FACT_CHUNK_ROWS) {
+            self.apply_fact_chunk(id, &[], chunk, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the changes of `groups` and re-enriches the rows of `propagate` (keys with no change
+    /// of their own), writing only the propagated rows whose lookups changed.
+    async fn apply_fact_chunk(
+        &self,
+        id: TableId,
+        groups: &[(Value, Vec<&RowChange>)],
+        propagate: &[Value],
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let plan = &*self.plan;
+        let table = &plan.tables[id];
+        let filter = in_list(
+            &table.key_column().name,
+            groups.iter().map(|(k, _)| k).chain(propagate),
+        );
+        let stored = self.read_by_key(table, &filter).await?;
+        let mut rows = Vec::with_capacity(groups.len() + propagate.len());
+        let mut previous_lookups: Vec<Option<Vec<Value>>> = Vec::with_capacity(rows.capacity());
+        for (key, changes) in groups {
             let current = stored.get(key);
             match fold_fact(table, current, changes) {
                 Some(row) => {
@@ -182,8 +211,8 @@ impl Applier {
                 }
             }
         }
-        for (key, current) in &stored {
-            if !own.contains(key) && !current.deleted {
+        for current in propagate.iter().filter_map(|key| stored.get(key)) {
+            if !current.deleted {
                 rows.push(propagated(current));
                 previous_lookups.push(Some(lookups_of(table, current)));
             }

@@ -112,9 +112,10 @@ impl Batch {
         self.events >= limits.max_events || self.bytes >= limits.max_bytes
     }
 
-    /// When the batch must be flushed at the latest (`None` when empty).
-    pub fn deadline(&self, limits: &BatchLimits) -> Option<Instant> {
-        self.started.map(|s| s + limits.max_wait)
+    /// Whether the batch must be flushed even though more events are immediately available: it is
+    /// full, or its first event is older than the wait limit.
+    pub fn is_due(&self, limits: &BatchLimits) -> bool {
+        self.is_full(limits) || self.started.is_some_and(|s| s.elapsed() >= limits.max_wait)
     }
 
     /// Whether nothing was consumed since the last flush.
@@ -167,21 +168,38 @@ mod tests {
         assert_eq!(stored.offset(), Offset::Offset(9));
     }
 
+    fn limits(max_events: usize, max_wait_ms: u64) -> BatchLimits {
+        BatchLimits {
+            max_events,
+            max_bytes: 1000,
+            max_wait: Duration::from_millis(max_wait_ms),
+        }
+    }
+
     #[test]
     fn limits_end_the_batch() {
-        let limits = BatchLimits {
-            max_events: 2,
-            max_bytes: 1000,
-            max_wait: Duration::from_millis(200),
-        };
+        let limits = limits(2, 200);
         let plan = Plan::for_pipeline(&shop().spec).unwrap();
         let metrics = Metrics::new();
         let mut batch = Batch::default();
-        assert!(batch.deadline(&limits).is_none());
+        assert!(!batch.is_due(&limits));
         batch.push(&plan, message(1, b"x"), &metrics);
         assert!(!batch.is_full(&limits));
-        assert!(batch.deadline(&limits).is_some());
+        assert!(!batch.is_due(&limits));
         batch.push(&plan, message(2, b"y"), &metrics);
         assert!(batch.is_full(&limits));
+        assert!(batch.is_due(&limits));
+    }
+
+    #[test]
+    fn an_old_batch_is_due_before_it_is_full() {
+        let limits = limits(100, 20);
+        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+        let mut batch = Batch::default();
+        batch.push(&plan, message(1, b"x"), &Metrics::new());
+        assert!(!batch.is_due(&limits));
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(batch.is_due(&limits));
+        assert!(!batch.is_full(&limits));
     }
 }

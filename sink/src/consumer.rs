@@ -1,9 +1,17 @@
-//! The consume loop: read messages into a batch, flush it when it is full or old enough, and store the
-//! batch's offsets only after the flush succeeded (`enable.auto.offset.store=false`; librdkafka's
-//! auto-commit then commits what was stored). On partition revoke and on shutdown the pending batch
-//! is flushed and the offsets committed synchronously, so the next owner of a partition starts where
-//! this one stopped; if that flush cannot finish, nothing is stored and the next owner replays the
-//! batch, which the version rules make harmless.
+//! The consume loop: read messages into a batch and flush it in a background task, one flush at a
+//! time and in order, storing the batch's offsets only after the flush succeeded
+//! (`enable.auto.offset.store=false`; librdkafka's auto-commit then commits what was stored).
+//!
+//! Adaptive batching: while a flush is in flight the loop keeps reading into the next batch (up to
+//! its limits); as soon as no flush is in flight and the consumer has nothing more immediately
+//! available (or the batch is full, or its first event is older than the wait limit), the batch is
+//! flushed. A trickle of events is therefore written one poll at a time, and a burst fills big
+//! batches while the previous insert runs.
+//!
+//! On partition revoke and on shutdown the in-flight flush is awaited, the pending batch is flushed
+//! and the offsets committed synchronously, so the next owner of a partition starts where this one
+//! stopped; if that cannot finish, nothing more is stored and the next owner replays, which the
+//! version rules make harmless.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,8 +25,10 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::watch;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::batch::{Batch, BatchLimits, Message};
+use crate::fetch::FetchSettings;
 use crate::flush::Flusher;
 use crate::kafka::KafkaConnection;
 use crate::metrics::Metrics;
@@ -46,14 +56,21 @@ pub enum ConsumerError {
         /// The client's error.
         source: KafkaError,
     },
+    /// A flush task panicked: its batch was not applied, so no later offset may be stored; the
+    /// process stops and its replacement replays from the committed offsets.
+    #[error("a batch flush failed unexpectedly: {0}")]
+    FlushTask(#[from] JoinError),
 }
 
-/// What the consumer loop shares with librdkafka's callbacks.
+/// What the consumer loop shares with librdkafka's callbacks and the flush tasks.
 struct Shared {
     plan: Arc<Plan>,
     flusher: Flusher,
     metrics: Arc<Metrics>,
     pending: Mutex<Batch>,
+    /// Held by whoever flushes a batch until its offsets are stored: one flush at a time, in
+    /// consumption order (a batch's versions are computed from what the previous one wrote).
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Shared {
@@ -67,34 +84,38 @@ impl Shared {
         std::mem::take(&mut *self.pending())
     }
 
-    /// Flushes the pending batch from inside a librdkafka callback and commits synchronously.
+    /// From inside a librdkafka callback: waits for the in-flight flush (which stores its own
+    /// offsets), flushes the pending batch, stores its offsets and commits synchronously.
     fn hand_over(&self, consumer: &BaseConsumer<SinkContext>) {
-        let batch = self.take_pending();
-        if !batch.is_empty() {
-            let flushed = match Handle::try_current() {
-                Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                    tokio::task::block_in_place(|| {
-                        handle.block_on(async {
+        let flushed = match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| {
+                    handle.block_on(async {
+                        tokio::time::timeout(HANDOVER_FLUSH_TIMEOUT, async {
+                            let _gate = self.flushing.lock().await;
+                            let batch = self.take_pending();
                             let (_stop, mut never) = watch::channel(false);
-                            tokio::time::timeout(
-                                HANDOVER_FLUSH_TIMEOUT,
-                                self.flusher.flush(&batch, &mut never),
-                            )
-                            .await
+                            let result = self.flusher.flush(&batch, &mut never).await;
+                            if result.is_ok() {
+                                store_offsets(consumer, &batch, &self.metrics);
+                            }
+                            (batch.events, result.is_ok())
                         })
+                        .await
                     })
-                    .is_ok_and(|r| r.is_ok())
-                }
-                _ => false,
-            };
-            if flushed {
-                store_offsets(consumer, &batch, &self.metrics);
-            } else {
-                tracing::warn!(
-                    events = batch.events,
-                    "could not flush before the partitions were revoked; their next owner replays them"
-                );
+                })
             }
+            _ => Ok((self.take_pending().events, false)),
+        };
+        match flushed {
+            Ok((_, true)) => {}
+            Ok((events, false)) => tracing::warn!(
+                events,
+                "could not flush before the partitions were revoked; their next owner replays them"
+            ),
+            Err(_) => tracing::warn!(
+                "flushing took too long when the partitions were revoked; their next owner replays them"
+            ),
         }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("offsets committed on hand-over"),
@@ -112,6 +133,9 @@ fn store_offsets<C: ConsumerContext>(
     batch: &Batch,
     metrics: &Metrics,
 ) {
+    if batch.is_empty() {
+        return;
+    }
     match consumer.store_offsets(&batch.offsets_to_store()) {
         Ok(()) => {
             metrics.events_flushed.inc_by(batch.events as u64);
@@ -167,15 +191,20 @@ pub struct ConsumerSettings {
     pub group_id: String,
     /// Topics to read.
     pub topics: Vec<String>,
+    /// Partitions of those topics (the prefetch budget is divided across them).
+    pub partitions: usize,
     /// Batch limits.
     pub limits: BatchLimits,
     /// Consumer session timeout (librdkafka's default when `None`).
     pub session_timeout: Option<Duration>,
     /// Static membership id.
     pub group_instance_id: Option<String>,
-    /// Most kilobytes librdkafka fetches ahead of the consumer.
-    pub prefetch_kbytes: usize,
+    /// Prefetch budget and fetch wait.
+    pub fetch: FetchSettings,
 }
+
+/// A batch flush running in the background; yields the batch back when shutdown interrupted it.
+type InFlight = JoinHandle<Option<Batch>>;
 
 /// Consumes until `shutdown` turns true, then flushes and commits.
 pub async fn consume(
@@ -191,7 +220,94 @@ pub async fn consume(
         flusher,
         metrics,
         pending: Mutex::new(Batch::default()),
+        flushing: Arc::new(tokio::sync::Mutex::new(())),
     });
+    let consumer = Arc::new(create_consumer(connection, settings, shared.clone())?);
+    tracing::info!(group = %settings.group_id, topics = ?settings.topics,
+        partitions = settings.partitions,
+        partition_prefetch_kbytes = settings.fetch.partition_kbytes(settings.partitions),
+        "consuming");
+    shared.metrics.ready.set(1);
+    let limits = settings.limits;
+    let mut in_flight: Option<InFlight> = None;
+    let mut interrupted = None;
+    loop {
+        let (full, has_pending) = {
+            let pending = shared.pending();
+            (pending.is_full(&limits), !pending.is_empty())
+        };
+        let idle = in_flight.is_none() && has_pending;
+        let ran_dry = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            finished = wait_in_flight(&mut in_flight) => {
+                in_flight = None;
+                if let Some(batch) = finished? {
+                    // Interrupted by shutdown: flushed again below.
+                    interrupted = Some(batch);
+                    break;
+                }
+                false
+            }
+            received = consumer.recv(), if !full => {
+                match received {
+                    Ok(message) => shared.pending().push(&shared.plan, Message {
+                        topic: message.topic(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key(),
+                        payload: message.payload(),
+                    }, &shared.metrics),
+                    Err(error) => tracing::warn!(%error, "kafka consumer error"),
+                }
+                false
+            }
+            // Polled only when nothing was immediately available above.
+            () = std::future::ready(()), if idle => true,
+        };
+        if in_flight.is_none() && (ran_dry || shared.pending().is_due(&limits)) {
+            in_flight = Some(spawn_flush(&shared, &consumer, &shutdown).await);
+        }
+    }
+    // Shutdown: the in-flight batch (if interrupted) and the pending one, in order, each with a
+    // bounded wait, then a synchronous commit.
+    let mut batches: Vec<Batch> = interrupted.into_iter().collect();
+    if let Some(handle) = in_flight.take() {
+        batches.extend(handle.await?);
+    }
+    batches.push(shared.take_pending());
+    for batch in batches {
+        let (_stop, mut never) = watch::channel(false);
+        let flushed = tokio::time::timeout(
+            HANDOVER_FLUSH_TIMEOUT,
+            shared.flusher.flush(&batch, &mut never),
+        )
+        .await;
+        if flushed.is_ok() {
+            store_offsets(&*consumer, &batch, &shared.metrics);
+        } else {
+            // NB: a later batch's offsets would skip this one: stop storing.
+            tracing::warn!(
+                events = batch.events,
+                "could not flush before shutdown; the rest is replayed on restart"
+            );
+            break;
+        }
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!("offsets committed on shutdown"),
+        Err(error) => tracing::debug!(%error, "nothing committed on shutdown"),
+    }
+    shared.metrics.ready.set(0);
+    consumer.unsubscribe();
+    Ok(())
+}
+
+fn create_consumer(
+    connection: &KafkaConnection,
+    settings: &ConsumerSettings,
+    shared: Arc<Shared>,
+) -> Result<StreamConsumer<SinkContext>, ConsumerError> {
     let mut config = connection.client_config();
     if let Some(instance) = &settings.group_instance_id {
         config.set("group.instance.id", instance);
@@ -204,6 +320,7 @@ pub async fn consume(
                 (timeout.as_millis() / 5).max(100).to_string(),
             );
     }
+    settings.fetch.apply(&mut config, settings.partitions);
     let consumer: StreamConsumer<SinkContext> = config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "true")
@@ -212,20 +329,7 @@ pub async fn consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
-        // NB: librdkafka prefetches up to 64 MiB by default; a batch never needs that much ahead.
-        .set(
-            "queued.max.messages.kbytes",
-            settings.prefetch_kbytes.to_string(),
-        )
-        .set(
-            "fetch.max.bytes",
-            (settings.prefetch_kbytes * 1024 / 2)
-                .max(1024 * 1024)
-                .to_string(),
-        )
-        .create_with_context(SinkContext {
-            shared: shared.clone(),
-        })
+        .create_with_context(SinkContext { shared })
         .map_err(|source| ConsumerError::Create {
             group: settings.group_id.clone(),
             source,
@@ -237,72 +341,39 @@ pub async fn consume(
             topics: settings.topics.clone(),
             source,
         })?;
-    tracing::info!(group = %settings.group_id, topics = ?settings.topics, "consuming");
-    shared.metrics.ready.set(1);
-    let limits = settings.limits;
-    loop {
-        let deadline = shared.pending().deadline(&limits);
-        let flush_now = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            _ = sleep_until(deadline), if deadline.is_some() => true,
-            received = consumer.recv() => match received {
-                Ok(message) => {
-                    let mut pending = shared.pending();
-                    pending.push(&shared.plan, Message {
-                        topic: message.topic(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key(),
-                        payload: message.payload(),
-                    }, &shared.metrics);
-                    pending.is_full(&limits)
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "kafka consumer error");
-                    false
-                }
-            },
-        };
-        if flush_now {
-            let batch = shared.take_pending();
-            match shared.flusher.flush(&batch, &mut shutdown).await {
-                Ok(()) => store_offsets(&consumer, &batch, &shared.metrics),
-                Err(abandoned) => {
-                    tracing::info!(%abandoned, "flush interrupted by shutdown");
-                    *shared.pending() = batch;
-                    break;
-                }
-            }
-        }
-    }
-    // Shutdown: a last flush with a bounded wait, then a synchronous commit.
-    let batch = shared.take_pending();
-    let (_stop, mut never) = watch::channel(false);
-    match tokio::time::timeout(
-        HANDOVER_FLUSH_TIMEOUT,
-        shared.flusher.flush(&batch, &mut never),
-    )
-    .await
-    {
-        Ok(Ok(())) => store_offsets(&consumer, &batch, &shared.metrics),
-        _ => tracing::warn!(
-            events = batch.events,
-            "could not flush before shutdown; the batch is replayed on restart"
-        ),
-    }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!("offsets committed on shutdown"),
-        Err(error) => tracing::debug!(%error, "nothing committed on shutdown"),
-    }
-    shared.metrics.ready.set(0);
-    consumer.unsubscribe();
-    Ok(())
+    Ok(consumer)
 }
 
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+/// Starts flushing the pending batch in the background; the task stores the batch's offsets once
+/// it is applied, and hands the batch back if shutdown interrupts it.
+async fn spawn_flush(
+    shared: &Arc<Shared>,
+    consumer: &Arc<StreamConsumer<SinkContext>>,
+    shutdown: &watch::Receiver<bool>,
+) -> InFlight {
+    // NB: taken before the task starts, so a hand-over that runs meanwhile waits for this batch.
+    let gate = shared.flushing.clone().lock_owned().await;
+    let batch = shared.take_pending();
+    let (shared, consumer, mut shutdown) = (shared.clone(), consumer.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let _gate = gate;
+        match shared.flusher.flush(&batch, &mut shutdown).await {
+            Ok(()) => {
+                store_offsets(&*consumer, &batch, &shared.metrics);
+                None
+            }
+            Err(abandoned) => {
+                tracing::info!(%abandoned, "flush interrupted by shutdown");
+                Some(batch)
+            }
+        }
+    })
+}
+
+/// The end of the in-flight flush (never, when there is none).
+async fn wait_in_flight(in_flight: &mut Option<InFlight>) -> Result<Option<Batch>, JoinError> {
+    match in_flight {
+        Some(handle) => handle.await,
         None => std::future::pending().await,
     }
 }

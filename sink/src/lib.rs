@@ -13,6 +13,7 @@ pub mod batch;
 pub mod consumer;
 pub mod dlq;
 pub mod enrich;
+pub mod fetch;
 pub mod flush;
 pub mod http;
 pub mod kafka;
@@ -42,6 +43,9 @@ use crate::plan::{Plan, PlanError};
 use crate::retry::{Abandoned, retry_until_shutdown};
 use crate::settings::Args;
 use crate::store::{Store, StoreConfig, StoreError};
+
+/// How long counting the topics' partitions at startup may take.
+const PARTITION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the sink stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -203,15 +207,35 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
     let applier = Applier::new(store, plan.clone(), args.lookup_recheck);
     let dead_letters = DeadLetterProducer::new(&connection, dead_letter_topic)?;
     let flusher = Flusher::new(applier, dead_letters, metrics.clone());
+    let partitions = {
+        let (connection, counted_topics) = (connection.clone(), topics.clone());
+        let counted = tokio::task::spawn_blocking(move || {
+            fetch::count_partitions(&connection, &counted_topics, PARTITION_COUNT_TIMEOUT)
+        })
+        .await;
+        match counted {
+            Ok(Ok(partitions)) => partitions,
+            outcome => {
+                let assumed = topics.len() * pipeline.spec.kafka.topics.partitions.max(1) as usize;
+                tracing::warn!(
+                    ?outcome,
+                    assumed,
+                    "could not count the topics' partitions; dividing the prefetch budget by the spec's count"
+                );
+                assumed
+            }
+        }
+    };
     let settings = ConsumerSettings {
         group_id,
         topics,
+        partitions,
         limits: args.limits(),
         session_timeout: args
             .session_timeout_ms
             .map(std::time::Duration::from_millis),
         group_instance_id: args.group_instance_id.clone(),
-        prefetch_kbytes: args.prefetch_kbytes,
+        fetch: args.fetch(),
     };
     let result = consume(&connection, &settings, plan, flusher, metrics, shutdown).await;
     if let Ok(Err(error)) = server.await {

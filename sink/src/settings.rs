@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::batch::BatchLimits;
+use crate::fetch::FetchSettings;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,22 +56,31 @@ pub struct Args {
     #[arg(long, env = "SINK_GROUP_ID")]
     pub group_id: Option<String>,
 
-    /// Flush a batch when it holds this many events.
-    #[arg(long, env = "SINK_BATCH_EVENTS", default_value_t = 50_000)]
+    /// Largest batch, in events. Batches adapt to the load: one is flushed as soon as the previous
+    /// flush is done and the consumer has nothing more immediately available; this bounds it (and
+    /// the sink's memory) when a backlog is drained.
+    #[arg(long, env = "SINK_BATCH_EVENTS", default_value_t = 20_000)]
     pub batch_events: usize,
 
     /// Flush a batch when its messages reach this many bytes.
     #[arg(long, env = "SINK_BATCH_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub batch_bytes: usize,
 
-    /// Flush a batch at the latest this many milliseconds after its first event.
+    /// Flush a batch (once the previous flush is done) at the latest this many milliseconds after
+    /// its first event, even when more events keep arriving.
     #[arg(long, env = "SINK_BATCH_WAIT_MS", default_value_t = 200)]
     pub batch_wait_ms: u64,
 
-    /// Most kilobytes of messages fetched ahead of the batch being built (librdkafka's
+    /// Most kilobytes of messages fetched ahead of the batch being built, in total over all the
+    /// partitions of the topics (divided into librdkafka's per-partition
     /// `queued.max.messages.kbytes`); bounds the sink's memory.
-    #[arg(long, env = "SINK_PREFETCH_KBYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "SINK_PREFETCH_KBYTES", default_value_t = 2 * 1024)]
     pub prefetch_kbytes: usize,
+
+    /// Longest time the broker may hold a fetch request that finds no new data
+    /// (`fetch.wait.max.ms`); some brokers hold every fetch this long, so it bounds latency.
+    #[arg(long, env = "SINK_FETCH_WAIT_MS", default_value_t = 10)]
+    pub fetch_wait_ms: u64,
 
     /// Static group membership (`group.instance.id`), e.g. the pod name of a StatefulSet: a restarted
     /// replica takes its partitions back at once instead of waiting for the session timeout.
@@ -113,6 +123,15 @@ impl Args {
             max_events: self.batch_events.max(1),
             max_bytes: self.batch_bytes.max(1),
             max_wait: Duration::from_millis(self.batch_wait_ms),
+        }
+    }
+
+    /// The prefetch budget and fetch wait.
+    pub fn fetch(&self) -> FetchSettings {
+        FetchSettings {
+            prefetch_kbytes: self.prefetch_kbytes.max(1),
+            prefetch_messages: self.batch_events.max(1),
+            fetch_wait: Duration::from_millis(self.fetch_wait_ms),
         }
     }
 }

@@ -3,11 +3,14 @@
 //!
 //! 1. Produces N envelopes of the example schema (customers, products, orders, order items, with
 //!    updates) into a fresh set of topics.
-//! 2. Starts the `cdcstar-sink` binary on them and times it until every event is flushed (its
+//! 2. Drains the topics with a bare consumer (same fetch settings as the sink, no processing): the
+//!    broker's own ceiling on this machine.
+//! 3. Starts the `cdcstar-sink` binary on them and times it until every event is flushed (its
 //!    `events_flushed` metric), sampling its peak RSS and CPU time from /proc.
-//! 3. Inserts the same rows (as the sink would write them, lookups included) into copies of the
+//! 4. Inserts the same rows (as the sink would write them, lookups included) into copies of the
 //!    tables in RowBinary batches of the same size, timed.
-//! 4. Prints events/s, the ratio, peak RSS and CPU, and checks the row counts.
+//! 5. Prints events/s, the ratios to the raw insert and to the slower of the two fixture ceilings,
+//!    peak RSS and CPU, and checks the row counts.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,13 +18,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use cdcstar_crds::{CdcPipeline, Lsn};
+use cdcstar_sink::fetch::count_partitions;
 use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::plan::Plan;
 use cdcstar_sink::route::route;
+use cdcstar_sink::settings::Args as SinkArgs;
 use cdcstar_sink::store::{Row, Store, StoreConfig};
 use cdcstar_sink::value::default_value;
 use clap::Parser;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
 /// Benchmark of the sink against a raw ClickHouse insert.
@@ -42,12 +50,16 @@ struct Args {
     /// Partitions per topic.
     #[arg(long, env = "BENCH_PARTITIONS", default_value_t = 3)]
     partitions: i32,
-    /// Events per sink batch (and rows per raw insert).
-    #[arg(long, env = "BENCH_BATCH_EVENTS", default_value_t = 50_000)]
+    /// Largest sink batch (and rows per raw insert).
+    #[arg(long, env = "BENCH_BATCH_EVENTS", default_value_t = 20_000)]
     batch_events: usize,
     /// Run the sink with the post-write lookup re-check (needed with several replicas).
     #[arg(long, env = "BENCH_LOOKUP_RECHECK", default_value_t = true, action = clap::ArgAction::Set)]
     lookup_recheck: bool,
+    /// Largest record batch the benchmark's producer builds (librdkafka's `batch.size`; its default
+    /// is 1 000 000). A consumer fetches whole record batches, so this sets the sink's fetch grain.
+    #[arg(long, env = "BENCH_PRODUCE_BATCH_BYTES", default_value_t = 1_000_000)]
+    produce_batch_bytes: usize,
     /// Keep the benchmark's ClickHouse database afterwards.
     #[arg(long, env = "BENCH_KEEP")]
     keep: bool,
@@ -180,6 +192,45 @@ async fn flushed(metrics_addr: &str) -> Option<(u64, f64)> {
     ))
 }
 
+/// Seconds a bare consumer takes to read `count` messages of `topics` from the beginning, with the
+/// fetch settings the sink would use (its defaults and environment).
+async fn drain(
+    connection: &KafkaConnection,
+    topics: &[String],
+    count: usize,
+) -> anyhow::Result<f64> {
+    let sink_args = SinkArgs::try_parse_from(["cdcstar-sink", "--pipeline", "-"])?;
+    let partitions = count_partitions(connection, topics, Duration::from_secs(10))?;
+    let mut config = connection.client_config();
+    sink_args.fetch().apply(&mut config, partitions);
+    let consumer: StreamConsumer = config
+        .set("group.id", format!("bench-drain-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+        }
+    }
+    let started = Instant::now();
+    consumer.assign(&assignment)?;
+    let mut bytes = 0_usize;
+    for _ in 0..count {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .context("the broker drain stalled")??;
+        bytes += message.payload().map_or(0, <[u8]>::len);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "broker drain: {count} messages, {:.1} MiB in {seconds:.2} s",
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    Ok(seconds)
+}
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -241,6 +292,7 @@ async fn main() -> anyhow::Result<()> {
         .client_config()
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
+        .set("batch.size", args.produce_batch_bytes.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .set("compression.type", "lz4")
         .create()?;
@@ -265,6 +317,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("produced in {:.1} s", started.elapsed().as_secs_f64());
+    let drain_seconds = drain(&connection, &pipeline.data_topics(), events.len()).await?;
 
     // The sink.
     let file = std::env::temp_dir().join(format!("{name}.yaml"));
@@ -365,15 +418,21 @@ async fn main() -> anyhow::Result<()> {
     let n = events.len() as f64;
     let sink_rate = n / sink_seconds;
     let raw_rate = n / raw_seconds;
-    println!("sink:       {n} events in {sink_seconds:.2} s = {sink_rate:.0} events/s");
-    println!("raw insert: {n} rows in {raw_seconds:.2} s = {raw_rate:.0} rows/s");
+    let drain_rate = n / drain_seconds;
+    let ceiling = raw_rate.min(drain_rate);
     println!(
-        "ratio:      {:.0} % of the raw insert rate",
-        100.0 * sink_rate / raw_rate
+        "broker drain (bare consumer, sink's fetch settings): {n} messages in {drain_seconds:.2} s = {drain_rate:.0} messages/s"
+    );
+    println!("raw insert: {n} rows in {raw_seconds:.2} s = {raw_rate:.0} rows/s");
+    println!("sink:       {n} events in {sink_seconds:.2} s = {sink_rate:.0} events/s");
+    println!(
+        "ratio:      {:.1} % of the raw insert rate; {:.0} % of the fixtures' ceiling min(broker drain, raw insert) = {ceiling:.0}/s",
+        100.0 * sink_rate / raw_rate,
+        100.0 * sink_rate / ceiling
     );
     let apply_rate = n / apply_seconds.max(f64::EPSILON);
     println!(
-        "ClickHouse work of the sink (batches applied): {apply_seconds:.2} s = {apply_rate:.0} events/s = {:.0} % of the raw insert rate; the rest of the time the sink waited for the broker",
+        "ClickHouse work of the sink (sum of batch apply times; consumption overlaps it): {apply_seconds:.2} s = {apply_rate:.0} events/s = {:.0} % of the raw insert rate",
         100.0 * apply_rate / raw_rate
     );
     println!(
