@@ -62,6 +62,38 @@ pub struct TestPipeline {
     _dir: tempfile::TempDir,
 }
 
+/// A passing test drops its database (a failing one keeps it, to be looked at).
+impl Drop for TestPipeline {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.database);
+        // NB: Drop cannot await, and the test's runtime is blocked here: the statement runs on a
+        // runtime of its own thread with a client (connection pool) of its own.
+        let client = clickhouse::Client::default().with_url(clickhouse_url());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(
+                    client
+                        .query(&sql)
+                        .with_option("database", "default")
+                        .execute(),
+                )
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!(
+                "could not drop test database {}: {dropped:?}",
+                self.database
+            );
+        }
+    }
+}
+
 impl TestPipeline {
     pub async fn new(purpose: &str) -> Self {
         Self::with(purpose, |_| {}).await
