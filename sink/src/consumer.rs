@@ -84,6 +84,21 @@ impl Shared {
         std::mem::take(&mut *self.pending())
     }
 
+    /// Flushes `batch` whatever the shutdown signal says (retrying until it is applied; callers
+    /// bound the wait) and stores its offsets once it is. Answers whether it was applied.
+    async fn flush_and_store<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+        batch: &Batch,
+    ) -> bool {
+        let (_stop, mut never) = watch::channel(false);
+        let applied = self.flusher.flush(batch, &mut never).await.is_ok();
+        if applied {
+            store_offsets(consumer, batch, &self.metrics);
+        }
+        applied
+    }
+
     /// From inside a librdkafka callback: waits for the in-flight flush (which stores its own
     /// offsets), flushes the pending batch, stores its offsets and commits synchronously.
     fn hand_over(&self, consumer: &BaseConsumer<SinkContext>) {
@@ -94,12 +109,8 @@ impl Shared {
                         tokio::time::timeout(HANDOVER_FLUSH_TIMEOUT, async {
                             let _gate = self.flushing.lock().await;
                             let batch = self.take_pending();
-                            let (_stop, mut never) = watch::channel(false);
-                            let result = self.flusher.flush(&batch, &mut never).await;
-                            if result.is_ok() {
-                                store_offsets(consumer, &batch, &self.metrics);
-                            }
-                            (batch.events, result.is_ok())
+                            let applied = self.flush_and_store(consumer, &batch).await;
+                            (batch.events, applied)
                         })
                         .await
                     })
@@ -277,15 +288,13 @@ pub async fn consume(
     }
     batches.push(shared.take_pending());
     for batch in batches {
-        let (_stop, mut never) = watch::channel(false);
-        let flushed = tokio::time::timeout(
+        let applied = tokio::time::timeout(
             HANDOVER_FLUSH_TIMEOUT,
-            shared.flusher.flush(&batch, &mut never),
+            shared.flush_and_store(&*consumer, &batch),
         )
-        .await;
-        if flushed.is_ok() {
-            store_offsets(&*consumer, &batch, &shared.metrics);
-        } else {
+        .await
+        .unwrap_or(false);
+        if !applied {
             // NB: a later batch's offsets would skip this one: stop storing.
             tracing::warn!(
                 events = batch.events,
