@@ -105,17 +105,37 @@ fn value_error(text: &str, type_name: &'static str, reason: impl ToString) -> Va
 
 /// Converts the text form `text` of a value of type `type_oid` to JSON.
 pub fn text_to_json(type_oid: u32, text: &str) -> Result<Value, ValueError> {
+    converted(type_oid, text).unwrap_or_else(|| Ok(Value::String(text.to_owned())))
+}
+
+/// Writes the JSON of the text form `text` of a value of type `type_oid` to `out`: the bytes of
+/// serialising [`text_to_json`]'s value, without building a string value for the types whose JSON
+/// is their text (they dominate bulk reads). On error `out` is unchanged.
+pub fn write_json(type_oid: u32, text: &str, out: &mut Vec<u8>) -> Result<(), ValueError> {
+    let written = match converted(type_oid, text) {
+        None => serde_json::to_writer(&mut *out, text),
+        Some(value) => serde_json::to_writer(&mut *out, &value?),
+    };
+    written.expect("writing JSON to a Vec cannot fail");
+    Ok(())
+}
+
+/// The JSON of a value of type `type_oid`, or `None` when it is its text as a JSON string
+/// (numeric, to keep its exact decimals, and every type without a conversion).
+fn converted(type_oid: u32, text: &str) -> Option<Result<Value, ValueError>> {
     if let Some(element_type) = array_element_type(type_oid) {
-        let tree = parse_array(text, b',').map_err(|err| value_error(text, "array", err))?;
-        return array_to_json(element_type, tree);
+        return Some(
+            parse_array(text, b',')
+                .map_err(|err| value_error(text, "array", err))
+                .and_then(|tree| array_to_json(element_type, tree)),
+        );
     }
-    match type_oid {
+    let value = match type_oid {
         oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => text
             .parse::<i64>()
             .map(Value::from)
             .map_err(|err| value_error(text, "integer", err)),
         oid::FLOAT4 | oid::FLOAT8 => float_to_json(text),
-        oid::NUMERIC => Ok(Value::String(text.to_owned())),
         oid::BOOL => match text {
             "t" => Ok(Value::Bool(true)),
             "f" => Ok(Value::Bool(false)),
@@ -127,47 +147,9 @@ pub fn text_to_json(type_oid: u32, text: &str) -> Result<Value, ValueError> {
         oid::JSON | oid::JSONB => {
             serde_json::from_str(text).map_err(|err| value_error(text, "json", err))
         }
-        _ => Ok(Value::String(text.to_owned())),
-    }
-}
-
-/// Writes the JSON of the text form `text` of a value of type `type_oid` to `out`: the same bytes
-/// as serialising [`text_to_json`]'s value, without building it for the types that dominate bulk
-/// reads (integers and everything that stays a string). On error `out` is unchanged.
-pub fn write_json(type_oid: u32, text: &str, out: &mut Vec<u8>) -> Result<(), ValueError> {
-    let is_plain_string = type_oid == oid::NUMERIC
-        || (array_element_type(type_oid).is_none() && !has_conversion(type_oid));
-    let result = match type_oid {
-        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
-            let number = text
-                .parse::<i64>()
-                .map_err(|err| value_error(text, "integer", err))?;
-            serde_json::to_writer(&mut *out, &number)
-        }
-        _ if is_plain_string => serde_json::to_writer(&mut *out, text),
-        _ => serde_json::to_writer(&mut *out, &text_to_json(type_oid, text)?),
+        _ => return None,
     };
-    result.expect("writing JSON to a Vec cannot fail");
-    Ok(())
-}
-
-/// Whether `text_to_json` does more than wrap the text of a `type_oid` value in a JSON string.
-fn has_conversion(type_oid: u32) -> bool {
-    matches!(
-        type_oid,
-        oid::INT2
-            | oid::INT4
-            | oid::INT8
-            | oid::OID
-            | oid::FLOAT4
-            | oid::FLOAT8
-            | oid::BOOL
-            | oid::TIMESTAMP
-            | oid::TIMESTAMPTZ
-            | oid::DATE
-            | oid::JSON
-            | oid::JSONB
-    )
+    Some(value)
 }
 
 fn array_to_json(element_type: u32, node: ArrayNode) -> Result<Value, ValueError> {
