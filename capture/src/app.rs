@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acks::AckTracker;
 use crate::metrics::{self, CaptureMetrics};
-use crate::producer::{EventProducer, ProducerSettings};
+use crate::producer::EventProducer;
 use crate::replication::{self, ReplicationError, StreamSettings};
 use crate::settings::{CaptureArgs, PipelineFileError, load_pipeline};
 use crate::snapshot::{self, ProgressStore, ReadSnapshot, SnapshotError, Snapshotter};
@@ -175,10 +175,7 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
     let tracker = Arc::new(Mutex::new(AckTracker::new(confirmed)));
     let producer = Arc::new(EventProducer::new(
         &connection,
-        &ProducerSettings {
-            compression: args.kafka_compression.clone(),
-            linger_ms: args.kafka_linger_ms,
-        },
+        &args.producer,
         tracker,
         Arc::new(Notify::new()),
     )?);

@@ -99,12 +99,25 @@ impl ProducerContext for DeliveryRouter {
     }
 }
 
-/// Producer settings that are not the brokers' addresses.
-#[derive(Debug, Clone)]
+/// Producer settings that are not the brokers' addresses (the capture's flags, shared by the
+/// benchmark's broker measurements so they produce as the capture does).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ProducerSettings {
-    /// `compression.type` (lz4 unless the broker cannot take it).
+    /// Producer compression (`lz4`, `zstd`, `snappy`, `gzip`, `none`).
+    #[arg(
+        value_name = "KAFKA_COMPRESSION",
+        long = "kafka-compression",
+        env = "CAPTURE_KAFKA_COMPRESSION",
+        default_value = "lz4"
+    )]
     pub compression: String,
-    /// `linger.ms`.
+    /// Producer linger in milliseconds.
+    #[arg(
+        value_name = "KAFKA_LINGER_MS",
+        long = "kafka-linger-ms",
+        env = "CAPTURE_KAFKA_LINGER_MS",
+        default_value_t = 5
+    )]
     pub linger_ms: u32,
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
 use clap::{Parser, ValueEnum};
 
+use crate::producer::ProducerSettings;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -65,13 +67,9 @@ pub struct CaptureArgs {
     #[arg(long, env = "CAPTURE_SNAPSHOT_BATCH_SIZE", default_value_t = 10_000)]
     pub snapshot_batch_size: usize,
 
-    /// Producer compression (`lz4`, `zstd`, `snappy`, `gzip`, `none`).
-    #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
-    pub kafka_compression: String,
-
-    /// Producer linger in milliseconds.
-    #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
-    pub kafka_linger_ms: u32,
+    /// Producer compression and linger.
+    #[command(flatten)]
+    pub producer: ProducerSettings,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

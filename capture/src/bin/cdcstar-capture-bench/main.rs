@@ -65,12 +65,9 @@ enum Mode {
         /// Events to produce.
         #[arg(long, default_value_t = 300_000)]
         messages: u64,
-        /// Producer compression, as the capture's `--kafka-compression`.
-        #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
-        kafka_compression: String,
-        /// Producer linger, as the capture's `--kafka-linger-ms`.
-        #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
-        kafka_linger_ms: u32,
+        /// The capture's producer settings (`--kafka-compression`, `--kafka-linger-ms`).
+        #[command(flatten)]
+        producer: ProducerSettings,
     },
     /// The broker's produce -> ack and produce -> consume latency at a fixed rate.
     BrokerRoundTrip {
@@ -83,12 +80,9 @@ enum Mode {
         /// Seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Producer compression, as the capture's `--kafka-compression`.
-        #[arg(long, env = "CAPTURE_KAFKA_COMPRESSION", default_value = "lz4")]
-        kafka_compression: String,
-        /// Producer linger, as the capture's `--kafka-linger-ms`.
-        #[arg(long, env = "CAPTURE_KAFKA_LINGER_MS", default_value_t = 5)]
-        kafka_linger_ms: u32,
+        /// The capture's producer settings (`--kafka-compression`, `--kafka-linger-ms`).
+        #[command(flatten)]
+        producer: ProducerSettings,
     },
     /// Increasing row-change rates against the capture's produced-event rate.
     MaxRate {
@@ -146,28 +140,14 @@ async fn main() -> Result<()> {
         Mode::BrokerCeiling {
             kafka_brokers,
             messages,
-            kafka_compression,
-            kafka_linger_ms,
-        } => {
-            let settings = ProducerSettings {
-                compression: kafka_compression,
-                linger_ms: kafka_linger_ms,
-            };
-            broker::ceiling(&kafka_brokers, messages, settings).await
-        }
+            producer,
+        } => broker::ceiling(&kafka_brokers, messages, producer).await,
         Mode::BrokerRoundTrip {
             kafka_brokers,
             rate,
             seconds,
-            kafka_compression,
-            kafka_linger_ms,
-        } => {
-            let settings = ProducerSettings {
-                compression: kafka_compression,
-                linger_ms: kafka_linger_ms,
-            };
-            broker::round_trip(&kafka_brokers, rate, seconds, settings).await
-        }
+            producer,
+        } => broker::round_trip(&kafka_brokers, rate, seconds, producer).await,
         Mode::MaxRate {
             steps,
             step_seconds,
