@@ -89,7 +89,6 @@ impl SourceDatabase for PostgresSource {
         slot: &str,
         tables: &[QualifiedTable],
     ) -> Result<SourceObservation, DatabaseError> {
-        let slot_name = slot;
         let exists = self
             .client
             .query_opt(postgres::PUBLICATION_EXISTS_QUERY, &[&publication])
@@ -131,7 +130,7 @@ impl SourceDatabase for PostgresSource {
             }
         }
 
-        let slot = self
+        let slot_observation = self
             .client
             .query_opt(
                 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint \
@@ -151,7 +150,7 @@ impl SourceDatabase for PostgresSource {
             .query(
                 "SELECT table_name, state, rows FROM cdcstar.snapshot_progress \
                  WHERE slot = $1 ORDER BY table_name",
-                &[&slot_name],
+                &[&slot],
             )
             .await;
         let snapshot = match snapshot {
@@ -171,7 +170,7 @@ impl SourceDatabase for PostgresSource {
         Ok(SourceObservation {
             publication_tables,
             replica_identity,
-            slot,
+            slot: slot_observation,
             snapshot,
         })
     }
