@@ -130,6 +130,7 @@ pub fn load_pipeline(path: &Path) -> Result<CdcPipeline, PipelineFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::producer::producer_config;
 
     fn example() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop-pipeline.yaml")
@@ -168,5 +169,43 @@ mod tests {
         assert_eq!(args.snapshot_batch_size, 10_000);
         assert_eq!(args.heartbeat_interval(), Duration::from_secs(10));
         assert!(!args.create_slot);
+        assert!(!args.producer.idempotence);
+    }
+
+    #[test]
+    fn the_delivery_mode_decides_idempotence_and_requests_in_flight() {
+        let connection = cdcstar_sink::kafka::KafkaConnection::new(&["broker:9092"]);
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "cdcstar-capture",
+                "--pipeline",
+                "p.yaml",
+                "--database-url",
+                "postgresql://u@h/db",
+            ];
+            argv.extend_from_slice(extra);
+            CaptureArgs::try_parse_from(argv).unwrap().producer
+        };
+
+        let single = producer_config(&connection, &parse(&[]));
+        assert_eq!(single.get("acks"), Some("all"));
+        assert_eq!(single.get("enable.idempotence"), Some("false"));
+        assert_eq!(
+            single.get("max.in.flight.requests.per.connection"),
+            Some("1")
+        );
+
+        for flags in [
+            &["--kafka-idempotence"][..],
+            &["--kafka-idempotence", "true"],
+        ] {
+            let idempotent = producer_config(&connection, &parse(flags));
+            assert_eq!(idempotent.get("acks"), Some("all"));
+            assert_eq!(idempotent.get("enable.idempotence"), Some("true"));
+            assert_eq!(
+                idempotent.get("max.in.flight.requests.per.connection"),
+                None
+            );
+        }
     }
 }

@@ -73,10 +73,9 @@ pub async fn ceiling(brokers: &str, messages: u64, settings: ProducerSettings) -
     let seconds = began.elapsed().as_secs_f64();
     println!(
         "broker produce ceiling (fixture): {messages} snapshot-sized events acknowledged in {seconds:.1} s = {:.0} events/s \
-         (the capture's producer: acks=all, idempotent, {} compression, linger {} ms; no Postgres, no encoding)",
+         (the capture's producer: {}; no Postgres, no encoding)",
         messages as f64 / seconds,
-        settings.compression,
-        settings.linger_ms
+        settings.describe()
     );
     Ok(())
 }
@@ -153,10 +152,9 @@ pub async fn round_trip(
     acked.sort_by(f64::total_cmp);
     consumed.sort_by(f64::total_cmp);
     println!(
-        "broker alone (fixture), {rate} msg/s for {seconds} s: produce -> acked (the capture's streaming producer settings: {} compression, linger {} ms) p50 {:.1} ms, p99 {:.1} ms; \
+        "broker alone (fixture), {rate} msg/s for {seconds} s: produce -> acked (the capture's producer: {}) p50 {:.1} ms, p99 {:.1} ms; \
          produce -> consumed (fetch.wait.max.ms {FETCH_WAIT_MS}) p50 {:.1} ms, p99 {:.1} ms",
-        settings.compression,
-        settings.linger_ms,
+        settings.describe(),
         percentile(&acked, 0.5),
         percentile(&acked, 0.99),
         percentile(&consumed, 0.5),
