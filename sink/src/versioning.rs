@@ -66,10 +66,10 @@ pub fn fold_fact(table: &TablePlan, stored: Option<&Row>, changes: &[&RowChange]
 }
 
 /// A fact row rewritten because something it looks up changed: same content, next version.
-pub fn propagated(stored: &Row) -> Row {
+pub fn propagated(stored: Row) -> Row {
     Row {
         lsn: stored.lsn + 1,
-        ..stored.clone()
+        ..stored
     }
 }
 
@@ -194,7 +194,7 @@ mod tests {
     fn propagation_bumps_the_version_only() {
         let table = order_fact();
         let row = fold_fact(&table, None, &[&change(&table, 7, 200, "x")]).unwrap();
-        let rewritten = propagated(&row);
+        let rewritten = propagated(row.clone());
         assert_eq!((rewritten.lsn, rewritten.source_lsn), (201, 200));
         assert_eq!(rewritten.values, row.values);
     }

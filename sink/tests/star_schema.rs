@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use cdcstar_sink::apply::Applier;
 use cdcstar_sink::route::{RowChange, route};
-use common::{TestPipeline, customer, envelope, item, order, product};
+use common::{TestPipeline, customer, envelope, item, order, product, query_json};
 use serde_json::{Value as Json, json};
 
 struct Harness {
@@ -151,6 +151,37 @@ async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
             json!({"order_id": 100, "customer_name": "anna", "customer_email": "anna@example.com"}),
             json!({"order_id": 200, "customer_name": "bob", "customer_email": "bob@example.com"}),
         ]
+    );
+}
+
+/// More facts than the applier reads and writes at a time (`FACT_CHUNK_ROWS`, 2 000): a batch's own
+/// facts and a propagation are both split into chunks, and no row may fall between two of them.
+#[tokio::test]
+async fn facts_and_propagations_larger_than_a_chunk_are_applied_whole() {
+    let h = Harness::new("chunks").await;
+    const ORDERS: u64 = 4_500;
+    // The orders arrive before their customer, in one batch.
+    let orders: Vec<Vec<u8>> = (1..=ORDERS)
+        .map(|id| envelope("order", "insert", 0x100 + id, order(id, 7, "pending")))
+        .collect();
+    h.batch(&orders).await;
+    h.batch(&[envelope(
+        "customer",
+        "insert",
+        0x10_0000,
+        customer(7, "zoe", "NL"),
+    )])
+    .await;
+    let summary = query_json(
+        &h.pipeline.store,
+        "SELECT count() AS orders, countIf(customer_name = 'zoe') AS enriched, \
+         min(order_id) AS first, max(order_id) AS last \
+         FROM order_fact FINAL WHERE is_deleted = 0",
+    )
+    .await;
+    assert_eq!(
+        summary,
+        [json!({"orders": ORDERS, "enriched": ORDERS, "first": 1, "last": ORDERS})]
     );
 }
 
