@@ -573,6 +573,113 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
     assert!(sink.terminate().success());
 }
 
+/// A second replica joins while the first one's flush is stuck on a ClickHouse outage (of the first
+/// replica's connection only), then leaves
+/// again: the first replica's revoke waits for its in-flight flush and commits before the partitions
+/// move, each hand-over resumes from the committed offsets, and the final state is exact.
+///
+/// Few events arrive during the outage (fewer than a batch): a replica whose next batch is full
+/// stops polling until its flush is done, and then serves the revoke only after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("rebalance").await;
+    pipeline.create_topics(&brokers, 3).await;
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let through_proxy = format!("http://{}", proxy.address);
+    let Stream { events, expected } = stream(&pipeline, 3);
+    let (before, rest) = events.split_at(events.len() / 2);
+    let (during, after) = rest.split_at(40);
+
+    produce(&brokers, before).await;
+    let first = Sink::start(&pipeline, &brokers, &through_proxy);
+    eventually_or(
+        Duration::from_secs(60),
+        "the first events",
+        || async {
+            !pipeline
+                .rows("customer_dim", "customer_id")
+                .await
+                .is_empty()
+        },
+        &|| tail(&first.log(), 30),
+    )
+    .await;
+
+    // The first replica's flush cannot finish while ClickHouse is away.
+    proxy.set_down(true);
+    produce(&brokers, during).await;
+    eventually_or(
+        Duration::from_secs(30),
+        "a flush retrying on the outage",
+        || async { first.log().contains("transient failure, retrying") },
+        &|| tail(&first.log(), 30),
+    )
+    .await;
+    // Only the first replica is cut off from ClickHouse (the second one would not start otherwise).
+    let second = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    eventually_or(
+        Duration::from_secs(30),
+        "the first replica's revoke, while its flush is still retrying",
+        || async { first.log().contains("partitions revoked") },
+        &|| tail(&first.log(), 30),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !first.log().contains("offsets committed on hand-over"),
+        "the hand-over waits for the in-flight flush:\n{}",
+        tail(&first.log(), 40)
+    );
+    proxy.set_down(false);
+
+    produce(&brokers, after).await;
+    eventually_or(
+        Duration::from_secs(60),
+        "both replicas owning partitions",
+        || async {
+            first.log().matches("partitions assigned").count() >= 2
+                && second.log().contains("partitions assigned")
+        },
+        &|| {
+            format!(
+                "{}\n--- second:\n{}",
+                tail(&first.log(), 20),
+                tail(&second.log(), 20)
+            )
+        },
+    )
+    .await;
+    assert!(
+        first.log().contains("offsets committed on hand-over")
+            && !first
+                .log()
+                .contains("could not flush before the partitions were revoked")
+            && !first.log().contains("flushing took too long"),
+        "the in-flight flush finished and its offsets were committed before the hand-over:\n{}",
+        tail(&first.log(), 40)
+    );
+    // The second replica leaves; the first takes every partition back.
+    assert!(second.terminate().success());
+    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
+        first.log()
+    })
+    .await;
+    for (table, rows) in &expected {
+        let count = query_json(
+            &pipeline.store,
+            &format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0"),
+        )
+        .await;
+        assert_eq!(count, [json!({"n": rows.len()})], "{table}");
+    }
+    assert!(first.terminate().success());
+}
+
 #[test]
 fn invalid_pipeline_file_exits_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
