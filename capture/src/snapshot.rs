@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use cdcstar_crds::postgres::{SNAPSHOT_PROGRESS_DDL, SNAPSHOT_PROGRESS_QUERY};
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
 use tokio_util::sync::CancellationToken;
 
@@ -118,17 +119,7 @@ impl ProgressStore {
     /// Creates `cdcstar.snapshot_progress` if missing.
     pub async fn ensure_table(&self, client: &Client) -> Result<(), SnapshotError> {
         client
-            .batch_execute(
-                "CREATE SCHEMA IF NOT EXISTS cdcstar; \
-                 CREATE TABLE IF NOT EXISTS cdcstar.snapshot_progress ( \
-                   slot text NOT NULL, \
-                   table_name text NOT NULL, \
-                   state text NOT NULL, \
-                   last_key text, \
-                   rows bigint NOT NULL DEFAULT 0, \
-                   updated_at timestamptz NOT NULL DEFAULT now(), \
-                   PRIMARY KEY (slot, table_name))",
-            )
+            .batch_execute(SNAPSHOT_PROGRESS_DDL)
             .await
             .map_err(sql("create cdcstar.snapshot_progress"))
     }
@@ -153,10 +144,7 @@ impl ProgressStore {
         tables: &[String],
     ) -> Result<Vec<TableTask>, SnapshotError> {
         let rows = client
-            .query(
-                "SELECT table_name, state, last_key, rows FROM cdcstar.snapshot_progress WHERE slot = $1",
-                &[&self.slot],
-            )
+            .query(SNAPSHOT_PROGRESS_QUERY, &[&self.slot])
             .await
             .map_err(sql("read snapshot progress"))?;
         let mut tasks = Vec::new();

@@ -40,6 +40,24 @@ pub const REPLICA_IDENTITY_QUERY: &str = "SELECT c.relname::text, c.relreplident
 /// `relreplident` value of `REPLICA IDENTITY FULL`.
 pub const REPLICA_IDENTITY_FULL: &str = "f";
 
+/// Creates the table where the native capture records its initial snapshot's progress in the source
+/// database, one row per slot and table (`state` is `pending`, `running` or `done`; `last_key` is
+/// where a running table resumes). The capture creates it; the operator only reads it.
+pub const SNAPSHOT_PROGRESS_DDL: &str = "CREATE SCHEMA IF NOT EXISTS cdcstar; \
+     CREATE TABLE IF NOT EXISTS cdcstar.snapshot_progress ( \
+       slot text NOT NULL, \
+       table_name text NOT NULL, \
+       state text NOT NULL, \
+       last_key text, \
+       rows bigint NOT NULL DEFAULT 0, \
+       updated_at timestamptz NOT NULL DEFAULT now(), \
+       PRIMARY KEY (slot, table_name))";
+
+/// Reads a slot's snapshot progress: bind `$1` to the slot name; rows are (`table_name`, `state`,
+/// `last_key`, `rows`), by table name. Fails with `undefined_table` before any snapshot started.
+pub const SNAPSHOT_PROGRESS_QUERY: &str = "SELECT table_name, state, last_key, rows \
+     FROM cdcstar.snapshot_progress WHERE slot = $1 ORDER BY table_name";
+
 /// Quote a Postgres identifier: wrap in `"` and double any `"` inside.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -8,7 +8,7 @@ mod common;
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
 use cdcstar_crds::pipeline::CaptureEngine;
-use cdcstar_crds::postgres;
+use cdcstar_crds::postgres::{self, SNAPSHOT_PROGRESS_DDL};
 use cdcstar_operator::controller::{schema, source};
 use cdcstar_operator::external::clickhouse::ClickHouseConnector;
 use cdcstar_operator::external::postgres::PostgresConnector;
@@ -149,10 +149,7 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
     // the operator reports it in status.snapshot.
     check
         .batch_execute(&format!(
-            "CREATE SCHEMA cdcstar;
-             CREATE TABLE cdcstar.snapshot_progress (slot text NOT NULL, table_name text NOT NULL,
-               state text NOT NULL, last_key text, rows bigint NOT NULL DEFAULT 0,
-               updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (slot, table_name));
+            "{SNAPSHOT_PROGRESS_DDL};
              INSERT INTO cdcstar.snapshot_progress (slot, table_name, state, last_key, rows) VALUES
                ('{slot}', 'product', 'running', '40', 40), ('{slot}', 'customer', 'done', NULL, 7),
                ('another_slot', 'order', 'running', '1', 1);"

@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 
 use super::{DatabaseError, Sensitive, SourceConnector, SourceDatabase};
 use cdcstar_crds::pipeline::TableSnapshotStatus;
-use cdcstar_crds::postgres::{self, QualifiedTable};
+use cdcstar_crds::postgres::{self, QualifiedTable, SNAPSHOT_PROGRESS_QUERY};
 
 use crate::sql::{SlotObservation, SourceObservation};
 
@@ -145,21 +145,14 @@ impl SourceDatabase for PostgresSource {
             });
 
         // NB: the capture creates this table when it starts its first snapshot.
-        let snapshot = self
-            .client
-            .query(
-                "SELECT table_name, state, rows FROM cdcstar.snapshot_progress \
-                 WHERE slot = $1 ORDER BY table_name",
-                &[&slot],
-            )
-            .await;
+        let snapshot = self.client.query(SNAPSHOT_PROGRESS_QUERY, &[&slot]).await;
         let snapshot = match snapshot {
             Ok(rows) => rows
                 .iter()
                 .map(|row| TableSnapshotStatus {
                     table: row.get(0),
                     state: snapshot_state(row.get(1)),
-                    rows: row.get(2),
+                    rows: row.get(3),
                 })
                 .collect(),
             // The table does not exist yet: no snapshot has started.
