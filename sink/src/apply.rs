@@ -200,9 +200,11 @@ impl Applier {
         let mut stored = self.read_by_key(table, &filter).await?;
         let mut rows = Vec::with_capacity(groups.len() + propagate.len());
         let mut previous_lookups: Vec<Option<Vec<Value>>> = Vec::with_capacity(rows.capacity());
+        // Stored rows are moved into their rewrites, not copied: a chunk holds each row once (the
+        // keys of `groups` and `propagate` are distinct).
         for (key, changes) in groups {
-            let current = stored.get(key);
-            match fold_fact(table, current, changes) {
+            let current = stored.remove(key);
+            match fold_fact(table, current.as_ref(), changes) {
                 Some(row) => {
                     rows.push(row);
                     previous_lookups.push(None);
@@ -210,13 +212,12 @@ impl Applier {
                 // Stale replay: still a candidate for propagation below.
                 None => {
                     if let Some(current) = current.filter(|c| !c.deleted) {
-                        previous_lookups.push(Some(lookups_of(table, current)));
-                        rows.push(propagated(current.clone()));
+                        previous_lookups.push(Some(lookups_of(table, &current)));
+                        rows.push(propagated(current));
                     }
                 }
             }
         }
-        // Moved, not copied: a propagation chunk holds each stored row once.
         for current in propagate.iter().filter_map(|key| stored.remove(key)) {
             if !current.deleted {
                 previous_lookups.push(Some(lookups_of(table, &current)));
@@ -258,11 +259,12 @@ impl Applier {
                 &table.key_column().name,
                 written.iter().map(|r| &r.values[table.key]),
             );
-            let current = self.read_by_key(table, &filter).await?;
+            let mut current = self.read_by_key(table, &filter).await?;
             let mut candidates = Vec::new();
             let mut previous = Vec::new();
             for mine in &written {
-                let Some(now) = current.get(&key_form(&mine.values[table.key])) else {
+                // NB: written rows have distinct keys; each row read back is taken once.
+                let Some(now) = current.remove(&key_form(&mine.values[table.key])) else {
                     continue;
                 };
                 if now.source_lsn < mine.source_lsn {
@@ -272,8 +274,8 @@ impl Applier {
                     });
                     previous.push(None);
                 } else if !now.deleted {
-                    previous.push(Some(lookups_of(table, now)));
-                    candidates.push(propagated(now.clone()));
+                    previous.push(Some(lookups_of(table, &now)));
+                    candidates.push(propagated(now));
                 }
             }
             enrich(&self.store, &self.plan, table, &mut candidates).await?;
