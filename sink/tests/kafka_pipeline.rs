@@ -392,6 +392,21 @@ async fn converges(
     }
 }
 
+/// Nothing duplicated: one live version per key, and FINAL counts equal the expected rows.
+async fn assert_one_live_row_per_key(
+    pipeline: &TestPipeline,
+    expected: &BTreeMap<String, Vec<Json>>,
+) {
+    for (table, rows) in expected {
+        let count = query_json(
+            &pipeline.store,
+            &format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0"),
+        )
+        .await;
+        assert_eq!(count, [json!({"n": rows.len()})], "{table}");
+    }
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -434,15 +449,7 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
         sink.log()
     })
     .await;
-    // Nothing duplicated: one live version per key, and FINAL counts equal the expected rows.
-    for (table, rows) in &expected {
-        let count = query_json(
-            &pipeline.store,
-            &format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0"),
-        )
-        .await;
-        assert_eq!(count, [json!({"n": rows.len()})], "{table}");
-    }
+    assert_one_live_row_per_key(&pipeline, &expected).await;
     assert!(sink.terminate().success());
 }
 
@@ -527,6 +534,20 @@ impl Proxy {
         Proxy { address, down }
     }
 
+    /// A proxy to the test ClickHouse.
+    async fn to_clickhouse() -> Proxy {
+        let upstream = clickhouse_url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Self::start(upstream).await
+    }
+
+    /// The proxy's ClickHouse URL.
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
@@ -537,15 +558,11 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
     let brokers = kafka_brokers();
     let pipeline = TestPipeline::new("outage").await;
     pipeline.create_topics(&brokers, 1).await;
-    let upstream = clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = Proxy::start(upstream).await;
+    let proxy = Proxy::to_clickhouse().await;
     let Stream { events, expected } = stream(&pipeline, 1);
     let half = events.len() / 2;
     produce(&brokers, &events[..half]).await;
-    let sink = Sink::start(&pipeline, &brokers, &format!("http://{}", proxy.address));
+    let sink = Sink::start(&pipeline, &brokers, &proxy.url());
     eventually_or(
         Duration::from_secs(60),
         "the first half",
@@ -574,9 +591,9 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
 }
 
 /// A second replica joins while the first one's flush is stuck on a ClickHouse outage (of the first
-/// replica's connection only), then leaves
-/// again: the first replica's revoke waits for its in-flight flush and commits before the partitions
-/// move, each hand-over resumes from the committed offsets, and the final state is exact.
+/// replica's connection only), then leaves again: the first replica's revoke waits for its in-flight
+/// flush and commits before the partitions move, each hand-over resumes from the committed offsets,
+/// and the final state is exact.
 ///
 /// Few events arrive during the outage (fewer than a batch): a replica whose next batch is full
 /// stops polling until its flush is done, and then serves the revoke only after it.
@@ -585,18 +602,13 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
     let brokers = kafka_brokers();
     let pipeline = TestPipeline::new("rebalance").await;
     pipeline.create_topics(&brokers, 3).await;
-    let upstream = clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = Proxy::start(upstream).await;
-    let through_proxy = format!("http://{}", proxy.address);
+    let proxy = Proxy::to_clickhouse().await;
     let Stream { events, expected } = stream(&pipeline, 3);
     let (before, rest) = events.split_at(events.len() / 2);
     let (during, after) = rest.split_at(40);
 
     produce(&brokers, before).await;
-    let first = Sink::start(&pipeline, &brokers, &through_proxy);
+    let first = Sink::start(&pipeline, &brokers, &proxy.url());
     eventually_or(
         Duration::from_secs(60),
         "the first events",
@@ -669,14 +681,7 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
         first.log()
     })
     .await;
-    for (table, rows) in &expected {
-        let count = query_json(
-            &pipeline.store,
-            &format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0"),
-        )
-        .await;
-        assert_eq!(count, [json!({"n": rows.len()})], "{table}");
-    }
+    assert_one_live_row_per_key(&pipeline, &expected).await;
     assert!(first.terminate().success());
 }
 
