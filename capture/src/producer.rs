@@ -12,8 +12,10 @@
 //! the local broker fixture (tansu) at 1 000 transactions/s, the idempotent producer's broker
 //! thread polled its socket with a zero timeout ~17 000 times a second (half a core) and the
 //! broker's own idempotence bookkeeping slowed every produce; commit → visible p99 went from
-//! ~1.4-2.1 s to ~0.3-0.4 s with one request in flight. Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it:
-//! the streaming [`AckTracker`] (per transaction) or a snapshot [`BatchAcks`] (per batch).
+//! ~1.4-2.1 s to ~0.3-0.4 s with one request in flight.
+//!
+//! Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it: the
+//! streaming [`AckTracker`] (per transaction) or a snapshot [`BatchAcks`] (per batch).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
