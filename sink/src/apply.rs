@@ -47,6 +47,21 @@ pub struct ApplyReport {
     pub bytes: usize,
 }
 
+impl ApplyReport {
+    /// Adds what another part of the same batch did.
+    pub fn add(&mut self, other: ApplyReport) {
+        if self.rows_written.len() < other.rows_written.len() {
+            self.rows_written.resize(other.rows_written.len(), 0);
+        }
+        for (total, rows) in self.rows_written.iter_mut().zip(other.rows_written) {
+            *total += rows;
+        }
+        self.propagated += other.propagated;
+        self.rechecked += other.rechecked;
+        self.bytes += other.bytes;
+    }
+}
+
 /// Applies batches of row changes.
 #[derive(Debug, Clone)]
 pub struct Applier {

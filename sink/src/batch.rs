@@ -1,12 +1,14 @@
-//! The batch being accumulated: routed row changes, events bound for the dead-letter topic, and the
-//! highest offset seen per partition, with the row, byte and age limits that end it.
+//! The batch being accumulated: routed row changes (and the message each came from), events bound
+//! for the dead-letter topic, and the highest offset seen per partition, with the row, byte and age
+//! limits that end it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::dlq::DeadLetter;
+use crate::dlq::{DeadLetter, source_table};
 use crate::metrics::{Metrics, label};
 use crate::plan::Plan;
 use crate::route::{RowChange, route};
@@ -37,11 +39,38 @@ pub struct Message<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
+/// Where a message was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// The message one routed event came from, and where its row changes end in [`Batch::changes`]
+/// (they start where the previous event's end). Kept so that rows ClickHouse refuses can be traced
+/// back to their event without keeping every message's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Index in [`Batch::topics`].
+    topic: usize,
+    partition: i32,
+    offset: i64,
+    changes_end: usize,
+}
+
 /// Events consumed since the last flush.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Row changes, in consumption order.
     pub changes: Vec<RowChange>,
+    /// One per event that has row changes, in consumption order.
+    pub origins: Vec<Origin>,
+    /// Topics the origins were read from.
+    pub topics: Vec<String>,
     /// Events that cannot be applied.
     pub dead_letters: Vec<DeadLetter>,
     /// Highest offset per (topic, partition).
@@ -80,13 +109,19 @@ impl Batch {
                 if let Some(t) = routed.commit_time {
                     self.commit_times.push(t);
                 }
-                self.changes.extend(routed.changes);
+                if !routed.changes.is_empty() {
+                    self.changes.extend(routed.changes);
+                    let topic = self.topic_index(message.topic);
+                    self.origins.push(Origin {
+                        topic,
+                        partition: message.partition,
+                        offset: message.offset,
+                        changes_end: self.changes.len(),
+                    });
+                }
             }
             Err(error) => {
-                let table = serde_json::from_slice::<serde_json::Value>(payload)
-                    .ok()
-                    .and_then(|v| v["metadata"]["table"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".to_owned());
+                let table = source_table(payload);
                 metrics
                     .events_consumed
                     .get_or_create(&label("table", table.as_str()))
@@ -104,6 +139,38 @@ impl Batch {
                     payload: payload.to_vec(),
                 });
             }
+        }
+    }
+
+    fn topic_index(&mut self, topic: &str) -> usize {
+        match self.topics.iter().position(|t| t == topic) {
+            Some(index) => index,
+            None => {
+                self.topics.push(topic.to_owned());
+                self.topics.len() - 1
+            }
+        }
+    }
+
+    /// The row changes of the events `events` (indexes in [`Batch::origins`]).
+    pub fn changes_of(&self, events: Range<usize>) -> &[RowChange] {
+        if events.is_empty() {
+            return &[];
+        }
+        let start = match events.start {
+            0 => 0,
+            i => self.origins[i - 1].changes_end,
+        };
+        &self.changes[start..self.origins[events.end - 1].changes_end]
+    }
+
+    /// Where the event `event` (an index in [`Batch::origins`]) was read.
+    pub fn position(&self, event: usize) -> Position {
+        let origin = &self.origins[event];
+        Position {
+            topic: self.topics[origin.topic].clone(),
+            partition: origin.partition,
+            offset: origin.offset,
         }
     }
 
@@ -163,6 +230,15 @@ mod tests {
         assert_eq!(batch.dead_letters[0].payload, b"{oops");
         assert_eq!(batch.dead_letters[0].kind, "invalid_envelope");
         assert_eq!(batch.events, 2);
+        assert_eq!(batch.changes_of(0..1), &batch.changes[..]);
+        assert_eq!(
+            batch.position(0),
+            Position {
+                topic: "t".to_owned(),
+                partition: 2,
+                offset: 7
+            }
+        );
         let offsets = batch.offsets_to_store();
         let stored = offsets.find_partition("t", 2).unwrap();
         assert_eq!(stored.offset(), Offset::Offset(9));

@@ -2,15 +2,19 @@
 //! saying why and where they came from.
 //!
 //! Headers: `cdcstar.reason` (human-readable), `cdcstar.reason.kind` (`invalid_envelope`,
-//! `unknown_table`, `missing_key`, `missing_lsn`, `conversion`), `cdcstar.source.topic`,
-//! `cdcstar.source.partition`, `cdcstar.source.offset`.
+//! `unknown_table`, `missing_key`, `missing_lsn`, `conversion` when routing refused the event;
+//! `refused` when ClickHouse refused its rows), `cdcstar.source.topic`, `cdcstar.source.partition`,
+//! `cdcstar.source.offset`.
 
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::batch::Batch;
+use crate::isolate::Refused;
 use crate::kafka::{KafkaConnection, KafkaSetupError};
+use crate::refetch::{RefetchError, read_messages};
 
 /// Header carrying the reason.
 pub const REASON_HEADER: &str = "cdcstar.reason";
@@ -22,6 +26,17 @@ pub const SOURCE_TOPIC_HEADER: &str = "cdcstar.source.topic";
 pub const SOURCE_PARTITION_HEADER: &str = "cdcstar.source.partition";
 /// Header carrying the source offset.
 pub const SOURCE_OFFSET_HEADER: &str = "cdcstar.source.offset";
+
+/// Reason kind of an event whose rows ClickHouse refused.
+pub const REFUSED_KIND: &str = "refused";
+
+/// The source table an event names in its metadata, or `unknown` when it names none.
+pub fn source_table(payload: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v["metadata"]["table"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
 
 /// An event bound for the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +82,8 @@ pub struct DeliveryError {
 pub struct DeadLetterProducer {
     producer: FutureProducer,
     topic: String,
+    /// To read back the bytes of events whose rows ClickHouse refused.
+    connection: KafkaConnection,
 }
 
 impl std::fmt::Debug for DeadLetterProducer {
@@ -90,7 +107,57 @@ impl DeadLetterProducer {
                 brokers: connection.brokers.clone(),
                 source,
             })?;
-        Ok(DeadLetterProducer { producer, topic })
+        Ok(DeadLetterProducer {
+            producer,
+            topic,
+            connection: connection.clone(),
+        })
+    }
+
+    /// The dead letters of the `refused` events of `batch`, their bytes read back from the broker (an
+    /// event the topic no longer holds goes with an empty body and says so).
+    pub async fn refused_letters(
+        &self,
+        batch: &Batch,
+        refused: &[Refused],
+    ) -> Result<Vec<DeadLetter>, RefetchError> {
+        let positions: Vec<_> = refused.iter().map(|r| batch.position(r.event)).collect();
+        let connection = self.connection.clone();
+        let read = {
+            let positions = positions.clone();
+            tokio::task::spawn_blocking(move || read_messages(&connection, &positions))
+        };
+        // NB: a panicking read is a bug; it surfaces as a failed (retried) read, not a crash.
+        let messages = read.await.unwrap_or_else(|panic| {
+            Err(RefetchError::Panicked {
+                reason: panic.to_string(),
+            })
+        })?;
+        Ok(refused
+            .iter()
+            .zip(positions)
+            .zip(messages)
+            .map(|((refused, position), message)| {
+                let (key, payload, reason) = match message {
+                    Some(message) => (message.key, message.payload, refused.reason.clone()),
+                    None => (
+                        None,
+                        Vec::new(),
+                        format!("{} (the message is no longer in its topic)", refused.reason),
+                    ),
+                };
+                DeadLetter {
+                    table: source_table(&payload),
+                    kind: REFUSED_KIND,
+                    reason,
+                    topic: position.topic,
+                    partition: position.partition,
+                    offset: position.offset,
+                    key,
+                    payload,
+                }
+            })
+            .collect())
     }
 
     /// The dead-letter topic.

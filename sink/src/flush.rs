@@ -1,6 +1,7 @@
 //! Flushing a batch: dead letters first (acknowledged by the broker), then the row changes into
-//! ClickHouse, each retried on failure until it succeeds or the process stops. Only after both does
-//! the caller store the batch's offsets.
+//! ClickHouse, then the events whose rows ClickHouse refused into the dead-letter topic too, each
+//! retried on failure until it succeeds or the process stops. Only after all of them does the
+//! caller store the batch's offsets.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +10,8 @@ use tokio::sync::watch;
 
 use crate::apply::Applier;
 use crate::batch::Batch;
-use crate::dlq::DeadLetterProducer;
+use crate::dlq::{DeadLetter, DeadLetterProducer};
+use crate::isolate::{Applied, apply_isolating};
 use crate::metrics::{Metrics, label};
 use crate::retry::{Abandoned, retry_until_shutdown};
 
@@ -46,23 +48,37 @@ impl Flusher {
                 self.dead_letters.send_all(&batch.dead_letters)
             })
             .await?;
-            for letter in &batch.dead_letters {
-                self.metrics
-                    .events_dead_lettered
-                    .get_or_create(&vec![
-                        ("table", letter.table.clone()),
-                        ("reason", letter.kind.to_owned()),
-                    ])
-                    .inc();
-            }
+            self.count_dead_letters(&batch.dead_letters);
         }
         let started = Instant::now();
-        let report = retry_until_shutdown("clickhouse write", &self.metrics, shutdown, || async {
-            let result = self.applier.apply(&batch.changes).await;
-            self.metrics.ready.set(i64::from(result.is_ok()));
-            result
-        })
-        .await?;
+        let Applied { report, refused } =
+            retry_until_shutdown("clickhouse write", &self.metrics, shutdown, || async {
+                let result = apply_isolating(&self.applier, batch).await;
+                self.metrics.ready.set(i64::from(result.is_ok()));
+                result
+            })
+            .await?;
+        if !refused.is_empty() {
+            let letters = retry_until_shutdown(
+                "refused rows' dead letters",
+                &self.metrics,
+                shutdown,
+                || async {
+                    let letters = self
+                        .dead_letters
+                        .refused_letters(batch, &refused)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.dead_letters
+                        .send_all(&letters)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(letters)
+                },
+            )
+            .await?;
+            self.count_dead_letters(&letters);
+        }
         let elapsed = started.elapsed();
         self.metrics.apply_seconds.observe(elapsed.as_secs_f64());
         self.metrics.batch_events.observe(batch.events as f64);
@@ -96,6 +112,18 @@ impl Flusher {
             "batch applied"
         );
         Ok(())
+    }
+
+    fn count_dead_letters(&self, letters: &[DeadLetter]) {
+        for letter in letters {
+            self.metrics
+                .events_dead_lettered
+                .get_or_create(&vec![
+                    ("table", letter.table.clone()),
+                    ("reason", letter.kind.to_owned()),
+                ])
+                .inc();
+        }
     }
 
     /// The metrics.

@@ -5,8 +5,9 @@
 //! Data path: [`consumer`] reads messages into a [`batch::Batch`] ([`route`] decodes and converts each
 //! event with the [`plan`] compiled from the spec); [`flush`] sends poison events to the [`dlq`] and
 //! hands row changes to [`apply`], which folds them by the [`versioning`] rules, fills lookups with
-//! [`enrich`] and writes through [`store`] in RowBinary ([`rowbinary`], [`value`]); only then are
-//! the offsets stored.
+//! [`enrich`] and writes through [`store`] in RowBinary ([`rowbinary`], [`value`]). When ClickHouse
+//! refuses rows, [`isolate`] finds the events they come from, and their bytes, read back with
+//! [`refetch`], go to the dead-letter topic too. Only then are the offsets stored.
 
 pub mod apply;
 pub mod batch;
@@ -16,9 +17,11 @@ pub mod enrich;
 pub mod fetch;
 pub mod flush;
 pub mod http;
+pub mod isolate;
 pub mod kafka;
 pub mod metrics;
 pub mod plan;
+pub mod refetch;
 pub mod retry;
 pub mod route;
 pub mod rowbinary;

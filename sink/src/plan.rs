@@ -178,20 +178,29 @@ impl TablePlan {
         }
     }
 
-    /// Quoted column list of a full row, bookkeeping columns included, in row order.
-    pub fn column_list(&self) -> String {
-        let mut names: Vec<String> = self
+    /// Name and type of every column a full row writes, bookkeeping columns included, in row order.
+    pub fn written_columns(&self) -> Vec<(&str, ColumnType)> {
+        let mut columns: Vec<(&str, ColumnType)> = self
             .columns
             .iter()
-            .map(|c| quote_ident(&c.name))
-            .chain(self.lookups.iter().map(|l| quote_ident(&l.name)))
+            .map(|c| (c.name.as_str(), c.ty.clone()))
+            .chain(self.lookups.iter().map(|l| (l.name.as_str(), l.ty.clone())))
             .collect();
-        names.push(quote_ident(LSN_COLUMN));
-        names.push(quote_ident(IS_DELETED_COLUMN));
+        columns.push((LSN_COLUMN, ColumnType::UInt64));
+        columns.push((IS_DELETED_COLUMN, ColumnType::UInt8));
         if self.is_fact() {
-            names.push(quote_ident(SOURCE_LSN_COLUMN));
+            columns.push((SOURCE_LSN_COLUMN, ColumnType::UInt64));
         }
-        names.join(", ")
+        columns
+    }
+
+    /// Quoted column list of a full row, bookkeeping columns included, in row order.
+    pub fn column_list(&self) -> String {
+        self.written_columns()
+            .iter()
+            .map(|(name, _)| quote_ident(name))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

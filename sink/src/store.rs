@@ -53,7 +53,8 @@ pub enum StoreError {
         /// The decoding error.
         source: DecodeError,
     },
-    /// A value could not be encoded for its column (a bug: values are converted per column type).
+    /// A value could not be encoded for its column (values are converted per column type when an
+    /// event is routed, so this is a value that conversion let through).
     #[error("writing {table}: {source}")]
     Encode {
         /// The table.
@@ -61,6 +62,79 @@ pub enum StoreError {
         /// The encoding error.
         source: EncodeError,
     },
+    /// ClickHouse refused the rows of an insert, and the table no longer has the columns the spec
+    /// declares: every row would be refused, so this is retried (and alerted on), not dead-lettered.
+    #[error(
+        "clickhouse refused rows of {table}, whose columns no longer match the spec ({}); \
+         retrying until the table is fixed. Refusal: {refusal}",
+        .drift.join("; ")
+    )]
+    SchemaDrift {
+        /// The table.
+        table: String,
+        /// Each difference that breaks inserts.
+        drift: Vec<String>,
+        /// The insert's error.
+        refusal: String,
+    },
+}
+
+/// ClickHouse exception codes that refuse the ROWS of an insert rather than the statement: a CHECK
+/// constraint, a materialised view (or a default expression) that cannot compute or rejects a
+/// value, a number or string out of its type's range. Any other failure (connection, timeout,
+/// memory, a missing table or column, a server error) is retried.
+pub const ROW_REFUSAL_CODES: &[(u32, &str)] = &[
+    (6, "CANNOT_PARSE_TEXT"),
+    (27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED"),
+    (38, "CANNOT_PARSE_DATE"),
+    (41, "CANNOT_PARSE_DATETIME"),
+    (69, "ARGUMENT_OUT_OF_BOUND"),
+    (70, "CANNOT_CONVERT_TYPE"),
+    (72, "CANNOT_PARSE_NUMBER"),
+    (131, "TOO_LARGE_STRING_SIZE"),
+    (321, "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE"),
+    (395, "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO"),
+    (407, "DECIMAL_OVERFLOW"),
+    (469, "VIOLATED_CONSTRAINT"),
+];
+
+/// The ClickHouse exception code an error carries (`Code: N. DB::Exception: ...`), if any.
+pub fn exception_code(error: &clickhouse::error::Error) -> Option<u32> {
+    let clickhouse::error::Error::BadResponse(text) = error else {
+        return None;
+    };
+    let digits = text.split("Code: ").nth(1)?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+impl StoreError {
+    /// Whether ClickHouse (or the encoder) refused the rows of an insert, as opposed to failing for
+    /// reasons that retrying fixes. See [`ROW_REFUSAL_CODES`].
+    pub fn refuses_rows(&self) -> bool {
+        match self {
+            StoreError::ClickHouse {
+                what: "insert",
+                source,
+                ..
+            } => exception_code(source)
+                .is_some_and(|code| ROW_REFUSAL_CODES.iter().any(|(c, _)| *c == code)),
+            StoreError::Encode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The star table the failed statement was about.
+    pub fn table(&self) -> &str {
+        match self {
+            StoreError::ClickHouse { table, .. }
+            | StoreError::Decode { table, .. }
+            | StoreError::Encode { table, .. }
+            | StoreError::SchemaDrift { table, .. } => table,
+        }
+    }
 }
 
 /// Connection settings.
@@ -90,6 +164,7 @@ impl std::fmt::Debug for StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     client: clickhouse::Client,
+    database: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -111,7 +186,10 @@ impl Store {
         if let Some(password) = &config.password {
             client = client.with_password(password);
         }
-        Store { client }
+        Store {
+            client,
+            database: config.database.clone(),
+        }
     }
 
     /// The underlying client, for statements outside the row paths (DDL, health checks).
@@ -130,6 +208,34 @@ impl Store {
                 table: String::new(),
                 source,
             })
+    }
+
+    /// The columns (name, type as ClickHouse prints it) of `table` in the star schema's database, or
+    /// `None` when it does not exist.
+    pub async fn existing_columns(
+        &self,
+        table: &str,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let columns = self
+            .client
+            .query(cdcstar_crds::clickhouse_ddl::EXISTING_COLUMNS_QUERY)
+            .param("database", &self.database)
+            .param("table", table)
+            .fetch_all::<(String, String)>()
+            .await
+            .map_err(|source| StoreError::ClickHouse {
+                what: "read columns",
+                table: table.to_owned(),
+                source,
+            })?;
+        Ok((!columns.is_empty()).then_some(columns))
+    }
+
+    /// What makes `table` in ClickHouse unable to take the sink's rows: each column the sink writes
+    /// that is missing or has another type (empty when inserts match the table).
+    pub async fn insert_drift(&self, table: &TablePlan) -> Result<Vec<String>, StoreError> {
+        let existing = self.existing_columns(&table.name).await?;
+        Ok(insert_drift(table, existing.as_deref()))
     }
 
     /// Inserts `rows` into `table` in one statement; returns the body size in bytes.
@@ -175,14 +281,11 @@ impl Store {
             quote_ident(&table.name),
             quote_ident(LSN_COLUMN),
         );
-        let mut types: Vec<ColumnType> = (0..table.width())
-            .map(|i| table.value_type(i).clone())
+        let types: Vec<ColumnType> = table
+            .written_columns()
+            .into_iter()
+            .map(|(_, ty)| ty)
             .collect();
-        types.push(ColumnType::UInt64);
-        types.push(ColumnType::UInt8);
-        if table.is_fact() {
-            types.push(ColumnType::UInt64);
-        }
         let records = self.select(&table.name, &sql, &types).await?;
         let width = table.width();
         Ok(records
@@ -254,6 +357,29 @@ impl Store {
         }
         Ok(records)
     }
+}
+
+/// Each column `table`'s rows write that `existing` (name, type as ClickHouse prints it; `None` for
+/// a missing table) lacks or types differently. Columns the sink does not write do not matter.
+pub fn insert_drift(table: &TablePlan, existing: Option<&[(String, String)]>) -> Vec<String> {
+    let Some(existing) = existing else {
+        return vec![format!("table {} does not exist", table.name)];
+    };
+    table
+        .written_columns()
+        .into_iter()
+        .filter_map(
+            |(name, declared)| match existing.iter().find(|(n, _)| n == name) {
+                None => Some(format!("column {name} is missing")),
+                Some((_, found)) if found.parse::<ColumnType>().ok() != Some(declared.clone()) => {
+                    Some(format!(
+                        "column {name} is {found}, the sink writes {declared}"
+                    ))
+                }
+                Some(_) => None,
+            },
+        )
+        .collect()
 }
 
 /// RowBinary body of `rows` in the order of [`TablePlan::column_list`].
@@ -331,6 +457,74 @@ pub fn in_list<'a>(column: &str, keys: impl IntoIterator<Item = &'a Value>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bad_response(text: &str) -> StoreError {
+        StoreError::ClickHouse {
+            what: "insert",
+            table: "t".to_owned(),
+            source: clickhouse::error::Error::BadResponse(text.to_owned()),
+        }
+    }
+
+    #[test]
+    fn only_row_refusals_of_inserts_are_refusals() {
+        let constraint = "Code: 469. DB::Exception: Constraint `c` for table t is violated at row 1. \
+             (VIOLATED_CONSTRAINT) (version 26.9.2.1)";
+        assert_eq!(
+            exception_code(&clickhouse::error::Error::BadResponse(
+                constraint.to_owned()
+            )),
+            Some(469)
+        );
+        assert!(bad_response(constraint).refuses_rows());
+        assert!(
+            bad_response("Code: 395. DB::Exception: too big: while pushing to view v")
+                .refuses_rows()
+        );
+        // The table or a column is gone, memory ran out, the server is down: retried.
+        assert!(!bad_response("Code: 16. DB::Exception: No such column x").refuses_rows());
+        assert!(!bad_response("Code: 241. DB::Exception: Memory limit exceeded").refuses_rows());
+        assert!(!bad_response("503 Service Unavailable").refuses_rows());
+        let select = StoreError::ClickHouse {
+            what: "select",
+            table: "t".to_owned(),
+            source: clickhouse::error::Error::BadResponse(constraint.to_owned()),
+        };
+        assert!(!select.refuses_rows());
+        let network = StoreError::ClickHouse {
+            what: "insert",
+            table: "t".to_owned(),
+            source: clickhouse::error::Error::TimedOut,
+        };
+        assert!(!network.refuses_rows());
+        assert_eq!(network.table(), "t");
+    }
+
+    #[test]
+    fn drift_is_what_the_rows_written_do_not_fit() {
+        let plan = crate::plan::Plan::for_pipeline(&crate::plan::tests::shop().spec).unwrap();
+        let table = &plan.tables[plan.table_id("product_dim").unwrap()];
+        let mut existing: Vec<(String, String)> = table
+            .written_columns()
+            .iter()
+            .map(|(name, ty)| ((*name).to_owned(), ty.to_string()))
+            .collect();
+        existing.push(("added_by_hand".to_owned(), "String".to_owned()));
+        assert!(insert_drift(table, Some(&existing)).is_empty());
+        existing[1].1 = "LowCardinality(String)".to_owned();
+        existing.remove(2);
+        assert_eq!(
+            insert_drift(table, Some(&existing)),
+            [
+                "column name is LowCardinality(String), the sink writes String",
+                "column category is missing"
+            ]
+        );
+        assert_eq!(
+            insert_drift(table, None),
+            ["table product_dim does not exist"]
+        );
+    }
 
     #[test]
     fn short_key_lists_are_literals_and_long_ones_one_json_string() {
