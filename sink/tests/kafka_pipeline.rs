@@ -1,6 +1,6 @@
 //! The sink binary end to end: real broker, real ClickHouse engine. The reference app's single-topic
-//! layout, poison messages into the dead-letter topic, SIGKILL at several points of a stream, a broker
-//! restart and a ClickHouse outage in the middle of a stream.
+//! layout, poison messages and events whose rows ClickHouse refuses into the dead-letter topic, SIGKILL
+//! at several points of a stream, a broker restart and a ClickHouse outage in the middle of a stream.
 
 mod common;
 
@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cdcstar_crds::pipeline::TopicMode;
-use cdcstar_sink::dlq::{REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER};
+use cdcstar_sink::dlq::{
+    REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER,
+};
 use cdcstar_sink::kafka::KafkaConnection;
 use common::broker::{Broker, free_port};
 use common::{
@@ -159,7 +161,40 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
     )
     .await;
 
-    let consumer: StreamConsumer = KafkaConnection::new(&[&brokers])
+    let letters = dead_letters(&brokers, &pipeline, poison.len(), &sink).await;
+    let bodies: Vec<&Vec<u8>> = letters.iter().map(|l| &l.payload).collect();
+    assert_eq!(bodies, poison.iter().collect::<Vec<_>>());
+    let kinds: Vec<&str> = letters.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(kinds, ["invalid_envelope", "unknown_table", "conversion"]);
+    assert!(
+        letters[2].reason.contains("quantity"),
+        "{}",
+        letters[2].reason
+    );
+    let offsets: Vec<&str> = letters.iter().map(|l| l.offset.as_str()).collect();
+    assert_eq!(offsets, ["2", "3", "4"]);
+    let status = sink.terminate();
+    assert!(status.success(), "sink exit status {status}");
+}
+
+/// A message of the dead-letter topic.
+struct DeadLetter {
+    payload: Vec<u8>,
+    kind: String,
+    reason: String,
+    topic: String,
+    offset: String,
+}
+
+/// The first `count` messages of the pipeline's dead-letter topic (partition 0), waiting up to 60 s
+/// for each.
+async fn dead_letters(
+    brokers: &str,
+    pipeline: &TestPipeline,
+    count: usize,
+    sink: &Sink,
+) -> Vec<DeadLetter> {
+    let consumer: StreamConsumer = KafkaConnection::new(&[brokers])
         .client_config()
         .set("group.id", common::unique("dlq_reader"))
         .set("auto.offset.reset", "earliest")
@@ -175,7 +210,7 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
         .unwrap();
     consumer.assign(&partitions).unwrap();
     let mut letters = Vec::new();
-    while letters.len() < poison.len() {
+    while letters.len() < count {
         let message = match tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await {
             Ok(message) => message.unwrap(),
             Err(_) => panic!(
@@ -192,20 +227,95 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        letters.push((
-            message.payload().unwrap().to_vec(),
-            header(REASON_KIND_HEADER),
-            header(REASON_HEADER),
-            header(SOURCE_OFFSET_HEADER),
-        ));
+        letters.push(DeadLetter {
+            payload: message.payload().unwrap_or_default().to_vec(),
+            kind: header(REASON_KIND_HEADER),
+            reason: header(REASON_HEADER),
+            topic: header(SOURCE_TOPIC_HEADER),
+            offset: header(SOURCE_OFFSET_HEADER),
+        });
     }
-    let bodies: Vec<&Vec<u8>> = letters.iter().map(|l| &l.0).collect();
-    assert_eq!(bodies, poison.iter().collect::<Vec<_>>());
-    let kinds: Vec<&str> = letters.iter().map(|l| l.1.as_str()).collect();
-    assert_eq!(kinds, ["invalid_envelope", "unknown_table", "conversion"]);
-    assert!(letters[2].2.contains("quantity"), "{}", letters[2].2);
-    let offsets: Vec<&str> = letters.iter().map(|l| l.3.as_str()).collect();
-    assert_eq!(offsets, ["2", "3", "4"]);
+    letters
+}
+
+#[tokio::test]
+async fn an_event_whose_rows_clickhouse_refuses_goes_to_the_dead_letter_topic_and_the_stream_moves_on()
+ {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("refused_dlq").await;
+    pipeline.create_topics(&brokers, 1).await;
+    pipeline
+        .store
+        .client()
+        .query("ALTER TABLE product_dim ADD CONSTRAINT price_not_negative CHECK price >= 0")
+        .execute()
+        .await
+        .unwrap();
+    let mut negative = product(2, "ink");
+    negative["price"] = json!(-1);
+    let refused = envelope("product", "insert", 0x12, negative);
+    let topic = |table: &str| pipeline.pipeline.topic_for_table(table);
+    let first: Vec<(String, String, Vec<u8>)> = vec![
+        (
+            topic("product"),
+            "1".into(),
+            envelope("product", "insert", 0x11, product(1, "pen")),
+        ),
+        (topic("product"), "2".into(), refused.clone()),
+        (
+            topic("product"),
+            "3".into(),
+            envelope("product", "insert", 0x13, product(3, "pad")),
+        ),
+        (
+            topic("customer"),
+            "1".into(),
+            envelope("customer", "insert", 0x14, customer(1, "ann", "FR")),
+        ),
+        (
+            topic("order"),
+            "100".into(),
+            envelope("order", "insert", 0x15, order(100, 1, "paid")),
+        ),
+        (
+            topic("orderitem"),
+            "1000".into(),
+            envelope("orderitem", "insert", 0x16, item(1000, 100, 3, 1)),
+        ),
+    ];
+    produce(&brokers, &first).await;
+    let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    let letters = dead_letters(&brokers, &pipeline, 1, &sink).await;
+    assert_eq!(letters[0].payload, refused);
+    assert_eq!(letters[0].kind, "refused");
+    assert!(
+        letters[0].reason.contains("VIOLATED_CONSTRAINT"),
+        "{}",
+        letters[0].reason
+    );
+    assert_eq!(letters[0].topic, topic("product"));
+    assert_eq!(letters[0].offset, "1");
+    // The stream moves on: what came before and after the refused event lands, and so do later
+    // events, the corrected product included.
+    let fixed = envelope("product", "update", 0x20, product(2, "ink"));
+    produce(&brokers, &[(topic("product"), "2".into(), fixed)]).await;
+    eventually(
+        Duration::from_secs(60),
+        "every product and the item",
+        || async {
+            pipeline.rows("product_dim", "product_id").await
+                == [
+                    json!({"product_id": 1}),
+                    json!({"product_id": 2}),
+                    json!({"product_id": 3}),
+                ]
+                && pipeline
+                    .rows("orderitem_fact", "product_name, customer_country")
+                    .await
+                    == [json!({"product_name": "pad", "customer_country": "FR"})]
+        },
+    )
+    .await;
     let status = sink.terminate();
     assert!(status.success(), "sink exit status {status}");
 }
