@@ -4,7 +4,7 @@
 #
 #   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
 #                                        ready (all of postgres, kafka, clickhouse unless named)
-#   scripts/services.sh down     stop what `up` started (nothing else)
+#   scripts/services.sh down [SERVICE...]  stop what `up` started (nothing else; all three unless named)
 #   scripts/services.sh status   what runs where
 #   scripts/services.sh env      the variables the tests and binaries read: eval "$(scripts/services.sh env)"
 #
@@ -241,9 +241,9 @@ cmd_up() {
 }
 
 cmd_down() {
-    stop_pidfile clickhouse
-    stop_pidfile tansu
-    postgres_down
+    if wanted clickhouse; then stop_pidfile clickhouse; fi
+    if wanted kafka; then stop_pidfile tansu; fi
+    if wanted postgres; then postgres_down; fi
 }
 
 cmd_env() {
