@@ -151,10 +151,7 @@ impl TableSchema {
                     column.column_type
                 )),
                 Some(existing_type) => {
-                    let same = existing_type
-                        .parse::<ColumnType>()
-                        .is_ok_and(|t| t == column.column_type);
-                    if !same {
+                    if !column.column_type.is_printed_as(existing_type) {
                         migration.drift.push(Drift::TypeChanged {
                             table: self.name.clone(),
                             column: column.name.clone(),

@@ -90,6 +90,12 @@ pub enum ColumnTypeError {
 }
 
 impl ColumnType {
+    /// Whether an existing column whose type ClickHouse prints as `printed` (`system.columns.type`)
+    /// has this type: the one rule for telling a table that drifted from the spec.
+    pub fn is_printed_as(&self, printed: &str) -> bool {
+        printed.parse::<ColumnType>().is_ok_and(|t| t == *self)
+    }
+
     /// Whether the column accepts NULL.
     pub fn is_nullable(&self) -> bool {
         matches!(

@@ -371,11 +371,9 @@ pub fn insert_drift(table: &TablePlan, existing: Option<&[(String, String)]>) ->
         .filter_map(
             |(name, declared)| match existing.iter().find(|(n, _)| n == name) {
                 None => Some(format!("column {name} is missing")),
-                Some((_, found)) if found.parse::<ColumnType>().ok() != Some(declared.clone()) => {
-                    Some(format!(
-                        "column {name} is {found}, the sink writes {declared}"
-                    ))
-                }
+                Some((_, found)) if !declared.is_printed_as(found) => Some(format!(
+                    "column {name} is {found}, the sink writes {declared}"
+                )),
                 Some(_) => None,
             },
         )
