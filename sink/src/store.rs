@@ -111,6 +111,18 @@ pub fn exception_code(error: &clickhouse::error::Error) -> Option<u32> {
 }
 
 impl StoreError {
+    /// For `map_err`: a ClickHouse statement doing `what` on `table` failed.
+    fn clickhouse<'a>(
+        what: &'static str,
+        table: &'a str,
+    ) -> impl Fn(clickhouse::error::Error) -> StoreError + Copy + 'a {
+        move |source| StoreError::ClickHouse {
+            what,
+            table: table.to_owned(),
+            source,
+        }
+    }
+
     /// Whether ClickHouse (or the encoder) refused the rows of an insert, as opposed to failing for
     /// reasons that retrying fixes. See [`ROW_REFUSAL_CODES`].
     pub fn refuses_rows(&self) -> bool {
@@ -203,11 +215,7 @@ impl Store {
             .query("SELECT 1")
             .execute()
             .await
-            .map_err(|source| StoreError::ClickHouse {
-                what: "ping",
-                table: String::new(),
-                source,
-            })
+            .map_err(StoreError::clickhouse("ping", ""))
     }
 
     /// The columns (name, type as ClickHouse prints it) of `table` in the star schema's database, or
@@ -223,11 +231,7 @@ impl Store {
             .param("table", table)
             .fetch_all::<(String, String)>()
             .await
-            .map_err(|source| StoreError::ClickHouse {
-                what: "read columns",
-                table: table.to_owned(),
-                source,
-            })?;
+            .map_err(StoreError::clickhouse("read columns", table))?;
         Ok((!columns.is_empty()).then_some(columns))
     }
 
@@ -253,11 +257,7 @@ impl Store {
             quote_ident(&table.name),
             table.column_list()
         );
-        let fail = |source| StoreError::ClickHouse {
-            what: "insert",
-            table: table.name.clone(),
-            source,
-        };
+        let fail = StoreError::clickhouse("insert", &table.name);
         let started = Instant::now();
         let mut insert = self.client.insert_formatted_with(sql);
         insert.send(Bytes::from(body)).await.map_err(fail)?;
@@ -320,22 +320,15 @@ impl Store {
         types: &[ColumnType],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         let started = Instant::now();
+        let fail = StoreError::clickhouse("select", table);
         let bytes = self
             .client
             .query(sql)
             .fetch_bytes("RowBinary")
-            .map_err(|source| StoreError::ClickHouse {
-                what: "select",
-                table: table.to_owned(),
-                source,
-            })?
+            .map_err(fail)?
             .collect()
             .await
-            .map_err(|source| StoreError::ClickHouse {
-                what: "select",
-                table: table.to_owned(),
-                source,
-            })?;
+            .map_err(fail)?;
         tracing::debug!(
             table,
             bytes = bytes.len(),
