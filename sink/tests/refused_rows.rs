@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use cdcstar_sink::apply::Applier;
 use cdcstar_sink::batch::{Batch, Message};
 use cdcstar_sink::isolate::apply_isolating;
@@ -25,12 +23,10 @@ struct Harness {
 impl Harness {
     async fn new(purpose: &str) -> Self {
         let pipeline = TestPipeline::new(purpose).await;
-        let applier = Applier::new(
-            pipeline.store.clone(),
-            Arc::new(pipeline.plan.clone()),
-            true,
-        );
-        Harness { pipeline, applier }
+        Harness {
+            applier: pipeline.applier(),
+            pipeline,
+        }
     }
 
     async fn execute(&self, sql: &str) {

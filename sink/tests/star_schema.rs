@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use cdcstar_sink::apply::Applier;
 use cdcstar_sink::route::{RowChange, route};
 use common::{TestPipeline, customer, envelope, item, order, product, query_json};
@@ -22,12 +20,10 @@ struct Harness {
 impl Harness {
     async fn new(purpose: &str) -> Self {
         let pipeline = TestPipeline::new(purpose).await;
-        let applier = Applier::new(
-            pipeline.store.clone(),
-            Arc::new(pipeline.plan.clone()),
-            true,
-        );
-        Harness { pipeline, applier }
+        Harness {
+            applier: pipeline.applier(),
+            pipeline,
+        }
     }
 
     /// Applies `events` as one batch.

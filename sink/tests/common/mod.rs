@@ -7,10 +7,12 @@ pub mod broker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdcstar_crds::{CdcPipeline, Lsn};
+use cdcstar_sink::apply::Applier;
 use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::plan::Plan;
 use cdcstar_sink::store::{Store, StoreConfig};
@@ -137,6 +139,12 @@ impl TestPipeline {
             file,
             _dir: dir,
         }
+    }
+
+    /// An applier writing into this pipeline's tables, with the lookup re-check on (the sink's
+    /// default).
+    pub fn applier(&self) -> Applier {
+        Applier::new(self.store.clone(), Arc::new(self.plan.clone()), true)
     }
 
     /// Creates the data and dead-letter topics (one partition each unless `partitions`).
