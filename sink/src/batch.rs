@@ -69,12 +69,12 @@ pub struct Batch {
     pub changes: Vec<RowChange>,
     /// One per event that has row changes, in consumption order.
     pub origins: Vec<Origin>,
-    /// Topics the origins were read from.
+    /// Topics read, each once: origins and offsets name a topic by its index here.
     pub topics: Vec<String>,
     /// Events that cannot be applied.
     pub dead_letters: Vec<DeadLetter>,
-    /// Highest offset per (topic, partition).
-    pub offsets: BTreeMap<(String, i32), i64>,
+    /// Highest offset per (index in `topics`, partition).
+    pub offsets: BTreeMap<(usize, i32), i64>,
     /// Commit times (seconds since the epoch) of the events that had one.
     pub commit_times: Vec<f64>,
     /// Messages in the batch.
@@ -90,9 +90,10 @@ impl Batch {
     pub fn push(&mut self, plan: &Plan, message: Message<'_>, metrics: &Metrics) {
         self.started.get_or_insert_with(Instant::now);
         self.events += 1;
+        let topic = self.topic_index(message.topic);
         let entry = self
             .offsets
-            .entry((message.topic.to_owned(), message.partition))
+            .entry((topic, message.partition))
             .or_insert(message.offset);
         *entry = (*entry).max(message.offset);
         // NB: a tombstone (no body) carries no change; its offset is still committed.
@@ -111,7 +112,6 @@ impl Batch {
                 }
                 if !routed.changes.is_empty() {
                     self.changes.extend(routed.changes);
-                    let topic = self.topic_index(message.topic);
                     self.origins.push(Origin {
                         topic,
                         partition: message.partition,
@@ -195,7 +195,11 @@ impl Batch {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in &self.offsets {
             // NB: the partition was just added, so setting its offset cannot fail.
-            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1));
+            let _ = list.add_partition_offset(
+                &self.topics[*topic],
+                *partition,
+                Offset::Offset(offset + 1),
+            );
         }
         list
     }
