@@ -17,6 +17,7 @@ use crate::controller::{self, Context};
 use crate::external::clickhouse::ClickHouseConnector;
 use crate::external::postgres::PostgresConnector;
 use crate::http::{self, HttpState};
+use crate::kube_error::Described;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
 
@@ -24,7 +25,7 @@ use crate::metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No usable kubeconfig or in-cluster config.
-    #[error("failed to create the kubernetes client: {0}")]
+    #[error("failed to create the kubernetes client: {}", Described(.0))]
     Client(#[source] kube::Error),
     /// The CRD is not installed.
     #[error(
@@ -33,7 +34,7 @@ pub enum RunError {
     )]
     CrdMissing,
     /// Listing CdcPipelines failed for another reason (RBAC, connectivity).
-    #[error("failed to list cdcpipelines at startup: {0}")]
+    #[error("failed to list cdcpipelines at startup: {}", Described(.0))]
     StartupCheck(#[source] kube::Error),
     /// The HTTP endpoints could not be served.
     #[error("failed to serve metrics and probes on {addr}: {source}")]
@@ -97,8 +98,16 @@ async fn termination_signal() {
     }
 }
 
+/// Makes ring the process's rustls crypto provider. Explicit, because rustls refuses to guess when a
+/// build enables more than one provider, and panics at the first TLS connection instead.
+pub fn install_crypto_provider() {
+    // NB: an Err only says a provider is installed already (a second call, or a test harness).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// `cdcstar-operator run`.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    install_crypto_provider();
     let client = Client::try_default().await.map_err(RunError::Client)?;
     let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
     check_crd_installed(&client, namespace.as_deref()).await?;

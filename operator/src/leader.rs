@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::kube_error::Described;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -37,7 +38,7 @@ impl Default for LeaseTiming {
 
 /// Why the Lease could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to {action} lease {name}: {source}")]
+#[error("failed to {action} lease {name}: {}", Described(.source))]
 pub struct LeaseError {
     action: &'static str,
     name: String,

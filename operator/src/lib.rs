@@ -17,6 +17,7 @@ pub mod config;
 pub mod controller;
 pub mod external;
 pub mod http;
+pub mod kube_error;
 pub mod leader;
 pub mod metrics;
 pub mod plan;

@@ -187,15 +187,17 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         .unwrap();
     assert!(again.executed.is_empty(), "{:?}", again.executed);
 
-    source::cleanup_source(&PostgresConnector, &dsn, &changed)
+    let dropped = source::cleanup_source(&PostgresConnector, &dsn, &changed)
         .await
         .unwrap();
+    assert!(dropped.slot_existed && dropped.publication_existed);
     assert!(published_tables(&check, &publication).await.is_empty());
     assert!(!slot_exists(&check, &slot).await);
-    // Already gone counts as done.
-    source::cleanup_source(&PostgresConnector, &dsn, &changed)
+    // Already gone counts as done, and is said to be.
+    let again = source::cleanup_source(&PostgresConnector, &dsn, &changed)
         .await
         .unwrap();
+    assert!(!again.slot_existed && !again.publication_existed);
     drop(check);
     drop_database(&url, &database).await;
 }

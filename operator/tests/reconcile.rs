@@ -10,6 +10,7 @@ use cdcstar_crds::{clickhouse_ddl, postgres};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
 use cdcstar_operator::metrics::Metrics;
+use cdcstar_operator::sql::SlotObservation;
 use common::apiserver::{Call, Handle, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
 use common::fixtures::{
@@ -339,9 +340,10 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
             json!({"phase": "Running", "lag": "512B"}),
             Some(written.clone()),
         ),
-        // Second pass: children applied again (a no-op for the API server), nothing else.
+        // Second pass: children applied again (a no-op for the API server), nothing else; the
+        // Redpanda Connect ConfigMap the first pass found absent is not deleted again.
         secret_read(),
-        children_applied(1),
+        children_reapplied(1),
     ]);
     let ctx = h.ctx.clone();
     let result = scenario(h.handle, calls, async move {
@@ -359,6 +361,10 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
 #[tokio::test]
 async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
     let h = harness();
+    h.source.with(|state| {
+        state.observation.slot = Some(SlotObservation::default());
+        state.observation.publication_tables = Some(Default::default());
+    });
     let mut pipeline = CdcPipeline::test().finalized().deleting();
     pipeline.spec.clickhouse.drop_tables_on_delete = true;
     let calls = concat(vec![
@@ -367,7 +373,7 @@ async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
         event(
             "Normal",
             "CleanedUp",
-            "dropped replication slot cdcstar_shop and publication cdcstar_shop; dropped 4 tables",
+            "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables",
         ),
         finalizer_removed(&pipeline),
     ]);
@@ -528,4 +534,93 @@ async fn disabled_api_is_not_run_and_any_previous_one_is_removed() {
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     result.unwrap();
+}
+
+#[tokio::test]
+async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_without_kube_dumps() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    let calls = concat(vec![
+        secret_read(),
+        apply_forbidden(PIPELINE_CONFIG_MAP, "configmaps", "shop-pipeline"),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Degraded",
+                "conditions": [
+                    {"type": "Ready", "status": "False"},
+                    {"type": "Publication", "status": "True"},
+                    {"type": "Capture", "status": "False", "reason": "ApplyFailed",
+                     "message": "failed to apply ConfigMap default/shop-pipeline: 403 Forbidden: configmaps \"shop-pipeline\" is forbidden: User \"system:serviceaccount:cdcstar-system:cdcstar\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "False", "reason": "ApplyFailed"},
+                    {"type": "Api", "status": "False", "reason": "ApplyFailed"},
+                ],
+            }),
+            None,
+        ),
+        event("Normal", "SourceUpdated", "ran 6 statements"),
+        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event(
+            "Warning",
+            "ApplyFailed",
+            "failed to apply ConfigMap default/shop-pipeline: 403 Forbidden: configmaps",
+        ),
+    ]);
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.kind(), "apply");
+    assert!(!error.to_string().contains("Status {"), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_and_clickhouse_both_down_each_get_a_warning() {
+    let h = harness();
+    h.source.with(|s| s.unreachable = true);
+    h.warehouse.with(|w| w.unreachable = true);
+    let pipeline = CdcPipeline::test().finalized();
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Degraded",
+                "conditions": [
+                    {"type": "Ready", "status": "False"},
+                    {"type": "Publication", "status": "False", "reason": "SourceUnreachable"},
+                    {"type": "Capture", "status": "True"},
+                    {"type": "ClickHouseSchema", "status": "False"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            None,
+        ),
+        event("Warning", "ClickHouseFailed", "connection refused"),
+        event("Warning", "SourceFailed", "Connection refused"),
+    ]);
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
+    assert_eq!(result.unwrap_err().kind(), "source");
+}
+
+#[tokio::test]
+async fn cleanup_says_which_of_slot_and_publication_did_not_exist() {
+    let h = harness();
+    h.source.with(|state| {
+        state.observation.publication_tables = Some(Default::default());
+    });
+    let pipeline = CdcPipeline::test().finalized().deleting();
+    let calls = concat(vec![
+        capture_deleted(),
+        secret_read(),
+        event(
+            "Normal",
+            "CleanedUp",
+            "replication slot cdcstar_shop did not exist; dropped publication cdcstar_shop",
+        ),
+        finalizer_removed(&pipeline),
+    ]);
+    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
+    assert_eq!(result.unwrap(), Action::await_change());
 }

@@ -14,12 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::build::{ChildKind, DesiredState};
+use crate::kube_error::Described;
 
 /// Why a child could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Server-side apply failed.
-    #[error("failed to apply {kind} {namespace}/{name}: {source}")]
+    #[error("failed to apply {kind} {namespace}/{name}: {}", Described(.source))]
     Apply {
         /// Kind of the child.
         kind: String,
@@ -31,7 +32,7 @@ pub enum ApplyError {
         source: kube::Error,
     },
     /// Deleting an obsolete child failed.
-    #[error("failed to delete obsolete {kind:?} {namespace}/{name}: {source}")]
+    #[error("failed to delete obsolete {kind:?} {namespace}/{name}: {}", Described(.source))]
     Delete {
         /// Kind of the child.
         kind: ChildKind,

@@ -15,10 +15,13 @@
 //! | --- | --- | --- |
 //! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
 //! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`¹ |
-//! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
+//! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `SINK_METRICS_ADDR`, `SINK_GROUP_INSTANCE_ID` (the pod name), `KAFKA_AUTH_DIR`¹ |
 //! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB` |
 //!
 //! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set.
+//!
+//! Each name is the one the binary's own command line reads (`operator/tests/settings_contract.rs`
+//! parses every container's env and args with that binary's clap definition and checks the ports).
 
 use std::collections::BTreeMap;
 
@@ -27,9 +30,9 @@ use cdcstar_crds::{CdcPipeline, redpanda_connect};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -270,6 +273,21 @@ fn env_from_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVa
                 name: secret.to_owned(),
                 key: key.to_owned(),
                 optional: optional.then_some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// The pod's own name, as the Downward API gives it.
+fn env_pod_name(name: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".to_owned(),
+                ..ObjectFieldSelector::default()
             }),
             ..EnvVarSource::default()
         }),
@@ -522,7 +540,15 @@ impl<'a> BuildContext<'a> {
 
     fn sink(&self, config: &OperatorConfig, pipeline_yaml: &str) -> Deployment {
         let spec = &self.pipeline.spec;
-        let mut env = vec![env_value("METRICS_PORT", COMPONENT_HTTP_PORT.to_string())];
+        let mut env = vec![
+            env_value(
+                "SINK_METRICS_ADDR",
+                format!("0.0.0.0:{COMPONENT_HTTP_PORT}"),
+            ),
+            // NB: static membership: a container restarted in the same pod takes its partitions back
+            // at once instead of after the session timeout.
+            env_pod_name("SINK_GROUP_INSTANCE_ID"),
+        ];
         if let Some(credentials) = &spec.clickhouse.credentials_secret_ref {
             env.push(env_from_secret(
                 "CLICKHOUSE_USER",

@@ -56,12 +56,9 @@ async fn remove_footprint(pipeline: &CdcPipeline, ctx: &Context) -> Result<Strin
     )
     .await?;
     let secrets = dereference::dereference(&ctx.client, pipeline, Purpose::Cleanup).await?;
-    source::cleanup_source(ctx.source.as_ref(), &secrets.source_dsn, pipeline).await?;
-    let mut note = format!(
-        "dropped replication slot {} and publication {}",
-        pipeline.slot_name(),
-        cdcstar_crds::postgres::effective_publication_name(pipeline)
-    );
+    let mut note = source::cleanup_source(ctx.source.as_ref(), &secrets.source_dsn, pipeline)
+        .await?
+        .describe(pipeline);
     if pipeline.spec.clickhouse.drop_tables_on_delete {
         let dropped = schema::drop_tables(
             ctx.warehouse.as_ref(),

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::external::{Sensitive, WarehouseCredentials};
+use crate::kube_error::Described;
 
 /// Values read from the referenced Secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub enum DereferenceError {
         field: &'static str,
     },
     /// The API server could not be asked.
-    #[error("failed to read secret {namespace}/{name}: {source}")]
+    #[error("failed to read secret {namespace}/{name}: {}", Described(.source))]
     Read {
         /// Namespace.
         namespace: String,

@@ -46,6 +46,7 @@ use tracing::Instrument;
 
 use crate::config::OperatorConfig;
 use crate::external::{SourceConnector, WarehouseConnector};
+use crate::kube_error::Described;
 use crate::metrics::Metrics;
 use build::Component;
 use dereference::{DereferenceError, Purpose};
@@ -93,10 +94,10 @@ pub enum Error {
     #[error(transparent)]
     Apply(#[from] apply::ApplyError),
     /// The status could not be written.
-    #[error("failed to patch status: {0}")]
+    #[error("failed to patch status: {}", Described(.0))]
     Status(#[source] kube::Error),
     /// The finalizer could not be added or removed.
-    #[error("failed to update the finalizer: {0}")]
+    #[error("failed to update the finalizer: {}", Described(.0))]
     Finalizer(#[source] kube::Error),
 }
 
@@ -431,16 +432,28 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     )
     .await;
 
-    let desired = build::build(pipeline, &ctx.config)?;
-    let applied = apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired).await?;
+    // NB: a pass whose children cannot be written still reports what it saw (publication, schema)
+    // and why the workloads are missing, so READY and PHASE are never blank or stale.
+    let applied = match build::build(pipeline, &ctx.config) {
+        Ok(mut desired) => {
+            if status::obsolete_children_removed(pipeline) {
+                desired.obsolete.clear();
+            }
+            apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired)
+                .await
+                .map_err(Error::Apply)
+        }
+        Err(error) => Err(Error::Build(error)),
+    };
 
     let name = pipeline.pipeline_name();
-    let workload = |component: Component, type_: &str, suspendable: bool| {
-        applied
+    let workload = |component: Component, type_: &str, suspendable: bool| match &applied {
+        Ok(applied) => applied
             .deployments
             .get(&component.child_name(&name))
             .map(|d| status::workload_condition(type_, d, suspendable && pipeline.spec.suspend))
-            .unwrap_or_else(|| ConditionUpdate::unknown(type_, "NotApplied", "not applied yet"))
+            .unwrap_or_else(|| ConditionUpdate::unknown(type_, "NotApplied", "not applied yet")),
+        Err(error) => ConditionUpdate::failed(type_, error.reason(), error.to_string()),
     };
     let api_condition = if pipeline.spec.api.enabled {
         workload(Component::Api, status::API, false)
@@ -500,9 +513,30 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         )
         .await;
     }
-    source?;
-    schema?;
-    Ok(Action::requeue(ctx.config.resync_interval))
+    let mut failures = [
+        source.err().map(Error::Source),
+        schema.err().map(Error::Schema),
+        applied.err(),
+    ]
+    .into_iter()
+    .flatten();
+    match failures.next() {
+        None => Ok(Action::requeue(ctx.config.resync_interval)),
+        Some(first) => {
+            // The first failure is returned, and `reconcile` makes it the Warning Event; every
+            // other one of the same pass gets its own here, so none is hidden behind another.
+            for other in failures {
+                ctx.publish(
+                    &reference,
+                    EventType::Warning,
+                    other.reason(),
+                    other.to_string(),
+                )
+                .await;
+            }
+            Err(first)
+        }
+    }
 }
 
 /// The pipelines in `store` whose spec refers to the Secret `namespace/name`.

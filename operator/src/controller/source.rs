@@ -42,17 +42,57 @@ pub async fn reconcile_source(
     Ok(SourceReport { observed, executed })
 }
 
-/// Removes the publication and the slot (terminating the slot's reader first). Each statement is a
-/// no-op when its object is already gone.
+/// What cleanup found on the source database before it dropped anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCleanup {
+    /// The replication slot existed (and was dropped).
+    pub slot_existed: bool,
+    /// The publication existed (and was dropped).
+    pub publication_existed: bool,
+}
+
+impl SourceCleanup {
+    /// What the cleanup Event says of the source, naming only what was really there.
+    pub fn describe(&self, pipeline: &CdcPipeline) -> String {
+        let slot = pipeline.slot_name();
+        let publication = postgres::effective_publication_name(pipeline);
+        let part = |existed: bool, what: &str, name: &str| {
+            if existed {
+                format!("dropped {what} {name}")
+            } else {
+                format!("{what} {name} did not exist")
+            }
+        };
+        format!(
+            "{}; {}",
+            part(self.slot_existed, "replication slot", &slot),
+            part(self.publication_existed, "publication", &publication)
+        )
+    }
+}
+
+/// Removes the publication and the slot (terminating the slot's reader first), and says which of
+/// them existed. Each statement is a no-op when its object is already gone.
 pub async fn cleanup_source(
     connector: &dyn SourceConnector,
     dsn: &Sensitive,
     pipeline: &CdcPipeline,
-) -> Result<Vec<String>, SourceError> {
+) -> Result<SourceCleanup, SourceError> {
     let database = connector.connect(dsn).await?;
-    let statements = postgres::cleanup_statements(pipeline);
-    database.execute(&statements).await?;
-    Ok(statements)
+    let observed = database
+        .observe(
+            &postgres::effective_publication_name(pipeline),
+            &pipeline.slot_name(),
+            &postgres::declared_tables(pipeline),
+        )
+        .await?;
+    database
+        .execute(&postgres::cleanup_statements(pipeline))
+        .await?;
+    Ok(SourceCleanup {
+        slot_existed: observed.slot.is_some(),
+        publication_existed: observed.publication_tables.is_some(),
+    })
 }
 
 /// The `Publication` condition after a pass.

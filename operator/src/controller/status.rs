@@ -102,6 +102,24 @@ impl ConditionUpdate {
     }
 }
 
+/// Reasons of a component condition whose children were not (all) written.
+pub const UNWRITTEN_REASONS: [&str; 2] = ["ApplyFailed", "BuildFailed"];
+
+/// Whether the children the spec no longer asks for are known to be gone: the last status was
+/// written for this generation, by a pass that wrote every child (and so deleted the obsolete ones).
+/// A child only becomes obsolete through a spec change, which bumps the generation.
+pub fn obsolete_children_removed(pipeline: &CdcPipeline) -> bool {
+    let Some(status) = &pipeline.status else {
+        return false;
+    };
+    status.observed_generation.is_some()
+        && status.observed_generation == pipeline.metadata.generation
+        && !status
+            .conditions
+            .iter()
+            .any(|c| UNWRITTEN_REASONS.contains(&c.reason.as_str()))
+}
+
 /// `previous` with `updates` applied: an updated condition keeps its `lastTransitionTime` unless its
 /// status flips; conditions not updated are kept as they were. Component conditions come out in
 /// [`COMPONENT_CONDITIONS`] order after `Ready`, others after them.

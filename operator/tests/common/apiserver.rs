@@ -51,6 +51,8 @@ pub struct Call {
     pub query: Vec<String>,
     /// `path` is a prefix (the last segment is a generated name).
     pub prefix: bool,
+    /// A server-side apply, which creates the object when it does not exist.
+    pub apply: bool,
     check: Option<BodyCheck>,
     reply: Reply,
 }
@@ -68,6 +70,7 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             prefix: false,
+            apply: false,
             check: None,
             reply: Reply::Echo,
         }
@@ -85,9 +88,11 @@ impl Call {
 
     /// Server-side apply under the operator's field manager.
     pub fn apply(path: impl Into<String>) -> Self {
-        Self::patch(path)
+        let mut call = Self::patch(path)
             .query("fieldManager=cdcstar-operator")
-            .query("force=true")
+            .query("force=true");
+        call.apply = true;
+        call
     }
 
     /// POST.
@@ -134,14 +139,25 @@ impl Call {
         self.reply(Reply::Json(200, body))
     }
 
-    /// The RBAC triple of the call.
-    pub fn api_call(&self) -> ApiCall {
+    /// The RBAC triples an API server authorises the call as. A server-side apply is a patch, and a
+    /// create too when the object does not exist yet (the API server checks `create` then); a
+    /// subresource (`/status`) is never created by an apply, so it stays a patch.
+    pub fn api_calls(&self) -> Vec<ApiCall> {
         let path = if self.prefix {
             format!("{}/name", self.path)
         } else {
             self.path.clone()
         };
-        ApiCall::of(&self.method, &path, &self.query.join("&"))
+        let call = ApiCall::of(&self.method, &path, &self.query.join("&"));
+        if self.apply && !call.resource.contains('/') {
+            let create = ApiCall {
+                verb: "create".to_owned(),
+                ..call.clone()
+            };
+            vec![call, create]
+        } else {
+            vec![call]
+        }
     }
 }
 

@@ -122,9 +122,35 @@ pub fn secret_missing() -> Vec<Call> {
     vec![Call::get(DSN_SECRET).reply(Reply::NotFound)]
 }
 
-/// The children of the example (native capture, api enabled) are applied; `replicas` of capture
-/// and sink as expected in the bodies.
+/// The children of the example (native capture, api enabled) are applied, and the obsolete Redpanda
+/// Connect ConfigMap is deleted (absent: 404); `replicas` of capture and sink as expected in the
+/// bodies.
 pub fn children_applied(capture_and_sink_replicas: i32) -> Vec<Call> {
+    let mut calls = children_reapplied(capture_and_sink_replicas);
+    calls.push(Call::delete(CONNECT_CONFIG_MAP).reply(Reply::NotFound));
+    calls
+}
+
+/// A server-side apply refused by RBAC, as an API server answers it.
+pub fn apply_forbidden(path: &str, resource: &str, name: &str) -> Vec<Call> {
+    vec![Call::apply(path).reply(Reply::Json(
+        403,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!(
+                "{resource} \"{name}\" is forbidden: User \"system:serviceaccount:cdcstar-system:cdcstar\" \
+                 cannot create resource \"{resource}\" in API group \"\" in the namespace \"default\""
+            ),
+            "reason": "Forbidden",
+            "details": {"name": name, "kind": resource},
+            "code": 403,
+        }),
+    ))]
+}
+
+/// The children applied again by a pass of a pipeline whose status says the obsolete children are
+/// gone already: no delete.
+pub fn children_reapplied(capture_and_sink_replicas: i32) -> Vec<Call> {
     let replicas = capture_and_sink_replicas;
     vec![
         Call::apply(PIPELINE_CONFIG_MAP)
@@ -195,7 +221,6 @@ pub fn children_applied(capture_and_sink_replicas: i32) -> Vec<Call> {
                 assert_eq!(body["spec"]["ports"][0]["port"], 3002);
             })
             .reply(Reply::Echo),
-        Call::delete(CONNECT_CONFIG_MAP).reply(Reply::NotFound),
     ]
 }
 
@@ -389,7 +414,7 @@ pub fn all_expected_calls() -> BTreeSet<ApiCall> {
         lease_taken_over(lease),
         startup_list(),
     ];
-    let mut calls: BTreeSet<ApiCall> = lists.iter().flatten().map(Call::api_call).collect();
+    let mut calls: BTreeSet<ApiCall> = lists.iter().flatten().flat_map(Call::api_calls).collect();
     calls.extend(watch_calls());
     calls
 }
