@@ -138,7 +138,8 @@ pub fn optional_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::E
     d.deserialize_option(OptionVisitor(IntVisitor))
 }
 
-struct TimestampVisitor;
+/// Reads a timestamp with or without an offset (see [`crate::timestamps`]).
+pub(crate) struct TimestampVisitor;
 
 impl Visitor<'_> for TimestampVisitor {
     type Value = NaiveDateTime;

@@ -2,9 +2,11 @@
 //! all, and [`Validate`] is implemented by each request body (checked by
 //! [`crate::extract::ValidJson`] before a handler sees it).
 
+use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 
 use crate::error::{ApiError, FieldError};
+use crate::timestamps;
 
 /// A request body whose fields can be checked beyond their JSON types.
 pub trait Validate {
@@ -84,6 +86,17 @@ impl Validator {
             self.push(
                 field,
                 "must have at most 10 digits before the decimal point",
+            );
+        }
+    }
+
+    /// `value` must be a timestamp the analytics side stores (see [`crate::timestamps`]).
+    pub fn timestamp(&mut self, field: &str, value: NaiveDateTime) {
+        if !timestamps::in_range(value) {
+            self.push(
+                field,
+                "must be from 1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999999Z \
+                 (the range of the analytics side's DateTime64)",
             );
         }
     }
