@@ -32,10 +32,9 @@ where
             .await
             .map_err(body_rejection)?;
         let object = parse_object(&bytes)?;
-        let mut refused = missing_required_fields::<T>(&object);
-        refused.extend(nul_characters(&object));
-        if !refused.is_empty() {
-            return Err(ApiError::Validation(refused));
+        let missing = missing_required_fields::<T>(&object);
+        if !missing.is_empty() {
+            return Err(ApiError::Validation(missing));
         }
         let value: T = from_object(object)?;
         let mut validator = Validator::new();
@@ -77,35 +76,6 @@ pub fn missing_required_fields<T: ToSchema>(object: &Map<String, Value>) -> Vec<
         .filter(|name| !object.contains_key(name.as_str()))
         .map(|name| FieldError::new(name.as_str(), "field required"))
         .collect()
-}
-
-/// Every string of `object` (at any depth) holding a NUL character, which no Postgres text column
-/// stores, named by its path (`items[0].status`).
-pub fn nul_characters(object: &Map<String, Value>) -> Vec<FieldError> {
-    fn walk(value: &Value, path: String, out: &mut Vec<FieldError>) {
-        match value {
-            Value::String(text) if text.contains('\0') => out.push(FieldError::new(
-                path,
-                "must not contain NUL characters (U+0000)",
-            )),
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    walk(item, format!("{path}[{i}]"), out);
-                }
-            }
-            Value::Object(fields) => {
-                for (name, field) in fields {
-                    walk(field, format!("{path}.{name}"), out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for (name, value) in object {
-        walk(value, name.clone(), &mut out);
-    }
-    out
 }
 
 /// Decodes `T` from a JSON object, turning a serde error into a 422 naming the field at fault.
@@ -227,20 +197,6 @@ mod tests {
         assert_eq!(fields, ["orderId", "productId"]);
         let object = parse_object(br#"{"orderId": 1, "productId": 2}"#).unwrap();
         assert!(missing_required_fields::<Schemaed>(&object).is_empty());
-    }
-
-    #[test]
-    fn nul_characters_are_named_with_their_path() {
-        let object = parse_object(
-            br#"{"name": "a\u0000b", "ok": "x", "items": [{"s": "ok"}, {"s": "\u0000"}]}"#,
-        )
-        .unwrap();
-        let mut fields: Vec<String> = nul_characters(&object)
-            .into_iter()
-            .map(|f| f.field)
-            .collect();
-        fields.sort();
-        assert_eq!(fields, ["items[1].s", "name"]);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Validator {
     errors: Vec<FieldError>,
 }
 
+const NO_NUL: &str = "must not contain NUL characters (U+0000)";
+
 /// Largest total the `NUMERIC(12, 2)` column holds.
 const MAX_MONEY_INTEGER_DIGITS: u32 = 10;
 
@@ -34,10 +36,13 @@ impl Validator {
         self.errors.push(FieldError::new(field, message));
     }
 
-    /// `value` must hold between `min` and `max` characters (not bytes, as Postgres' VARCHAR).
+    /// `value` must hold between `min` and `max` characters (not bytes, as Postgres' VARCHAR) and
+    /// no NUL character (which Postgres text cannot store; the OpenAPI pattern `^[^\u0000]*$`).
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let len = value.chars().count();
-        if len < min {
+        if value.contains('\0') {
+            self.push(field, NO_NUL);
+        } else if len < min {
             self.push(field, format!("must be at least {min} character(s) long"));
         } else if len > max {
             self.push(field, format!("must be at most {max} characters long"));
@@ -55,6 +60,8 @@ impl Validator {
     pub fn email(&mut self, field: &str, value: &str) {
         if value.chars().count() > 255 {
             self.push(field, "must be at most 255 characters long");
+        } else if value.contains('\0') {
+            self.push(field, NO_NUL);
         } else if !is_email(value) {
             self.push(field, "must be a valid email address");
         }
@@ -111,19 +118,24 @@ impl Validator {
     }
 }
 
+/// `local@domain` as the OpenAPI `format: email` means it: a dot-atom local part (RFC 5321) and a
+/// domain of dot-separated hostname labels (letters, digits, inner hyphens), with at least one dot.
 fn is_email(value: &str) -> bool {
-    if value.chars().any(char::is_whitespace) {
-        return false;
-    }
     let Some((local, domain)) = value.rsplit_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && !local.contains('@')
+    let atom_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(atom_char))
         && domain.contains('.')
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && domain.split('.').all(label_ok)
 }
 
 #[cfg(test)]
@@ -155,6 +167,8 @@ mod tests {
             "ja ne@x.com",
             "a@b@c.com",
             "a@.com",
+            "0@0.com*",
+            "a..b@x.com",
         ] {
             assert!(!is_email(bad), "{bad}");
         }
@@ -165,6 +179,12 @@ mod tests {
         assert!(errors(|v| v.text("name", "é", 1, 1)).is_empty());
         assert_eq!(errors(|v| v.text("name", "", 1, 10)), ["name"]);
         assert_eq!(errors(|v| v.text("city", "abc", 1, 2)), ["city"]);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_text_and_emails() {
+        assert_eq!(errors(|v| v.text("name", "a\0b", 1, 10)), ["name"]);
+        assert_eq!(errors(|v| v.email("email", "a\0@b.co")), ["email"]);
     }
 
     #[test]

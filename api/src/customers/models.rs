@@ -45,6 +45,7 @@ pub struct NewCustomer {
     #[schema(
         example = "jane@example.com",
         max_length = 255,
+        format = Email,
         pattern = r"^[^\u0000]*$"
     )]
     pub email: String,
@@ -89,7 +90,7 @@ impl Validate for NewCustomer {
 #[serde(rename_all = "camelCase")]
 pub struct CustomerUpdate {
     /// New unique email address.
-    #[schema(max_length = 255, pattern = r"^[^\u0000]*$")]
+    #[schema(max_length = 255, format = Email, pattern = r"^[^\u0000]*$")]
     pub email: Option<String>,
     /// New name.
     #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
