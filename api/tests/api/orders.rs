@@ -373,3 +373,33 @@ async fn prices_round_trip_exactly(pool: PgPool) {
     let price = &answer.data(StatusCode::CREATED)["price"];
     assert_eq!(price.to_string(), "6.267775597024687e+189");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn totals_are_read_from_their_digits_without_a_float(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "digits@example.com").await;
+    let post_raw = |body: String| {
+        let request = axum::http::Request::post("/api/orders")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        send(&app, request)
+    };
+    // As an f64 this is 1.0, which would pass the 2-decimal rule.
+    let answer = post_raw(format!(
+        r#"{{"customerId": {customer}, "total": 1.0000000000000001}}"#
+    ))
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["total"]
+    );
+    let answer = post_raw(format!(
+        r#"{{"customerId": {customer}, "total": 9999999999.99}}"#
+    ))
+    .await;
+    assert_eq!(
+        answer.data(StatusCode::CREATED)["total"].to_string(),
+        "9999999999.99"
+    );
+}
