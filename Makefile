@@ -36,6 +36,7 @@ test: services lint ## every test: lint, unit and integration tests on the real 
 	scripts/test-services.sh
 	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
+	$(WITH_ENV) scripts/check-api-schema.sh
 	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 	$(PYTHON) scripts/check-crd.py
 	$(PYTHON) scripts/check-chart.py
@@ -81,10 +82,13 @@ e2e-kind: ## the kind end-to-end run for users (needs docker, kind, kubectl, hel
 
 # --- api ---
 # The shop REST API (docs/api.md).
-.PHONY: run-api bench-api
+.PHONY: run-api bench-api check-api-schema
 run-api: services ## run the API on the local Postgres (http://localhost:3002, docs at /docs), creating its tables
 	cargo build --release -p cdcstar-api --bin cdcstar-api
 	$(WITH_ENV) AUTO_INIT_DB=true target/release/cdcstar-api serve
+
+check-api-schema: services ## schemathesis on the running API, every check, 100 examples per operation, fixed seed: 0 failures (scripts/check-api-schema.sh)
+	$(WITH_ENV) scripts/check-api-schema.sh
 
 bench-api: services ## API load: 70% GET by id, 20% list limit 50, 10% POST order + 3 items, 64 connections, 30 s (ARGS=... for cdcstar-api-load)
 	cargo build --release -p cdcstar-api --bins

@@ -36,7 +36,8 @@ where
         if !missing.is_empty() {
             return Err(ApiError::Validation(missing));
         }
-        let value: T = from_object(object)?;
+        // NB: decoded from the bytes, not from `object`: a money field reads its number's text.
+        let value: T = from_slice(&bytes)?;
         let mut validator = Validator::new();
         value.validate(&mut validator);
         validator.finish()?;
@@ -84,9 +85,20 @@ pub fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T,
         .map_err(|err| ApiError::Validation(vec![field_error_of(&err)]))
 }
 
-/// Decodes a JSON body that must be an object into `T` (see [`parse_object`], [`from_object`]).
+/// Decodes `T` from JSON text, turning a serde error into a 422 naming the field at fault.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut json)
+        .map_err(|err| ApiError::Validation(vec![field_error_of(&err)]))?;
+    json.end()
+        .map_err(|err| ApiError::invalid_field("body", strip_position(&err)))?;
+    Ok(value)
+}
+
+/// Decodes a JSON body that must be an object into `T` (see [`parse_object`], [`from_slice`]).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    from_object(parse_object(bytes)?)
+    parse_object(bytes)?;
+    from_slice(bytes)
 }
 
 fn field_error_of(err: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {

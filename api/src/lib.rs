@@ -6,7 +6,8 @@
 //! - [`app`]: the router ([`app::app`]) and its shared state;
 //! - [`customers`], [`products`], [`orders`], [`order_items`]: one module per resource;
 //! - [`rows`]: the page, by-id and delete statements the resources share;
-//! - [`error`], [`envelope`], [`extract`], [`validation`], [`pagination`], [`money`]: the request
+//! - [`error`], [`envelope`], [`extract`], [`validation`], [`pagination`], [`money`],
+//!   [`timestamps`]: the request
 //!   and response plumbing every resource shares;
 //! - [`connections`]: the connections statements run on (one round trip per statement);
 //! - [`db`], [`docs`], [`health`], [`metrics`], [`server`], [`telemetry`]: operations;
@@ -32,6 +33,7 @@ pub mod products;
 pub mod rows;
 pub mod server;
 pub mod telemetry;
+pub mod timestamps;
 pub mod validation;
 
 pub use app::{AppState, HttpSettings, app};

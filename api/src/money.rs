@@ -3,7 +3,8 @@
 //! `"29.99"`), ids and quantities as an integer, an integral float or an integer string (`3`,
 //! `3.0`, `"3"`: HTML form values arrive as strings), timestamps with or without a UTC offset.
 //!
-//! Output is strict: `total` is written as a JSON number (the client's TypeScript expects one),
+//! Money is read from the number's own text (serde_json's `RawValue`), never through an f64, so
+//! every digit sent reaches the checks and the database. Output is strict: `total` is written as a JSON number (the client's TypeScript expects one),
 //! with `rust_decimal::serde::float`. A `NUMERIC(12, 2)` value has at most 12 significant digits,
 //! well inside the 15 an `f64` keeps exactly, so the shortest float text is the decimal itself.
 
@@ -11,7 +12,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime};
 use rust_decimal::Decimal;
+use serde::Deserialize;
 use serde::de::{Deserializer, Unexpected, Visitor};
+use serde_json::value::RawValue;
 
 struct DecimalVisitor;
 
@@ -20,19 +23,6 @@ impl Visitor<'_> for DecimalVisitor {
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a number or a numeric string")
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
-        Ok(Decimal::from(v))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
-        Ok(Decimal::from(v))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
-        // NB: parse the shortest text of the float, so 19.99 gives 19.99 and not 19.989999...
-        parse_decimal(&v.to_string()).ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
@@ -46,14 +36,32 @@ fn parse_decimal(text: &str) -> Option<Decimal> {
         .ok()
 }
 
-/// Decodes a [`Decimal`] from a JSON number or a numeric string.
+/// Decodes a [`Decimal`] from a JSON number or a numeric string. Read from JSON text (not from a
+/// `serde_json::Value`), a number is parsed from its own digits, exactly, without an f64.
 pub fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    d.deserialize_any(DecimalVisitor)
+    let raw = Box::<RawValue>::deserialize(d)?;
+    decimal_of_raw(&raw)
 }
 
-/// Decodes an optional [`Decimal`] from a JSON number, a numeric string or null.
+/// Decodes an optional [`Decimal`] from a JSON number, a numeric string or null (see [`decimal`]).
 pub fn optional_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    d.deserialize_option(OptionVisitor(DecimalVisitor))
+    match Option::<Box<RawValue>>::deserialize(d)? {
+        Some(raw) if raw.get() != "null" => decimal_of_raw(&raw).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn decimal_of_raw<E: serde::de::Error>(raw: &RawValue) -> Result<Decimal, E> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        let text: String = serde_json::from_str(text).map_err(E::custom)?;
+        DecimalVisitor.visit_str(&text)
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        parse_decimal(text)
+            .ok_or_else(|| E::invalid_value(Unexpected::Other(text), &DecimalVisitor))
+    } else {
+        Err(E::invalid_type(Unexpected::Other(text), &DecimalVisitor))
+    }
 }
 
 struct FloatVisitor;
@@ -138,7 +146,8 @@ pub fn optional_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::E
     d.deserialize_option(OptionVisitor(IntVisitor))
 }
 
-struct TimestampVisitor;
+/// Reads a timestamp with or without an offset (see [`crate::timestamps`]).
+pub(crate) struct TimestampVisitor;
 
 impl Visitor<'_> for TimestampVisitor {
     type Value = NaiveDateTime;
@@ -217,6 +226,15 @@ mod tests {
             "19.99"
         );
         assert_eq!(parse(r#"{"total": 20}"#).unwrap().total.to_string(), "20");
+        // Digits an f64 does not hold are kept, so the 2-decimal rule sees them.
+        assert_eq!(
+            parse(r#"{"total": 1.0000000000000001}"#)
+                .unwrap()
+                .total
+                .to_string(),
+            "1.0000000000000001"
+        );
+        assert_eq!(parse(r#"{"total": 1e2}"#).unwrap().total.to_string(), "100");
         assert!(parse(r#"{"total": "abc"}"#).is_err());
         assert!(parse(r#"{"total": true}"#).is_err());
     }

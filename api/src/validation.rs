@@ -2,9 +2,11 @@
 //! all, and [`Validate`] is implemented by each request body (checked by
 //! [`crate::extract::ValidJson`] before a handler sees it).
 
+use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 
 use crate::error::{ApiError, FieldError};
+use crate::timestamps;
 
 /// A request body whose fields can be checked beyond their JSON types.
 pub trait Validate {
@@ -17,6 +19,8 @@ pub trait Validate {
 pub struct Validator {
     errors: Vec<FieldError>,
 }
+
+const NO_NUL: &str = "must not contain NUL characters (U+0000)";
 
 /// Largest total the `NUMERIC(12, 2)` column holds.
 const MAX_MONEY_INTEGER_DIGITS: u32 = 10;
@@ -32,10 +36,13 @@ impl Validator {
         self.errors.push(FieldError::new(field, message));
     }
 
-    /// `value` must hold between `min` and `max` characters (not bytes, as Postgres' VARCHAR).
+    /// `value` must hold between `min` and `max` characters (not bytes, as Postgres' VARCHAR) and
+    /// no NUL character (which Postgres text cannot store; the OpenAPI pattern `^[^\u0000]*$`).
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let len = value.chars().count();
-        if len < min {
+        if value.contains('\0') {
+            self.push(field, NO_NUL);
+        } else if len < min {
             self.push(field, format!("must be at least {min} character(s) long"));
         } else if len > max {
             self.push(field, format!("must be at most {max} characters long"));
@@ -53,6 +60,8 @@ impl Validator {
     pub fn email(&mut self, field: &str, value: &str) {
         if value.chars().count() > 255 {
             self.push(field, "must be at most 255 characters long");
+        } else if value.contains('\0') {
+            self.push(field, NO_NUL);
         } else if !is_email(value) {
             self.push(field, "must be a valid email address");
         }
@@ -88,6 +97,17 @@ impl Validator {
         }
     }
 
+    /// `value` must be a timestamp the analytics side stores (see [`crate::timestamps`]).
+    pub fn timestamp(&mut self, field: &str, value: NaiveDateTime) {
+        if !timestamps::in_range(value) {
+            self.push(
+                field,
+                "must be from 1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999999Z \
+                 (the range of the analytics side's DateTime64)",
+            );
+        }
+    }
+
     /// The collected errors, if any, as a 422.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
@@ -98,19 +118,24 @@ impl Validator {
     }
 }
 
+/// `local@domain` as the OpenAPI `format: email` means it: a dot-atom local part (RFC 5321) and a
+/// domain of dot-separated hostname labels (letters, digits, inner hyphens), with at least one dot.
 fn is_email(value: &str) -> bool {
-    if value.chars().any(char::is_whitespace) {
-        return false;
-    }
     let Some((local, domain)) = value.rsplit_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && !local.contains('@')
+    let atom_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(atom_char))
         && domain.contains('.')
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && domain.split('.').all(label_ok)
 }
 
 #[cfg(test)]
@@ -142,6 +167,8 @@ mod tests {
             "ja ne@x.com",
             "a@b@c.com",
             "a@.com",
+            "0@0.com*",
+            "a..b@x.com",
         ] {
             assert!(!is_email(bad), "{bad}");
         }
@@ -152,6 +179,12 @@ mod tests {
         assert!(errors(|v| v.text("name", "é", 1, 1)).is_empty());
         assert_eq!(errors(|v| v.text("name", "", 1, 10)), ["name"]);
         assert_eq!(errors(|v| v.text("city", "abc", 1, 2)), ["city"]);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_text_and_emails() {
+        assert_eq!(errors(|v| v.text("name", "a\0b", 1, 10)), ["name"]);
+        assert_eq!(errors(|v| v.email("email", "a\0@b.co")), ["email"]);
     }
 
     #[test]

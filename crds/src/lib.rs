@@ -7,6 +7,7 @@
 //! | [`pipeline`] | the resource's Rust types (spec, status), schema patterns and CEL rules |
 //! | [`crd`] | the generated CustomResourceDefinition (`crds/cdcpipeline.yaml`) |
 //! | [`mod@validate`] | the pure `validate()` with field-path errors |
+//! | [`schema_check`] | the generated schema's bounds, enums, patterns and known fields applied to a document |
 //! | [`document`] | parsing and validating a `CdcPipeline` YAML document in one step |
 //! | [`names`] | publication, slot, topic, consumer-group and database names |
 //! | [`column_type`] | the supported ClickHouse column types |
@@ -27,6 +28,7 @@ pub mod names;
 pub mod pipeline;
 pub mod postgres;
 pub mod redpanda_connect;
+pub mod schema_check;
 pub mod star;
 pub mod validate;
 

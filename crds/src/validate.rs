@@ -19,12 +19,17 @@
 //! the reserved `lsn`, `is_deleted`, `source_lsn`); a source table backs at most one fact; every lookup
 //! resolves ([`crate::star::resolve_lookup`]); the `redpandaConnect` engine has its settings; at least
 //! one broker, each `host:port`.
+//!
+//! Every bound, enum and pattern of the generated CRD schema ([`crate::schema_check`]) holds too, so a
+//! pipeline `validate()` accepts is one the apiserver accepts; a field already refused by a rule above
+//! is not reported a second time by its schema bound.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::column_type::ColumnType;
 use crate::pipeline::{CaptureEngine, CdcPipeline, ColumnSpec, LookupSpec};
+use crate::schema_check::schema_violations;
 use crate::star::{
     LookupError, RESERVED_COLUMNS, StarTable, TableKind, resolve_lookup, star_tables,
 };
@@ -180,10 +185,24 @@ pub fn validate(pipeline: &CdcPipeline) -> Result<(), ValidationErrors> {
     validate_kafka(pipeline, &mut out);
     validate_clickhouse(pipeline, &mut out);
     validate_star_schema(pipeline, &mut out);
+    validate_schema_bounds(pipeline, &mut out);
     if out.errors.is_empty() {
         Ok(())
     } else {
         Err(ValidationErrors(out.errors))
+    }
+}
+
+fn validate_schema_bounds(pipeline: &CdcPipeline, out: &mut Collector) {
+    let spec = serde_json::to_value(&pipeline.spec).expect("a pipeline spec serialises to JSON");
+    for violation in schema_violations(&spec) {
+        let reported = out
+            .errors
+            .iter()
+            .any(|e| e.path.split(' ').next() == Some(violation.path.as_str()));
+        if !reported {
+            out.errors.push(violation);
+        }
     }
 }
 

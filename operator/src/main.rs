@@ -1,12 +1,26 @@
 //! `cdcstar-operator`: see the library for everything; this only parses the command line.
 
+use std::process::ExitCode;
+
 use anyhow::Context as _;
 use cdcstar_operator::cli::{Cli, Command, crd_yaml, plan_input};
 use cdcstar_operator::{app, plan, telemetry};
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // NB: `{:#}` prints each cause of the chain once, and no backtrace: an error returned here
+            // is the user's (a bad file, an unreachable cluster); a bug panics, and a panic keeps its
+            // backtrace under RUST_BACKTRACE.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             telemetry::init(cli.run.log_format);

@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use cdcstar_crds::validate::ValidationErrors;
+use cdcstar_crds::schema_check::unknown_fields;
+use cdcstar_crds::validate::{ValidationError, ValidationErrors};
 use cdcstar_crds::{CdcPipeline, clickhouse_ddl, postgres};
 use serde::Serialize;
 
@@ -19,9 +20,13 @@ pub const PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// The file is not a CdcPipeline.
-    #[error("failed to parse the pipeline: {0}")]
+    /// The file is not a CdcPipeline (the source names the field).
+    #[error("failed to parse the pipeline")]
     Parse(#[from] serde_yaml::Error),
+    /// The file has fields the CdcPipeline schema does not declare (what
+    /// `kubectl apply --validate=strict` refuses), each with its path.
+    #[error("fields unknown to the CdcPipeline schema would be dropped: {}", paths(.0))]
+    UnknownFields(Vec<ValidationError>),
     /// The pipeline breaks rules.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
@@ -43,8 +48,20 @@ pub struct Plan {
     pub kubernetes: DesiredState,
 }
 
-/// Plans the pipeline in `yaml` (a CdcPipeline document).
+fn paths(errors: &[ValidationError]) -> String {
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    paths.join(", ")
+}
+
+/// Plans the pipeline in `yaml` (a CdcPipeline document), refusing fields its schema does not
+/// declare, as `kubectl apply --validate=strict` does: a misspelt optional field would otherwise
+/// be planned as absent.
 pub fn plan_yaml(yaml: &str, config: &OperatorConfig) -> Result<Plan, PlanError> {
+    let document: serde_json::Value = serde_yaml::from_str(yaml)?;
+    let unknown = unknown_fields(&document);
+    if !unknown.is_empty() {
+        return Err(PlanError::UnknownFields(unknown));
+    }
     let mut pipeline: CdcPipeline = serde_yaml::from_str(yaml)?;
     if pipeline.metadata.namespace.is_none() {
         pipeline.metadata.namespace = Some(pipeline.pipeline_namespace());

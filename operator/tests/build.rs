@@ -274,6 +274,68 @@ fn hostile_pipelines_are_refused_with_field_paths() {
     }
 }
 
+#[test]
+fn plan_refuses_unknown_fields_with_their_path() {
+    let yaml = EXAMPLE.replace(
+        "    replicaIdentityFull: true",
+        "    replicaIdentityFul: true\n    replicaIdentityFull: true",
+    );
+    match plan::plan_yaml(&yaml, &OperatorConfig::default()) {
+        Err(err @ PlanError::UnknownFields(_)) => {
+            assert!(
+                err.to_string().contains("spec.source.replicaIdentityFul"),
+                "{err}"
+            );
+        }
+        Err(other) => panic!("wrong error {other}"),
+        Ok(_) => panic!("a misspelt field was planned as absent"),
+    }
+}
+
+#[test]
+fn plan_refuses_replicas_past_the_schema_maximum() {
+    let yaml = EXAMPLE.replace("  sink:\n    replicas: 1", "  sink:\n    replicas: 100000");
+    match plan::plan_yaml(&yaml, &OperatorConfig::default()) {
+        Err(PlanError::Invalid(errors)) => {
+            assert!(errors.has_path("spec.sink.replicas"), "{errors}");
+        }
+        Err(other) => panic!("wrong error {other}"),
+        Ok(_) => panic!("100000 sink replicas were planned"),
+    }
+}
+
+/// Runs `cdcstar-operator plan` on `yaml` with backtraces asked for; returns its stderr.
+fn plan_stderr(yaml: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("cdcstar-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.yaml", yaml.len()));
+    std::fs::write(&file, yaml).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cdcstar-operator"))
+        .arg("plan")
+        .arg(&file)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a bad pipeline was planned");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn plan_prints_each_user_error_once_without_a_backtrace() {
+    let unparsable = EXAMPLE.replace("partitions: 3", "partitions: many");
+    let invalid = EXAMPLE.replace("  sink:\n    replicas: 1", "  sink:\n    replicas: 100000");
+    for (yaml, cause) in [
+        (unparsable, "spec.kafka.topics.partitions"),
+        (invalid, "spec.sink.replicas"),
+    ] {
+        let stderr = plan_stderr(&yaml);
+        assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+        assert!(!stderr.contains("Caused by"), "{stderr}");
+        assert!(stderr.starts_with("error: no plan for "), "{stderr}");
+    }
+}
+
 fn kubernetes_validate() -> PathBuf {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../.services/venv/bin/kubernetes-validate");

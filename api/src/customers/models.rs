@@ -25,7 +25,8 @@ pub struct Customer {
     /// City, 1 to 100 characters.
     #[schema(example = "San Francisco")]
     pub city: String,
-    /// When the row was inserted (UTC, no offset).
+    /// When the row was inserted, in UTC (written with `Z`).
+    #[serde(with = "crate::timestamps")]
     pub created_at: NaiveDateTime,
 }
 
@@ -41,16 +42,36 @@ crate::rows::table!(
 #[serde(rename_all = "camelCase")]
 pub struct NewCustomer {
     /// Unique email address, at most 255 characters.
-    #[schema(example = "jane@example.com", max_length = 255)]
+    #[schema(
+        example = "jane@example.com",
+        max_length = 255,
+        format = Email,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub email: String,
     /// Full name.
-    #[schema(example = "Jane Doe", min_length = 1, max_length = 255)]
+    #[schema(
+        example = "Jane Doe",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub name: String,
     /// Country.
-    #[schema(example = "USA", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "USA",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub country: String,
     /// City.
-    #[schema(example = "San Francisco", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "San Francisco",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub city: String,
 }
 
@@ -69,16 +90,16 @@ impl Validate for NewCustomer {
 #[serde(rename_all = "camelCase")]
 pub struct CustomerUpdate {
     /// New unique email address.
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, format = Email, pattern = r"^[^\u0000]*$")]
     pub email: Option<String>,
     /// New name.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub name: Option<String>,
     /// New country.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$")]
     pub country: Option<String>,
     /// New city.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$")]
     pub city: Option<String>,
 }
 

@@ -21,8 +21,9 @@ pub struct Order {
     pub id: i32,
     /// The customer who placed the order.
     pub customer_id: i32,
-    /// When the order was placed (UTC, no offset); set at insert time, kept by updates that do not
-    /// name it.
+    /// When the order was placed, in UTC (written with `Z`); set at insert time, kept by updates
+    /// that do not name it.
+    #[serde(with = "crate::timestamps")]
     pub order_date: NaiveDateTime,
     /// Order total, greater than 0, 2 decimal places, as a JSON number.
     #[serde(with = "rust_decimal::serde::float")]
@@ -61,11 +62,16 @@ pub struct NewOrder {
     #[serde(deserialize_with = "money::int")]
     pub customer_id: i32,
     /// Status, 1 to 50 characters; `pending` when absent or null.
-    #[schema(example = "pending", min_length = 1, max_length = 50)]
+    #[schema(
+        example = "pending",
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub status: Option<String>,
     /// Order total, greater than 0 with at most 2 decimal places (number or numeric string).
     #[serde(deserialize_with = "money::decimal")]
-    #[schema(value_type = f64, example = 59.98, exclusive_minimum = 0)]
+    #[schema(value_type = f64, example = 59.98, exclusive_minimum = 0, exclusive_maximum = 10_000_000_000_f64, multiple_of = 0.01)]
     pub total: Decimal,
     /// Items created with the order, atomically (an extension of the reference,
     /// which adds items afterwards through `/api/order-items`).
@@ -93,15 +99,21 @@ pub struct OrderUpdate {
     #[serde(default, deserialize_with = "money::optional_int")]
     pub customer_id: Option<i32>,
     /// New status, 1 to 50 characters.
-    #[schema(example = "shipped", min_length = 1, max_length = 50)]
+    #[schema(
+        example = "shipped",
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub status: Option<String>,
     /// New total, greater than 0 with at most 2 decimal places (number or numeric string).
     #[serde(default, deserialize_with = "money::optional_decimal")]
-    #[schema(value_type = Option<f64>, exclusive_minimum = 0)]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0, exclusive_maximum = 10_000_000_000_f64, multiple_of = 0.01)]
     pub total: Option<Decimal>,
-    /// New order date; an offset is converted to UTC.
+    /// New order date, from 1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999999Z (the range the
+    /// analytics side stores); an offset is converted to UTC, none means UTC.
     #[serde(default, deserialize_with = "money::optional_timestamp")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, pattern = r"^(19[0-9]{2}|2[0-2][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$")]
     pub order_date: Option<NaiveDateTime>,
 }
 
@@ -110,6 +122,9 @@ impl Validate for OrderUpdate {
         v.optional_text("status", self.status.as_deref(), 1, 50);
         if let Some(total) = self.total {
             v.money("total", total);
+        }
+        if let Some(order_date) = self.order_date {
+            v.timestamp("orderDate", order_date);
         }
     }
 }

@@ -23,7 +23,8 @@ pub struct Product {
     /// Unit price, greater than 0.
     #[schema(example = 29.99)]
     pub price: f64,
-    /// When the row was inserted (UTC, no offset).
+    /// When the row was inserted, in UTC (written with `Z`).
+    #[serde(with = "crate::timestamps")]
     pub created_at: NaiveDateTime,
 }
 
@@ -39,10 +40,20 @@ crate::rows::table!(
 #[serde(rename_all = "camelCase")]
 pub struct NewProduct {
     /// Name.
-    #[schema(example = "Wireless Mouse", min_length = 1, max_length = 255)]
+    #[schema(
+        example = "Wireless Mouse",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub name: String,
     /// Category.
-    #[schema(example = "Electronics", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "Electronics",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub category: String,
     /// Unit price, greater than 0; a numeric string such as `"29.99"` is accepted too.
     #[serde(deserialize_with = "money::float")]
@@ -64,10 +75,10 @@ impl Validate for NewProduct {
 #[serde(rename_all = "camelCase")]
 pub struct ProductUpdate {
     /// New name.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub name: Option<String>,
     /// New category.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$")]
     pub category: Option<String>,
     /// New unit price, greater than 0 (number or numeric string).
     #[serde(default, deserialize_with = "money::optional_float")]

@@ -78,7 +78,7 @@ async fn order_lifecycle(pool: PgPool) {
     .await;
     assert_eq!(
         dated.data(StatusCode::OK)["orderDate"],
-        "2024-05-01T12:30:00"
+        "2024-05-01T12:30:00Z"
     );
 
     let deleted = delete(&app, &format!("/api/orders/{id}")).await;
@@ -299,5 +299,107 @@ async fn form_style_numbers_are_accepted(pool: PgPool) {
     assert_eq!(
         answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
         ["customerId"]
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn order_dates_outside_the_analytics_range_are_a_422_naming_the_field(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "range@example.com").await;
+    let id = create_order(&app, customer, 10.0).await;
+    for refused in [
+        "2300-01-01T00:00:00Z",
+        "1899-12-31T23:59:59Z",
+        "2299-12-31T23:00:00-02:00",
+    ] {
+        let answer = patch(
+            &app,
+            &format!("/api/orders/{id}"),
+            json!({"orderDate": refused}),
+        )
+        .await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            ["orderDate"],
+            "{refused}"
+        );
+    }
+    for accepted in ["2299-12-31T23:59:59Z", "1900-01-01T00:00:00Z"] {
+        let answer = patch(
+            &app,
+            &format!("/api/orders/{id}"),
+            json!({"orderDate": accepted}),
+        )
+        .await;
+        assert_eq!(answer.data(StatusCode::OK)["orderDate"], accepted);
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn nul_characters_are_a_422_naming_the_field(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "nul@example.com").await;
+    let answer = post(
+        &app,
+        "/api/orders",
+        json!({"customerId": customer, "total": 1, "status": "pen\u{0}ding"}),
+    )
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["status"]
+    );
+    let answer = post(
+        &app,
+        "/api/customers",
+        json!({"email": "a@b.co", "name": "\u{0}", "country": "X", "city": "Y"}),
+    )
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["name"]
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn prices_round_trip_exactly(pool: PgPool) {
+    let app = test_app(&pool);
+    let body = r#"{"name": "Big", "category": "C", "price": 6.267775597024687e+189}"#;
+    let request = axum::http::Request::post("/api/products")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let answer = send(&app, request).await;
+    let price = &answer.data(StatusCode::CREATED)["price"];
+    assert_eq!(price.to_string(), "6.267775597024687e+189");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn totals_are_read_from_their_digits_without_a_float(pool: PgPool) {
+    let app = test_app(&pool);
+    let customer = create_customer(&app, "digits@example.com").await;
+    let post_raw = |body: String| {
+        let request = axum::http::Request::post("/api/orders")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        send(&app, request)
+    };
+    // As an f64 this is 1.0, which would pass the 2-decimal rule.
+    let answer = post_raw(format!(
+        r#"{{"customerId": {customer}, "total": 1.0000000000000001}}"#
+    ))
+    .await;
+    assert_eq!(
+        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+        ["total"]
+    );
+    let answer = post_raw(format!(
+        r#"{{"customerId": {customer}, "total": 9999999999.99}}"#
+    ))
+    .await;
+    assert_eq!(
+        answer.data(StatusCode::CREATED)["total"].to_string(),
+        "9999999999.99"
     );
 }
