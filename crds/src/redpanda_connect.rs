@@ -44,7 +44,7 @@
 
 use serde_json::{Value, json};
 
-use crate::pipeline::{CdcPipeline, SecretKeyRef, TopicMode};
+use crate::pipeline::{CdcPipeline, TopicMode};
 
 /// Address of Redpanda Connect's HTTP server (`/ready`, `/ping`, `/metrics`).
 pub const HTTP_ADDRESS: &str = "0.0.0.0:4195";
@@ -391,21 +391,6 @@ pub fn env_references(text: &str) -> Vec<EnvReference> {
 /// scalar (`"` ends it, `\` starts an escape), if any.
 pub fn unsubstitutable_char(value: &str) -> Option<char> {
     value.chars().find(|c| matches!(c, '"' | '\\'))
-}
-
-/// The Secret key references of the engine's variables that the Deployment must set: `None` for
-/// [`SecretSource::KafkaAuth`], whose keys come from the whole auth Secret.
-pub fn secret_key_ref<'a>(var: &EnvVar, pipeline: &'a CdcPipeline) -> Option<&'a SecretKeyRef> {
-    match var.source {
-        SecretSource::SourceConnection => Some(&pipeline.spec.source.connection_secret_ref),
-        SecretSource::License => pipeline
-            .spec
-            .capture
-            .redpanda_connect
-            .as_ref()
-            .map(|settings| &settings.license_secret_ref),
-        SecretSource::KafkaAuth(_) => None,
-    }
 }
 
 #[cfg(test)]

@@ -431,7 +431,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     )
     .await;
 
-    let desired = build::build(pipeline, &ctx.config)?;
+    let desired = build::build(pipeline, &ctx.config, secrets.broker_transport)?;
     let applied = apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired).await?;
 
     let name = pipeline.pipeline_name();
@@ -449,7 +449,10 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     };
     let components = vec![
         source::publication_condition(pipeline, &source),
-        workload(Component::Capture, status::CAPTURE, true),
+        status::capture_condition(
+            pipeline,
+            workload(Component::Capture, status::CAPTURE, true),
+        ),
         schema::schema_condition(pipeline, &schema),
         workload(Component::Sink, status::SINK, true),
         api_condition,
