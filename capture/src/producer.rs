@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cdcstar_crds::envelope::LIBRDKAFKA_PARTITIONER;
 use cdcstar_sink::kafka::{KafkaConnection, KafkaSetupError};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -161,7 +162,8 @@ impl ProducerSettings {
 
 /// The client configuration of the capture's producers: `acks=all`, `settings`' delivery mode
 /// (per-key order either way, see the module docs), compression and linger, Nagle's algorithm off
-/// (a small produce request must not wait for the acknowledgement of the previous segment).
+/// (a small produce request must not wait for the acknowledgement of the previous segment), and
+/// Kafka's murmur2 partitioner, the one the Redpanda Connect engine uses too.
 pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings) -> ClientConfig {
     let mut config = connection.client_config();
     config.set("acks", "all");
@@ -176,7 +178,8 @@ pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger_ms.to_string())
         .set("socket.nagle.disable", "true")
-        .set("queue.buffering.max.messages", "200000");
+        .set("queue.buffering.max.messages", "200000")
+        .set("partitioner", LIBRDKAFKA_PARTITIONER);
     config
 }
 

@@ -194,6 +194,7 @@ mod tests {
             single.get("max.in.flight.requests.per.connection"),
             Some("1")
         );
+        assert_eq!(single.get("partitioner"), Some("murmur2_random"));
 
         for flags in [
             &["--kafka-idempotence"][..],

@@ -22,7 +22,8 @@
 //! - `oldKey`: for an update that changed the primary key, the old key columns.
 //!
 //! On Kafka, an envelope is the message value (UTF-8 JSON) and its Kafka key is the row's primary key
-//! as text ([`message_key`]), in both topic layouts, so all changes of a row land in one partition.
+//! as text ([`message_key`]), in both topic layouts, so all changes of a row land in one partition,
+//! chosen by Kafka's murmur2 hash of the key with either capture engine ([`LIBRDKAFKA_PARTITIONER`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -136,6 +137,12 @@ impl<'de> Deserialize<'de> for Lsn {
         text.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// librdkafka's partitioner of the native capture: Kafka's murmur2 hash of the key (Java clients'
+/// and franz-go's `murmur2_hash`, which the Redpanda Connect engine uses,
+/// [`crate::redpanda_connect::PARTITIONER`]), so both engines put a row's changes on the same
+/// partition. librdkafka's default (`consistent_random`, CRC32) would not.
+pub const LIBRDKAFKA_PARTITIONER: &str = "murmur2_random";
 
 /// The Kafka message key of a change: the value of the primary-key column `primary_key` in `payload`
 /// as text (a string as is, a number or boolean as its JSON text, like Bloblang's `.string()`).

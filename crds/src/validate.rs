@@ -8,7 +8,8 @@
 //!   NAMEDATALEN - 1). Quotes, `;`, whitespace and control characters are thereby rejected; keywords
 //!   such as `order` are allowed because every generated statement quotes every identifier.
 //! - The replication slot matches `[a-z0-9_]+` (Postgres' own rule), at most 63 bytes; so must the
-//!   default `cdcstar_<name>` when no slot or publication name is given.
+//!   default `cdcstar_<name>` when no slot or publication name is given. With the Redpanda Connect
+//!   engine at most 50 bytes ([`redpanda_connect::slot_name_problem`]).
 //! - Topic names (prefix, dead-letter) match `[A-Za-z0-9._-]+`, at most 249 bytes, and the dead-letter
 //!   topic is none of the data topics.
 //! - Column types are from [`ColumnType`]'s list; a key column is not nullable.
@@ -30,6 +31,7 @@ use std::fmt;
 use crate::column_type::ColumnType;
 use crate::pipeline::{CaptureEngine, CdcPipeline, ColumnSpec, LookupSpec};
 use crate::schema_check::schema_violations;
+use crate::redpanda_connect;
 use crate::star::{
     LookupError, RESERVED_COLUMNS, StarTable, TableKind, resolve_lookup, star_tables,
 };
@@ -263,6 +265,13 @@ fn validate_capture(pipeline: &CdcPipeline, out: &mut Collector) {
                 "required when engine is redpandaConnect (at least licenseSecretRef)",
             ),
             Some(settings) => {
+                if let Some(problem) = redpanda_connect::slot_name_problem(&pipeline.slot_name()) {
+                    let path = match pipeline.spec.source.slot {
+                        Some(_) => "spec.source.slot",
+                        None => "spec.source.slot (default from metadata.name)",
+                    };
+                    out.error(path, problem);
+                }
                 if settings.image.trim().is_empty() {
                     out.error("spec.capture.redpandaConnect.image", "must not be empty");
                 }
@@ -859,6 +868,27 @@ mod tests {
         let mut pipeline = shop_pipeline();
         pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
         assert_rejected_at(&pipeline, "spec.capture.redpandaConnect");
+    }
+
+    #[test]
+    fn redpanda_connect_engine_refuses_slots_over_fifty_bytes() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        pipeline.spec.capture.redpanda_connect = Some(crate::pipeline::RedpandaConnectSpec {
+            image: "redpandadata/connect:4.67.5".into(),
+            license_secret_ref: crate::pipeline::SecretKeyRef {
+                name: "licence".into(),
+                key: "licence".into(),
+            },
+            resources: None,
+        });
+        pipeline.spec.source.slot = Some("s".repeat(50));
+        validate(&pipeline).unwrap();
+        pipeline.spec.source.slot = Some("s".repeat(51));
+        assert_rejected_at(&pipeline, "spec.source.slot");
+        // The native engine takes up to Postgres' 63 bytes.
+        pipeline.spec.capture.engine = CaptureEngine::Native;
+        validate(&pipeline).unwrap();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use cdcstar_crds::redpanda_connect::BrokerTransport;
 use cdcstar_crds::schema_check::unknown_fields;
 use cdcstar_crds::validate::{ValidationError, ValidationErrors};
 use cdcstar_crds::{CdcPipeline, clickhouse_ddl, postgres};
@@ -77,7 +78,9 @@ pub fn plan(pipeline: CdcPipeline, config: &OperatorConfig) -> Result<Plan, Plan
     validate::validate(&pipeline)?;
     let postgres = postgres::install_statements(&pipeline);
     let clickhouse = clickhouse_ddl::install_statements(&pipeline)?;
-    let kubernetes = build::build(&pipeline, config)?;
+    // NB: a plan reads no Secret, so Redpanda Connect's TLS is shown off; a reconcile turns it on
+    // when the Kafka auth Secret's security.protocol is SSL or SASL_SSL.
+    let kubernetes = build::build(&pipeline, config, BrokerTransport::default())?;
     Ok(Plan {
         pipeline,
         postgres,

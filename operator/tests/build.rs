@@ -159,7 +159,7 @@ fn suspend_scales_capture_and_sink_to_zero_but_not_the_api() {
     pipeline.metadata.namespace = Some("default".into());
     pipeline.metadata.uid = Some("u".into());
     pipeline.spec.suspend = true;
-    let desired = build::build(&pipeline, &OperatorConfig::default()).unwrap();
+    let desired = build::build(&pipeline, &OperatorConfig::default(), Default::default()).unwrap();
     assert_eq!(deployment(&desired, "shop-capture").spec.replicas, Some(0));
     assert_eq!(deployment(&desired, "shop-sink").spec.replicas, Some(0));
     assert_eq!(deployment(&desired, "shop-api").spec.replicas, Some(1));
@@ -200,9 +200,9 @@ fn secrets_are_only_ever_referenced() {
         ]
     );
     let connect = plan.kubernetes.config_maps[1].data.as_ref().unwrap()["connect.yaml"].clone();
-    assert!(connect.contains("dsn: ${POSTGRES_DSN}"), "{connect}");
+    assert!(connect.contains("dsn: \"${POSTGRES_DSN}\""), "{connect}");
     assert!(
-        connect.contains("password: ${KAFKA_SASL_PASSWORD}"),
+        connect.contains("password: \"${KAFKA_SASL_PASSWORD:}\""),
         "{connect}"
     );
     let text = plan.render().unwrap();
@@ -236,6 +236,40 @@ fn redpanda_connect_engine_gets_its_config_licence_and_no_native_leftovers() {
             .iter()
             .any(|o| o.name == "shop-rpcn-connect")
     );
+}
+
+#[test]
+fn every_variable_the_connect_config_references_has_a_default_or_a_required_env_var() {
+    let desired = planned(&fixture("redpanda-connect.yaml")).kubernetes;
+    let connect = desired.config_maps[1].data.as_ref().unwrap()["connect.yaml"].clone();
+    let capture = serde_json::to_value(deployment(&desired, "shop-rpcn-capture")).unwrap();
+    let env = capture["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let references = cdcstar_crds::redpanda_connect::env_references(&connect);
+    assert!(!references.is_empty());
+    for reference in references {
+        let var = env.iter().find(|e| e["name"] == reference.name.as_str());
+        match reference.default {
+            // Without default benthos refuses to start when it is unset: the Deployment must set it
+            // from a key that has to exist.
+            None => {
+                let var = var.unwrap_or_else(|| panic!("{} is not set", reference.name));
+                assert_ne!(
+                    var["valueFrom"]["secretKeyRef"]["optional"], true,
+                    "{} is required",
+                    reference.name
+                );
+            }
+            // With a default, an optional key (or none at all) is fine.
+            Some(_) => {
+                if let Some(var) = var {
+                    assert_eq!(var["valueFrom"]["secretKeyRef"]["optional"], true, "{var}");
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -279,4 +279,82 @@ mod tests {
         assert_eq!(err.kind(), "conversion");
         assert!(err.to_string().contains("quantity"), "{err}");
     }
+
+    /// Messages as the Redpanda Connect engine's mapping writes them, from the shapes `postgres_cdc`
+    /// v4.67.5 emits: streamed rows decoded by pgx (numbers as numbers), snapshot rows scanned as text
+    /// (`int8`, `numeric`, timestamps as strings; `int4` and `bool` as JSON), deletes under the default
+    /// replica identity (key plus nulls), and unchanged TOASTed columns left out of the payload and
+    /// listed in `unchangedToast`. No `commitTime`, `oldKey` or `commitLsn`.
+    mod redpanda_connect {
+        use super::*;
+
+        #[test]
+        fn a_streamed_insert_routes_with_its_lsn_as_version() {
+            let raw = br#"{"metadata":{"table":"order","operation":"insert","lsn":"0/1A2B3C8"},
+                "payload":{"id":7,"customerId":3,"total":12.5,"status":"new",
+                           "orderDate":"2024-05-01T10:00:00Z"}}"#;
+            let routed = route(&plan(), raw).unwrap();
+            assert_eq!(
+                routed.commit_time, None,
+                "Redpanda Connect sends no commit time"
+            );
+            let change = &routed.changes[0];
+            assert_eq!(change.key, Value::UInt(7));
+            assert_eq!(change.version, 0x1A2B3C8);
+            assert!(!change.deleted);
+        }
+
+        #[test]
+        fn a_snapshot_row_with_stringified_values_converts_like_a_streamed_one() {
+            let plan = plan();
+            let snapshot = br#"{"metadata":{"table":"order","operation":"read"},
+                "payload":{"id":"7","customerId":"3","total":"12.50","status":"new",
+                           "orderDate":"2024-05-01T10:00:00Z"}}"#;
+            let streamed = br#"{"metadata":{"table":"order","operation":"update","lsn":"0/10"},
+                "payload":{"id":7,"customerId":3,"total":12.5,"status":"new",
+                           "orderDate":"2024-05-01T10:00:00Z"}}"#;
+            let read = &route(&plan, snapshot).unwrap().changes[0];
+            let update = &route(&plan, streamed).unwrap().changes[0];
+            assert_eq!(read.version, 0);
+            assert_eq!(read.key, update.key);
+            assert_eq!(read.values, update.values);
+        }
+
+        #[test]
+        fn a_delete_under_the_default_identity_deletes_by_key() {
+            let raw = br#"{"metadata":{"table":"customer","operation":"delete","lsn":"0/20"},
+                "payload":{"id":1,"email":null,"name":null,"country":null,"city":null,"createdAt":null}}"#;
+            let change = &route(&plan(), raw).unwrap().changes[0];
+            assert!(change.deleted);
+            assert_eq!(change.key, Value::UInt(1));
+        }
+
+        #[test]
+        fn an_unchanged_toast_column_keeps_its_stored_value() {
+            let raw = br#"{"metadata":{"table":"customer","operation":"update","lsn":"0/30",
+                                      "unchangedToast":["city"]},
+                "payload":{"id":1,"email":"a@b.c","name":"Ann","country":"FR","createdAt":null}}"#;
+            let plan = plan();
+            let change = &route(&plan, raw).unwrap().changes[0];
+            let table = &plan.tables[change.table];
+            let city = table
+                .columns
+                .iter()
+                .position(|c| c.source == "city")
+                .unwrap();
+            assert_eq!(change.unchanged, [city]);
+        }
+
+        #[test]
+        fn the_empty_message_of_a_truncate_is_refused_not_applied() {
+            // The engine drops it before the output; should one arrive anyway it is poison, never a
+            // change of some table.
+            assert!(matches!(
+                route(&plan(), b"null"),
+                Err(DataError::InvalidEnvelope(_))
+            ));
+            let unlabelled = br#"{"metadata":{"table":"","operation":""},"payload":{}}"#;
+            assert!(route(&plan(), unlabelled).is_err());
+        }
+    }
 }

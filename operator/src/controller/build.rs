@@ -14,19 +14,19 @@
 //! | component | command | env |
 //! | --- | --- | --- |
 //! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
-//! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`¹ |
+//! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`³, `KAFKA_CA_CRT`³ |
 //! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `SINK_METRICS_ADDR`, `SINK_GROUP_INSTANCE_ID` (the pod name), `KAFKA_AUTH_DIR`¹ |
 //! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB` |
 //!
-//! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set.
-//!
-//! Each name is the one the binary's own command line reads (`operator/tests/settings_contract.rs`
-//! parses every container's env and args with that binary's clap definition and checks the ports).
+//! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set;
+//! ³ optional `secretKeyRef`s to the keys of `spec.kafka.authSecretRef`, when it is set (the
+//! configuration gives each a default, see `cdcstar_crds::redpanda_connect`).
 
 use std::collections::BTreeMap;
 
+use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::pipeline::{CaptureEngine, SecretKeyRef, WorkloadSpec};
-use cdcstar_crds::{CdcPipeline, redpanda_connect};
+use cdcstar_crds::redpanda_connect::{self, BrokerTransport, SecretSource};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -156,8 +156,13 @@ pub enum BuildError {
     },
 }
 
-/// The objects `pipeline` needs.
-pub fn build(pipeline: &CdcPipeline, config: &OperatorConfig) -> Result<DesiredState, BuildError> {
+/// The objects `pipeline` needs; `transport` is what the Kafka auth Secret says about TLS (only the
+/// Redpanda Connect configuration needs it: the other components read the Secret themselves).
+pub fn build(
+    pipeline: &CdcPipeline,
+    config: &OperatorConfig,
+    transport: BrokerTransport,
+) -> Result<DesiredState, BuildError> {
     let ctx = BuildContext::new(pipeline)?;
     let spec = &pipeline.spec;
     let pipeline_yaml = mounted_pipeline_yaml(pipeline)?;
@@ -179,7 +184,7 @@ pub fn build(pipeline: &CdcPipeline, config: &OperatorConfig) -> Result<DesiredS
             });
         }
         CaptureEngine::RedpandaConnect => {
-            let connect_yaml = redpanda_connect::config_yaml(pipeline);
+            let connect_yaml = redpanda_connect::config_yaml(pipeline, transport);
             desired.config_maps.push(ctx.config_map(
                 &connect_config_map_name(&ctx.name),
                 CONNECT_FILE,
@@ -495,14 +500,16 @@ impl<'a> BuildContext<'a> {
             .ok_or(BuildError::MissingRedpandaConnect)?;
         let mut env = vec![
             env_from_key_ref(
-                redpanda_connect::DSN_ENV,
+                redpanda_connect::DSN_ENV.name,
                 &spec.source.connection_secret_ref,
             ),
-            env_from_key_ref(redpanda_connect::LICENSE_ENV, &rpcn.license_secret_ref),
+            env_from_key_ref(redpanda_connect::LICENSE_ENV.name, &rpcn.license_secret_ref),
         ];
         if let Some(auth) = &spec.kafka.auth_secret_ref {
-            for (var, key) in redpanda_connect::SASL_ENV {
-                env.push(env_from_secret(var, &auth.name, key, true));
+            for var in redpanda_connect::KAFKA_AUTH_ENV {
+                if let SecretSource::KafkaAuth(key) = var.source {
+                    env.push(env_from_secret(var.name, &auth.name, key, true));
+                }
             }
         }
         let volumes = vec![(

@@ -1,15 +1,20 @@
 //! Phase 2: read what the spec refers to, the Secrets. Values needed by the operator itself (the
 //! source DSN, ClickHouse credentials) come back as [`Sensitive`]; Secrets only the pods use (the
 //! Redpanda Connect licence, Kafka auth) are only checked for presence, because the pods read them
-//! through `secretKeyRef`/volumes and the operator never copies them anywhere.
+//! through `secretKeyRef`/volumes and the operator never copies them anywhere. Two exceptions for the
+//! Redpanda Connect engine, whose configuration is a file: the auth Secret's `security.protocol`
+//! (not a secret) decides whether that file turns TLS on, and the values Redpanda Connect substitutes
+//! into it (DSN, SASL settings, CA) are checked to be substitutable
+//! ([`redpanda_connect::unsubstitutable_char`]).
 //!
 //! A missing Secret or key is an error naming the Secret, the key and the field that refers to it;
 //! the reconcile turns it into a condition and retries when the Secret appears (Secrets are watched).
 
 use std::collections::BTreeMap;
 
-use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::pipeline::{CaptureEngine, SecretKeyRef};
+use cdcstar_crds::redpanda_connect::{self, BrokerTransport, SecretSource};
+use cdcstar_crds::{CdcPipeline, redpanda_connect::KAFKA_AUTH_ENV};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -23,6 +28,8 @@ pub struct Dereferenced {
     pub source_dsn: Sensitive,
     /// ClickHouse credentials, when the spec names a Secret for them.
     pub warehouse_credentials: Option<WarehouseCredentials>,
+    /// How Redpanda Connect reaches the brokers (TLS from the auth Secret's `security.protocol`).
+    pub broker_transport: BrokerTransport,
 }
 
 /// Why the referenced Secrets could not be read.
@@ -61,6 +68,24 @@ pub enum DereferenceError {
         key: String,
         /// Field of the spec holding the reference.
         field: &'static str,
+    },
+    /// A value Redpanda Connect would substitute into its configuration file would break it.
+    #[error(
+        "key {key:?} of secret {namespace}/{name} referenced by {field} contains {character:?}, which \
+         the redpandaConnect engine cannot substitute into its configuration; percent-encode it in a \
+         DSN or choose another value"
+    )]
+    NotSubstitutable {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Field of the spec holding the reference.
+        field: &'static str,
+        /// The offending character.
+        character: char,
     },
     /// The API server could not be asked.
     #[error("failed to read secret {namespace}/{name}: {}", Described(.source))]
@@ -144,6 +169,20 @@ impl SecretReader {
             })
     }
 
+    /// The value of `key`, or `None` when the Secret has no such key.
+    async fn optional_value(
+        &mut self,
+        name: &str,
+        key: &str,
+        field: &'static str,
+    ) -> Result<Option<Sensitive>, DereferenceError> {
+        match self.value(name, key, field).await {
+            Ok(value) => Ok(Some(value)),
+            Err(DereferenceError::KeyMissing { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn key_ref(
         &mut self,
         reference: &SecretKeyRef,
@@ -201,6 +240,7 @@ pub async fn dereference(
         return Ok(Dereferenced {
             source_dsn,
             warehouse_credentials,
+            broker_transport: BrokerTransport::default(),
         });
     }
     if spec.capture.engine == CaptureEngine::RedpandaConnect
@@ -214,13 +254,59 @@ pub async fn dereference(
             )
             .await?;
     }
+    let mut broker_transport = BrokerTransport::default();
     if let Some(auth) = &spec.kafka.auth_secret_ref {
-        reader
-            .secret(&auth.name, "spec.kafka.authSecretRef")
-            .await?;
+        let field = "spec.kafka.authSecretRef";
+        reader.secret(&auth.name, field).await?;
+        if spec.capture.engine == CaptureEngine::RedpandaConnect {
+            let protocol = reader
+                .optional_value(&auth.name, "security.protocol", field)
+                .await?;
+            broker_transport.tls =
+                redpanda_connect::uses_tls(protocol.as_ref().map(Sensitive::expose));
+            for var in KAFKA_AUTH_ENV {
+                let SecretSource::KafkaAuth(key) = var.source else {
+                    continue;
+                };
+                if let Some(value) = reader.optional_value(&auth.name, key, field).await? {
+                    check_substitutable(&value, &reader.namespace, &auth.name, key, field)?;
+                }
+            }
+        }
+    }
+    if spec.capture.engine == CaptureEngine::RedpandaConnect {
+        let reference = &spec.source.connection_secret_ref;
+        check_substitutable(
+            &source_dsn,
+            &reader.namespace,
+            &reference.name,
+            &reference.key,
+            "spec.source.connectionSecretRef",
+        )?;
     }
     Ok(Dereferenced {
         source_dsn,
         warehouse_credentials,
+        broker_transport,
     })
+}
+
+/// Refuses a value Redpanda Connect could not substitute into its configuration file.
+fn check_substitutable(
+    value: &Sensitive,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    field: &'static str,
+) -> Result<(), DereferenceError> {
+    match redpanda_connect::unsubstitutable_char(value.expose()) {
+        None => Ok(()),
+        Some(character) => Err(DereferenceError::NotSubstitutable {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            key: key.to_owned(),
+            field,
+            character,
+        }),
+    }
 }

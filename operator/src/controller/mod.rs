@@ -434,7 +434,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
 
     // NB: a pass whose children cannot be written still reports what it saw (publication, schema)
     // and why the workloads are missing, so READY and PHASE are never blank or stale.
-    let applied = match build::build(pipeline, &ctx.config) {
+    let applied = match build::build(pipeline, &ctx.config, secrets.broker_transport) {
         Ok(mut desired) => {
             if status::obsolete_children_removed(pipeline) {
                 desired.obsolete.clear();
@@ -462,7 +462,10 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     };
     let components = vec![
         source::publication_condition(pipeline, &source),
-        workload(Component::Capture, status::CAPTURE, true),
+        status::capture_condition(
+            pipeline,
+            workload(Component::Capture, status::CAPTURE, true),
+        ),
         schema::schema_condition(pipeline, &schema),
         workload(Component::Sink, status::SINK, true),
         api_condition,

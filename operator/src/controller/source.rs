@@ -135,7 +135,27 @@ pub fn publication_condition(
                 "publication {publication} publishes {tables} tables, slot {slot} exists ({verb})"
             ),
         )
-    } else if report.observed.publication_tables.is_some() {
+    } else if let Some(published) = &report.observed.publication_tables {
+        let missing: Vec<String> = postgres::declared_tables(pipeline)
+            .into_iter()
+            .filter(|table| !published.contains(table))
+            .map(|table| table.name)
+            .collect();
+        if !missing.is_empty() && pipeline.spec.capture.snapshot && report.observed.slot.is_some() {
+            // NB: Redpanda Connect snapshots only when it creates the slot; it will add these
+            // tables to its publication and stream their changes, never their existing rows.
+            return ConditionUpdate::ok(
+                PUBLICATION,
+                "TablesAddedWithoutSnapshot",
+                format!(
+                    "Redpanda Connect's slot {slot} already exists, so the added tables {} get \
+                     their changes but no snapshot of their existing rows; to backfill, touch the \
+                     rows (e.g. UPDATE each table SET its primary key = itself) or switch to engine \
+                     native, which snapshots tables added later",
+                    missing.join(", ")
+                ),
+            );
+        }
         ConditionUpdate::ok(
             PUBLICATION,
             "CreatedByRedpandaConnect",
@@ -149,5 +169,44 @@ pub fn publication_condition(
                 "waiting for Redpanda Connect to create publication {publication} and slot {slot}"
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cdcstar_crds::pipeline::CaptureEngine;
+    use cdcstar_crds::postgres::QualifiedTable;
+
+    use super::*;
+    use crate::sql::SlotObservation;
+
+    fn redpanda_connect_report(published: &[&str]) -> Result<SourceReport, SourceError> {
+        Ok(SourceReport {
+            observed: SourceObservation {
+                publication_tables: Some(
+                    published
+                        .iter()
+                        .map(|t| QualifiedTable::new("public".to_owned(), (*t).to_owned()))
+                        .collect(),
+                ),
+                slot: Some(SlotObservation::default()),
+                ..SourceObservation::default()
+            },
+            executed: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_table_added_to_an_existing_redpanda_connect_slot_says_it_gets_no_snapshot() {
+        let mut pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        let all = ["customer", "product", "order", "orderitem"];
+        let settled = publication_condition(&pipeline, &redpanda_connect_report(&all));
+        assert_eq!(settled.reason, "CreatedByRedpandaConnect");
+        let added = publication_condition(&pipeline, &redpanda_connect_report(&all[..3]));
+        assert_eq!(added.reason, "TablesAddedWithoutSnapshot");
+        assert!(added.message.contains("orderitem"), "{}", added.message);
+        assert!(added.message.contains("no snapshot"), "{}", added.message);
     }
 }

@@ -6,7 +6,8 @@
 //! `lastTransitionTime` of a condition changes only when its status flips (True/False/Unknown);
 //! a new reason or message alone keeps the time, as Kubernetes conventions ask.
 
-use cdcstar_crds::pipeline::{CdcPipelineStatus, Phase, TableSnapshotStatus};
+use cdcstar_crds::pipeline::{CaptureEngine, CdcPipelineStatus, Phase, TableSnapshotStatus};
+use cdcstar_crds::redpanda_connect;
 use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -312,6 +313,18 @@ pub fn workload_condition(
     }
 }
 
+/// The `Capture` condition of `pipeline`: `condition`, plus, with the Redpanda Connect engine, what
+/// that engine cannot convey, so `kubectl describe` says it next to whether the capture runs.
+pub fn capture_condition(
+    pipeline: &CdcPipeline,
+    mut condition: ConditionUpdate,
+) -> ConditionUpdate {
+    if pipeline.spec.capture.engine == CaptureEngine::RedpandaConnect {
+        condition.message = format!("{}; {}", condition.message, redpanda_connect::LIMITATIONS);
+    }
+    condition
+}
+
 /// Writes `status` with server-side apply on the status subresource.
 pub async fn patch_status(
     client: &Client,
@@ -468,5 +481,20 @@ mod tests {
             human_bytes(3 * 1024 * 1024 * 1024 + 200 * 1024 * 1024),
             "3.2GiB"
         );
+    }
+
+    #[test]
+    fn redpanda_connect_capture_condition_names_what_the_engine_cannot_convey() {
+        let mut pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let running = ConditionUpdate::ok(CAPTURE, "Available", "1/1 replicas available");
+        assert_eq!(capture_condition(&pipeline, running.clone()), running);
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        let described = capture_condition(&pipeline, running);
+        assert_eq!(described.status, ConditionStatus::True);
+        assert!(described.message.starts_with("1/1 replicas available; "));
+        for gap in ["TRUNCATE", "old key", "commit time"] {
+            assert!(described.message.contains(gap), "{}", described.message);
+        }
     }
 }
