@@ -7,7 +7,7 @@
 use cdcstar_crds::{Envelope, Operation};
 
 use crate::plan::{Plan, TableId};
-use crate::value::{ConvertError, Value, convert, default_value};
+use crate::value::{ConvertError, Value, convert, convert_with_policy, default_value};
 
 /// Why an event cannot be applied; the reason travels to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,8 +83,19 @@ pub struct Routed {
     pub source: String,
     /// Row changes (none when the table feeds no star table).
     pub changes: Vec<RowChange>,
+    /// Values replaced by their column's `onUnrepresentable` policy.
+    pub adjusted: Vec<AdjustedValue>,
     /// Commit time, seconds since the epoch, when the envelope carries it.
     pub commit_time: Option<f64>,
+}
+
+/// A value its column's type could not hold, replaced by the column's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdjustedValue {
+    /// Star table.
+    pub table: TableId,
+    /// Index of the column in the table's `columns`.
+    pub column: usize,
 }
 
 /// Decodes and routes one message body.
@@ -114,6 +125,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
         });
     }
     let mut changes = Vec::with_capacity(source.targets.len());
+    let mut adjusted = Vec::new();
     for &table_id in &source.targets {
         let table = &plan.tables[table_id];
         let convert_error = |source: ConvertError| DataError::Convert {
@@ -136,7 +148,16 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
                 unchanged.push(index);
                 default_value(&column.ty)
             } else {
-                convert(raw, &column.ty, &column.source).map_err(convert_error)?
+                let converted =
+                    convert_with_policy(raw, &column.ty, &column.source, column.on_unrepresentable)
+                        .map_err(convert_error)?;
+                if converted.adjusted {
+                    adjusted.push(AdjustedValue {
+                        table: table_id,
+                        column: index,
+                    });
+                }
+                converted.value
             };
             values.push(value);
         }
@@ -180,6 +201,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
     Ok(Routed {
         source: metadata.table.clone(),
         changes,
+        adjusted,
         commit_time,
     })
 }
