@@ -173,6 +173,21 @@ impl ColumnType {
         printed.parse::<ColumnType>().is_ok_and(|t| t == *self)
     }
 
+    /// Whether the type is one of the integer widths (`UInt8`..`UInt64`, `Int8`..`Int64`).
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            ColumnType::UInt8
+                | ColumnType::UInt16
+                | ColumnType::UInt32
+                | ColumnType::UInt64
+                | ColumnType::Int8
+                | ColumnType::Int16
+                | ColumnType::Int32
+                | ColumnType::Int64
+        )
+    }
+
     /// Whether the column accepts NULL.
     pub fn is_nullable(&self) -> bool {
         matches!(

@@ -232,14 +232,7 @@ pub fn default_value(ty: &ColumnType) -> Value {
 
 fn convert_present(json: &Json, base: &ColumnType, full: &ColumnType) -> Result<Value, Refusal> {
     match base {
-        ColumnType::UInt8
-        | ColumnType::UInt16
-        | ColumnType::UInt32
-        | ColumnType::UInt64
-        | ColumnType::Int8
-        | ColumnType::Int16
-        | ColumnType::Int32
-        | ColumnType::Int64 => in_range(base, integer(json)?),
+        integer_type if integer_type.is_integer() => in_range(base, integer(json)?),
         ColumnType::Float32 => Ok(float(json).map(|f| Value::Float32(f as f32))?),
         ColumnType::Float64 => Ok(float(json).map(Value::Float64)?),
         ColumnType::Decimal { precision, scale } => {
@@ -302,7 +295,8 @@ fn convert_present(json: &Json, base: &ColumnType, full: &ColumnType) -> Result<
                 .map_err(|e| Refusal::Malformed(format!("not a UUID: {e}"))),
             _ => Err(Refusal::Malformed("expected a UUID string".into())),
         },
-        ColumnType::Nullable(_) => Err(Refusal::Malformed(format!("nested nullable type {full}"))),
+        // Integers are matched above; a `Nullable` inside a base type cannot be parsed.
+        _ => Err(Refusal::Malformed(format!("nested nullable type {full}"))),
     }
 }
 
@@ -633,20 +627,13 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Whether a type can be a table key (compared with literals in `IN` lists).
 pub fn is_key_type(ty: &ColumnType) -> bool {
-    matches!(
-        ty,
-        ColumnType::UInt8
-            | ColumnType::UInt16
-            | ColumnType::UInt32
-            | ColumnType::UInt64
-            | ColumnType::Int8
-            | ColumnType::Int16
-            | ColumnType::Int32
-            | ColumnType::Int64
-            | ColumnType::String
-            | ColumnType::LowCardinalityString { nullable: false }
-            | ColumnType::Uuid
-    )
+    ty.is_integer()
+        || matches!(
+            ty,
+            ColumnType::String
+                | ColumnType::LowCardinalityString { nullable: false }
+                | ColumnType::Uuid
+        )
 }
 
 #[cfg(test)]
@@ -788,44 +775,44 @@ mod tests {
 
     #[test]
     fn clamp_moves_every_ranged_type_to_its_nearest_bound() {
-        assert_eq!(clamped(json!(300), "UInt8"), Value::UInt(255));
-        assert_eq!(clamped(json!(-1), "UInt64"), Value::UInt(0));
-        assert_eq!(clamped(json!(-200), "Int8"), Value::Int(-128));
-        assert_eq!(clamped(json!("1e30"), "Int64"), Value::Int(i64::MAX));
-        assert_eq!(clamped(json!(2.5), "Int32"), Value::Int(3));
-        assert_eq!(clamped(json!(-1.4), "UInt16"), Value::UInt(0));
-        assert_eq!(
-            clamped(json!("123456.789"), "Decimal(5, 2)"),
-            Value::Decimal(99_999)
-        );
-        assert_eq!(
-            clamped(json!("-1e40"), "Decimal(5, 2)"),
-            Value::Decimal(-99_999)
-        );
-        assert_eq!(
-            clamped(json!("Infinity"), "Decimal(5, 0)"),
-            Value::Decimal(99_999)
-        );
-        assert_eq!(clamped(json!("1969-12-31"), "Date"), Value::Days(0));
-        assert_eq!(clamped(json!("2300-01-01"), "Date32"), Value::Days(120_529));
-        assert_eq!(clamped(json!("infinity"), "Date32"), Value::Days(120_529));
-        assert_eq!(
-            clamped(json!("2200-01-01 00:00:00"), "DateTime"),
-            Value::Seconds(u32::MAX)
-        );
-        // The last tick of 2299-12-31.
-        assert_eq!(
-            clamped(json!("2300-06-01T10:00:00Z"), "DateTime64(6)"),
-            Value::Ticks(10_413_791_999_999_999)
-        );
-        assert_eq!(
-            clamped(json!("1800-01-01 00:00:00"), "Nullable(DateTime64(3))"),
-            Value::Ticks(-2_208_988_800_000)
-        );
-        assert_eq!(
-            clamped(json!("2290-01-01 00:00:00"), "DateTime64(9)"),
-            Value::Ticks(i64::MAX)
-        );
+        for (json, text, nearest) in [
+            (json!(300), "UInt8", Value::UInt(255)),
+            (json!(-1), "UInt64", Value::UInt(0)),
+            (json!(-200), "Int8", Value::Int(-128)),
+            (json!("1e30"), "Int64", Value::Int(i64::MAX)),
+            (json!(2.5), "Int32", Value::Int(3)),
+            (json!(-1.4), "UInt16", Value::UInt(0)),
+            (json!("123456.789"), "Decimal(5, 2)", Value::Decimal(99_999)),
+            (json!("-1e40"), "Decimal(5, 2)", Value::Decimal(-99_999)),
+            (json!("Infinity"), "Decimal(5, 0)", Value::Decimal(99_999)),
+            (json!("1969-12-31"), "Date", Value::Days(0)),
+            (json!("2300-01-01"), "Date32", Value::Days(120_529)),
+            (json!("infinity"), "Date32", Value::Days(120_529)),
+            (
+                json!("2200-01-01 00:00:00"),
+                "DateTime",
+                Value::Seconds(u32::MAX),
+            ),
+            // The last tick of 2299-12-31.
+            (
+                json!("2300-06-01T10:00:00Z"),
+                "DateTime64(6)",
+                Value::Ticks(10_413_791_999_999_999),
+            ),
+            (
+                json!("1800-01-01 00:00:00"),
+                "Nullable(DateTime64(3))",
+                Value::Ticks(-2_208_988_800_000),
+            ),
+            // Precision 9 ends where Int64 nanoseconds end, in 2262.
+            (
+                json!("2290-01-01 00:00:00"),
+                "DateTime64(9)",
+                Value::Ticks(i64::MAX),
+            ),
+        ] {
+            assert_eq!(clamped(json.clone(), text), nearest, "{json} in {text}");
+        }
     }
 
     #[test]

@@ -415,16 +415,8 @@ async fn a_fact_deleted_and_inserted_again_comes_back_even_after_propagations() 
     );
 }
 
-/// An order whose date ClickHouse cannot hold (year 2300, past `DateTime64`'s 2299), then changed.
-fn order_dated(id: u64, status: &str, order_date: &str) -> Json {
-    let mut order = order(id, 1, status);
-    order["orderDate"] = json!(order_date);
-    order
-}
-
-#[tokio::test]
-async fn an_unrepresentable_date_is_clamped_and_later_changes_of_the_order_still_land() {
-    let h = Harness::new("clamp").await;
+/// A customer, a product, order 100 (pending) and its item 1000, for the order's later changes.
+async fn seed_order_with_an_item(h: &Harness) {
     h.batch(&[
         envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
         envelope("product", "insert", 0x11, product(5, "pen")),
@@ -432,33 +424,40 @@ async fn an_unrepresentable_date_is_clamped_and_later_changes_of_the_order_still
         envelope("orderitem", "insert", 0x13, item(1000, 100, 5, 3)),
     ])
     .await;
-    h.batch(&[envelope(
-        "order",
-        "update",
-        0x20,
-        order_dated(100, "pending", "2300-01-01T00:00:00Z"),
-    )])
-    .await;
-    // Every later change carries the same date (Postgres sends the whole row): it must still land.
-    h.batch(&[envelope(
-        "order",
-        "update",
-        0x21,
-        order_dated(100, "completed", "2300-01-01T00:00:00Z"),
-    )])
-    .await;
+}
+
+/// An update of order 100 at `lsn` with `status` and `order_date`.
+fn order_update(lsn: u64, status: &str, order_date: &str) -> Vec<u8> {
+    let mut order = order(100, 1, status);
+    order["orderDate"] = json!(order_date);
+    envelope("order", "update", lsn, order)
+}
+
+/// The status and date of order 100, and the status its item looks up.
+async fn order_and_item_status(h: &Harness) -> (Vec<Json>, Vec<Json>) {
+    (
+        h.rows("order_fact", "status, toString(order_date) AS order_date")
+            .await,
+        h.rows("orderitem_fact", "order_status").await,
+    )
+}
+
+#[tokio::test]
+async fn an_unrepresentable_date_is_clamped_and_later_changes_of_the_order_still_land() {
+    let h = Harness::new("clamp").await;
+    seed_order_with_an_item(&h).await;
+    // Year 2300 is past DateTime64's 2299. Every later change carries the same date (Postgres sends
+    // the whole row): it must still land.
+    h.batch(&[order_update(0x20, "pending", "2300-01-01T00:00:00Z")])
+        .await;
+    h.batch(&[order_update(0x21, "completed", "2300-01-01T00:00:00Z")])
+        .await;
     assert_eq!(
-        h.rows(
-            "order_fact",
-            "order_id, status, toString(order_date) AS order_date"
+        order_and_item_status(&h).await,
+        (
+            vec![json!({"status": "completed", "order_date": "2299-12-31 23:59:59.999999"})],
+            vec![json!({"order_status": "completed"})]
         )
-        .await,
-        [json!({"order_id": 100, "status": "completed",
-                "order_date": "2299-12-31 23:59:59.999999"})]
-    );
-    assert_eq!(
-        h.rows("orderitem_fact", "orderitem_id, order_status").await,
-        [json!({"orderitem_id": 1000, "order_status": "completed"})]
     );
 }
 
@@ -472,37 +471,19 @@ async fn with_dead_letter_the_refused_change_stays_out_and_the_next_valid_one_la
         applier: pipeline.applier(),
         pipeline,
     };
-    h.batch(&[
-        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
-        envelope("product", "insert", 0x11, product(5, "pen")),
-        envelope("order", "insert", 0x12, order(100, 1, "pending")),
-        envelope("orderitem", "insert", 0x13, item(1000, 100, 5, 3)),
-    ])
-    .await;
-    let refused = envelope(
-        "order",
-        "update",
-        0x20,
-        order_dated(100, "shipped", "2300-01-01T00:00:00Z"),
-    );
+    seed_order_with_an_item(&h).await;
     // The refused event goes to the dead-letter topic (see kafka_pipeline.rs); it writes nothing.
+    let refused = order_update(0x20, "shipped", "2300-01-01T00:00:00Z");
     let error = route(&h.pipeline.plan, &refused).unwrap_err();
     assert_eq!(error.kind(), "conversion");
     assert!(error.to_string().contains("orderDate"), "{error}");
-    h.batch(&[envelope(
-        "order",
-        "update",
-        0x21,
-        order_dated(100, "completed", "2030-01-01T00:00:00Z"),
-    )])
-    .await;
+    h.batch(&[order_update(0x21, "completed", "2030-01-01T00:00:00Z")])
+        .await;
     assert_eq!(
-        h.rows("order_fact", "status, toString(order_date) AS order_date")
-            .await,
-        [json!({"status": "completed", "order_date": "2030-01-01 00:00:00.000000"})]
-    );
-    assert_eq!(
-        h.rows("orderitem_fact", "order_status").await,
-        [json!({"order_status": "completed"})]
+        order_and_item_status(&h).await,
+        (
+            vec![json!({"status": "completed", "order_date": "2030-01-01 00:00:00.000000"})],
+            vec![json!({"order_status": "completed"})]
+        )
     );
 }
