@@ -72,6 +72,9 @@ pub struct RowChange {
     pub unchanged: Vec<usize>,
     /// The source row was deleted.
     pub deleted: bool,
+    /// A `TRUNCATE`: every row of the table older than `version` is deleted; `key` and `values` are
+    /// unused.
+    pub truncates_table: bool,
     /// Version of the source row: its change LSN, 0 for snapshot rows.
     pub version: u64,
 }
@@ -117,6 +120,26 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
             });
         }
     };
+    if metadata.operation == Operation::Truncate {
+        return Ok(Routed {
+            source: metadata.table.clone(),
+            changes: source
+                .targets
+                .iter()
+                .map(|&table| RowChange {
+                    table,
+                    key: Value::Null,
+                    values: Vec::new(),
+                    unchanged: Vec::new(),
+                    deleted: true,
+                    truncates_table: true,
+                    version,
+                })
+                .collect(),
+            adjusted: Vec::new(),
+            commit_time: None,
+        });
+    }
     let deleted = metadata.operation == Operation::Delete;
     if !envelope.payload.contains_key(&source.primary_key) {
         return Err(DataError::MissingKey {
@@ -180,6 +203,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
                     values: old_values,
                     unchanged: Vec::new(),
                     deleted: true,
+                    truncates_table: false,
                     version,
                 });
             }
@@ -190,6 +214,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
             values,
             unchanged,
             deleted,
+            truncates_table: false,
             version,
         });
     }

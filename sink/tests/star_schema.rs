@@ -487,3 +487,51 @@ async fn with_dead_letter_the_refused_change_stays_out_and_the_next_valid_one_la
         )
     );
 }
+
+#[tokio::test]
+async fn truncate_deletes_the_rows_before_it_and_facts_fall_back_to_default_lookups() {
+    let h = Harness::new("truncate").await;
+    seed_order_with_an_item(&h).await;
+    h.batch(&[
+        envelope("customer", "insert", 0x14, customer(2, "bob", "DE")),
+        envelope("orderitem", "insert", 0x15, item(1001, 100, 5, 1)),
+    ])
+    .await;
+    // A customer inserted after the truncate but consumed before it (another partition) stays.
+    h.batch(&[envelope(
+        "customer",
+        "insert",
+        0x40,
+        customer(3, "cy", "IT"),
+    )])
+    .await;
+    h.batch(&[
+        envelope("customer", "truncate", 0x30, json!({})),
+        envelope("orderitem", "truncate", 0x31, json!({})),
+        envelope("orderitem", "insert", 0x32, item(1002, 100, 5, 2)),
+    ])
+    .await;
+    assert_eq!(
+        h.rows("customer_dim", "customer_id").await,
+        [json!({"customer_id": 3})]
+    );
+    assert_eq!(
+        h.rows("order_fact", "order_id, customer_name").await,
+        [json!({"order_id": 100, "customer_name": ""})]
+    );
+    assert_eq!(
+        h.rows("orderitem_fact", "orderitem_id, customer_country")
+            .await,
+        [json!({"orderitem_id": 1002, "customer_country": ""})]
+    );
+    // A replay of the stream before the truncate does not bring the rows back.
+    h.batch(&[
+        envelope("orderitem", "insert", 0x13, item(1000, 100, 5, 3)),
+        envelope("orderitem", "truncate", 0x31, json!({})),
+    ])
+    .await;
+    assert_eq!(
+        h.rows("orderitem_fact", "orderitem_id").await,
+        [json!({"orderitem_id": 1002})]
+    );
+}
