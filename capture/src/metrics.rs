@@ -64,7 +64,7 @@ pub struct CaptureMetrics {
     /// Per streamed transaction with events: its commit timestamp → the broker acknowledged all
     /// of them.
     pub commit_to_ack_seconds: Histogram,
-    /// TRUNCATE statements read from the stream (not propagated), per table.
+    /// TRUNCATE statements read from the stream and propagated, per table.
     pub truncates: Family<TableLabel, Counter>,
     /// Set once the replication stream has started.
     ready: AtomicBool,
@@ -145,7 +145,7 @@ impl CaptureMetrics {
         );
         registry.register(
             "truncates",
-            "TRUNCATE statements read from the stream and not propagated, per table",
+            "TRUNCATE statements read from the stream and propagated, per table",
             self.truncates.clone(),
         );
         registry

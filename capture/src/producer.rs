@@ -190,6 +190,9 @@ pub struct EventProducer {
     progress: Arc<Notify>,
 }
 
+/// How long reading a topic's partitions (for a `TRUNCATE`) may take.
+const PARTITION_METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl std::fmt::Debug for EventProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventProducer")
@@ -247,12 +250,56 @@ impl EventProducer {
     ) -> Result<(), KafkaError> {
         lock(&self.tracker).sent(tx);
         let result = self
-            .enqueue(topic, key, payload, Box::new(Ticket::Stream(tx)))
+            .enqueue(topic, None, key, payload, Box::new(Ticket::Stream(tx)))
             .await;
         if let Err(err) = &result {
             lock(&self.tracker).failed(format!("failed to enqueue an event for {topic}: {err}"));
         }
         result
+    }
+
+    /// Enqueues an event of streamed transaction `tx` once to every partition of `topic`, so that
+    /// each partition reads it after every earlier event it holds (a `TRUNCATE`, which concerns the
+    /// rows of all partitions).
+    pub async fn send_stream_to_every_partition(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        tx: TxId,
+    ) -> Result<(), KafkaError> {
+        // NB: a blocking metadata round trip; truncates are rare.
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), PARTITION_METADATA_TIMEOUT)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len() as i32);
+        if partitions == 0 {
+            return Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        for partition in 0..partitions {
+            lock(&self.tracker).sent(tx);
+            let result = self
+                .enqueue(
+                    topic,
+                    Some(partition),
+                    None,
+                    payload,
+                    Box::new(Ticket::Stream(tx)),
+                )
+                .await;
+            if let Err(err) = &result {
+                lock(&self.tracker)
+                    .failed(format!("failed to enqueue an event for {topic}: {err}"));
+                return result;
+            }
+        }
+        Ok(())
     }
 
     /// Enqueues a snapshot row counted in `batch`.
@@ -265,7 +312,7 @@ impl EventProducer {
     ) -> Result<(), KafkaError> {
         batch.outstanding.fetch_add(1, Ordering::AcqRel);
         let ticket = Box::new(Ticket::Snapshot(Arc::clone(batch)));
-        let result = self.enqueue(topic, key, payload, ticket).await;
+        let result = self.enqueue(topic, None, key, payload, ticket).await;
         if let Err(err) = &result {
             batch.settle(Some(format!(
                 "failed to enqueue a snapshot row for {topic}: {err}"
@@ -277,11 +324,15 @@ impl EventProducer {
     async fn enqueue(
         &self,
         topic: &str,
+        partition: Option<i32>,
         key: Option<&[u8]>,
         payload: &[u8],
         ticket: Box<Ticket>,
     ) -> Result<(), KafkaError> {
         let mut record = BaseRecord::with_opaque_to(topic, ticket).payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cdcstar_crds::envelope::Lsn;
+use cdcstar_crds::envelope::{Envelope, Lsn, Metadata, Operation};
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use tokio_util::sync::CancellationToken;
 
@@ -231,7 +231,9 @@ impl Streamer {
                 self.relations.update(relation);
             }
             LogicalMessage::Type { .. } | LogicalMessage::Origin { .. } => {}
-            LogicalMessage::Truncate { relation_ids, .. } => self.truncate(lsn, &relation_ids),
+            LogicalMessage::Truncate { relation_ids, .. } => {
+                self.truncate(lsn, &relation_ids).await?
+            }
             LogicalMessage::Insert { relation_id, new } => {
                 self.change(lsn, relation_id, |builder, position| {
                     builder.insert(&new, position)
@@ -258,33 +260,52 @@ impl Streamer {
         Ok(())
     }
 
-    /// The envelope has no truncate operation and the rows' deletes are not in the WAL: a TRUNCATE
-    /// of a captured table is logged and counted, and the star schema keeps the rows.
-    fn truncate(&self, lsn: Lsn, relation_ids: &[u32]) {
+    /// A TRUNCATE of captured tables: one `truncate` envelope per table (empty payload, the
+    /// message's LSN) sent to every partition of the table's topic; the sink deletes every row of
+    /// the table written below that LSN.
+    async fn truncate(&mut self, lsn: Lsn, relation_ids: &[u32]) -> Result<(), StreamError> {
         for id in relation_ids {
             let Ok(relation) = self.relations.get(*id) else {
                 tracing::warn!(relation_id = id, %lsn, "TRUNCATE of an unknown relation ignored");
                 continue;
             };
-            if self
-                .routes
-                .get(&relation.namespace, &relation.name)
-                .is_none()
-            {
+            let Some(route) = self.routes.get(&relation.namespace, &relation.name) else {
                 continue;
-            }
-            tracing::warn!(
-                table = %relation.name,
-                %lsn,
-                "TRUNCATE is not propagated: the star schema keeps the table's rows"
-            );
+            };
+            let open = self
+                .open
+                .as_mut()
+                .ok_or(StreamError::OutsideTransaction(lsn))?;
+            let envelope = Envelope {
+                metadata: Metadata {
+                    table: relation.name.clone(),
+                    operation: Operation::Truncate,
+                    lsn: Some(lsn),
+                    commit_lsn: Some(open.commit_lsn),
+                    tx_seq: Some(open.next_seq),
+                    commit_time: Some(open.commit_time.clone()),
+                    unchanged_toast: Vec::new(),
+                    old_key: None,
+                },
+                payload: serde_json::Map::new(),
+            };
+            open.next_seq += 1;
+            let tx = open.id;
+            tracing::info!(table = %relation.name, %lsn, "TRUNCATE propagated");
             self.metrics
                 .truncates
                 .get_or_create(&TableLabel {
                     table: relation.name.clone(),
                 })
                 .inc();
+            let payload = serde_json::to_vec(&envelope).expect("an envelope always serialises");
+            let topic = route.topic.clone();
+            self.producer
+                .send_stream_to_every_partition(&topic, &payload, tx)
+                .await
+                .map_err(|source| StreamError::Produce { topic, source })?;
         }
+        Ok(())
     }
 
     async fn change(

@@ -186,3 +186,66 @@ async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full(
     assert!(capture.terminate());
     db.drop_all().await;
 }
+
+#[tokio::test]
+async fn truncate_reaches_every_partition_after_the_rows_before_it() {
+    let db = ScratchDb::create("capture_truncate").await;
+    let sql = db.client().await;
+    sql.batch_execute("CREATE TABLE shelf (id int4 PRIMARY KEY, label text)")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("truncate");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &unique("truncate").replace('_', "-"),
+        &prefix,
+        &["shelf"],
+        false,
+    );
+    let mut capture = Capture::start(&pipeline, &db.url, &[]);
+    wait_for_active_slot(&sql, &mut capture).await;
+    sql.batch_execute(
+        "INSERT INTO shelf SELECT g, 'x' FROM generate_series(1, 6) g;
+         TRUNCATE shelf;
+         INSERT INTO shelf VALUES (7, 'after');",
+    )
+    .await
+    .unwrap();
+
+    let mut reader = TopicReader::new(&format!("{prefix}.shelf"));
+    reader.read_until(Duration::from_secs(60), |events| events.len() > 6 + 3);
+    let truncates: Vec<&Consumed> = reader
+        .events
+        .iter()
+        .filter(|e| e.json["metadata"]["operation"] == "truncate")
+        .collect();
+    let mut partitions: Vec<i32> = truncates.iter().map(|e| e.partition).collect();
+    partitions.sort_unstable();
+    assert_eq!(partitions, [0, 1, 2], "one truncate per partition");
+    let truncate_lsn: cdcstar_crds::Lsn = truncates[0].json["metadata"]["lsn"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for event in &truncates {
+        assert_eq!(event.json["payload"], serde_json::json!({}));
+        assert_eq!(event.json["metadata"]["table"], "shelf");
+        assert!(event.key.is_none());
+    }
+    // Every insert before it has a lower LSN and the one after a higher one.
+    for event in reader
+        .events
+        .iter()
+        .filter(|e| e.json["metadata"]["operation"] == "insert")
+    {
+        let lsn: cdcstar_crds::Lsn = event.json["metadata"]["lsn"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let after = event.json["payload"]["id"] == 7;
+        assert_eq!(lsn > truncate_lsn, after, "{}", event.raw);
+    }
+    drop(capture);
+}

@@ -89,11 +89,103 @@ pub enum ColumnTypeError {
     BadNullable(String),
 }
 
+/// Days since 1970-01-01 a `Date` holds: 1970-01-01 ..= 2149-06-06.
+pub const DATE_DAYS: ValueRange = ValueRange::new(0, 65_535);
+/// Days since 1970-01-01 a `Date32` holds: 1900-01-01 ..= 2299-12-31.
+pub const DATE32_DAYS: ValueRange = ValueRange::new(-25_567, 120_529);
+/// Seconds since the epoch a `DateTime` holds: 1970-01-01 00:00:00 ..= 2106-02-07 06:28:15.
+pub const DATETIME_SECONDS: ValueRange = ValueRange::new(0, u32::MAX as i128);
+/// Whole seconds since the epoch a `DateTime64` holds: 1900-01-01 00:00:00 ..= 2299-12-31 23:59:59
+/// (and its fraction). With precision 9 the Int64 of nanoseconds ends earlier, at
+/// 2262-04-11 23:47:16.854775807.
+pub const DATETIME64_SECONDS: ValueRange = ValueRange::new(-2_208_988_800, 10_413_791_999);
+
+/// The values a type holds, `min ..= max`, in the unit ClickHouse stores it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueRange {
+    /// Smallest value.
+    pub min: i128,
+    /// Largest value.
+    pub max: i128,
+}
+
+impl ValueRange {
+    const fn new(min: i128, max: i128) -> Self {
+        ValueRange { min, max }
+    }
+
+    /// Whether `value` is in the range.
+    pub fn contains(&self, value: i128) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// `value` moved into the range: the nearest bound when outside.
+    pub fn clamp(&self, value: i128) -> i128 {
+        value.clamp(self.min, self.max)
+    }
+}
+
 impl ColumnType {
+    /// The range of a type with one, in the unit ClickHouse stores it in: integers as themselves,
+    /// `Decimal(P, S)` as the value times 10^S (±(10^P − 1), at most what 128 bits hold), `Date` and
+    /// `Date32` in days since 1970-01-01, `DateTime` in seconds and `DateTime64(P)` in ticks of
+    /// 10^-P seconds since the epoch. `None` for types without a range (floats, strings, `Bool`,
+    /// `UUID`); a `Nullable` type has the range of the type it wraps.
+    pub fn range(&self) -> Option<ValueRange> {
+        let integer = |min: i128, max: i128| Some(ValueRange::new(min, max));
+        match self.base() {
+            ColumnType::UInt8 => integer(0, u8::MAX.into()),
+            ColumnType::UInt16 => integer(0, u16::MAX.into()),
+            ColumnType::UInt32 => integer(0, u32::MAX.into()),
+            ColumnType::UInt64 => integer(0, u64::MAX.into()),
+            ColumnType::Int8 => integer(i8::MIN.into(), i8::MAX.into()),
+            ColumnType::Int16 => integer(i16::MIN.into(), i16::MAX.into()),
+            ColumnType::Int32 => integer(i32::MIN.into(), i32::MAX.into()),
+            ColumnType::Int64 => integer(i64::MIN.into(), i64::MAX.into()),
+            ColumnType::Decimal { precision, .. } => {
+                let max = 10_i128
+                    .checked_pow(u32::from(*precision))
+                    .map_or(i128::MAX, |limit| limit - 1);
+                integer(-max, max)
+            }
+            ColumnType::Date => Some(DATE_DAYS),
+            ColumnType::Date32 => Some(DATE32_DAYS),
+            ColumnType::DateTime => Some(DATETIME_SECONDS),
+            ColumnType::DateTime64(precision) => {
+                let unit = 10_i128.pow(u32::from(*precision));
+                let min = DATETIME64_SECONDS.min * unit;
+                let max = DATETIME64_SECONDS.max * unit + unit - 1;
+                integer(min.max(i64::MIN.into()), max.min(i64::MAX.into()))
+            }
+            ColumnType::Float32
+            | ColumnType::Float64
+            | ColumnType::String
+            | ColumnType::LowCardinalityString { .. }
+            | ColumnType::Bool
+            | ColumnType::Uuid
+            | ColumnType::Nullable(_) => None,
+        }
+    }
+
     /// Whether an existing column whose type ClickHouse prints as `printed` (`system.columns.type`)
     /// has this type: the one rule for telling a table that drifted from the spec.
     pub fn is_printed_as(&self, printed: &str) -> bool {
         printed.parse::<ColumnType>().is_ok_and(|t| t == *self)
+    }
+
+    /// Whether the type is one of the integer widths (`UInt8`..`UInt64`, `Int8`..`Int64`).
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            ColumnType::UInt8
+                | ColumnType::UInt16
+                | ColumnType::UInt32
+                | ColumnType::UInt64
+                | ColumnType::Int8
+                | ColumnType::Int16
+                | ColumnType::Int32
+                | ColumnType::Int64
+        )
     }
 
     /// Whether the column accepts NULL.
@@ -330,6 +422,31 @@ mod tests {
                 "{bad:?} must be rejected"
             );
         }
+    }
+
+    #[test]
+    fn ranges_are_the_types_bounds_in_their_storage_unit() {
+        let range = |text: &str| text.parse::<ColumnType>().unwrap().range();
+        assert_eq!(range("UInt8"), Some(ValueRange::new(0, 255)));
+        assert_eq!(
+            range("Nullable(Int16)"),
+            Some(ValueRange::new(-32_768, 32_767))
+        );
+        assert_eq!(
+            range("Decimal(5, 2)"),
+            Some(ValueRange::new(-99_999, 99_999))
+        );
+        assert_eq!(range("Decimal(76, 0)").unwrap().max, i128::MAX);
+        assert_eq!(range("Date32"), Some(DATE32_DAYS));
+        let ticks = range("DateTime64(3)").unwrap();
+        assert_eq!(ticks.min, -2_208_988_800_000);
+        assert_eq!(ticks.max, 10_413_791_999_999);
+        // Precision 9 ends where Int64 nanoseconds end (2262-04-11).
+        assert_eq!(range("DateTime64(9)").unwrap().max, i128::from(i64::MAX));
+        assert_eq!(range("Float64"), None);
+        assert_eq!(range("String"), None);
+        assert_eq!(ValueRange::new(0, 9).clamp(12), 9);
+        assert_eq!(ValueRange::new(0, 9).clamp(-3), 0);
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //!  "payload": {"id": 1, "name": "Jane", ...}}
 //! ```
 //!
-//! `operation` is `read` (snapshot row), `insert`, `update` or `delete`; `lsn` is the position of the
-//! change in Postgres text form (`%X/%X`), absent for snapshot rows. For a delete the payload carries
-//! the primary key and (under the default replica identity) nulls for the other columns.
+//! `operation` is `read` (snapshot row), `insert`, `update`, `delete` or `truncate`; `lsn` is the
+//! position of the change in Postgres text form (`%X/%X`), absent for snapshot rows. For a delete the
+//! payload carries the primary key and (under the default replica identity) nulls for the other
+//! columns; a truncate's payload is empty: every row of the table older than its `lsn` is deleted.
 //!
 //! Compatible extensions, each optional so the reference's Redpanda Connect output still parses and a
 //! consumer that ignores them still works:
@@ -80,6 +81,8 @@ pub enum Operation {
     Update,
     /// A removed row.
     Delete,
+    /// `TRUNCATE` of the table: every row older than the event's `lsn` is gone; the payload is empty.
+    Truncate,
 }
 
 impl Operation {
@@ -90,6 +93,7 @@ impl Operation {
             Operation::Insert => "insert",
             Operation::Update => "update",
             Operation::Delete => "delete",
+            Operation::Truncate => "truncate",
         }
     }
 }

@@ -10,7 +10,8 @@
 //! | [`schema_check`] | the generated schema's bounds, enums, patterns and known fields applied to a document |
 //! | [`document`] | parsing and validating a `CdcPipeline` YAML document in one step |
 //! | [`names`] | publication, slot, topic, consumer-group and database names |
-//! | [`column_type`] | the supported ClickHouse column types |
+//! | [`column_type`] | the supported ClickHouse column types and their ranges |
+//! | [`unrepresentable`] | the `onUnrepresentable` policy of a column and what it writes |
 //! | [`star`] | dimensions and facts behind one view, bookkeeping columns, lookup resolution |
 //! | [`postgres`] | publication, replica identity and slot SQL |
 //! | [`clickhouse_ddl`] | table schemas, `CREATE`/`ADD COLUMN`/`DROP` DDL, drift |
@@ -30,6 +31,7 @@ pub mod postgres;
 pub mod redpanda_connect;
 pub mod schema_check;
 pub mod star;
+pub mod unrepresentable;
 pub mod validate;
 
 #[cfg(test)]
@@ -38,5 +40,5 @@ mod test_fixtures;
 pub use column_type::ColumnType;
 pub use document::{PipelineDocumentError, parse_pipeline};
 pub use envelope::{Envelope, Lsn, Metadata, Operation};
-pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus};
+pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus, OnUnrepresentable};
 pub use validate::{ValidationError, ValidationErrors, validate};

@@ -401,6 +401,28 @@ pub struct StarSchemaSpec {
     #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub facts: Vec<FactSpec>,
+
+    /// What the sink writes for a value its column's ClickHouse type cannot hold (a date after
+    /// 2299 in a `DateTime64`, 300 in a `UInt8`, more digits than a `Decimal`'s precision, 1.5 in an
+    /// integer column): `clamp` (default) writes the nearest value the type holds, `null` writes NULL
+    /// (the type's default in a column that is not `Nullable`), `deadLetter` sends the whole event to
+    /// the dead-letter topic. Each adjusted value is counted per table and column. A column's own
+    /// `onUnrepresentable` overrides this; key columns are never adjusted.
+    #[serde(default)]
+    pub on_unrepresentable: OnUnrepresentable,
+}
+
+/// What the sink does with a value its column's type cannot hold.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OnUnrepresentable {
+    /// The nearest value the type holds; NULL (or the type's default) when there is none (NaN).
+    #[default]
+    Clamp,
+    /// NULL, or the type's default in a column that is not `Nullable`.
+    Null,
+    /// The event goes to the dead-letter topic.
+    DeadLetter,
 }
 
 /// A dimension table.
@@ -477,6 +499,10 @@ pub struct ColumnSpec {
     #[serde(rename = "type")]
     #[schemars(length(min = 1, max = 64), pattern(COLUMN_TYPE_PATTERN))]
     pub r#type: String,
+    /// Overrides `spec.starSchema.onUnrepresentable` for this column. Ignored on the key column,
+    /// whose values are never adjusted (two keys would become one row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_unrepresentable: Option<OnUnrepresentable>,
 }
 
 /// A fact column taken from another captured table through one or more foreign keys.

@@ -6,8 +6,8 @@
 //! [`quote_literal`], even though [`crate::validate()`] already restricts names: the source tables of the
 //! reference app include `order`, a keyword, and camelCase names only survive quoted.
 //!
-//! The publication publishes `insert, update, delete`: the CDC envelope has no truncate operation, so a
-//! `TRUNCATE` on a source table is not replicated (delete the rows instead, or re-snapshot).
+//! The publication publishes `insert, update, delete, truncate`: a `TRUNCATE` of a source table becomes
+//! a `truncate` event (see `envelope`), and the sink deletes the rows it held.
 //!
 //! With the `redpandaConnect` engine, Redpanda Connect creates its own publication
 //! (`pglog_stream_<slot>`) and slot; the operator then only sets the replica identity, and removes that
@@ -21,7 +21,7 @@ use crate::pipeline::{CaptureEngine, CdcPipeline};
 pub const OUTPUT_PLUGIN: &str = "pgoutput";
 
 /// Operations the publication publishes.
-pub const PUBLISHED_OPERATIONS: &str = "insert, update, delete";
+pub const PUBLISHED_OPERATIONS: &str = "insert, update, delete, truncate";
 
 /// Reads the tables of a publication: bind `$1` to the publication name; rows are
 /// (`schemaname`, `tablename`).
@@ -274,7 +274,7 @@ mod tests {
             create_publication(&shop_pipeline()),
             "CREATE PUBLICATION \"cdcstar_shop\" FOR TABLE \"public\".\"customer\", \
              \"public\".\"product\", \"public\".\"order\", \"public\".\"orderitem\" \
-             WITH (publish = 'insert, update, delete')"
+             WITH (publish = 'insert, update, delete, truncate')"
         );
     }
 

@@ -20,8 +20,9 @@ use crate::enrich::{affected_rows_filter, enrich, key_form};
 use crate::plan::{Plan, TableId, TablePlan};
 use crate::route::RowChange;
 use crate::store::{Row, Store, StoreError, in_list};
-use crate::value::{Value, quote_ident};
+use crate::value::{Value, default_value, quote_ident};
 use crate::versioning::{fold_fact, fold_plain, propagated};
+use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
 
 /// Most fact rows read, enriched and written at a time, for a batch's own changes and for a
 /// propagation alike: each chunk holds the stored rows it read and their rewrites. A dimension row
@@ -30,6 +31,9 @@ use crate::versioning::{fold_fact, fold_plain, propagated};
 /// 60 000 rows, 10 000-row chunks peaked at ~115 MiB and 2 000-row chunks at ~80 MiB. The extra round
 /// trips lengthened the sink's ClickHouse work but not the drain, which the broker bounds here.
 const FACT_CHUNK_ROWS: usize = 2_000;
+
+/// Rows a truncate deletes per pass (each pass is applied like a batch of deletes).
+const TRUNCATE_CHUNK_ROWS: usize = 10_000;
 
 /// Rounds of re-checking before leaving a still-moving row to the replica moving it.
 const RECHECK_ROUNDS: usize = 3;
@@ -91,8 +95,72 @@ impl Applier {
         &self.plan
     }
 
-    /// Applies `changes` (in consumption order).
+    /// Applies `changes` (in consumption order). A `TRUNCATE` splits them: what comes before it is
+    /// applied, then the truncate, then the rest (consecutive batches, which the version rules make
+    /// equivalent to one).
     pub async fn apply(&self, changes: &[RowChange]) -> Result<ApplyReport, StoreError> {
+        let mut report = ApplyReport::default();
+        let mut rest = changes;
+        while let Some(at) = rest.iter().position(|c| c.truncates_table) {
+            report.add(self.apply_rows(&rest[..at]).await?);
+            report.add(self.truncate(&rest[at]).await?);
+            rest = &rest[at + 1..];
+        }
+        report.add(self.apply_rows(rest).await?);
+        Ok(report)
+    }
+
+    /// A `TRUNCATE` at version `v`: a delete at `v` of every live row of the table written below
+    /// `v` (its `lsn`, or a fact's `source_lsn`), through the usual path, so facts looking up a
+    /// truncated table are rewritten with default lookups. Rows written at or above `v` (changes
+    /// after the truncate, consumed earlier from another partition) stay.
+    async fn truncate(&self, truncate: &RowChange) -> Result<ApplyReport, StoreError> {
+        let table = &self.plan.tables[truncate.table];
+        let version_column = if table.is_fact() {
+            SOURCE_LSN_COLUMN
+        } else {
+            LSN_COLUMN
+        };
+        let sql = format!(
+            "SELECT {} FROM {} FINAL WHERE {} = 0 AND {} < {}",
+            quote_ident(&table.key_column().name),
+            quote_ident(&table.name),
+            quote_ident(IS_DELETED_COLUMN),
+            quote_ident(version_column),
+            truncate.version
+        );
+        let keys = self
+            .store
+            .select(&table.name, &sql, &[table.key_column().ty.clone()])
+            .await?;
+        tracing::info!(table = %table.name, rows = keys.len(), version = truncate.version,
+            "TRUNCATE deletes the table's rows");
+        let mut report = ApplyReport::default();
+        for chunk in keys.chunks(TRUNCATE_CHUNK_ROWS) {
+            let deletes: Vec<RowChange> = chunk
+                .iter()
+                .map(|record| {
+                    let mut values: Vec<Value> =
+                        table.columns.iter().map(|c| default_value(&c.ty)).collect();
+                    values[table.key] = record[0].clone();
+                    RowChange {
+                        table: truncate.table,
+                        key: record[0].clone(),
+                        values,
+                        unchanged: Vec::new(),
+                        deleted: true,
+                        truncates_table: false,
+                        version: truncate.version,
+                    }
+                })
+                .collect();
+            report.add(self.apply_rows(&deletes).await?);
+        }
+        Ok(report)
+    }
+
+    /// Applies row changes (no truncate among them), in consumption order.
+    async fn apply_rows(&self, changes: &[RowChange]) -> Result<ApplyReport, StoreError> {
         let plan = &*self.plan;
         let mut by_table: Vec<Vec<&RowChange>> = vec![Vec::new(); plan.tables.len()];
         let mut changed_keys: Vec<HashSet<Value>> = vec![HashSet::new(); plan.tables.len()];

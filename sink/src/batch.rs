@@ -107,6 +107,16 @@ impl Batch {
                     .events_consumed
                     .get_or_create(&label("table", routed.source.as_str()))
                     .inc();
+                for adjusted in &routed.adjusted {
+                    let table = &plan.tables[adjusted.table];
+                    metrics
+                        .values_adjusted
+                        .get_or_create(&vec![
+                            ("table", table.name.clone()),
+                            ("column", table.columns[adjusted.column].name.clone()),
+                        ])
+                        .inc();
+                }
                 if let Some(t) = routed.commit_time {
                     self.commit_times.push(t);
                 }

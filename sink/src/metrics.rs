@@ -22,6 +22,9 @@ pub struct Metrics {
     pub rows_written: Family<Labels, Counter>,
     /// Events sent to the dead-letter topic, per source table and reason kind.
     pub events_dead_lettered: Family<Labels, Counter>,
+    /// Values the column's type could not hold, replaced by its `onUnrepresentable` policy, per star
+    /// table and column.
+    pub values_adjusted: Family<Labels, Counter>,
     /// Fact rows rewritten because a referenced row changed.
     pub rows_propagated: Counter,
     /// Fact rows rewritten by the post-write re-check.
@@ -55,6 +58,7 @@ impl Metrics {
             events_flushed: Counter::default(),
             rows_written: Family::default(),
             events_dead_lettered: Family::default(),
+            values_adjusted: Family::default(),
             rows_propagated: Counter::default(),
             rows_rechecked: Counter::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
@@ -84,6 +88,11 @@ impl Metrics {
             "events_dead_lettered",
             "Events sent to the dead-letter topic",
             metrics.events_dead_lettered.clone(),
+        );
+        registry.register(
+            "values_adjusted",
+            "Values a column's type could not hold, replaced by its onUnrepresentable policy",
+            metrics.values_adjusted.clone(),
         );
         registry.register(
             "rows_propagated",

@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 
-use cdcstar_crds::ColumnType;
 use cdcstar_crds::pipeline::StarSchemaSpec;
 use cdcstar_crds::star::{
     IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN, StarTable, TableKind, resolve_lookup,
     star_tables,
 };
+use cdcstar_crds::unrepresentable::column_policy;
+use cdcstar_crds::{ColumnType, OnUnrepresentable};
 
 use crate::value::{is_key_type, quote_ident};
 
@@ -95,6 +96,8 @@ pub struct ColumnPlan {
     pub source: String,
     /// ClickHouse type.
     pub ty: ColumnType,
+    /// What is written for a value the type cannot hold (resolved by crds: `deadLetter` for the key).
+    pub on_unrepresentable: OnUnrepresentable,
 }
 
 /// A denormalised fact column.
@@ -258,6 +261,7 @@ impl Plan {
                             path: format!("{path}.columns[{i}]"),
                             source,
                         })?,
+                        on_unrepresentable: column_policy(schema, table, c),
                     })
                 })
                 .collect::<Result<Vec<_>, PlanError>>()?;

@@ -7,7 +7,7 @@
 use cdcstar_crds::{Envelope, Operation};
 
 use crate::plan::{Plan, TableId};
-use crate::value::{ConvertError, Value, convert, default_value};
+use crate::value::{ConvertError, Value, convert, convert_with_policy, default_value};
 
 /// Why an event cannot be applied; the reason travels to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +72,9 @@ pub struct RowChange {
     pub unchanged: Vec<usize>,
     /// The source row was deleted.
     pub deleted: bool,
+    /// A `TRUNCATE`: every row of the table older than `version` is deleted; `key` and `values` are
+    /// unused.
+    pub truncates_table: bool,
     /// Version of the source row: its change LSN, 0 for snapshot rows.
     pub version: u64,
 }
@@ -83,8 +86,19 @@ pub struct Routed {
     pub source: String,
     /// Row changes (none when the table feeds no star table).
     pub changes: Vec<RowChange>,
+    /// Values replaced by their column's `onUnrepresentable` policy.
+    pub adjusted: Vec<AdjustedValue>,
     /// Commit time, seconds since the epoch, when the envelope carries it.
     pub commit_time: Option<f64>,
+}
+
+/// A value its column's type could not hold, replaced by the column's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdjustedValue {
+    /// Star table.
+    pub table: TableId,
+    /// Index of the column in the table's `columns`.
+    pub column: usize,
 }
 
 /// Decodes and routes one message body.
@@ -106,6 +120,26 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
             });
         }
     };
+    if metadata.operation == Operation::Truncate {
+        return Ok(Routed {
+            source: metadata.table.clone(),
+            changes: source
+                .targets
+                .iter()
+                .map(|&table| RowChange {
+                    table,
+                    key: Value::Null,
+                    values: Vec::new(),
+                    unchanged: Vec::new(),
+                    deleted: true,
+                    truncates_table: true,
+                    version,
+                })
+                .collect(),
+            adjusted: Vec::new(),
+            commit_time: None,
+        });
+    }
     let deleted = metadata.operation == Operation::Delete;
     if !envelope.payload.contains_key(&source.primary_key) {
         return Err(DataError::MissingKey {
@@ -114,6 +148,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
         });
     }
     let mut changes = Vec::with_capacity(source.targets.len());
+    let mut adjusted = Vec::new();
     for &table_id in &source.targets {
         let table = &plan.tables[table_id];
         let convert_error = |source: ConvertError| DataError::Convert {
@@ -136,7 +171,16 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
                 unchanged.push(index);
                 default_value(&column.ty)
             } else {
-                convert(raw, &column.ty, &column.source).map_err(convert_error)?
+                let converted =
+                    convert_with_policy(raw, &column.ty, &column.source, column.on_unrepresentable)
+                        .map_err(convert_error)?;
+                if converted.adjusted {
+                    adjusted.push(AdjustedValue {
+                        table: table_id,
+                        column: index,
+                    });
+                }
+                converted.value
             };
             values.push(value);
         }
@@ -159,6 +203,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
                     values: old_values,
                     unchanged: Vec::new(),
                     deleted: true,
+                    truncates_table: false,
                     version,
                 });
             }
@@ -169,6 +214,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
             values,
             unchanged,
             deleted,
+            truncates_table: false,
             version,
         });
     }
@@ -180,6 +226,7 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
     Ok(Routed {
         source: metadata.table.clone(),
         changes,
+        adjusted,
         commit_time,
     })
 }

@@ -1,16 +1,20 @@
 //! Typed column values: the conversion of a CDC payload's JSON value into the ClickHouse type a column
 //! declares, each type's default, and the SQL literal of a key.
 //!
-//! Conversion is where bad data is caught: a value that does not fit its column (text in a number
-//! column, a number out of range, a date ClickHouse cannot store) is a [`ConvertError`], and the event
-//! that carried it goes to the dead-letter topic instead of reaching ClickHouse.
+//! Conversion is where bad data is caught. A value of the wrong kind (text in a number column) is a
+//! [`ConvertError`], and the event that carried it goes to the dead-letter topic. A value of the right
+//! kind outside its type's range (a date after 2299, 300 in a `UInt8`, 1.5 in an integer column) is
+//! handled by the column's `onUnrepresentable` policy ([`convert_with_policy`]): by default it is
+//! clamped to the type's range, so a later change of the same row is never held back by it.
 //!
 //! JSON `null` (and a column missing from the payload) becomes NULL in a `Nullable` column and the
 //! type's default elsewhere, as ClickHouse itself does for `input_format_null_as_default`.
 
 use std::hash::{Hash, Hasher};
 
-use cdcstar_crds::ColumnType;
+use cdcstar_crds::column_type::ValueRange;
+use cdcstar_crds::unrepresentable::{Substitute, substitute};
+use cdcstar_crds::{ColumnType, OnUnrepresentable};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde_json::Value as Json;
 
@@ -103,27 +107,87 @@ pub struct ConvertError {
 /// A reason without the column context, completed by [`convert`].
 type Reason = String;
 
+/// Why a present value was not converted as is.
+#[derive(Debug, Clone, PartialEq)]
+enum Refusal {
+    /// Not a value of the column's kind: always an error.
+    Malformed(Reason),
+    /// A value of the column's kind that its type cannot hold; `nearest` is the closest value the
+    /// type holds, when there is one (NaN has none).
+    Unrepresentable {
+        reason: Reason,
+        nearest: Option<Value>,
+    },
+}
+
+impl From<Reason> for Refusal {
+    fn from(reason: Reason) -> Self {
+        Refusal::Malformed(reason)
+    }
+}
+
 /// Days from 0001-01-01 (CE day 1) to 1970-01-01.
 const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
-/// Smallest and largest day numbers `Date` stores (1970-01-01 ..= 2149-06-06).
-const DATE_RANGE: (i64, i64) = (0, 65_535);
-/// Smallest and largest day numbers `Date32` stores (1900-01-01 ..= 2299-12-31).
-const DATE32_RANGE: (i64, i64) = (-25_567, 120_529);
-/// Smallest and largest seconds `DateTime64` stores (1900-01-01 ..= 2299-12-31 23:59:59).
-const DATETIME64_SECONDS: (i64, i64) = (-2_208_988_800, 10_413_791_999);
 
-/// Converts `json` (a payload value of source column `column`) to the type `ty`.
+/// A converted value, and whether the column's policy replaced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Converted {
+    /// The value to write.
+    pub value: Value,
+    /// The payload's value could not be held by the type and was replaced (clamped, NULL, default).
+    pub adjusted: bool,
+}
+
+/// Converts `json` (a payload value of source column `column`) to the type `ty`, refusing values the
+/// type cannot hold (the `deadLetter` policy; what keys use).
 pub fn convert(json: Option<&Json>, ty: &ColumnType, column: &str) -> Result<Value, ConvertError> {
+    convert_with_policy(json, ty, column, OnUnrepresentable::DeadLetter).map(|c| c.value)
+}
+
+/// Converts `json` (a payload value of source column `column`) to the type `ty`; a value the type
+/// cannot hold is replaced as `policy` says (see `cdcstar_crds::unrepresentable`).
+pub fn convert_with_policy(
+    json: Option<&Json>,
+    ty: &ColumnType,
+    column: &str,
+    policy: OnUnrepresentable,
+) -> Result<Converted, ConvertError> {
     let json = match json {
-        None | Some(Json::Null) => return Ok(default_value(ty)),
+        None | Some(Json::Null) => {
+            return Ok(Converted {
+                value: default_value(ty),
+                adjusted: false,
+            });
+        }
         Some(json) => json,
     };
-    convert_present(json, ty.base(), ty).map_err(|reason| ConvertError {
+    let error = |reason| ConvertError {
         column: column.to_owned(),
         ty: ty.to_string(),
         value: shorten(json),
         reason,
-    })
+    };
+    let adjusted = |value| Converted {
+        value,
+        adjusted: true,
+    };
+    match convert_present(json, ty.base(), ty) {
+        Ok(value) => Ok(Converted {
+            value,
+            adjusted: false,
+        }),
+        Err(Refusal::Malformed(reason)) => Err(error(reason)),
+        Err(Refusal::Unrepresentable { reason, nearest }) => {
+            match (substitute(policy, ty, nearest.is_some()), nearest) {
+                (Substitute::Nearest, Some(nearest)) => Ok(adjusted(nearest)),
+                (Substitute::Null, _) => Ok(adjusted(Value::Null)),
+                (Substitute::TypeDefault, _) | (Substitute::Nearest, None) => {
+                    Ok(adjusted(default_value(ty)))
+                }
+                (Substitute::DeadLetter, _) => Err(error(reason)),
+            }
+        }
+    }
 }
 
 fn shorten(json: &Json) -> String {
@@ -166,25 +230,35 @@ pub fn default_value(ty: &ColumnType) -> Value {
     }
 }
 
-fn convert_present(json: &Json, base: &ColumnType, full: &ColumnType) -> Result<Value, Reason> {
+fn convert_present(json: &Json, base: &ColumnType, full: &ColumnType) -> Result<Value, Refusal> {
     match base {
-        ColumnType::UInt8 => unsigned(json, u64::from(u8::MAX)),
-        ColumnType::UInt16 => unsigned(json, u64::from(u16::MAX)),
-        ColumnType::UInt32 => unsigned(json, u64::from(u32::MAX)),
-        ColumnType::UInt64 => unsigned(json, u64::MAX),
-        ColumnType::Int8 => signed(json, i64::from(i8::MIN), i64::from(i8::MAX)),
-        ColumnType::Int16 => signed(json, i64::from(i16::MIN), i64::from(i16::MAX)),
-        ColumnType::Int32 => signed(json, i64::from(i32::MIN), i64::from(i32::MAX)),
-        ColumnType::Int64 => signed(json, i64::MIN, i64::MAX),
-        ColumnType::Float32 => float(json).map(|f| Value::Float32(f as f32)),
-        ColumnType::Float64 => float(json).map(Value::Float64),
+        integer_type if integer_type.is_integer() => in_range(base, integer(json)?),
+        ColumnType::Float32 => Ok(float(json).map(|f| Value::Float32(f as f32))?),
+        ColumnType::Float64 => Ok(float(json).map(Value::Float64)?),
         ColumnType::Decimal { precision, scale } => {
             let text = match json {
                 Json::Number(n) => n.to_string(),
                 Json::String(s) => s.trim().to_owned(),
-                _ => return Err("expected a number".into()),
+                _ => return Err(Refusal::Malformed("expected a number".into())),
             };
-            parse_decimal(&text, *precision, *scale).map(Value::Decimal)
+            let scaled = match text.as_str() {
+                "NaN" => return Err(no_nearest(base)),
+                "Infinity" => Exact(i128::MAX),
+                "-Infinity" => Exact(i128::MIN),
+                _ => match parse_decimal(&text, *precision, *scale) {
+                    Ok(value) => Exact(value),
+                    // More digits than the precision (or 128 bits): the nearest bound, by sign.
+                    Err(reason) if reason.starts_with("does not fit") => {
+                        Exact(if text.starts_with('-') {
+                            i128::MIN
+                        } else {
+                            i128::MAX
+                        })
+                    }
+                    Err(reason) => return Err(Refusal::Malformed(reason)),
+                },
+            };
+            in_range(base, scaled)
         }
         ColumnType::String | ColumnType::LowCardinalityString { .. } => {
             Ok(Value::String(match json {
@@ -200,35 +274,111 @@ fn convert_present(json: &Json, base: &ColumnType, full: &ColumnType) -> Result<
             Json::String(s) => match s.trim() {
                 "t" | "true" | "TRUE" | "1" => Ok(Value::Bool(true)),
                 "f" | "false" | "FALSE" | "0" => Ok(Value::Bool(false)),
-                _ => Err("expected a boolean".into()),
+                _ => Err(Refusal::Malformed("expected a boolean".into())),
             },
-            _ => Err("expected a boolean".into()),
+            _ => Err(Refusal::Malformed("expected a boolean".into())),
         },
-        ColumnType::Date => days(json, DATE_RANGE),
-        ColumnType::Date32 => days(json, DATE32_RANGE),
-        ColumnType::DateTime => {
-            let (seconds, _) = timestamp(json)?;
-            u32::try_from(seconds)
-                .map(Value::Seconds)
-                .map_err(|_| "outside DateTime's range 1970-01-01 ..= 2106-02-07".to_owned())
-        }
+        ColumnType::Date | ColumnType::Date32 => in_range(base, Exact(days(json)?)),
+        ColumnType::DateTime => in_range(base, Exact(timestamp(json)?.0)),
         ColumnType::DateTime64(precision) => {
             let (seconds, nanos) = timestamp(json)?;
-            if !(DATETIME64_SECONDS.0..=DATETIME64_SECONDS.1).contains(&seconds) {
-                return Err("outside DateTime64's range 1900-01-01 ..= 2299-12-31".into());
-            }
-            let unit = 10_i64.pow(u32::from(*precision));
-            let sub = i64::from(nanos) / 10_i64.pow(9 - u32::from(*precision));
-            Ok(Value::Ticks(seconds * unit + sub))
+            let unit = 10_i128.pow(u32::from(*precision));
+            let sub = i128::from(nanos) / 10_i128.pow(9 - u32::from(*precision));
+            in_range(
+                base,
+                Exact(seconds.saturating_mul(unit).saturating_add(sub)),
+            )
         }
         ColumnType::Uuid => match json {
             Json::String(s) => uuid::Uuid::parse_str(s.trim())
                 .map(|u| Value::Uuid(u.as_u128()))
-                .map_err(|e| format!("not a UUID: {e}")),
-            _ => Err("expected a UUID string".into()),
+                .map_err(|e| Refusal::Malformed(format!("not a UUID: {e}"))),
+            _ => Err(Refusal::Malformed("expected a UUID string".into())),
         },
-        ColumnType::Nullable(_) => Err(format!("nested nullable type {full}")),
+        // Integers are matched above; a `Nullable` inside a base type cannot be parsed.
+        _ => Err(Refusal::Malformed(format!("nested nullable type {full}"))),
     }
+}
+
+/// A value in a type's storage unit (see [`ColumnType::range`]), before its range is checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stored {
+    /// The value itself.
+    Exact(i128),
+    /// The value is between integers (1.5 in an integer column); this is the nearest one.
+    Rounded(i128),
+}
+use Stored::{Exact, Rounded};
+
+/// The value of a ranged type `base` (integers, Decimal, dates, timestamps) from its storage unit,
+/// or the refusal that carries the nearest value the type holds.
+fn in_range(base: &ColumnType, stored: Stored) -> Result<Value, Refusal> {
+    let range = base
+        .range()
+        .expect("in_range is called for ranged types only");
+    let (raw, exact) = match stored {
+        Exact(raw) => (raw, true),
+        Rounded(raw) => (raw, false),
+    };
+    if exact && range.contains(raw) {
+        return Ok(ranged_value(base, raw));
+    }
+    let reason = if range.contains(raw) {
+        "not an integer".to_owned()
+    } else {
+        format!("outside {base}'s range {}", describe_range(base, range))
+    };
+    Err(Refusal::Unrepresentable {
+        reason,
+        nearest: Some(ranged_value(base, range.clamp(raw))),
+    })
+}
+
+fn no_nearest(base: &ColumnType) -> Refusal {
+    Refusal::Unrepresentable {
+        reason: format!("NaN has no {base} value"),
+        nearest: None,
+    }
+}
+
+/// The value of a ranged type from a storage-unit integer inside its range.
+fn ranged_value(base: &ColumnType, raw: i128) -> Value {
+    match base {
+        ColumnType::UInt8 | ColumnType::UInt16 | ColumnType::UInt32 | ColumnType::UInt64 => {
+            Value::UInt(raw as u64)
+        }
+        ColumnType::Int8 | ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => {
+            Value::Int(raw as i64)
+        }
+        ColumnType::Decimal { .. } => Value::Decimal(raw),
+        ColumnType::Date | ColumnType::Date32 => Value::Days(raw as i32),
+        ColumnType::DateTime => Value::Seconds(raw as u32),
+        ColumnType::DateTime64(_) => Value::Ticks(raw as i64),
+        other => unreachable!("{other} has no range"),
+    }
+}
+
+/// A range in words, dates and timestamps as such.
+fn describe_range(base: &ColumnType, range: ValueRange) -> String {
+    let instant = |raw: i128, per_second: i128| {
+        DateTime::<Utc>::from_timestamp(raw.div_euclid(per_second) as i64, 0).map_or_else(
+            || raw.to_string(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+    };
+    let (min, max) = match base {
+        ColumnType::Date | ColumnType::Date32 => {
+            let day = |raw: i128| instant(raw * 86_400, 1)[..10].to_owned();
+            (day(range.min), day(range.max))
+        }
+        ColumnType::DateTime => (instant(range.min, 1), instant(range.max, 1)),
+        ColumnType::DateTime64(precision) => {
+            let unit = 10_i128.pow(u32::from(*precision));
+            (instant(range.min, unit), instant(range.max, unit))
+        }
+        _ => (range.min.to_string(), range.max.to_string()),
+    };
+    format!("{min} ..= {max}")
 }
 
 fn integer_text(json: &Json) -> Result<String, Reason> {
@@ -240,39 +390,38 @@ fn integer_text(json: &Json) -> Result<String, Reason> {
     }
 }
 
-fn unsigned(json: &Json, max: u64) -> Result<Value, Reason> {
+/// An integer from a number, digit string or boolean; a fraction, an infinity or a number past 128
+/// bits gives the nearest integer, NaN none.
+fn integer(json: &Json) -> Result<Stored, Refusal> {
+    if let Some(v) = json.as_i64() {
+        return Ok(Exact(v.into()));
+    }
     if let Some(v) = json.as_u64() {
-        return if v <= max {
-            Ok(Value::UInt(v))
-        } else {
-            Err(format!("above the maximum {max}"))
-        };
+        return Ok(Exact(v.into()));
     }
     let text = integer_text(json)?;
     let text = text.strip_suffix(".0").unwrap_or(&text);
-    let v: u64 = text
-        .parse()
-        .map_err(|_| format!("expected an integer between 0 and {max}"))?;
-    if v > max {
-        return Err(format!("above the maximum {max}"));
+    if let Ok(v) = text.parse::<i128>() {
+        return Ok(Exact(v));
     }
-    Ok(Value::UInt(v))
-}
-
-fn signed(json: &Json, min: i64, max: i64) -> Result<Value, Reason> {
-    let v = match json.as_i64() {
-        Some(v) => v,
-        None => {
-            let text = integer_text(json)?;
-            let text = text.strip_suffix(".0").unwrap_or(&text);
-            text.parse()
-                .map_err(|_| format!("expected an integer between {min} and {max}"))?
-        }
+    let Ok(f) = text.parse::<f64>() else {
+        return Err(Refusal::Malformed(format!(
+            "expected an integer, got {text:?}"
+        )));
     };
-    if !(min..=max).contains(&v) {
-        return Err(format!("outside the range {min} ..= {max}"));
+    if f.is_nan() {
+        return Err(Refusal::Unrepresentable {
+            reason: "NaN is not an integer".into(),
+            nearest: None,
+        });
     }
-    Ok(Value::Int(v))
+    // NB: `as` saturates, so infinities and huge values become the extreme integers.
+    let rounded = f.round() as i128;
+    Ok(if f.fract() == 0.0 {
+        Exact(rounded)
+    } else {
+        Rounded(rounded)
+    })
 }
 
 fn float(json: &Json) -> Result<f64, Reason> {
@@ -353,40 +502,56 @@ pub fn parse_decimal(text: &str, precision: u8, scale: u8) -> Result<i128, Reaso
     Ok(if negative { -value } else { value })
 }
 
-fn days(json: &Json, range: (i64, i64)) -> Result<Value, Reason> {
-    let days = match json {
-        Json::Number(n) => n.as_i64().ok_or_else(|| "expected whole days".to_owned())?,
+/// Days since 1970-01-01 of a date given as text (`YYYY-MM-DD`, a timestamp's date, Postgres's
+/// `infinity`) or as a number of days.
+fn days(json: &Json) -> Result<i128, Refusal> {
+    match json {
+        Json::Number(n) => Ok(n
+            .as_i64()
+            .ok_or_else(|| "expected whole days".to_owned())?
+            .into()),
         Json::String(s) => {
             let s = s.trim();
+            if let Some(infinite) = infinity(s) {
+                return Ok(infinite);
+            }
             let date_text = s.get(..10).unwrap_or(s);
             let date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d")
                 .map_err(|_| "expected a date YYYY-MM-DD".to_owned())?;
-            i64::from(date.num_days_from_ce() - UNIX_EPOCH_CE_DAYS)
+            Ok(i128::from(date.num_days_from_ce() - UNIX_EPOCH_CE_DAYS))
         }
-        _ => return Err("expected a date string".into()),
-    };
-    if !(range.0..=range.1).contains(&days) {
-        return Err("date outside the column type's range".into());
+        _ => Err(Refusal::Malformed("expected a date string".into())),
     }
-    Ok(Value::Days(days as i32))
+}
+
+/// Postgres's `infinity` and `-infinity` dates and timestamps, as the extreme storage values.
+fn infinity(text: &str) -> Option<i128> {
+    match text {
+        "infinity" => Some(i128::MAX),
+        "-infinity" => Some(i128::MIN),
+        _ => None,
+    }
 }
 
 /// Seconds since the epoch and nanoseconds of a timestamp given as text (RFC 3339, or Postgres's
 /// `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`, without offset meaning UTC) or as a number of seconds.
-fn timestamp(json: &Json) -> Result<(i64, u32), Reason> {
+fn timestamp(json: &Json) -> Result<(i128, u32), Refusal> {
     match json {
         Json::Number(n) => {
             let f = n.as_f64().ok_or_else(|| "not a number".to_owned())?;
             let seconds = f.floor();
             let nanos = ((f - seconds) * 1e9).round().min(999_999_999.0) as u32;
-            Ok((seconds as i64, nanos))
+            Ok((seconds as i128, nanos))
         }
         Json::String(s) => {
+            if let Some(infinite) = infinity(s.trim()) {
+                return Ok((infinite, 0));
+            }
             let parsed = parse_timestamp(s.trim())
                 .ok_or_else(|| format!("expected a timestamp, got {s:?}"))?;
-            Ok((parsed.timestamp(), parsed.timestamp_subsec_nanos()))
+            Ok((parsed.timestamp().into(), parsed.timestamp_subsec_nanos()))
         }
-        _ => Err("expected a timestamp string".into()),
+        _ => Err(Refusal::Malformed("expected a timestamp string".into())),
     }
 }
 
@@ -462,20 +627,13 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Whether a type can be a table key (compared with literals in `IN` lists).
 pub fn is_key_type(ty: &ColumnType) -> bool {
-    matches!(
-        ty,
-        ColumnType::UInt8
-            | ColumnType::UInt16
-            | ColumnType::UInt32
-            | ColumnType::UInt64
-            | ColumnType::Int8
-            | ColumnType::Int16
-            | ColumnType::Int32
-            | ColumnType::Int64
-            | ColumnType::String
-            | ColumnType::LowCardinalityString { nullable: false }
-            | ColumnType::Uuid
-    )
+    ty.is_integer()
+        || matches!(
+            ty,
+            ColumnType::String
+                | ColumnType::LowCardinalityString { nullable: false }
+                | ColumnType::Uuid
+        )
 }
 
 #[cfg(test)]
@@ -501,8 +659,8 @@ mod tests {
         assert_eq!(ok(json!("42"), "UInt32"), Value::UInt(42));
         assert_eq!(ok(json!(-5), "Int8"), Value::Int(-5));
         assert_eq!(ok(json!(true), "UInt8"), Value::UInt(1));
-        assert!(err(json!(256), "UInt8").reason.contains("maximum"));
-        assert!(err(json!(-1), "UInt64").reason.contains("integer"));
+        assert!(err(json!(256), "UInt8").reason.contains("range 0 ..= 255"));
+        assert!(err(json!(-1), "UInt64").reason.contains("range"));
         assert!(
             err(json!("abc"), "Int32")
                 .to_string()
@@ -603,6 +761,118 @@ mod tests {
         assert_eq!(ok(json!("t"), "Bool"), Value::Bool(true));
         assert_eq!(ok(json!(0), "Bool"), Value::Bool(false));
         assert_eq!(ok(json!("NaN"), "Float64"), Value::Float64(f64::NAN));
+    }
+
+    fn with(json: Json, text: &str, policy: OnUnrepresentable) -> Converted {
+        convert_with_policy(Some(&json), &ty(text), "c", policy).unwrap()
+    }
+
+    fn clamped(json: Json, text: &str) -> Value {
+        let converted = with(json, text, OnUnrepresentable::Clamp);
+        assert!(converted.adjusted);
+        converted.value
+    }
+
+    #[test]
+    fn clamp_moves_every_ranged_type_to_its_nearest_bound() {
+        for (json, text, nearest) in [
+            (json!(300), "UInt8", Value::UInt(255)),
+            (json!(-1), "UInt64", Value::UInt(0)),
+            (json!(-200), "Int8", Value::Int(-128)),
+            (json!("1e30"), "Int64", Value::Int(i64::MAX)),
+            (json!(2.5), "Int32", Value::Int(3)),
+            (json!(-1.4), "UInt16", Value::UInt(0)),
+            (json!("123456.789"), "Decimal(5, 2)", Value::Decimal(99_999)),
+            (json!("-1e40"), "Decimal(5, 2)", Value::Decimal(-99_999)),
+            (json!("Infinity"), "Decimal(5, 0)", Value::Decimal(99_999)),
+            (json!("1969-12-31"), "Date", Value::Days(0)),
+            (json!("2300-01-01"), "Date32", Value::Days(120_529)),
+            (json!("infinity"), "Date32", Value::Days(120_529)),
+            (
+                json!("2200-01-01 00:00:00"),
+                "DateTime",
+                Value::Seconds(u32::MAX),
+            ),
+            // The last tick of 2299-12-31.
+            (
+                json!("2300-06-01T10:00:00Z"),
+                "DateTime64(6)",
+                Value::Ticks(10_413_791_999_999_999),
+            ),
+            (
+                json!("1800-01-01 00:00:00"),
+                "Nullable(DateTime64(3))",
+                Value::Ticks(-2_208_988_800_000),
+            ),
+            // Precision 9 ends where Int64 nanoseconds end, in 2262.
+            (
+                json!("2290-01-01 00:00:00"),
+                "DateTime64(9)",
+                Value::Ticks(i64::MAX),
+            ),
+        ] {
+            assert_eq!(clamped(json.clone(), text), nearest, "{json} in {text}");
+        }
+    }
+
+    #[test]
+    fn values_the_type_holds_are_not_adjusted() {
+        let converted = with(
+            json!("2299-12-31 23:59:59"),
+            "DateTime64(6)",
+            OnUnrepresentable::Clamp,
+        );
+        assert_eq!(converted.value, Value::Ticks(10_413_791_999_000_000));
+        assert!(!converted.adjusted);
+        assert!(!with(json!(255), "UInt8", OnUnrepresentable::Null).adjusted);
+        assert!(!with(json!(null), "UInt8", OnUnrepresentable::Null).adjusted);
+    }
+
+    #[test]
+    fn without_a_nearest_value_clamp_writes_null_or_the_default() {
+        assert_eq!(clamped(json!("NaN"), "Nullable(Int32)"), Value::Null);
+        assert_eq!(clamped(json!("NaN"), "Int32"), Value::Int(0));
+        assert_eq!(clamped(json!("NaN"), "Decimal(12, 2)"), Value::Decimal(0));
+    }
+
+    #[test]
+    fn null_and_dead_letter_policies() {
+        let null = OnUnrepresentable::Null;
+        assert_eq!(with(json!(300), "Nullable(UInt8)", null).value, Value::Null);
+        assert_eq!(
+            with(json!("2300-01-01"), "Date32", null).value,
+            Value::Days(0)
+        );
+        let refused = convert_with_policy(
+            Some(&json!("2300-01-01 00:00:00")),
+            &ty("DateTime64(6)"),
+            "orderDate",
+            OnUnrepresentable::DeadLetter,
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains(
+                "outside DateTime64(6)'s range 1900-01-01 00:00:00 ..= 2299-12-31 23:59:59"
+            ),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_errors_whatever_the_policy() {
+        for policy in [OnUnrepresentable::Clamp, OnUnrepresentable::Null] {
+            for (json, text) in [
+                (json!("abc"), "Int32"),
+                (json!("yesterday"), "DateTime64(6)"),
+                (json!("nope"), "UUID"),
+                (json!("1.2.3"), "Decimal(5, 2)"),
+            ] {
+                assert!(
+                    convert_with_policy(Some(&json), &ty(text), "c", policy).is_err(),
+                    "{json} in {text}"
+                );
+            }
+        }
     }
 
     #[test]

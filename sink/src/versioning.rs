@@ -104,6 +104,7 @@ mod tests {
             values,
             unchanged: Vec::new(),
             deleted: false,
+            truncates_table: false,
             version,
         }
     }

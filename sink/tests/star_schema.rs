@@ -414,3 +414,124 @@ async fn a_fact_deleted_and_inserted_again_comes_back_even_after_propagations() 
         [json!({"order_id": 100, "status": "new", "customer_name": "anna"})]
     );
 }
+
+/// A customer, a product, order 100 (pending) and its item 1000, for the order's later changes.
+async fn seed_order_with_an_item(h: &Harness) {
+    h.batch(&[
+        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
+        envelope("product", "insert", 0x11, product(5, "pen")),
+        envelope("order", "insert", 0x12, order(100, 1, "pending")),
+        envelope("orderitem", "insert", 0x13, item(1000, 100, 5, 3)),
+    ])
+    .await;
+}
+
+/// An update of order 100 at `lsn` with `status` and `order_date`.
+fn order_update(lsn: u64, status: &str, order_date: &str) -> Vec<u8> {
+    let mut order = order(100, 1, status);
+    order["orderDate"] = json!(order_date);
+    envelope("order", "update", lsn, order)
+}
+
+/// The status and date of order 100, and the status its item looks up.
+async fn order_and_item_status(h: &Harness) -> (Vec<Json>, Vec<Json>) {
+    (
+        h.rows("order_fact", "status, toString(order_date) AS order_date")
+            .await,
+        h.rows("orderitem_fact", "order_status").await,
+    )
+}
+
+#[tokio::test]
+async fn an_unrepresentable_date_is_clamped_and_later_changes_of_the_order_still_land() {
+    let h = Harness::new("clamp").await;
+    seed_order_with_an_item(&h).await;
+    // Year 2300 is past DateTime64's 2299. Every later change carries the same date (Postgres sends
+    // the whole row): it must still land.
+    h.batch(&[order_update(0x20, "pending", "2300-01-01T00:00:00Z")])
+        .await;
+    h.batch(&[order_update(0x21, "completed", "2300-01-01T00:00:00Z")])
+        .await;
+    assert_eq!(
+        order_and_item_status(&h).await,
+        (
+            vec![json!({"status": "completed", "order_date": "2299-12-31 23:59:59.999999"})],
+            vec![json!({"order_status": "completed"})]
+        )
+    );
+}
+
+#[tokio::test]
+async fn with_dead_letter_the_refused_change_stays_out_and_the_next_valid_one_lands() {
+    let pipeline = TestPipeline::with("deadletter", |p| {
+        p.spec.star_schema.on_unrepresentable = cdcstar_crds::OnUnrepresentable::DeadLetter;
+    })
+    .await;
+    let h = Harness {
+        applier: pipeline.applier(),
+        pipeline,
+    };
+    seed_order_with_an_item(&h).await;
+    // The refused event goes to the dead-letter topic (see kafka_pipeline.rs); it writes nothing.
+    let refused = order_update(0x20, "shipped", "2300-01-01T00:00:00Z");
+    let error = route(&h.pipeline.plan, &refused).unwrap_err();
+    assert_eq!(error.kind(), "conversion");
+    assert!(error.to_string().contains("orderDate"), "{error}");
+    h.batch(&[order_update(0x21, "completed", "2030-01-01T00:00:00Z")])
+        .await;
+    assert_eq!(
+        order_and_item_status(&h).await,
+        (
+            vec![json!({"status": "completed", "order_date": "2030-01-01 00:00:00.000000"})],
+            vec![json!({"order_status": "completed"})]
+        )
+    );
+}
+
+#[tokio::test]
+async fn truncate_deletes_the_rows_before_it_and_facts_fall_back_to_default_lookups() {
+    let h = Harness::new("truncate").await;
+    seed_order_with_an_item(&h).await;
+    h.batch(&[
+        envelope("customer", "insert", 0x14, customer(2, "bob", "DE")),
+        envelope("orderitem", "insert", 0x15, item(1001, 100, 5, 1)),
+    ])
+    .await;
+    // A customer inserted after the truncate but consumed before it (another partition) stays.
+    h.batch(&[envelope(
+        "customer",
+        "insert",
+        0x40,
+        customer(3, "cy", "IT"),
+    )])
+    .await;
+    h.batch(&[
+        envelope("customer", "truncate", 0x30, json!({})),
+        envelope("orderitem", "truncate", 0x31, json!({})),
+        envelope("orderitem", "insert", 0x32, item(1002, 100, 5, 2)),
+    ])
+    .await;
+    assert_eq!(
+        h.rows("customer_dim", "customer_id").await,
+        [json!({"customer_id": 3})]
+    );
+    assert_eq!(
+        h.rows("order_fact", "order_id, customer_name").await,
+        [json!({"order_id": 100, "customer_name": ""})]
+    );
+    assert_eq!(
+        h.rows("orderitem_fact", "orderitem_id, customer_country")
+            .await,
+        [json!({"orderitem_id": 1002, "customer_country": ""})]
+    );
+    // A replay of the stream before the truncate does not bring the rows back.
+    h.batch(&[
+        envelope("orderitem", "insert", 0x13, item(1000, 100, 5, 3)),
+        envelope("orderitem", "truncate", 0x31, json!({})),
+    ])
+    .await;
+    assert_eq!(
+        h.rows("orderitem_fact", "orderitem_id").await,
+        [json!({"orderitem_id": 1002})]
+    );
+}

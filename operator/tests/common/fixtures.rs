@@ -84,11 +84,13 @@ pub fn with_shipment_and_phone(mut pipeline: CdcPipeline) -> CdcPipeline {
                 name: "shipment_id".into(),
                 source: "id".into(),
                 r#type: "UInt64".into(),
+                on_unrepresentable: None,
             },
             ColumnSpec {
                 name: "carrier".into(),
                 source: "carrier".into(),
                 r#type: "LowCardinality(String)".into(),
+                on_unrepresentable: None,
             },
         ],
     });
@@ -98,6 +100,7 @@ pub fn with_shipment_and_phone(mut pipeline: CdcPipeline) -> CdcPipeline {
             name: "phone".into(),
             source: "phone".into(),
             r#type: "Nullable(String)".into(),
+            on_unrepresentable: None,
         });
     pipeline
 }
