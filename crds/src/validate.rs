@@ -30,8 +30,8 @@ use std::fmt;
 
 use crate::column_type::ColumnType;
 use crate::pipeline::{CaptureEngine, CdcPipeline, ColumnSpec, LookupSpec};
-use crate::schema_check::schema_violations;
 use crate::redpanda_connect;
+use crate::schema_check::schema_violations;
 use crate::star::{
     LookupError, RESERVED_COLUMNS, StarTable, TableKind, resolve_lookup, star_tables,
 };
