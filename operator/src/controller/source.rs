@@ -4,7 +4,7 @@
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::postgres;
 
-use crate::external::{DatabaseError, Sensitive, SourceConnector};
+use crate::external::{DatabaseError, Sensitive, SourceConnector, SourceDatabase};
 use crate::sql::{self, SourceObservation};
 
 use super::status::{ConditionUpdate, PUBLICATION};
@@ -23,6 +23,20 @@ pub struct SourceReport {
 #[error("source database: {0}")]
 pub struct SourceError(#[from] pub DatabaseError);
 
+/// The pipeline's publication, slot and tables as the source database has them.
+async fn observe(
+    database: &dyn SourceDatabase,
+    pipeline: &CdcPipeline,
+) -> Result<SourceObservation, DatabaseError> {
+    database
+        .observe(
+            &postgres::effective_publication_name(pipeline),
+            &pipeline.slot_name(),
+            &postgres::declared_tables(pipeline),
+        )
+        .await
+}
+
 /// Brings the source database to the spec.
 pub async fn reconcile_source(
     connector: &dyn SourceConnector,
@@ -30,13 +44,7 @@ pub async fn reconcile_source(
     pipeline: &CdcPipeline,
 ) -> Result<SourceReport, SourceError> {
     let database = connector.connect(dsn).await?;
-    let observed = database
-        .observe(
-            &postgres::effective_publication_name(pipeline),
-            &pipeline.slot_name(),
-            &postgres::declared_tables(pipeline),
-        )
-        .await?;
+    let observed = observe(database.as_ref(), pipeline).await?;
     let executed = sql::source_statements(pipeline, &observed);
     database.execute(&executed).await?;
     Ok(SourceReport { observed, executed })
@@ -79,13 +87,7 @@ pub async fn cleanup_source(
     pipeline: &CdcPipeline,
 ) -> Result<SourceCleanup, SourceError> {
     let database = connector.connect(dsn).await?;
-    let observed = database
-        .observe(
-            &postgres::effective_publication_name(pipeline),
-            &pipeline.slot_name(),
-            &postgres::declared_tables(pipeline),
-        )
-        .await?;
+    let observed = observe(database.as_ref(), pipeline).await?;
     database
         .execute(&postgres::cleanup_statements(pipeline))
         .await?;
