@@ -32,7 +32,7 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: services lint ## every test: lint, unit and integration tests on the real local services, the api→capture→sink end-to-end check, offline manifest checks
+test: services lint ## every test: lint, unit and integration tests on the real local services, the api→capture→sink end-to-end check, offline manifest checks, the binaries built and started as the image ships them
 	scripts/test-services.sh
 	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
@@ -40,6 +40,7 @@ test: services lint ## every test: lint, unit and integration tests on the real 
 	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 	$(PYTHON) scripts/check-crd.py
 	$(PYTHON) scripts/check-chart.py
+	scripts/check-shipped-binaries.py
 
 .PHONY: crd
 crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
@@ -57,13 +58,16 @@ IMAGE_REGISTRY ?=
 IMAGES := operator sink api capture
 KIND_CLUSTER ?= cdcstar
 
-.PHONY: chart-crd chart-check images kind-load e2e-kind
+.PHONY: chart-crd chart-check check-shipped images kind-load e2e-kind
 chart-crd: crd ## regenerate the CRD and copy it into the chart (charts/cdcstar/files/cdcpipeline.crd.yaml)
 	mkdir -p $(CHART_DIR)/files
 	cp crds/cdcpipeline.yaml $(CHART_DIR)/files/cdcpipeline.crd.yaml
 
 chart-check: ## offline chart checks: lint, render, kubernetes-validate --strict, schema, RBAC vs operator calls
 	$(PYTHON) scripts/check-chart.py
+
+check-shipped: ## build the binaries with docker/Dockerfile's own cargo command and environment, start each, and the operator through its first TLS request to a local HTTPS API endpoint
+	scripts/check-shipped-binaries.py
 
 images: ## build the cdcstar-{operator,sink,api,capture} images with docker, tagged with the chart's appVersion
 	for image in $(IMAGES); do \
