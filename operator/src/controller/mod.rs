@@ -127,8 +127,8 @@ impl Error {
             Error::Dereference(_) => "SecretReadFailed",
             Error::Source(_) => "SourceFailed",
             Error::Schema(_) => "ClickHouseFailed",
-            Error::Build(_) => "BuildFailed",
-            Error::Apply(_) => "ApplyFailed",
+            Error::Build(_) => status::BUILD_FAILED,
+            Error::Apply(_) => status::APPLY_FAILED,
             Error::Status(_) => "StatusPatchFailed",
             Error::Finalizer(_) => "FinalizerFailed",
         }

@@ -103,8 +103,12 @@ impl ConditionUpdate {
     }
 }
 
+/// Reason of the workload conditions (and Warning) when the children could not be built.
+pub const BUILD_FAILED: &str = "BuildFailed";
+/// Reason of the workload conditions (and Warning) when a child could not be applied or deleted.
+pub const APPLY_FAILED: &str = "ApplyFailed";
 /// Reasons of a component condition whose children were not (all) written.
-pub const UNWRITTEN_REASONS: [&str; 2] = ["ApplyFailed", "BuildFailed"];
+pub const UNWRITTEN_REASONS: [&str; 2] = [APPLY_FAILED, BUILD_FAILED];
 
 /// Whether the children the spec no longer asks for are known to be gone: the last status was
 /// written for this generation, by a pass that wrote every child (and so deleted the obsolete ones).
