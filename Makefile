@@ -32,22 +32,22 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: services lint ## every test: lint, unit and integration tests on the real local services, the api→capture→sink end-to-end check, offline manifest checks, the binaries built and started as the image ships them
+test: services lint ## every test: lint, unit and integration tests on the real local services, offline manifest checks, the binaries built and started as the image ships them, then the operator's Deployments run from those binaries by a local kubelet, end to end
 	scripts/test-services.sh
 	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
 	$(WITH_ENV) scripts/check-api-schema.sh
-	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 	$(PYTHON) scripts/check-crd.py
 	$(PYTHON) scripts/check-chart.py
 	scripts/check-shipped-binaries.py
+	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 
 .PHONY: crd
 crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
 	cargo run -q -p cdcstar-crds --bin crdgen
 
 .PHONY: demo
-demo: services ## the whole pipeline locally: api, native capture and sink for examples/shop-pipeline.yaml, the reference client's flow through the API, ClickHouse contents and arrival times (PROFILE=release for optimised binaries)
+demo: services ## the whole pipeline locally as a cluster would run it: the operator's own Deployments for examples/shop-pipeline.yaml run by a local kubelet (scripts/kubelet.py), the reference client's flow through the api pod, ClickHouse contents and arrival times (PROFILE=release for optimised binaries)
 	$(WITH_ENV) scripts/demo.sh
 
 # --- chart ---

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# End to end, no Kubernetes: api → Postgres → native capture → broker → sink → ClickHouse.
+# End to end, as a cluster would run it but without one: api → Postgres → native capture → broker →
+# sink → ClickHouse, each a pod of the operator's own plan run by scripts/kubelet.py from the binaries
+# built as docker/Dockerfile builds them (E2E_BIN_DIR, default target/release: `make check-shipped`
+# builds them), after the operator's own provisioning.
 #
-# Runs the demo's flow (scripts/demo.sh: creates, updates and deletes across the four tables through the
-# API) on a pipeline of its own (its own Postgres database, topics, slot and ClickHouse database), then
-# checks that ClickHouse FINAL (without deleted rows) equals Postgres for every star-schema table,
-# denormalised columns included, within a bounded wait.
+# Runs the demo (scripts/demo.sh: creates, updates and deletes across the four tables through the
+# api pod) on a pipeline of its own (its own Postgres database, topics, slot and ClickHouse database),
+# then checks that ClickHouse FINAL (without deleted rows) equals Postgres for every star-schema
+# table, denormalised columns included, within a bounded wait; that the demo ends by naming what
+# still runs and a ClickHouse query that works as printed; and that the Redpanda Connect engine's
+# Deployment resolves (its env, volumes and connect.yaml; its binary is not ours to run).
 #
 #   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/test-pipeline-e2e.sh
 set -euo pipefail
@@ -24,7 +29,10 @@ sed -e "s/^  name: shop$/  name: ${RUN//_/-}/" -e "s/prefix: shop$/prefix: $RUN/
 grep -q "database: $RUN" "$PIPELINE" || { echo "e2e: could not derive a pipeline from examples/shop-pipeline.yaml" >&2; exit 1; }
 
 echo "e2e: running the reference flow through the API on pipeline $RUN"
-if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs scripts/demo.sh >"$WORK/demo.out" 2>&1; then
+BIN_DIR=${E2E_BIN_DIR:-$REPO/target/release}
+[ -x "$BIN_DIR/cdcstar-operator" ] || { echo "e2e: no binaries in $BIN_DIR: run make check-shipped first" >&2; exit 1; }
+if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_API_PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])") \
+    scripts/demo.sh >"$WORK/demo.out" 2>&1; then
     cat "$WORK/demo.out"
     for log in "$WORK"/logs/*.log; do echo "--- $log"; tail -30 "$log"; done
     echo "e2e: 0 passed, 1 failed"
@@ -65,6 +73,31 @@ for check in "${CHECKS[@]}"; do
         failed=$((failed + 1))
     fi
 done
+
+# The demo's last lines: what still runs, how to stop it, and a ClickHouse query that works as printed.
+if grep -q '^stop them with: make services-down$' "$WORK/demo.out" \
+    && query=$(grep -o "^  curl -sS '[^']*' --data-binary '[^']*'" "$WORK/demo.out") \
+    && rows=$(eval "${query# }") && [ "$(grep -c '│' <<<"$rows")" -ge 1 ]; then
+    echo "ok: the demo ends with the services still running, the stop command and a ClickHouse query that returns rows"
+    passed=$((passed + 1))
+else
+    echo "FAILED: the demo's last lines do not name the stop command and a working ClickHouse query:"
+    tail -12 "$WORK/demo.out"
+    failed=$((failed + 1))
+fi
+
+# The Redpanda Connect engine: every manifest resolves (its binary is not built here).
+sed -e 's/^    engine: native$/    engine: redpandaConnect\n    redpandaConnect: { licenseSecretRef: { name: rpcn, key: license } }/' "$PIPELINE" >"$WORK/connect.yaml"
+if "$REPO/.services/venv/bin/python" scripts/kubelet.py --pipeline "$WORK/connect.yaml" --bin-dir "$BIN_DIR" \
+    --source-dsn "$PG_URL" --secret rpcn/license=resolved-not-used --resolve-only >"$WORK/connect.out" 2>&1 \
+    && grep -q "deployment ${RUN//_/-}-capture/capture: not run (image .* is not built by docker/Dockerfile)" "$WORK/connect.out"; then
+    echo "ok: the Redpanda Connect Deployment resolves (env, volumes, connect config)"
+    passed=$((passed + 1))
+else
+    echo "FAILED: the Redpanda Connect Deployment does not resolve:"
+    cat "$WORK/connect.out"
+    failed=$((failed + 1))
+fi
 
 # The demo drops its replication slot on exit: none may be left behind for this pipeline.
 if [ -z "$(pg "SELECT slot_name FROM pg_replication_slots WHERE database = '$RUN'")" ]; then

@@ -1,5 +1,6 @@
 //! The command line of `cdcstar-operator`: `run` (the default: the controller), `crd` (print the
-//! CustomResourceDefinition) and `plan FILE` (print what a pipeline would cause, touching nothing).
+//! CustomResourceDefinition), `plan FILE` (print what a pipeline would cause, touching nothing), and
+//! `provision FILE` / `deprovision FILE` (the database phases once, without Kubernetes).
 //! Every setting of `run` is a flag with an environment fallback (the Helm chart sets the env).
 
 use std::path::PathBuf;
@@ -7,7 +8,9 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand};
 
 use crate::config::{DefaultImages, OperatorConfig};
+use crate::external::{Sensitive, WarehouseCredentials};
 use crate::leader::LeaseTiming;
+use crate::provision::SecretValues;
 use crate::telemetry::LogFormat;
 
 /// Kubernetes operator for CdcPipeline resources.
@@ -38,6 +41,51 @@ pub enum Command {
         #[arg(long)]
         manifests_only: bool,
     },
+    /// Run the reconcile's database phases once, without Kubernetes: create or update the
+    /// publication, replica identities and slot in Postgres and the star tables in ClickHouse.
+    Provision(DatabaseArgs),
+    /// Run the finalizer's database cleanup once, without Kubernetes: drop the slot and the
+    /// publication (and the star tables when `dropTablesOnDelete` is set).
+    Deprovision(DatabaseArgs),
+}
+
+/// The pipeline and the Secret values the database phases need (the controller reads them from the
+/// Secrets the pipeline references).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// The CdcPipeline YAML file (`-` for standard input).
+    pub file: PathBuf,
+    /// The source DSN (the value of `spec.source.connectionSecretRef`).
+    #[arg(long, env = "SOURCE_DSN", hide_env_values = true)]
+    pub source_dsn: String,
+    /// ClickHouse user (the `username` of `spec.clickhouse.credentialsSecretRef`).
+    #[arg(long, env = "CLICKHOUSE_USER", requires = "clickhouse_password")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password.
+    #[arg(
+        long,
+        env = "CLICKHOUSE_PASSWORD",
+        hide_env_values = true,
+        requires = "clickhouse_user"
+    )]
+    pub clickhouse_password: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The values the controller would have read out of the Secrets.
+    pub fn secret_values(&self) -> SecretValues {
+        SecretValues {
+            source_dsn: Sensitive::new(&self.source_dsn),
+            warehouse_credentials: self
+                .clickhouse_user
+                .as_ref()
+                .zip(self.clickhouse_password.as_ref())
+                .map(|(user, password)| WarehouseCredentials {
+                    username: Sensitive::new(user),
+                    password: Sensitive::new(password),
+                }),
+        }
+    }
 }
 
 /// Settings of the controller.

@@ -9,7 +9,7 @@
 //! (server-side apply) → [`controller::status`]. [`controller::cleanup`] runs behind the finalizer.
 //!
 //! The binary's subcommands live in [`cli`]; [`plan`] prints everything a pipeline would cause
-//! without touching anything.
+//! without touching anything; [`provision`] runs the database phases once without Kubernetes.
 
 pub mod app;
 pub mod cli;
@@ -21,6 +21,7 @@ pub mod kube_error;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod provision;
 pub mod sql;
 pub mod telemetry;
 

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use cdcstar_operator::cli::{Cli, Command, crd_yaml, plan_input};
+use cdcstar_crds::CdcPipeline;
+use cdcstar_operator::cli::{Cli, Command, DatabaseArgs, RunArgs, crd_yaml, plan_input};
+use cdcstar_operator::provision::{self, SecretValues};
 use cdcstar_operator::{app, plan, telemetry};
 use clap::Parser;
 
@@ -24,9 +26,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             telemetry::init(cli.run.log_format);
-            let runtime =
-                tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-            runtime.block_on(app::run(cli.run))?;
+            block_on(app::run(cli.run))??;
         }
         Command::Crd => print!("{}", crd_yaml()),
         Command::Plan {
@@ -45,6 +45,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .context("failed to render the plan")?;
             print!("{text}");
         }
+        Command::Provision(args) => {
+            let (pipeline, secrets) = database_phase_input(&args, &cli.run)?;
+            let lines = block_on(provision::provision(&pipeline, &secrets))?
+                .context("provisioning failed")?;
+            if lines.is_empty() {
+                println!("provision: everything was in place");
+            }
+            for line in lines {
+                println!("provision: {line}");
+            }
+        }
+        Command::Deprovision(args) => {
+            let (pipeline, secrets) = database_phase_input(&args, &cli.run)?;
+            let note = block_on(provision::deprovision(&pipeline, &secrets))?
+                .context("deprovisioning failed")?;
+            println!("deprovision: {note}");
+        }
     }
     Ok(())
+}
+
+/// The pipeline, validated as `plan` validates it, and the Secret values of a database phase.
+fn database_phase_input(
+    args: &DatabaseArgs,
+    run: &RunArgs,
+) -> anyhow::Result<(CdcPipeline, SecretValues)> {
+    let yaml = plan_input(&args.file)
+        .with_context(|| format!("failed to read {}", args.file.display()))?;
+    let plan = plan::plan_yaml(&yaml, &run.operator_config())
+        .with_context(|| format!("no plan for {}", args.file.display()))?;
+    Ok((plan.pipeline, args.secret_values()))
+}
+
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    Ok(runtime.block_on(future))
 }

@@ -13,6 +13,7 @@ use cdcstar_operator::controller::{schema, source};
 use cdcstar_operator::external::clickhouse::ClickHouseConnector;
 use cdcstar_operator::external::postgres::PostgresConnector;
 use cdcstar_operator::external::{DatabaseError, Sensitive, WarehouseConnector};
+use cdcstar_operator::provision::{self, SecretValues};
 use common::fixtures::{PipelineFixture, with_shipment_and_phone};
 use common::service_env;
 use tokio_postgres::NoTls;
@@ -358,4 +359,60 @@ async fn unreachable_clickhouse_is_reported_as_such() {
         ),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn provision_runs_both_database_phases_and_deprovision_the_finalizers_cleanup() {
+    let (url, database) = source_database().await;
+    let (mut pipeline, clickhouse_database) = clickhouse_pipeline();
+    pipeline.metadata.name = Some(format!("op-{}", suffix()).replace('_', "-"));
+    pipeline.spec.clickhouse.drop_tables_on_delete = true;
+    let secrets = SecretValues {
+        source_dsn: Sensitive::new(with_database(&url, &database)),
+        warehouse_credentials: None,
+    };
+    let check = admin(secrets.source_dsn.expose()).await;
+    let tables = |ch: String| async move {
+        clickhouse::Client::default()
+            .with_url(service_env("CLICKHOUSE_URL"))
+            .query(&format!(
+                "SELECT count() FROM system.tables WHERE database = '{ch}'"
+            ))
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    };
+
+    let lines = provision::provision(&pipeline, &secrets).await.unwrap();
+    assert!(slot_exists(&check, &pipeline.slot_name()).await);
+    assert_eq!(
+        tables(clickhouse_database.clone()).await,
+        clickhouse_ddl::install_statements(&pipeline)
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with("CREATE TABLE"))
+            .count() as u64
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("postgres: ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("clickhouse: ")),
+        "{lines:?}"
+    );
+    assert!(
+        provision::provision(&pipeline, &secrets)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a second provision must change nothing"
+    );
+
+    let note = provision::deprovision(&pipeline, &secrets).await.unwrap();
+    assert!(note.starts_with("dropped replication slot"), "{note}");
+    assert!(!slot_exists(&check, &pipeline.slot_name()).await);
+    assert_eq!(tables(clickhouse_database).await, 0);
+    drop(check);
+    drop_database(&url, &database).await;
 }
