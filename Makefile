@@ -40,6 +40,7 @@ test: services lint ## every test: lint, unit and integration tests on the real 
 	$(PYTHON) scripts/check-crd.py
 	$(PYTHON) scripts/check-chart.py
 	scripts/check-shipped-binaries.py
+	$(WITH_ENV) $(PYTHON) scripts/test-kubelet.py
 	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 
 .PHONY: crd

@@ -59,7 +59,6 @@ DOCKERFILE = ROOT / "docker" / "Dockerfile"
 CLONE_NEWNET = 0x40000000
 # The PATH of the distroless runtime image.
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-READY_TIMEOUT_SECONDS = 120
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -499,7 +498,7 @@ class Kubelet:
     def wait_ready(self) -> None:
         """Waits until every container's readiness probe passes (probing every 0.2 s rather than every
         periodSeconds, to start fast)."""
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        deadline = time.monotonic() + self.args.ready_timeout
         waiting = [(pod, c) for pod in self.pods for c in pod.containers]
         while waiting:
             for pod, container in list(waiting):
@@ -511,7 +510,7 @@ class Kubelet:
                     log(f"{pod.name}/{container.name} ready ({pod.ip}; log: {container.log_path})")
             if waiting and time.monotonic() > deadline:
                 pod, container = waiting[0]
-                raise KubeletError(f"{pod.name}/{container.name} not ready after {READY_TIMEOUT_SECONDS} s:\n"
+                raise KubeletError(f"{pod.name}/{container.name} not ready after {self.args.ready_timeout} s:\n"
                                    f"{tail(container.log_path)}")
             time.sleep(0.2)
 
@@ -720,6 +719,8 @@ def main() -> int:
     parser.add_argument("--work-dir", default=None, help="volumes and the local pipeline (default: under .services/kubelet)")
     parser.add_argument("--source-dsn", help="the value of the Secret the pipeline's connectionSecretRef names")
     parser.add_argument("--keep-running", action="store_true", help="after COMMAND, run until SIGINT/SIGTERM")
+    parser.add_argument("--ready-timeout", type=float, default=120, metavar="SECONDS",
+                        help="how long every container has to become ready (default 120)")
     parser.add_argument("--keep-slot", action="store_true", help="skip the finalizer's cleanup at the end")
     parser.add_argument("--resolve-only", action="store_true",
                         help="resolve every manifest (env, volumes, mounted YAML, Services) and run nothing")
