@@ -2,6 +2,7 @@
 # The reference client's flow through the API (customers, products, an order with items, status and
 # dimension updates, deletes), each change timed until ClickHouse (FINAL) shows it; then what the four
 # star tables hold. scripts/demo.sh runs it against the pipeline's pods (scripts/kubelet.py).
+# DEMO_AFTER_FLOW names a script run after the flow while the pipeline runs (the end-to-end test's).
 #
 #   API=http://127.0.0.1:3002 CLICKHOUSE_URL=... CH_DATABASE=local PIPELINE=examples/shop-pipeline.yaml \
 #       scripts/demo-flow.sh
@@ -72,6 +73,10 @@ visible "customer $c2 deleted" "SELECT count() FROM customer_dim FINAL WHERE cus
 
 printf '\nTime from the API call to the change being visible in ClickHouse (FINAL):\n'
 printf '  %s\n' "${REPORT[@]}"
+# The end-to-end test's own steps, run while the pipeline still runs.
+if [ -n "${DEMO_AFTER_FLOW:-}" ]; then
+    "$DEMO_AFTER_FLOW" || die "$DEMO_AFTER_FLOW failed"
+fi
 for table in customer_dim product_dim order_fact orderitem_fact; do
     key=$(awk -v t="$table" '$0 ~ "name: "t"$" {f=1} f && /key:/ {print $2; exit}' "$PIPELINE")
     printf '\n%s (FINAL, this run and earlier ones):\n' "$table"

@@ -226,17 +226,11 @@ def resolve_env(container: dict, objects: Objects, pod: str, namespace: str) -> 
         name, source = var["name"], var.get("valueFrom")
         if source is None:
             env[name] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var.get("value", ""))
-        elif "secretKeyRef" in source:
-            ref = source["secretKeyRef"]
+        elif "secretKeyRef" in source or "configMapKeyRef" in source:
+            secret = "secretKeyRef" in source
+            ref = source["secretKeyRef" if secret else "configMapKeyRef"]
             try:
-                env[name] = secret_value(objects, ref["name"], ref["key"])
-            except KubeletError:
-                if not ref.get("optional"):
-                    raise
-        elif "configMapKeyRef" in source:
-            ref = source["configMapKeyRef"]
-            try:
-                env[name] = config_map_value(objects, ref["name"], ref["key"])
+                env[name] = (secret_value if secret else config_map_value)(objects, ref["name"], ref["key"])
             except KubeletError:
                 if not ref.get("optional"):
                     raise

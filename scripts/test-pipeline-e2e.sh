@@ -8,7 +8,8 @@
 # api pod) on a pipeline of its own (its own Postgres database, topics, slot and ClickHouse database),
 # then checks that ClickHouse FINAL (without deleted rows) equals Postgres for every star-schema
 # table, denormalised columns included, within a bounded wait; that the demo ends by naming what
-# still runs and a ClickHouse query that works as printed; and that the Redpanda Connect engine's
+# still runs and a ClickHouse query that works as printed; that a TRUNCATE reaches ClickHouse and a
+# change after it still lands; and that the Redpanda Connect engine's
 # Deployment resolves (its env, volumes and connect.yaml; its binary is not ours to run).
 #
 #   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/test-pipeline-e2e.sh
@@ -29,9 +30,29 @@ sed -e "s/^  name: shop$/  name: ${RUN//_/-}/" -e "s/prefix: shop$/prefix: $RUN/
 grep -q "database: $RUN" "$PIPELINE" || { echo "e2e: could not derive a pipeline from examples/shop-pipeline.yaml" >&2; exit 1; }
 
 echo "e2e: running the reference flow through the API on pipeline $RUN"
+# After the flow, while the pods run: a TRUNCATE of orderitem must empty orderitem_fact, and an order
+# item created afterwards must still land, looked up (compared with Postgres below).
+cat >"$WORK/after-flow.sh" <<'END'
+#!/usr/bin/env bash
+set -euo pipefail
+pg() { psql "$PG_URL" -X -q -t -A -c "$1"; }
+ch() { curl -fsS "$CLICKHOUSE_URL/?database=$CH_DATABASE" --data-binary "$1 FORMAT TabSeparated"; }
+pg 'TRUNCATE orderitem'
+deadline=$((SECONDS + 60))
+until [ "$(ch 'SELECT count() FROM orderitem_fact FINAL WHERE is_deleted = 0')" = 0 ]; do
+    [ $SECONDS -lt $deadline ] || { echo "e2e: orderitem_fact still has rows 60 s after TRUNCATE orderitem" >&2; exit 1; }
+    sleep 0.2
+done
+echo "e2e: TRUNCATE orderitem emptied orderitem_fact"
+curl -fsS -X POST "$API/api/order-items" -H 'content-type: application/json' \
+    --data "{\"orderId\":$(pg 'SELECT min(id) FROM "order"'),\"productId\":$(pg 'SELECT min(id) FROM product'),\"quantity\":1,\"price\":1.5}" >/dev/null
+END
+chmod +x "$WORK/after-flow.sh"
+export PG_URL="${DATABASE_URL%/*}/$RUN"
+
 BIN_DIR=${E2E_BIN_DIR:-$REPO/target/release}
 [ -x "$BIN_DIR/cdcstar-operator" ] || { echo "e2e: no binaries in $BIN_DIR: run make check-shipped first" >&2; exit 1; }
-if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_API_PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])") \
+if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_AFTER_FLOW=$WORK/after-flow.sh DEMO_API_PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])") \
     scripts/demo.sh >"$WORK/demo.out" 2>&1; then
     cat "$WORK/demo.out"
     for log in "$WORK"/logs/*.log; do echo "--- $log"; tail -30 "$log"; done
@@ -39,8 +60,13 @@ if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN
     exit 1
 fi
 sed -n '/^Time from the API call/,/^$/p' "$WORK/demo.out"
+if grep -q "^e2e: TRUNCATE orderitem emptied orderitem_fact$" "$WORK/demo.out"; then
+    echo "ok: TRUNCATE orderitem emptied orderitem_fact, Postgres to ClickHouse in one run"
+    truncated=1
+else
+    truncated=0
+fi
 
-PG_URL="${DATABASE_URL%/*}/$RUN"
 pg() { psql "$PG_URL" -X -q -t -A -F $'\t' -c "$1"; }
 ch() { curl -fsS "$CLICKHOUSE_URL/?database=$RUN" --data-binary "$1 FORMAT TabSeparated"; }
 ts() { echo "to_char($1, 'YYYY-MM-DD HH24:MI:SS.US')"; }
@@ -53,8 +79,8 @@ CHECKS=(
     "orderitem_fact|SELECT i.id, i.\"orderId\", i.\"productId\", i.quantity, i.price, p.name, p.category, o.status, $(ts 'o."orderDate"'), c.country, c.city FROM orderitem i JOIN product p ON p.id = i.\"productId\" JOIN \"order\" o ON o.id = i.\"orderId\" JOIN customer c ON c.id = o.\"customerId\" ORDER BY i.id|SELECT orderitem_id, order_id, product_id, quantity, price, product_name, product_category, order_status, toString(order_date), customer_country, customer_city FROM orderitem_fact FINAL WHERE is_deleted = 0 ORDER BY orderitem_id"
 )
 
-passed=0
-failed=0
+passed=$truncated
+failed=$((1 - truncated))
 for check in "${CHECKS[@]}"; do
     IFS='|' read -r table pg_sql ch_sql <<<"$check"
     pg "$pg_sql" >"$WORK/expected"
