@@ -112,6 +112,15 @@ else
     failed=$((failed + 1))
 fi
 
+# Pod logs are plain text when they do not go to a terminal (a log collector, a file).
+if ! grep -l $'\x1b\[' "$WORK"/logs/*.log >/dev/null 2>&1 && ls "$WORK"/logs/*.log >/dev/null 2>&1; then
+    echo "ok: the pods' logs have no colour codes"
+    passed=$((passed + 1))
+else
+    echo "FAILED: colour codes in the pods' logs (or no logs): $(grep -l $'\x1b\[' "$WORK"/logs/*.log 2>&1 | tr '\n' ' ')"
+    failed=$((failed + 1))
+fi
+
 # The Redpanda Connect engine: every manifest resolves (its binary is not built here).
 sed -e 's/^    engine: native$/    engine: redpandaConnect\n    redpandaConnect: { licenseSecretRef: { name: rpcn, key: license } }/' "$PIPELINE" >"$WORK/connect.yaml"
 if "$REPO/.services/venv/bin/python" scripts/kubelet.py --pipeline "$WORK/connect.yaml" --bin-dir "$BIN_DIR" \

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand};
 
 /// The reference app's default `DATABASE_URL`.
 pub const DEFAULT_DATABASE_URL: &str =
@@ -93,14 +93,7 @@ pub struct ServerArgs {
     pub shutdown_grace: Duration,
 }
 
-/// How logs are written (to standard error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use cdcstar_runtime::logging::LogFormat;
 
 /// Parses `250ms`, `5s`, `2m` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format)?;
+    cdcstar_runtime::logging::init(cli.log_format, telemetry::DEFAULT_FILTER)?;
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => server::run(&cli.database, &cli.server).await?,
         Command::InitDb { drop } => {

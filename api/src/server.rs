@@ -2,6 +2,7 @@
 //! on SIGTERM/SIGINT (stop accepting, let in-flight requests finish within the grace period, close
 //! the pool).
 
+use cdcstar_runtime::shutdown::ShutdownSignals;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -81,10 +82,10 @@ pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), Ser
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown_signals = ShutdownSignals::install().map_err(ServerError::Signals)?;
     let signals = tokio::spawn(async move {
-        let result = wait_for_signal().await;
+        shutdown_signals.requested().await;
         let _ = stop_tx.send(true);
-        result
     });
 
     let api = axum::serve(api_listener, app(state))
@@ -125,15 +126,4 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
-}
-
-async fn wait_for_signal() -> Result<(), ServerError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
-    }
-    Ok(())
 }

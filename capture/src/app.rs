@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cdcstar_crds::CdcPipeline;
-use cdcstar_sink::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
+use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cdcstar_crds::envelope::LIBRDKAFKA_PARTITIONER;
-use cdcstar_sink::kafka::{KafkaConnection, KafkaSetupError};
+use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};

@@ -5,18 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use crate::producer::ProducerSettings;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use cdcstar_runtime::logging::LogFormat;
 
 /// Reads a pipeline's publication through its replication slot and produces CDC events to Kafka.
 #[derive(Debug, Clone, Parser)]
@@ -174,7 +167,7 @@ mod tests {
 
     #[test]
     fn the_delivery_mode_decides_idempotence_and_requests_in_flight() {
-        let connection = cdcstar_sink::kafka::KafkaConnection::new(&["broker:9092"]);
+        let connection = cdcstar_runtime::kafka::KafkaConnection::new(&["broker:9092"]);
         let parse = |extra: &[&str]| {
             let mut argv = vec![
                 "cdcstar-capture",

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use cdcstar_capture::producer::{ProducerSettings, producer_config};
-use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
+use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 use clap::Parser;
 use common::{TopicReader, required_env, unique};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

@@ -1,6 +1,7 @@
 //! What the subcommands do, for the thin `main`: `run` wires the client, the startup check, the HTTP
 //! endpoints, leader election, the controller and graceful shutdown.
 
+use cdcstar_runtime::shutdown::ShutdownSignals;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,9 @@ pub enum RunError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The SIGTERM and SIGINT handlers could not be installed.
+    #[error("failed to listen for SIGTERM and SIGINT: {0}")]
+    Signals(#[source] std::io::Error),
     /// Another replica took the lease or it could not be renewed in time.
     #[error("lost leadership of lease {0}; exiting so that only the new leader reconciles")]
     LeadershipLost(String),
@@ -73,31 +77,6 @@ fn flagged(
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn termination_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 /// Makes ring the process's rustls crypto provider. Explicit, because rustls refuses to guess when a
 /// build enables more than one provider, and panics at the first TLS connection instead.
 pub fn install_crypto_provider() {
@@ -113,10 +92,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     check_crd_installed(&client, namespace.as_deref()).await?;
 
     let (stop, stopping) = watch::channel(false);
+    let signals = ShutdownSignals::install().map_err(RunError::Signals)?;
     let signal_stop = stop.clone();
     tokio::spawn(async move {
-        termination_signal().await;
-        tracing::info!("termination requested, finishing reconciles in flight");
+        signals.requested().await;
         let _ = signal_stop.send(true);
     });
 

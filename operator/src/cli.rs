@@ -11,7 +11,7 @@ use crate::config::{DefaultImages, OperatorConfig};
 use crate::external::{Sensitive, WarehouseCredentials};
 use crate::leader::LeaseTiming;
 use crate::provision::SecretValues;
-use crate::telemetry::LogFormat;
+pub use cdcstar_runtime::logging::LogFormat;
 
 /// Kubernetes operator for CdcPipeline resources.
 #[derive(Debug, Clone, Parser)]

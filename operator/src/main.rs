@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            telemetry::init(cli.run.log_format);
+            cdcstar_runtime::logging::init(cli.run.log_format, telemetry::DEFAULT_FILTER)?;
             block_on(app::run(cli.run))??;
         }
         Command::Crd => print!("{}", crd_yaml()),

@@ -32,6 +32,9 @@ pub enum ProvisionError {
     /// The schema phase failed.
     #[error("{0}")]
     Schema(schema::SchemaError),
+    /// Both phases failed.
+    #[error("{0}; {1}")]
+    Both(source::SourceError, schema::SchemaError),
 }
 
 impl From<source::SourceError> for ProvisionError {
@@ -47,20 +50,26 @@ impl From<schema::SchemaError> for ProvisionError {
 }
 
 /// Brings the source database and the ClickHouse schema to the pipeline's spec, as one reconcile
-/// pass does, and returns what that pass would report: the statements run and the drift left alone,
-/// one line each.
+/// pass does (each phase runs whether or not the other failed: the sink needs its tables while the
+/// source tables do not exist yet), and returns what that pass would report: the statements run and
+/// the drift left alone, one line each.
 pub async fn provision(
     pipeline: &CdcPipeline,
     secrets: &SecretValues,
 ) -> Result<Vec<String>, ProvisionError> {
-    let source =
-        source::reconcile_source(&PostgresConnector, &secrets.source_dsn, pipeline).await?;
+    let source = source::reconcile_source(&PostgresConnector, &secrets.source_dsn, pipeline).await;
     let schema = schema::reconcile_schema(
         &ClickHouseConnector,
         secrets.warehouse_credentials.as_ref(),
         pipeline,
     )
-    .await?;
+    .await;
+    let (source, schema) = match (source, schema) {
+        (Ok(source), Ok(schema)) => (source, schema),
+        (Err(source), Err(schema)) => return Err(ProvisionError::Both(source, schema)),
+        (Err(source), Ok(_)) => return Err(ProvisionError::Source(source)),
+        (Ok(_), Err(schema)) => return Err(ProvisionError::Schema(schema)),
+    };
     let mut lines = Vec::new();
     lines.extend(source.executed.iter().map(|s| format!("postgres: {s}")));
     lines.extend(schema.executed.iter().map(|s| format!("clickhouse: {s}")));

@@ -30,9 +30,9 @@ use tokio::task::{JoinError, JoinHandle};
 use crate::batch::{Batch, BatchLimits, Message};
 use crate::fetch::FetchSettings;
 use crate::flush::Flusher;
-use crate::kafka::KafkaConnection;
 use crate::metrics::Metrics;
 use crate::plan::Plan;
+use cdcstar_runtime::kafka::KafkaConnection;
 
 /// How long a flush on partition revoke or shutdown may take before giving up (and replaying).
 pub const HANDOVER_FLUSH_TIMEOUT: Duration = Duration::from_secs(20);

@@ -13,8 +13,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::batch::Batch;
 use crate::isolate::Refused;
-use crate::kafka::{KafkaConnection, KafkaSetupError};
 use crate::refetch::{RefetchError, read_messages};
+use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError};
 
 /// Header carrying the reason.
 pub const REASON_HEADER: &str = "cdcstar.reason";

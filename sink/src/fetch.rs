@@ -22,7 +22,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 
-use crate::kafka::KafkaConnection;
+use cdcstar_runtime::kafka::KafkaConnection;
 
 /// Smallest per-partition share of the budget, in KiB (a few record batches).
 pub const MIN_PARTITION_KBYTES: usize = 64;

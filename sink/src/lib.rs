@@ -18,7 +18,6 @@ pub mod fetch;
 pub mod flush;
 pub mod http;
 pub mod isolate;
-pub mod kafka;
 pub mod metrics;
 pub mod plan;
 pub mod refetch;
@@ -40,12 +39,12 @@ use crate::apply::Applier;
 use crate::consumer::{ConsumerError, ConsumerSettings, consume};
 use crate::dlq::DeadLetterProducer;
 use crate::flush::Flusher;
-use crate::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
 use crate::metrics::Metrics;
 use crate::plan::{Plan, PlanError};
 use crate::retry::{Abandoned, retry_until_shutdown};
 use crate::settings::Args;
 use crate::store::{Store, StoreConfig, StoreError};
+use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
 
 /// How long counting the topics' partitions at startup may take.
 const PARTITION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

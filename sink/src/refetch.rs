@@ -13,7 +13,7 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::batch::Position;
-use crate::kafka::KafkaConnection;
+use cdcstar_runtime::kafka::KafkaConnection;
 
 /// How long reading one message may take before the read is retried.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,19 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 
 use crate::batch::BatchLimits;
 use crate::fetch::FetchSettings;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use cdcstar_runtime::logging::LogFormat;
 
 /// `cdcstar-sink`: consume the CDC topics of a pipeline and maintain its ClickHouse star schema.
 #[derive(Debug, Clone, Parser)]

@@ -11,7 +11,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
+use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 
 mod common;
 use common::broker::{Broker, free_port};

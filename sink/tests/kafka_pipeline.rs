@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cdcstar_crds::pipeline::TopicMode;
+use cdcstar_runtime::kafka::KafkaConnection;
 use cdcstar_sink::dlq::{
     REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER,
 };
-use cdcstar_sink::kafka::KafkaConnection;
 use common::broker::{Broker, free_port};
 use common::{
     TestPipeline, customer, envelope, eventually, eventually_or, item, kafka_brokers, order,

@@ -3,8 +3,8 @@
 
 mod common;
 
+use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::batch::Position;
-use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::refetch::{StoredMessage, read_messages};
 use common::{kafka_brokers, produce, unique};
 

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use cdcstar_crds::{CdcPipeline, Lsn};
+use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::fetch::count_partitions;
-use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::plan::Plan;
 use cdcstar_sink::route::route;
 use cdcstar_sink::settings::Args as SinkArgs;

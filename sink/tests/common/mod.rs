@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdcstar_crds::{CdcPipeline, Lsn};
+use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::apply::Applier;
-use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::plan::Plan;
 use cdcstar_sink::store::{Store, StoreConfig};
 use rdkafka::producer::{FutureProducer, FutureRecord};

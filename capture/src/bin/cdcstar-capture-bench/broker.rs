@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use cdcstar_capture::acks::AckTracker;
 use cdcstar_capture::producer::{BatchAcks, EventProducer, ProducerSettings, producer_config};
 use cdcstar_crds::envelope::Lsn;
-use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
+use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};

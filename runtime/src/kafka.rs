@@ -1,5 +1,5 @@
-//! Kafka client settings and topic provisioning shared by every process that talks to the brokers
-//! (the sink, and the native capture which depends on this crate for it).
+//! Kafka client settings and topic provisioning, shared by the processes that talk to the brokers
+//! (the native capture and the sink).
 //!
 //! A pipeline names its brokers in `spec.kafka`; security settings come from the Secret named by
 //! `spec.kafka.authSecretRef`, which the operator mounts as a directory (one file per key). Only the
