@@ -1,5 +1,7 @@
 //! `cdcstar-sink`: see the library docs and docs/sink.md.
 
+use std::io::IsTerminal;
+
 use anyhow::Context as _;
 use cdcstar_sink::settings::{Args, LogFormat};
 use clap::Parser;
@@ -25,11 +27,16 @@ fn return_freed_memory_promptly() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
+/// Logs to standard error, coloured only on a terminal (and without `NO_COLOR`): a log file or a pod's
+/// log stays plain text.
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
