@@ -5,7 +5,7 @@
 #   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
 #                                        ready (all of postgres, kafka, clickhouse unless named)
 #   scripts/services.sh down [SERVICE...]  stop what `up` started (nothing else; all three unless named)
-#   scripts/services.sh status   what runs where
+#   scripts/services.sh status   what runs where: exit 0 when all answer, 3 when one does not
 #   scripts/services.sh env      the variables the tests and binaries read: eval "$(scripts/services.sh env)"
 #
 # Everything lives in $CDCSTAR_STATE_DIR (default: .services/ in the repository), on loopback ports
@@ -276,17 +276,17 @@ cmd_env() {
     echo "export CLICKHOUSE_URL='$(clickhouse_url)'"
 }
 
-cmd_status() {
-    local failed=0
+cmd_status() { # exit 0: every service answers; 3 (as an init script's status): one does not
+    local down=0
     report() { # report NAME URL CHECK...
         local name=$1 url=$2
         shift 2
-        if "$@" >/dev/null 2>&1; then echo "$name: up ($url)"; else echo "$name: down ($url)"; failed=1; fi
+        if "$@" >/dev/null 2>&1; then echo "$name: up ($url)"; else echo "$name: down ($url)"; down=3; fi
     }
     report postgres "$(database_url)" pg_ready
     report kafka "$(kafka_brokers)" kafka_ready
     report clickhouse "$(clickhouse_url)" curl -fsS "$(clickhouse_url)/ping"
-    return $failed
+    return $down
 }
 
 command=${1:-}
