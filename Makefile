@@ -8,8 +8,8 @@ WITH_ENV := eval "$$($(SERVICES) env)" &&
 PYTHON := .services/venv/bin/python
 
 .PHONY: help
-help: ## list the recipes
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+help: ## list the recipes (scripts/check-make.sh checks that every one is listed)
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 .PHONY: services services-down services-status
 services: ## install what is missing and start Postgres, the broker and ClickHouse locally
@@ -75,7 +75,7 @@ images: ## build the cdcstar-{operator,sink,api,capture} images with docker, tag
 	    -t "$(IMAGE_REGISTRY)cdcstar-$$image:$(IMAGE_TAG)" . ; \
 	done
 
-kind-load: ## load the images into the kind cluster $(KIND_CLUSTER)
+kind-load: ## load the images into the kind cluster named by KIND_CLUSTER (default cdcstar)
 	for image in $(IMAGES); do \
 	  kind load docker-image --name $(KIND_CLUSTER) "$(IMAGE_REGISTRY)cdcstar-$$image:$(IMAGE_TAG)"; \
 	done
@@ -107,7 +107,7 @@ PIPELINE ?= examples/shop-pipeline.yaml
 operator-test: services ## operator: unit, mock-apiserver, pure-build (golden, kubernetes-validate) and real Postgres/ClickHouse tests
 	$(WITH_ENV) cargo test -p cdcstar-operator
 
-operator-plan: ## print every SQL statement, DDL and manifest the operator would apply for $(PIPELINE), touching nothing
+operator-plan: ## print every SQL statement, DDL and manifest the operator would apply for PIPELINE (default examples/shop-pipeline.yaml), touching nothing
 	cargo run -q -p cdcstar-operator -- plan $(PIPELINE)
 
 operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* and operator/tests/api_calls.txt
@@ -120,7 +120,7 @@ operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* 
 capture-test: services ## native capture: decoder/type unit tests and real Postgres + broker tests (envelopes, TOAST, SIGKILL restart, heartbeat, snapshot)
 	$(WITH_ENV) cargo test -p cdcstar-capture
 
-run-capture: services ## run the native capture for $(PIPELINE) on the local services, creating publication and slot
+run-capture: services ## run the native capture for PIPELINE (default examples/shop-pipeline.yaml) on the local services, creating publication and slot
 	cargo build --release -p cdcstar-capture
 	$(WITH_ENV) target/release/cdcstar-capture --pipeline $(PIPELINE) --create-slot
 
@@ -135,7 +135,7 @@ BENCH_EVENTS ?= 1000000
 sink-test: services ## sink: unit tests, star-schema semantics on ClickHouse, the binary end to end (DLQ, SIGKILL, broker restart, ClickHouse outage)
 	$(WITH_ENV) cargo test -p cdcstar-sink
 
-run-sink: services ## run the sink for $(PIPELINE) on the local services, creating topics and tables
+run-sink: services ## run the sink for PIPELINE (default examples/shop-pipeline.yaml) on the local services, creating topics and tables
 	cargo build --release -p cdcstar-sink --bin cdcstar-sink
 	$(WITH_ENV) target/release/cdcstar-sink --pipeline $(PIPELINE) --create-topics --create-tables --metrics-addr 127.0.0.1:9464
 
