@@ -21,7 +21,7 @@ services-down: ## stop the local services this checkout started
 services-status: ## show which local services answer (one that does not is reported, not an error)
 	$(SERVICES) status || [ $$? -eq 3 ]
 
-.PHONY: build lint fmt test
+.PHONY: build lint fmt test test-steps
 build: ## build every binary
 	cargo build --workspace --all-targets
 
@@ -32,7 +32,15 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: services lint ## every test: lint, unit and integration tests on the real local services, the api→capture→sink end-to-end check, offline manifest checks, the binaries built and started as the image ships them
+test: ## every test: lint, unit and integration tests on the real local services, the api→capture→sink end-to-end check, offline manifest checks, the binaries built and started as the image ships them; the time of each step at the end
+	@scripts/time-steps.sh run $(MAKE) --no-print-directory test-steps
+
+# NB: make runs each recipe line of test-steps, and of the recipes it depends on, through
+# scripts/time-steps.sh, which times it for the table `make test` prints.
+test-steps: .SHELLFLAGS := step $(.SHELLFLAGS)
+test-steps: SHELL := $(CURDIR)/scripts/time-steps.sh
+test-steps: services lint ## the steps of `make test`, without the table of their times
+	scripts/check-make.sh
 	scripts/test-services.sh
 	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
