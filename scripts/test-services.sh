@@ -61,8 +61,11 @@ if [ -z "$coloured" ]; then
 else
     echo "FAILED: logs under $state with colour codes (ESC [): tell what writes them not to colour"
     while read -r log; do
-        echo "    $log: $(grep -c $'\x1b\\[' "$log") lines, e.g. $(grep -m1 $'\x1b\\[' "$log" | cat -v | cut -c 1-100)"
+        echo "    $log (written $(date -r "$log" '+%F %T')): $(grep -c $'\x1b\\[' "$log") lines, e.g." \
+            "$(grep -m1 $'\x1b\\[' "$log" | cat -v | cut -c 1-100)"
     done <<<"$coloured"
+    echo "    (a log written before its writer was told not to colour is stale: delete it, or restart the"
+    echo "    services with make services-down services)"
     failed=$((failed + 1))
 fi
 
