@@ -8,8 +8,8 @@ WITH_ENV := eval "$$($(SERVICES) env)" &&
 PYTHON := .services/venv/bin/python
 
 .PHONY: help
-help: ## list the recipes
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+help: ## list the recipes (scripts/check-make.sh checks that every one is listed)
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 .PHONY: services services-down services-status
 services: ## install what is missing and start Postgres, the broker and ClickHouse locally
@@ -18,10 +18,10 @@ services: ## install what is missing and start Postgres, the broker and ClickHou
 services-down: ## stop the local services this checkout started
 	$(SERVICES) down
 
-services-status: ## show which local services answer
-	$(SERVICES) status
+services-status: ## show which local services answer (one that does not is reported, not an error)
+	$(SERVICES) status || [ $$? -eq 3 ]
 
-.PHONY: build lint fmt test
+.PHONY: build lint fmt test test-steps
 build: ## build every binary
 	cargo build --workspace --all-targets
 
@@ -32,7 +32,15 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: services lint ## every test: lint, unit and integration tests on the real local services, offline manifest checks, the binaries built and started as the image ships them, then the operator's Deployments run from those binaries by a local kubelet, end to end
+test: ## every test: lint, unit and integration tests on the real local services, offline manifest checks, the binaries built and started as the image ships them, then the operator's Deployments run from those binaries by a local kubelet, end to end; the time of each step at the end
+	@scripts/time-steps.sh run $(MAKE) --no-print-directory test-steps
+
+# NB: make runs each recipe line of test-steps, and of the recipes it depends on, through
+# scripts/time-steps.sh, which times it for the table `make test` prints.
+test-steps: .SHELLFLAGS := step $(.SHELLFLAGS)
+test-steps: SHELL := $(CURDIR)/scripts/time-steps.sh
+test-steps: services lint ## the steps of `make test`, without the table of their times
+	scripts/check-make.sh
 	scripts/test-services.sh
 	cargo build --workspace --bins
 	$(WITH_ENV) cargo test --workspace --no-fail-fast
@@ -76,7 +84,7 @@ images: ## build the cdcstar-{operator,sink,api,capture} images with docker, tag
 	    -t "$(IMAGE_REGISTRY)cdcstar-$$image:$(IMAGE_TAG)" . ; \
 	done
 
-kind-load: ## load the images into the kind cluster $(KIND_CLUSTER)
+kind-load: ## load the images into the kind cluster named by KIND_CLUSTER (default cdcstar)
 	for image in $(IMAGES); do \
 	  kind load docker-image --name $(KIND_CLUSTER) "$(IMAGE_REGISTRY)cdcstar-$$image:$(IMAGE_TAG)"; \
 	done
@@ -108,7 +116,7 @@ PIPELINE ?= examples/shop-pipeline.yaml
 operator-test: services ## operator: unit, mock-apiserver, pure-build (golden, kubernetes-validate) and real Postgres/ClickHouse tests
 	$(WITH_ENV) cargo test -p cdcstar-operator
 
-operator-plan: ## print every SQL statement, DDL and manifest the operator would apply for $(PIPELINE), touching nothing
+operator-plan: ## print every SQL statement, DDL and manifest the operator would apply for PIPELINE (default examples/shop-pipeline.yaml), touching nothing
 	cargo run -q -p cdcstar-operator -- plan $(PIPELINE)
 
 operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* and operator/tests/api_calls.txt
@@ -121,7 +129,7 @@ operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* 
 capture-test: services ## native capture: decoder/type unit tests and real Postgres + broker tests (envelopes, TOAST, SIGKILL restart, heartbeat, snapshot)
 	$(WITH_ENV) cargo test -p cdcstar-capture
 
-run-capture: services ## run the native capture for $(PIPELINE) on the local services, creating publication and slot
+run-capture: services ## run the native capture for PIPELINE (default examples/shop-pipeline.yaml) on the local services, creating publication and slot
 	cargo build --release -p cdcstar-capture
 	$(WITH_ENV) target/release/cdcstar-capture --pipeline $(PIPELINE) --create-slot
 
@@ -136,7 +144,7 @@ BENCH_EVENTS ?= 1000000
 sink-test: services ## sink: unit tests, star-schema semantics on ClickHouse, the binary end to end (DLQ, SIGKILL, broker restart, ClickHouse outage)
 	$(WITH_ENV) cargo test -p cdcstar-sink
 
-run-sink: services ## run the sink for $(PIPELINE) on the local services, creating topics and tables
+run-sink: services ## run the sink for PIPELINE (default examples/shop-pipeline.yaml) on the local services, creating topics and tables
 	cargo build --release -p cdcstar-sink --bin cdcstar-sink
 	$(WITH_ENV) target/release/cdcstar-sink --pipeline $(PIPELINE) --create-topics --create-tables --metrics-addr 127.0.0.1:9464
 

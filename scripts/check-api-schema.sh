@@ -16,7 +16,10 @@ SCHEMATHESIS=${SCHEMATHESIS:-$REPO/.services/venv/bin/schemathesis}
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-100}
 SEED=${SCHEMATHESIS_SEED:-20261204}
 
-cargo build -q -p cdcstar-api --bin cdcstar-api
+# NB: --workspace, not -p cdcstar-api: cargo unifies features over the packages it is asked for, so a
+# build of the api package alone resolves ~90 of its dependencies with other features than the
+# workspace build of `make test` and compiles them again; with --workspace this step compiles nothing new.
+cargo build -q --workspace --bin cdcstar-api
 API="${CARGO_TARGET_DIR:-$REPO/target}/debug/cdcstar-api"
 
 DB=cdcstar_api_schema_$$

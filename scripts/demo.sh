@@ -53,7 +53,8 @@ if [ -n "${DEMO_BIN_DIR:-}" ]; then
     BIN=$DEMO_BIN_DIR
 else
     log "building the operator, api, capture and sink ($PROFILE)"
-    cargo_flags=(--bin cdcstar-operator --bin cdcstar-api --bin cdcstar-capture --bin cdcstar-sink)
+    # NB: --workspace, so the features are those of `cargo build --workspace` and nothing recompiles.
+    cargo_flags=(--workspace --bin cdcstar-operator --bin cdcstar-api --bin cdcstar-capture --bin cdcstar-sink)
     [ "$PROFILE" = release ] && cargo_flags+=(--release)
     cargo build "${cargo_flags[@]}"
     BIN=$REPO/target/$PROFILE

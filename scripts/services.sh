@@ -5,7 +5,7 @@
 #   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
 #                                        ready (all of postgres, kafka, clickhouse unless named)
 #   scripts/services.sh down [SERVICE...]  stop what `up` started (nothing else; all three unless named)
-#   scripts/services.sh status   what runs where
+#   scripts/services.sh status   what runs where: exit 0 when all answer, 3 when one does not
 #   scripts/services.sh env      the variables the tests and binaries read: eval "$(scripts/services.sh env)"
 #
 # Everything lives in $CDCSTAR_STATE_DIR (default: .services/ in the repository), on loopback ports
@@ -13,6 +13,10 @@
 # A service whose URL the caller already exported (DATABASE_URL, KAFKA_BROKERS, CLICKHOUSE_URL) is
 # not started: the tests then run against that server instead. CDCSTAR_INSTALL=0 reports missing
 # packages instead of installing them.
+#
+# Never silent: a step that takes long (apt-get, the broker's build, pip) says what it does and where its
+# log is, and every 30 s that it is still running (scripts/progress.sh). Logs under $CDCSTAR_STATE_DIR
+# carry no colour codes: the tools writing them are told not to colour (NO_COLOR, CARGO_TERM_COLOR).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +30,14 @@ VENV=$STATE/venv
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+PROGRESS_NAME=services
+# shellcheck source=scripts/progress.sh
+. "$REPO/scripts/progress.sh"
+
+# Colour only on a terminal: what writes into $STATE is told so (tracing-subscriber, pip and others read
+# NO_COLOR; cargo reads CARGO_TERM_COLOR).
+export NO_COLOR=1 CARGO_TERM_COLOR=never
 
 # --- what the caller brings -------------------------------------------------------------------
 
@@ -61,8 +73,8 @@ apt_install() {
     if [ "$(id -u)" != 0 ] || [ "${CDCSTAR_INSTALL:-1}" = 0 ]; then
         die "missing system packages: $* (install them: apt-get install $*)"
     fi
-    log "installing system packages: $*"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >"$STATE/apt.log" 2>&1; then
+    if ! run_with_progress "installing system packages: $*" "$STATE/apt.log" \
+        env DEBIAN_FRONTEND=noninteractive sh -c 'apt-get update -qq && apt-get install -y -qq "$@"' apt-get "$@"; then
         tail -20 "$STATE/apt.log" >&2
         die "could not install $* (see $STATE/apt.log)"
     fi
@@ -85,22 +97,26 @@ install_missing() {
 
     if wanted kafka && ! external KAFKA_BROKERS && [ -z "$(tansu_bin)" ]; then
         command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build the tansu broker"
-        log "building the tansu broker $TANSU_VERSION (about 10 minutes, once per machine; log: $STATE/tansu-install.log)"
         # A test fixture, not a production broker: optimisation level 1 and no debug info build it
         # in about half the time of cargo's default release profile.
-        CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_LTO=false \
-        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
-            >"$STATE/tansu-install.log" 2>&1 || { tail -30 "$STATE/tansu-install.log" >&2; die "could not build tansu"; }
+        # NB: --locked builds tansu's own Cargo.lock, which names yanked crates: cargo warns and builds them
+        # while they are downloadable (see "First run" in README.md for what to do if one disappears).
+        log "the tansu broker is built once per machine, in about 10 minutes"
+        run_with_progress "building the tansu broker $TANSU_VERSION" "$STATE/tansu-install.log" \
+            env CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_LTO=false \
+            cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+            || { tail -30 "$STATE/tansu-install.log" >&2; die "could not build tansu"; }
     fi
 
     local requirements=$REPO/scripts/requirements-services.txt
     local stamp=$VENV/.requirements
     wanted clickhouse || return 0
     if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
-        log "preparing the Python environment (chdb, helm and kubernetes validators) in $VENV"
         python3 -m venv "$VENV" || die "python3 -m venv failed"
-        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$requirements" \
-            >"$STATE/pip.log" 2>&1 || { tail -20 "$STATE/pip.log" >&2; die "pip install -r $requirements failed"; }
+        run_with_progress "installing the Python tools (chdb, helm and kubernetes validators) into $VENV" \
+            "$STATE/pip.log" \
+            "$VENV/bin/pip" install --no-color --progress-bar off --disable-pip-version-check -r "$requirements" \
+            || { tail -20 "$STATE/pip.log" >&2; die "pip install -r $requirements failed"; }
         cp "$requirements" "$stamp"
     fi
 }
@@ -119,11 +135,16 @@ check_port_free() { # check_port_free PORT NAME
     fi
 }
 
-wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
+wait_until() { # wait_until SECONDS DESCRIPTION LOG COMMAND...
+    local start=$SECONDS deadline=$((SECONDS + $1)) what=$2 logfile=$3
+    local next=$((SECONDS + PROGRESS_SECONDS))
+    shift 3
     until "$@" >/dev/null 2>&1; do
         [ $SECONDS -lt $deadline ] || return 1
+        if [ $SECONDS -ge $next ]; then
+            log "waiting for $what: $(progress_duration $((SECONDS - start))) elapsed (log: $logfile)"
+            next=$((next + PROGRESS_SECONDS))
+        fi
         sleep 0.2
     done
     log "$what is ready"
@@ -160,7 +181,7 @@ postgres_up() {
     as_postgres "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start -o "$options" >/dev/null \
         || { tail -20 "$data/server.log" >&2; die "postgres did not start"; }
     mark_started postgres
-    wait_until 30 "postgres on 127.0.0.1:$PG_PORT" pg_ready || die "postgres does not answer on $PG_PORT"
+    wait_until 30 "postgres on 127.0.0.1:$PG_PORT" "$data/server.log" pg_ready || die "postgres does not answer on $PG_PORT"
     psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
 ALTER USER postgres PASSWORD 'postgres';
 SELECT 'CREATE DATABASE $PG_DB' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB')\gexec
@@ -192,7 +213,7 @@ kafka_up() {
         >"$STATE/tansu.log" 2>&1 </dev/null) &
     echo $! >"$pidfile"
     mark_started tansu
-    wait_until 60 "tansu on 127.0.0.1:$KAFKA_PORT" kafka_ready || { tail -20 "$STATE/tansu.log" >&2; die "tansu does not answer on $KAFKA_PORT"; }
+    wait_until 60 "tansu on 127.0.0.1:$KAFKA_PORT" "$STATE/tansu.log" kafka_ready || { tail -20 "$STATE/tansu.log" >&2; die "tansu does not answer on $KAFKA_PORT"; }
 }
 
 # --- ClickHouse (chdb behind the HTTP adapter) ------------------------------------------------
@@ -209,7 +230,7 @@ clickhouse_up() {
         >"$STATE/clickhouse.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     mark_started clickhouse
-    wait_until 120 "clickhouse on 127.0.0.1:$CLICKHOUSE_PORT" clickhouse_ready \
+    wait_until 120 "clickhouse on 127.0.0.1:$CLICKHOUSE_PORT" "$STATE/clickhouse.log" clickhouse_ready \
         || { tail -20 "$STATE/clickhouse.log" >&2; die "clickhouse does not answer on $CLICKHOUSE_PORT"; }
 }
 
@@ -255,17 +276,17 @@ cmd_env() {
     echo "export CLICKHOUSE_URL='$(clickhouse_url)'"
 }
 
-cmd_status() {
-    local failed=0
+cmd_status() { # exit 0: every service answers; 3 (as an init script's status): one does not
+    local down=0
     report() { # report NAME URL CHECK...
         local name=$1 url=$2
         shift 2
-        if "$@" >/dev/null 2>&1; then echo "$name: up ($url)"; else echo "$name: down ($url)"; failed=1; fi
+        if "$@" >/dev/null 2>&1; then echo "$name: up ($url)"; else echo "$name: down ($url)"; down=3; fi
     }
     report postgres "$(database_url)" pg_ready
     report kafka "$(kafka_brokers)" kafka_ready
     report clickhouse "$(clickhouse_url)" curl -fsS "$(clickhouse_url)/ping"
-    return $failed
+    return $down
 }
 
 command=${1:-}

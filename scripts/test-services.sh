@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks of scripts/services.sh's refusals: a taken port and a missing dependency each give a message
 # that names them and a non-zero exit. Runs in a scratch state directory; touches no running service.
+# Then, of the running services' state directory: no log in it carries colour codes (ESC [), and a long
+# step reports its progress (scripts/progress.sh).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,13 +43,51 @@ expect_refusal "taken postgres port is named" "port $port for postgres is taken"
 
 # A machine without PostgreSQL, where installing is not allowed.
 mkdir -p "$SCRATCH/bin"
-for tool in bash env python3 ss cmake curl jq id mkdir cat tail grep cut head sed sleep seq; do
+for tool in bash env python3 ss cmake curl jq id mkdir cat tail grep cut head sed sleep seq dirname; do
     path=$(command -v "$tool") && ln -sf "$path" "$SCRATCH/bin/$tool"
 done
 expect_refusal "missing postgres is named" "missing system packages: postgresql-15" \
     env -u DATABASE_URL PATH="$SCRATCH/bin" CDCSTAR_INSTALL=0 CDCSTAR_STATE_DIR="$SCRATCH/state" "$REPO/scripts/services.sh" up postgres
 
 expect_refusal "unknown service is named" "unknown service mysql" "$REPO/scripts/services.sh" up mysql
+
+# The logs of the services `up` started (and of what it installed): plain text, no colour codes.
+state=${CDCSTAR_STATE_DIR:-$REPO/.services}
+logs=$(find "$state" -path "$state/venv" -prune -o -type f -name '*.log' -print 2>/dev/null)
+coloured=$(xargs -r grep -l $'\x1b\\[' <<<"$logs")
+if [ -z "$coloured" ]; then
+    echo "ok: no colour codes in the $(grep -c . <<<"$logs") logs under $state"
+    passed=$((passed + 1))
+else
+    echo "FAILED: logs under $state with colour codes (ESC [): tell what writes them not to colour"
+    while read -r log; do
+        echo "    $log (written $(date -r "$log" '+%F %T')): $(grep -c $'\x1b\\[' "$log") lines, e.g." \
+            "$(grep -m1 $'\x1b\\[' "$log" | cat -v | cut -c 1-100)"
+    done <<<"$coloured"
+    echo "    (a log written before its writer was told not to colour is stale: delete it, or restart the"
+    echo "    services with make services-down services)"
+    failed=$((failed + 1))
+fi
+
+# A long step says, every PROGRESS_SECONDS, what it does, for how long, and where its log is, and its
+# exit status is the command's.
+output=$(
+    # shellcheck source=scripts/progress.sh
+    . "$REPO/scripts/progress.sh"
+    PROGRESS_NAME=services PROGRESS_SECONDS=1
+    run_with_progress "sleeping" "$SCRATCH/step.log" sh -c 'echo working; sleep 2.5; exit 7' 2>&1
+    echo "exit $?"
+)
+expected="services: sleeping: 1s elapsed (log: $SCRATCH/step.log): working"
+if grep -qxF "$expected" <<<"$output" && grep -q '^services: sleeping: 2s elapsed' <<<"$output" \
+    && grep -qx 'exit 7' <<<"$output"; then
+    echo "ok: a long step reports its progress and keeps its exit status"
+    passed=$((passed + 1))
+else
+    echo "FAILED: a long step reports its progress and keeps its exit status (expected a line: $expected)"
+    sed 's/^/    /' <<<"$output"
+    failed=$((failed + 1))
+fi
 
 echo "services script checks: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -1,6 +1,6 @@
 //! Logs: `tracing` to standard error, filtered by `RUST_LOG` (each binary gives its default), as text
-//! or as one JSON object per line. Text is coloured only when standard error is a terminal, so log
-//! files and a cluster's log collector get plain lines.
+//! or as one JSON object per line. Text is coloured only when standard error is a terminal (and
+//! `NO_COLOR` is unset), so log files and a cluster's log collector get plain lines.
 
 use std::io::IsTerminal as _;
 
@@ -17,6 +17,11 @@ pub enum LogFormat {
     Json,
 }
 
+/// Colour on a terminal, unless `NO_COLOR` is set to something.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// The global subscriber was already installed.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to install the log subscriber: {0}")]
@@ -30,9 +35,7 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), LoggingError>
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let installed = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(colour()).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
