@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -621,6 +622,65 @@ def planned_pipelines() -> list[tuple[str, str]]:
     return pipelines
 
 
+def operator_env_names(binary: Path) -> set[str]:
+    """The env vars the operator's own command line reads (clap lists each as `[env: NAME=...]`)."""
+    help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"\[env: ([A-Z0-9_]+)[=\]]", help_text))
+
+
+# Read by the operator although not through its command line: the log filter of the runtime's logging.
+OPERATOR_ENV_OUTSIDE_CLI = {"RUST_LOG"}
+
+
+def check_operator_settings(objects: list[dict[str, Any]], values: dict[str, Any], binary: Path) -> str:
+    """The chart's operator container against the operator binary: every env var it sets (but the
+    user's extraEnv) is one the binary reads, the values parse with the binary's own parser, and the
+    metrics port the binary listens on is the one the container, its probes, the Service and the
+    ServiceMonitor name."""
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    users = {e["name"] for e in values.get("extraEnv", [])}
+    placeholders = {"metadata.name": "cdcstar-operator-0", "metadata.namespace": NAMESPACE}
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        if var["name"] in users:
+            continue
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            env[var["name"]] = placeholders[var["valueFrom"]["fieldRef"]["fieldPath"]]
+    unknown = set(env) - operator_env_names(binary) - OPERATOR_ENV_OUTSIDE_CLI
+    assert not unknown, f"the chart sets env the operator does not read: {sorted(unknown)}"
+    parsed = subprocess.run([str(binary), "crd"], env={"PATH": os.environ["PATH"], **env},
+                            capture_output=True, text=True)
+    assert parsed.returncode == 0, f"the operator refuses the chart's env: {parsed.stderr.strip()}"
+
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    listens_on = int(env.get("METRICS_PORT", "9090"))
+    assert ports.get("metrics") == listens_on, (
+        f"containerPort metrics is {ports.get('metrics')}, the operator listens on {listens_on}")
+    for probe in ("livenessProbe", "readinessProbe"):
+        port = container[probe]["httpGet"]["port"]
+        assert ports.get(port, port) == listens_on, f"{probe} targets {port}, not the metrics port"
+    checked = ["env", "metrics port"]
+    for service in of_kind(objects, "Service"):
+        labels = pod["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items(), f"{describe(service)} selects no operator pod"
+        for port in service["spec"]["ports"]:
+            target = port["targetPort"]
+            assert ports.get(target, target) == listens_on, f"{describe(service)} targets {target}"
+        checked.append("Service")
+        for monitor in of_kind(objects, "ServiceMonitor"):
+            selector = monitor["spec"]["selector"]["matchLabels"]
+            assert selector.items() <= service["metadata"]["labels"].items(), f"{describe(monitor)} selects no Service"
+            names = {p.get("name") for p in service["spec"]["ports"]}
+            for endpoint in monitor["spec"]["endpoints"]:
+                assert endpoint["port"] in names, f"{describe(monitor)} scrapes port {endpoint['port']}, not one of {names}"
+            checked.append("ServiceMonitor")
+    return ", ".join(checked) + " match the binary"
+
+
 def check_operator_plan(binary: Path, kube_version: str, report: Report) -> str:
     objects = []
     for label, pipeline in planned_pipelines():
@@ -722,6 +782,14 @@ def main() -> int:
             "operator plan of the examples: objects validate, containers hardened",
             "no cdcstar-operator binary in target/ (make test builds it first; or set CDCSTAR_OPERATOR)",
         )
+
+    for label in ("default values", "non-default values"):
+        name = f"operator settings: the chart's env and ports are the binary's ({label})"
+        if binary is None or label not in rendered:
+            report.skip(name, "no cdcstar-operator binary in target/ or no render")
+        else:
+            values = scenarios[label][0]
+            report.run(name, lambda o=rendered[label], v=values: check_operator_settings(o, v, binary))
 
     built = operator_built_objects() if OPERATOR_TESTS_DIR.exists() else []
     if built:
