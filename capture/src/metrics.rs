@@ -5,11 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use cdcstar_runtime::probes::{self, Probed};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -162,9 +158,26 @@ impl CaptureMetrics {
     }
 }
 
-struct ServerState {
+/// The capture's probe port (`cdcstar_runtime::probes`): ready once the replication stream started.
+struct ProbePort {
     metrics: Arc<CaptureMetrics>,
     registry: Registry,
+}
+
+impl Probed for ProbePort {
+    fn readiness(&self) -> Result<(), &'static str> {
+        if self.metrics.is_ready() {
+            Ok(())
+        } else {
+            Err("replication not started")
+        }
+    }
+
+    fn render_metrics(&self) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
+        Ok(body)
+    }
 }
 
 /// Serves `/metrics`, `/health` and `/ready` on `address` until `shutdown` is cancelled.
@@ -174,46 +187,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let registry = metrics.register();
-    let state = Arc::new(ServerState { metrics, registry });
-    let app = Router::new()
-        .route("/metrics", get(render_metrics))
-        .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(ready))
-        .with_state(state);
     let listener = tokio::net::TcpListener::bind(address).await?;
-    let bound = listener.local_addr()?;
-    tracing::info!(address = %bound, "metrics and probes listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-}
-
-async fn render_metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed to encode metrics",
-        )
-            .into_response(),
-    }
-}
-
-async fn ready(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
-    if state.metrics.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "replication not started")
-    }
+    let port = Arc::new(ProbePort { metrics, registry });
+    probes::serve(listener, port, shutdown.cancelled_owned()).await
 }
 
 #[cfg(test)]

@@ -1,16 +1,12 @@
-//! The operator's HTTP endpoints (axum), on their own port: `/metrics` (Prometheus text format),
-//! `/health` (the process is alive) and `/ready` (the CRD is installed and the controller started;
-//! a standby replica waiting for the lease is ready too, so a rollout can proceed).
+//! The operator's probe port (`cdcstar_runtime::probes`): `/ready` once the CRD is installed and
+//! the controller started; a standby replica waiting for the lease is ready too, so a rollout can
+//! proceed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use cdcstar_runtime::probes::{self, Probed};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
@@ -23,64 +19,37 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
 }
 
-/// The router.
-pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .with_state(state)
-}
+impl Probed for HttpState {
+    fn readiness(&self) -> Result<(), &'static str> {
+        if self.ready.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("starting")
+        }
+    }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    let mut body = String::new();
-    match encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to encode metrics: {error}"),
-        )
-            .into_response(),
+    fn render_metrics(&self) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        encode(&mut body, &self.registry)?;
+        Ok(body)
     }
 }
 
-async fn health() -> &'static str {
-    "ok"
-}
-
-async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-    }
-}
-
-/// Serves the router on `addr` until `shutdown` resolves.
+/// Serves the probe port on `addr` until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    probes::serve(listener, Arc::new(state), shutdown).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
     #[tokio::test]
@@ -92,7 +61,7 @@ mod tests {
             registry: Arc::new(registry),
             ready: Arc::new(AtomicBool::new(false)),
         };
-        let app = router(state.clone());
+        let app = probes::router(Arc::new(state.clone()));
         let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
         let response = app.clone().oneshot(get("/ready")).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

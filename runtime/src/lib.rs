@@ -1,8 +1,10 @@
 //! The floor every cdcstar binary stands on, below its own job: [`kafka`] (client settings, auth from
 //! a mounted Secret, topic provisioning; the capture and the sink), [`logging`] (one log format for
-//! every binary) and [`shutdown`] (SIGTERM and SIGINT, the same way everywhere). It depends on no
+//! every binary), [`probes`] (one `/health`, `/ready` and `/metrics` port) and [`shutdown`] (SIGTERM
+//! and SIGINT, the same way everywhere). It depends on no
 //! other cdcstar crate, and no binary crate depends on another.
 
 pub mod kafka;
 pub mod logging;
+pub mod probes;
 pub mod shutdown;

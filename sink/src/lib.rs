@@ -143,7 +143,12 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
             address: args.metrics_addr.to_string(),
             source,
         })?;
-    let server = tokio::spawn(http::serve(listener, metrics.clone(), shutdown.clone()));
+    let server = tokio::spawn(cdcstar_runtime::probes::serve(listener, metrics.clone(), {
+        let mut shutdown = shutdown.clone();
+        async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        }
+    }));
 
     let store_config = StoreConfig {
         url: args
