@@ -1,4 +1,4 @@
-//! The capture's Prometheus metrics and the small HTTP server that exposes them with the
+//! The capture's Prometheus metrics and its probe port (`cdcstar_runtime::probes`) with the
 //! `/health` (the process is serving) and `/ready` (replication is streaming) probes.
 
 use std::net::SocketAddr;
