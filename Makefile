@@ -50,6 +50,7 @@ test-steps: services lint ## the steps of `make test`, without the table of thei
 	scripts/check-shipped-binaries.py
 	$(WITH_ENV) $(PYTHON) scripts/test-kubelet.py
 	$(WITH_ENV) scripts/test-pipeline-e2e.sh
+	PATH="$$PATH:$(CURDIR)/.services/bin" $(PYTHON) scripts/check-monitoring.py
 
 .PHONY: crd
 crd: ## regenerate crds/cdcpipeline.yaml from the Rust types

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import re
 import subprocess
@@ -66,6 +67,8 @@ WATCHED_NAMESPACE = "pipelines"
 # Kinds whose schemas are not part of Kubernetes: they belong to CRDs of other projects.
 FOREIGN_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "a prometheus-operator CRD, not in Kubernetes' OpenAPI",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "a prometheus-operator CRD, not in Kubernetes' OpenAPI",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "a prometheus-operator CRD, not in Kubernetes' OpenAPI",
 }
 
 # RBAC rules that no API call of the operator's tests can show, each with the reason it is granted anyway.
@@ -103,6 +106,11 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
         "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s", "labels": {"release": "prom"}},
     },
     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": 1, "memory": "512Mi"}},
+    "monitoring": {
+        "podMonitor": {"enabled": True, "interval": "20s", "labels": {"release": "prom"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prom"}, "retainedWalBytes": 1073741824},
+        "dashboard": {"enabled": True},
+    },
     "extraEnv": [{"name": "EXTRA", "value": "1"}],
     "podAnnotations": {"example.com/note": "x"},
     "podLabels": {"team": "data"},
@@ -403,6 +411,8 @@ def check_default_render(objects: list[dict[str, Any]]) -> str:
     }
     assert expected <= set(kinds), f"missing kinds: {sorted(expected - set(kinds))}"
     assert not of_kind(objects, "ServiceMonitor"), "ServiceMonitor rendered although metrics.serviceMonitor is off"
+    for kind in ("PodMonitor", "PrometheusRule"):
+        assert not of_kind(objects, kind), f"{kind} rendered although monitoring is off by default"
 
     deployment = one(objects, "Deployment")
     assert_hardened(deployment)
@@ -481,7 +491,16 @@ def check_non_default_render(objects: list[dict[str, Any]]) -> str:
     }
     for name, value in expected_env.items():
         assert env.get(name) == value, f"env {name} is {env.get(name)!r}, expected {value!r}"
-    return f"{len(objects)} objects; namespaced RBAC in {WATCHED_NAMESPACE}, ServiceMonitor, custom images"
+    pods = one(objects, "PodMonitor")
+    assert pods["spec"]["namespaceSelector"] == {"matchNames": [WATCHED_NAMESPACE]}, "PodMonitor watches other namespaces"
+    rule = one(objects, "PrometheusRule")
+    slot = next(r for r in rule["spec"]["groups"][0]["rules"] if r["alert"] == "CdcstarSlotRetainsWal")
+    assert slot["expr"].endswith("> 1073741824"), f"retainedWalBytes not applied: {slot['expr']}"
+    dashboard = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-dashboard"))
+    assert dashboard["metadata"]["labels"].get("grafana_dashboard") == "1", "dashboard lacks the sidecar label"
+    json.loads(dashboard["data"]["cdcstar-pipelines.json"])
+    return (f"{len(objects)} objects; namespaced RBAC in {WATCHED_NAMESPACE}, ServiceMonitor, PodMonitor, "
+            "PrometheusRule, dashboard, custom images")
 
 
 MINIMAL_VALUES: dict[str, Any] = {

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 import time
 from pathlib import Path
 
@@ -114,6 +115,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+# What the binaries export, for scripts/check-monitoring.py (scripts/kubelet.py adds the pods').
+METRICS_DIR = Path(os.environ.get("CDCSTAR_METRICS_DIR", ROOT / ".services" / "exported-metrics"))
+
+
+def save_metrics(port: int, name: str) -> None:
+    """Saves what a running binary serves at /metrics as METRICS_DIR/<name>.metrics."""
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        (METRICS_DIR / f"{name}.metrics").write_bytes(response.read())
+
+
 def operator_completes_its_first_tls_request(binary: Path, work: Path) -> str | None:
     ca_crt, crt, key = make_certificates(work)
     port = free_port()
@@ -134,8 +146,9 @@ def operator_completes_its_first_tls_request(binary: Path, work: Path) -> str | 
     env = {"PATH": os.environ.get("PATH", ""), "KUBECONFIG": str(kubeconfig), "RUST_BACKTRACE": "1"}
     log = work / "operator.log"
     with log.open("w") as out:
+        metrics_port = free_port()
         process = subprocess.Popen([str(binary), "run", "--leader-election=false",
-                                    f"--metrics-port={free_port()}"],
+                                    f"--metrics-port={metrics_port}"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and process.poll() is None:
@@ -144,6 +157,8 @@ def operator_completes_its_first_tls_request(binary: Path, work: Path) -> str | 
                 break
             time.sleep(0.1)
         exited = process.poll()
+        if exited is None:
+            save_metrics(metrics_port, "operator")
         process.terminate()
         try:
             process.wait(10)

@@ -13,7 +13,8 @@
 # pods' namespaces). The demo uses its own database (DEMO_DATABASE, default cdcstar_demo) on the
 # DATABASE_URL server; it is created when missing and reused by later runs (new rows get new ids).
 # DEMO_API_PORT (3002) is where the api Service is forwarded. DEMO_PIPELINE runs another pipeline file.
-# DEMO_KEEP_RUNNING=1 keeps the pipeline running after the flow (Ctrl-C stops it).
+# DEMO_KEEP_RUNNING=1 keeps the pipeline running after the flow (Ctrl-C stops it). DEMO_SCRAPE_METRICS=DIR
+# saves each pod's /metrics there before the pods stop.
 # PROFILE=release builds optimised binaries; DEMO_BIN_DIR uses binaries built elsewhere (no build).
 # Pod logs go to $DEMO_LOG_DIR (default .services/demo-logs/).
 set -euo pipefail
@@ -64,6 +65,7 @@ kubelet_flags=(--pipeline "$PIPELINE" --bin-dir "$BIN" --logs "$LOG_DIR" --sourc
     --port-forward "$PIPELINE_NAME-api=$API_PORT")
 [ "${DEMO_KEEP_SLOT:-0}" = 1 ] && kubelet_flags+=(--keep-slot)
 [ "${DEMO_KEEP_RUNNING:-0}" = 1 ] && kubelet_flags+=(--keep-running)
+[ -n "${DEMO_SCRAPE_METRICS:-}" ] && kubelet_flags+=(--scrape-metrics "$DEMO_SCRAPE_METRICS")
 log "running the operator's plan for $PIPELINE_NAME through scripts/kubelet.py"
 API=http://127.0.0.1:$API_PORT CH_DATABASE=$CH_DATABASE PIPELINE=$PIPELINE \
     "$PYTHON" scripts/kubelet.py "${kubelet_flags[@]}" -- scripts/demo-flow.sh

@@ -584,6 +584,25 @@ class Kubelet:
         serve_forward(listener, lambda: self.connect_to_pod(pod, target))
         log(f"service {service_name} forwarded to http://127.0.0.1:{local_port}")
 
+    def scrape_metrics(self, directory: Path) -> None:
+        """Saves what each running container serves at /metrics on its probe port, as
+        `<container>.metrics` (the names scripts/check-monitoring.py checks alerts and dashboards
+        against)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for pod in self.pods:
+            for container in pod.containers:
+                probe = container.manifest.get("livenessProbe") or {}
+                if "httpGet" not in probe or container.failure:
+                    continue
+                port = named_port(container.manifest, probe["httpGet"]["port"])
+                connection = http.client.HTTPConnection(pod.ip, port, timeout=5)
+                connection.sock = self.connect_to_pod(pod, port)
+                connection.request("GET", "/metrics")
+                response = connection.getresponse()
+                if response.status == 200:
+                    (directory / f"{container.name}.metrics").write_bytes(response.read())
+                connection.close()
+
     def failures(self) -> list[str]:
         return [f"{pod.name}/{c.name}: {c.failure}" for pod in self.pods for c in pod.containers if c.failure]
 
@@ -713,6 +732,8 @@ def main() -> int:
     parser.add_argument("--work-dir", default=None, help="volumes and the local pipeline (default: under .services/kubelet)")
     parser.add_argument("--source-dsn", help="the value of the Secret the pipeline's connectionSecretRef names")
     parser.add_argument("--keep-running", action="store_true", help="after COMMAND, run until SIGINT/SIGTERM")
+    parser.add_argument("--scrape-metrics", type=Path, metavar="DIR",
+                        help="before stopping, save each container's /metrics (probe port) into DIR")
     parser.add_argument("--ready-timeout", type=float, default=120, metavar="SECONDS",
                         help="how long every container has to become ready (default 120)")
     parser.add_argument("--keep-slot", action="store_true", help="skip the finalizer's cleanup at the end")
@@ -790,6 +811,12 @@ def main() -> int:
         log(f"error: {error}")
         status = 1
     finally:
+        if args.scrape_metrics:
+            try:
+                kubelet.scrape_metrics(args.scrape_metrics)
+            except OSError as error:
+                log(f"error: scraping /metrics failed: {error}")
+                status = status or 1
         failures = kubelet.failures() + kubelet.stop()
         for failure in failures:
             log(f"error: {failure}")

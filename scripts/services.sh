@@ -82,6 +82,21 @@ apt_install() {
 
 wanted() { [[ " $SERVICES " == *" $1 "* ]]; }
 
+# promtool (scripts/check-monitoring.py) from Debian's prometheus package, extracted into $STATE/bin
+# rather than installed: installing the package would also start a Prometheus server.
+install_promtool() {
+    command -v promtool >/dev/null 2>&1 && return 0
+    [ -x "$STATE/bin/promtool" ] && return 0
+    local download=$STATE/prometheus-deb
+    rm -rf "$download" && mkdir -p "$download" "$STATE/bin"
+    log "extracting promtool from Debian's prometheus package into $STATE/bin"
+    (cd "$download" && { apt-get download prometheus || { apt-get update -qq && apt-get download prometheus; }; }) \
+        >"$STATE/promtool.log" 2>&1 || { tail -5 "$STATE/promtool.log" >&2; die "could not download Debian's prometheus package"; }
+    dpkg-deb -x "$download"/prometheus_*.deb "$download/root" || die "could not unpack the prometheus package"
+    cp "$download/root/usr/bin/promtool" "$STATE/bin/promtool"
+    rm -rf "$download"
+}
+
 install_missing() {
     mkdir -p "$STATE"
     local packages=()
@@ -107,6 +122,8 @@ install_missing() {
             cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
             || { tail -30 "$STATE/tansu-install.log" >&2; die "could not build tansu"; }
     fi
+
+    install_promtool
 
     local requirements=$REPO/scripts/requirements-services.txt
     local stamp=$VENV/.requirements

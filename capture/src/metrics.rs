@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use cdcstar_runtime::probes::{self, Probed};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -62,8 +61,8 @@ pub struct CaptureMetrics {
     pub commit_to_ack_seconds: Histogram,
     /// TRUNCATE statements read from the stream and propagated, per table.
     pub truncates: Family<TableLabel, Counter>,
-    /// Set once the replication stream has started.
-    ready: AtomicBool,
+    /// 1 once the replication stream has started: the readiness probe and a metric alike.
+    ready: Gauge,
 }
 
 impl Default for CaptureMetrics {
@@ -80,7 +79,7 @@ impl Default for CaptureMetrics {
             commit_to_read_seconds: latency_histogram(),
             commit_to_ack_seconds: latency_histogram(),
             truncates: Family::default(),
-            ready: AtomicBool::default(),
+            ready: Gauge::default(),
         }
     }
 }
@@ -144,17 +143,22 @@ impl CaptureMetrics {
             "TRUNCATE statements read from the stream and propagated, per table",
             self.truncates.clone(),
         );
+        registry.register(
+            "ready",
+            "1 while the replication stream runs (the readiness probe)",
+            self.ready.clone(),
+        );
         registry
     }
 
     /// Marks the capture ready (the replication stream started).
     pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Release);
+        self.ready.set(1);
     }
 
     /// Whether the replication stream started.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.get() == 1
     }
 }
 

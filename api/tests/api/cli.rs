@@ -180,7 +180,7 @@ async fn serve_auto_inits_and_stops_gracefully_on_sigterm() {
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     assert!(status.success(), "exit {status}: {logs}");
-    assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(logs.contains(r#""signal":"SIGTERM""#), "{logs}");
     for line in logs.lines() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|_| panic!("not JSON: {line}"));
