@@ -188,6 +188,18 @@ impl ColumnType {
         )
     }
 
+    /// Whether a table may be keyed by the type: its values are compared with literals in `IN` lists,
+    /// so integers, `String` (low-cardinality too) and `UUID`, never nullable.
+    pub fn is_key(&self) -> bool {
+        self.is_integer()
+            || matches!(
+                self,
+                ColumnType::String
+                    | ColumnType::LowCardinalityString { nullable: false }
+                    | ColumnType::Uuid
+            )
+    }
+
     /// Whether the column accepts NULL.
     pub fn is_nullable(&self) -> bool {
         matches!(
