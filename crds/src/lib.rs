@@ -40,7 +40,7 @@ pub mod validate;
 mod test_fixtures;
 
 pub use column_type::ColumnType;
-pub use document::{PipelineDocumentError, parse_pipeline};
+pub use document::{PipelineDocumentError, parse_compiled, parse_pipeline};
 pub use envelope::{Envelope, Lsn, Metadata, Operation};
 pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus, OnUnrepresentable};
 pub use validate::{ValidationError, ValidationErrors, validate};

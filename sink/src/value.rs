@@ -609,33 +609,6 @@ pub fn quote_string(s: &str) -> String {
     out
 }
 
-/// A ClickHouse identifier, back-quoted.
-pub fn quote_ident(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('`');
-    for c in name.chars() {
-        match c {
-            '`' => out.push_str("\\`"),
-            '\\' => out.push_str("\\\\"),
-            '?' => out.push_str("??"),
-            other => out.push(other),
-        }
-    }
-    out.push('`');
-    out
-}
-
-/// Whether a type can be a table key (compared with literals in `IN` lists).
-pub fn is_key_type(ty: &ColumnType) -> bool {
-    ty.is_integer()
-        || matches!(
-            ty,
-            ColumnType::String
-                | ColumnType::LowCardinalityString { nullable: false }
-                | ColumnType::Uuid
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -882,7 +855,5 @@ mod tests {
             sql_literal(&Value::String("it's a \\ ?".into())),
             r"'it\'s a \\ ??'"
         );
-        assert_eq!(quote_ident("order"), "`order`");
-        assert_eq!(quote_ident("we`ird"), r"`we\`ird`");
     }
 }

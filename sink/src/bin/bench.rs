@@ -17,10 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use cdcstar_crds::star_model::StarModel;
 use cdcstar_crds::{CdcPipeline, Lsn};
 use cdcstar_sink::fetch::count_partitions;
 use cdcstar_sink::kafka::{KafkaConnection, ensure_topics};
-use cdcstar_sink::plan::Plan;
 use cdcstar_sink::route::route;
 use cdcstar_sink::settings::Args as SinkArgs;
 use cdcstar_sink::store::{Row, Store, StoreConfig};
@@ -250,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
     pipeline.metadata.name = Some(name.replace('_', "-"));
     pipeline.spec.kafka.topics.prefix = Some(name.clone());
     pipeline.spec.clickhouse.database = name.clone();
-    let plan = Plan::for_pipeline(&pipeline.spec).context("plan")?;
+    let plan = StarModel::for_pipeline(&pipeline.spec).context("plan")?;
     let store = Store::new(&StoreConfig {
         url: args.clickhouse_url.clone(),
         database: name.clone(),
@@ -386,7 +386,7 @@ async fn main() -> anyhow::Result<()> {
     let raw_plans: Vec<_> = plan
         .tables
         .iter()
-        .map(|t| cdcstar_sink::plan::TablePlan {
+        .map(|t| cdcstar_crds::star_model::TableModel {
             name: format!("raw_{}", t.name),
             ..t.clone()
         })
