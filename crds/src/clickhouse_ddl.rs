@@ -14,13 +14,16 @@
 //! - `lsn UInt64`: the row version, the LSN of the last change applied to the row (0 for snapshot rows).
 //! - `is_deleted UInt8`: 1 when the source row was deleted.
 //!
-//! Schema evolution is additive: a column added to the spec becomes `ADD COLUMN IF NOT EXISTS`; a column
-//! whose type changed or that left the spec is reported as [`Drift`] and never applied (it would lose
-//! data; [`compare_columns`] is the one comparison, the sink's too); the operator surfaces drift in the `ClickHouseSchema` condition. Changing a table's key or
-//! `cleanupDeletedRows` after creation needs a manual migration.
+//! Schema evolution is additive: a column added to the spec becomes `ADD COLUMN IF NOT EXISTS`; a
+//! column whose type changed or that left the spec is reported as [`Drift`] and never applied (it would
+//! lose data; [`compare_columns`] is the one comparison, the sink's too); the operator surfaces drift
+//! in the `ClickHouseSchema` condition. Changing a table's key or `cleanupDeletedRows` after creation
+//! needs a manual migration.
 //!
-//! Identifiers are quoted with backticks ([`quote_ident`]); types are printed from [`crate::ColumnType`], never
-//! copied from the spec.
+//! Identifiers are quoted with backticks ([`quote_ident`]); types are printed from
+//! [`crate::ColumnType`], never copied from the spec.
+//!
+//! Over 400 lines only with its tests (golden DDL, migrations, drift).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,7 +45,7 @@ pub const CLEANUP_SETTING: &str = "allow_experimental_replacing_merge_with_clean
 /// statement the operator and the sink send.
 ///
 /// NB: the `clickhouse` crate reads `?` in a query as a bind placeholder; names never hold one, since
-/// [`crate::validate`] holds them to `[A-Za-z_][A-Za-z0-9_]*`.
+/// [`crate::validate()`] holds them to `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
 }
@@ -153,16 +156,16 @@ pub enum ColumnDifference<'a> {
     Missing(&'a SchemaColumn),
     /// A declared column the table has with another type (as ClickHouse prints it).
     TypeChanged {
-        /// The declared column.
+        /// The declared column, with the type the spec wants.
         column: &'a SchemaColumn,
-        /// The type in ClickHouse.
+        /// The type as ClickHouse prints it (`system.columns.type`).
         existing: &'a str,
     },
     /// A column of the table that is not declared.
     Undeclared {
-        /// Its name.
+        /// Name of the column only ClickHouse has.
         name: &'a str,
-        /// Its type in ClickHouse.
+        /// Its type as ClickHouse prints it.
         existing: &'a str,
     },
 }
@@ -265,7 +268,7 @@ pub fn create_database(pipeline: &CdcPipeline) -> String {
 }
 
 /// The schema of every dimension and fact, in spec order (dimensions first), read from the compiled
-/// star schema. Fails when the pipeline does not pass [`crate::validate`], so every name and type in
+/// star schema. Fails when the pipeline does not pass [`crate::validate()`], so every name and type in
 /// the result is safe.
 pub fn table_schemas(pipeline: &CdcPipeline) -> Result<Vec<TableSchema>, ValidationErrors> {
     let model = compile(pipeline)?;

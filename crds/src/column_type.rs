@@ -4,6 +4,8 @@
 //! The list is deliberately closed: every type here has a known conversion from a Postgres value carried
 //! in a CDC payload, and its text is safe to splice into DDL (it is printed from the enum, never copied
 //! from user input).
+//!
+//! Over 400 lines only with its tests of every type's parsing and range.
 
 use std::fmt;
 use std::str::FromStr;

@@ -9,6 +9,8 @@
 //! The first hop's foreign key must be a column of the fact itself (not only of another table mirroring
 //! the same source): the sink finds the fact rows to rewrite when a referenced row changes by that
 //! column (`SELECT ... FROM order_fact WHERE customer_id = ?`).
+//!
+//! Over 400 lines only with its tests of lookup resolution.
 
 use crate::column_type::ColumnType;
 use crate::pipeline::{ColumnSpec, DimensionSpec, FactSpec, LookupHop, LookupSpec, StarSchemaSpec};

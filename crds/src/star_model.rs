@@ -3,10 +3,10 @@
 //! and each fact's lookups as a small tree of queries (one per referenced table and path), plus the
 //! reverse index that tells which fact rows a change of a referenced table must rewrite (propagation).
 //!
-//! The one model of the star schema: [`crate::validate`] compiles it (so admission, the operator and
+//! The one model of the star schema: [`crate::validate()`] compiles it (so admission, the operator and
 //! `plan` refuse what the sink would), the DDL's columns ([`crate::clickhouse_ddl`]) are read from it,
 //! and the sink routes, enriches and writes rows by it. How a spec is compiled, and what it is refused
-//! for, is [`compile`]; rendering SQL from the model is the sink's and the DDL's.
+//! for, is the `compile` submodule; rendering SQL from the model is the sink's and the DDL's.
 
 mod compile;
 
@@ -129,6 +129,11 @@ impl TableModel {
         &self.columns[self.key]
     }
 
+    /// Index in `columns` of the column called `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
     /// Whether the table is a fact (and so carries `source_lsn`).
     pub fn is_fact(&self) -> bool {
         self.kind == TableKind::Fact
@@ -178,9 +183,9 @@ impl TableModel {
 /// A fact whose rows a change of some table can affect, and through which lookup node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dependent {
-    /// The fact.
+    /// Id of the fact whose rows the change may rewrite.
     pub fact: TableId,
-    /// The node of the fact that queries the changed table.
+    /// Index in the fact's `nodes` of the query that reads the changed table.
     pub node: usize,
 }
 

@@ -27,6 +27,8 @@
 //! Every bound, enum and pattern of the generated CRD schema ([`crate::schema_check`]) holds too, so a
 //! pipeline `validate()` accepts is one the apiserver accepts; a field already refused by a rule above
 //! is not reported a second time by its schema bound.
+//!
+//! Over 400 lines: one check per part of the spec plus a test per rule (the tests are 390 of them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -12,6 +12,9 @@
 //! recomputes their lookups; if they differ (or its own write lost to a concurrent rewrite carrying an
 //! older source row), it writes again with a higher version. Either A's re-check sees B's dimension
 //! write, or B's dimension write came after A's fact write and B's propagation sees A's row.
+//!
+//! Over 400 lines: write order, propagation and re-check share their reads and chunking, and the race
+//! argument above needs the code beside it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

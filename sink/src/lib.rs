@@ -3,11 +3,12 @@
 //! made harmless by row versions. See docs/sink.md.
 //!
 //! Data path: [`consumer`] reads messages into a [`batch::Batch`] ([`route`] decodes and converts each
-//! event with the star schema compiled from the spec, [`cdcstar_crds::star_model`]); [`flush`] sends poison events to the [`dlq`] and
-//! hands row changes to [`apply`], which folds them by the [`versioning`] rules, fills lookups with
-//! [`enrich`] and writes through [`store`] in RowBinary ([`rowbinary`], [`value`]). When ClickHouse
-//! refuses rows, [`isolate`] finds the events they come from, and their bytes, read back with
-//! [`refetch`], go to the dead-letter topic too. Only then are the offsets stored.
+//! event with the star schema compiled from the spec, [`cdcstar_crds::star_model`]); [`flush`] sends
+//! poison events to the [`dlq`] and hands row changes to [`apply`], which folds them by the
+//! [`versioning`] rules, fills lookups with [`enrich`] and writes through [`store`] in RowBinary
+//! ([`rowbinary`], [`value`]). When ClickHouse refuses rows, [`isolate`] finds the events they come
+//! from, and their bytes, read back with [`refetch`], go to the dead-letter topic too. Only then are
+//! the offsets stored.
 
 pub mod apply;
 pub mod batch;

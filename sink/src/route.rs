@@ -3,6 +3,8 @@
 //! Everything that can be wrong with a single event is found here, before anything is written: bytes
 //! that are not an envelope, an unknown table, a missing key or LSN, a value that does not fit its
 //! column. Such an event is a [`DataError`] and goes to the dead-letter topic.
+//!
+//! Over 400 lines only with its tests of every kind of bad event.
 
 use cdcstar_crds::star_model::{StarModel, TableId};
 use cdcstar_crds::{Envelope, Operation};

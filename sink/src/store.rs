@@ -1,9 +1,13 @@
 //! ClickHouse access: inserting rows of a star table in RowBinary and reading rows back with `FINAL`.
 //!
 //! Every statement goes through the `clickhouse` crate: inserts as pre-serialised RowBinary bodies
-//! (`insert_formatted_with`), reads as RowBinary bytes decoded by the table plan's types. The stored
-//! state of the star schema is the sink's only state: versions, unchanged TOASTed values and lookup
-//! values are read here, so a restarted or an additional replica needs nothing else.
+//! (`insert_formatted_with`), reads as RowBinary bytes decoded by the star model's column types, in its
+//! table order ([`column_list`]). The stored state of the star schema is the sink's only state:
+//! versions, unchanged TOASTed values and lookup values are read here, so a restarted or an additional
+//! replica needs nothing else.
+//!
+//! Over 400 lines: every ClickHouse statement of the sink and its RowBinary framing in one place; a
+//! sixth is tests.
 
 use std::time::Instant;
 

@@ -9,6 +9,9 @@
 //!
 //! JSON `null` (and a column missing from the payload) becomes NULL in a `Nullable` column and the
 //! type's default elsewhere, as ClickHouse itself does for `input_format_null_as_default`.
+//!
+//! Over 400 lines: one JSON conversion per ClickHouse type family beside the ranges and literals they
+//! share; a third is tests.
 
 use std::hash::{Hash, Hasher};
 

@@ -1,7 +1,9 @@
 //! Compiling a spec into a [`StarModel`], and the one rule set of what the model refuses: a `type` that
 //! is not a supported ClickHouse type, a key that is not a column or whose type cannot key a table, a
 //! star table of a table that is not captured, a lookup that does not resolve, and facts that look each
-//! other up in a cycle. Every error names its field path; [`crate::validate`] reports them all.
+//! other up in a cycle. Every error names its field path; [`crate::validate()`] reports them all.
+//!
+//! Over 400 lines only with its tests; the compiler itself is under 400.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,34 +25,34 @@ pub enum ModelError {
     ColumnType {
         /// Field path of the `type`.
         path: String,
-        /// The parse error.
+        /// Why the text is not one of the supported types.
         source: ColumnTypeError,
     },
     /// The key does not name a column.
     MissingKey {
         /// Field path of the `key`.
         path: String,
-        /// The key.
+        /// The `key` as written, naming no column.
         key: String,
-        /// The table's source table, and its primary key the key column should copy.
+        /// The captured table the star table mirrors.
         source_table: String,
-        /// That primary key.
+        /// Its primary key, which a key column must copy (the fix the message suggests).
         primary_key: String,
     },
     /// The key column's type cannot key a table ([`ColumnType::is_key`]).
     KeyType {
         /// Field path of the `key`.
         path: String,
-        /// The key.
+        /// Name of the key column.
         key: String,
-        /// Its type.
+        /// Its parsed type: nullable, floating point, decimal, a date or `Bool`.
         ty: ColumnType,
     },
     /// A star table mirrors a table that is not captured.
     UnknownSource {
         /// Field path of the `source`.
         path: String,
-        /// The source table.
+        /// The `source` as written, absent from `spec.source.tables`.
         source_table: String,
     },
     /// A lookup cannot be resolved.
@@ -61,14 +63,14 @@ pub enum ModelError {
         fact: usize,
         /// Index of the lookup in the fact's `lookups`.
         index: usize,
-        /// Why.
+        /// What resolving the lookup did not find, as the message says it.
         reason: String,
     },
     /// Facts look each other up in a cycle.
     LookupCycle {
         /// Field path of the `lookups` of a fact on the cycle.
         path: String,
-        /// That fact.
+        /// Name of a fact on the cycle (the first one left unordered).
         table: String,
     },
 }
@@ -289,6 +291,9 @@ fn compile_lookup(
     let ty = parse_type(format!("{lookup_path}.type"), &lookup.r#type, errors);
     let resolved = resolve_lookup(schema, fact, lookup)
         .map_err(|e| lookup_error(e.field(lookup), e.to_string()))?;
+    let no_column = |field: String, table: &str, column: &str| {
+        lookup_error(field, format!("{table} has no column {column}"))
+    };
     let find = |name: &str| {
         star.iter()
             .position(|t| t.name == name)
@@ -303,16 +308,8 @@ fn compile_lookup(
             find(hop.from_table)?
         };
         let fk_column = tables[from]
-            .columns
-            .iter()
-            .position(|c| c.name == hop.foreign_key_column)
-            .ok_or_else(|| {
-                let reason = format!(
-                    "{} has no column {}",
-                    hop.from_table, hop.foreign_key_column
-                );
-                lookup_error(String::new(), reason)
-            })?;
+            .column_index(hop.foreign_key_column)
+            .ok_or_else(|| no_column(String::new(), hop.from_table, hop.foreign_key_column))?;
         let target_key = tables[target].columns.get(tables[target].key);
         if target_key.map(|c| c.name.as_str()) != Some(hop.key_column) {
             let reason = format!("{} is not keyed by {}", hop.table, hop.key_column);
@@ -339,15 +336,13 @@ fn compile_lookup(
     let node = parent.ok_or_else(|| lookup_error(".via".into(), "no foreign-key step".into()))?;
     let target = tables[id].nodes[node].table;
     let value_column = tables[target]
-        .columns
-        .iter()
-        .position(|c| c.name == resolved.value_column)
+        .column_index(resolved.value_column)
         .ok_or_else(|| {
-            let reason = format!(
-                "{} has no column {}",
-                tables[target].name, resolved.value_column
-            );
-            lookup_error(".column".into(), reason)
+            no_column(
+                ".column".into(),
+                &tables[target].name,
+                resolved.value_column,
+            )
         })?;
     let fetch = fetch_index(&mut tables[id].nodes[node], value_column, Some(ty.clone()));
     tables[id].lookups.push(LookupColumn {
@@ -397,11 +392,7 @@ fn fact_order(tables: &[TableModel]) -> Result<Vec<TableId>, TableId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_fixtures::shop_pipeline;
-
-    fn shop_model() -> StarModel {
-        StarModel::for_pipeline(&shop_pipeline().spec).unwrap()
-    }
+    use crate::test_fixtures::{shop_model, shop_pipeline};
 
     #[test]
     fn shop_routes_each_source_to_its_star_table() {
