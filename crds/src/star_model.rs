@@ -113,7 +113,8 @@ pub struct TableModel {
     pub kind: TableKind,
     /// Source table mirrored.
     pub source: String,
-    /// Index of the key in `columns`.
+    /// Index of the key in `columns`: the DDL's `ORDER BY`, and the column lookups and `IN` lists
+    /// match rows by.
     pub key: usize,
     /// Columns copied from the source row.
     pub columns: Vec<CopiedColumn>,
