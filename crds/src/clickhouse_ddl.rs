@@ -3,8 +3,9 @@
 //! passed in (read with [`EXISTING_COLUMNS_QUERY`]); nothing here connects.
 //!
 //! Every dimension and fact becomes a `ReplacingMergeTree(lsn, is_deleted)` ordered by its key, so
-//! `SELECT ... FINAL` shows the latest version of each row and hides deleted ones. Columns, in order:
-//! the spec's `columns`, its `lookups` (facts), then the bookkeeping columns the DDL adds:
+//! `SELECT ... FINAL` shows the latest version of each row and hides deleted ones. The columns are the
+//! compiled star schema's ([`TableModel::schema_columns`]), in its order: the spec's `columns`, its
+//! `lookups` (facts), then the bookkeeping columns ([`crate::star::Bookkeeping`]):
 //! - `source_lsn UInt64` (facts only): the LSN of the change of the fact's own source row. Distinct from
 //!   `lsn` because the sink also rewrites a fact row when a row it looks up changes; that rewrite gets a
 //!   higher `lsn` (the referenced row's change) so it replaces the older version, while `source_lsn`
@@ -13,21 +14,24 @@
 //! - `lsn UInt64`: the row version, the LSN of the last change applied to the row (0 for snapshot rows).
 //! - `is_deleted UInt8`: 1 when the source row was deleted.
 //!
-//! Schema evolution is additive: a column added to the spec becomes `ADD COLUMN IF NOT EXISTS`; a column
-//! whose type changed or that left the spec is reported as [`Drift`] and never applied (it would lose
-//! data); the operator surfaces drift in the `ClickHouseSchema` condition. Changing a table's key or
-//! `cleanupDeletedRows` after creation needs a manual migration.
+//! Schema evolution is additive: a column added to the spec becomes `ADD COLUMN IF NOT EXISTS`; a
+//! column whose type changed or that left the spec is reported as [`Drift`] and never applied (it would
+//! lose data; [`compare_columns`] is the one comparison, the sink's too); the operator surfaces drift
+//! in the `ClickHouseSchema` condition. Changing a table's key or `cleanupDeletedRows` after creation
+//! needs a manual migration.
 //!
-//! Identifiers are quoted with backticks ([`quote_ident`]); types are printed from [`ColumnType`], never
-//! copied from the spec.
+//! Identifiers are quoted with backticks ([`quote_ident`]); types are printed from
+//! [`crate::ColumnType`], never copied from the spec.
+//!
+//! Over 400 lines only with its tests (golden DDL, migrations, drift).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::column_type::ColumnType;
 use crate::pipeline::CdcPipeline;
-use crate::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN, TableKind, star_tables};
-use crate::validate::{ValidationError, ValidationErrors, validate};
+use crate::star::{IS_DELETED_COLUMN, LSN_COLUMN, TableKind};
+use crate::star_model::{SchemaColumn, TableModel};
+use crate::validate::{ValidationErrors, compile};
 
 /// Reads the columns of a table: bind `{database:String}` and `{table:String}` as query parameters;
 /// rows are (`name`, `type`) in table order.
@@ -37,35 +41,13 @@ pub const EXISTING_COLUMNS_QUERY: &str = "SELECT name, type FROM system.columns 
 /// The MergeTree setting that lets merges remove deleted rows for good.
 pub const CLEANUP_SETTING: &str = "allow_experimental_replacing_merge_with_cleanup";
 
-/// Quote a ClickHouse identifier with backticks, escaping `\` and `` ` ``.
+/// Quote a ClickHouse identifier with backticks, escaping `\` and `` ` ``: the one quoting of every
+/// statement the operator and the sink send.
+///
+/// NB: the `clickhouse` crate reads `?` in a query as a bind placeholder; names never hold one, since
+/// [`crate::validate()`] holds them to `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
-}
-
-/// Where a column's value comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ColumnRole {
-    /// Copied from this source column of the table's own source row.
-    Source(String),
-    /// Filled by the fact's lookup of this index in `lookups`.
-    Lookup(usize),
-    /// [`SOURCE_LSN_COLUMN`].
-    SourceLsn,
-    /// [`LSN_COLUMN`].
-    Lsn,
-    /// [`IS_DELETED_COLUMN`].
-    IsDeleted,
-}
-
-/// One column of a star table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaColumn {
-    /// ClickHouse column name.
-    pub name: String,
-    /// ClickHouse type.
-    pub column_type: ColumnType,
-    /// Where its value comes from.
-    pub role: ColumnRole,
 }
 
 /// A dimension or fact table as created in ClickHouse.
@@ -137,42 +119,85 @@ impl TableSchema {
                 drift: vec![],
             };
         };
-        let existing_types: BTreeMap<&str, &str> = existing
-            .iter()
-            .map(|(name, ty)| (name.as_str(), ty.as_str()))
-            .collect();
         let mut migration = Migration::default();
-        for column in &self.columns {
-            match existing_types.get(column.name.as_str()) {
-                None => migration.statements.push(format!(
+        for difference in compare_columns(&self.columns, existing) {
+            match difference {
+                ColumnDifference::Missing(column) => migration.statements.push(format!(
                     "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
                     self.qualified_name(),
                     quote_ident(&column.name),
                     column.column_type
                 )),
-                Some(existing_type) => {
-                    if !column.column_type.is_printed_as(existing_type) {
-                        migration.drift.push(Drift::TypeChanged {
-                            table: self.name.clone(),
-                            column: column.name.clone(),
-                            existing: (*existing_type).to_owned(),
-                            declared: column.column_type.to_string(),
-                        });
-                    }
+                ColumnDifference::TypeChanged { column, existing } => {
+                    migration.drift.push(Drift::TypeChanged {
+                        table: self.name.clone(),
+                        column: column.name.clone(),
+                        existing: existing.to_owned(),
+                        declared: column.column_type.to_string(),
+                    })
                 }
-            }
-        }
-        for (name, existing_type) in existing {
-            if self.column(name).is_none() {
-                migration.drift.push(Drift::Undeclared {
-                    table: self.name.clone(),
-                    column: name.clone(),
-                    existing: existing_type.clone(),
-                });
+                ColumnDifference::Undeclared { name, existing } => {
+                    migration.drift.push(Drift::Undeclared {
+                        table: self.name.clone(),
+                        column: name.to_owned(),
+                        existing: existing.to_owned(),
+                    })
+                }
             }
         }
         migration
     }
+}
+
+/// How an existing table's column differs from the declared one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnDifference<'a> {
+    /// A declared column the table lacks.
+    Missing(&'a SchemaColumn),
+    /// A declared column the table has with another type (as ClickHouse prints it).
+    TypeChanged {
+        /// The declared column, with the type the spec wants.
+        column: &'a SchemaColumn,
+        /// The type as ClickHouse prints it (`system.columns.type`).
+        existing: &'a str,
+    },
+    /// A column of the table that is not declared.
+    Undeclared {
+        /// Name of the column only ClickHouse has.
+        name: &'a str,
+        /// Its type as ClickHouse prints it.
+        existing: &'a str,
+    },
+}
+
+/// The one drift check: how the table whose columns are `existing` (name, type as ClickHouse prints
+/// it, from [`EXISTING_COLUMNS_QUERY`]) differs from `declared`; declared columns first, in their
+/// order, then undeclared ones in table order. Type spellings ClickHouse prints differently
+/// ([`ColumnType::is_printed_as`](crate::ColumnType::is_printed_as)) are no difference.
+pub fn compare_columns<'a>(
+    declared: &'a [SchemaColumn],
+    existing: &'a [(String, String)],
+) -> Vec<ColumnDifference<'a>> {
+    let existing_types: BTreeMap<&str, &str> = existing
+        .iter()
+        .map(|(name, ty)| (name.as_str(), ty.as_str()))
+        .collect();
+    let mut differences = Vec::new();
+    for column in declared {
+        match existing_types.get(column.name.as_str()) {
+            None => differences.push(ColumnDifference::Missing(column)),
+            Some(existing) if !column.column_type.is_printed_as(existing) => {
+                differences.push(ColumnDifference::TypeChanged { column, existing })
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, existing) in existing {
+        if !declared.iter().any(|c| c.name == *name) {
+            differences.push(ColumnDifference::Undeclared { name, existing });
+        }
+    }
+    differences
 }
 
 /// A difference between the spec and an existing table that is not applied automatically.
@@ -242,77 +267,30 @@ pub fn create_database(pipeline: &CdcPipeline) -> String {
     )
 }
 
-/// The schema of every dimension and fact, in spec order (dimensions first). Fails when the pipeline
-/// does not pass [`validate`], so every name and type in the result is safe.
+/// The schema of every dimension and fact, in spec order (dimensions first), read from the compiled
+/// star schema. Fails when the pipeline does not pass [`crate::validate()`], so every name and type in
+/// the result is safe.
 pub fn table_schemas(pipeline: &CdcPipeline) -> Result<Vec<TableSchema>, ValidationErrors> {
-    validate(pipeline)?;
-    let database = pipeline.clickhouse_database().to_owned();
-    let cleanup_deleted_rows = pipeline.spec.clickhouse.cleanup_deleted_rows;
-    let mut errors = Vec::new();
-    let mut parse = |path: String, text: &str| match text.parse::<ColumnType>() {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            errors.push(ValidationError {
-                path,
-                message: err.to_string(),
-            });
-            ColumnType::String
-        }
-    };
-    let mut schemas = Vec::new();
-    for table in star_tables(&pipeline.spec.star_schema) {
-        let mut columns = Vec::with_capacity(table.columns.len() + table.lookups.len() + 3);
-        for (i, column) in table.columns.iter().enumerate() {
-            columns.push(SchemaColumn {
-                name: column.name.clone(),
-                column_type: parse(
-                    format!("{}.columns[{i}].type", table.path()),
-                    &column.r#type,
-                ),
-                role: ColumnRole::Source(column.source.clone()),
-            });
-        }
-        for (i, lookup) in table.lookups.iter().enumerate() {
-            columns.push(SchemaColumn {
-                name: lookup.name.clone(),
-                column_type: parse(
-                    format!("{}.lookups[{i}].type", table.path()),
-                    &lookup.r#type,
-                ),
-                role: ColumnRole::Lookup(i),
-            });
-        }
-        if table.kind == TableKind::Fact {
-            columns.push(SchemaColumn {
-                name: SOURCE_LSN_COLUMN.to_owned(),
-                column_type: ColumnType::UInt64,
-                role: ColumnRole::SourceLsn,
-            });
-        }
-        columns.push(SchemaColumn {
-            name: LSN_COLUMN.to_owned(),
-            column_type: ColumnType::UInt64,
-            role: ColumnRole::Lsn,
-        });
-        columns.push(SchemaColumn {
-            name: IS_DELETED_COLUMN.to_owned(),
-            column_type: ColumnType::UInt8,
-            role: ColumnRole::IsDeleted,
-        });
-        schemas.push(TableSchema {
-            database: database.clone(),
-            name: table.name.to_owned(),
+    let model = compile(pipeline)?;
+    Ok(model
+        .tables
+        .iter()
+        .map(|table| TableSchema::of(pipeline, table))
+        .collect())
+}
+
+impl TableSchema {
+    /// The schema of `table` of `pipeline`'s star schema.
+    pub fn of(pipeline: &CdcPipeline, table: &TableModel) -> Self {
+        TableSchema {
+            database: pipeline.clickhouse_database().to_owned(),
+            name: table.name.clone(),
             kind: table.kind,
-            source: table.source.to_owned(),
-            key: table.key.to_owned(),
-            columns,
-            cleanup_deleted_rows,
-        });
-    }
-    if errors.is_empty() {
-        Ok(schemas)
-    } else {
-        Err(ValidationErrors(errors))
+            source: table.source.clone(),
+            key: table.key_column().name.clone(),
+            columns: table.schema_columns(),
+            cleanup_deleted_rows: pipeline.spec.clickhouse.cleanup_deleted_rows,
+        }
     }
 }
 
@@ -340,6 +318,8 @@ pub fn drop_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, Validation
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::star::Bookkeeping;
+    use crate::star_model::ColumnRole;
     use crate::test_fixtures::{assert_golden, shop_pipeline};
     use pretty_assertions::assert_eq;
 
@@ -411,9 +391,15 @@ mod tests {
             [
                 ("customer_name", ColumnRole::Lookup(0)),
                 ("customer_email", ColumnRole::Lookup(1)),
-                ("source_lsn", ColumnRole::SourceLsn),
-                ("lsn", ColumnRole::Lsn),
-                ("is_deleted", ColumnRole::IsDeleted),
+                (
+                    "source_lsn",
+                    ColumnRole::Bookkeeping(Bookkeeping::SourceLsn)
+                ),
+                ("lsn", ColumnRole::Bookkeeping(Bookkeeping::Lsn)),
+                (
+                    "is_deleted",
+                    ColumnRole::Bookkeeping(Bookkeeping::IsDeleted)
+                ),
             ]
         );
     }

@@ -3,7 +3,8 @@
 //! input with the same field-path errors.
 
 use crate::pipeline::CdcPipeline;
-use crate::validate::{ValidationErrors, validate};
+use crate::star_model::StarModel;
+use crate::validate::{ValidationErrors, compile};
 
 /// Why a document is not a usable `CdcPipeline`.
 #[derive(Debug, thiserror::Error)]
@@ -18,9 +19,14 @@ pub enum PipelineDocumentError {
 
 /// Parses and validates a `CdcPipeline` YAML document.
 pub fn parse_pipeline(yaml: &str) -> Result<CdcPipeline, PipelineDocumentError> {
+    parse_compiled(yaml).map(|(pipeline, _)| pipeline)
+}
+
+/// Parses and validates a `CdcPipeline` YAML document, with its compiled star schema.
+pub fn parse_compiled(yaml: &str) -> Result<(CdcPipeline, StarModel), PipelineDocumentError> {
     let pipeline: CdcPipeline = serde_yaml::from_str(yaml)?;
-    validate(&pipeline)?;
-    Ok(pipeline)
+    let model = compile(&pipeline)?;
+    Ok((pipeline, model))
 }
 
 #[cfg(test)]

@@ -6,13 +6,14 @@
 //! | --- | --- |
 //! | [`pipeline`] | the resource's Rust types (spec, status), schema patterns and CEL rules |
 //! | [`crd`] | the generated CustomResourceDefinition (`crds/cdcpipeline.yaml`) |
-//! | [`mod@validate`] | the pure `validate()` with field-path errors |
+//! | [`mod@validate`] | the pure `validate()` and `compile()` with field-path errors |
 //! | [`schema_check`] | the generated schema's bounds, enums, patterns and known fields applied to a document |
 //! | [`document`] | parsing and validating a `CdcPipeline` YAML document in one step |
 //! | [`names`] | publication, slot, topic, consumer-group and database names |
 //! | [`column_type`] | the supported ClickHouse column types and their ranges |
 //! | [`unrepresentable`] | the `onUnrepresentable` policy of a column and what it writes |
 //! | [`star`] | dimensions and facts behind one view, bookkeeping columns, lookup resolution |
+//! | [`star_model`] | the compiled star schema: tables, typed columns, keys, routes, lookup trees |
 //! | [`postgres`] | publication, replica identity and slot SQL |
 //! | [`clickhouse_ddl`] | table schemas, `CREATE`/`ADD COLUMN`/`DROP` DDL, drift |
 //! | [`redpanda_connect`] | the Redpanda Connect configuration of that capture engine |
@@ -31,6 +32,7 @@ pub mod postgres;
 pub mod redpanda_connect;
 pub mod schema_check;
 pub mod star;
+pub mod star_model;
 pub mod unrepresentable;
 pub mod validate;
 
@@ -38,7 +40,7 @@ pub mod validate;
 mod test_fixtures;
 
 pub use column_type::ColumnType;
-pub use document::{PipelineDocumentError, parse_pipeline};
+pub use document::{PipelineDocumentError, parse_compiled, parse_pipeline};
 pub use envelope::{Envelope, Lsn, Metadata, Operation};
 pub use pipeline::{CdcPipeline, CdcPipelineSpec, CdcPipelineStatus, OnUnrepresentable};
 pub use validate::{ValidationError, ValidationErrors, validate};

@@ -9,7 +9,10 @@
 //! The first hop's foreign key must be a column of the fact itself (not only of another table mirroring
 //! the same source): the sink finds the fact rows to rewrite when a referenced row changes by that
 //! column (`SELECT ... FROM order_fact WHERE customer_id = ?`).
+//!
+//! Over 400 lines only with its tests of lookup resolution.
 
+use crate::column_type::ColumnType;
 use crate::pipeline::{ColumnSpec, DimensionSpec, FactSpec, LookupHop, LookupSpec, StarSchemaSpec};
 
 /// Row version: the LSN of the change that wrote the row (ReplacingMergeTree's version column).
@@ -21,6 +24,49 @@ pub const IS_DELETED_COLUMN: &str = "is_deleted";
 pub const SOURCE_LSN_COLUMN: &str = "source_lsn";
 /// Column names the spec may not use, because the DDL adds them.
 pub const RESERVED_COLUMNS: [&str; 3] = [LSN_COLUMN, IS_DELETED_COLUMN, SOURCE_LSN_COLUMN];
+
+/// A column every star table gets besides the spec's own: the one list that sets which table has which
+/// and in what order they follow the spec's columns and lookups (in the DDL and in every row written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bookkeeping {
+    /// [`SOURCE_LSN_COLUMN`] (facts only).
+    SourceLsn,
+    /// [`LSN_COLUMN`].
+    Lsn,
+    /// [`IS_DELETED_COLUMN`].
+    IsDeleted,
+}
+
+impl Bookkeeping {
+    /// The bookkeeping columns of a table of `kind`, in table order.
+    pub fn of(kind: TableKind) -> &'static [Bookkeeping] {
+        match kind {
+            TableKind::Dimension => &[Bookkeeping::Lsn, Bookkeeping::IsDeleted],
+            TableKind::Fact => &[
+                Bookkeeping::SourceLsn,
+                Bookkeeping::Lsn,
+                Bookkeeping::IsDeleted,
+            ],
+        }
+    }
+
+    /// The column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bookkeeping::SourceLsn => SOURCE_LSN_COLUMN,
+            Bookkeeping::Lsn => LSN_COLUMN,
+            Bookkeeping::IsDeleted => IS_DELETED_COLUMN,
+        }
+    }
+
+    /// The column type.
+    pub fn column_type(self) -> ColumnType {
+        match self {
+            Bookkeeping::SourceLsn | Bookkeeping::Lsn => ColumnType::UInt64,
+            Bookkeeping::IsDeleted => ColumnType::UInt8,
+        }
+    }
+}
 
 /// Whether a star table is a dimension or a fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,6 +268,22 @@ pub enum LookupError {
 }
 
 impl LookupError {
+    /// The field of `lookup` at fault, relative to the lookup (`.via`, `.via[1].foreignKey`, `.column`,
+    /// ...).
+    pub fn field(&self, lookup: &LookupSpec) -> String {
+        match self {
+            LookupError::NoHops => ".via".to_owned(),
+            LookupError::ForeignKeyNotMapped { hop, .. } => format!(".via[{hop}].foreignKey"),
+            LookupError::NotBacked { hop, .. } | LookupError::NoKey { hop, .. } => {
+                format!(".via[{hop}].references")
+            }
+            LookupError::ColumnNotMapped { hop, .. } if *hop >= lookup.via.len() => {
+                ".column".to_owned()
+            }
+            LookupError::ColumnNotMapped { hop, .. } => format!(".via[{hop}].foreignKey"),
+        }
+    }
+
     /// Index of the offending step in `via`, or `via.len()` when the final `column` is at fault,
     /// `None` for an empty `via`.
     pub fn hop(&self) -> Option<usize> {

@@ -1,6 +1,7 @@
 //! Fixtures shared by the unit tests: the reference app's pipeline from `examples/`.
 
 use crate::pipeline::CdcPipeline;
+use crate::star_model::StarModel;
 
 /// The committed example, `examples/shop-pipeline.yaml`.
 pub const SHOP_PIPELINE_YAML: &str = include_str!("../../examples/shop-pipeline.yaml");
@@ -8,6 +9,11 @@ pub const SHOP_PIPELINE_YAML: &str = include_str!("../../examples/shop-pipeline.
 /// The example parsed; every test mutates its own copy.
 pub fn shop_pipeline() -> CdcPipeline {
     serde_yaml::from_str(SHOP_PIPELINE_YAML).expect("examples/shop-pipeline.yaml parses")
+}
+
+/// The example's compiled star schema.
+pub fn shop_model() -> StarModel {
+    StarModel::for_pipeline(&shop_pipeline().spec).expect("the example compiles")
 }
 
 /// Compare `actual` with the committed golden file `tests/golden/<name>`; with `UPDATE_GOLDEN=1` in the

@@ -12,29 +12,32 @@
 //!   engine at most 50 bytes ([`redpanda_connect::slot_name_problem`]).
 //! - Topic names (prefix, dead-letter) match `[A-Za-z0-9._-]+`, at most 249 bytes, and the dead-letter
 //!   topic is none of the data topics.
-//! - Column types are from [`ColumnType`]'s list; a key column is not nullable.
 //!
 //! Structural rules: at least one captured table, all distinct; at least one dimension or fact; star
-//! table names distinct; a dimension's or fact's `source` is a captured table, its `key` one of its
-//! columns copying that table's `primaryKey`; column names distinct within a table (columns, lookups and
-//! the reserved `lsn`, `is_deleted`, `source_lsn`); a source table backs at most one fact; every lookup
-//! resolves ([`crate::star::resolve_lookup`]); the `redpandaConnect` engine has its settings; at least
-//! one broker, each `host:port`.
+//! table names distinct; a table's `key` copies its source table's `primaryKey`; column names distinct
+//! within a table (columns, lookups and the reserved `lsn`, `is_deleted`, `source_lsn`); a source table
+//! backs at most one fact; a lookup has at most [`MAX_LOOKUP_HOPS`] steps into captured tables; the
+//! `redpandaConnect` engine has its settings; at least one broker, each `host:port`.
+//!
+//! And the star schema compiles into the one model the sink runs on ([`StarModel`], whose rules are
+//! [`crate::star_model`]'s: column types from [`crate::ColumnType`]'s list, a key that is a column of
+//! a type that can key a table, a `source` that is captured, lookups that resolve, no cycle of fact
+//! lookups), so nothing admitted here is refused by the sink at startup.
 //!
 //! Every bound, enum and pattern of the generated CRD schema ([`crate::schema_check`]) holds too, so a
 //! pipeline `validate()` accepts is one the apiserver accepts; a field already refused by a rule above
 //! is not reported a second time by its schema bound.
+//!
+//! Over 400 lines: one check per part of the spec plus a test per rule (the tests are 390 of them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::column_type::ColumnType;
-use crate::pipeline::{CaptureEngine, CdcPipeline, ColumnSpec, LookupSpec};
+use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec};
 use crate::redpanda_connect;
 use crate::schema_check::schema_violations;
-use crate::star::{
-    LookupError, RESERVED_COLUMNS, StarTable, TableKind, resolve_lookup, star_tables,
-};
+use crate::star::{RESERVED_COLUMNS, StarTable, TableKind, star_tables};
+use crate::star_model::{ModelError, ModelErrors, StarModel};
 
 /// Longest identifier Postgres keeps (NAMEDATALEN - 1); ClickHouse names are held to it too.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -164,20 +167,15 @@ impl Collector {
             self.error(path, problem);
         }
     }
-
-    fn column_type(&mut self, path: String, text: &str) -> Option<ColumnType> {
-        match text.parse::<ColumnType>() {
-            Ok(parsed) => Some(parsed),
-            Err(err) => {
-                self.error(path, err.to_string());
-                None
-            }
-        }
-    }
 }
 
 /// Check `pipeline` against every rule of the module docs; `Err` lists all violations.
 pub fn validate(pipeline: &CdcPipeline) -> Result<(), ValidationErrors> {
+    compile(pipeline).map(drop)
+}
+
+/// [`validate`] `pipeline` and return its compiled star schema.
+pub fn compile(pipeline: &CdcPipeline) -> Result<StarModel, ValidationErrors> {
     let mut out = Collector::default();
     if pipeline.metadata.name.as_deref().unwrap_or("").is_empty() {
         out.error("metadata.name", "must be set");
@@ -186,12 +184,11 @@ pub fn validate(pipeline: &CdcPipeline) -> Result<(), ValidationErrors> {
     validate_capture(pipeline, &mut out);
     validate_kafka(pipeline, &mut out);
     validate_clickhouse(pipeline, &mut out);
-    validate_star_schema(pipeline, &mut out);
+    let model = validate_star_schema(pipeline, &mut out);
     validate_schema_bounds(pipeline, &mut out);
-    if out.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ValidationErrors(out.errors))
+    match model {
+        Some(model) if out.errors.is_empty() => Ok(model),
+        _ => Err(ValidationErrors(out.errors)),
     }
 }
 
@@ -384,7 +381,9 @@ fn validate_clickhouse(pipeline: &CdcPipeline, out: &mut Collector) {
     }
 }
 
-fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) {
+/// The star schema's rules: names and structure here, then what compiling the model refuses
+/// ([`StarModel`]: types, keys, sources, lookups, cycles). Returns the model when it compiles.
+fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) -> Option<StarModel> {
     let schema = &pipeline.spec.star_schema;
     let primary_keys: BTreeMap<&str, &str> = pipeline
         .spec
@@ -409,15 +408,8 @@ fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) {
         } else {
             table_names.insert(table.name, path.clone());
         }
-        match primary_keys.get(table.source) {
-            None => out.error(
-                format!("{path}.source"),
-                format!(
-                    "{:?} is not a captured table; add it to spec.source.tables",
-                    table.source
-                ),
-            ),
-            Some(primary_key) => validate_key(&table, primary_key, out),
+        if let Some(primary_key) = primary_keys.get(table.source) {
+            validate_key(&table, primary_key, out);
         }
         if table.kind == TableKind::Fact {
             if let Some(other) = fact_sources.get(table.source) {
@@ -434,79 +426,52 @@ fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) {
         }
         validate_columns(&table, out);
     }
+    // Lookups whose names are already refused are not resolved: it would repeat the same problem in
+    // other words.
+    let mut unresolved = BTreeSet::new();
     for (index, fact) in schema.facts.iter().enumerate() {
         for (l, lookup) in fact.lookups.iter().enumerate() {
             let path = format!("spec.starSchema.facts[{index}].lookups[{l}]");
             let before = out.errors.len();
             validate_lookup_names(&path, lookup, &primary_keys, out);
-            if out.errors.len() > before {
-                // Resolving would repeat the same problem in other words.
-                continue;
-            }
-            if lookup.via.len() > MAX_LOOKUP_HOPS {
+            if out.errors.len() == before && lookup.via.len() > MAX_LOOKUP_HOPS {
                 out.error(
                     format!("{path}.via"),
                     format!("at most {MAX_LOOKUP_HOPS} steps allowed"),
                 );
-                continue;
             }
-            if let Err(err) = resolve_lookup(schema, fact, lookup) {
-                let field = lookup_error_field(&err, lookup);
-                out.error(format!("{path}{field}"), err.to_string());
+            if out.errors.len() > before {
+                unresolved.insert((index, l));
             }
+        }
+    }
+    match StarModel::for_pipeline(&pipeline.spec) {
+        Ok(model) => Some(model),
+        Err(ModelErrors(errors)) => {
+            for error in errors {
+                let repeated = matches!(error, ModelError::Lookup { fact, index, .. }
+                    if unresolved.contains(&(fact, index)));
+                if !repeated {
+                    out.error(error.path(), error.message());
+                }
+            }
+            None
         }
     }
 }
 
-/// The field of a lookup an error points at, relative to the lookup.
-fn lookup_error_field(err: &LookupError, lookup: &LookupSpec) -> String {
-    match err {
-        LookupError::NoHops => ".via".to_owned(),
-        LookupError::ForeignKeyNotMapped { hop, .. } => format!(".via[{hop}].foreignKey"),
-        LookupError::NotBacked { hop, .. } | LookupError::NoKey { hop, .. } => {
-            format!(".via[{hop}].references")
-        }
-        LookupError::ColumnNotMapped { hop, .. } if *hop >= lookup.via.len() => {
-            ".column".to_owned()
-        }
-        LookupError::ColumnNotMapped { hop, .. } => format!(".via[{hop}].foreignKey"),
-    }
-}
-
+/// The key copies the source's primary key (that the key is a column of a key type is the model's).
 fn validate_key(table: &StarTable<'_>, primary_key: &str, out: &mut Collector) {
-    let path = format!("{}.key", table.path());
-    match table.key_column() {
-        None => out.error(
-            path,
+    if let Some(column) = table.key_column()
+        && column.source != primary_key
+    {
+        out.error(
+            format!("{}.key", table.path()),
             format!(
-                "{:?} is not one of the table's columns; add a column copying {}.{primary_key}",
-                table.key, table.source
+                "key column {:?} copies {:?}, not the primary key {primary_key:?} of {}",
+                column.name, column.source, table.source
             ),
-        ),
-        Some(column) => {
-            if column.source != primary_key {
-                out.error(
-                    path.clone(),
-                    format!(
-                        "key column {:?} copies {:?}, not the primary key {primary_key:?} of {}",
-                        column.name, column.source, table.source
-                    ),
-                );
-            }
-            if column
-                .r#type
-                .parse::<ColumnType>()
-                .is_ok_and(|t| t.is_nullable())
-            {
-                out.error(
-                    path,
-                    format!(
-                        "key column {:?} must not be nullable ({})",
-                        column.name, column.r#type
-                    ),
-                );
-            }
-        }
+        );
     }
 }
 
@@ -537,23 +502,16 @@ fn validate_columns(table: &StarTable<'_>, out: &mut Collector) {
     }
     for (c, column) in table.columns.iter().enumerate() {
         let column_path = format!("{path}.columns[{c}]");
-        check_column(out, &column_path, column);
+        out.name(
+            format!("{column_path}.source"),
+            &column.source,
+            NameKind::SqlIdentifier,
+        );
         check_name(out, format!("{column_path}.name"), &column.name);
     }
     for (l, lookup) in table.lookups.iter().enumerate() {
-        let lookup_path = format!("{path}.lookups[{l}]");
-        out.column_type(format!("{lookup_path}.type"), &lookup.r#type);
-        check_name(out, format!("{lookup_path}.name"), &lookup.name);
+        check_name(out, format!("{path}.lookups[{l}].name"), &lookup.name);
     }
-}
-
-fn check_column(out: &mut Collector, column_path: &str, column: &ColumnSpec) {
-    out.name(
-        format!("{column_path}.source"),
-        &column.source,
-        NameKind::SqlIdentifier,
-    );
-    out.column_type(format!("{column_path}.type"), &column.r#type);
 }
 
 fn validate_lookup_names(
@@ -592,7 +550,7 @@ fn validate_lookup_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::{CaptureEngine, LookupHop, SourceTable, TopicMode};
+    use crate::pipeline::{CaptureEngine, ColumnSpec, LookupHop, SourceTable, TopicMode};
     use crate::test_fixtures::shop_pipeline;
 
     /// Validate and return the errors, failing when the pipeline is accepted.
@@ -735,6 +693,47 @@ mod tests {
             errors.to_string().contains("not the primary key"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_float_key_is_rejected_as_the_sink_would() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[0].columns[0].r#type = "Float64".into();
+        let errors = assert_rejected_at(&pipeline, "spec.starSchema.dimensions[0].key");
+        assert!(
+            errors
+                .to_string()
+                .contains("keys must be integers, String or UUID"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn facts_looking_each_other_up_in_a_cycle_are_rejected() {
+        let mut pipeline = shop_pipeline();
+        // order_fact looks up its first item in orderitem_fact, which looks up the order.
+        let order_fact = &mut pipeline.spec.star_schema.facts[0];
+        order_fact.columns.push(ColumnSpec {
+            name: "first_item_id".into(),
+            source: "firstItemId".into(),
+            r#type: "UInt64".into(),
+            on_unrepresentable: None,
+        });
+        order_fact.lookups.push(LookupSpec {
+            name: "first_item_quantity".into(),
+            r#type: "UInt32".into(),
+            via: vec![LookupHop {
+                foreign_key: "firstItemId".into(),
+                references: "orderitem".into(),
+            }],
+            column: "quantity".into(),
+        });
+        let errors = errors_of(&pipeline);
+        assert!(
+            errors.to_string().contains("form a cycle through"),
+            "{errors}"
+        );
+        assert_eq!(errors.errors().len(), 1, "{errors}");
     }
 
     #[test]

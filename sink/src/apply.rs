@@ -12,17 +12,22 @@
 //! recomputes their lookups; if they differ (or its own write lost to a concurrent rewrite carrying an
 //! older source row), it writes again with a higher version. Either A's re-check sees B's dimension
 //! write, or B's dimension write came after A's fact write and B's propagation sees A's row.
+//!
+//! Over 400 lines: write order, propagation and re-check share their reads and chunking, and the race
+//! argument above needs the code beside it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use cdcstar_crds::clickhouse_ddl::quote_ident;
+use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
+use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
+
 use crate::enrich::{affected_rows_filter, enrich, key_form};
-use crate::plan::{Plan, TableId, TablePlan};
 use crate::route::RowChange;
 use crate::store::{Row, Store, StoreError, in_list};
-use crate::value::{Value, default_value, quote_ident};
+use crate::value::{Value, default_value};
 use crate::versioning::{fold_fact, fold_plain, propagated};
-use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
 
 /// Most fact rows read, enriched and written at a time, for a batch's own changes and for a
 /// propagation alike: each chunk holds the stored rows it read and their rewrites. A dimension row
@@ -70,14 +75,14 @@ impl ApplyReport {
 #[derive(Debug, Clone)]
 pub struct Applier {
     store: Store,
-    plan: Arc<Plan>,
+    plan: Arc<StarModel>,
     recheck: bool,
 }
 
 impl Applier {
     /// An applier writing through `store`; `recheck` enables the post-write lookup check needed when
     /// several replicas share the topics.
-    pub fn new(store: Store, plan: Arc<Plan>, recheck: bool) -> Self {
+    pub fn new(store: Store, plan: Arc<StarModel>, recheck: bool) -> Self {
         Applier {
             store,
             plan,
@@ -91,7 +96,7 @@ impl Applier {
     }
 
     /// The plan.
-    pub fn plan(&self) -> &Plan {
+    pub fn plan(&self) -> &StarModel {
         &self.plan
     }
 
@@ -385,7 +390,7 @@ impl Applier {
 
     async fn read_by_key(
         &self,
-        table: &TablePlan,
+        table: &TableModel,
         filter: &str,
     ) -> Result<HashMap<Value, Row>, StoreError> {
         Ok(self
@@ -410,7 +415,7 @@ impl Applier {
     }
 }
 
-fn lookups_of(table: &TablePlan, row: &Row) -> Vec<Value> {
+fn lookups_of(table: &TableModel, row: &Row) -> Vec<Value> {
     row.values[table.columns.len()..].to_vec()
 }
 

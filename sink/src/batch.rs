@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use cdcstar_crds::star_model::StarModel;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::dlq::{DeadLetter, source_table};
 use crate::metrics::{Metrics, label};
-use crate::plan::Plan;
 use crate::route::{RowChange, route};
 
 /// When a batch is flushed.
@@ -87,7 +87,7 @@ pub struct Batch {
 
 impl Batch {
     /// Adds a message: routed when it is a valid event, else queued for the dead-letter topic.
-    pub fn push(&mut self, plan: &Plan, message: Message<'_>, metrics: &Metrics) {
+    pub fn push(&mut self, plan: &StarModel, message: Message<'_>, metrics: &Metrics) {
         self.started.get_or_insert_with(Instant::now);
         self.events += 1;
         let topic = self.topic_index(message.topic);
@@ -218,7 +218,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::shop;
+    use crate::test_fixtures::shop;
 
     fn message<'a>(offset: i64, payload: &'a [u8]) -> Message<'a> {
         Message {
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn valid_events_route_and_poison_is_queued_with_its_bytes() {
-        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         let metrics = Metrics::new();
         let mut batch = Batch::default();
         let good = br#"{"metadata":{"lsn":"0/1","operation":"insert","table":"product"},
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn limits_end_the_batch() {
         let limits = limits(2, 200);
-        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         let metrics = Metrics::new();
         let mut batch = Batch::default();
         assert!(!batch.is_due(&limits));
@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn an_old_batch_is_due_before_it_is_full() {
         let limits = limits(100, 20);
-        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         let mut batch = Batch::default();
         batch.push(&plan, message(1, b"x"), &Metrics::new());
         assert!(!batch.is_due(&limits));

@@ -16,6 +16,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use cdcstar_crds::star_model::StarModel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -31,7 +32,6 @@ use crate::batch::{Batch, BatchLimits, Message};
 use crate::fetch::FetchSettings;
 use crate::flush::Flusher;
 use crate::metrics::Metrics;
-use crate::plan::Plan;
 use cdcstar_runtime::kafka::KafkaConnection;
 
 /// How long a flush on partition revoke or shutdown may take before giving up (and replaying).
@@ -64,7 +64,7 @@ pub enum ConsumerError {
 
 /// What the consumer loop shares with librdkafka's callbacks and the flush tasks.
 struct Shared {
-    plan: Arc<Plan>,
+    plan: Arc<StarModel>,
     flusher: Flusher,
     metrics: Arc<Metrics>,
     pending: Mutex<Batch>,
@@ -221,7 +221,7 @@ type InFlight = JoinHandle<Option<Batch>>;
 pub async fn consume(
     connection: &KafkaConnection,
     settings: &ConsumerSettings,
-    plan: Arc<Plan>,
+    plan: Arc<StarModel>,
     flusher: Flusher,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,

@@ -9,10 +9,11 @@
 use std::collections::{HashMap, HashSet};
 
 use cdcstar_crds::ColumnType;
+use cdcstar_crds::clickhouse_ddl::quote_ident;
+use cdcstar_crds::star_model::{StarModel, TableModel};
 
-use crate::plan::{Plan, TablePlan};
 use crate::store::{Row, Store, StoreError, in_list};
-use crate::value::{Value, default_value, quote_ident};
+use crate::value::{Value, default_value};
 
 /// Keys compare across integer types: a non-negative `Int` equals the `UInt` of the same number.
 pub fn key_form(value: &Value) -> Value {
@@ -29,8 +30,8 @@ type NodeRows = HashMap<Value, Vec<Value>>;
 /// state of the referenced tables; deleted rows get defaults.
 pub async fn enrich(
     store: &Store,
-    plan: &Plan,
-    fact: &TablePlan,
+    plan: &StarModel,
+    fact: &TableModel,
     rows: &mut [Row],
 ) -> Result<(), StoreError> {
     if fact.lookups.is_empty() || rows.is_empty() {
@@ -117,8 +118,8 @@ pub async fn enrich(
 /// that node's table with one of `keys`: `fk IN (keys)` for a first step, nested subqueries over the
 /// intermediate tables for chained lookups.
 pub fn affected_rows_filter<'a>(
-    plan: &Plan,
-    fact: &TablePlan,
+    plan: &StarModel,
+    fact: &TableModel,
     node: usize,
     keys: impl IntoIterator<Item = &'a Value>,
 ) -> String {
@@ -164,11 +165,11 @@ pub fn affected_rows_filter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::shop;
+    use crate::test_fixtures::shop;
 
     #[test]
     fn chained_propagation_filter_goes_through_the_order() {
-        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
         let customer_node = fact
             .nodes

@@ -3,11 +3,12 @@
 //! made harmless by row versions. See docs/sink.md.
 //!
 //! Data path: [`consumer`] reads messages into a [`batch::Batch`] ([`route`] decodes and converts each
-//! event with the [`plan`] compiled from the spec); [`flush`] sends poison events to the [`dlq`] and
-//! hands row changes to [`apply`], which folds them by the [`versioning`] rules, fills lookups with
-//! [`enrich`] and writes through [`store`] in RowBinary ([`rowbinary`], [`value`]). When ClickHouse
-//! refuses rows, [`isolate`] finds the events they come from, and their bytes, read back with
-//! [`refetch`], go to the dead-letter topic too. Only then are the offsets stored.
+//! event with the star schema compiled from the spec, [`cdcstar_crds::star_model`]); [`flush`] sends
+//! poison events to the [`dlq`] and hands row changes to [`apply`], which folds them by the
+//! [`versioning`] rules, fills lookups with [`enrich`] and writes through [`store`] in RowBinary
+//! ([`rowbinary`], [`value`]). When ClickHouse refuses rows, [`isolate`] finds the events they come
+//! from, and their bytes, read back with [`refetch`], go to the dead-letter topic too. Only then are
+//! the offsets stored.
 
 pub mod apply;
 pub mod batch;
@@ -19,7 +20,6 @@ pub mod flush;
 pub mod http;
 pub mod isolate;
 pub mod metrics;
-pub mod plan;
 pub mod refetch;
 pub mod retry;
 pub mod route;
@@ -29,10 +29,14 @@ pub mod store;
 pub mod value;
 pub mod versioning;
 
+#[cfg(test)]
+mod test_fixtures;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
+use cdcstar_crds::star_model::StarModel;
+use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_compiled};
 use tokio::sync::watch;
 
 use crate::apply::Applier;
@@ -40,7 +44,6 @@ use crate::consumer::{ConsumerError, ConsumerSettings, consume};
 use crate::dlq::DeadLetterProducer;
 use crate::flush::Flusher;
 use crate::metrics::Metrics;
-use crate::plan::{Plan, PlanError};
 use crate::retry::{Abandoned, retry_until_shutdown};
 use crate::settings::Args;
 use crate::store::{Store, StoreConfig, StoreError};
@@ -68,14 +71,6 @@ pub enum SinkError {
         /// The YAML error, or every violated rule with its field path.
         source: PipelineDocumentError,
     },
-    /// The pipeline cannot be served by this sink.
-    #[error("pipeline {path} cannot be served: {source}")]
-    Plan {
-        /// The file.
-        path: String,
-        /// Why.
-        source: PlanError,
-    },
     /// Kafka setup failed.
     #[error(transparent)]
     Kafka(#[from] KafkaSetupError),
@@ -98,22 +93,17 @@ pub enum SinkError {
     Abandoned(#[from] Abandoned),
 }
 
-/// Reads and validates the pipeline file, and compiles its plan.
-pub fn load_pipeline(path: &Path) -> Result<(CdcPipeline, Plan), SinkError> {
+/// Reads and validates the pipeline file, and compiles its star schema.
+pub fn load_pipeline(path: &Path) -> Result<(CdcPipeline, StarModel), SinkError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| SinkError::ReadPipeline {
         path: shown.clone(),
         source,
     })?;
-    let pipeline = parse_pipeline(&text).map_err(|source| SinkError::InvalidPipeline {
-        path: shown.clone(),
-        source,
-    })?;
-    let plan = Plan::for_pipeline(&pipeline.spec).map_err(|source| SinkError::Plan {
+    parse_compiled(&text).map_err(|source| SinkError::InvalidPipeline {
         path: shown,
         source,
-    })?;
-    Ok((pipeline, plan))
+    })
 }
 
 /// Runs the sink until `shutdown` turns true.

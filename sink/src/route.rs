@@ -3,10 +3,12 @@
 //! Everything that can be wrong with a single event is found here, before anything is written: bytes
 //! that are not an envelope, an unknown table, a missing key or LSN, a value that does not fit its
 //! column. Such an event is a [`DataError`] and goes to the dead-letter topic.
+//!
+//! Over 400 lines only with its tests of every kind of bad event.
 
+use cdcstar_crds::star_model::{StarModel, TableId};
 use cdcstar_crds::{Envelope, Operation};
 
-use crate::plan::{Plan, TableId};
 use crate::value::{ConvertError, Value, convert, convert_with_policy, default_value};
 
 /// Why an event cannot be applied; the reason travels to the dead-letter topic.
@@ -102,7 +104,7 @@ pub struct AdjustedValue {
 }
 
 /// Decodes and routes one message body.
-pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
+pub fn route(plan: &StarModel, bytes: &[u8]) -> Result<Routed, DataError> {
     let envelope: Envelope =
         serde_json::from_slice(bytes).map_err(|e| DataError::InvalidEnvelope(e.to_string()))?;
     let metadata = &envelope.metadata;
@@ -234,10 +236,10 @@ pub fn route(plan: &Plan, bytes: &[u8]) -> Result<Routed, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::shop;
+    use crate::test_fixtures::shop;
 
-    fn plan() -> Plan {
-        Plan::for_pipeline(&shop().spec).unwrap()
+    fn plan() -> StarModel {
+        StarModel::for_pipeline(&shop().spec).unwrap()
     }
 
     #[test]

@@ -14,14 +14,15 @@
 //!   fact row therefore carries a version above every write it has seen, whatever the LSN order of the
 //!   changes that caused it.
 
-use crate::plan::TablePlan;
+use cdcstar_crds::star_model::TableModel;
+
 use crate::route::RowChange;
 use crate::store::Row;
 use crate::value::{Value, default_value};
 
 /// The row a dimension key ends up with after `changes` (in consumption order), or `None` when every
 /// change is older than what is stored. `stored` is only needed for unchanged TOASTed columns.
-pub fn fold_plain(table: &TablePlan, stored: Option<&Row>, changes: &[&RowChange]) -> Option<Row> {
+pub fn fold_plain(table: &TableModel, stored: Option<&Row>, changes: &[&RowChange]) -> Option<Row> {
     let mut state: Option<Row> = stored.cloned();
     let mut wrote = false;
     for change in changes {
@@ -44,7 +45,7 @@ pub fn fold_plain(table: &TablePlan, stored: Option<&Row>, changes: &[&RowChange
 
 /// The row a fact key ends up with after its own `changes`, or `None` when every change is a stale
 /// replay. Lookup columns are left at defaults; the caller enriches the row.
-pub fn fold_fact(table: &TablePlan, stored: Option<&Row>, changes: &[&RowChange]) -> Option<Row> {
+pub fn fold_fact(table: &TableModel, stored: Option<&Row>, changes: &[&RowChange]) -> Option<Row> {
     let mut state: Option<Row> = stored.cloned();
     let mut wrote = false;
     for change in changes {
@@ -75,7 +76,7 @@ pub fn propagated(stored: Row) -> Row {
 
 /// The change's values, with unchanged TOASTed columns taken from `previous` (the stored row or an
 /// earlier change of the batch), and lookup columns at their defaults.
-fn merge_values(table: &TablePlan, previous: Option<&Row>, change: &RowChange) -> Vec<Value> {
+fn merge_values(table: &TableModel, previous: Option<&Row>, change: &RowChange) -> Vec<Value> {
     let mut values = change.values.clone();
     for &index in &change.unchanged {
         if let Some(previous) = previous
@@ -90,11 +91,12 @@ fn merge_values(table: &TablePlan, previous: Option<&Row>, change: &RowChange) -
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::plan::Plan;
-    use crate::plan::tests::shop;
+    use cdcstar_crds::star_model::StarModel;
 
-    fn change(table: &TablePlan, id: u64, version: u64, name: &str) -> RowChange {
+    use super::*;
+    use crate::test_fixtures::shop;
+
+    fn change(table: &TableModel, id: u64, version: u64, name: &str) -> RowChange {
         let mut values: Vec<Value> = table.columns.iter().map(|c| default_value(&c.ty)).collect();
         values[table.key] = Value::UInt(id);
         values[1] = Value::String(name.into());
@@ -109,13 +111,13 @@ mod tests {
         }
     }
 
-    fn customer_dim() -> TablePlan {
-        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+    fn customer_dim() -> TableModel {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         plan.tables[plan.table_id("customer_dim").unwrap()].clone()
     }
 
-    fn order_fact() -> TablePlan {
-        let plan = Plan::for_pipeline(&shop().spec).unwrap();
+    fn order_fact() -> TableModel {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         plan.tables[plan.table_id("order_fact").unwrap()].clone()
     }
 

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cdcstar_crds::star_model::StarModel;
 use cdcstar_crds::{CdcPipeline, Lsn};
 use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
 use cdcstar_sink::apply::Applier;
-use cdcstar_sink::plan::Plan;
 use cdcstar_sink::store::{Store, StoreConfig};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value as Json, json};
@@ -57,7 +57,7 @@ pub fn unique(purpose: &str) -> String {
 /// tables created.
 pub struct TestPipeline {
     pub pipeline: CdcPipeline,
-    pub plan: Plan,
+    pub plan: StarModel,
     pub database: String,
     pub store: Store,
     pub file: PathBuf,
@@ -112,7 +112,7 @@ impl TestPipeline {
         pipeline.spec.kafka.brokers = vec![kafka_brokers()];
         pipeline.spec.clickhouse.url = clickhouse_url();
         edit(&mut pipeline);
-        let plan = Plan::for_pipeline(&pipeline.spec).expect("plan");
+        let plan = StarModel::for_pipeline(&pipeline.spec).expect("plan");
         let store = Store::new(&StoreConfig {
             url: clickhouse_url(),
             database: name.clone(),
