@@ -73,6 +73,11 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             metrics.leader.clone(),
         );
+        for kind in crate::controller::error_kind::ALL {
+            let _ = metrics.failures.get_or_create(&FailureLabels {
+                error: kind.to_owned(),
+            });
+        }
         metrics
     }
 
@@ -112,6 +117,11 @@ mod tests {
         );
         assert!(
             text.contains("cdcstar_operator_reconcile_failures_total{error=\"source\"} 2"),
+            "{text}"
+        );
+        // Every kind is exported from the start, at 0 until it happens.
+        assert!(
+            text.contains("cdcstar_operator_reconcile_failures_total{error=\"finalizer\"} 0"),
             "{text}"
         );
         assert!(

@@ -101,20 +101,49 @@ pub enum Error {
     Finalizer(#[source] kube::Error),
 }
 
+/// The `error` label values of the failure metric, one per kind of [`Error`].
+pub mod error_kind {
+    #![allow(missing_docs)]
+    pub const INVALID_OBJECT: &str = "invalid_object";
+    pub const INVALID_SPEC: &str = "invalid_spec";
+    pub const SECRET_MISSING: &str = "secret_missing";
+    pub const SECRET_READ: &str = "secret_read";
+    pub const SOURCE: &str = "source";
+    pub const CLICKHOUSE: &str = "clickhouse";
+    pub const BUILD: &str = "build";
+    pub const APPLY: &str = "apply";
+    pub const STATUS: &str = "status";
+    pub const FINALIZER: &str = "finalizer";
+    /// Every kind: the metric starts at 0 for each, so an alert on its increase sees the first
+    /// failure of a kind too.
+    pub const ALL: [&str; 10] = [
+        INVALID_OBJECT,
+        INVALID_SPEC,
+        SECRET_MISSING,
+        SECRET_READ,
+        SOURCE,
+        CLICKHOUSE,
+        BUILD,
+        APPLY,
+        STATUS,
+        FINALIZER,
+    ];
+}
+
 impl Error {
     /// Short kind, the `error` label of the failure metric.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::InvalidObject { .. } => "invalid_object",
-            Error::InvalidSpec(_) => "invalid_spec",
-            Error::Dereference(e) if e.is_missing_reference() => "secret_missing",
-            Error::Dereference(_) => "secret_read",
-            Error::Source(_) => "source",
-            Error::Schema(_) => "clickhouse",
-            Error::Build(_) => "build",
-            Error::Apply(_) => "apply",
-            Error::Status(_) => "status",
-            Error::Finalizer(_) => "finalizer",
+            Error::InvalidObject { .. } => error_kind::INVALID_OBJECT,
+            Error::InvalidSpec(_) => error_kind::INVALID_SPEC,
+            Error::Dereference(e) if e.is_missing_reference() => error_kind::SECRET_MISSING,
+            Error::Dereference(_) => error_kind::SECRET_READ,
+            Error::Source(_) => error_kind::SOURCE,
+            Error::Schema(_) => error_kind::CLICKHOUSE,
+            Error::Build(_) => error_kind::BUILD,
+            Error::Apply(_) => error_kind::APPLY,
+            Error::Status(_) => error_kind::STATUS,
+            Error::Finalizer(_) => error_kind::FINALIZER,
         }
     }
 
