@@ -1,5 +1,5 @@
-//! The dead-letter topic: events the sink cannot apply, with the original bytes and key and headers
-//! saying why and where they came from.
+//! The dead-letter topic's producer: events the sink cannot apply ([`DeadLetter`]), with the original
+//! bytes and key and headers saying why and where they came from.
 //!
 //! Headers: `cdcstar.reason` (human-readable), `cdcstar.reason.kind` (`invalid_envelope`,
 //! `unknown_table`, `missing_key`, `missing_lsn`, `conversion` when routing refused the event;
@@ -12,6 +12,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::batch::Batch;
+use crate::dead_letter::{DeadLetter, REFUSED_KIND, source_table};
 use crate::isolate::Refused;
 use crate::refetch::{RefetchError, read_messages};
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError};
@@ -26,38 +27,6 @@ pub const SOURCE_TOPIC_HEADER: &str = "cdcstar.source.topic";
 pub const SOURCE_PARTITION_HEADER: &str = "cdcstar.source.partition";
 /// Header carrying the source offset.
 pub const SOURCE_OFFSET_HEADER: &str = "cdcstar.source.offset";
-
-/// Reason kind of an event whose rows ClickHouse refused.
-pub const REFUSED_KIND: &str = "refused";
-
-/// The source table an event names in its metadata, or `unknown` when it names none.
-pub fn source_table(payload: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| v["metadata"]["table"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// An event bound for the dead-letter topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// Source table when readable, else `unknown`.
-    pub table: String,
-    /// Reason kind.
-    pub kind: &'static str,
-    /// Reason.
-    pub reason: String,
-    /// Topic it was read from.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Original key.
-    pub key: Option<Vec<u8>>,
-    /// Original bytes.
-    pub payload: Vec<u8>,
-}
 
 /// Why a dead letter could not be delivered (the batch is retried).
 #[derive(Debug, thiserror::Error)]

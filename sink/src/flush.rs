@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use crate::apply::Applier;
 use crate::batch::Batch;
-use crate::dlq::{DeadLetter, DeadLetterProducer};
+use crate::dead_letter::DeadLetter;
+use crate::dlq::DeadLetterProducer;
 use crate::isolate::{Applied, apply_isolating};
 use crate::metrics::{Metrics, label};
 use crate::retry::{Abandoned, retry_until_shutdown};

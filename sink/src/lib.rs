@@ -13,6 +13,7 @@
 pub mod apply;
 pub mod batch;
 pub mod consumer;
+pub mod dead_letter;
 pub mod dlq;
 pub mod enrich;
 pub mod fetch;
