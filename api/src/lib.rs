@@ -11,6 +11,7 @@
 //!   and response plumbing every resource shares;
 //! - [`connections`]: the connections statements run on (one round trip per statement);
 //! - [`db`], [`docs`], [`health`], [`metrics`], [`server`], [`telemetry`]: operations;
+//! - [`star`]: the read-only star-schema view over ClickHouse;
 //! - [`loadgen`]: the load generator behind the `cdcstar-api-load` benchmark binary.
 
 pub mod app;
@@ -32,6 +33,7 @@ pub mod pagination;
 pub mod products;
 pub mod rows;
 pub mod server;
+pub mod star;
 pub mod telemetry;
 pub mod timestamps;
 pub mod validation;
