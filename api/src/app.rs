@@ -20,7 +20,7 @@ use crate::docs::ApiDoc;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::star::StarReader;
-use crate::{customers, docs, health, order_items, orders, products, star};
+use crate::{client, customers, docs, health, order_items, orders, products, star};
 
 /// The origin of the reference React test client.
 pub const TEST_CLIENT_ORIGIN: &str = "http://localhost:3001";
@@ -127,6 +127,7 @@ pub fn app(state: AppState) -> Router {
         .timeout(state.http.request_timeout);
     router
         .merge(docs::router(openapi))
+        .merge(client::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         // NB: `Router::layer` wraps each route, so the metrics middleware sees the matched route;

@@ -85,7 +85,7 @@ pub async fn run(
         %api_addr, %metrics_addr,
         database = %db::describe_target(&database.database_url),
         star_view = state.star.as_ref().map_or("off (no CLICKHOUSE_URL)", |star| star.database()),
-        "serving the API (docs at /docs and /redoc, metrics at /metrics on the metrics port)"
+        "serving the API (docs at /docs and /redoc, the test client at /client, metrics at /metrics on the metrics port)"
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);

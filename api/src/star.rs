@@ -1,5 +1,5 @@
 //! `GET /api/star/{table}`: a read-only, bounded view of the pipeline's star schema in ClickHouse,
-//! for the test client page to show what the CDC pipeline made of
+//! for the test client page (`/client`, see [`crate::client`]) to show what the CDC pipeline made of
 //! its writes and how long that took.
 //!
 //! Only the four tables of the shop's star schema (`customer_dim`, `product_dim`, `order_fact`,

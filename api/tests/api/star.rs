@@ -1,4 +1,4 @@
-//! `GET /api/star/{table}`: the star view answers 404 naming its settings
+//! `GET /api/star/{table}` and the `/client/` page: the star view answers 404 naming its settings
 //! when it is not configured, and against the real ClickHouse (`CLICKHOUSE_URL`) reads the latest
 //! version of each row, newest key first, without deleted rows, bounded and filtered.
 
@@ -34,7 +34,7 @@ fn require_clickhouse() -> String {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn the_star_view_is_off_without_clickhouse(pool: PgPool) {
+async fn the_star_view_is_off_without_clickhouse_and_the_page_is_served(pool: PgPool) {
     let app = test_app(&pool);
     let answer = get(&app, "/api/star/order_fact").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
@@ -46,6 +46,16 @@ async fn the_star_view_is_off_without_clickhouse(pool: PgPool) {
     assert_eq!(
         answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
         ["table"]
+    );
+
+    let page = get(&app, "/client/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&page.raw).contains("<script src=\"/client/app.js\">"));
+    assert_eq!(get(&app, "/client/app.js").await.status, StatusCode::OK);
+    assert_eq!(get(&app, "/client/app.css").await.status, StatusCode::OK);
+    assert_eq!(
+        get(&app, "/client").await.status,
+        StatusCode::PERMANENT_REDIRECT
     );
 }
 
