@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,6 +20,7 @@ use crate::app::AppState;
 use crate::config::ClickHouseArgs;
 use crate::envelope::ApiResponse;
 use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::extract::{path_text, query_pairs};
 
 /// Rows answered when the request gives no `limit`.
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -225,8 +226,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StarRequest {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map_err(|rejection| ApiError::invalid_field("query", rejection.body_text()))?;
+        let pairs = query_pairs(parts)?;
         Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
@@ -379,9 +379,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TablePath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::invalid_field("table", rejection.body_text()))?;
+        let raw = path_text(parts, state, "table").await?;
         StarTable::ALL
             .into_iter()
             .find(|table| table.name() == raw)
