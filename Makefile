@@ -32,7 +32,7 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: ## every test: lint, unit and integration tests on the real local services, offline manifest checks, the binaries built and started as the image ships them, then the operator's Deployments run from those binaries by a local kubelet, end to end; the time of each step at the end
+test: ## every test: lint, unit and integration tests on the real local services, offline manifest checks, the binaries built and started as the image ships them, the test client page in a real browser, then the operator's Deployments run from those binaries by a local kubelet, end to end; the time of each step at the end
 	@scripts/time-steps.sh run $(MAKE) --no-print-directory test-steps
 
 # NB: make runs each recipe line of test-steps, and of the recipes it depends on, through
@@ -49,6 +49,7 @@ test-steps: services lint ## the steps of `make test`, without the table of thei
 	$(PYTHON) scripts/check-chart.py
 	scripts/check-shipped-binaries.py
 	$(WITH_ENV) $(PYTHON) scripts/test-kubelet.py
+	$(WITH_ENV) scripts/test-client-page.sh
 	$(WITH_ENV) scripts/test-pipeline-e2e.sh
 	PATH="$$PATH:$(CURDIR)/.services/bin" $(PYTHON) scripts/check-monitoring.py
 
@@ -56,9 +57,12 @@ test-steps: services lint ## the steps of `make test`, without the table of thei
 crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
 	cargo run -q -p cdcstar-crds --bin crdgen
 
-.PHONY: demo
+.PHONY: demo demo-ui
 demo: services ## the whole pipeline locally as a cluster would run it: the operator's own Deployments for examples/shop-pipeline.yaml run by a local kubelet (scripts/kubelet.py), the reference client's flow through the api pod, ClickHouse contents and arrival times (PROFILE=release for optimised binaries)
 	$(WITH_ENV) scripts/demo.sh
+
+demo-ui: services ## make demo, then the pipeline keeps running with the test client page (http://127.0.0.1:3002/client/, DEMO_API_PORT) until Ctrl-C
+	$(WITH_ENV) DEMO_KEEP_RUNNING=1 scripts/demo.sh
 
 # --- chart ---
 # Helm chart, container images and the kind walkthrough (docs/chart.md).

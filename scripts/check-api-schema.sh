@@ -33,13 +33,32 @@ api_pid=
 cleanup() {
     if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
     psql "${DATABASE_URL%%\?*}" -X -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    [ -z "${CLICKHOUSE_URL:-}" ] || curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 "$API" init-db --drop --database-url "$DB_URL" >/dev/null
+# The star-schema view (GET /api/star/{table}) reads a ClickHouse database of its own holding the four
+# star tables (a row each, the columns the filters name), so its 200 answers are checked too; without
+# CLICKHOUSE_URL it answers 404 (not configured).
+star_flags=()
+if [ -n "${CLICKHOUSE_URL:-}" ]; then
+    ch() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1" >/dev/null || { echo "check-api-schema: ClickHouse refused: $1" >&2; exit 1; }; }
+    engine="lsn UInt64, is_deleted UInt8) ENGINE = ReplacingMergeTree(lsn, is_deleted)"
+    ch "CREATE DATABASE $DB"
+    ch "CREATE TABLE $DB.customer_dim (customer_id UInt64, name String, created_at DateTime64(6), $engine ORDER BY customer_id"
+    ch "CREATE TABLE $DB.product_dim (product_id UInt64, name String, price Float64, $engine ORDER BY product_id"
+    ch "CREATE TABLE $DB.order_fact (order_id UInt64, customer_id UInt64, total Decimal(12, 2), $engine ORDER BY order_id"
+    ch "CREATE TABLE $DB.orderitem_fact (orderitem_id UInt64, order_id UInt64, product_id UInt64, $engine ORDER BY orderitem_id"
+    ch "INSERT INTO $DB.customer_dim VALUES (1, 'Ada', '2024-05-01 12:30:00', 1, 0)"
+    ch "INSERT INTO $DB.product_dim VALUES (1, 'Mouse', 29.99, 2, 0)"
+    ch "INSERT INTO $DB.order_fact VALUES (1, 1, 59.98, 3, 0)"
+    ch "INSERT INTO $DB.orderitem_fact VALUES (1, 1, 1, 4, 0)"
+    star_flags=(--clickhouse-url "$CLICKHOUSE_URL" --clickhouse-database "$DB")
+fi
 "$API" serve --database-url "$DB_URL" --host 127.0.0.1 --port "$PORT" --metrics-port "$METRICS_PORT" \
-    >"$WORK/api.log" 2>&1 &
+    "${star_flags[@]}" >"$WORK/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break

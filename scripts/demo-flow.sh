@@ -85,5 +85,5 @@ for table in customer_dim product_dim order_fact orderitem_fact; do
 done
 
 if [ "${DEMO_KEEP_RUNNING:-0}" = 1 ]; then
-    printf '\nThe pipeline keeps running: the API and its docs are at %s/docs; Ctrl-C stops it.\n' "$API"
+    printf '\nThe pipeline keeps running: the test client page is at %s/client/ and the API docs at %s/docs;\nCtrl-C stops it.\n' "$API" "$API"
 fi

@@ -13,8 +13,9 @@
 # pods' namespaces). The demo uses its own database (DEMO_DATABASE, default cdcstar_demo) on the
 # DATABASE_URL server; it is created when missing and reused by later runs (new rows get new ids).
 # DEMO_API_PORT (3002) is where the api Service is forwarded. DEMO_PIPELINE runs another pipeline file.
-# DEMO_KEEP_RUNNING=1 keeps the pipeline running after the flow (Ctrl-C stops it). DEMO_SCRAPE_METRICS=DIR
-# saves each pod's /metrics there before the pods stop.
+# DEMO_KEEP_RUNNING=1 (make demo-ui) keeps the pipeline running after the flow, with the test client page
+# at http://127.0.0.1:$DEMO_API_PORT/client/ (Ctrl-C stops it). DEMO_SCRAPE_METRICS=DIR saves each pod's
+# /metrics there before the pods stop.
 # PROFILE=release builds optimised binaries; DEMO_BIN_DIR uses binaries built elsewhere (no build).
 # Pod logs go to $DEMO_LOG_DIR (default .services/demo-logs/).
 set -euo pipefail
@@ -79,8 +80,8 @@ stop them with: make services-down
 
 Next:
   make test                                  every test, on the same local services
-  DEMO_KEEP_RUNNING=1 make demo              the same, and the pipeline keeps running: the API's docs are
-                                             at http://127.0.0.1:$API_PORT/docs until Ctrl-C
+  make demo-ui                               the same, and the pipeline keeps running with the test client
+                                             page at http://127.0.0.1:$API_PORT/client/ until Ctrl-C
   curl -sS '$ch_url' --data-binary 'SELECT order_id, customer_name, status, total FROM order_fact FINAL ORDER BY order_id DESC LIMIT 5 FORMAT PrettyCompact'
                                              the newest orders in the star schema
 END

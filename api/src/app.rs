@@ -19,7 +19,8 @@ use crate::connections::Connections;
 use crate::docs::ApiDoc;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
-use crate::{customers, docs, health, order_items, orders, products};
+use crate::star::StarReader;
+use crate::{client, customers, docs, health, order_items, orders, products, star};
 
 /// The origin of the reference React test client.
 pub const TEST_CLIENT_ORIGIN: &str = "http://localhost:3001";
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// CORS and timeout settings.
     pub http: HttpSettings,
+    /// The star-schema view's ClickHouse; `None` when not configured (the view answers 404).
+    pub star: Option<StarReader>,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             db: Connections::new(pool),
             metrics: Arc::new(Metrics::new()),
             http: HttpSettings::default(),
+            star: None,
         }
     }
 }
@@ -108,6 +112,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(products::router())
         .merge(orders::router())
         .merge(order_items::router())
+        .merge(star::router())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
 }
@@ -122,6 +127,7 @@ pub fn app(state: AppState) -> Router {
         .timeout(state.http.request_timeout);
     router
         .merge(docs::router(openapi))
+        .merge(client::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         // NB: `Router::layer` wraps each route, so the metrics middleware sees the matched route;

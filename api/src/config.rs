@@ -23,6 +23,9 @@ pub struct Cli {
     /// HTTP server settings (used by `serve`).
     #[command(flatten)]
     pub server: ServerArgs,
+    /// The star-schema view's ClickHouse (used by `serve`).
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
     /// Log output format.
     #[arg(long, env, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -91,6 +94,25 @@ pub struct ServerArgs {
     /// How long in-flight requests may run after SIGTERM/SIGINT before the server stops anyway.
     #[arg(long, env, default_value = "20s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
+}
+
+/// Where the read-only star-schema view (`GET /api/star/{table}`, shown by the test client page at
+/// `/client`) reads the pipeline's ClickHouse tables. Without a URL the view answers 404.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP URL of the pipeline's star schema (e.g. `http://clickhouse:8123`); unset or
+    /// empty disables the star view.
+    #[arg(long, env, global = true)]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database holding the star tables.
+    #[arg(long, env, default_value = "local", global = true)]
+    pub clickhouse_database: String,
+    /// ClickHouse user (the server's default user when unset).
+    #[arg(long, env, global = true)]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password.
+    #[arg(long, env, global = true, hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
 }
 
 pub use cdcstar_runtime::logging::LogFormat;

@@ -50,6 +50,7 @@ const REDOC_HTML: &str = r#"<!DOCTYPE html>
         (name = "products", description = "Products; one referenced by order items cannot be deleted"),
         (name = "orders", description = "Orders, answered with their items"),
         (name = "order-items", description = "Items of orders"),
+        (name = "star", description = "The pipeline's star schema in ClickHouse, read-only (when CLICKHOUSE_URL is set)"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -88,6 +88,21 @@ pub enum ApiError {
     /// 503 Service Unavailable: no database connection could be had in time.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// 404 Not Found: the star-schema view (`/api/star/{table}`) is not configured.
+    #[error(
+        "the star-schema view is not configured: start the api with --clickhouse-url \
+         (CLICKHOUSE_URL) and --clickhouse-database (CLICKHOUSE_DATABASE)"
+    )]
+    StarNotConfigured,
+    /// 404 Not Found when the star table does not exist in ClickHouse (`missing`), 503 Service
+    /// Unavailable when ClickHouse did not answer or failed.
+    #[error("{message}")]
+    Star {
+        /// The table or its database does not exist.
+        missing: bool,
+        /// What happened, for the client.
+        message: String,
+    },
     /// 500 Internal Server Error: anything else. Logged with its cause; the client sees a generic
     /// message only.
     #[error("database error")]
@@ -131,13 +146,18 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. }
+            | Self::NoRoute { .. }
+            | Self::StarNotConfigured
+            | Self::Star { missing: true, .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadReference { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Star { missing: false, .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,13 +166,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) => "VALIDATION_ERROR",
-            Self::NotFound { .. } | Self::NoRoute { .. } => "NOT_FOUND",
+            Self::NotFound { .. }
+            | Self::NoRoute { .. }
+            | Self::StarNotConfigured
+            | Self::Star { missing: true, .. } => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::BadReference { .. } => "BAD_REQUEST",
             Self::Conflict { .. } => "CONFLICT",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::Timeout => "TIMEOUT",
-            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Unavailable(_) | Self::Star { missing: false, .. } => "UNAVAILABLE",
             Self::Database(_) => "INTERNAL_ERROR",
         }
     }
@@ -196,6 +219,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %cause, "request failed on the database")
             }
             Self::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            Self::Star { missing: false, .. } => tracing::warn!(error = %self, "star view failed"),
             _ => tracing::debug!(error = %self, "request rejected"),
         }
         (status, Json(self.into_body())).into_response()

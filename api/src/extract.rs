@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -134,13 +134,31 @@ fn strip_position(err: &serde_json::Error) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct IdPath(pub i32);
 
+/// The route's one path parameter as text; a missing or undecodable one is a 422 naming `field`.
+pub async fn path_text<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    field: &str,
+) -> Result<String, ApiError> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| ApiError::invalid_field(field, rejection.body_text()))?;
+    Ok(raw)
+}
+
+/// The query string's `name=value` pairs, in order; an undecodable query string is a 422 naming
+/// `query`.
+pub fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map_err(|rejection| ApiError::invalid_field("query", rejection.body_text()))?;
+    Ok(pairs)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::invalid_field("id", rejection.body_text()))?;
+        let raw = path_text(parts, state, "id").await?;
         raw.parse::<i32>()
             .map(IdPath)
             .map_err(|_| ApiError::invalid_field("id", format!("must be an integer, got {raw:?}")))

@@ -11,9 +11,11 @@
 //!   and response plumbing every resource shares;
 //! - [`connections`]: the connections statements run on (one round trip per statement);
 //! - [`db`], [`docs`], [`health`], [`metrics`], [`server`], [`telemetry`]: operations;
+//! - [`star`], [`client`]: the read-only star-schema view over ClickHouse and the test client page;
 //! - [`loadgen`]: the load generator behind the `cdcstar-api-load` benchmark binary.
 
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod connections;
 pub mod customers;
@@ -32,6 +34,7 @@ pub mod pagination;
 pub mod products;
 pub mod rows;
 pub mod server;
+pub mod star;
 pub mod telemetry;
 pub mod timestamps;
 pub mod validation;

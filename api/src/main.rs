@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cdcstar_runtime::logging::init(cli.log_format, telemetry::DEFAULT_FILTER)?;
     match cli.command.clone().unwrap_or(Command::Serve) {
-        Command::Serve => server::run(&cli.database, &cli.server).await?,
+        Command::Serve => server::run(&cli.database, &cli.server, &cli.clickhouse).await?,
         Command::InitDb { drop } => {
             let report = db::init_db(&cli.database.database_url, drop)
                 .await

@@ -1,12 +1,13 @@
 //! `limit`/`offset` pagination of every list endpoint: lists are ordered by `id` (stable across
 //! pages) and never load more than [`MAX_LIMIT`] rows.
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, FieldError};
+use crate::extract::query_pairs;
 
 /// Rows answered when the request gives no `limit`.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -70,8 +71,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map_err(|rejection| ApiError::invalid_field("query", rejection.body_text()))?;
+        let pairs = query_pairs(parts)?;
         Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }

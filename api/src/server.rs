@@ -10,10 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{AppState, HttpSettings, InvalidOrigin, app};
-use crate::config::{DatabaseArgs, ServerArgs};
+use crate::config::{ClickHouseArgs, DatabaseArgs, ServerArgs};
 use crate::connections::Connections;
 use crate::db::{self, DbError};
 use crate::metrics::{self, Metrics};
+use crate::star::StarReader;
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,11 @@ pub enum ServerError {
 }
 
 /// Runs the API until SIGTERM or SIGINT.
-pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), ServerError> {
+pub async fn run(
+    database: &DatabaseArgs,
+    server: &ServerArgs,
+    clickhouse: &ClickHouseArgs,
+) -> Result<(), ServerError> {
     if server.auto_init_db {
         let report = db::init_db(&database.database_url, false).await?;
         tracing::info!(
@@ -68,6 +73,7 @@ pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), Ser
         db: connections.clone(),
         metrics: Arc::new(Metrics::new()),
         http: HttpSettings::new(&server.cors_origins, server.request_timeout)?,
+        star: StarReader::from_args(clickhouse),
     };
     let metrics_router = metrics::router(state.metrics.clone());
 
@@ -78,7 +84,8 @@ pub async fn run(database: &DatabaseArgs, server: &ServerArgs) -> Result<(), Ser
     tracing::info!(
         %api_addr, %metrics_addr,
         database = %db::describe_target(&database.database_url),
-        "serving the API (docs at /docs and /redoc, metrics at /metrics on the metrics port)"
+        star_view = state.star.as_ref().map_or("off (no CLICKHOUSE_URL)", |star| star.database()),
+        "serving the API (docs at /docs and /redoc, the test client at /client, metrics at /metrics on the metrics port)"
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -111,9 +111,10 @@ pub struct OrderUpdate {
     #[schema(value_type = Option<f64>, exclusive_minimum = 0, exclusive_maximum = 10_000_000_000_f64, multiple_of = 0.01)]
     pub total: Option<Decimal>,
     /// New order date, from 1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999999Z (the range the
-    /// analytics side stores); an offset is converted to UTC, none means UTC.
+    /// analytics side stores); an offset is converted to UTC, none means UTC. The pattern names
+    /// only days that exist (no June 31st; February 29th in leap years only), as the parser does.
     #[serde(default, deserialize_with = "money::optional_timestamp")]
-    #[schema(value_type = Option<String>, pattern = r"^(19[0-9]{2}|2[0-2][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$")]
+    #[schema(value_type = Option<String>, pattern = r"^((19[0-9]{2}|2[0-2][0-9]{2})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|(19(0[48]|[2468][048]|[13579][26])|20([02468][048]|[13579][26])|2[12](0[48]|[2468][048]|[13579][26]))-02-29)T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$")]
     pub order_date: Option<NaiveDateTime>,
 }
 

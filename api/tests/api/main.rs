@@ -14,3 +14,4 @@ mod order_items;
 mod orders;
 mod products;
 mod schema;
+mod star;

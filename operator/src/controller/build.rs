@@ -16,7 +16,7 @@
 //! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
 //! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`³, `KAFKA_CA_CRT`³ |
 //! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `SINK_METRICS_ADDR`, `SINK_GROUP_INSTANCE_ID` (the pod name), `KAFKA_AUTH_DIR`¹ |
-//! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB` |
+//! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB`, `CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`² |
 //!
 //! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set;
 //! ³ optional `secretKeyRef`s to the keys of `spec.kafka.authSecretRef`, when it is set (the
@@ -556,20 +556,7 @@ impl<'a> BuildContext<'a> {
             // at once instead of after the session timeout.
             env_pod_name("SINK_GROUP_INSTANCE_ID"),
         ];
-        if let Some(credentials) = &spec.clickhouse.credentials_secret_ref {
-            env.push(env_from_secret(
-                "CLICKHOUSE_USER",
-                &credentials.name,
-                &credentials.username_key,
-                false,
-            ));
-            env.push(env_from_secret(
-                "CLICKHOUSE_PASSWORD",
-                &credentials.name,
-                &credentials.password_key,
-                false,
-            ));
-        }
+        env.extend(self.clickhouse_credentials_env());
         let mut volumes = vec![self.pipeline_volume()];
         if let Some(auth) = self.kafka_auth_volume() {
             env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
@@ -596,9 +583,41 @@ impl<'a> BuildContext<'a> {
         })
     }
 
+    /// `CLICKHOUSE_USER` and `CLICKHOUSE_PASSWORD` from `spec.clickhouse.credentialsSecretRef`,
+    /// when it is set (read by the sink and by the api's star-schema view).
+    fn clickhouse_credentials_env(&self) -> Vec<EnvVar> {
+        let Some(credentials) = &self.pipeline.spec.clickhouse.credentials_secret_ref else {
+            return Vec::new();
+        };
+        vec![
+            env_from_secret(
+                "CLICKHOUSE_USER",
+                &credentials.name,
+                &credentials.username_key,
+                false,
+            ),
+            env_from_secret(
+                "CLICKHOUSE_PASSWORD",
+                &credentials.name,
+                &credentials.password_key,
+                false,
+            ),
+        ]
+    }
+
     fn api(&self, config: &OperatorConfig) -> Deployment {
         let spec = &self.pipeline.spec;
         let workload = &spec.api.workload;
+        let mut env = vec![
+            env_from_key_ref("DATABASE_URL", &spec.source.connection_secret_ref),
+            env_value("PORT", API_PORT.to_string()),
+            env_value("METRICS_PORT", API_METRICS_PORT.to_string()),
+            env_value("AUTO_INIT_DB", "true"),
+            // NB: the test client page's read-only view of the star schema (`/api/star/{table}`).
+            env_value("CLICKHOUSE_URL", spec.clickhouse.url.clone()),
+            env_value("CLICKHOUSE_DATABASE", spec.clickhouse.database.clone()),
+        ];
+        env.extend(self.clickhouse_credentials_env());
         self.deployment(Workload {
             component: Component::Api,
             image: workload
@@ -607,12 +626,7 @@ impl<'a> BuildContext<'a> {
                 .unwrap_or_else(|| config.images.api.clone()),
             command: Some(vec!["cdcstar-api".to_owned()]),
             args: vec!["serve".to_owned()],
-            env: vec![
-                env_from_key_ref("DATABASE_URL", &spec.source.connection_secret_ref),
-                env_value("PORT", API_PORT.to_string()),
-                env_value("METRICS_PORT", API_METRICS_PORT.to_string()),
-                env_value("AUTO_INIT_DB", "true"),
-            ],
+            env,
             // NB: suspend pauses the pipeline, not the application writing to the source.
             replicas: replicas(workload, false),
             port: API_PORT,
