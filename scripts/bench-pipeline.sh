@@ -189,23 +189,29 @@ if [[ $SKIP != *,snapshot,* ]]; then
         "$BIN/cdcstar-capture" --pipeline "$PIPE" --create-slot >"$WORK/capture-snapshot.log" 2>&1 &
     CAPTURE=$!; PIDS+=($CAPTURE)
     wait_http "http://127.0.0.1:$CAPTURE_PORT/health" capture-snapshot $CAPTURE
+    # NB: the rate and CPU are taken over the window in which the script saw the snapshot running
+    # (rows counted in that window only): on a fast broker the rows done before the first sample would
+    # otherwise count without their time.
     started=""
+    rows_started=0
     while true; do
         kill -0 $CAPTURE 2>/dev/null || die "capture exited during the snapshot; see $WORK/capture-snapshot.log"
         rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}' || true)
         state=$(metric 'cdcstar_capture_snapshot_state{table="bench_snapshot"}' || true)
-        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); cpu_started=$(cpu_split $CAPTURE); fi
+        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then
+            started=$(date +%s%3N); cpu_started=$(cpu_split $CAPTURE); rows_started=${rows:-0}
+        fi
         [ "${state:-0}" = 2 ] && break
-        sleep 0.2
+        sleep 0.05
     done
     ended=$(date +%s%3N)
     read -r rdk_end other_end <<<"$(cpu_split $CAPTURE)"
     read -r rdk_start other_start <<<"${cpu_started:-0 0}"
     rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}')
-    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) \
+    awk -v total="$rows" -v r=$(( rows - rows_started )) -v ms=$(( ended - ${started:-$launched} )) \
         -v rdk=$(( rdk_end - rdk_start )) -v own=$(( other_end - other_start )) \
         -v ceilings="$CEILINGS" \
-        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s (the %s)\n", r, ms / 1000, r / (ms / 1000), ceilings;
+        'BEGIN {printf "snapshot: %d rows acknowledged by the broker; %d of them in %.2f s while sampled = %.0f rows/s (the %s)\n", total, r, ms / 1000, r / (ms / 1000), ceilings;
                 printf "snapshot CPU of the capture: our threads (Postgres reads, JSON encoding, enqueueing) %.1f us per row = %.0f rows per CPU-second; librdkafka threads %.1f us per row\n",
                        own / 1000 / r, r / (own / 1e9), rdk / 1000 / r}'
     printf 'peak RSS: capture during snapshot %s\n' "$(peak_rss $CAPTURE)"
