@@ -32,6 +32,7 @@ esac
 cargo build -q --release --manifest-path "$REPO/Cargo.toml" -p cdcstar-runtime --bin cdcstar-mock-broker
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/cdcstar-mock-broker
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cdcstar-bench-broker.XXXXXX")
+touch "$WORK/stdout" # NB: the broker's redirection happens in the background: the file may not exist yet below
 "$BIN" >"$WORK/stdout" 2>"$WORK/log" </dev/null &
 BROKER_PID=$!
 stop() {
