@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash
 SERVICES := scripts/services.sh
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 PYTHON := .services/venv/bin/python
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
 .PHONY: help
 help: ## list the recipes (scripts/check-make.sh checks that every one is listed)
@@ -138,7 +139,7 @@ run-capture: services ## run the native capture for PIPELINE (default examples/s
 	cargo build --release -p cdcstar-capture
 	$(WITH_ENV) target/release/cdcstar-capture --pipeline $(PIPELINE) --create-slot
 
-bench-pipeline: services ## end-to-end benchmark: latency p50/p95/p99 at a fixed rate, max sustained rate, snapshot rate, peak RSS (ARGS: see the script header)
+bench-pipeline: services ## end-to-end benchmark on a private mock broker (BENCH_BROKER=env: KAFKA_BROKERS): latency p50/p95/p99 at a fixed rate, max sustained rate, snapshot rate beside the broker's own produce and drain ceilings, peak RSS (ARGS: see the script header)
 	$(WITH_ENV) scripts/bench-pipeline.sh $(ARGS)
 # --- end capture ---
 
@@ -153,7 +154,7 @@ run-sink: services ## run the sink for PIPELINE (default examples/shop-pipeline.
 	cargo build --release -p cdcstar-sink --bin cdcstar-sink
 	$(WITH_ENV) target/release/cdcstar-sink --pipeline $(PIPELINE) --create-topics --create-tables --metrics-addr 127.0.0.1:9464
 
-bench-sink: services ## sink throughput vs a raw ClickHouse insert of the same rows, peak RSS and CPU (BENCH_EVENTS, default 1000000; ARGS=... for cdcstar-sink-bench)
+bench-sink: services ## sink throughput vs a raw ClickHouse insert of the same rows and the broker's own produce and drain rates, peak RSS and CPU, on a private mock broker (BENCH_BROKER=env: KAFKA_BROKERS; BENCH_EVENTS, default 1000000; ARGS=... for cdcstar-sink-bench)
 	cargo build --release -p cdcstar-sink --bins
-	$(WITH_ENV) target/release/cdcstar-sink-bench --events $(BENCH_EVENTS) $(ARGS)
+	$(WITH_ENV) scripts/bench-broker.sh $(RELEASE_DIR)/cdcstar-sink-bench --events $(BENCH_EVENTS) $(ARGS)
 # --- end sink ---

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of the local pipeline (issue 7): Postgres -> native capture -> broker -> sink ->
 # ClickHouse. Prints, in one run:
-#   0. the broker fixture's own share: produce -> ack / produce -> consume at BENCH_RATE msg/s, and
-#      its produce ceiling with the capture's producer (BENCH_CEILING_MESSAGES events);
+#   0. the broker fixture's own share: produce -> ack / produce -> consume at BENCH_RATE msg/s, its
+#      produce ceiling with the capture's producer (BENCH_CEILING_MESSAGES events) and its drain ceiling
+#      (the same events read back by a bare consumer); both ceilings are printed again beside the
+#      capture's rates below;
 #   1. commit -> visible in ClickHouse FINAL latency p50/p95/p99 at BENCH_RATE mixed transactions/s
 #      (inserts/updates/deletes) for BENCH_SECONDS, how long the backlog took to drain, and where the
 #      time goes (capture read, broker ack, sink insert: the processes' own histograms);
@@ -13,14 +15,19 @@
 #
 #   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/bench-pipeline.sh
 #
+# The broker is a private librdkafka mock cluster started for the run (scripts/bench-broker.sh; the
+# script re-runs itself under it), or with BENCH_BROKER=env the KAFKA_BROKERS of the environment.
+#
 # Env: BENCH_RATE (1000), BENCH_SECONDS (60), BENCH_STEPS (2000,5000,10000,20000,40000),
 # BENCH_STEP_SECONDS (15), BENCH_SNAPSHOT_ROWS (5000000), BENCH_CEILING_MESSAGES (300000), BENCH_SKIP
 # (comma list of broker, latency, max-rate, snapshot). Uses its own database cdcstar_bench (re-created) and ClickHouse database bench.
-# NB: the local ClickHouse is the chdb engine behind a Python adapter that serialises queries: the
-# latency figures include its cost; run against a real server (CLICKHOUSE_URL) for production figures.
+# NB: the local ClickHouse is the chdb engine behind a Python adapter (parallel connections, but Python
+# HTTP on the same 2 cores): the latency figures include its cost; run against a real server
+# (CLICKHOUSE_URL) for production figures.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ -z "${CDCSTAR_BENCH_BROKER:-}" ]; then exec "$REPO/scripts/bench-broker.sh" "$0" "$@"; fi
 cd "$REPO"
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -42,7 +49,7 @@ mkdir -p "$WORK"
 
 log "building release binaries"
 cargo build -q --release -p cdcstar-capture -p cdcstar-sink --bins
-BIN=$REPO/target/release
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
 
 DB=cdcstar_bench
 BENCH_URL="${DATABASE_URL%/*}/$DB"
@@ -134,10 +141,14 @@ metric() { # metric NAME_AND_LABELS -> value
     curl -fsS "http://127.0.0.1:$CAPTURE_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $NF}' | head -1
 }
 
+CEILINGS="broker ceilings not measured (BENCH_SKIP=broker)"
 if [[ $SKIP != *,broker,* ]]; then
-    log "broker fixture alone: round trip at $RATE msg/s, produce ceiling"
+    log "broker fixture alone ($CDCSTAR_BENCH_BROKER): round trip at $RATE msg/s, produce and drain ceilings"
     "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" broker-round-trip --rate "$RATE" --seconds 10
-    "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" broker-ceiling --messages "$CEILING_MESSAGES"
+    "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" broker-ceiling --messages "$CEILING_MESSAGES" \
+        | tee "$WORK/ceiling.txt"
+    rate_of() { sed -n "s/^broker $1 ceiling (fixture): .* = \([0-9]*\) events\/s.*/\1/p" "$WORK/ceiling.txt"; }
+    CEILINGS="$CDCSTAR_BENCH_BROKER's own ceilings in this run: produce $(rate_of produce) events/s, drain $(rate_of drain) events/s"
 fi
 
 if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
@@ -163,6 +174,7 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
         "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" max-rate \
             --steps "$STEPS" --step-seconds "$STEP_SECONDS" \
             --capture-metrics "http://127.0.0.1:$CAPTURE_PORT/metrics"
+        echo "max-rate: beside it, the $CEILINGS"
     fi
     printf 'peak RSS: capture %s, sink %s\n' "$(peak_rss $CAPTURE)" "$(peak_rss $SINK)"
     cleanup; PIDS=()
@@ -177,22 +189,29 @@ if [[ $SKIP != *,snapshot,* ]]; then
         "$BIN/cdcstar-capture" --pipeline "$PIPE" --create-slot >"$WORK/capture-snapshot.log" 2>&1 &
     CAPTURE=$!; PIDS+=($CAPTURE)
     wait_http "http://127.0.0.1:$CAPTURE_PORT/health" capture-snapshot $CAPTURE
+    # NB: the rate and CPU are taken over the window in which the script saw the snapshot running
+    # (rows counted in that window only): on a fast broker the rows done before the first sample would
+    # otherwise count without their time.
     started=""
+    rows_started=0
     while true; do
         kill -0 $CAPTURE 2>/dev/null || die "capture exited during the snapshot; see $WORK/capture-snapshot.log"
         rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}' || true)
         state=$(metric 'cdcstar_capture_snapshot_state{table="bench_snapshot"}' || true)
-        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then started=$(date +%s%3N); cpu_started=$(cpu_split $CAPTURE); fi
+        if [ -z "$started" ] && [ "${state:-0}" = 1 ]; then
+            started=$(date +%s%3N); cpu_started=$(cpu_split $CAPTURE); rows_started=${rows:-0}
+        fi
         [ "${state:-0}" = 2 ] && break
-        sleep 0.2
+        sleep 0.05
     done
     ended=$(date +%s%3N)
     read -r rdk_end other_end <<<"$(cpu_split $CAPTURE)"
     read -r rdk_start other_start <<<"${cpu_started:-0 0}"
     rows=$(metric 'cdcstar_capture_snapshot_rows_total{table="bench_snapshot"}')
-    awk -v r="$rows" -v ms=$(( ended - ${started:-$launched} )) \
+    awk -v total="$rows" -v r=$(( rows - rows_started )) -v ms=$(( ended - ${started:-$launched} )) \
         -v rdk=$(( rdk_end - rdk_start )) -v own=$(( other_end - other_start )) \
-        'BEGIN {printf "snapshot: %d rows acknowledged by the broker in %.1f s = %.0f rows/s\n", r, ms / 1000, r / (ms / 1000);
+        -v ceilings="$CEILINGS" \
+        'BEGIN {printf "snapshot: %d rows acknowledged by the broker; %d of them in %.2f s while sampled = %.0f rows/s (the %s)\n", total, r, ms / 1000, r / (ms / 1000), ceilings;
                 printf "snapshot CPU of the capture: our threads (Postgres reads, JSON encoding, enqueueing) %.1f us per row = %.0f rows per CPU-second; librdkafka threads %.1f us per row\n",
                        own / 1000 / r, r / (own / 1e9), rdk / 1000 / r}'
     printf 'peak RSS: capture during snapshot %s\n' "$(peak_rss $CAPTURE)"

@@ -19,7 +19,8 @@ same table engines, same formats, same error codes); this file only speaks the w
 
 Accepted and ignored (documented in docs/clickhouse-adapter.md): credentials (basic auth, X-ClickHouse-User
 /Key headers, user/password parameters), session_id and friends (every request is session-less), readonly,
-wait_end_of_query, buffer_size. Queries are serialised by one lock: this is a correctness fixture.
+wait_end_of_query, buffer_size. Requests run in parallel on a pool of chdb connections to the same data
+path (chdb >= 4.0: one connection per thread); it stays a test fixture, not a server.
 """
 
 from __future__ import annotations
@@ -490,60 +491,50 @@ class QueryResult:
     summary: dict[str, int] = field(default_factory=dict)
 
 
-class Engine:
-    """One chdb session behind one lock; per-request database and settings, restored after each request."""
+class Connection:
+    """One chdb connection (a `Session`) to the engine's data path, used by one request at a time.
+
+    Database (`USE`) and settings are per connection in chdb >= 4.0; each request sets its own and
+    they are put back to this connection's baseline afterwards.
+    """
 
     def __init__(self, data_dir: str, spool_dir: str):
-        os.makedirs(data_dir, exist_ok=True)
         self._spool_dir = spool_dir
-        self._lock = threading.Lock()
+        self.broken = False  # its settings could not be restored: close it, never reuse it
         self._session = chdb.session.Session(data_dir)
         # NB: chdb turns on implicit_select (bare expressions run as SELECT); a server does not.
         self._session.query("SET implicit_select = 0")
         self._baseline = self._changed_settings()
-        self.version = self._scalar("SELECT version()")
-        self.timezone = self._scalar("SELECT timezone()")
-        self._status_by_code = self._http_status_by_code()
 
-    def _scalar(self, sql: str) -> str:
+    def scalar(self, sql: str) -> str:
         return self._session.query(sql, "TabSeparatedRaw").bytes().decode("utf-8").strip()
 
+    def rows(self, sql: str) -> list[dict]:
+        raw = self._session.query(sql, "JSONEachRow")
+        return [json.loads(line) for line in raw.bytes().decode("utf-8").splitlines() if line]
+
     def _changed_settings(self) -> dict[str, str]:
-        raw = self._session.query("SELECT name, value FROM system.settings WHERE changed", "JSONEachRow")
-        rows = [json.loads(line) for line in raw.bytes().decode("utf-8").splitlines() if line]
+        rows = self.rows("SELECT name, value FROM system.settings WHERE changed")
         return {row["name"]: row["value"] for row in rows}
 
-    def _http_status_by_code(self) -> dict[int, int]:
-        raw = self._session.query(
-            "SELECT DISTINCT code, name FROM system.errors SETTINGS system_events_show_zero_values = 1",
-            "JSONEachRow",
-        )
-        statuses = {}
-        for line in raw.bytes().decode("utf-8").splitlines():
-            row = json.loads(line)
-            if row["name"] in STATUS_BY_ERROR_NAME:
-                statuses[int(row["code"])] = STATUS_BY_ERROR_NAME[row["name"]]
-        return statuses
-
-    def http_status(self, code: int) -> int:
-        return self._status_by_code.get(code, 500)
-
     def execute(self, request: QueryRequest) -> QueryResult:
-        with self._lock:
-            applied: list[str] = []
+        """Runs the request; raises RestoreFailed (after the result or error) if the connection's
+        settings could not be put back, so that the caller closes it instead of reusing it."""
+        applied: list[str] = []
+        try:
+            self._run(f"USE {quote_identifier(request.database)}")
+            for name, value in request.settings:
+                self._run(f"SET {name} = {quote_string(value)}")
+                applied.append(name)
+            if request.insert is not None:
+                return self._insert(request)
+            return self._query(request)
+        finally:
             try:
-                self._run(f"USE {quote_identifier(request.database)}")
-                for name, value in request.settings:
-                    self._run(f"SET {name} = {quote_string(value)}")
-                    applied.append(name)
-                if request.insert is not None:
-                    return self._insert(request)
-                return self._query(request)
-            finally:
-                try:
-                    self._restore(applied, full=request.insert is None and first_keyword(request.sql) == "SET")
-                except Exception:
-                    LOG.exception("could not restore session settings after a request")
+                self._restore(applied, full=request.insert is None and first_keyword(request.sql) == "SET")
+            except Exception:
+                LOG.exception("could not restore a connection's settings after a request: closing it")
+                self.broken = True
 
     def _run(self, sql: str):
         try:
@@ -606,7 +597,7 @@ class Engine:
         )
 
     def _restore(self, names: list[str], full: bool) -> None:
-        """Put settings back to the session baseline so one request's settings never leak into the next."""
+        """Put settings back to the baseline so one request's settings never leak into the next."""
         if full:
             names = [name for name, value in self._changed_settings().items() if self._baseline.get(name) != value]
             names += [name for name in self._baseline if name not in names]
@@ -617,8 +608,90 @@ class Engine:
                 self._session.query(f"SET {name} = DEFAULT")
 
     def close(self) -> None:
-        with self._lock:
-            self._session.close()
+        self._session.close()
+
+
+class Engine:
+    """Up to `connections` chdb connections to one data path, each serving one request at a time.
+
+    chdb >= 4.0 hosts one engine per process and runs queries of different connections to the same
+    path in parallel (one connection per thread). Connections are opened on demand and reused; a
+    request waits only when all of them are busy. The first one stays open for the adapter's life (the
+    engine shuts down when its last connection closes).
+    """
+
+    def __init__(self, data_dir: str, spool_dir: str, connections: int = 8):
+        if connections < 1:
+            raise ValueError("connections must be at least 1")
+        os.makedirs(data_dir, exist_ok=True)
+        self._data_dir = data_dir
+        self._spool_dir = spool_dir
+        self._slots = threading.BoundedSemaphore(connections)
+        self.connections = connections
+        self._idle_lock = threading.Lock()
+        self._idle: list[Connection] = []
+        self._opened = 0
+        first = Connection(data_dir, spool_dir)
+        self._opened = 1
+        self.version = first.scalar("SELECT version()")
+        self.timezone = first.scalar("SELECT timezone()")
+        self._status_by_code = self._http_status_by_code(first)
+        self._idle.append(first)
+
+    @staticmethod
+    def _http_status_by_code(connection: Connection) -> dict[int, int]:
+        statuses = {}
+        for row in connection.rows(
+            "SELECT DISTINCT code, name FROM system.errors SETTINGS system_events_show_zero_values = 1"
+        ):
+            if row["name"] in STATUS_BY_ERROR_NAME:
+                statuses[int(row["code"])] = STATUS_BY_ERROR_NAME[row["name"]]
+        return statuses
+
+    def http_status(self, code: int) -> int:
+        return self._status_by_code.get(code, 500)
+
+    def execute(self, request: QueryRequest) -> QueryResult:
+        with self._slots:
+            with self._idle_lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                try:
+                    connection = Connection(self._data_dir, self._spool_dir)
+                except Exception as error:
+                    raise ClickHouseError.from_engine(error) from None
+                with self._idle_lock:
+                    self._opened += 1
+            try:
+                return connection.execute(request)
+            finally:
+                if connection.broken:
+                    self._discard(connection)
+                else:
+                    with self._idle_lock:
+                        self._idle.append(connection)
+
+    def _discard(self, connection: Connection) -> None:
+        with self._idle_lock:
+            self._opened -= 1
+            last = self._opened == 0
+        if last:  # keep the engine up: closing the last connection would shut it down
+            with self._idle_lock:
+                self._idle.append(Connection(self._data_dir, self._spool_dir))
+                self._opened += 1
+        try:
+            connection.close()
+        except Exception:
+            LOG.exception("could not close a broken connection")
+
+    def close(self) -> None:
+        """Waits for the requests in flight, then closes every connection."""
+        for _ in range(self.connections):
+            self._slots.acquire()
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 def quote_string(value: str) -> str:
@@ -887,6 +960,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("CLICKHOUSE_ADAPTER_PORT", "18123")))
     parser.add_argument("--data-dir", default=os.environ.get("CLICKHOUSE_ADAPTER_DATA_DIR", ".services/clickhouse"),
                         help="where the engine keeps its databases (persists across restarts)")
+    parser.add_argument("--connections", type=int,
+                        default=int(os.environ.get("CLICKHOUSE_ADAPTER_CONNECTIONS", "8")),
+                        help="chdb connections serving requests in parallel (more requests wait)")
     parser.add_argument("--log-level", default=os.environ.get("CLICKHOUSE_ADAPTER_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
@@ -902,7 +978,7 @@ def serve(args: argparse.Namespace) -> int:
     spool_dir = os.path.join(data_dir, "adapter-spool")
     os.makedirs(spool_dir, exist_ok=True)
     try:
-        engine = Engine(os.path.join(data_dir, "engine"), spool_dir)
+        engine = Engine(os.path.join(data_dir, "engine"), spool_dir, args.connections)
     except Exception as error:
         LOG.error("cannot open the ClickHouse engine in %s: %s", data_dir, error)
         return 1
@@ -920,8 +996,8 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    LOG.info("ClickHouse %s (chdb) serving http://%s:%d data_dir=%s", engine.version, args.host, args.port,
-             data_dir)
+    LOG.info("ClickHouse %s (chdb) serving http://%s:%d data_dir=%s connections=%d", engine.version, args.host,
+             args.port, data_dir, engine.connections)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

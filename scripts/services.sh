@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Local services for development and tests: PostgreSQL 15 with logical replication, a Kafka-protocol
 # broker (tansu) and ClickHouse (the real engine from chdb behind scripts/clickhouse_http.py).
+# CDCSTAR_BROKER=mock runs librdkafka's mock cluster (cdcstar-mock-broker) as the broker instead of
+# tansu, on the same port: in memory, much faster, no CreateTopics (topics are auto-created), lost when it
+# stops. For benchmarks; the tests use tansu (the default), which keeps its data across a restart.
 #
 #   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
 #                                        ready (all of postgres, kafka, clickhouse unless named)
@@ -25,6 +28,9 @@ PG_PORT=${CDCSTAR_PG_PORT:-55432}
 KAFKA_PORT=${CDCSTAR_KAFKA_PORT:-19092}
 CLICKHOUSE_PORT=${CDCSTAR_CLICKHOUSE_PORT:-18123}
 TANSU_VERSION=0.6.0
+BROKER=${CDCSTAR_BROKER:-tansu}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+MOCK_BROKER_BIN=$TARGET_DIR/release/cdcstar-mock-broker
 PG_DB=cdcstar
 VENV=$STATE/venv
 
@@ -110,7 +116,14 @@ install_missing() {
     if [ ${#packages[@]} -gt 0 ]; then apt_install "${packages[@]}"; fi
     pg_bindir >/dev/null || die "postgresql-15 is installed but pg_config --bindir has no postgres binary"
 
-    if wanted kafka && ! external KAFKA_BROKERS && [ -z "$(tansu_bin)" ]; then
+    if wanted kafka && ! external KAFKA_BROKERS && [ "$BROKER" = mock ]; then
+        command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build cdcstar-mock-broker"
+        # NB: always asked, so the binary follows the checkout (a no-op when it is up to date).
+        run_with_progress "building cdcstar-mock-broker" "$STATE/mock-broker-build.log" \
+            cargo build --release --manifest-path "$REPO/Cargo.toml" -p cdcstar-runtime --bin cdcstar-mock-broker \
+            || { tail -30 "$STATE/mock-broker-build.log" >&2; die "could not build cdcstar-mock-broker"; }
+    fi
+    if wanted kafka && ! external KAFKA_BROKERS && [ "$BROKER" = tansu ] && [ -z "$(tansu_bin)" ]; then
         command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build the tansu broker"
         # A test fixture, not a production broker: optimisation level 1 and no debug info build it
         # in about half the time of cargo's default release profile.
@@ -217,9 +230,39 @@ postgres_down() {
 
 kafka_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
 
+running_broker() { # the broker `up` started and that still runs: tansu, mock-broker or nothing
+    local name
+    for name in tansu mock-broker; do
+        if pid_alive "$STATE/$name.pid"; then echo "$name"; return; fi
+    done
+}
+
 kafka_up() {
+    local running
+    running=$(running_broker)
+    if [ -n "$running" ]; then
+        local wanted_process=tansu
+        [ "$BROKER" = mock ] && wanted_process=mock-broker
+        [ "$running" = "$wanted_process" ] \
+            || die "$running runs on 127.0.0.1:$KAFKA_PORT, not $wanted_process: stop it first (scripts/services.sh down kafka)"
+        log "$running already running on 127.0.0.1:$KAFKA_PORT"
+        return
+    fi
+    if [ "$BROKER" = mock ]; then mock_broker_up; else tansu_up; fi
+}
+
+mock_broker_up() {
+    local pidfile=$STATE/mock-broker.pid
+    check_port_free "$KAFKA_PORT" mock-broker
+    setsid "$MOCK_BROKER_BIN" --port "$KAFKA_PORT" >"$STATE/mock-broker.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    mark_started mock-broker
+    wait_until 30 "mock broker on 127.0.0.1:$KAFKA_PORT" "$STATE/mock-broker.log" kafka_ready \
+        || { tail -20 "$STATE/mock-broker.log" >&2; die "the mock broker does not answer on $KAFKA_PORT"; }
+}
+
+tansu_up() {
     local pidfile=$STATE/tansu.pid
-    if pid_alive "$pidfile"; then log "tansu already running on 127.0.0.1:$KAFKA_PORT"; return; fi
     check_port_free "$KAFKA_PORT" tansu
     mkdir -p "$STATE/tansu"
     # NB: tansu reads the path of a sqlite:// URL as relative, so it runs inside its data directory.
@@ -283,7 +326,7 @@ cmd_up() {
 
 cmd_down() {
     if wanted clickhouse; then stop_pidfile clickhouse; fi
-    if wanted kafka; then stop_pidfile tansu; fi
+    if wanted kafka; then stop_pidfile tansu; stop_pidfile mock-broker; fi
     if wanted postgres; then postgres_down; fi
 }
 
@@ -301,11 +344,14 @@ cmd_status() { # exit 0: every service answers; 3 (as an init script's status): 
         if "$@" >/dev/null 2>&1; then echo "$name: up ($url)"; else echo "$name: down ($url)"; down=3; fi
     }
     report postgres "$(database_url)" pg_ready
-    report kafka "$(kafka_brokers)" kafka_ready
+    local broker
+    broker=$(running_broker)
+    report kafka "$(kafka_brokers)${broker:+, $broker}" kafka_ready
     report clickhouse "$(clickhouse_url)" curl -fsS "$(clickhouse_url)/ping"
     return $down
 }
 
+case $BROKER in tansu | mock) ;; *) die "CDCSTAR_BROKER=$BROKER: expected tansu or mock" ;; esac
 command=${1:-}
 [ $# -gt 0 ] && shift
 SERVICES=" ${*:-postgres kafka clickhouse} "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks of scripts/services.sh's refusals: a taken port and a missing dependency each give a message
-# that names them and a non-zero exit. Runs in a scratch state directory; touches no running service.
+# Checks of scripts/services.sh's refusals: a taken port, a missing dependency and an unknown broker each
+# give a message that names them and a non-zero exit; the mock broker starts, is named and stops. Runs in
+# scratch state directories; touches no running service.
 # Then, of the running services' state directory: no log in it carries colour codes (ESC [), and a long
 # step reports its progress (scripts/progress.sh).
 set -uo pipefail
@@ -50,6 +51,25 @@ expect_refusal "missing postgres is named" "missing system packages: postgresql-
     env -u DATABASE_URL PATH="$SCRATCH/bin" CDCSTAR_INSTALL=0 CDCSTAR_STATE_DIR="$SCRATCH/state" "$REPO/scripts/services.sh" up postgres
 
 expect_refusal "unknown service is named" "unknown service mysql" "$REPO/scripts/services.sh" up mysql
+
+expect_refusal "unknown broker is named" "CDCSTAR_BROKER=redpanda: expected tansu or mock" \
+    env CDCSTAR_BROKER=redpanda "$REPO/scripts/services.sh" status
+
+# The mock broker (CDCSTAR_BROKER=mock) in a scratch state directory on a free port: up, named by
+# status, answering, and gone after down.
+mock_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mock_env=(env -u KAFKA_BROKERS CDCSTAR_BROKER=mock CDCSTAR_STATE_DIR="$SCRATCH/mock" CDCSTAR_KAFKA_PORT="$mock_port")
+output=$("${mock_env[@]}" "$REPO/scripts/services.sh" up kafka 2>&1 \
+    && "${mock_env[@]}" "$REPO/scripts/services.sh" status 2>&1)
+"${mock_env[@]}" "$REPO/scripts/services.sh" down kafka >/dev/null 2>&1
+if grep -qxF "kafka: up (127.0.0.1:$mock_port, mock-broker)" <<<"$output" && ! ss -Hltn "sport = :$mock_port" | grep -q .; then
+    echo "ok: CDCSTAR_BROKER=mock starts the mock broker on the Kafka port, status names it, down stops it"
+    passed=$((passed + 1))
+else
+    echo "FAILED: CDCSTAR_BROKER=mock up/status/down on port $mock_port"
+    sed 's/^/    /' <<<"$output"
+    failed=$((failed + 1))
+fi
 
 # The logs of the services `up` started (and of what it installed): plain text, no colour codes.
 state=${CDCSTAR_STATE_DIR:-$REPO/.services}

@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// Secret keys that carry client security settings, and the librdkafka property each one sets.
@@ -153,14 +154,21 @@ pub async fn ensure_topics(
         .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(|source| KafkaSetupError::Client {
-            what: "topics",
-            brokers: connection.brokers.clone(),
-            source,
-        })?;
+    let results = match admin.create_topics(&new_topics, &options).await {
+        Ok(results) => results,
+        // NB: every Kafka broker since 0.10.2 implements CreateTopics; librdkafka's mock cluster
+        // (cdcstar-mock-broker, the benchmarks' broker) does not, and auto-creates topics instead.
+        Err(KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature)) => {
+            return auto_create_topics(connection, topics, partitions).await;
+        }
+        Err(source) => {
+            return Err(KafkaSetupError::Client {
+                what: "topics",
+                brokers: connection.brokers.clone(),
+                source,
+            });
+        }
+    };
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -170,6 +178,70 @@ pub async fn ensure_topics(
                     reason: code.to_string(),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// For a broker without the CreateTopics API: asks for each topic's metadata with automatic creation
+/// allowed, and fails unless every topic then exists. The broker picks the partition count (said in
+/// a warning when it differs from `partitions`).
+async fn auto_create_topics(
+    connection: &KafkaConnection,
+    topics: &[String],
+    partitions: i32,
+) -> Result<(), KafkaSetupError> {
+    let mut config = connection.client_config();
+    config.set("allow.auto.create.topics", "true");
+    let brokers = connection.brokers.clone();
+    let topics = topics.to_vec();
+    let created = tokio::task::spawn_blocking(move || {
+        let client: BaseProducer = config.create().map_err(|source| KafkaSetupError::Client {
+            what: "metadata client",
+            brokers: brokers.clone(),
+            source,
+        })?;
+        let mut created = Vec::new();
+        for topic in &topics {
+            let metadata = client
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(30))
+                .map_err(|error| KafkaSetupError::CreateTopic {
+                    topic: topic.clone(),
+                    reason: format!(
+                        "the broker has no CreateTopics and its metadata failed: {error}"
+                    ),
+                })?;
+            match metadata.topics().iter().find(|t| t.name() == topic) {
+                Some(found) if found.error().is_none() && !found.partitions().is_empty() => {
+                    created.push((topic.clone(), found.partitions().len()));
+                }
+                found => {
+                    return Err(KafkaSetupError::CreateTopic {
+                        topic: topic.clone(),
+                        reason: format!(
+                            "the broker has no CreateTopics and did not auto-create it ({:?})",
+                            found.and_then(|t| t.error())
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(created)
+    })
+    .await
+    .map_err(|error| KafkaSetupError::CreateTopic {
+        topic: "(all)".to_owned(),
+        reason: error.to_string(),
+    })??;
+    for (topic, count) in created {
+        if count != partitions as usize {
+            tracing::warn!(
+                %topic,
+                partitions = count,
+                requested = partitions,
+                "the broker has no CreateTopics (librdkafka's mock cluster?): it auto-created the topic with its own partition count"
+            );
         }
     }
     Ok(())

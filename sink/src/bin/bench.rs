@@ -3,14 +3,18 @@
 //!
 //! 1. Produces N envelopes of the example schema (customers, products, orders, order items, with
 //!    updates) into a fresh set of topics.
-//! 2. Drains the topics with a bare consumer (same fetch settings as the sink, no processing): the
-//!    broker's own ceiling on this machine.
+//! 2. Drains the topics with a bare consumer (no processing): with librdkafka's default fetch
+//!    settings, the broker's own ceiling on this machine; then with the sink's fetch settings, what
+//!    the sink's prefetch budget allows on this broker.
 //! 3. Starts the `cdcstar-sink` binary on them and times it until every event is flushed (its
 //!    `events_flushed` metric), sampling its peak RSS and CPU time from /proc.
 //! 4. Inserts the same rows (as the sink would write them, lookups included) into copies of the
 //!    tables in RowBinary batches of the same size, timed.
 //! 5. Prints events/s, the ratios to the raw insert and to the slower of the two fixture ceilings,
-//!    peak RSS and CPU, and checks the row counts.
+//!    the broker's produce rate (step 1) and drain rate (step 2), peak RSS and CPU, and checks the row
+//!    counts.
+//!
+//! `make bench-sink` runs it on a private librdkafka mock broker (scripts/bench-broker.sh).
 //!
 //! Over 400 lines: a standalone benchmark binary whose setup, five timed phases and report read top to
 //! bottom.
@@ -195,19 +199,26 @@ async fn flushed(metrics_addr: &str) -> Option<(u64, f64)> {
     ))
 }
 
-/// Seconds a bare consumer takes to read `count` messages of `topics` from the beginning, with the
-/// fetch settings the sink would use (its defaults and environment).
+/// Seconds a bare consumer takes to read `count` messages of `topics` from the beginning: with
+/// librdkafka's default fetch settings (the broker's own ceiling), or with those the sink would use
+/// (its defaults and environment: what the sink's own fetch limits allow on this broker).
 async fn drain(
     connection: &KafkaConnection,
     topics: &[String],
     count: usize,
+    sink_fetch: bool,
 ) -> anyhow::Result<f64> {
-    let sink_args = SinkArgs::try_parse_from(["cdcstar-sink", "--pipeline", "-"])?;
-    let partitions = count_partitions(connection, topics, Duration::from_secs(10))?;
     let mut config = connection.client_config();
-    sink_args.fetch().apply(&mut config, partitions);
+    if sink_fetch {
+        let sink_args = SinkArgs::try_parse_from(["cdcstar-sink", "--pipeline", "-"])?;
+        let partitions = count_partitions(connection, topics, Duration::from_secs(10))?;
+        sink_args.fetch().apply(&mut config, partitions);
+    }
     let consumer: StreamConsumer = config
-        .set("group.id", format!("bench-drain-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("bench-drain-{}-{sink_fetch}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .create()?;
     let mut assignment = TopicPartitionList::new();
@@ -228,7 +239,12 @@ async fn drain(
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "broker drain: {count} messages, {:.1} MiB in {seconds:.2} s",
+        "broker drain ({} fetch settings): {count} messages, {:.1} MiB in {seconds:.2} s",
+        if sink_fetch {
+            "the sink's"
+        } else {
+            "librdkafka's default"
+        },
         bytes as f64 / (1024.0 * 1024.0)
     );
     Ok(seconds)
@@ -319,8 +335,15 @@ async fn main() -> anyhow::Result<()> {
             result?;
         }
     }
-    println!("produced in {:.1} s", started.elapsed().as_secs_f64());
-    let drain_seconds = drain(&connection, &pipeline.data_topics(), events.len()).await?;
+    let produce_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "broker produce (the benchmark's producer, lz4, acks=all): {} events in {produce_seconds:.1} s = {:.0} events/s",
+        events.len(),
+        events.len() as f64 / produce_seconds
+    );
+    let drain_seconds = drain(&connection, &pipeline.data_topics(), events.len(), false).await?;
+    let sink_fetch_seconds =
+        drain(&connection, &pipeline.data_topics(), events.len(), true).await?;
 
     // The sink.
     let file = std::env::temp_dir().join(format!("{name}.yaml"));
@@ -422,9 +445,13 @@ async fn main() -> anyhow::Result<()> {
     let sink_rate = n / sink_seconds;
     let raw_rate = n / raw_seconds;
     let drain_rate = n / drain_seconds;
+    let produce_rate = n / produce_seconds;
     let ceiling = raw_rate.min(drain_rate);
     println!(
-        "broker drain (bare consumer, sink's fetch settings): {n} messages in {drain_seconds:.2} s = {drain_rate:.0} messages/s"
+        "broker (fixture, {}) in this run: produce {produce_rate:.0} events/s; drain by a bare consumer {n} messages in {drain_seconds:.2} s = {drain_rate:.0} messages/s \
+         (with the sink's fetch settings: {:.0} messages/s)",
+        std::env::var("CDCSTAR_BENCH_BROKER").unwrap_or_else(|_| args.kafka_brokers.clone()),
+        n / sink_fetch_seconds
     );
     println!("raw insert: {n} rows in {raw_seconds:.2} s = {raw_rate:.0} rows/s");
     println!("sink:       {n} events in {sink_seconds:.2} s = {sink_rate:.0} events/s");

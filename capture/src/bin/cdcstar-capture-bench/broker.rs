@@ -2,7 +2,8 @@
 //!
 //! - `ceiling`: snapshot-sized envelopes produced as fast as the capture's own producer
 //!   ([`EventProducer`], same settings) can get them acknowledged: the most any snapshot can reach
-//!   against this broker;
+//!   against this broker; then the same events read back by a bare consumer: the most any consumer
+//!   (the sink) can drain from it;
 //! - `round_trip`: at a fixed rate, with the capture's streaming producer settings, produce →
 //!   acknowledged and produce → consumed by a consumer that polls without delay: what the broker
 //!   adds to end-to-end latency.
@@ -77,7 +78,48 @@ pub async fn ceiling(brokers: &str, messages: u64, settings: ProducerSettings) -
         messages as f64 / seconds,
         settings.describe()
     );
+    drop(producer);
+    let seconds = drain(&connection, &topic, messages).await?;
+    println!(
+        "broker drain ceiling (fixture): {messages} events read back by a bare consumer in {seconds:.1} s = {:.0} events/s",
+        messages as f64 / seconds
+    );
     Ok(())
+}
+
+/// Seconds a bare consumer (no group, no processing) takes to read `messages` messages of `topic`
+/// from the beginning: what any consumer can get out of this broker.
+async fn drain(connection: &KafkaConnection, topic: &str, messages: u64) -> Result<f64> {
+    let consumer: StreamConsumer = connection
+        .client_config()
+        .set("group.id", format!("{topic}-drain"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("create the drain consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..count_partitions(&consumer, topic)? {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    let began = Instant::now();
+    consumer.assign(&assignment)?;
+    for _ in 0..messages {
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("the drain stalled: nothing consumed for 30 s")??;
+    }
+    Ok(began.elapsed().as_secs_f64())
+}
+
+/// The topic's partition count as the broker reports it (a broker without CreateTopics picks its own).
+fn count_partitions(consumer: &StreamConsumer, topic: &str) -> Result<i32> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    anyhow::ensure!(partitions > 0, "topic {topic} has no partitions");
+    Ok(i32::try_from(partitions)?)
 }
 
 /// At `rate` messages/s for `seconds`: produce → acknowledged and produce → consumed.
@@ -102,7 +144,7 @@ pub async fn round_trip(
         .create()
         .context("create the round-trip consumer")?;
     let mut assignment = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
+    for partition in 0..count_partitions(&consumer, &topic)? {
         assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
