@@ -3,7 +3,7 @@
 //! closes the race between replicas.
 //!
 //! A batch is applied as a whole or retried as a whole: every statement is idempotent under the
-//! version rules ([`crate::versioning`]), so a retry after a partial failure (or a replay after a
+//! version rules ([`crate::apply::versioning`]), so a retry after a partial failure (or a replay after a
 //! crash) converges to the same `FINAL` state.
 //!
 //! Cross-replica race, and why the re-check closes it: replica A writes a fact row enriched from a
@@ -16,6 +16,9 @@
 //! Over 400 lines: write order, propagation and re-check share their reads and chunking, and the race
 //! argument above needs the code beside it.
 
+pub mod enrich;
+pub mod versioning;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -23,11 +26,11 @@ use cdcstar_crds::clickhouse_ddl::quote_ident;
 use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
 use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
 
-use crate::enrich::{affected_rows_filter, enrich, key_form};
+use crate::apply::enrich::{affected_rows_filter, enrich, key_form};
+use crate::apply::versioning::{fold_fact, fold_plain, propagated};
 use crate::route::RowChange;
+use crate::route::value::{Value, default_value};
 use crate::store::{Row, Store, StoreError, in_list};
-use crate::value::{Value, default_value};
-use crate::versioning::{fold_fact, fold_plain, propagated};
 
 /// Most fact rows read, enriched and written at a time, for a batch's own changes and for a
 /// propagation alike: each chunk holds the stored rows it read and their rewrites. A dimension row

@@ -9,10 +9,10 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::apply::Applier;
-use crate::batch::Batch;
-use crate::dead_letter::DeadLetter;
-use crate::dlq::DeadLetterProducer;
-use crate::isolate::{Applied, apply_isolating};
+use crate::consume::batch::Batch;
+use crate::dead_letters::isolate::{Applied, apply_isolating};
+use crate::dead_letters::letter::DeadLetter;
+use crate::dead_letters::producer::DeadLetterProducer;
 use crate::metrics::{Metrics, label};
 use crate::retry::{Abandoned, retry_until_shutdown};
 

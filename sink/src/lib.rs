@@ -2,33 +2,25 @@
 //! declares (dimensions, facts with denormalised lookups kept current), at least once, with replays
 //! made harmless by row versions. See docs/sink.md.
 //!
-//! Data path: [`consumer`] reads messages into a [`batch::Batch`] ([`route`] decodes and converts each
-//! event with the star schema compiled from the spec, [`cdcstar_crds::star_model`]); [`flush`] sends
-//! poison events to the [`dlq`] and hands row changes to [`apply`], which folds them by the
-//! [`versioning`] rules, fills lookups with [`enrich`] and writes through [`store`] in RowBinary
-//! ([`rowbinary`], [`value`]). When ClickHouse refuses rows, [`isolate`] finds the events they come
-//! from, and their bytes, read back with [`refetch`], go to the dead-letter topic too. Only then are
-//! the offsets stored.
+//! The folders follow one event: [`consume`](mod@consume) (the [`consume::consumer`] loop reads messages into a
+//! [`consume::batch::Batch`]) → [`route`] (decodes and converts each event with the star schema
+//! compiled from the spec, [`cdcstar_crds::star_model`], into [`route::value`]s) → [`flush`] (sends
+//! poison events to the dead-letter topic, hands row changes on) → [`apply`] (folds them by the
+//! [`apply::versioning`] rules, fills lookups with [`apply::enrich`]) → [`store`] (writes RowBinary,
+//! [`store::rowbinary`]). Beside the flow, [`dead_letters`]: when ClickHouse refuses rows,
+//! [`dead_letters::isolate`] finds the events they come from and their bytes, read back with
+//! [`dead_letters::refetch`], go to the dead-letter topic too. Only then are the offsets stored.
 
 pub mod apply;
-pub mod batch;
-pub mod consumer;
-pub mod dead_letter;
-pub mod dlq;
-pub mod enrich;
-pub mod fetch;
+pub mod consume;
+pub mod dead_letters;
 pub mod flush;
 pub mod http;
-pub mod isolate;
 pub mod metrics;
-pub mod refetch;
 pub mod retry;
 pub mod route;
-pub mod rowbinary;
 pub mod settings;
 pub mod store;
-pub mod value;
-pub mod versioning;
 
 #[cfg(test)]
 mod test_fixtures;
@@ -41,8 +33,8 @@ use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_compiled};
 use tokio::sync::watch;
 
 use crate::apply::Applier;
-use crate::consumer::{ConsumerError, ConsumerSettings, consume};
-use crate::dlq::DeadLetterProducer;
+use crate::consume::consumer::{ConsumerError, ConsumerSettings, consume};
+use crate::dead_letters::producer::DeadLetterProducer;
 use crate::flush::Flusher;
 use crate::metrics::Metrics;
 use crate::retry::{Abandoned, retry_until_shutdown};
@@ -208,7 +200,7 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
     let partitions = {
         let (connection, counted_topics) = (connection.clone(), topics.clone());
         let counted = tokio::task::spawn_blocking(move || {
-            fetch::count_partitions(&connection, &counted_topics, PARTITION_COUNT_TIMEOUT)
+            consume::fetch::count_partitions(&connection, &counted_topics, PARTITION_COUNT_TIMEOUT)
         })
         .await;
         match counted {

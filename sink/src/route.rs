@@ -6,10 +6,12 @@
 //!
 //! Over 400 lines only with its tests of every kind of bad event.
 
+pub mod value;
+
 use cdcstar_crds::star_model::{StarModel, TableId};
 use cdcstar_crds::{Envelope, Operation};
 
-use crate::value::{ConvertError, Value, convert, convert_with_policy, default_value};
+use crate::route::value::{ConvertError, Value, convert, convert_with_policy, default_value};
 
 /// Why an event cannot be applied; the reason travels to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

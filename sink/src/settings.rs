@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use crate::batch::BatchLimits;
-use crate::fetch::FetchSettings;
+use crate::consume::batch::BatchLimits;
+use crate::consume::fetch::FetchSettings;
 
 pub use cdcstar_runtime::logging::LogFormat;
 

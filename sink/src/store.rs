@@ -9,6 +9,8 @@
 //! Over 400 lines: every ClickHouse statement of the sink and its RowBinary framing in one place; a
 //! sixth is tests.
 
+pub mod rowbinary;
+
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,8 +19,8 @@ use cdcstar_crds::clickhouse_ddl::{ColumnDifference, compare_columns, quote_iden
 use cdcstar_crds::star::{Bookkeeping, LSN_COLUMN};
 use cdcstar_crds::star_model::TableModel;
 
-use crate::rowbinary::{DecodeError, EncodeError, decode, encode};
-use crate::value::{Value, quote_string, sql_literal};
+use crate::route::value::{Value, quote_string, sql_literal};
+use crate::store::rowbinary::{DecodeError, EncodeError, decode, encode};
 
 /// Largest query text the sink sends (key lists of big batches).
 const MAX_QUERY_SIZE: &str = "268435456";

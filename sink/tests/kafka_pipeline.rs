@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cdcstar_crds::pipeline::TopicMode;
 use cdcstar_runtime::kafka::KafkaConnection;
-use cdcstar_sink::dlq::{
+use cdcstar_sink::dead_letters::producer::{
     REASON_HEADER, REASON_KIND_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER,
 };
 use common::broker::{Broker, free_port};

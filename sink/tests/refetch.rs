@@ -4,8 +4,8 @@
 mod common;
 
 use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
-use cdcstar_sink::batch::Position;
-use cdcstar_sink::refetch::{StoredMessage, read_messages};
+use cdcstar_sink::consume::batch::Position;
+use cdcstar_sink::dead_letters::refetch::{StoredMessage, read_messages};
 use common::{kafka_brokers, produce, unique};
 
 #[tokio::test]

@@ -8,8 +8,8 @@
 mod common;
 
 use cdcstar_sink::apply::Applier;
-use cdcstar_sink::batch::{Batch, Message};
-use cdcstar_sink::isolate::apply_isolating;
+use cdcstar_sink::consume::batch::{Batch, Message};
+use cdcstar_sink::dead_letters::isolate::apply_isolating;
 use cdcstar_sink::metrics::Metrics;
 use cdcstar_sink::store::StoreError;
 use common::{TestPipeline, customer, envelope, item, order, product};

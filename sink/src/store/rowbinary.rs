@@ -8,7 +8,7 @@
 
 use cdcstar_crds::ColumnType;
 
-use crate::value::Value;
+use crate::route::value::Value;
 
 /// Why bytes read back from ClickHouse could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

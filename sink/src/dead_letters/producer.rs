@@ -11,10 +11,10 @@ use std::time::Duration;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::batch::Batch;
-use crate::dead_letter::{DeadLetter, REFUSED_KIND, source_table};
-use crate::isolate::Refused;
-use crate::refetch::{RefetchError, read_messages};
+use crate::consume::batch::Batch;
+use crate::dead_letters::isolate::Refused;
+use crate::dead_letters::letter::{DeadLetter, REFUSED_KIND, source_table};
+use crate::dead_letters::refetch::{RefetchError, read_messages};
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError};
 
 /// Header carrying the reason.

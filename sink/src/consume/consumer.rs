@@ -28,8 +28,8 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 
-use crate::batch::{Batch, BatchLimits, Message};
-use crate::fetch::FetchSettings;
+use crate::consume::batch::{Batch, BatchLimits, Message};
+use crate::consume::fetch::FetchSettings;
 use crate::flush::Flusher;
 use crate::metrics::Metrics;
 use cdcstar_runtime::kafka::KafkaConnection;

@@ -12,7 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::batch::Position;
+use crate::consume::batch::Position;
 use cdcstar_runtime::kafka::KafkaConnection;
 
 /// How long reading one message may take before the read is retried.

@@ -12,8 +12,8 @@ use cdcstar_crds::ColumnType;
 use cdcstar_crds::clickhouse_ddl::quote_ident;
 use cdcstar_crds::star_model::{StarModel, TableModel};
 
+use crate::route::value::{Value, default_value};
 use crate::store::{Row, Store, StoreError, in_list};
-use crate::value::{Value, default_value};
 
 /// Keys compare across integer types: a non-negative `Int` equals the `UInt` of the same number.
 pub fn key_form(value: &Value) -> Value {

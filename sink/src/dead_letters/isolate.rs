@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 
 use crate::apply::{Applier, ApplyReport};
-use crate::batch::Batch;
+use crate::consume::batch::Batch;
 use crate::store::StoreError;
 
 /// An event whose rows ClickHouse refused.

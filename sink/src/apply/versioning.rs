@@ -17,8 +17,8 @@
 use cdcstar_crds::star_model::TableModel;
 
 use crate::route::RowChange;
+use crate::route::value::{Value, default_value};
 use crate::store::Row;
-use crate::value::{Value, default_value};
 
 /// The row a dimension key ends up with after `changes` (in consumption order), or `None` when every
 /// change is older than what is stored. `stored` is only needed for unchanged TOASTed columns.

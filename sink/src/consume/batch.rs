@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cdcstar_crds::star_model::StarModel;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::dead_letter::{DeadLetter, source_table};
+use crate::dead_letters::letter::{DeadLetter, source_table};
 use crate::metrics::{Metrics, label};
 use crate::route::{RowChange, route};
 
