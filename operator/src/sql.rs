@@ -37,6 +37,10 @@ pub struct SlotObservation {
     pub retained_wal_bytes: Option<i64>,
     /// Whether a consumer is connected.
     pub active: bool,
+    /// Why Postgres invalidated the slot, when it did: `invalidation_reason` on PostgreSQL 17+
+    /// (`wal_removed`, `idle_timeout` on 18, ...), or `wal_removed` when `wal_status` is `lost`. An
+    /// invalidated slot can never stream again.
+    pub invalidated: Option<String>,
 }
 
 /// Whether the operator owns the publication and the slot: the native capture reads what the

@@ -97,6 +97,9 @@ pub async fn cleanup_source(
     })
 }
 
+/// The reason of the `Publication` condition when Postgres invalidated the slot.
+pub const SLOT_INVALIDATED: &str = "SlotInvalidated";
+
 /// The `Publication` condition after a pass.
 pub fn publication_condition(
     pipeline: &CdcPipeline,
@@ -120,6 +123,27 @@ pub fn publication_condition(
     let tables = pipeline.spec.source.tables.len();
     let publication = postgres::effective_publication_name(pipeline);
     let slot = pipeline.slot_name();
+    if let Some(reason) = report
+        .observed
+        .slot
+        .as_ref()
+        .and_then(|s| s.invalidated.as_ref())
+    {
+        return ConditionUpdate::failed(
+            PUBLICATION,
+            SLOT_INVALIDATED,
+            format!(
+                "Postgres invalidated replication slot {slot} ({reason}): the WAL it needs is gone, \
+                 so the capture cannot resume from it and changes since its last confirmed position \
+                 are lost to it. Resync: drop the slot (SELECT pg_drop_replication_slot('{slot}')) \
+                 and its snapshot progress (DELETE FROM cdcstar.snapshot_progress WHERE slot = \
+                 '{slot}'); the operator creates the slot again and the capture snapshots every \
+                 table, whose rows replace the star tables' at newer versions. To keep it from \
+                 happening again, raise max_slot_wal_keep_size (and idle_replication_slot_timeout \
+                 on PostgreSQL 18) or alert on the retained WAL"
+            ),
+        );
+    }
     if sql::operator_owns_replication(pipeline) {
         let verb = if report.executed.is_empty() {
             "up to date"
@@ -196,6 +220,42 @@ mod tests {
             },
             executed: Vec::new(),
         })
+    }
+
+    #[test]
+    fn an_invalidated_slot_fails_the_publication_condition_with_the_resync_steps() {
+        let pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let report = |invalidated: Option<&str>| {
+            Ok(SourceReport {
+                observed: SourceObservation {
+                    slot: Some(SlotObservation {
+                        invalidated: invalidated.map(str::to_owned),
+                        ..SlotObservation::default()
+                    }),
+                    ..SourceObservation::default()
+                },
+                executed: Vec::new(),
+            })
+        };
+        assert_eq!(
+            publication_condition(&pipeline, &report(None)).reason,
+            "UpToDate"
+        );
+        let lost = publication_condition(&pipeline, &report(Some("wal_removed")));
+        assert_eq!(lost.reason, SLOT_INVALIDATED);
+        assert_eq!(
+            lost.status,
+            crate::controller::status::ConditionStatus::False
+        );
+        assert!(
+            lost.message.contains("(wal_removed)")
+                && lost
+                    .message
+                    .contains("pg_drop_replication_slot('cdcstar_shop')"),
+            "{}",
+            lost.message
+        );
     }
 
     #[test]

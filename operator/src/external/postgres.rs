@@ -133,8 +133,11 @@ impl SourceDatabase for PostgresSource {
         let slot_observation = self
             .client
             .query_opt(
-                "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint \
-                 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                // NB: invalidation_reason exists from PostgreSQL 17 on; read through to_jsonb so
+                // the same query runs on 15 and 16, where it is NULL.
+                "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint, \
+                        wal_status, to_jsonb(s) ->> 'invalidation_reason' \
+                 FROM pg_catalog.pg_replication_slots s WHERE slot_name = $1",
                 &[&slot],
             )
             .await
@@ -142,6 +145,10 @@ impl SourceDatabase for PostgresSource {
             .map(|row| SlotObservation {
                 active: row.get(0),
                 retained_wal_bytes: row.get(1),
+                invalidated: row.get::<_, Option<String>>(3).or_else(|| {
+                    (row.get::<_, Option<String>>(2).as_deref() == Some("lost"))
+                        .then(|| "wal_removed".to_owned())
+                }),
             });
 
         // NB: the capture creates this table when it starts its first snapshot.

@@ -137,6 +137,7 @@ pub fn source_in_place(
         slot: Some(cdcstar_operator::sql::SlotObservation {
             retained_wal_bytes: Some(retained),
             active: true,
+            invalidated: None,
         }),
         snapshot: Vec::new(),
     }
