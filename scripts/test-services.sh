@@ -57,7 +57,17 @@ expect_refusal "unknown broker is named" "CDCSTAR_BROKER=redpanda: expected tans
 
 # The mock broker (CDCSTAR_BROKER=mock) in a scratch state directory on a free port: up, named by
 # status, answering, and gone after down.
-mock_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# NB: a free port below the kernel's ephemeral range, which the mock brokers' own listeners use.
+mock_port=$(python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in random.sample(range(20000, low), 200):
+    try:
+        socket.socket().bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break')
 mock_env=(env -u KAFKA_BROKERS CDCSTAR_BROKER=mock CDCSTAR_STATE_DIR="$SCRATCH/mock" CDCSTAR_KAFKA_PORT="$mock_port")
 output=$("${mock_env[@]}" "$REPO/scripts/services.sh" up kafka 2>&1 \
     && "${mock_env[@]}" "$REPO/scripts/services.sh" status 2>&1)

@@ -104,6 +104,19 @@ async fn run(args: Args) -> Result<()> {
         .iter()
         .map(|spec| topic_spec(spec, args.partitions))
         .collect::<Result<Vec<_>>>()?;
+    // NB: the fixed port is claimed before the mock brokers' listeners, which take ports the kernel
+    // picks: taken after them, it could be one of theirs.
+    let listener = if args.port == 0 {
+        None
+    } else {
+        Some(
+            TcpListener::bind(("127.0.0.1", args.port))
+                .await
+                .with_context(|| {
+                    format!("listen on 127.0.0.1:{} (is the port taken?)", args.port)
+                })?,
+        )
+    };
     // NB: the cluster is owned by this client (librdkafka's `test.mock.num.brokers`), which must
     // outlive it: both live until the end of this function.
     let owner: BaseProducer = ClientConfig::new()
@@ -128,17 +141,6 @@ async fn run(args: Args) -> Result<()> {
         .trim()
         .to_owned();
 
-    let listener = if args.port == 0 {
-        None
-    } else {
-        Some(
-            TcpListener::bind(("127.0.0.1", args.port))
-                .await
-                .with_context(|| {
-                    format!("listen on 127.0.0.1:{} (is the port taken?)", args.port)
-                })?,
-        )
-    };
     let bootstrap = match &listener {
         Some(_) => format!("127.0.0.1:{}", args.port),
         None => brokers.clone(),
