@@ -30,7 +30,14 @@ CLICKHOUSE_PORT=${CDCSTAR_CLICKHOUSE_PORT:-18123}
 TANSU_VERSION=0.6.0
 BROKER=${CDCSTAR_BROKER:-tansu}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-MOCK_BROKER_BIN=$TARGET_DIR/release/cdcstar-mock-broker
+# The mock broker is built in release for benchmarks; CDCSTAR_MOCK_BROKER_PROFILE=dev builds it with the
+# workspace's debug build instead (what scripts/test-services.sh uses: nothing extra to compile).
+MOCK_BROKER_PROFILE=${CDCSTAR_MOCK_BROKER_PROFILE:-release}
+case $MOCK_BROKER_PROFILE in
+    release) MOCK_BROKER_BIN=$TARGET_DIR/release/cdcstar-mock-broker; MOCK_BROKER_FLAGS=(--release) ;;
+    dev) MOCK_BROKER_BIN=$TARGET_DIR/debug/cdcstar-mock-broker; MOCK_BROKER_FLAGS=() ;;
+    *) printf 'services: error: CDCSTAR_MOCK_BROKER_PROFILE=%s: expected release or dev\n' "$MOCK_BROKER_PROFILE" >&2; exit 1 ;;
+esac
 PG_DB=cdcstar
 VENV=$STATE/venv
 
@@ -120,7 +127,7 @@ install_missing() {
         command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build cdcstar-mock-broker"
         # NB: always asked, so the binary follows the checkout (a no-op when it is up to date).
         run_with_progress "building cdcstar-mock-broker" "$STATE/mock-broker-build.log" \
-            cargo build --release --manifest-path "$REPO/Cargo.toml" -p cdcstar-runtime --bin cdcstar-mock-broker \
+            cargo build "${MOCK_BROKER_FLAGS[@]}" --manifest-path "$REPO/Cargo.toml" --workspace --bin cdcstar-mock-broker \
             || { tail -30 "$STATE/mock-broker-build.log" >&2; die "could not build cdcstar-mock-broker"; }
     fi
     if wanted kafka && ! external KAFKA_BROKERS && [ "$BROKER" = tansu ] && [ -z "$(tansu_bin)" ]; then

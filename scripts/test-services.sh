@@ -68,7 +68,8 @@ for port in random.sample(range(20000, low), 200):
         continue
     print(port)
     break')
-mock_env=(env -u KAFKA_BROKERS CDCSTAR_BROKER=mock CDCSTAR_STATE_DIR="$SCRATCH/mock" CDCSTAR_KAFKA_PORT="$mock_port")
+mock_env=(env -u KAFKA_BROKERS CDCSTAR_BROKER=mock CDCSTAR_MOCK_BROKER_PROFILE=dev CDCSTAR_STATE_DIR="$SCRATCH/mock"
+    CDCSTAR_KAFKA_PORT="$mock_port")
 output=$("${mock_env[@]}" "$REPO/scripts/services.sh" up kafka 2>&1 \
     && "${mock_env[@]}" "$REPO/scripts/services.sh" status 2>&1)
 "${mock_env[@]}" "$REPO/scripts/services.sh" down kafka >/dev/null 2>&1

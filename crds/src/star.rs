@@ -22,9 +22,6 @@ pub const IS_DELETED_COLUMN: &str = "is_deleted";
 /// Facts only: the LSN of the fact's own source row, which `lsn` can outgrow when a lookup change is
 /// propagated into the fact.
 pub const SOURCE_LSN_COLUMN: &str = "source_lsn";
-/// Column names the spec may not use, because the DDL adds them.
-pub const RESERVED_COLUMNS: [&str; 3] = [LSN_COLUMN, IS_DELETED_COLUMN, SOURCE_LSN_COLUMN];
-
 /// A column every star table gets besides the spec's own: the one list that sets which table has which
 /// and in what order they follow the spec's columns and lookups (in the DDL and in every row written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,16 +35,24 @@ pub enum Bookkeeping {
 }
 
 impl Bookkeeping {
+    /// Every bookkeeping column, in table order (a fact has them all).
+    pub const ALL: [Bookkeeping; 3] = [
+        Bookkeeping::SourceLsn,
+        Bookkeeping::Lsn,
+        Bookkeeping::IsDeleted,
+    ];
+
     /// The bookkeeping columns of a table of `kind`, in table order.
     pub fn of(kind: TableKind) -> &'static [Bookkeeping] {
         match kind {
             TableKind::Dimension => &[Bookkeeping::Lsn, Bookkeeping::IsDeleted],
-            TableKind::Fact => &[
-                Bookkeeping::SourceLsn,
-                Bookkeeping::Lsn,
-                Bookkeeping::IsDeleted,
-            ],
+            TableKind::Fact => &Self::ALL,
         }
+    }
+
+    /// Whether the spec may not use `name` for a column, because the DDL adds a column so named.
+    pub fn is_reserved(name: &str) -> bool {
+        Self::ALL.iter().any(|column| column.name() == name)
     }
 
     /// The column name.

@@ -36,7 +36,7 @@ use std::fmt;
 use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec};
 use crate::redpanda_connect;
 use crate::schema_check::schema_violations;
-use crate::star::{RESERVED_COLUMNS, StarTable, TableKind, star_tables};
+use crate::star::{Bookkeeping, StarTable, TableKind, star_tables};
 use crate::star_model::{ModelError, ModelErrors, StarModel};
 
 /// Longest identifier Postgres keeps (NAMEDATALEN - 1); ClickHouse names are held to it too.
@@ -480,7 +480,7 @@ fn validate_columns(table: &StarTable<'_>, out: &mut Collector) {
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut check_name = |out: &mut Collector, field_path: String, name: &str| {
         out.name(field_path.clone(), name, NameKind::SqlIdentifier);
-        if RESERVED_COLUMNS.contains(&name) {
+        if Bookkeeping::is_reserved(name) {
             out.error(
                 field_path,
                 format!("{name:?} is reserved for the bookkeeping column the DDL adds"),
