@@ -25,7 +25,7 @@ API="${CARGO_TARGET_DIR:-$REPO/target}/debug/cdcstar-api"
 DB=cdcstar_api_schema_$$
 DB_URL="${DATABASE_URL%%\?*}"
 DB_URL="${DB_URL%/*}/$DB"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { "$REPO/scripts/free-port.py"; }
 PORT=$(free_port)
 METRICS_PORT=$(free_port)
 WORK=$(mktemp -d)

@@ -38,7 +38,7 @@ check "make help has no unexpanded \$(...)" "$(grep -F '$(' <<<"$help")"
 
 # A service that does not answer: a port nothing listens on (the services' URLs are read from the
 # environment, so this touches none of the running ones).
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$("$REPO/scripts/free-port.py")
 output=$(DATABASE_URL="postgresql://postgres:postgres@127.0.0.1:$port/none" CDCSTAR_KAFKA_PORT=$port \
     KAFKA_BROKERS="127.0.0.1:$port" CLICKHOUSE_URL="http://127.0.0.1:$port" CDCSTAR_PG_PORT=$port \
     "$MAKE" -s --no-print-directory services-status 2>&1)

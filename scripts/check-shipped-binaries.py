@@ -16,6 +16,7 @@ Prints `shipped binaries: N passed, M failed` and exits non-zero on any failure.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import http.server
 import json
 import os
@@ -57,9 +58,11 @@ def dockerfile_build() -> tuple[list[str], dict[str, str], list[str]]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """scripts/free-port.py's: a free port below the kernel's ephemeral range."""
+    spec = importlib.util.spec_from_file_location("free_port", ROOT / "scripts" / "free-port.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.free_port()
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:

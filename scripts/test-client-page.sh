@@ -50,7 +50,7 @@ sed -e "s/^  name: shop$/  name: ${RUN//_/-}/" -e "s/prefix: shop$/prefix: $RUN/
     examples/shop-pipeline.yaml >"$WORK/pipeline.yaml"
 grep -q "database: $RUN" "$WORK/pipeline.yaml" || die "could not derive a pipeline from examples/shop-pipeline.yaml"
 psql "$DATABASE_URL" -X -q -c "CREATE DATABASE $RUN" >/dev/null
-PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+PORT=$(scripts/free-port.py)
 
 echo "client-page: pipeline $RUN through scripts/kubelet.py, the page at http://127.0.0.1:$PORT/client/"
 status=0

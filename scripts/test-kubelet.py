@@ -141,10 +141,12 @@ def main() -> int:
         for name, text in {"cdcstar-api": FAKE_SERVER, "cdcstar-operator": FAKE_OPERATOR}.items():
             (work / "bin" / name).write_text(text)
             (work / "bin" / name).chmod(0o755)
-        check_pod = ["--", sys.executable, "-c", CHECK_POD.replace("{port}", "18481")]
+        port = subprocess.run([str(ROOT / "scripts" / "free-port.py")], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        check_pod = ["--", sys.executable, "-c", CHECK_POD.replace("{port}", port)]
         cases = [
             ("a well-behaved pod runs, sees its Secret, ConfigMap, name and user, and stops cleanly",
-             manifests("good"), ["--port-forward", "fake-api=18481", *check_pod], 0, None),
+             manifests("good"), ["--port-forward", f"fake-api={port}", *check_pod], 0, None),
             ("a server listening on 127.0.0.1 only never becomes ready (probes go to the pod IP)",
              manifests("loopback-only"), ["--", "true"], 1, "not ready after"),
             ("a write to the read-only root filesystem fails the pod",

@@ -77,7 +77,7 @@ BIN_DIR=${E2E_BIN_DIR:-$REPO/target/release}
 # What the pods export, for scripts/check-monitoring.py.
 METRICS_DIR=${CDCSTAR_METRICS_DIR:-$REPO/.services/exported-metrics}
 [ -x "$BIN_DIR/cdcstar-operator" ] || { echo "e2e: no binaries in $BIN_DIR: run make check-shipped first" >&2; exit 1; }
-if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_AFTER_FLOW=$WORK/after-flow.sh DEMO_SCRAPE_METRICS=$METRICS_DIR DEMO_API_PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])") \
+if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_AFTER_FLOW=$WORK/after-flow.sh DEMO_SCRAPE_METRICS=$METRICS_DIR DEMO_API_PORT=$(scripts/free-port.py) \
     scripts/demo.sh >"$WORK/demo.out" 2>&1; then
     cat "$WORK/demo.out"
     for log in "$WORK"/logs/*.log; do echo "--- $log"; tail -30 "$log"; done

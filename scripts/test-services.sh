@@ -34,7 +34,7 @@ expect_refusal() { # expect_refusal NAME EXPECTED-MESSAGE COMMAND...
 }
 
 # A port someone else listens on.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$("$REPO/scripts/free-port.py")
 python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $port)); s.listen(); time.sleep(120)" &
 holder=$!
 for _ in $(seq 50); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
@@ -57,17 +57,7 @@ expect_refusal "unknown broker is named" "CDCSTAR_BROKER=redpanda: expected tans
 
 # The mock broker (CDCSTAR_BROKER=mock) in a scratch state directory on a free port: up, named by
 # status, answering, and gone after down.
-# NB: a free port below the kernel's ephemeral range, which the mock brokers' own listeners use.
-mock_port=$(python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for port in random.sample(range(20000, low), 200):
-    try:
-        socket.socket().bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    print(port)
-    break')
+mock_port=$("$REPO/scripts/free-port.py")
 mock_env=(env -u KAFKA_BROKERS CDCSTAR_BROKER=mock CDCSTAR_MOCK_BROKER_PROFILE=dev CDCSTAR_STATE_DIR="$SCRATCH/mock"
     CDCSTAR_KAFKA_PORT="$mock_port")
 output=$("${mock_env[@]}" "$REPO/scripts/services.sh" up kafka 2>&1 \
