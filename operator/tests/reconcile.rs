@@ -293,7 +293,7 @@ async fn suspend_scales_capture_and_sink_to_zero_and_says_so() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().suspended();
     h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 0));
+        .with(|s| s.observation = source_in_place(&pipeline, 5 << 30));
     h.warehouse
         .with(|w| w.observation = warehouse_in_place(&pipeline));
     let calls = concat(vec![
@@ -303,12 +303,15 @@ async fn suspend_scales_capture_and_sink_to_zero_and_says_so() {
             &pipeline,
             json!({
                 "phase": "Suspended",
-                "lag": "0B",
+                "lag": "5.0GiB",
                 "conditions": [
                     {"type": "Ready", "status": "False", "reason": "Suspended"},
                     {"type": "Publication", "status": "True", "reason": "UpToDate"},
                     {"type": "Capture", "status": "False", "reason": "Suspended",
-                     "message": "spec.suspend is true: scaled to zero"},
+                     "message": "spec.suspend is true: scaled to zero; meanwhile the slot retains 5.0GiB \
+                                 of WAL on the source, growing with every write until the pipeline resumes \
+                                 (nothing is lost; max_slot_wal_keep_size, if set, would invalidate the slot \
+                                 past its limit)"},
                     {"type": "ClickHouseSchema", "status": "True", "reason": "UpToDate"},
                     {"type": "Sink", "status": "False", "reason": "Suspended"},
                     {"type": "Api", "status": "True"},

@@ -489,21 +489,22 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     } else {
         ConditionUpdate::ok(status::API, "Disabled", "spec.api.enabled is false")
     };
-    let components = vec![
-        source::publication_condition(pipeline, &source),
-        status::capture_condition(
-            pipeline,
-            workload(Component::Capture, status::CAPTURE, true),
-        ),
-        schema::schema_condition(pipeline, &schema),
-        workload(Component::Sink, status::SINK, true),
-        api_condition,
-    ];
     let retained_wal_bytes = source
         .as_ref()
         .ok()
         .and_then(|report| report.observed.slot.as_ref())
         .and_then(|slot| slot.retained_wal_bytes);
+    let components = vec![
+        source::publication_condition(pipeline, &source),
+        status::capture_condition(
+            pipeline,
+            workload(Component::Capture, status::CAPTURE, true),
+            retained_wal_bytes,
+        ),
+        schema::schema_condition(pipeline, &schema),
+        workload(Component::Sink, status::SINK, true),
+        api_condition,
+    ];
     let snapshot = source
         .as_ref()
         .ok()

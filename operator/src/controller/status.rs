@@ -318,11 +318,22 @@ pub fn workload_condition(
 }
 
 /// The `Capture` condition of `pipeline`: `condition`, plus, with the Redpanda Connect engine, what
-/// that engine cannot convey, so `kubectl describe` says it next to whether the capture runs.
+/// that engine cannot convey, so `kubectl describe` says it next to whether the capture runs; and,
+/// while suspended, the WAL the slot retains meanwhile, which grows with every write to the source.
 pub fn capture_condition(
     pipeline: &CdcPipeline,
     mut condition: ConditionUpdate,
+    retained_wal_bytes: Option<i64>,
 ) -> ConditionUpdate {
+    if let (true, Some(retained)) = (condition.reason == "Suspended", retained_wal_bytes) {
+        condition.message = format!(
+            "{}; meanwhile the slot retains {} of WAL on the source, growing with every write \
+             until the pipeline resumes (nothing is lost; max_slot_wal_keep_size, if set, would \
+             invalidate the slot past its limit)",
+            condition.message,
+            human_bytes(retained)
+        );
+    }
     if pipeline.spec.capture.engine == CaptureEngine::RedpandaConnect {
         condition.message = format!("{}; {}", condition.message, redpanda_connect::LIMITATIONS);
     }
@@ -488,13 +499,37 @@ mod tests {
     }
 
     #[test]
+    fn a_suspended_capture_says_how_much_wal_its_slot_retains_meanwhile() {
+        let pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let suspended =
+            ConditionUpdate::failed(CAPTURE, "Suspended", "spec.suspend is true: scaled to zero");
+        let described = capture_condition(&pipeline, suspended.clone(), Some(3 << 30));
+        assert_eq!(described.reason, "Suspended");
+        assert!(
+            described.message.starts_with(
+                "spec.suspend is true: scaled to zero; meanwhile the slot retains 3.0GiB of WAL"
+            ),
+            "{}",
+            described.message
+        );
+        assert_eq!(
+            capture_condition(&pipeline, suspended.clone(), None),
+            suspended
+        );
+    }
+
+    #[test]
     fn redpanda_connect_capture_condition_names_what_the_engine_cannot_convey() {
         let mut pipeline: CdcPipeline =
             serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
         let running = ConditionUpdate::ok(CAPTURE, "Available", "1/1 replicas available");
-        assert_eq!(capture_condition(&pipeline, running.clone()), running);
+        assert_eq!(
+            capture_condition(&pipeline, running.clone(), Some(1 << 30)),
+            running
+        );
         pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
-        let described = capture_condition(&pipeline, running);
+        let described = capture_condition(&pipeline, running, None);
         assert_eq!(described.status, ConditionStatus::True);
         assert!(described.message.starts_with("1/1 replicas available; "));
         for gap in ["TRUNCATE", "old key", "commit time"] {
