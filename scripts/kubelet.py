@@ -86,7 +86,6 @@ class Image:
 def dockerfile_images() -> dict[str, Image]:
     """Each final stage of docker/Dockerfile (by target name) with its files, ENTRYPOINT and USER."""
     stages: dict[str, Image] = {}
-    parents: dict[str, str] = {}
     current = None
     for raw in re.sub(r"\\\n", " ", DOCKERFILE.read_text()).splitlines():
         line = raw.strip()
@@ -96,7 +95,6 @@ def dockerfile_images() -> dict[str, Image]:
             if current:
                 base = stages.get(parent)
                 stages[current] = Image(dict(base.files), list(base.entrypoint), base.user) if base else Image({}, [], (0, 0))
-                parents[current] = parent
         elif current and line.startswith("COPY --from=build"):
             source, destination = line.split()[-2:]
             stages[current].files[destination] = Path(source).name
@@ -374,6 +372,17 @@ class Kubelet:
     def connect_to_pod(self, pod: Pod, port: int, timeout: float = 5) -> socket.socket:
         return in_netns(pod.netns, lambda: socket.create_connection((pod.ip, port), timeout=timeout))
 
+    def http_get(self, pod: Pod, port: int, path: str, timeout: float) -> tuple[int, bytes]:
+        """GET `path` on the pod's IP, as a kubelet's probe or a scrape does: status and body."""
+        connection = http.client.HTTPConnection(pod.ip, port, timeout=timeout)
+        connection.sock = self.connect_to_pod(pod, port, timeout=timeout)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
     # -- containers
 
     def mount_point(self, path: str, is_file: bool) -> None:
@@ -387,8 +396,8 @@ class Kubelet:
                 p.mkdir()
             self.created_dirs.append(p)
 
-    def container_script(self, pod: Pod, container: dict, volumes: dict[str, dict], image: Image,
-                         security: dict, pod_dir: Path) -> list[str]:
+    def container_script(self, container: dict, volumes: dict[str, dict], image: Image, security: dict,
+                         pod_dir: Path) -> list[str]:
         """The shell commands that build the container's filesystem view, ending with its exec."""
         steps = []
         image_dirs = sorted({str(Path(p).parent) for p in image.files})
@@ -437,7 +446,7 @@ class Kubelet:
         image = self.images[image_target(container["image"])]
         security = {**(pod_spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
         pod_dir = self.work / "pods" / pod.name
-        steps = self.container_script(pod, container, volumes, image, security, pod_dir)
+        steps = self.container_script(container, volumes, image, security, pod_dir)
         env = {"PATH": IMAGE_PATH, "HOSTNAME": pod.name}
         env.update(resolve_env(container, self.objects, pod.name, self.namespace))
         launch = ["nsenter", f"--net={pod.netns}", "--", "unshare", "--mount", "--propagation", "private",
@@ -479,12 +488,7 @@ class Kubelet:
             raise KubeletError(f"container {container.name}: only httpGet probes are supported")
         port = named_port(container.manifest, get["port"])
         try:
-            sock = self.connect_to_pod(pod, port, timeout=probe.get("timeoutSeconds", 1))
-            connection = http.client.HTTPConnection(pod.ip, port, timeout=probe.get("timeoutSeconds", 1))
-            connection.sock = sock
-            connection.request("GET", get.get("path", "/"))
-            status = connection.getresponse().status
-            connection.close()
+            status, _ = self.http_get(pod, port, get.get("path", "/"), probe.get("timeoutSeconds", 1))
             return 200 <= status < 400
         except OSError:
             return False
@@ -595,13 +599,9 @@ class Kubelet:
                 if "httpGet" not in probe or container.failure:
                     continue
                 port = named_port(container.manifest, probe["httpGet"]["port"])
-                connection = http.client.HTTPConnection(pod.ip, port, timeout=5)
-                connection.sock = self.connect_to_pod(pod, port)
-                connection.request("GET", "/metrics")
-                response = connection.getresponse()
-                if response.status == 200:
-                    (directory / f"{container.name}.metrics").write_bytes(response.read())
-                connection.close()
+                status, body = self.http_get(pod, port, "/metrics", timeout=5)
+                if status == 200:
+                    (directory / f"{container.name}.metrics").write_bytes(body)
 
     def failures(self) -> list[str]:
         return [f"{pod.name}/{c.name}: {c.failure}" for pod in self.pods for c in pod.containers if c.failure]

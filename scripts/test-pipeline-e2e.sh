@@ -85,12 +85,12 @@ if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN
     exit 1
 fi
 sed -n '/^Time from the API call/,/^$/p' "$WORK/demo.out"
-truncated=0
+after_flow=0
 for step in "a createdAt in 2400 is clamped to 2299 in customer_dim" "a valid createdAt after it lands" \
     "an order dated 2500 is dead-lettered and its valid change after it lands" "TRUNCATE orderitem emptied orderitem_fact"; do
     if grep -qxF "e2e: $step" "$WORK/demo.out"; then
         echo "ok: $step"
-        truncated=$((truncated + 1))
+        after_flow=$((after_flow + 1))
     fi
 done
 
@@ -106,8 +106,8 @@ CHECKS=(
     "orderitem_fact|SELECT i.id, i.\"orderId\", i.\"productId\", i.quantity, i.price, p.name, p.category, o.status, $(ts 'o."orderDate"'), c.country, c.city FROM orderitem i JOIN product p ON p.id = i.\"productId\" JOIN \"order\" o ON o.id = i.\"orderId\" JOIN customer c ON c.id = o.\"customerId\" ORDER BY i.id|SELECT orderitem_id, order_id, product_id, quantity, price, product_name, product_category, order_status, toString(order_date), customer_country, customer_city FROM orderitem_fact FINAL WHERE is_deleted = 0 ORDER BY orderitem_id"
 )
 
-passed=$truncated
-failed=$((4 - truncated))
+passed=$after_flow
+failed=$((4 - after_flow))
 for check in "${CHECKS[@]}"; do
     IFS='|' read -r table pg_sql ch_sql <<<"$check"
     pg "$pg_sql" >"$WORK/expected"
