@@ -1,22 +1,37 @@
-//! Applying one batch of row changes to ClickHouse: dimensions first, then facts in lookup order, each
-//! fact together with the propagation its referenced tables' changes imply, then the re-check that
-//! closes the race between replicas.
+//! Applying one batch of row changes to ClickHouse: dimensions first, then each fact's own changes in
+//! lookup order (with the re-check that closes the race between replicas), then the propagation of
+//! every change to the facts that look it up, inside ClickHouse ([`propagate`]).
 //!
 //! A batch is applied as a whole or retried as a whole: every statement is idempotent under the
 //! version rules ([`crate::apply::versioning`]), so a retry after a partial failure (or a replay after a
-//! crash) converges to the same `FINAL` state.
+//! crash) converges to the same `FINAL` state; a propagation writes only the rows whose lookups still
+//! differ, so a replay of a propagated change writes nothing.
 //!
-//! Cross-replica race, and why the re-check closes it: replica A writes a fact row enriched from a
-//! dimension row it read before replica B wrote a new version of that row; B's propagation may have
-//! read the fact table before A's write landed. After every fact write, A reads the rows back and
-//! recomputes their lookups; if they differ (or its own write lost to a concurrent rewrite carrying an
-//! older source row), it writes again with a higher version. Either A's re-check sees B's dimension
-//! write, or B's dimension write came after A's fact write and B's propagation sees A's row.
+//! Cross-replica races, and why the re-checks close them (both only with `--lookup-recheck`, the
+//! default; a single replica has no one to race):
+//! - A fact's own change: replica A writes a fact row enriched from a dimension row it read before
+//!   replica B wrote a new version of that row; B's propagation may have read the fact table before
+//!   A's write landed. After every fact write, A reads the rows back and recomputes their lookups; if
+//!   they differ (or its own write lost to a concurrent rewrite carrying an older source row), it
+//!   writes again with a higher version. Either A's re-check sees B's dimension write, or B's
+//!   dimension write came after A's fact write and B's propagation sees A's row.
+//! - Two propagations of one fact row through different nodes (a customer moved by A, the order's
+//!   status changed by B) can read the same version and write the same next version, the later
+//!   insert winning with the other's lookup unchanged. With the re-check on, every propagation
+//!   recomputes all the lookups of the rows it rewrites, and counts again after its write the rows
+//!   that still differ, rewriting them: whichever write lands last, its writer's count comes after
+//!   it and sees every referenced row written before.
 //!
-//! Over 400 lines: write order, propagation and re-check share their reads and chunking, and the race
-//! argument above needs the code beside it.
+//! What the re-checks leave open: a propagation that read a fact row before a concurrent own change
+//! of it, and wrote after that change's re-check, with the same version. The own change's version is
+//! its change LSN unless propagations carried the row past it, which needs more propagations of the
+//! row than WAL bytes between its two changes.
+//!
+//! Over 400 lines: write order, own changes, propagation and re-check share their reads and
+//! chunking, and the race argument above needs the code beside it.
 
 pub mod enrich;
+pub mod propagate;
 pub mod versioning;
 
 use std::collections::{HashMap, HashSet};
@@ -26,18 +41,15 @@ use cdcstar_crds::clickhouse_ddl::quote_ident;
 use cdcstar_crds::star::{IS_DELETED_COLUMN, LSN_COLUMN, SOURCE_LSN_COLUMN};
 use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
 
-use crate::apply::enrich::{affected_rows_filter, enrich, key_form};
+use crate::apply::enrich::{enrich, key_form};
+use crate::apply::propagate::Propagation;
 use crate::apply::versioning::{fold_fact, fold_plain, propagated};
 use crate::route::RowChange;
 use crate::route::value::{Value, default_value};
 use crate::store::{Row, Store, StoreError, in_list};
 
-/// Most fact rows read, enriched and written at a time, for a batch's own changes and for a
-/// propagation alike: each chunk holds the stored rows it read and their rewrites. A dimension row
-/// arriving after its facts (topics are not ordered with each other) may make one batch rewrite
-/// several times its own size in facts: draining a backlog where one 20 000-event batch propagated
-/// 60 000 rows, 10 000-row chunks peaked at ~115 MiB and 2 000-row chunks at ~80 MiB. The extra round
-/// trips lengthened the sink's ClickHouse work but not the drain, which the broker bounds here.
+/// Most fact rows of a batch's own changes read, enriched and written at a time: each chunk holds the
+/// stored rows it read and their rewrites (propagation holds no fact row in the sink).
 const FACT_CHUNK_ROWS: usize = 2_000;
 
 /// Rows a truncate deletes per pass (each pass is applied like a batch of deletes).
@@ -187,9 +199,9 @@ impl Applier {
             }
         }
         for &id in &plan.fact_order {
-            self.apply_fact(id, &by_table[id], &changed_keys, &mut report)
-                .await?;
+            self.apply_fact(id, &by_table[id], &mut report).await?;
         }
+        report.add(self.propagate(&changed_keys).await?);
         Ok(report)
     }
 
@@ -219,119 +231,114 @@ impl Applier {
         self.write(id, &rows, report).await
     }
 
+    /// Writes the fact's own changes, a chunk at a time (each chunk reads, enriches and writes its
+    /// rows).
     async fn apply_fact(
         &self,
         id: TableId,
         changes: &[&RowChange],
-        changed_keys: &[HashSet<Value>],
         report: &mut ApplyReport,
     ) -> Result<(), StoreError> {
-        let plan = &*self.plan;
-        let table = &plan.tables[id];
-        let groups = group_by_key(changes);
-        let affected: Vec<String> = table
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, node)| !changed_keys[node.table].is_empty())
-            .map(|(index, node)| {
-                format!(
-                    "({})",
-                    affected_rows_filter(plan, table, index, &changed_keys[node.table])
-                )
-            })
-            .collect();
-        let mut propagation_keys = Vec::new();
-        if !affected.is_empty() {
-            let own: HashSet<&Value> = groups.iter().map(|(k, _)| k).collect();
-            // NB: matched on the live (`FINAL`) rows: an older version of a row may hold a foreign
-            // key its current version no longer has.
-            let sql = format!(
-                "SELECT {} FROM {} FINAL WHERE {}",
-                quote_ident(&table.key_column().name),
-                quote_ident(&table.name),
-                affected.join(" OR ")
-            );
-            for mut record in self
-                .store
-                .select(&table.name, &sql, &[table.key_column().ty.clone()])
-                .await?
-            {
-                let key = key_form(&record.swap_remove(0));
-                if !own.contains(&key) {
-                    propagation_keys.push(key);
-                }
-            }
-        }
-        // Bounded memory: the rows of one chunk are read, enriched and written at a time.
-        for chunk in groups.chunks(FACT_CHUNK_ROWS) {
-            self.apply_fact_chunk(id, chunk, &[], report).await?;
-        }
-        for chunk in propagation_keys.chunks(FACT_CHUNK_ROWS) {
-            self.apply_fact_chunk(id, &[], chunk, report).await?;
+        for chunk in group_by_key(changes).chunks(FACT_CHUNK_ROWS) {
+            self.apply_fact_chunk(id, chunk, report).await?;
         }
         Ok(())
     }
 
-    /// Writes the changes of `groups` and re-enriches the rows of `propagate` (keys with no change
-    /// of their own), writing only the propagated rows whose lookups changed.
+    /// Writes the changes of `groups` (distinct keys), enriched from the current referenced rows.
     async fn apply_fact_chunk(
         &self,
         id: TableId,
         groups: &[(Value, Vec<&RowChange>)],
-        propagate: &[Value],
         report: &mut ApplyReport,
     ) -> Result<(), StoreError> {
         let plan = &*self.plan;
         let table = &plan.tables[id];
-        let filter = in_list(
-            &table.key_column().name,
-            groups.iter().map(|(k, _)| k).chain(propagate),
-        );
+        let filter = in_list(&table.key_column().name, groups.iter().map(|(k, _)| k));
         let mut stored = self.read_by_key(table, &filter).await?;
-        let mut rows = Vec::with_capacity(groups.len() + propagate.len());
-        let mut previous_lookups: Vec<Option<Vec<Value>>> = Vec::with_capacity(rows.capacity());
-        // Stored rows are moved into their rewrites, not copied: a chunk holds each row once (the
-        // keys of `groups` and `propagate` are distinct).
-        for (key, changes) in groups {
-            let current = stored.remove(key);
-            match fold_fact(table, current.as_ref(), changes) {
-                Some(row) => {
-                    rows.push(row);
-                    previous_lookups.push(None);
-                }
-                // Stale replay: still a candidate for propagation below.
-                None => {
-                    if let Some(current) = current.filter(|c| !c.deleted) {
-                        previous_lookups.push(Some(lookups_of(table, &current)));
-                        rows.push(propagated(current));
-                    }
-                }
-            }
-        }
-        for current in propagate.iter().filter_map(|key| stored.remove(key)) {
-            if !current.deleted {
-                previous_lookups.push(Some(lookups_of(table, &current)));
-                rows.push(propagated(current));
-            }
-        }
+        // A stale replay writes nothing: if what it looks up changed, the propagation of this
+        // batch or of the batch that changed it rewrites the row.
+        let mut rows: Vec<Row> = groups
+            .iter()
+            .filter_map(|(key, changes)| fold_fact(table, stored.remove(key).as_ref(), changes))
+            .collect();
         drop(stored);
         enrich(&self.store, plan, table, &mut rows).await?;
-        // A propagation rewrite whose lookups did not change is not written.
-        let mut written = Vec::with_capacity(rows.len());
-        for (row, previous) in rows.into_iter().zip(previous_lookups) {
-            match previous {
-                Some(previous) if previous == lookups_of(table, &row) => {}
-                Some(_) => {
-                    report.propagated += 1;
-                    written.push(row);
-                }
-                None => written.push(row),
-            }
+        self.write(id, &rows, report).await?;
+        if self.recheck && !table.lookups.is_empty() && !rows.is_empty() {
+            self.recheck(id, rows, report).await?;
         }
-        self.write(id, &written, report).await?;
-        if self.recheck && !table.lookups.is_empty() && !written.is_empty() {
-            self.recheck(id, written, report).await?;
+        Ok(())
+    }
+
+    /// Rewrites, inside ClickHouse, the rows of every fact that look up a row the batch changed
+    /// (after every table's own changes are written). Facts are independent of each other here (a
+    /// propagation rewrites lookup columns only, and lookups read the referenced tables' own
+    /// columns), so they run concurrently; the nodes of one fact run in turn, each seeing the
+    /// previous one's rows.
+    async fn propagate(&self, changed_keys: &[HashSet<Value>]) -> Result<ApplyReport, StoreError> {
+        let facts = self.plan.fact_order.iter().map(|&id| async move {
+            let mut report = ApplyReport {
+                rows_written: vec![0; self.plan.tables.len()],
+                ..ApplyReport::default()
+            };
+            let fact = &self.plan.tables[id];
+            for (node, lookup) in fact.nodes.iter().enumerate() {
+                let keys = &changed_keys[lookup.table];
+                if keys.is_empty() {
+                    continue;
+                }
+                let propagation = Propagation {
+                    plan: &self.plan,
+                    fact,
+                    node,
+                    keys,
+                    all_lookups: self.recheck,
+                };
+                self.propagate_through(id, propagation, &mut report).await?;
+            }
+            Ok::<_, StoreError>(report)
+        });
+        let mut report = ApplyReport::default();
+        for fact in futures::future::try_join_all(facts).await? {
+            report.add(fact);
+        }
+        Ok(report)
+    }
+
+    /// Counts the rows a propagation would change and rewrites them if any. With several replicas
+    /// the count is repeated after the rewrite and the rewrite with it, so rows another replica
+    /// wrote concurrently with stale lookups are caught (see the module docs).
+    async fn propagate_through(
+        &self,
+        id: TableId,
+        propagation: Propagation<'_>,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let table = &self.plan.tables[id].name;
+        for round in 0..=RECHECK_ROUNDS {
+            let rows = self.store.count(table, &propagation.count_sql()).await?;
+            if rows == 0 {
+                break;
+            }
+            self.store
+                .insert_select(table, &propagation.insert_sql())
+                .await?;
+            report.rows_written[id] += rows;
+            if round == 0 {
+                report.propagated += rows;
+            } else {
+                tracing::info!(
+                    table,
+                    rows,
+                    round,
+                    "re-check rewrites fact rows propagated concurrently"
+                );
+                report.rechecked += rows;
+            }
+            if !self.recheck {
+                break;
+            }
         }
         Ok(())
     }

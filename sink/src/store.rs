@@ -324,6 +324,33 @@ impl Store {
             .collect())
     }
 
+    /// Runs an `INSERT ... SELECT` into `table`. Its failures are an insert's: a refusal of the rows
+    /// it writes is a refusal of the events that caused them ([`StoreError::refuses_rows`]).
+    pub async fn insert_select(&self, table: &str, sql: &str) -> Result<(), StoreError> {
+        let started = Instant::now();
+        self.client
+            .query(sql)
+            .execute()
+            .await
+            .map_err(StoreError::clickhouse("insert", table))?;
+        tracing::debug!(
+            table,
+            sql_bytes = sql.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "inserted from a select"
+        );
+        Ok(())
+    }
+
+    /// Runs a `SELECT count() ...`.
+    pub async fn count(&self, table: &str, sql: &str) -> Result<usize, StoreError> {
+        let records = self.select(table, sql, &[ColumnType::UInt64]).await?;
+        Ok(match records.first().and_then(|r| r.first()) {
+            Some(Value::UInt(count)) => *count as usize,
+            _ => 0,
+        })
+    }
+
     /// Runs `sql` and decodes each result row with `types`.
     pub async fn select(
         &self,

@@ -535,3 +535,110 @@ async fn truncate_deletes_the_rows_before_it_and_facts_fall_back_to_default_look
         [json!({"orderitem_id": 1002})]
     );
 }
+
+/// Two replicas at once, as when several sink replicas share the topics: one applies the orders'
+/// own changes (new status, moves to another customer) while the other renames and moves the
+/// customers, each through its own applier with the re-check on. Whatever the interleaving of their
+/// reads and writes, every order and item ends with its own last change and its customer's last
+/// values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_racing_on_facts_and_their_dimension_converge() {
+    const CUSTOMERS: u64 = 4;
+    const ORDERS: u64 = 200;
+    const ROUNDS: u64 = 6;
+    let h = Harness::new("replica_race").await;
+    let mut seed: Vec<Vec<u8>> = (1..=CUSTOMERS)
+        .map(|c| envelope("customer", "insert", 0x10 + c, customer(c, "c0", "FR")))
+        .collect();
+    seed.push(envelope("product", "insert", 0x20, product(5, "pen")));
+    for id in 1..=ORDERS {
+        seed.push(envelope(
+            "order",
+            "insert",
+            0x100 + id,
+            order(id, 1 + id % CUSTOMERS, "new"),
+        ));
+        seed.push(envelope(
+            "orderitem",
+            "insert",
+            0x1000 + id,
+            item(id, id, 5, 1),
+        ));
+    }
+    h.batch(&seed).await;
+
+    let order_customer = |id: u64, round: u64| 1 + (id + round) % CUSTOMERS;
+    let countries = ["DE", "IT", "NL", "ES", "PT", "BE"];
+    let orders_replica = h.pipeline.applier();
+    let customers_replica = h.pipeline.applier();
+    let plan = &h.pipeline.plan;
+    let apply = |applier: Applier, events: Vec<Vec<u8>>| async move {
+        let changes: Vec<RowChange> = events
+            .iter()
+            .flat_map(|e| route(plan, e).expect("valid event").changes)
+            .collect();
+        applier.apply(&changes).await.expect("apply");
+    };
+    // Small batches, so that the two replicas' reads and writes interleave often: the orders ten at a
+    // time, each customer on its own, several times per round.
+    for round in 1..=ROUNDS {
+        // Change LSNs grow per key, as Postgres row locks make them.
+        let orders = async {
+            for first in (1..=ORDERS).step_by(10) {
+                let events = (first..first + 10)
+                    .map(|id| {
+                        let status = format!("s{round}");
+                        let lsn = 0x10_0000 * round + id;
+                        envelope(
+                            "order",
+                            "update",
+                            lsn,
+                            order(id, order_customer(id, round), &status),
+                        )
+                    })
+                    .collect();
+                apply(orders_replica.clone(), events).await;
+            }
+        };
+        let customers = async {
+            for step in 0..5u64 {
+                for c in 1..=CUSTOMERS {
+                    let name = format!("c{round}");
+                    let country = countries[((c + round + step) % 6) as usize];
+                    let lsn = 0x10_0000 * round + 0x8000 + step * 0x100 + c;
+                    let event = envelope("customer", "update", lsn, customer(c, &name, country));
+                    apply(customers_replica.clone(), vec![event]).await;
+                }
+            }
+        };
+        tokio::join!(orders, customers);
+    }
+
+    let country_of = |c: u64| countries[((c + ROUNDS + 4) % 6) as usize];
+    let expected_orders: Vec<Json> = (1..=ORDERS)
+        .map(|id| {
+            json!({"order_id": id, "status": format!("s{ROUNDS}"),
+                "customer_id": order_customer(id, ROUNDS), "customer_name": format!("c{ROUNDS}")})
+        })
+        .collect();
+    assert_eq!(
+        h.rows("order_fact", "order_id, status, customer_id, customer_name")
+            .await,
+        expected_orders
+    );
+    let expected_items: Vec<Json> = (1..=ORDERS)
+        .map(|id| {
+            let country = country_of(order_customer(id, ROUNDS));
+            json!({"orderitem_id": id, "order_status": format!("s{ROUNDS}"),
+                "customer_country": country, "customer_city": format!("{country}-city")})
+        })
+        .collect();
+    assert_eq!(
+        h.rows(
+            "orderitem_fact",
+            "orderitem_id, order_status, customer_country, customer_city"
+        )
+        .await,
+        expected_items
+    );
+}

@@ -1,8 +1,9 @@
 //! Lookups: filling a fact row's denormalised columns from the current (`FINAL`, not deleted) rows of
 //! the tables its foreign keys reference, in one query per node of the fact's lookup tree.
 //!
-//! The same function serves new fact rows, propagation (fact rows rewritten because a referenced row
-//! changed) and the re-check after a write, so the three can never disagree on what a lookup means.
+//! The same function serves new fact rows and the re-check after a write, so the two can never disagree
+//! on what a lookup means; propagation computes the same lookups in SQL by the same rules
+//! ([`crate::apply::propagate`]), and the propagation tests hold the two to the same results.
 //! A referenced row that does not exist (yet) yields the column type's default; the fact row is
 //! rewritten by propagation when that row arrives.
 
@@ -112,84 +113,4 @@ pub async fn enrich(
         }
     }
     Ok(())
-}
-
-/// The SQL condition selecting the rows of `fact` whose lookups go through node `node` to a row of
-/// that node's table with one of `keys`: `fk IN (keys)` for a first step, nested subqueries over the
-/// intermediate tables for chained lookups.
-pub fn affected_rows_filter<'a>(
-    plan: &StarModel,
-    fact: &TableModel,
-    node: usize,
-    keys: impl IntoIterator<Item = &'a Value>,
-) -> String {
-    let mut current = node;
-    let mut condition = {
-        let n = &fact.nodes[current];
-        let column = match n.parent {
-            None => fact.columns[n.foreign_key].name.as_str(),
-            Some(parent) => {
-                let p = &fact.nodes[parent];
-                let parent_table = &plan.tables[p.table];
-                parent_table.columns[p.fetched[n.foreign_key].column]
-                    .name
-                    .as_str()
-            }
-        };
-        in_list(column, keys)
-    };
-    // Walk up: the keys of each intermediate table whose foreign key satisfies the condition.
-    while let Some(parent) = fact.nodes[current].parent {
-        let p = &fact.nodes[parent];
-        let parent_table = &plan.tables[p.table];
-        let subquery = format!(
-            "SELECT {} FROM {} FINAL WHERE {condition} AND `is_deleted` = 0",
-            quote_ident(&parent_table.key_column().name),
-            quote_ident(&parent_table.name)
-        );
-        let column = match p.parent {
-            None => fact.columns[p.foreign_key].name.clone(),
-            Some(grandparent) => {
-                let g = &fact.nodes[grandparent];
-                plan.tables[g.table].columns[g.fetched[p.foreign_key].column]
-                    .name
-                    .clone()
-            }
-        };
-        condition = format!("{} IN ({subquery})", quote_ident(&column));
-        current = parent;
-    }
-    condition
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_fixtures::shop;
-
-    #[test]
-    fn chained_propagation_filter_goes_through_the_order() {
-        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
-        let customer_node = fact
-            .nodes
-            .iter()
-            .position(|n| plan.tables[n.table].name == "customer_dim")
-            .unwrap();
-        let filter = affected_rows_filter(&plan, fact, customer_node, &[Value::UInt(7)]);
-        assert_eq!(
-            filter,
-            "`order_id` IN (SELECT `order_id` FROM `order_fact` FINAL \
-             WHERE `customer_id` IN (7) AND `is_deleted` = 0)"
-        );
-        let order_node = fact
-            .nodes
-            .iter()
-            .position(|n| plan.tables[n.table].name == "order_fact")
-            .unwrap();
-        assert_eq!(
-            affected_rows_filter(&plan, fact, order_node, &[Value::UInt(1), Value::UInt(2)]),
-            "`order_id` IN (1, 2)"
-        );
-    }
 }

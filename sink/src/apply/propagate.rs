@@ -1,0 +1,426 @@
+//! Propagation inside ClickHouse: the SQL that rewrites the fact rows whose looked-up values a batch
+//! changed, without the sink reading a single fact row.
+//!
+//! For one fact and one lookup node whose table has changed keys `K`, one `INSERT ... SELECT` reads
+//! the live (`FINAL`) fact rows that reach a key of `K` through that node, joins the current rows of
+//! the referenced tables (the node, the nodes on the way to it and the nodes below it, each
+//! restricted to the rows those facts can reach), and writes the rows whose lookups through the node
+//! differ, with the lookups recomputed and `lsn + 1`. The same `FROM ... WHERE` counts those rows first,
+//! so a replay whose facts are already current writes nothing and the report says how many rows
+//! moved.
+//!
+//! What the statement keeps exact:
+//! - the versions of [`crate::apply::versioning`]: a propagation rewrite keeps `source_lsn` and takes
+//!   the stored `lsn + 1`, computed in SQL from the row it rewrites;
+//! - the enrichment rules of [`crate::apply::enrich`]: a referenced row that is missing or deleted
+//!   yields the column type's default (a `LEFT JOIN` with `join_use_nulls = 0` fills defaults), and
+//!   a chained lookup goes through the live intermediate row;
+//! - memory: the sink holds the changed keys of its batch and nothing per fact.
+
+use std::collections::HashSet;
+
+use cdcstar_crds::clickhouse_ddl::quote_ident;
+use cdcstar_crds::star::{Bookkeeping, IS_DELETED_COLUMN};
+use cdcstar_crds::star_model::{ColumnRole, StarModel, TableModel};
+
+use crate::route::value::Value;
+use crate::store::in_list;
+
+/// Alias of the fact table in the statement.
+const FACT: &str = "f";
+
+/// The rewrite of the rows of `fact` that reach one of `keys` of the table of lookup node `node`.
+#[derive(Debug, Clone, Copy)]
+pub struct Propagation<'a> {
+    pub plan: &'a StarModel,
+    pub fact: &'a TableModel,
+    pub node: usize,
+    pub keys: &'a HashSet<Value>,
+    /// Recompute every lookup of the rows, not only those through the node: with several replicas,
+    /// two propagations of one row through different nodes can read the same version and the one
+    /// written last would otherwise bring back what the other changed.
+    pub all_lookups: bool,
+}
+
+impl Propagation<'_> {
+    /// How many fact rows the rewrite would change now.
+    pub fn count_sql(&self) -> String {
+        format!("SELECT count() {}", self.source())
+    }
+
+    /// The rewrite.
+    pub fn insert_sql(&self) -> String {
+        let recomputed = self.recomputed_lookups();
+        let values: Vec<String> = self
+            .fact
+            .schema_columns()
+            .into_iter()
+            .map(|column| {
+                let stored = format!("{FACT}.{}", quote_ident(&column.name));
+                match column.role {
+                    ColumnRole::Source(_) => stored,
+                    ColumnRole::Lookup(index) => match recomputed.iter().find(|(l, _)| *l == index)
+                    {
+                        Some((_, value)) => value.clone(),
+                        None => stored,
+                    },
+                    ColumnRole::Bookkeeping(Bookkeeping::Lsn) => format!("{stored} + 1"),
+                    ColumnRole::Bookkeeping(Bookkeeping::SourceLsn | Bookkeeping::IsDeleted) => {
+                        stored
+                    }
+                }
+            })
+            .collect();
+        let columns: Vec<String> = self
+            .fact
+            .schema_columns()
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) SELECT {} {}",
+            quote_ident(&self.fact.name),
+            columns.join(", "),
+            values.join(", "),
+            self.source()
+        )
+    }
+
+    /// `FROM` the live fact rows reaching the changed keys, joined to the referenced rows, `WHERE` a
+    /// lookup through the node differs from what is stored.
+    fn source(&self) -> String {
+        let mut sql = format!("FROM {} AS {FACT} FINAL", quote_ident(&self.fact.name));
+        for index in self.joined_nodes() {
+            let node = &self.fact.nodes[index];
+            let on = match node.parent {
+                None => format!(
+                    "{FACT}.{}",
+                    quote_ident(&self.fact.columns[node.foreign_key].name)
+                ),
+                Some(parent) => format!("{}.{}", alias(parent), fetched_alias(node.foreign_key)),
+            };
+            sql.push_str(&format!(
+                " LEFT JOIN ({}) AS {} ON {on} = {}.__k",
+                self.node_rows(index),
+                alias(index),
+                alias(index)
+            ));
+        }
+        let differs: Vec<String> = self
+            .recomputed_lookups()
+            .into_iter()
+            .map(|(index, value)| {
+                let lookup = &self.fact.lookups[index];
+                let stored = format!("{FACT}.{}", quote_ident(&lookup.name));
+                if lookup.ty.is_nullable() {
+                    format!("(({stored} IS NULL) != ({value} IS NULL) OR {stored} != {value})")
+                } else {
+                    format!("{stored} != {value}")
+                }
+            })
+            .collect();
+        sql.push_str(&format!(
+            " WHERE {FACT}.{} = 0 AND ({}) AND ({}) SETTINGS join_use_nulls = 0",
+            quote_ident(IS_DELETED_COLUMN),
+            self.reaching(None),
+            differs.join(" OR ")
+        ));
+        sql
+    }
+
+    /// The lookups whose value goes through the node (index in `lookups`, SQL of the new value).
+    fn recomputed_lookups(&self) -> Vec<(usize, String)> {
+        self.fact
+            .lookups
+            .iter()
+            .enumerate()
+            .filter(|(_, lookup)| self.recomputes(lookup.node))
+            .map(|(index, lookup)| {
+                (
+                    index,
+                    format!("{}.{}", alias(lookup.node), fetched_alias(lookup.fetch)),
+                )
+            })
+            .collect()
+    }
+
+    /// The nodes joined: the path from the fact to the node and every node recomputed; parents come
+    /// before their children (a node is compiled after its parent).
+    fn joined_nodes(&self) -> Vec<usize> {
+        (0..self.fact.nodes.len())
+            .filter(|&index| self.recomputes(index) || self.above_node(index))
+            .collect()
+    }
+
+    /// Whether the lookups of node `index` are recomputed: the node and the nodes reached through
+    /// it, or every node.
+    fn recomputes(&self, index: usize) -> bool {
+        self.all_lookups || self.below_node(index)
+    }
+
+    /// Whether `index` is the node or a node reached through it.
+    fn below_node(&self, mut index: usize) -> bool {
+        loop {
+            if index == self.node {
+                return true;
+            }
+            match self.fact.nodes[index].parent {
+                Some(parent) => index = parent,
+                None => return false,
+            }
+        }
+    }
+
+    /// Whether `index` is on the path from the fact to the node (the node excluded).
+    fn above_node(&self, index: usize) -> bool {
+        let mut current = self.fact.nodes[self.node].parent;
+        while let Some(node) = current {
+            if node == index {
+                return true;
+            }
+            current = self.fact.nodes[node].parent;
+        }
+        false
+    }
+
+    /// The live rows of node `index`'s table that the affected facts can reach: its key and fetched
+    /// columns (cast to the lookup types), `__k` and `__f<i>`.
+    fn node_rows(&self, index: usize) -> String {
+        let node = &self.fact.nodes[index];
+        let table = &self.plan.tables[node.table];
+        let mut columns = vec![format!("{} AS __k", quote_ident(&table.key_column().name))];
+        for (i, fetched) in node.fetched.iter().enumerate() {
+            let column = quote_ident(&table.columns[fetched.column].name);
+            let value = match &fetched.cast {
+                Some(ty) => format!("CAST({column} AS {ty})"),
+                None => column,
+            };
+            columns.push(format!("{value} AS {}", fetched_alias(i)));
+        }
+        format!(
+            "SELECT {} FROM {} FINAL WHERE {} = 0 AND {}",
+            columns.join(", "),
+            quote_ident(&table.name),
+            quote_ident(IS_DELETED_COLUMN),
+            self.reachable(index)
+        )
+    }
+
+    /// The condition on the rows of `level`'s table (the fact's for `None`; `level` on the path to the
+    /// node) that reach a changed key through the node: `fk IN (keys)` one step above the node,
+    /// nested subqueries over the live intermediate rows further up. A changed key is reached whether
+    /// its row is live or deleted (a deletion rewrites its facts with defaults).
+    fn reaching(&self, level: Option<usize>) -> String {
+        let mut current = self.node;
+        let mut condition = in_list(self.foreign_key_column(current), self.keys);
+        while self.fact.nodes[current].parent != level {
+            let parent = self.fact.nodes[current]
+                .parent
+                .expect("`level` is on the path to the node");
+            let table = &self.plan.tables[self.fact.nodes[parent].table];
+            condition = format!(
+                "{} IN (SELECT {} FROM {} FINAL WHERE {condition} AND {} = 0)",
+                quote_ident(self.foreign_key_column(parent)),
+                quote_ident(&table.key_column().name),
+                quote_ident(&table.name),
+                quote_ident(IS_DELETED_COLUMN),
+            );
+            current = parent;
+        }
+        condition
+    }
+
+    /// The column holding node `index`'s foreign key: a fact column for a first step, a column of
+    /// the parent node's table otherwise.
+    fn foreign_key_column(&self, index: usize) -> &str {
+        let node = &self.fact.nodes[index];
+        match node.parent {
+            None => &self.fact.columns[node.foreign_key].name,
+            Some(parent) => {
+                let parent = &self.fact.nodes[parent];
+                &self.plan.tables[parent.table].columns[parent.fetched[node.foreign_key].column]
+                    .name
+            }
+        }
+    }
+
+    /// The condition on node `index`'s table selecting the rows the affected facts can reach.
+    fn reachable(&self, index: usize) -> String {
+        if index == self.node {
+            let table = &self.plan.tables[self.fact.nodes[index].table];
+            return in_list(&table.key_column().name, self.keys);
+        }
+        if self.above_node(index) {
+            return self.reaching(Some(index));
+        }
+        let node = &self.fact.nodes[index];
+        let table = &self.plan.tables[node.table];
+        let Some(parent_index) = node.parent else {
+            // Another first step (every lookup recomputed): the keys the affected facts hold.
+            return format!(
+                "{} IN (SELECT {} FROM {} FINAL WHERE {} = 0 AND {})",
+                quote_ident(&table.key_column().name),
+                quote_ident(self.foreign_key_column(index)),
+                quote_ident(&self.fact.name),
+                quote_ident(IS_DELETED_COLUMN),
+                self.reaching(None)
+            );
+        };
+        // Further down: the keys its parent's reachable rows point to.
+        let parent_table = &self.plan.tables[self.fact.nodes[parent_index].table];
+        format!(
+            "{} IN (SELECT {} FROM {} FINAL WHERE {} = 0 AND {})",
+            quote_ident(&table.key_column().name),
+            quote_ident(self.foreign_key_column(index)),
+            quote_ident(&parent_table.name),
+            quote_ident(IS_DELETED_COLUMN),
+            self.reachable(parent_index)
+        )
+    }
+}
+
+fn alias(node: usize) -> String {
+    format!("j{node}")
+}
+
+fn fetched_alias(fetch: usize) -> String {
+    format!("__f{fetch}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::shop;
+
+    fn node_of(plan: &StarModel, fact: &TableModel, table: &str) -> usize {
+        fact.nodes
+            .iter()
+            .position(|n| plan.tables[n.table].name == table)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_dimension_change_rewrites_its_facts_with_the_joined_values() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id("order_fact").unwrap()];
+        let keys = HashSet::from([Value::UInt(7)]);
+        let propagation = Propagation {
+            plan: &plan,
+            fact,
+            node: node_of(&plan, fact, "customer_dim"),
+            keys: &keys,
+            all_lookups: false,
+        };
+        let from = "FROM `order_fact` AS f FINAL LEFT JOIN (SELECT `customer_id` AS __k, \
+            CAST(`name` AS String) AS __f0, CAST(`email` AS String) AS __f1 FROM `customer_dim` \
+            FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (7)) AS j0 ON f.`customer_id` = \
+            j0.__k WHERE f.`is_deleted` = 0 AND (`customer_id` IN (7)) AND \
+            (f.`customer_name` != j0.__f0 OR f.`customer_email` != j0.__f1) \
+            SETTINGS join_use_nulls = 0";
+        assert_eq!(propagation.count_sql(), format!("SELECT count() {from}"));
+        assert_eq!(
+            propagation.insert_sql(),
+            format!(
+                "INSERT INTO `order_fact` (`order_id`, `customer_id`, `status`, `total`, \
+                 `order_date`, `customer_name`, `customer_email`, `source_lsn`, `lsn`, \
+                 `is_deleted`) SELECT f.`order_id`, f.`customer_id`, f.`status`, f.`total`, \
+                 f.`order_date`, j0.__f0, j0.__f1, f.`source_lsn`, f.`lsn` + 1, f.`is_deleted` \
+                 {from}"
+            )
+        );
+    }
+
+    #[test]
+    fn a_chained_lookup_joins_the_intermediate_rows_that_reach_the_keys() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
+        let keys = HashSet::from([Value::UInt(7)]);
+        let customer = node_of(&plan, fact, "customer_dim");
+        let order = node_of(&plan, fact, "order_fact");
+        let propagation = Propagation {
+            plan: &plan,
+            fact,
+            node: customer,
+            keys: &keys,
+            all_lookups: false,
+        };
+        let sql = propagation.insert_sql();
+        // The order rows joined are those whose customer changed; the customer columns come from
+        // the customer's row, the order's own lookups (status, date) stay as stored.
+        assert!(
+            sql.contains(&format!(
+                "FROM `order_fact` FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (7)) AS j{order} \
+                 ON f.`order_id` = j{order}.__k"
+            )),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(&format!("ON j{order}.__f2 = j{customer}.__k")),
+            "{sql}"
+        );
+        assert!(sql.contains("f.`order_status`, f.`order_date`"), "{sql}");
+        assert!(
+            sql.contains(
+                "WHERE f.`is_deleted` = 0 AND (`order_id` IN (SELECT `order_id` FROM \
+                 `order_fact` FINAL WHERE `customer_id` IN (7) AND `is_deleted` = 0))"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_change_of_an_intermediate_fact_recomputes_the_lookups_below_it() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
+        let keys = HashSet::from([Value::UInt(3)]);
+        let customer = node_of(&plan, fact, "customer_dim");
+        let propagation = Propagation {
+            plan: &plan,
+            fact,
+            node: node_of(&plan, fact, "order_fact"),
+            keys: &keys,
+            all_lookups: false,
+        };
+        let sql = propagation.insert_sql();
+        // The customer rows joined are those the changed orders point to.
+        assert!(
+            sql.contains(&format!(
+                "FROM `customer_dim` FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (SELECT \
+                 `customer_id` FROM `order_fact` FINAL WHERE `is_deleted` = 0 AND `order_id` IN \
+                 (3))) AS j{customer}"
+            )),
+            "{sql}"
+        );
+        assert!(!sql.contains("product_dim"), "{sql}");
+    }
+
+    #[test]
+    fn recomputing_every_lookup_joins_the_other_steps_for_the_affected_facts_only() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
+        let keys = HashSet::from([Value::UInt(7)]);
+        let product = node_of(&plan, fact, "product_dim");
+        let propagation = Propagation {
+            plan: &plan,
+            fact,
+            node: node_of(&plan, fact, "customer_dim"),
+            keys: &keys,
+            all_lookups: true,
+        };
+        let sql = propagation.insert_sql();
+        assert!(
+            sql.contains(&format!(
+                "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \
+                 `product_id` FROM `orderitem_fact` FINAL WHERE `is_deleted` = 0 AND `order_id` \
+                 IN (SELECT `order_id` FROM `order_fact` FINAL WHERE `customer_id` IN (7) AND \
+                 `is_deleted` = 0))) AS j{product} ON f.`product_id` = j{product}.__k"
+            )),
+            "{sql}"
+        );
+        assert!(!sql.contains("f.`order_status`,"), "{sql}");
+        assert!(
+            sql.contains(&format!("f.`product_name` != j{product}.__f0")),
+            "{sql}"
+        );
+    }
+}
