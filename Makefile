@@ -145,8 +145,9 @@ bench-pipeline: services ## end-to-end benchmark on a private mock broker (BENCH
 
 # --- sink ---
 # The sink (docs/sink.md).
-.PHONY: sink-test run-sink bench-sink
+.PHONY: sink-test run-sink bench-sink bench-propagation
 BENCH_EVENTS ?= 1000000
+BENCH_FACTS ?= 100000 1000000
 sink-test: services ## sink: unit tests, star-schema semantics on ClickHouse, the binary end to end (DLQ, SIGKILL, broker restart, ClickHouse outage)
 	$(WITH_ENV) cargo test -p cdcstar-sink
 
@@ -157,4 +158,8 @@ run-sink: services ## run the sink for PIPELINE (default examples/shop-pipeline.
 bench-sink: services ## sink throughput vs a raw ClickHouse insert of the same rows and the broker's own produce and drain rates, peak RSS and CPU, on a private mock broker (BENCH_BROKER=env: KAFKA_BROKERS; BENCH_EVENTS, default 1000000; ARGS=... for cdcstar-sink-bench)
 	cargo build --release -p cdcstar-sink --bins
 	$(WITH_ENV) scripts/bench-broker.sh $(RELEASE_DIR)/cdcstar-sink-bench --events $(BENCH_EVENTS) $(ARGS)
+
+bench-propagation: services ## one customer change reaching N orders and N/5 items (BENCH_FACTS, default "100000 1000000"): time until flushed, rows written, statements per kind, sink idle and peak RSS, the adapter's own rewrite of the same rows; on a private mock broker (ARGS=... for cdcstar-propagation-bench, e.g. --lookup-recheck false)
+	cargo build --release -p cdcstar-sink --bins
+	for facts in $(BENCH_FACTS); do $(WITH_ENV) scripts/bench-broker.sh $(RELEASE_DIR)/cdcstar-propagation-bench --facts $$facts $(ARGS) || exit 1; done
 # --- end sink ---

@@ -321,6 +321,7 @@ impl Applier {
             if rows == 0 {
                 break;
             }
+            tracing::debug!(table, rows, round, "propagation rewrites fact rows");
             self.store
                 .insert_select(table, &propagation.insert_sql())
                 .await?;

@@ -147,7 +147,8 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
     };
     tracing::info!(pipeline = %pipeline.pipeline_name(), clickhouse = %store_config.url,
         database = %store_config.database, brokers = %connection.brokers, "starting");
-    let store = Store::new(&store_config);
+    let store =
+        Store::new(&store_config).counting_statements(metrics.clickhouse_statements.clone());
     let mut startup_shutdown = shutdown.clone();
     if args.create_tables {
         let mut statements =

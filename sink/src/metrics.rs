@@ -29,6 +29,8 @@ pub struct Metrics {
     pub rows_propagated: Counter,
     /// Fact rows rewritten by the post-write re-check.
     pub rows_rechecked: Counter,
+    /// Statements the row paths sent to ClickHouse, per kind (`insert`, `insert_select`, `select`).
+    pub clickhouse_statements: Family<Labels, Counter>,
     /// Events per flushed batch.
     pub batch_events: Histogram,
     /// Seconds to apply a batch to ClickHouse (all statements, retries excluded).
@@ -61,6 +63,7 @@ impl Metrics {
             values_adjusted: Family::default(),
             rows_propagated: Counter::default(),
             rows_rechecked: Counter::default(),
+            clickhouse_statements: Family::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             apply_seconds: Histogram::new(exponential_buckets(0.001, 2.5, 14)),
             retries: Family::default(),
@@ -103,6 +106,11 @@ impl Metrics {
             "rows_rechecked",
             "Fact rows rewritten by the post-write lookup re-check",
             metrics.rows_rechecked.clone(),
+        );
+        registry.register(
+            "clickhouse_statements",
+            "Statements the row paths sent to ClickHouse, per kind",
+            metrics.clickhouse_statements.clone(),
         );
         registry.register(
             "batch_events",

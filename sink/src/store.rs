@@ -19,6 +19,10 @@ use cdcstar_crds::clickhouse_ddl::{ColumnDifference, compare_columns, quote_iden
 use cdcstar_crds::star::{Bookkeeping, LSN_COLUMN};
 use cdcstar_crds::star_model::TableModel;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::Labels;
 use crate::route::value::{Value, quote_string, sql_literal};
 use crate::store::rowbinary::{DecodeError, EncodeError, decode, encode};
 
@@ -184,6 +188,7 @@ impl std::fmt::Debug for StoreConfig {
 pub struct Store {
     client: clickhouse::Client,
     database: String,
+    statements: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -208,7 +213,20 @@ impl Store {
         Store {
             client,
             database: config.database.clone(),
+            statements: Family::default(),
         }
+    }
+
+    /// Counts the statements of the row paths in `statements`, per kind
+    /// ([`crate::metrics::Metrics::clickhouse_statements`]).
+    pub fn counting_statements(self, statements: Family<Labels, Counter>) -> Self {
+        Store { statements, ..self }
+    }
+
+    fn count_statement(&self, kind: &'static str) {
+        self.statements
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
     }
 
     /// The underlying client, for statements outside the row paths (DDL, health checks).
@@ -266,6 +284,7 @@ impl Store {
         );
         let fail = StoreError::clickhouse("insert", &table.name);
         let started = Instant::now();
+        self.count_statement("insert");
         let mut insert = self.client.insert_formatted_with(sql);
         insert.send(Bytes::from(body)).await.map_err(fail)?;
         insert.end().await.map_err(fail)?;
@@ -328,6 +347,7 @@ impl Store {
     /// it writes is a refusal of the events that caused them ([`StoreError::refuses_rows`]).
     pub async fn insert_select(&self, table: &str, sql: &str) -> Result<(), StoreError> {
         let started = Instant::now();
+        self.count_statement("insert_select");
         self.client
             .query(sql)
             .execute()
@@ -359,6 +379,7 @@ impl Store {
         types: &[ColumnType],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         let started = Instant::now();
+        self.count_statement("select");
         let fail = StoreError::clickhouse("select", table);
         let bytes = self
             .client

@@ -563,6 +563,96 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
     assert!(sink.terminate().success());
 }
 
+/// A customer with 200 000 orders (and 40 000 items on them), built directly in ClickHouse, renamed
+/// five times; after each of the first four renames the sink is killed as soon as the test sees its
+/// log say it starts rewriting the orders (polled every 250 ms, then 0-150 ms more), while the one
+/// `INSERT ... SELECT` of 200 000 rows may still run. Every order and item ends with the last values,
+/// each key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_large_propagation_converges() {
+    const ORDERS: u64 = 200_000;
+    const ITEMS: u64 = ORDERS / 5;
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("crash_propagation").await;
+    pipeline.create_topics(&brokers, 1).await;
+    for sql in [
+        "INSERT INTO customer_dim VALUES (7, 'c0@example.com', 'c0', 'FR', 'FR-city', \
+         '2024-01-01 00:00:00', 16, 0)"
+            .to_owned(),
+        format!(
+            "INSERT INTO order_fact SELECT number + 1, 7, 'pending', 19.99, '2024-02-03 04:05:06', \
+             'c0', 'c0@example.com', 4096 + number, 4096 + number, 0 FROM numbers({ORDERS})"
+        ),
+        format!(
+            "INSERT INTO orderitem_fact SELECT number + 1, number * 5 + 1, 1, 2, 1.25, '', '', \
+             'pending', '2024-02-03 04:05:06', 'FR', 'FR-city', 1048576 + number, \
+             1048576 + number, 0 FROM numbers({ITEMS})"
+        ),
+    ] {
+        pipeline.store.client().query(&sql).execute().await.unwrap();
+    }
+    let start = || {
+        Sink::start_with(
+            &pipeline,
+            &brokers,
+            &clickhouse_url(),
+            &["--group-instance-id", "sink-0"],
+        )
+    };
+    let topic = pipeline.pipeline.topic_for_table("customer");
+    let countries = ["DE", "IT", "NL", "ES", "PT"];
+    let rename = |round: usize| {
+        let name = format!("c{round}");
+        let body = envelope(
+            "customer",
+            "update",
+            0x1_0000_0000 + round as u64,
+            customer(7, &name, countries[round - 1]),
+        );
+        (topic.clone(), "7".to_owned(), body)
+    };
+    let mut sink = start();
+    for (round, delay) in [(1, 0), (2, 50), (3, 100), (4, 150)] {
+        produce(&brokers, &[rename(round)]).await;
+        eventually_or(
+            Duration::from_secs(60),
+            "the sink to start rewriting the orders",
+            || async {
+                sink.log().lines().any(|l| {
+                    l.contains("propagation rewrites fact rows") && l.contains("order_fact")
+                })
+            },
+            &|| sink.log(),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        sink.kill();
+        sink = start();
+    }
+    produce(&brokers, &[rename(5)]).await;
+    let summary = || async {
+        query_json(
+            &pipeline.store,
+            "SELECT (SELECT count() FROM order_fact FINAL WHERE is_deleted = 0) AS orders, \
+             (SELECT countIf(customer_name = 'c5' AND customer_email = 'c5@example.com') \
+              FROM order_fact FINAL WHERE is_deleted = 0) AS renamed, \
+             (SELECT count() FROM orderitem_fact FINAL WHERE is_deleted = 0) AS items, \
+             (SELECT countIf(customer_country = 'PT' AND customer_city = 'PT-city') \
+              FROM orderitem_fact FINAL WHERE is_deleted = 0) AS moved",
+        )
+        .await
+    };
+    let expected = [json!({"orders": ORDERS, "renamed": ORDERS, "items": ITEMS, "moved": ITEMS})];
+    eventually_or(
+        Duration::from_secs(120),
+        "every order and item to show the last rename",
+        || async { summary().await == expected },
+        &|| sink.log(),
+    )
+    .await;
+    assert!(sink.terminate().success());
+}
+
 // --- broker restart ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@
 //! bottom.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -38,6 +38,12 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
+use support::{Killed, metric_sum, metrics_text, sample};
+
+// NB: each benchmark binary uses part of what they share.
+#[allow(dead_code)]
+#[path = "support/mod.rs"]
+mod support;
 
 /// Benchmark of the sink against a raw ClickHouse insert.
 #[derive(Debug, Parser)]
@@ -160,45 +166,6 @@ fn generate(events: usize) -> Vec<(&'static str, u64, Vec<u8>)> {
     out
 }
 
-/// Peak RSS (KiB) and CPU seconds of a live process, from /proc.
-fn sample(pid: u32) -> Option<(u64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // Fields after the command: state is 0, utime is 11, stime is 12 (clock ticks, 100 per second).
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some((hwm, ticks / 100.0))
-}
-
-/// A sample of the sink's metrics: events flushed, and seconds spent applying batches.
-async fn flushed(metrics_addr: &str) -> Option<(u64, f64)> {
-    let mut stream = tokio::net::TcpStream::connect(metrics_addr).await.ok()?;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    let value = |name: &str| {
-        body.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-    };
-    Some((
-        value("cdcstar_sink_events_flushed_total ")? as u64,
-        value("cdcstar_sink_apply_seconds_sum ").unwrap_or(0.0),
-    ))
-}
-
 /// Seconds a bare consumer takes to read `count` messages of `topics` from the beginning: with
 /// librdkafka's default fetch settings (the broker's own ceiling), or with those the sink would use
 /// (its defaults and environment: what the sink's own fetch limits allow on this broker).
@@ -248,15 +215,6 @@ async fn drain(
         bytes as f64 / (1024.0 * 1024.0)
     );
     Ok(seconds)
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::main]
@@ -348,10 +306,7 @@ async fn main() -> anyhow::Result<()> {
     // The sink.
     let file = std::env::temp_dir().join(format!("{name}.yaml"));
     std::fs::write(&file, serde_yaml::to_string(&pipeline)?)?;
-    let metrics_addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.local_addr()?.to_string()
-    };
+    let metrics_addr = support::free_local_addr()?;
     let binary = std::env::current_exe()?.with_file_name("cdcstar-sink");
     ensure!(binary.is_file(), "{} not built", binary.display());
     let started = Instant::now();
@@ -380,10 +335,10 @@ async fn main() -> anyhow::Result<()> {
         } else {
             bail!("the sink exited early");
         }
-        if let Some((done, applying)) = flushed(&metrics_addr).await
-            && done >= events.len() as u64
+        if let Some(text) = metrics_text(&metrics_addr).await
+            && metric_sum(&text, "cdcstar_sink_events_flushed_total ") >= events.len() as f64
         {
-            break applying;
+            break metric_sum(&text, "cdcstar_sink_apply_seconds_sum ");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -467,9 +422,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "sink peak RSS {:.1} MiB, CPU {:.1} s ({:.0} % of one core over the run)",
-        peak.0 as f64 / 1024.0,
-        peak.1,
-        100.0 * peak.1 / sink_seconds
+        peak.peak_rss_kib as f64 / 1024.0,
+        peak.cpu_seconds,
+        100.0 * peak.cpu_seconds / sink_seconds
     );
     if !args.keep {
         run(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
