@@ -427,3 +427,31 @@ fn built_manifests_validate_strictly_against_kubernetes() {
         "every manifest validated: {stdout}"
     );
 }
+
+#[test]
+fn one_sink_is_replaced_by_recreate_without_the_recheck_several_keep_both() {
+    let sink = |yaml: &str| {
+        let mut pipeline: cdcstar_crds::CdcPipeline = serde_yaml::from_str(yaml).unwrap();
+        pipeline.metadata.namespace = Some("default".into());
+        pipeline.metadata.uid = Some("u".into());
+        let desired =
+            build::build(&pipeline, &OperatorConfig::default(), Default::default()).unwrap();
+        serde_json::to_value(deployment(&desired, "shop-sink")).unwrap()
+    };
+    let recheck_env = |sink: &Value| {
+        sink["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "SINK_LOOKUP_RECHECK")
+            .map(|e| e["value"].clone())
+    };
+    let single = sink(EXAMPLE);
+    assert_eq!(single["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(recheck_env(&single), Some(Value::from("false")));
+
+    let three = sink(&EXAMPLE.replace("  sink:\n    replicas: 1", "  sink:\n    replicas: 3"));
+    assert_eq!(three["spec"]["replicas"], 3);
+    assert_eq!(three["spec"]["strategy"], Value::Null, "rolling update");
+    assert_eq!(recheck_env(&three), None);
+}

@@ -15,7 +15,7 @@
 //! | --- | --- | --- |
 //! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
 //! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`³, `KAFKA_CA_CRT`³ |
-//! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `SINK_METRICS_ADDR`, `SINK_GROUP_INSTANCE_ID` (the pod name), `KAFKA_AUTH_DIR`¹ |
+//! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `SINK_METRICS_ADDR`, `SINK_GROUP_INSTANCE_ID` (the pod name), `SINK_LOOKUP_RECHECK=false` with one replica (then replaced with `Recreate`), `KAFKA_AUTH_DIR`¹ |
 //! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB`, `CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`² |
 //!
 //! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set;
@@ -258,7 +258,8 @@ struct Workload {
     resources: Option<ResourceRequirements>,
     volumes: Vec<(Volume, VolumeMount)>,
     config_hash: Option<String>,
-    /// Only one pod at a time (a replication slot has one reader).
+    /// Only one pod at a time, replaced with `Recreate` (a replication slot has one reader; a single
+    /// sink runs without the lookup re-check).
     single_instance: bool,
 }
 
@@ -556,6 +557,12 @@ impl<'a> BuildContext<'a> {
             // at once instead of after the session timeout.
             env_pod_name("SINK_GROUP_INSTANCE_ID"),
         ];
+        // One replica, replaced by stopping it first (Recreate), has no other replica to race with:
+        // the lookup re-check would only cost statements (docs/sink.md, "Several replicas").
+        let single_instance = spec.sink.replicas.unwrap_or(1) == 1;
+        if single_instance {
+            env.push(env_value("SINK_LOOKUP_RECHECK", "false"));
+        }
         env.extend(self.clickhouse_credentials_env());
         let mut volumes = vec![self.pipeline_volume()];
         if let Some(auth) = self.kafka_auth_volume() {
@@ -579,7 +586,7 @@ impl<'a> BuildContext<'a> {
             resources: spec.sink.resources.clone(),
             volumes,
             config_hash: Some(content_hash(&[pipeline_yaml])),
-            single_instance: false,
+            single_instance,
         })
     }
 
