@@ -78,6 +78,13 @@ impl FetchSettings {
             .set(
                 "fetch.wait.max.ms",
                 self.fetch_wait.as_millis().max(1).to_string(),
+            )
+            // NB: with queues this small, librdkafka finds a partition's queue full at almost every
+            // fetch and then postpones the partition's next fetch by this much (default 1 s): the
+            // bare consumer drained 300 000 messages in 14-23 s with it, whatever the budget.
+            .set(
+                "fetch.queue.backoff.ms",
+                self.fetch_wait.as_millis().max(1).to_string(),
             );
     }
 }
