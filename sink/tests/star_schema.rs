@@ -150,12 +150,13 @@ async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
     );
 }
 
-/// More facts than the applier reads and writes at a time (`FACT_CHUNK_ROWS`, 2 000): a batch's own
-/// facts and a propagation are both split into chunks, and no row may fall between two of them.
+/// More facts than the applier reads and writes at a time (`FACT_CHUNK_ROWS`, 10 000): a batch's own
+/// facts are split into chunks, and no row may fall between two of them; their propagation is one
+/// statement.
 #[tokio::test]
 async fn facts_and_propagations_larger_than_a_chunk_are_applied_whole() {
     let h = Harness::new("chunks").await;
-    const ORDERS: u64 = 4_500;
+    const ORDERS: u64 = 12_500;
     // The orders arrive before their customer, in one batch.
     let orders: Vec<Vec<u8>> = (1..=ORDERS)
         .map(|id| envelope("order", "insert", 0x100 + id, order(id, 7, "pending")))
