@@ -62,6 +62,18 @@ impl Sink {
         Sink { child, log }
     }
 
+    /// A sink that a test kills and starts again: always the same static group member, as a
+    /// StatefulSet pod would be. NB: tansu does not expire the dynamic members of killed processes
+    /// (observed: partitions stay assigned to them).
+    fn start_restartable(pipeline: &TestPipeline, brokers: &str) -> Sink {
+        Self::start_with(
+            pipeline,
+            brokers,
+            &clickhouse_url(),
+            &["--group-instance-id", "sink-0"],
+        )
+    }
+
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -538,16 +550,7 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
             }
         })
     };
-    // NB: restarted as the same static group member, as a StatefulSet pod would be; tansu does not
-    // expire the dynamic members of killed processes (observed: partitions stay assigned to them).
-    let start = || {
-        Sink::start_with(
-            &pipeline,
-            &brokers,
-            &clickhouse_url(),
-            &["--group-instance-id", "sink-0"],
-        )
-    };
+    let start = || Sink::start_restartable(&pipeline, &brokers);
     let mut sink = start();
     for pause in [1200, 700, 2500, 300, 1800] {
         tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -591,14 +594,7 @@ async fn sigkill_during_a_large_propagation_converges() {
     ] {
         pipeline.store.client().query(&sql).execute().await.unwrap();
     }
-    let start = || {
-        Sink::start_with(
-            &pipeline,
-            &brokers,
-            &clickhouse_url(),
-            &["--group-instance-id", "sink-0"],
-        )
-    };
+    let start = || Sink::start_restartable(&pipeline, &brokers);
     let topic = pipeline.pipeline.topic_for_table("customer");
     let countries = ["DE", "IT", "NL", "ES", "PT"];
     let rename = |round: usize| {

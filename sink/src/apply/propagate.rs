@@ -292,8 +292,26 @@ mod tests {
     use super::*;
     use crate::test_fixtures::shop;
 
-    fn node_of(plan: &StarModel, fact: &TableModel, table: &str) -> usize {
-        fact.nodes
+    /// The count and the rewrite of `fact`'s rows after key `key` of `changed` changed.
+    fn rewrite(fact: &str, changed: &str, key: u64, all_lookups: bool) -> (String, String) {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id(fact).unwrap()];
+        let keys = HashSet::from([Value::UInt(key)]);
+        let propagation = Propagation {
+            plan: &plan,
+            fact,
+            node: node(&fact.name, changed),
+            keys: &keys,
+            all_lookups,
+        };
+        (propagation.count_sql(), propagation.insert_sql())
+    }
+
+    /// The index of the lookup node of `fact` that reads `table`.
+    fn node(fact: &str, table: &str) -> usize {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        plan.tables[plan.table_id(fact).unwrap()]
+            .nodes
             .iter()
             .position(|n| plan.tables[n.table].name == table)
             .unwrap()
@@ -301,25 +319,16 @@ mod tests {
 
     #[test]
     fn a_dimension_change_rewrites_its_facts_with_the_joined_values() {
-        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        let fact = &plan.tables[plan.table_id("order_fact").unwrap()];
-        let keys = HashSet::from([Value::UInt(7)]);
-        let propagation = Propagation {
-            plan: &plan,
-            fact,
-            node: node_of(&plan, fact, "customer_dim"),
-            keys: &keys,
-            all_lookups: false,
-        };
+        let (count_sql, insert_sql) = rewrite("order_fact", "customer_dim", 7, false);
         let from = "FROM `order_fact` AS f FINAL LEFT JOIN (SELECT `customer_id` AS __k, \
             CAST(`name` AS String) AS __f0, CAST(`email` AS String) AS __f1 FROM `customer_dim` \
             FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (7)) AS j0 ON f.`customer_id` = \
             j0.__k WHERE f.`is_deleted` = 0 AND (`customer_id` IN (7)) AND \
             (f.`customer_name` != j0.__f0 OR f.`customer_email` != j0.__f1) \
             SETTINGS join_use_nulls = 0";
-        assert_eq!(propagation.count_sql(), format!("SELECT count() {from}"));
+        assert_eq!(count_sql, format!("SELECT count() {from}"));
         assert_eq!(
-            propagation.insert_sql(),
+            insert_sql,
             format!(
                 "INSERT INTO `order_fact` (`order_id`, `customer_id`, `status`, `total`, \
                  `order_date`, `customer_name`, `customer_email`, `source_lsn`, `lsn`, \
@@ -332,19 +341,9 @@ mod tests {
 
     #[test]
     fn a_chained_lookup_joins_the_intermediate_rows_that_reach_the_keys() {
-        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
-        let keys = HashSet::from([Value::UInt(7)]);
-        let customer = node_of(&plan, fact, "customer_dim");
-        let order = node_of(&plan, fact, "order_fact");
-        let propagation = Propagation {
-            plan: &plan,
-            fact,
-            node: customer,
-            keys: &keys,
-            all_lookups: false,
-        };
-        let sql = propagation.insert_sql();
+        let customer = node("orderitem_fact", "customer_dim");
+        let order = node("orderitem_fact", "order_fact");
+        let (_, sql) = rewrite("orderitem_fact", "customer_dim", 7, false);
         // The order rows joined are those whose customer changed; the customer columns come from
         // the customer's row, the order's own lookups (status, date) stay as stored.
         assert!(
@@ -370,18 +369,8 @@ mod tests {
 
     #[test]
     fn a_change_of_an_intermediate_fact_recomputes_the_lookups_below_it() {
-        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
-        let keys = HashSet::from([Value::UInt(3)]);
-        let customer = node_of(&plan, fact, "customer_dim");
-        let propagation = Propagation {
-            plan: &plan,
-            fact,
-            node: node_of(&plan, fact, "order_fact"),
-            keys: &keys,
-            all_lookups: false,
-        };
-        let sql = propagation.insert_sql();
+        let customer = node("orderitem_fact", "customer_dim");
+        let (_, sql) = rewrite("orderitem_fact", "order_fact", 3, false);
         // The customer rows joined are those the changed orders point to.
         assert!(
             sql.contains(&format!(
@@ -396,18 +385,8 @@ mod tests {
 
     #[test]
     fn recomputing_every_lookup_joins_the_other_steps_for_the_affected_facts_only() {
-        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
-        let keys = HashSet::from([Value::UInt(7)]);
-        let product = node_of(&plan, fact, "product_dim");
-        let propagation = Propagation {
-            plan: &plan,
-            fact,
-            node: node_of(&plan, fact, "customer_dim"),
-            keys: &keys,
-            all_lookups: true,
-        };
-        let sql = propagation.insert_sql();
+        let product = node("orderitem_fact", "product_dim");
+        let (_, sql) = rewrite("orderitem_fact", "customer_dim", 7, true);
         assert!(
             sql.contains(&format!(
                 "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \

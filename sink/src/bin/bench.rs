@@ -20,7 +20,6 @@
 //! bottom.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -31,14 +30,14 @@ use cdcstar_sink::consume::fetch::count_partitions;
 use cdcstar_sink::route::route;
 use cdcstar_sink::route::value::default_value;
 use cdcstar_sink::settings::Args as SinkArgs;
-use cdcstar_sink::store::{Row, Store, StoreConfig};
+use cdcstar_sink::store::Row;
 use clap::Parser;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
-use support::{Killed, metric_sum, metrics_text, sample};
+use support::{metric_sum, metrics_text, sample};
 
 // NB: each benchmark binary uses part of what they share.
 #[allow(dead_code)]
@@ -223,17 +222,9 @@ async fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.pipeline)
         .with_context(|| format!("failed to read {}", args.pipeline.display()))?;
     let mut pipeline: CdcPipeline = serde_yaml::from_str(&text).context("pipeline yaml")?;
-    let name = format!("bench_{}", std::process::id());
-    pipeline.metadata.name = Some(name.replace('_', "-"));
-    pipeline.spec.kafka.topics.prefix = Some(name.clone());
-    pipeline.spec.clickhouse.database = name.clone();
+    let (name, store) =
+        support::private_pipeline(&mut pipeline, "bench", &args.clickhouse_url).await?;
     let plan = StarModel::for_pipeline(&pipeline.spec).context("plan")?;
-    let store = Store::new(&StoreConfig {
-        url: args.clickhouse_url.clone(),
-        database: name.clone(),
-        user: std::env::var("CLICKHOUSE_USER").ok(),
-        password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
-    });
     let run = |sql: String| {
         let query = store
             .client()
@@ -246,11 +237,6 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("failed: {sql}"))
         }
     };
-    for statement in cdcstar_crds::clickhouse_ddl::install_statements(&pipeline)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    {
-        run(statement).await?;
-    }
     for table in &plan.tables {
         run(format!(
             "CREATE TABLE `{name}`.`raw_{0}` AS `{name}`.`{0}`",
@@ -304,29 +290,16 @@ async fn main() -> anyhow::Result<()> {
         drain(&connection, &pipeline.data_topics(), events.len(), true).await?;
 
     // The sink.
-    let file = std::env::temp_dir().join(format!("{name}.yaml"));
-    std::fs::write(&file, serde_yaml::to_string(&pipeline)?)?;
-    let metrics_addr = support::free_local_addr()?;
-    let binary = std::env::current_exe()?.with_file_name("cdcstar-sink");
-    ensure!(binary.is_file(), "{} not built", binary.display());
     let started = Instant::now();
-    let sink = Killed(
-        Command::new(&binary)
-            .arg("--pipeline")
-            .arg(&file)
-            .args(["--kafka-brokers", &args.kafka_brokers])
-            .args(["--clickhouse-url", &args.clickhouse_url])
-            .args(["--metrics-addr", &metrics_addr])
-            .args(["--batch-events", &args.batch_events.to_string()])
-            .args(["--lookup-recheck", &args.lookup_recheck.to_string()])
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_SINK_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start cdcstar-sink")?,
-    );
+    let (sink, metrics_addr) = support::start_sink(
+        &pipeline,
+        &args.kafka_brokers,
+        &args.clickhouse_url,
+        &[
+            format!("--batch-events={}", args.batch_events),
+            format!("--lookup-recheck={}", args.lookup_recheck),
+        ],
+    )?;
     let pid = sink.0.id();
     let mut peak;
     let apply_seconds = loop {
@@ -347,7 +320,6 @@ async fn main() -> anyhow::Result<()> {
         peak = s;
     }
     drop(sink);
-    let _ = std::fs::remove_file(&file);
 
     // The raw insert of the same rows.
     let mut per_table: Vec<Vec<Row>> = vec![Vec::new(); plan.tables.len()];

@@ -14,18 +14,15 @@
 //!
 //! `make bench-propagation` runs it for 100 000 and 1 000 000 facts on a private mock broker.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use cdcstar_crds::{CdcPipeline, Lsn};
 use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
-use cdcstar_sink::store::{Store, StoreConfig};
 use clap::Parser;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use support::{Killed, metric_sum, metrics_text, sample};
+use support::{metric_sum, metrics_text, sample};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -58,17 +55,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = include_str!("../../../examples/shop-pipeline.yaml");
     let mut pipeline: CdcPipeline = serde_yaml::from_str(text).context("pipeline yaml")?;
-    let name = format!("propagation_bench_{}", std::process::id());
-    pipeline.metadata.name = Some(name.replace('_', "-"));
-    pipeline.spec.kafka.topics.prefix = Some(name.clone());
     pipeline.spec.kafka.topics.partitions = 1;
-    pipeline.spec.clickhouse.database = name.clone();
-    let store = Store::new(&StoreConfig {
-        url: args.clickhouse_url.clone(),
-        database: name.clone(),
-        user: std::env::var("CLICKHOUSE_USER").ok(),
-        password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
-    });
+    let (name, store) =
+        support::private_pipeline(&mut pipeline, "propagation_bench", &args.clickhouse_url).await?;
     let run = |sql: String| {
         let query = store.client().query(&sql).with_option("database", &name);
         async move {
@@ -78,15 +67,6 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("failed: {sql}"))
         }
     };
-    for statement in cdcstar_crds::clickhouse_ddl::install_statements(&pipeline)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    {
-        let query = store
-            .client()
-            .query(&statement)
-            .with_option("database", "default");
-        query.execute().await.with_context(|| statement.clone())?;
-    }
 
     // 1. The facts, written as the sink would have: versions from 0x1000 up, lookups current.
     let facts = args.facts;
@@ -131,27 +111,12 @@ async fn main() -> anyhow::Result<()> {
     let mut topics = pipeline.data_topics();
     topics.push(pipeline.dead_letter_topic());
     ensure_topics(&connection, &topics, 1).await?;
-    let file = std::env::temp_dir().join(format!("{name}.yaml"));
-    std::fs::write(&file, serde_yaml::to_string(&pipeline)?)?;
-    let metrics_addr = support::free_local_addr()?;
-    let binary: PathBuf = std::env::current_exe()?.with_file_name("cdcstar-sink");
-    ensure!(binary.is_file(), "{} not built", binary.display());
-    let sink = Killed(
-        Command::new(&binary)
-            .arg("--pipeline")
-            .arg(&file)
-            .args(["--kafka-brokers", &args.kafka_brokers])
-            .args(["--clickhouse-url", &args.clickhouse_url])
-            .args(["--metrics-addr", &metrics_addr])
-            .args(["--lookup-recheck", &args.lookup_recheck.to_string()])
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_SINK_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start cdcstar-sink")?,
-    );
+    let (sink, metrics_addr) = support::start_sink(
+        &pipeline,
+        &args.kafka_brokers,
+        &args.clickhouse_url,
+        &[format!("--lookup-recheck={}", args.lookup_recheck)],
+    )?;
     let pid = sink.0.id();
     let ready = Instant::now();
     loop {
@@ -217,7 +182,6 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_kib = peak_rss_kib.max(last.rss_kib);
     }
     drop(sink);
-    let _ = std::fs::remove_file(&file);
 
     // 4. Checks and figures.
     let count = |sql: String| {

@@ -74,3 +74,65 @@ pub fn free_local_addr() -> std::io::Result<String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.to_string())
 }
+
+/// The `cdcstar-sink` binary built beside this benchmark, started on `pipeline` (written to a file in
+/// the temporary directory) with its metrics on a free loopback port and `extra` arguments; its log
+/// level from `BENCH_SINK_LOG` (default `warn`). Returns the process and its metrics address.
+pub fn start_sink(
+    pipeline: &cdcstar_crds::CdcPipeline,
+    kafka_brokers: &str,
+    clickhouse_url: &str,
+    extra: &[String],
+) -> anyhow::Result<(Killed, String)> {
+    use anyhow::Context;
+    let file = std::env::temp_dir().join(format!("{}.yaml", pipeline.pipeline_name()));
+    std::fs::write(&file, serde_yaml::to_string(pipeline)?)?;
+    let metrics_addr = free_local_addr()?;
+    let binary = std::env::current_exe()?.with_file_name("cdcstar-sink");
+    anyhow::ensure!(binary.is_file(), "{} not built", binary.display());
+    let child = std::process::Command::new(&binary)
+        .arg("--pipeline")
+        .arg(&file)
+        .args(["--kafka-brokers", kafka_brokers])
+        .args(["--clickhouse-url", clickhouse_url])
+        .args(["--metrics-addr", &metrics_addr])
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SINK_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("start cdcstar-sink")?;
+    Ok((Killed(child), metrics_addr))
+}
+
+/// Gives `pipeline` topics and a ClickHouse database of its own named `<purpose>_<pid>`, creates the
+/// database and its tables from the crds DDL, and returns the name and a store on that database.
+pub async fn private_pipeline(
+    pipeline: &mut cdcstar_crds::CdcPipeline,
+    purpose: &str,
+    clickhouse_url: &str,
+) -> anyhow::Result<(String, cdcstar_sink::store::Store)> {
+    use anyhow::Context;
+    let name = format!("{purpose}_{}", std::process::id());
+    pipeline.metadata.name = Some(name.replace('_', "-"));
+    pipeline.spec.kafka.topics.prefix = Some(name.clone());
+    pipeline.spec.clickhouse.database = name.clone();
+    let store = cdcstar_sink::store::Store::new(&cdcstar_sink::store::StoreConfig {
+        url: clickhouse_url.to_owned(),
+        database: name.clone(),
+        user: std::env::var("CLICKHOUSE_USER").ok(),
+        password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
+    });
+    for statement in cdcstar_crds::clickhouse_ddl::install_statements(pipeline)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        let query = store
+            .client()
+            .query(&statement)
+            .with_option("database", "default");
+        query.execute().await.with_context(|| statement.clone())?;
+    }
+    Ok((name, store))
+}
