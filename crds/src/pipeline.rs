@@ -7,7 +7,7 @@
 // NB: internal notes go in `//` comments so they stay out of the generated schema.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -425,6 +425,17 @@ pub enum OnUnrepresentable {
     DeadLetter,
 }
 
+impl OnUnrepresentable {
+    /// The name in the spec (`clamp`, `null`, `deadLetter`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnrepresentable::Clamp => "clamp",
+            OnUnrepresentable::Null => "null",
+            OnUnrepresentable::DeadLetter => "deadLetter",
+        }
+    }
+}
+
 /// A dimension table.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -606,6 +617,13 @@ pub struct CdcPipelineStatus {
     /// Initial snapshot progress, one entry per table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot: Vec<TableSnapshotStatus>,
+
+    /// Values the sink could not store as they were, because the column's ClickHouse type cannot
+    /// hold them, and replaced under the column's `onUnrepresentable` policy: one entry per star
+    /// table, column and policy, counted since the table was created (a batch the sink replays after
+    /// a crash is counted again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_adjustments: Vec<ValueAdjustmentStatus>,
 }
 
 /// Summary phase of a pipeline.
@@ -625,6 +643,23 @@ pub enum Phase {
     Failed,
     /// Being deleted; cleanup in progress.
     Deleting,
+}
+
+/// Values of one star-table column replaced under one `onUnrepresentable` policy.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueAdjustmentStatus {
+    /// Star table.
+    pub table: String,
+    /// Column of the star table.
+    pub column: String,
+    /// The policy that replaced them: `clamp` (the nearest value the type holds, or NULL / the type's
+    /// default when there is none) or `null`.
+    pub policy: String,
+    /// Values replaced.
+    pub count: i64,
+    /// When the sink last wrote one.
+    pub last_seen: Time,
 }
 
 /// Snapshot progress of one table.
@@ -656,6 +691,20 @@ mod tests {
         assert_eq!(again.spec, pipeline.spec);
         assert_eq!(pipeline.spec.star_schema.facts[1].lookups.len(), 6);
         assert!(SHOP_PIPELINE_YAML.contains("kind: CdcPipeline"));
+    }
+
+    #[test]
+    fn policy_names_are_the_spec_spellings() {
+        for policy in [
+            OnUnrepresentable::Clamp,
+            OnUnrepresentable::Null,
+            OnUnrepresentable::DeadLetter,
+        ] {
+            assert_eq!(
+                serde_json::to_value(policy).unwrap(),
+                serde_json::Value::from(policy.as_str())
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   topic is none of the data topics.
 //!
 //! Structural rules: at least one captured table, all distinct; at least one dimension or fact; star
-//! table names distinct; a table's `key` copies its source table's `primaryKey`; column names distinct
+//! table names distinct and none the name of a status table ([`crate::status_tables`]); a table's `key` copies its source table's `primaryKey`; column names distinct
 //! within a table (columns, lookups and the reserved `lsn`, `is_deleted`, `source_lsn`); a source table
 //! backs at most one fact; a lookup has at most [`MAX_LOOKUP_HOPS`] steps into captured tables; the
 //! `redpandaConnect` engine has its settings; at least one broker, each `host:port`.
@@ -38,6 +38,7 @@ use crate::redpanda_connect;
 use crate::schema_check::schema_violations;
 use crate::star::{Bookkeeping, StarTable, TableKind, star_tables};
 use crate::star_model::{ModelError, ModelErrors, StarModel};
+use crate::status_tables::is_reserved_table_name;
 
 /// Longest identifier Postgres keeps (NAMEDATALEN - 1); ClickHouse names are held to it too.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -400,7 +401,15 @@ fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) -> Option<S
     for table in star_tables(schema) {
         let path = table.path();
         out.name(format!("{path}.name"), table.name, NameKind::SqlIdentifier);
-        if let Some(first) = table_names.get(table.name) {
+        if is_reserved_table_name(table.name) {
+            out.error(
+                format!("{path}.name"),
+                format!(
+                    "{:?} is reserved for the status table the sink writes beside the star tables",
+                    table.name
+                ),
+            );
+        } else if let Some(first) = table_names.get(table.name) {
             out.error(
                 format!("{path}.name"),
                 format!("table {:?} is already declared at {first}", table.name),
@@ -772,6 +781,18 @@ mod tests {
                 .contains("already declared at spec.starSchema.facts[0].columns[2].name"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_star_table_named_like_a_status_table_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[1].name = "cdcstar_value_adjustments".into();
+        let errors = errors_of(&pipeline);
+        assert!(
+            errors.has_path("spec.starSchema.dimensions[1].name"),
+            "{errors}"
+        );
+        assert!(errors.to_string().contains("reserved"), "{errors}");
     }
 
     #[test]

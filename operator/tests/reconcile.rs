@@ -6,11 +6,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use cdcstar_crds::CdcPipeline;
-use cdcstar_crds::{clickhouse_ddl, postgres};
+use cdcstar_crds::{clickhouse_ddl, postgres, status_tables};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
 use cdcstar_operator::metrics::Metrics;
-use cdcstar_operator::sql::SlotObservation;
+use cdcstar_operator::sql::{SlotObservation, ValueAdjustment};
 use common::apiserver::{Call, Handle, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
 use common::fixtures::{
@@ -113,7 +113,7 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 6 DDL statements"),
     ]);
     let ctx = h.ctx.clone();
     let (first, second) = scenario(h.handle, calls, async move {
@@ -281,7 +281,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
             }),
             None,
         ),
-        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 6 DDL statements"),
         event("Warning", "SourceFailed", "Connection refused"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
@@ -362,6 +362,76 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
 }
 
 #[tokio::test]
+async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_columns() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 512));
+    h.warehouse.with(|w| {
+        w.observation = warehouse_in_place(&pipeline);
+        w.report.value_adjustments = vec![
+            ValueAdjustment {
+                table: "order_fact".into(),
+                column: "order_date".into(),
+                policy: "clamp".into(),
+                values: 3,
+                last_seen_ms: 1_767_225_601_500,
+            },
+            ValueAdjustment {
+                table: "orderitem_fact".into(),
+                column: "quantity".into(),
+                policy: "null".into(),
+                values: 1,
+                last_seen_ms: 1_767_225_600_000,
+            },
+        ];
+    });
+    let written = Arc::new(Mutex::new(Value::Null));
+    let mut conditions = all_ready_conditions();
+    conditions.as_array_mut().unwrap().push(json!({
+        "type": "ValuesAdjusted", "status": "True", "reason": "ValuesAdjusted",
+        "message": "order_fact.order_date: 3 values clamped; orderitem_fact.quantity: 1 value set to \
+                    NULL or the type's default; the column types cannot hold them \
+                    (status.valueAdjustments, onUnrepresentable)",
+    }));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Running",
+                "conditions": conditions,
+                "valueAdjustments": [
+                    {"table": "order_fact", "column": "order_date", "policy": "clamp", "count": 3,
+                     "lastSeen": "2026-01-01T00:00:01Z"},
+                    {"table": "orderitem_fact", "column": "quantity", "policy": "null", "count": 1,
+                     "lastSeen": "2026-01-01T00:00:00Z"},
+                ],
+            }),
+            Some(written.clone()),
+        ),
+        // The same report again: nothing to write.
+        secret_read(),
+        children_reapplied(1),
+    ]);
+    let ctx = h.ctx.clone();
+    let first = pipeline.clone();
+    let result = scenario(h.handle, calls, async move {
+        reconcile(&first, &ctx).await?;
+        let mut stored = first.clone();
+        stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
+        reconcile(&stored, &ctx).await
+    })
+    .await;
+    result.unwrap();
+    assert_eq!(
+        h.warehouse.with(|w| w.reports_read.clone()),
+        vec![("local".to_owned(), "default/shop".to_owned()); 2]
+    );
+}
+
+#[tokio::test]
 async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
     let h = harness();
     h.source.with(|state| {
@@ -376,17 +446,17 @@ async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
         event(
             "Normal",
             "CleanedUp",
-            "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables",
+            "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables \
+             in clickhouse database local and its rows of the status tables",
         ),
         finalizer_removed(&pipeline),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
-    assert_eq!(
-        h.warehouse.executed(),
-        clickhouse_ddl::drop_statements(&pipeline).unwrap()
-    );
+    let mut expected = clickhouse_ddl::drop_statements(&pipeline).unwrap();
+    expected.extend(status_tables::delete_statements(&pipeline));
+    assert_eq!(h.warehouse.executed(), expected);
 }
 
 #[tokio::test]
@@ -563,7 +633,7 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 6 DDL statements"),
         event(
             "Warning",
             "ApplyFailed",

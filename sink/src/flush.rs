@@ -1,7 +1,8 @@
 //! Flushing a batch: dead letters first (acknowledged by the broker), then the row changes into
-//! ClickHouse, then the events whose rows ClickHouse refused into the dead-letter topic too, each
-//! retried on failure until it succeeds or the process stops. Only after all of them does the
-//! caller store the batch's offsets.
+//! ClickHouse, then the events whose rows ClickHouse refused into the dead-letter topic too, then
+//! the batch's report into the status tables beside the star tables (values replaced under their
+//! column's policy), each retried on failure until it succeeds or the process stops. Only after all
+//! of them does the caller store the batch's offsets.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,21 +16,30 @@ use crate::dead_letters::letter::DeadLetter;
 use crate::dead_letters::producer::DeadLetterProducer;
 use crate::metrics::{Metrics, label};
 use crate::retry::{Abandoned, retry_until_shutdown};
+use crate::status_tables::StatusWriter;
 
 /// Writes batches.
 #[derive(Debug, Clone)]
 pub struct Flusher {
     applier: Applier,
     dead_letters: DeadLetterProducer,
+    status: StatusWriter,
     metrics: Arc<Metrics>,
 }
 
 impl Flusher {
-    /// A flusher writing rows with `applier` and poison events to `dead_letters`.
-    pub fn new(applier: Applier, dead_letters: DeadLetterProducer, metrics: Arc<Metrics>) -> Self {
+    /// A flusher writing rows with `applier`, poison events to `dead_letters` and its reports with
+    /// `status`.
+    pub fn new(
+        applier: Applier,
+        dead_letters: DeadLetterProducer,
+        status: StatusWriter,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Flusher {
             applier,
             dead_letters,
+            status,
             metrics,
         }
     }
@@ -79,6 +89,20 @@ impl Flusher {
             )
             .await?;
             self.count_dead_letters(&letters);
+        }
+        // NB: after the rows: a count never precedes the rows it counts. A batch replayed before its
+        // offsets were stored is counted again (docs/sink.md).
+        if !batch.adjusted.is_empty() {
+            let at = chrono::Utc::now();
+            retry_until_shutdown("value adjustments", &self.metrics, shutdown, || async {
+                let result = self
+                    .status
+                    .record_adjustments(self.applier.plan(), &batch.adjusted, at)
+                    .await;
+                self.metrics.ready.set(i64::from(result.is_ok()));
+                result
+            })
+            .await?;
         }
         let elapsed = started.elapsed();
         self.metrics.apply_seconds.observe(elapsed.as_secs_f64());

@@ -9,7 +9,8 @@
 //! [`apply::versioning`] rules, fills lookups with [`apply::enrich`]) → [`store`] (writes RowBinary,
 //! [`store::rowbinary`]). Beside the flow, [`dead_letters`]: when ClickHouse refuses rows,
 //! [`dead_letters::isolate`] finds the events they come from and their bytes, read back with
-//! [`dead_letters::refetch`], go to the dead-letter topic too. Only then are the offsets stored.
+//! [`dead_letters::refetch`], go to the dead-letter topic too. Then [`status_tables`] reports the
+//! batch into the tables beside the star tables. Only then are the offsets stored.
 
 pub mod apply;
 pub mod consume;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod retry;
 pub mod route;
 pub mod settings;
+pub mod status_tables;
 pub mod store;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ use crate::flush::Flusher;
 use crate::metrics::Metrics;
 use crate::retry::{Abandoned, retry_until_shutdown};
 use crate::settings::Args;
+use crate::status_tables::StatusWriter;
 use crate::store::{Store, StoreConfig, StoreError};
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
 
@@ -194,9 +197,10 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
         .await?;
     }
 
+    let status = StatusWriter::new(store.clone(), pipeline.status_key());
     let applier = Applier::new(store, plan.clone(), args.lookup_recheck);
     let dead_letters = DeadLetterProducer::new(&connection, dead_letter_topic)?;
-    let flusher = Flusher::new(applier, dead_letters, metrics.clone());
+    let flusher = Flusher::new(applier, dead_letters, status, metrics.clone());
     let partitions = {
         let (connection, counted_topics) = (connection.clone(), topics.clone());
         let counted = tokio::task::spawn_blocking(move || {

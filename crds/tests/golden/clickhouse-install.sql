@@ -50,3 +50,12 @@ CREATE TABLE IF NOT EXISTS `local`.`orderitem_fact` (
     `lsn` UInt64,
     `is_deleted` UInt8
 ) ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`) ORDER BY (`orderitem_id`);
+
+CREATE TABLE IF NOT EXISTS `local`.`cdcstar_value_adjustments` (
+    `pipeline` LowCardinality(String),
+    `table` LowCardinality(String),
+    `column` LowCardinality(String),
+    `policy` LowCardinality(String),
+    `values` UInt64,
+    `last_seen` SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+) ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`);

@@ -509,12 +509,17 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .as_ref()
         .ok()
         .map(|report| report.observed.snapshot.clone());
+    let value_adjustments = schema
+        .as_ref()
+        .ok()
+        .map(|report| status::value_adjustments(&report.report.value_adjustments));
     let status = status::reconciled_status(
         pipeline,
         &status::Observed {
             components,
             retained_wal_bytes,
             snapshot,
+            value_adjustments,
         },
         now,
     );

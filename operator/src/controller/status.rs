@@ -6,7 +6,9 @@
 //! `lastTransitionTime` of a condition changes only when its status flips (True/False/Unknown);
 //! a new reason or message alone keeps the time, as Kubernetes conventions ask.
 
-use cdcstar_crds::pipeline::{CaptureEngine, CdcPipelineStatus, Phase, TableSnapshotStatus};
+use cdcstar_crds::pipeline::{
+    CaptureEngine, CdcPipelineStatus, Phase, TableSnapshotStatus, ValueAdjustmentStatus,
+};
 use cdcstar_crds::redpanda_connect;
 use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,6 +17,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+
+use crate::sql::ValueAdjustment;
 
 /// Summary condition: every component condition is True.
 pub const READY: &str = "Ready";
@@ -31,6 +35,11 @@ pub const API: &str = "Api";
 
 /// Component conditions, in the order they are reported.
 pub const COMPONENT_CONDITIONS: [&str; 5] = [PUBLICATION, CAPTURE, CLICKHOUSE_SCHEMA, SINK, API];
+
+/// Values the sink replaced under their column's `onUnrepresentable` policy (True once any was).
+/// Not a component: it neither makes the pipeline unready nor changes its phase. Set once the sink
+/// reported any; absent before.
+pub const VALUES_ADJUSTED: &str = "ValuesAdjusted";
 
 /// Reasons used with a False component condition that are not failures (work in progress or by
 /// design); any other False reason makes the phase `Degraded`.
@@ -167,6 +176,57 @@ pub fn merge_conditions(
     merged
 }
 
+/// `status.valueAdjustments` from what the sink reported.
+pub fn value_adjustments(report: &[ValueAdjustment]) -> Vec<ValueAdjustmentStatus> {
+    report
+        .iter()
+        .map(|row| ValueAdjustmentStatus {
+            table: row.table.clone(),
+            column: row.column.clone(),
+            policy: row.policy.clone(),
+            count: i64::try_from(row.values).unwrap_or(i64::MAX),
+            // NB: whole seconds, as `Time` serialises: a status read back must equal the one computed.
+            last_seen: Time(
+                Timestamp::from_second(row.last_seen_ms.div_euclid(1000))
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
+            ),
+        })
+        .collect()
+}
+
+/// The `ValuesAdjusted` condition for `adjustments`: True naming every column and how many of its
+/// values were replaced (`order_fact.order_date: 3 values clamped`), False when there are none
+/// (after the rows were removed, or a status written before the sink reported any).
+pub fn values_adjusted_condition(adjustments: &[ValueAdjustmentStatus]) -> ConditionUpdate {
+    if adjustments.is_empty() {
+        return ConditionUpdate::failed(
+            VALUES_ADJUSTED,
+            "NoValuesAdjusted",
+            "every value fitted its column's type",
+        );
+    }
+    let described: Vec<String> = adjustments
+        .iter()
+        .map(|a| {
+            let what = match a.policy.as_str() {
+                "clamp" => "clamped",
+                "null" => "set to NULL or the type's default",
+                other => other,
+            };
+            let values = if a.count == 1 { "value" } else { "values" };
+            format!("{}.{}: {} {values} {what}", a.table, a.column, a.count)
+        })
+        .collect();
+    ConditionUpdate::ok(
+        VALUES_ADJUSTED,
+        "ValuesAdjusted",
+        format!(
+            "{}; the column types cannot hold them (status.valueAdjustments, onUnrepresentable)",
+            described.join("; ")
+        ),
+    )
+}
+
 /// `Ready` from the component conditions: True when all are True, else False with the reason of
 /// the first that is not and a message naming each of them.
 pub fn ready_condition(components: &[ConditionUpdate]) -> ConditionUpdate {
@@ -234,6 +294,8 @@ pub struct Observed {
     pub retained_wal_bytes: Option<i64>,
     /// Snapshot progress read from the source, when the source could be read.
     pub snapshot: Option<Vec<TableSnapshotStatus>>,
+    /// Values the sink replaced, when ClickHouse could be read.
+    pub value_adjustments: Option<Vec<ValueAdjustmentStatus>>,
 }
 
 /// The status after a pass that reached every component.
@@ -245,6 +307,17 @@ pub fn reconciled_status(
     let previous = pipeline.status.clone().unwrap_or_default();
     let mut updates = vec![ready_condition(&observed.components)];
     updates.extend(observed.components.iter().cloned());
+    let value_adjustments = observed
+        .value_adjustments
+        .clone()
+        .unwrap_or(previous.value_adjustments);
+    let reported_before = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == VALUES_ADJUSTED);
+    if observed.value_adjustments.is_some() && (reported_before || !value_adjustments.is_empty()) {
+        updates.push(values_adjusted_condition(&value_adjustments));
+    }
     CdcPipelineStatus {
         phase: Some(phase(&observed.components, pipeline.spec.suspend)),
         observed_generation: pipeline.metadata.generation,
@@ -258,6 +331,7 @@ pub fn reconciled_status(
         lag: observed.retained_wal_bytes.map(human_bytes),
         retained_wal_bytes: observed.retained_wal_bytes,
         snapshot: observed.snapshot.clone().unwrap_or(previous.snapshot),
+        value_adjustments,
     }
 }
 
@@ -477,6 +551,7 @@ mod tests {
             components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
             retained_wal_bytes: None,
             snapshot,
+            value_adjustments: None,
         };
         let read = reconciled_status(&pipeline, &observed(Some(progress.clone())), at(1));
         assert_eq!(read.snapshot, progress);
@@ -484,6 +559,54 @@ mod tests {
         pipeline.status = Some(read);
         let unreadable = reconciled_status(&pipeline, &observed(None), at(2));
         assert_eq!(unreadable.snapshot, progress);
+    }
+
+    #[test]
+    fn values_adjusted_appears_once_the_sink_reports_some_and_is_kept_while_unreadable() {
+        let mut pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let observed = |value_adjustments| Observed {
+            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+            retained_wal_bytes: None,
+            snapshot: None,
+            value_adjustments,
+        };
+        let condition = |status: &CdcPipelineStatus| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == VALUES_ADJUSTED)
+                .map(|c| (c.status.clone(), c.message.clone()))
+        };
+        let none = reconciled_status(&pipeline, &observed(Some(vec![])), at(1));
+        assert_eq!(condition(&none), None, "no condition before any adjustment");
+
+        let clamped = value_adjustments(&[ValueAdjustment {
+            table: "order_fact".into(),
+            column: "order_date".into(),
+            policy: "clamp".into(),
+            values: 1,
+            last_seen_ms: 2_500,
+        }]);
+        assert_eq!(clamped[0].last_seen, Time(at(2)));
+        let reported = reconciled_status(&pipeline, &observed(Some(clamped.clone())), at(3));
+        assert_eq!(reported.value_adjustments, clamped);
+        let (status, message) = condition(&reported).unwrap();
+        assert_eq!(status, "True");
+        assert!(
+            message.starts_with("order_fact.order_date: 1 value clamped; "),
+            "{message}"
+        );
+        assert_eq!(reported.phase, Some(Phase::Running), "not a component");
+
+        pipeline.status = Some(reported.clone());
+        let unreadable = reconciled_status(&pipeline, &observed(None), at(4));
+        assert_eq!(unreadable.value_adjustments, clamped);
+        assert_eq!(condition(&unreadable), condition(&reported));
+
+        let emptied = reconciled_status(&pipeline, &observed(Some(vec![])), at(5));
+        assert_eq!(emptied.value_adjustments, []);
+        assert_eq!(condition(&emptied).unwrap().0, "False");
     }
 
     #[test]

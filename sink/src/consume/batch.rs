@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use cdcstar_crds::star_model::StarModel;
+use cdcstar_crds::star_model::{StarModel, TableId};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::dead_letters::letter::{DeadLetter, source_table};
@@ -77,6 +77,9 @@ pub struct Batch {
     pub offsets: BTreeMap<(usize, i32), i64>,
     /// Commit times (seconds since the epoch) of the events that had one.
     pub commit_times: Vec<f64>,
+    /// Values replaced under their column's `onUnrepresentable` policy, per (star table, index in
+    /// its `columns`).
+    pub adjusted: BTreeMap<(TableId, usize), u64>,
     /// Messages in the batch.
     pub events: usize,
     /// Bytes of the messages.
@@ -116,6 +119,10 @@ impl Batch {
                             ("column", table.columns[adjusted.column].name.clone()),
                         ])
                         .inc();
+                    *self
+                        .adjusted
+                        .entry((adjusted.table, adjusted.column))
+                        .or_default() += 1;
                 }
                 if let Some(t) = routed.commit_time {
                     self.commit_times.push(t);
@@ -256,6 +263,36 @@ mod tests {
         let offsets = batch.offsets_to_store();
         let stored = offsets.find_partition("t", 2).unwrap();
         assert_eq!(stored.offset(), Offset::Offset(9));
+    }
+
+    #[test]
+    fn values_replaced_by_their_policy_are_counted_per_table_and_column() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let metrics = Metrics::new();
+        let mut batch = Batch::default();
+        let in_2300 = |id: u32| {
+            format!(
+                r#"{{"metadata":{{"lsn":"0/{id}","operation":"insert","table":"product"}},
+                    "payload":{{"id":{id},"name":"Ink","category":"x","price":2,
+                               "createdAt":"2300-01-01T00:00:00Z"}}}}"#
+            )
+        };
+        batch.push(&plan, message(1, in_2300(1).as_bytes()), &metrics);
+        batch.push(&plan, message(2, in_2300(2).as_bytes()), &metrics);
+        let product_dim = plan.table_id("product_dim").unwrap();
+        let created_at = plan.tables[product_dim]
+            .columns
+            .iter()
+            .position(|c| c.name == "created_at")
+            .unwrap();
+        assert_eq!(batch.adjusted, [((product_dim, created_at), 2)].into());
+        assert!(
+            metrics.render().contains(
+                r#"cdcstar_sink_values_adjusted_total{table="product_dim",column="created_at"} 2"#
+            ),
+            "{}",
+            metrics.render()
+        );
     }
 
     fn limits(max_events: usize, max_wait_ms: u64) -> BatchLimits {
