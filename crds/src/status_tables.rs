@@ -1,12 +1,24 @@
 //! The tables a pipeline keeps about itself next to its star tables, in the same ClickHouse
 //! database: what the sink reports of its work, read by the operator for the pipeline's status and
-//! by analysts. Pure: the DDL, the statement the sink inserts with, and the queries that read them.
+//! by analysts. Pure: the DDL, the statements the sink inserts with, and the queries that read them.
 //!
 //! - [`VALUE_ADJUSTMENTS`] (`cdcstar_value_adjustments`, `SummingMergeTree`): per pipeline, star table,
 //!   column and `onUnrepresentable` policy, how many values the column's type could not hold and the
 //!   policy replaced, and when the last one was seen. The sink adds the counts of each flush after
 //!   the flush's rows are written; a batch replayed after a crash (or a rebalance) before its offsets
 //!   were committed is counted again, which is acceptable for a counter (it never undercounts).
+//! - [`PARTITION_POSITIONS`] (`cdcstar_partition_positions`, `ReplacingMergeTree(commit_lsn)`): per
+//!   pipeline, topic and partition, the highest commit position (`commitLsn`, `commitTime` of the
+//!   envelope: a change's transaction, or a heartbeat) the sink has applied from that partition. A
+//!   sink replica writes the partitions it owns after each flush's rows (a replay writes a lower or
+//!   equal position, which the version keeps below the higher one), and a zero position for every
+//!   partition of the pipeline's topics when it starts, so a partition not applied yet holds the
+//!   watermark at zero instead of being absent from the minimum.
+//! - [`WATERMARK`] (`cdcstar_watermark`, a view): per pipeline, the minimum over every partition of
+//!   its highest applied position. Since each partition carries its changes in commit order, and
+//!   heartbeats move an idle partition forward, every change committed at or before `commit_lsn` is
+//!   applied in every star table: the star schema is consistent as of `commit_time` (complete up to
+//!   it; later changes may be visible too). Zero until every partition has applied a position.
 //!
 //! Several pipelines may write into one database, so every row carries the pipeline
 //! ([`CdcPipeline::status_key`], `<namespace>/<name>`) and every query filters on it. The tables are
@@ -20,15 +32,24 @@
 use crate::clickhouse_ddl::{Drift, Migration, quote_ident};
 use crate::pipeline::CdcPipeline;
 
-/// A table the sink writes beside the star tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A table the sink writes beside the star tables, or a view over one.
+#[derive(Debug, Clone, Copy)]
 pub struct StatusTable {
     /// Table name, the same in every pipeline's database.
     pub name: &'static str,
     /// `(name, type)` in table order, types as ClickHouse prints them.
     pub columns: &'static [(&'static str, &'static str)],
-    /// What follows the column list: engine, `ORDER BY`.
-    pub engine: &'static str,
+    /// A table's engine or a view's query.
+    pub body: Body,
+}
+
+/// What a status table is.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// A table: what follows the column list (engine, `ORDER BY`).
+    Table(&'static str),
+    /// A view: its `SELECT`, given the database.
+    View(fn(&str) -> String),
 }
 
 /// `cdcstar_value_adjustments`: values the sink replaced under their column's `onUnrepresentable`
@@ -47,11 +68,59 @@ pub const VALUE_ADJUSTMENTS: StatusTable = StatusTable {
             "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))",
         ),
     ],
-    engine: "ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)",
+    body: Body::Table(
+        "ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)",
+    ),
 };
 
-/// Every status table, in creation order.
-pub const STATUS_TABLES: [StatusTable; 1] = [VALUE_ADJUSTMENTS];
+/// `cdcstar_partition_positions`: the highest commit position applied per topic partition, the
+/// version of its `ReplacingMergeTree`; `applied_at` is when the sink wrote it. Read the newest row
+/// per partition with `max`/`argMax` (the view does), since merges happen whenever ClickHouse gets to
+/// them.
+pub const PARTITION_POSITIONS: StatusTable = StatusTable {
+    name: "cdcstar_partition_positions",
+    columns: &[
+        ("pipeline", "LowCardinality(String)"),
+        ("topic", "LowCardinality(String)"),
+        ("partition", "Int32"),
+        ("commit_lsn", "UInt64"),
+        ("commit_time", "DateTime64(6, 'UTC')"),
+        ("applied_at", "DateTime64(3, 'UTC')"),
+    ],
+    body: Body::Table(
+        "ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)",
+    ),
+};
+
+/// `cdcstar_watermark`: per pipeline, `commit_lsn` and `commit_time` up to which every change is
+/// applied in every star table (the minimum over partitions of the highest position each applied;
+/// both minima are taken separately, so each is a safe bound on its own), and how many partitions
+/// it covers.
+pub const WATERMARK: StatusTable = StatusTable {
+    name: "cdcstar_watermark",
+    columns: &[
+        ("pipeline", "LowCardinality(String)"),
+        ("commit_lsn", "UInt64"),
+        ("commit_time", "DateTime64(6, 'UTC')"),
+        ("partitions", "UInt64"),
+    ],
+    body: Body::View(watermark_select),
+};
+
+fn watermark_select(database: &str) -> String {
+    format!(
+        "SELECT `pipeline`, min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, \
+         count() AS `partitions` \
+         FROM (SELECT `pipeline`, `topic`, `partition`, max(`commit_lsn`) AS `applied_lsn`, \
+         argMax(`commit_time`, `commit_lsn`) AS `applied_time` FROM {} \
+         GROUP BY `pipeline`, `topic`, `partition`) \
+         GROUP BY `pipeline`",
+        PARTITION_POSITIONS.qualified_name(database)
+    )
+}
+
+/// Every status table, in creation order (a view after the table it reads).
+pub const STATUS_TABLES: [StatusTable; 3] = [VALUE_ADJUSTMENTS, PARTITION_POSITIONS, WATERMARK];
 
 /// Whether a star table may not be called `name`, because a status table is.
 pub fn is_reserved_table_name(name: &str) -> bool {
@@ -73,19 +142,27 @@ impl StatusTable {
             .join(", ")
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` in `database`.
+    /// `CREATE TABLE IF NOT EXISTS` (or `CREATE VIEW IF NOT EXISTS`) in `database`.
     pub fn create_statement(&self, database: &str) -> String {
-        let columns = self
-            .columns
-            .iter()
-            .map(|(name, ty)| format!("    {} {ty}", quote_ident(name)))
-            .collect::<Vec<_>>()
-            .join(",\n");
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\n{columns}\n) {}",
-            self.qualified_name(database),
-            self.engine
-        )
+        match self.body {
+            Body::Table(engine) => {
+                let columns = self
+                    .columns
+                    .iter()
+                    .map(|(name, ty)| format!("    {} {ty}", quote_ident(name)))
+                    .collect::<Vec<_>>()
+                    .join(",\n");
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} (\n{columns}\n) {engine}",
+                    self.qualified_name(database)
+                )
+            }
+            Body::View(select) => format!(
+                "CREATE VIEW IF NOT EXISTS {} AS {}",
+                self.qualified_name(database),
+                select(database)
+            ),
+        }
     }
 
     /// The insert the sink sends (into the database its client is set to), rows in `JSONEachRow`
@@ -100,19 +177,22 @@ impl StatusTable {
     }
 
     /// Removes the rows of `pipeline` (with `dropTablesOnDelete`; the table may hold other pipelines'
-    /// rows, so it is kept).
-    pub fn delete_statement(&self, pipeline: &CdcPipeline) -> String {
-        format!(
-            "DELETE FROM {} WHERE `pipeline` = {}",
-            self.qualified_name(pipeline.clickhouse_database()),
-            quote_string(&pipeline.status_key())
-        )
+    /// rows, so it is kept); `None` for a view, which holds no rows.
+    pub fn delete_statement(&self, pipeline: &CdcPipeline) -> Option<String> {
+        match self.body {
+            Body::Table(_) => Some(format!(
+                "DELETE FROM {} WHERE `pipeline` = {}",
+                self.qualified_name(pipeline.clickhouse_database()),
+                quote_string(&pipeline.status_key())
+            )),
+            Body::View(_) => None,
+        }
     }
 
     /// What brings the existing table (its columns as `system.columns` lists them, `None` when it
     /// does not exist) to this one, as for a star table: created when missing, a missing column added;
     /// a column typed otherwise or unknown is drift, reported and left alone (the sink's inserts into
-    /// the table fail until it is fixed).
+    /// the table fail until it is fixed). A view whose columns differ is replaced (it holds nothing).
     pub fn migrate_from(&self, database: &str, existing: Option<&[(String, String)]>) -> Migration {
         let Some(existing) = existing else {
             return Migration {
@@ -120,6 +200,25 @@ impl StatusTable {
                 drift: vec![],
             };
         };
+        if let Body::View(select) = self.body {
+            let same = existing.len() == self.columns.len()
+                && existing
+                    .iter()
+                    .zip(self.columns)
+                    .all(|((n, t), (name, ty))| n == name && t == ty);
+            return Migration {
+                statements: if same {
+                    vec![]
+                } else {
+                    vec![format!(
+                        "CREATE OR REPLACE VIEW {} AS {}",
+                        self.qualified_name(database),
+                        select(database)
+                    )]
+                },
+                drift: vec![],
+            };
+        }
         let mut migration = Migration::default();
         for (name, ty) in self.columns {
             match existing.iter().find(|(n, _)| n == name) {
@@ -155,7 +254,7 @@ impl StatusTable {
 pub fn delete_statements(pipeline: &CdcPipeline) -> Vec<String> {
     STATUS_TABLES
         .iter()
-        .map(|table| table.delete_statement(pipeline))
+        .filter_map(|table| table.delete_statement(pipeline))
         .collect()
 }
 
@@ -176,6 +275,17 @@ pub fn value_adjustments_query(database: &str) -> String {
          FROM {} WHERE `pipeline` = {{pipeline:String}} \
          GROUP BY `table`, `column`, `policy` ORDER BY `table`, `column`, `policy`",
         VALUE_ADJUSTMENTS.qualified_name(database)
+    )
+}
+
+/// The watermark of one pipeline: columns `commit_lsn` (UInt64), `commit_time_us` (Int64,
+/// microseconds since the epoch) and `partitions` (UInt64); no row before the sink wrote any position.
+/// Bind `{pipeline:String}` to [`CdcPipeline::status_key`].
+pub fn watermark_query(database: &str) -> String {
+    format!(
+        "SELECT `commit_lsn`, toUnixTimestamp64Micro(`commit_time`) AS `commit_time_us`, `partitions` \
+         FROM {} WHERE `pipeline` = {{pipeline:String}}",
+        WATERMARK.qualified_name(database)
     )
 }
 
@@ -267,19 +377,82 @@ mod tests {
     fn deleting_a_pipeline_removes_only_its_rows() {
         assert_eq!(
             delete_statements(&shop_pipeline()),
-            ["DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'default/shop'"]
+            [
+                "DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'default/shop'",
+                "DELETE FROM `local`.`cdcstar_partition_positions` WHERE `pipeline` = 'default/shop'",
+            ]
         );
         let mut pipeline = shop_pipeline();
         pipeline.metadata.namespace = Some("it's".into());
         assert_eq!(
-            VALUE_ADJUSTMENTS.delete_statement(&pipeline),
+            VALUE_ADJUSTMENTS.delete_statement(&pipeline).unwrap(),
             "DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'it\\'s/shop'"
+        );
+        assert_eq!(WATERMARK.delete_statement(&pipeline), None);
+    }
+
+    #[test]
+    fn positions_keep_the_highest_commit_lsn_per_topic_partition() {
+        assert_eq!(
+            PARTITION_POSITIONS.create_statement("local"),
+            "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (\n    \
+             `pipeline` LowCardinality(String),\n    `topic` LowCardinality(String),\n    \
+             `partition` Int32,\n    `commit_lsn` UInt64,\n    \
+             `commit_time` DateTime64(6, 'UTC'),\n    `applied_at` DateTime64(3, 'UTC')\n) \
+             ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)"
+        );
+        assert_eq!(
+            PARTITION_POSITIONS.insert_statement(),
+            "INSERT INTO `cdcstar_partition_positions` (`pipeline`, `topic`, `partition`, \
+             `commit_lsn`, `commit_time`, `applied_at`) FORMAT JSONEachRow"
+        );
+    }
+
+    #[test]
+    fn the_watermark_is_the_minimum_over_partitions_of_their_highest_position() {
+        assert_eq!(
+            WATERMARK.create_statement("local"),
+            "CREATE VIEW IF NOT EXISTS `local`.`cdcstar_watermark` AS SELECT `pipeline`, \
+             min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, \
+             count() AS `partitions` FROM (SELECT `pipeline`, `topic`, `partition`, \
+             max(`commit_lsn`) AS `applied_lsn`, argMax(`commit_time`, `commit_lsn`) AS `applied_time` \
+             FROM `local`.`cdcstar_partition_positions` GROUP BY `pipeline`, `topic`, `partition`) \
+             GROUP BY `pipeline`"
+        );
+        let query = watermark_query("local");
+        assert!(
+            query.contains("FROM `local`.`cdcstar_watermark` WHERE `pipeline` = {pipeline:String}"),
+            "{query}"
+        );
+        assert!(
+            query.contains("toUnixTimestamp64Micro(`commit_time`) AS `commit_time_us`"),
+            "{query}"
+        );
+    }
+
+    #[test]
+    fn a_view_whose_columns_differ_is_replaced_not_reported() {
+        let columns = existing(&WATERMARK);
+        assert_eq!(
+            WATERMARK.migrate_from("local", Some(&columns)),
+            Migration::default()
+        );
+        let older = &columns[..3];
+        let migration = WATERMARK.migrate_from("local", Some(older));
+        assert!(migration.drift.is_empty());
+        assert_eq!(
+            migration.statements,
+            [WATERMARK
+                .create_statement("local")
+                .replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW")]
         );
     }
 
     #[test]
     fn status_table_names_are_reserved() {
         assert!(is_reserved_table_name("cdcstar_value_adjustments"));
+        assert!(is_reserved_table_name("cdcstar_partition_positions"));
+        assert!(is_reserved_table_name("cdcstar_watermark"));
         assert!(!is_reserved_table_name("order_fact"));
     }
 }

@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec};
+use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec, parse_duration};
 use crate::redpanda_connect;
 use crate::schema_check::schema_violations;
 use crate::star::{Bookkeeping, StarTable, TableKind, star_tables};
@@ -186,10 +186,22 @@ pub fn compile(pipeline: &CdcPipeline) -> Result<StarModel, ValidationErrors> {
     validate_kafka(pipeline, &mut out);
     validate_clickhouse(pipeline, &mut out);
     let model = validate_star_schema(pipeline, &mut out);
+    validate_freshness_objective(pipeline, &mut out);
     validate_schema_bounds(pipeline, &mut out);
     match model {
         Some(model) if out.errors.is_empty() => Ok(model),
         _ => Err(ValidationErrors(out.errors)),
+    }
+}
+
+fn validate_freshness_objective(pipeline: &CdcPipeline, out: &mut Collector) {
+    if let Some(text) = &pipeline.spec.freshness_objective
+        && parse_duration(text).is_none()
+    {
+        out.error(
+            "spec.freshnessObjective",
+            format!("{text:?} is not a positive duration; write e.g. 30s, 5m or 1h30m"),
+        );
     }
 }
 
@@ -781,6 +793,22 @@ mod tests {
                 .contains("already declared at spec.starSchema.facts[0].columns[2].name"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_freshness_objective_must_be_a_positive_duration() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.freshness_objective = Some("1m30s".into());
+        assert!(validate(&pipeline).is_ok());
+        for bad in ["0s", "30", "1d", "5m1h"] {
+            pipeline.spec.freshness_objective = Some(bad.into());
+            let errors = errors_of(&pipeline);
+            assert!(
+                errors.has_path("spec.freshnessObjective"),
+                "{bad}: {errors}"
+            );
+            assert_eq!(errors.0.len(), 1, "reported once: {errors}");
+        }
     }
 
     #[test]

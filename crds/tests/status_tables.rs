@@ -7,7 +7,9 @@ mod common;
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{EXISTING_COLUMNS_QUERY, Migration, install_statements};
-use cdcstar_crds::status_tables::{STATUS_TABLES, VALUE_ADJUSTMENTS, value_adjustments_query};
+use cdcstar_crds::status_tables::{
+    PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS, value_adjustments_query, watermark_query,
+};
 use clickhouse::Client;
 use serde::Deserialize;
 
@@ -140,7 +142,11 @@ async fn adjustments_are_summed_per_column_and_policy_and_deleted_per_pipeline()
     .await;
     assert_eq!(read().await, expected);
 
-    run(&client, &VALUE_ADJUSTMENTS.delete_statement(&pipeline)).await;
+    run(
+        &client,
+        &VALUE_ADJUSTMENTS.delete_statement(&pipeline).unwrap(),
+    )
+    .await;
     assert_eq!(read().await, []);
     let others: u64 = client
         .query(&format!(
@@ -151,5 +157,138 @@ async fn adjustments_are_summed_per_column_and_policy_and_deleted_per_pipeline()
         .await
         .unwrap();
     assert_eq!(others, 7, "another pipeline's rows stay");
+    run(&client, &format!("DROP DATABASE `{database}`")).await;
+}
+
+#[derive(Debug, PartialEq, clickhouse::Row, Deserialize)]
+struct Watermark {
+    commit_lsn: u64,
+    commit_time_us: i64,
+    partitions: u64,
+}
+
+/// One position row as the sink writes it.
+fn position(pipeline: &str, topic: &str, partition: i32, lsn: u64, time: &str) -> String {
+    format!(
+        r#"{{"pipeline":"{pipeline}","topic":"{topic}","partition":{partition},"commit_lsn":{lsn},"commit_time":"{time}","applied_at":"2026-01-01 00:00:00.000"}}"#
+    ) + "\n"
+}
+
+#[tokio::test]
+async fn the_watermark_is_the_lowest_partitions_highest_position() {
+    let client = client();
+    let pipeline = installed(&client).await;
+    let database = pipeline.clickhouse_database();
+    let read = |pipeline: &'static str| {
+        let client = client.clone();
+        let query = watermark_query(database);
+        async move {
+            client
+                .query(&query)
+                .param("pipeline", pipeline)
+                .fetch_all::<Watermark>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(read("default/shop").await, [], "no row before any position");
+
+    // The sink's start: every partition at zero.
+    let mut zeros = String::new();
+    for (topic, partition) in [("shop.order", 0), ("shop.order", 1), ("shop.customer", 0)] {
+        zeros += &position(
+            "default/shop",
+            topic,
+            partition,
+            0,
+            "1970-01-01 00:00:00.000000",
+        );
+    }
+    insert(
+        &client,
+        database,
+        PARTITION_POSITIONS.insert_statement(),
+        &zeros,
+    )
+    .await;
+    // Two partitions applied something; shop.order/1 did not yet: the watermark stays at zero.
+    let flushed = position(
+        "default/shop",
+        "shop.order",
+        0,
+        0x30,
+        "2026-01-01 10:00:03.000003",
+    ) + &position(
+        "default/shop",
+        "shop.customer",
+        0,
+        0x20,
+        "2026-01-01 10:00:02.000002",
+    ) + &position(
+        "other/shop",
+        "shop.order",
+        1,
+        0x99,
+        "2026-01-01 11:00:00.000000",
+    );
+    insert(
+        &client,
+        database,
+        PARTITION_POSITIONS.insert_statement(),
+        &flushed,
+    )
+    .await;
+    assert_eq!(
+        read("default/shop").await,
+        [Watermark {
+            commit_lsn: 0,
+            commit_time_us: 0,
+            partitions: 3
+        }]
+    );
+    // The last partition catches up (a heartbeat); a replay writes a lower position again.
+    let caught_up = position(
+        "default/shop",
+        "shop.order",
+        1,
+        0x40,
+        "2026-01-01 10:00:04.000000",
+    ) + &position(
+        "default/shop",
+        "shop.order",
+        0,
+        0x10,
+        "2026-01-01 10:00:01.000000",
+    );
+    insert(
+        &client,
+        database,
+        PARTITION_POSITIONS.insert_statement(),
+        &caught_up,
+    )
+    .await;
+    let expected = [Watermark {
+        commit_lsn: 0x20,
+        commit_time_us: 1_767_261_602_000_002,
+        partitions: 3,
+    }];
+    assert_eq!(read("default/shop").await, expected);
+    run(
+        &client,
+        &format!(
+            "OPTIMIZE TABLE {} FINAL",
+            PARTITION_POSITIONS.qualified_name(database)
+        ),
+    )
+    .await;
+    assert_eq!(read("default/shop").await, expected, "merged, the same");
+    assert_eq!(
+        read("other/shop").await,
+        [Watermark {
+            commit_lsn: 0x99,
+            commit_time_us: 1_767_265_200_000_000,
+            partitions: 1
+        }]
+    );
     run(&client, &format!("DROP DATABASE `{database}`")).await;
 }

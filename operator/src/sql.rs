@@ -129,9 +129,22 @@ pub struct ValueAdjustment {
     pub last_seen_ms: i64,
 }
 
+/// The row of `cdcstar_crds::status_tables::watermark_query`: the pipeline's "consistent up to".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    /// Every change committed at or before this LSN is applied (0: not every partition yet).
+    pub commit_lsn: u64,
+    /// Commit time of the same bound, microseconds since the Unix epoch.
+    pub commit_time_us: i64,
+    /// Partitions the minimum is over.
+    pub partitions: u64,
+}
+
 /// What the sink reported in the status tables, for the pipeline's status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WarehouseReport {
     /// Values replaced under their column's policy, per table, column and policy.
     pub value_adjustments: Vec<ValueAdjustment>,
+    /// The watermark, `None` before the sink wrote any partition position.
+    pub watermark: Option<Watermark>,
 }

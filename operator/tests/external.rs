@@ -9,13 +9,13 @@ use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
 use cdcstar_crds::pipeline::CaptureEngine;
 use cdcstar_crds::postgres::{self, SNAPSHOT_PROGRESS_DDL};
-use cdcstar_crds::status_tables::{STATUS_TABLES, VALUE_ADJUSTMENTS};
+use cdcstar_crds::status_tables::{PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS};
 use cdcstar_operator::controller::{schema, source};
 use cdcstar_operator::external::clickhouse::ClickHouseConnector;
 use cdcstar_operator::external::postgres::PostgresConnector;
 use cdcstar_operator::external::{DatabaseError, Sensitive, WarehouseConnector};
 use cdcstar_operator::provision::{self, SecretValues};
-use cdcstar_operator::sql::{ValueAdjustment, WarehouseReport};
+use cdcstar_operator::sql::{ValueAdjustment, WarehouseReport, Watermark};
 use common::fixtures::{PipelineFixture, with_shipment_and_phone};
 use common::service_env;
 use tokio_postgres::NoTls;
@@ -381,10 +381,39 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
     insert.send(rows.into()).await.unwrap();
     insert.end().await.unwrap();
 
+    assert_eq!(
+        schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+            .await
+            .unwrap()
+            .report
+            .watermark,
+        None,
+        "no position written yet"
+    );
+    let positions = format!(
+        "{{\"pipeline\":\"{key}\",\"topic\":\"shop.order\",\"partition\":0,\"commit_lsn\":32,\"commit_time\":\"2026-01-01 00:00:02.000003\",\"applied_at\":\"2026-01-01 00:00:03.000\"}}\n\
+         {{\"pipeline\":\"{key}\",\"topic\":\"shop.order\",\"partition\":1,\"commit_lsn\":48,\"commit_time\":\"2026-01-01 00:00:04.000000\",\"applied_at\":\"2026-01-01 00:00:05.000\"}}\n",
+        key = pipeline.status_key()
+    );
+    let mut insert = client
+        .clone()
+        .with_database(&database)
+        .insert_formatted_with(PARTITION_POSITIONS.insert_statement());
+    insert.send(positions.into()).await.unwrap();
+    insert.end().await.unwrap();
+
     let report = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
         .await
         .unwrap()
         .report;
+    assert_eq!(
+        report.watermark,
+        Some(Watermark {
+            commit_lsn: 32,
+            commit_time_us: 1_767_225_602_000_003,
+            partitions: 2,
+        })
+    );
     assert_eq!(
         report.value_adjustments,
         [ValueAdjustment {
@@ -447,7 +476,7 @@ async fn provision_runs_both_database_phases_and_deprovision_the_finalizers_clea
         clickhouse_ddl::install_statements(&pipeline)
             .unwrap()
             .iter()
-            .filter(|s| s.starts_with("CREATE TABLE"))
+            .filter(|s| s.starts_with("CREATE TABLE") || s.starts_with("CREATE VIEW"))
             .count() as u64
     );
     assert!(

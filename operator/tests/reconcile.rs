@@ -6,11 +6,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::TableSnapshotStatus;
 use cdcstar_crds::{clickhouse_ddl, postgres, status_tables};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
 use cdcstar_operator::metrics::Metrics;
-use cdcstar_operator::sql::{SlotObservation, ValueAdjustment};
+use cdcstar_operator::sql::{SlotObservation, ValueAdjustment, Watermark};
 use common::apiserver::{Call, Handle, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
 use common::fixtures::{
@@ -18,6 +19,7 @@ use common::fixtures::{
     with_shipment_and_phone,
 };
 use common::scenarios::*;
+use k8s_openapi::jiff::Timestamp;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
@@ -113,7 +115,7 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 6 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
     ]);
     let ctx = h.ctx.clone();
     let (first, second) = scenario(h.handle, calls, async move {
@@ -281,7 +283,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
             }),
             None,
         ),
-        event("Normal", "SchemaUpdated", "ran 6 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
         event("Warning", "SourceFailed", "Connection refused"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
@@ -429,6 +431,95 @@ async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_c
         h.warehouse.with(|w| w.reports_read.clone()),
         vec![("local".to_owned(), "default/shop".to_owned()); 2]
     );
+}
+
+/// Every captured table's snapshot done, as the capture records it.
+fn snapshot_done(pipeline: &CdcPipeline) -> Vec<TableSnapshotStatus> {
+    pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .map(|t| TableSnapshotStatus {
+            table: t.name.clone(),
+            state: "Done".into(),
+            rows: 1,
+        })
+        .collect()
+}
+
+/// One pass of `pipeline` (objective 30s) whose watermark was committed `age` seconds ago: the
+/// status the operator writes, and the pass's requeue.
+async fn pass_with_watermark_aged(age: i64, fresh: Value) -> (Value, Action) {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.spec.freshness_objective = Some("30s".into());
+    let committed = Timestamp::now().as_second() - age;
+    h.source.with(|s| {
+        s.observation = source_in_place(&pipeline, 512);
+        s.observation.snapshot = snapshot_done(&pipeline);
+    });
+    h.warehouse.with(|w| {
+        w.observation = warehouse_in_place(&pipeline);
+        w.report.watermark = Some(Watermark {
+            commit_lsn: 0x16_B374_D848,
+            commit_time_us: committed * 1_000_000 + 250_000,
+            partitions: 12,
+        });
+    });
+    let mut conditions = all_ready_conditions();
+    conditions.as_array_mut().unwrap().push(fresh);
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Running",
+                "conditions": conditions,
+                "consistentUpTo": {
+                    "lsn": "16/B374D848",
+                    "time": Timestamp::from_second(committed).unwrap().to_string(),
+                },
+            }),
+            Some(written.clone()),
+        ),
+    ]);
+    let action = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap();
+    let status = written.lock().unwrap().clone();
+    (status, action)
+}
+
+#[tokio::test]
+async fn the_watermark_reaches_the_status_and_a_stale_one_fails_the_freshness_objective() {
+    let (status, action) = pass_with_watermark_aged(
+        95,
+        json!({"type": "Fresh", "status": "False", "reason": "ObjectiveExceeded"}),
+    )
+    .await;
+    let freshness = status["freshnessSeconds"].as_i64().unwrap();
+    assert!((95..=97).contains(&freshness), "{status}");
+    let message = status["conditions"][6]["message"].as_str().unwrap();
+    assert!(
+        message.contains("(LSN 16/B374D848), 1m3")
+            && message.ends_with("ago; the objective is 30s"),
+        "{message}"
+    );
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn a_recent_watermark_meets_the_freshness_objective() {
+    let (status, _) = pass_with_watermark_aged(
+        3,
+        json!({"type": "Fresh", "status": "True", "reason": "WithinObjective"}),
+    )
+    .await;
+    let freshness = status["freshnessSeconds"].as_i64().unwrap();
+    assert!((3..=5).contains(&freshness), "{status}");
 }
 
 #[tokio::test]
@@ -633,7 +724,7 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 6 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
         event(
             "Warning",
             "ApplyFailed",

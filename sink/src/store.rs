@@ -216,6 +216,11 @@ impl Store {
         &self.client
     }
 
+    /// The star schema's database.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     /// Checks that ClickHouse answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client

@@ -194,3 +194,60 @@ async fn values_clamped_in_a_flush_are_counted_in_the_adjustments_table_after_th
         "one row per flush that adjusted"
     );
 }
+
+/// A change as the native capture writes it, committed at `commit_lsn`, `second` past 2026-01-01.
+fn committed(table: &str, commit_lsn: u64, second: u32, payload: Json) -> Vec<u8> {
+    let lsn = cdcstar_crds::Lsn(commit_lsn).to_string();
+    serde_json::to_vec(&json!({
+        "metadata": {"table": table, "operation": "insert", "lsn": lsn, "commitLsn": lsn,
+                     "txSeq": 0, "commitTime": format!("2026-01-01T00:00:{second:02}Z")},
+        "payload": payload,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_flush_records_its_partitions_positions_after_the_rows_and_the_gauge_reads_the_watermark()
+{
+    let h = Harness::new("positions").await;
+    h.flush(
+        "shop.customer",
+        0,
+        &[
+            committed("customer", 0x20, 2, customer(1, "ann", "FR")),
+            committed("customer", 0x10, 1, customer(2, "bob", "DE")),
+        ],
+    )
+    .await;
+    let positions = || async {
+        query_json(
+            &h.pipeline.store,
+            "SELECT topic, partition, max(commit_lsn) AS lsn, \
+             toString(argMax(commit_time, commit_lsn)) AS time \
+             FROM cdcstar_partition_positions GROUP BY topic, partition ORDER BY topic, partition",
+        )
+        .await
+    };
+    assert_eq!(
+        positions().await,
+        [
+            json!({"topic": "shop.customer", "partition": 0, "lsn": 0x20,
+                "time": "2026-01-01 00:00:02.000000"})
+        ]
+    );
+    assert!(
+        h.metrics
+            .render()
+            .contains("cdcstar_sink_watermark_seconds 1767225602.0"),
+        "{}",
+        h.metrics.render()
+    );
+    // A replay of an older position leaves the highest in place.
+    h.flush(
+        "shop.customer",
+        0,
+        &[committed("customer", 0x10, 1, customer(2, "bob", "DE"))],
+    )
+    .await;
+    assert_eq!(positions().await[0]["lsn"], json!(0x20));
+}

@@ -7,7 +7,7 @@ use cdcstar_crds::status_tables;
 use serde::Deserialize;
 
 use super::{DatabaseError, Warehouse, WarehouseConnector, WarehouseCredentials};
-use crate::sql::{ValueAdjustment, WarehouseObservation, WarehouseReport};
+use crate::sql::{ValueAdjustment, WarehouseObservation, WarehouseReport, Watermark};
 
 /// Connects to ClickHouse over HTTP.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +48,13 @@ struct ColumnRow {
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct CountRow {
     count: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct WatermarkRow {
+    commit_lsn: u64,
+    commit_time_us: i64,
+    partitions: u64,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -133,7 +140,24 @@ impl Warehouse for ClickHouseWarehouse {
                 last_seen_ms: row.last_seen_ms,
             })
             .collect();
-        Ok(WarehouseReport { value_adjustments })
+        let watermark = self
+            .client
+            .query(&status_tables::watermark_query(database))
+            .param("pipeline", pipeline)
+            .fetch_all::<WatermarkRow>()
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .next()
+            .map(|row| Watermark {
+                commit_lsn: row.commit_lsn,
+                commit_time_us: row.commit_time_us,
+                partitions: row.partitions,
+            });
+        Ok(WarehouseReport {
+            value_adjustments,
+            watermark,
+        })
     }
 
     async fn execute(&self, statement: &str) -> Result<(), DatabaseError> {
