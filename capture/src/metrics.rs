@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use cdcstar_runtime::probes::{self, Probed};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +51,10 @@ pub struct CaptureMetrics {
     pub snapshot_state: Family<TableLabel, Gauge>,
     /// Heartbeat messages written to the WAL.
     pub heartbeats: Counter,
+    /// `heartbeat` envelopes enqueued (one per partition of every topic per heartbeat read back).
+    pub heartbeat_envelopes: Counter,
+    /// Commit time (seconds since the Unix epoch) of the last change or heartbeat enqueued.
+    pub sent_commit_time_seconds: Gauge<f64, AtomicU64>,
     /// Values that could not be converted to their JSON type and were kept as text.
     pub conversion_warnings: Counter,
     /// Events handed to the producer and not yet acknowledged by the broker.
@@ -74,6 +79,8 @@ impl Default for CaptureMetrics {
             snapshot_rows: Family::default(),
             snapshot_state: Family::default(),
             heartbeats: Counter::default(),
+            heartbeat_envelopes: Counter::default(),
+            sent_commit_time_seconds: Gauge::default(),
             conversion_warnings: Counter::default(),
             in_flight: Gauge::default(),
             commit_to_read_seconds: latency_histogram(),
@@ -85,6 +92,11 @@ impl Default for CaptureMetrics {
 }
 
 impl CaptureMetrics {
+    /// A change or heartbeat committed at `unix_micros` was enqueued.
+    pub fn sent_commit_time(&self, unix_micros: i64) {
+        self.sent_commit_time_seconds.set(unix_micros as f64 / 1e6);
+    }
+
     /// Registers every metric under the `cdcstar_capture` prefix.
     pub fn register(self: &Arc<Self>) -> Registry {
         let mut registry = Registry::with_prefix("cdcstar_capture");
@@ -117,6 +129,16 @@ impl CaptureMetrics {
             "heartbeats",
             "Heartbeat messages written to the WAL",
             self.heartbeats.clone(),
+        );
+        registry.register(
+            "heartbeat_envelopes",
+            "Heartbeat envelopes enqueued, one per partition of every topic per heartbeat",
+            self.heartbeat_envelopes.clone(),
+        );
+        registry.register(
+            "last_sent_commit_time_seconds",
+            "Commit time of the last change or heartbeat enqueued, seconds since the Unix epoch",
+            self.sent_commit_time_seconds.clone(),
         );
         registry.register(
             "conversion_warnings",

@@ -17,9 +17,10 @@
 //! Each event carries a [`Ticket`] that says whom to tell when the broker acknowledged it: the
 //! streaming [`AckTracker`] (per transaction) or a snapshot [`BatchAcks`] (per batch).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cdcstar_crds::envelope::LIBRDKAFKA_PARTITIONER;
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError};
@@ -38,6 +39,9 @@ pub enum Ticket {
     Stream(TxId),
     /// A row of a snapshot batch.
     Snapshot(Arc<BatchAcks>),
+    /// A heartbeat envelope: it carries no change, so a lost one only delays the next position;
+    /// a failure is logged.
+    Heartbeat,
 }
 
 /// Outstanding deliveries of one snapshot batch.
@@ -107,6 +111,11 @@ impl ProducerContext for DeliveryRouter {
                 }
             }
             Ticket::Snapshot(batch) => batch.settle(failure),
+            Ticket::Heartbeat => {
+                if let Some(reason) = failure {
+                    tracing::warn!(%reason, "a heartbeat envelope was not delivered");
+                }
+            }
         }
         self.progress.notify_one();
     }
@@ -188,10 +197,15 @@ pub struct EventProducer {
     producer: ThreadedProducer<DeliveryRouter>,
     tracker: Arc<Mutex<AckTracker>>,
     progress: Arc<Notify>,
+    /// Partitions per topic and when they were read.
+    partitions: Mutex<HashMap<String, (i32, Instant)>>,
 }
 
-/// How long reading a topic's partitions (for a `TRUNCATE`) may take.
+/// How long reading a topic's partitions (for a `TRUNCATE` or a heartbeat) may take.
 const PARTITION_METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a topic's partition count is reused before it is read again (partitions added to a
+/// topic get truncates and heartbeats after at most this long).
+const PARTITION_METADATA_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for EventProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,7 +241,53 @@ impl EventProducer {
             producer,
             tracker,
             progress,
+            partitions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The partitions of `topic`, read from the broker at most every
+    /// [`PARTITION_METADATA_MAX_AGE`].
+    ///
+    /// NB: reading them is a blocking metadata round trip, once a minute per topic at most.
+    fn partitions(&self, topic: &str) -> Result<i32, KafkaError> {
+        if let Some((count, read)) = lock(&self.partitions).get(topic)
+            && read.elapsed() < PARTITION_METADATA_MAX_AGE
+        {
+            return Ok(*count);
+        }
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), PARTITION_METADATA_TIMEOUT)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len() as i32);
+        if partitions == 0 {
+            return Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        lock(&self.partitions).insert(topic.to_owned(), (partitions, Instant::now()));
+        Ok(partitions)
+    }
+
+    /// Enqueues a heartbeat envelope once to every partition of `topic`, after every event enqueued
+    /// to it before (one partition's events stay in order, see the module docs); answers how many.
+    pub async fn send_heartbeat(&self, topic: &str, payload: &[u8]) -> Result<i32, KafkaError> {
+        let partitions = self.partitions(topic)?;
+        for partition in 0..partitions {
+            self.enqueue(
+                topic,
+                Some(partition),
+                None,
+                payload,
+                Box::new(Ticket::Heartbeat),
+            )
+            .await?;
+        }
+        Ok(partitions)
     }
 
     /// The shared streaming tracker.
@@ -267,21 +327,7 @@ impl EventProducer {
         payload: &[u8],
         tx: TxId,
     ) -> Result<(), KafkaError> {
-        // NB: a blocking metadata round trip; truncates are rare.
-        let metadata = self
-            .producer
-            .client()
-            .fetch_metadata(Some(topic), PARTITION_METADATA_TIMEOUT)?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .map_or(0, |t| t.partitions().len() as i32);
-        if partitions == 0 {
-            return Err(KafkaError::MetadataFetch(
-                RDKafkaErrorCode::UnknownTopicOrPartition,
-            ));
-        }
+        let partitions = self.partitions(topic)?;
         for partition in 0..partitions {
             lock(&self.tracker).sent(tx);
             let result = self

@@ -19,6 +19,21 @@ pub const SESSION_OPTIONS: &str =
 
 /// Prefix of the capture's logical decoding messages.
 pub const HEARTBEAT_PREFIX: &str = "cdcstar";
+/// What a heartbeat message's content starts with; the time it was written follows.
+pub const HEARTBEAT_CONTENT: &str = "heartbeat ";
+
+/// The time a heartbeat message with `prefix` and `content` was written, microseconds since the Unix
+/// epoch; `None` for any other message (another prefix, or a heartbeat of an earlier version without
+/// its time).
+pub fn heartbeat_time(prefix: &str, content: &[u8]) -> Option<i64> {
+    if prefix != HEARTBEAT_PREFIX {
+        return None;
+    }
+    std::str::from_utf8(content.strip_prefix(HEARTBEAT_CONTENT.as_bytes())?)
+        .ok()?
+        .parse()
+        .ok()
+}
 
 /// Errors talking to the source database.
 #[derive(Debug, thiserror::Error)]
@@ -234,12 +249,15 @@ pub async fn tables_missing_from_publication(
         .collect())
 }
 
-/// Writes a non-transactional heartbeat message to the WAL; returns its LSN.
+/// Writes a non-transactional heartbeat message to the WAL, its content [`HEARTBEAT_CONTENT`]
+/// followed by the server's clock in microseconds since the Unix epoch (read back by
+/// [`heartbeat_time`]); returns its LSN.
 pub async fn emit_heartbeat(client: &Client) -> Result<Lsn, SourceError> {
     let row = client
         .query_one(
-            "SELECT pg_logical_emit_message(false, $1, 'heartbeat')::text",
-            &[&HEARTBEAT_PREFIX],
+            "SELECT pg_logical_emit_message(false, $1, \
+             $2 || (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)::text",
+            &[&HEARTBEAT_PREFIX, &HEARTBEAT_CONTENT],
         )
         .await
         .map_err(sql_error("emit heartbeat message"))?;
@@ -264,6 +282,21 @@ pub async fn retained_wal_bytes(client: &Client, slot: &str) -> Result<Option<i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heartbeat_message_carries_its_time_and_others_do_not() {
+        assert_eq!(
+            heartbeat_time("cdcstar", b"heartbeat 1767225600000001"),
+            Some(1_767_225_600_000_001)
+        );
+        assert_eq!(
+            heartbeat_time("cdcstar", b"heartbeat"),
+            None,
+            "older capture"
+        );
+        assert_eq!(heartbeat_time("other", b"heartbeat 1"), None);
+        assert_eq!(heartbeat_time("cdcstar", b"heartbeat soon"), None);
+    }
 
     #[test]
     fn address_reads_every_part_of_the_url() {

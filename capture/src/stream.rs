@@ -1,5 +1,6 @@
 //! The streaming loop: reads the replication stream, turns each row change into an envelope on its
-//! table's topic, and confirms to the slot the position the broker has acknowledged everything up to.
+//! table's topic, passes each heartbeat message on as a `heartbeat` envelope to every partition, and
+//! confirms to the slot the position the broker has acknowledged everything up to.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::metrics::{CaptureMetrics, TableLabel, TableOperation};
 use crate::pgoutput::{self, LogicalMessage};
 use crate::producer::EventProducer;
 use crate::row::{Change, ChangePosition, RelationCache, RowBuilder, RowError, commit_time_text};
+use crate::source::heartbeat_time;
 
 /// Errors that stop the streaming loop (the process then exits and resumes from the slot).
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,8 @@ pub struct Streamer {
     producer: Arc<EventProducer>,
     metrics: Arc<CaptureMetrics>,
     routes: Arc<Routes>,
+    /// Every topic of the pipeline, once each: where heartbeats go.
+    topics: Vec<String>,
     relations: RelationCache,
     open: Option<OpenTransaction>,
     confirmed: Lsn,
@@ -130,11 +134,15 @@ impl Streamer {
         status_interval: Duration,
     ) -> Self {
         metrics.confirmed_lsn.set(confirmed.0 as i64);
+        let mut topics: Vec<String> = routes.tables.values().map(|r| r.topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
         Self {
             client,
             producer,
             metrics,
             routes,
+            topics,
             relations: RelationCache::default(),
             open: None,
             confirmed,
@@ -173,10 +181,14 @@ impl Streamer {
             } => self.begin(Lsn(final_lsn.as_u64()), commit_time_micros),
             ReplicationEvent::Commit { end_lsn, .. } => self.commit(Lsn(end_lsn.as_u64())),
             ReplicationEvent::Message {
-                transactional, lsn, ..
+                transactional,
+                lsn,
+                prefix,
+                content,
             } => {
                 if !transactional {
-                    self.tracker_idle(Lsn(lsn.as_u64()));
+                    self.outside_transaction(Lsn(lsn.as_u64()), &prefix, &content)
+                        .await?;
                 }
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => self.tracker_idle(Lsn(wal_end.as_u64())),
@@ -212,6 +224,61 @@ impl Streamer {
         lock(self.producer.tracker()).idle_position(lsn);
     }
 
+    /// A non-transactional logical decoding message at `lsn`: its position may be confirmed, and a
+    /// heartbeat (the capture's own, or another capture's on the same database) is passed on as a
+    /// `heartbeat` envelope to every partition of every topic of the pipeline.
+    async fn outside_transaction(
+        &mut self,
+        lsn: Lsn,
+        prefix: &str,
+        content: &[u8],
+    ) -> Result<(), StreamError> {
+        if self.open.is_none()
+            && let Some(unix_micros) = heartbeat_time(prefix, content)
+        {
+            self.heartbeat(lsn, unix_micros).await?;
+        }
+        self.tracker_idle(lsn);
+        Ok(())
+    }
+
+    /// Sends a `heartbeat` at `lsn`, written at `unix_micros`: every transaction committed before it
+    /// was read from the stream, and its events enqueued, before it; each partition delivers them
+    /// before the heartbeat.
+    async fn heartbeat(&mut self, lsn: Lsn, unix_micros: i64) -> Result<(), StreamError> {
+        let envelope = Envelope {
+            metadata: Metadata {
+                table: String::new(),
+                operation: Operation::Heartbeat,
+                lsn: Some(lsn),
+                commit_lsn: Some(lsn),
+                tx_seq: None,
+                commit_time: Some(commit_time_text(
+                    unix_micros.saturating_sub(crate::pgoutput::PG_EPOCH_OFFSET_MICROS),
+                )),
+                unchanged_toast: Vec::new(),
+                old_key: None,
+            },
+            payload: serde_json::Map::new(),
+        };
+        let payload = serde_json::to_vec(&envelope).expect("an envelope always serialises");
+        let mut sent = 0;
+        for topic in &self.topics {
+            sent += self
+                .producer
+                .send_heartbeat(topic, &payload)
+                .await
+                .map_err(|source| StreamError::Produce {
+                    topic: topic.clone(),
+                    source,
+                })?;
+        }
+        self.metrics.heartbeat_envelopes.inc_by(sent as u64);
+        self.metrics.sent_commit_time(unix_micros);
+        tracing::debug!(%lsn, partitions = sent, "heartbeat sent");
+        Ok(())
+    }
+
     /// Everything but Begin, Commit and Message (which the client decodes itself).
     async fn data(&mut self, lsn: Lsn, data: &Bytes) -> Result<(), StreamError> {
         let message =
@@ -223,7 +290,8 @@ impl Streamer {
             LogicalMessage::Commit(commit) => self.commit(Lsn(commit.end_lsn)),
             LogicalMessage::Message(message) => {
                 if !message.transactional {
-                    self.tracker_idle(Lsn(message.lsn));
+                    self.outside_transaction(Lsn(message.lsn), &message.prefix, &message.content)
+                        .await?;
                 }
             }
             LogicalMessage::Relation(relation) => {
@@ -300,10 +368,14 @@ impl Streamer {
                 .inc();
             let payload = serde_json::to_vec(&envelope).expect("an envelope always serialises");
             let topic = route.topic.clone();
+            let commit_time = open.commit_time_micros;
             self.producer
                 .send_stream_to_every_partition(&topic, &payload, tx)
                 .await
                 .map_err(|source| StreamError::Produce { topic, source })?;
+            self.metrics.sent_commit_time(
+                commit_time.saturating_add(crate::pgoutput::PG_EPOCH_OFFSET_MICROS),
+            );
         }
         Ok(())
     }
@@ -326,6 +398,7 @@ impl Streamer {
         };
         open.next_seq += 1;
         let tx = open.id;
+        let commit_time = open.commit_time_micros;
         let relation = self
             .relations
             .get(relation_id)
@@ -353,7 +426,10 @@ impl Streamer {
         self.producer
             .send_stream(&topic, change.key.as_deref(), &payload, tx)
             .await
-            .map_err(|source| StreamError::Produce { topic, source })
+            .map_err(|source| StreamError::Produce { topic, source })?;
+        self.metrics
+            .sent_commit_time(commit_time.saturating_add(crate::pgoutput::PG_EPOCH_OFFSET_MICROS));
+        Ok(())
     }
 
     /// Reports the acknowledged position to the slot; fails once a delivery failed.

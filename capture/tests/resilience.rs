@@ -1,15 +1,16 @@
 //! At-least-once and slot hygiene against a real Postgres and broker: a capture killed with SIGKILL
 //! mid-stream loses nothing after a restart and keeps per-key order; heartbeats make an idle slot
-//! confirm new positions; the metrics endpoint reports the retained WAL.
+//! confirm new positions and reach every partition of an idle table's topic as `heartbeat`
+//! envelopes; the metrics endpoint reports the retained WAL and the last commit time sent.
 
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    Capture, ScratchDb, TopicReader, slot_confirmed_lsn, unique, wait_for_active_slot,
+    Capture, ScratchDb, TopicReader, slot_confirmed_lsn, unique, version_of, wait_for_active_slot,
     write_pipeline,
 };
 
@@ -142,10 +143,11 @@ async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let prefix = unique("heartbeat");
     let pipeline = write_pipeline(
         dir.path(),
         &unique("heartbeat").replace('_', "-"),
-        &unique("heartbeat"),
+        &prefix,
         &["watched"],
         false,
     );
@@ -197,7 +199,16 @@ async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
         let heartbeats = metric(&body, "cdcstar_capture_heartbeats_total").unwrap_or(0.0);
         let retained = metric(&body, "cdcstar_capture_retained_wal_bytes");
         let confirmed = metric(&body, "cdcstar_capture_confirmed_lsn").unwrap_or(0.0);
-        if heartbeats >= 1.0 && confirmed >= written as f64 && retained.is_some_and(|r| r < 1e6) {
+        let sent = metric(&body, "cdcstar_capture_last_sent_commit_time_seconds").unwrap_or(0.0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        if heartbeats >= 1.0
+            && confirmed >= written as f64
+            && retained.is_some_and(|r| r < 1e6)
+            && (now - sent).abs() < 10.0
+        {
             break;
         }
         assert!(
@@ -205,6 +216,40 @@ async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
             "metrics never showed progress:\n{body}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The idle table's topic gets a heartbeat on every partition: no key, empty table and payload,
+    // the message's position and the time Postgres wrote it.
+    let mut reader = TopicReader::new(&format!("{prefix}.watched"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader
+        .heartbeats
+        .iter()
+        .map(|h| h.partition)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "heartbeats did not reach every partition: {:#?}",
+            reader.heartbeats
+        );
+        reader.drain(Duration::from_millis(300));
+    }
+    assert!(reader.events.is_empty(), "{:#?}", reader.events);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    for heartbeat in &reader.heartbeats {
+        let metadata = &heartbeat.json["metadata"];
+        assert_eq!(heartbeat.key, None);
+        assert_eq!(metadata["table"], "");
+        assert_eq!(metadata["lsn"], metadata["commitLsn"]);
+        assert!(version_of(&heartbeat.json).0 > start, "{heartbeat:?}");
+        let time =
+            chrono::DateTime::parse_from_rfc3339(metadata["commitTime"].as_str().unwrap()).unwrap();
+        let age = now.as_secs_f64() - time.timestamp_micros() as f64 / 1e6;
+        assert!((0.0..60.0).contains(&age), "{heartbeat:?}");
+        assert_eq!(heartbeat.json["payload"], serde_json::json!({}));
     }
 
     assert!(capture.terminate());

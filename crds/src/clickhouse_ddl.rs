@@ -14,6 +14,9 @@
 //! - `lsn UInt64`: the row version, the LSN of the last change applied to the row (0 for snapshot rows).
 //! - `is_deleted UInt8`: 1 when the source row was deleted.
 //!
+//! Beside the star tables, [`install_statements`] creates the status tables the sink reports into
+//! ([`crate::status_tables`]).
+//!
 //! Schema evolution is additive: a column added to the spec becomes `ADD COLUMN IF NOT EXISTS`; a
 //! column whose type changed or that left the spec is reported as [`Drift`] and never applied (it would
 //! lose data; [`compare_columns`] is the one comparison, the sink's too); the operator surfaces drift
@@ -31,6 +34,7 @@ use std::fmt;
 use crate::pipeline::CdcPipeline;
 use crate::star::{IS_DELETED_COLUMN, LSN_COLUMN, TableKind};
 use crate::star_model::{SchemaColumn, TableModel};
+use crate::status_tables::STATUS_TABLES;
 use crate::validate::{ValidationErrors, compile};
 
 /// Reads the columns of a table: bind `{database:String}` and `{table:String}` as query parameters;
@@ -294,8 +298,8 @@ impl TableSchema {
     }
 }
 
-/// Every statement of a fresh install: the database, then every table. What `plan` prints for
-/// ClickHouse; running it again changes nothing.
+/// Every statement of a fresh install: the database, every star table, then the status tables
+/// ([`crate::status_tables`]). What `plan` prints for ClickHouse; running it again changes nothing.
 pub fn install_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, ValidationErrors> {
     let mut statements = vec![create_database(pipeline)];
     statements.extend(
@@ -303,11 +307,17 @@ pub fn install_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, Validat
             .iter()
             .map(TableSchema::create_statement),
     );
+    let database = pipeline.clickhouse_database();
+    statements.extend(
+        STATUS_TABLES
+            .iter()
+            .map(|table| table.create_statement(database)),
+    );
     Ok(statements)
 }
 
-/// `DROP TABLE IF EXISTS` for every table (run on delete with `dropTablesOnDelete`). The database is
-/// kept: it may hold other tables.
+/// `DROP TABLE IF EXISTS` for every star table (run on delete with `dropTablesOnDelete`, followed by
+/// [`crate::status_tables::delete_statements`]). The database is kept: it may hold other tables.
 pub fn drop_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, ValidationErrors> {
     Ok(table_schemas(pipeline)?
         .iter()
@@ -485,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn drop_statements_drop_every_table_but_not_the_database() {
+    fn drop_statements_drop_every_star_table_but_not_the_database() {
         assert_eq!(
             drop_statements(&shop_pipeline()).unwrap(),
             [

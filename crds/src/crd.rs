@@ -184,7 +184,10 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["Ready", "Phase", "Tables", "Lag", "Age"]);
+        assert_eq!(
+            columns,
+            ["Ready", "Phase", "Tables", "Lag", "Freshness", "Age"]
+        );
     }
 
     /// Structural schema rules: below the root, no `anyOf`/`oneOf`/`allOf` that declare properties or

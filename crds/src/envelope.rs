@@ -7,10 +7,19 @@
 //!  "payload": {"id": 1, "name": "Jane", ...}}
 //! ```
 //!
-//! `operation` is `read` (snapshot row), `insert`, `update`, `delete` or `truncate`; `lsn` is the
-//! position of the change in Postgres text form (`%X/%X`), absent for snapshot rows. For a delete the
-//! payload carries the primary key and (under the default replica identity) nulls for the other
-//! columns; a truncate's payload is empty: every row of the table older than its `lsn` is deleted.
+//! `operation` is `read` (snapshot row), `insert`, `update`, `delete`, `truncate` or `heartbeat`;
+//! `lsn` is the position of the change in Postgres text form (`%X/%X`), absent for snapshot rows. For
+//! a delete the payload carries the primary key and (under the default replica identity) nulls for
+//! the other columns; a truncate's payload is empty: every row of the table older than its `lsn` is
+//! deleted.
+//!
+//! A `heartbeat` carries no change: the native capture sends one to every partition of every data
+//! topic when a heartbeat message it wrote to the WAL comes back through the slot (empty `table` and
+//! `payload`, no Kafka key; `lsn` and `commitLsn` the message's position, `commitTime` the time
+//! Postgres wrote it). Every transaction committed before that position was sent to the partition
+//! before it, so a consumer that has applied a partition up to a heartbeat has applied every change
+//! of that partition committed before it, even when the partition is idle. A consumer that does not
+//! know the operation must skip it.
 //!
 //! Compatible extensions, each optional so the reference's Redpanda Connect output still parses and a
 //! consumer that ignores them still works:
@@ -83,6 +92,9 @@ pub enum Operation {
     Delete,
     /// `TRUNCATE` of the table: every row older than the event's `lsn` is gone; the payload is empty.
     Truncate,
+    /// No change: every change committed before the event's `commitLsn` was sent to the partition
+    /// before it. `table` and `payload` are empty.
+    Heartbeat,
 }
 
 impl Operation {
@@ -94,6 +106,7 @@ impl Operation {
             Operation::Update => "update",
             Operation::Delete => "delete",
             Operation::Truncate => "truncate",
+            Operation::Heartbeat => "heartbeat",
         }
     }
 }
@@ -186,6 +199,18 @@ mod tests {
         for bad in ["", "16", "/1", "1/", "G/1", "1/2/3", "123456789/0"] {
             assert!(bad.parse::<Lsn>().is_err(), "{bad:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn a_heartbeat_carries_a_position_and_no_change() {
+        let raw = r#"{"metadata":{"table":"","operation":"heartbeat","lsn":"0/16B3748",
+                      "commitLsn":"0/16B3748","commitTime":"2026-01-01T00:00:00.000001Z"},
+                      "payload":{}}"#;
+        let envelope: Envelope = serde_json::from_str(raw).unwrap();
+        assert_eq!(envelope.metadata.operation, Operation::Heartbeat);
+        assert_eq!(envelope.metadata.commit_lsn, Some(Lsn(0x16B3748)));
+        assert!(envelope.payload.is_empty());
+        assert_eq!(Operation::Heartbeat.as_str(), "heartbeat");
     }
 
     #[test]

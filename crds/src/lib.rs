@@ -16,6 +16,7 @@
 //! | [`star_model`] | the compiled star schema: tables, typed columns, keys, routes, lookup trees |
 //! | [`postgres`] | publication, replica identity and slot SQL |
 //! | [`clickhouse_ddl`] | table schemas, `CREATE`/`ADD COLUMN`/`DROP` DDL, drift |
+//! | [`status_tables`] | the tables beside the star tables the sink reports into, and their queries |
 //! | [`redpanda_connect`] | the Redpanda Connect configuration of that capture engine |
 //! | [`envelope`] | the CDC envelope v1 and its extensions, LSNs, message keys |
 //!
@@ -33,6 +34,7 @@ pub mod redpanda_connect;
 pub mod schema_check;
 pub mod star;
 pub mod star_model;
+pub mod status_tables;
 pub mod unrepresentable;
 pub mod validate;
 

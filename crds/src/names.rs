@@ -13,6 +13,7 @@
 //! | topic of a table | `<prefix>.<table>` (`perTable`), `<prefix>` (`single`) | |
 //! | dead-letter topic | `<prefix>.dlq` | `spec.kafka.topics.deadLetter` |
 //! | sink consumer group | `cdcstar-<namespace>-<name>-sink` | |
+//! | rows in the status tables | `<namespace>/<name>` | |
 //! | ClickHouse database | `local` | `spec.clickhouse.database` |
 
 use kube::ResourceExt;
@@ -123,6 +124,12 @@ impl CdcPipeline {
         )
     }
 
+    /// `<namespace>/<name>`: the pipeline's rows in the status tables beside the star tables
+    /// (`crate::status_tables`), which pipelines sharing a database share.
+    pub fn status_key(&self) -> String {
+        format!("{}/{}", self.pipeline_namespace(), self.pipeline_name())
+    }
+
     /// The ClickHouse database holding the star schema.
     pub fn clickhouse_database(&self) -> &str {
         &self.spec.clickhouse.database
@@ -195,6 +202,14 @@ mod tests {
             pipeline.sink_consumer_group(),
             "cdcstar-analytics-shop-sink"
         );
+    }
+
+    #[test]
+    fn status_rows_are_keyed_by_namespace_and_name() {
+        let mut pipeline = shop_pipeline();
+        assert_eq!(pipeline.status_key(), "default/shop");
+        pipeline.metadata.namespace = Some("analytics".into());
+        assert_eq!(pipeline.status_key(), "analytics/shop");
     }
 
     #[test]

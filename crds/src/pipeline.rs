@@ -7,7 +7,7 @@
 // NB: internal notes go in `//` comments so they stay out of the generated schema.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,7 @@ pub const COLUMN_TYPE_PATTERN: &str = concat!(
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Tables","type":"integer","jsonPath":".status.tables"}"#,
     printcolumn = r#"{"name":"Lag","type":"string","jsonPath":".status.lag"}"#,
+    printcolumn = r#"{"name":"Freshness","type":"date","jsonPath":".status.consistentUpTo.time","description":"How long ago the last change the star schema is complete up to was committed"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -99,6 +100,46 @@ pub struct CdcPipelineSpec {
     /// database. Off unless `enabled` is true.
     #[serde(default)]
     pub api: ApiSpec,
+
+    /// How stale the star schema may be: at most this long between now and the commit time it is
+    /// complete up to (`status.consistentUpTo.time`), e.g. `30s`, `5m`, `1h30m`. When set, the
+    /// condition `Fresh` says whether the pipeline meets it. Unset: no `Fresh` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    pub freshness_objective: Option<String>,
+}
+
+impl CdcPipelineSpec {
+    /// `freshnessObjective` as a duration; `None` when unset or not a valid duration (which
+    /// `validate()` refuses).
+    pub fn freshness_objective(&self) -> Option<std::time::Duration> {
+        self.freshness_objective.as_deref().and_then(parse_duration)
+    }
+}
+
+/// Schema pattern of durations: hours, minutes and seconds, each optional, in that order (`90s`,
+/// `5m`, `1h30m`).
+pub const DURATION_PATTERN: &str = "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$";
+
+/// Reads a duration of [`DURATION_PATTERN`]; `None` for anything else, for the empty string and for
+/// zero.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut seconds: u64 = 0;
+    let mut rest = text;
+    let mut units = ['h', 'm', 's'].iter();
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let unit = rest[digits..].chars().next()?;
+        let factor = match units.by_ref().find(|u| **u == unit)? {
+            'h' => 3600,
+            'm' => 60,
+            _ => 1,
+        };
+        let value: u64 = rest[..digits].parse().ok()?;
+        seconds = seconds.checked_add(value.checked_mul(factor)?)?;
+        rest = &rest[digits + 1..];
+    }
+    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 /// A key inside a Secret in the pipeline's namespace.
@@ -425,6 +466,17 @@ pub enum OnUnrepresentable {
     DeadLetter,
 }
 
+impl OnUnrepresentable {
+    /// The name in the spec (`clamp`, `null`, `deadLetter`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnrepresentable::Clamp => "clamp",
+            OnUnrepresentable::Null => "null",
+            OnUnrepresentable::DeadLetter => "deadLetter",
+        }
+    }
+}
+
 /// A dimension table.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -606,6 +658,25 @@ pub struct CdcPipelineStatus {
     /// Initial snapshot progress, one entry per table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot: Vec<TableSnapshotStatus>,
+
+    /// The point up to which the star schema is complete: every change committed at or before it is
+    /// applied in every star table (later changes may be applied too). Read from the
+    /// `cdcstar_watermark` view the sink maintains beside the star tables; absent until every topic
+    /// partition has applied a position, and while the initial snapshot runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_up_to: Option<ConsistentUpTo>,
+
+    /// Seconds between the last pass of the operator and `consistentUpTo.time` (the FRESHNESS column
+    /// shows the same age as of now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness_seconds: Option<i64>,
+
+    /// Values the sink could not store as they were, because the column's ClickHouse type cannot
+    /// hold them, and replaced under the column's `onUnrepresentable` policy: one entry per star
+    /// table, column and policy, counted since the table was created (a batch the sink replays after
+    /// a crash is counted again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_adjustments: Vec<ValueAdjustmentStatus>,
 }
 
 /// Summary phase of a pipeline.
@@ -625,6 +696,33 @@ pub enum Phase {
     Failed,
     /// Being deleted; cleanup in progress.
     Deleting,
+}
+
+/// A commit position of the source.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistentUpTo {
+    /// Commit time of the source transaction (or heartbeat) the star schema is complete up to.
+    pub time: Time,
+    /// Its commit LSN, in Postgres text form (`16/B374D848`).
+    pub lsn: String,
+}
+
+/// Values of one star-table column replaced under one `onUnrepresentable` policy.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueAdjustmentStatus {
+    /// Star table.
+    pub table: String,
+    /// Column of the star table.
+    pub column: String,
+    /// The policy that replaced them: `clamp` (the nearest value the type holds, or NULL / the type's
+    /// default when there is none) or `null`.
+    pub policy: String,
+    /// Values replaced.
+    pub count: i64,
+    /// When the sink last wrote one.
+    pub last_seen: Time,
 }
 
 /// Snapshot progress of one table.
@@ -656,6 +754,44 @@ mod tests {
         assert_eq!(again.spec, pipeline.spec);
         assert_eq!(pipeline.spec.star_schema.facts[1].lookups.len(), 6);
         assert!(SHOP_PIPELINE_YAML.contains("kind: CdcPipeline"));
+    }
+
+    #[test]
+    fn policy_names_are_the_spec_spellings() {
+        for policy in [
+            OnUnrepresentable::Clamp,
+            OnUnrepresentable::Null,
+            OnUnrepresentable::DeadLetter,
+        ] {
+            assert_eq!(
+                serde_json::to_value(policy).unwrap(),
+                serde_json::Value::from(policy.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn durations_read_hours_minutes_and_seconds_in_that_order() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h0m5s"), Some(Duration::from_secs(3605)));
+        for bad in ["", "0s", "30", "s", "5m1h", "1.5m", "1d", "30s "] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        // The schema's pattern admits exactly what the parser reads (zero aside, which the pattern
+        // cannot express and `validate()` refuses).
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        for text in [
+            "30s", "5m", "1h30m", "1h0m5s", "30", "s", "5m1h", "1.5m", "1d", "12h", "0s",
+        ] {
+            assert_eq!(
+                pattern.is_match(text),
+                parse_duration(text).is_some() || text == "0s",
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -312,6 +312,7 @@ mod tests {
             "a".repeat(min.max(1) as usize),
             "http://a".into(),
             "String".into(),
+            format!("{}s", "1".repeat(min.saturating_sub(1).max(1) as usize)),
         ];
         candidates
             .into_iter()

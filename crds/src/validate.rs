@@ -14,7 +14,7 @@
 //!   topic is none of the data topics.
 //!
 //! Structural rules: at least one captured table, all distinct; at least one dimension or fact; star
-//! table names distinct; a table's `key` copies its source table's `primaryKey`; column names distinct
+//! table names distinct and none the name of a status table ([`crate::status_tables`]); a table's `key` copies its source table's `primaryKey`; column names distinct
 //! within a table (columns, lookups and the reserved `lsn`, `is_deleted`, `source_lsn`); a source table
 //! backs at most one fact; a lookup has at most [`MAX_LOOKUP_HOPS`] steps into captured tables; the
 //! `redpandaConnect` engine has its settings; at least one broker, each `host:port`.
@@ -33,11 +33,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec};
+use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec, parse_duration};
 use crate::redpanda_connect;
 use crate::schema_check::schema_violations;
 use crate::star::{Bookkeeping, StarTable, TableKind, star_tables};
 use crate::star_model::{ModelError, ModelErrors, StarModel};
+use crate::status_tables::is_reserved_table_name;
 
 /// Longest identifier Postgres keeps (NAMEDATALEN - 1); ClickHouse names are held to it too.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -185,10 +186,22 @@ pub fn compile(pipeline: &CdcPipeline) -> Result<StarModel, ValidationErrors> {
     validate_kafka(pipeline, &mut out);
     validate_clickhouse(pipeline, &mut out);
     let model = validate_star_schema(pipeline, &mut out);
+    validate_freshness_objective(pipeline, &mut out);
     validate_schema_bounds(pipeline, &mut out);
     match model {
         Some(model) if out.errors.is_empty() => Ok(model),
         _ => Err(ValidationErrors(out.errors)),
+    }
+}
+
+fn validate_freshness_objective(pipeline: &CdcPipeline, out: &mut Collector) {
+    if let Some(text) = &pipeline.spec.freshness_objective
+        && parse_duration(text).is_none()
+    {
+        out.error(
+            "spec.freshnessObjective",
+            format!("{text:?} is not a positive duration; write e.g. 30s, 5m or 1h30m"),
+        );
     }
 }
 
@@ -400,7 +413,15 @@ fn validate_star_schema(pipeline: &CdcPipeline, out: &mut Collector) -> Option<S
     for table in star_tables(schema) {
         let path = table.path();
         out.name(format!("{path}.name"), table.name, NameKind::SqlIdentifier);
-        if let Some(first) = table_names.get(table.name) {
+        if is_reserved_table_name(table.name) {
+            out.error(
+                format!("{path}.name"),
+                format!(
+                    "{:?} is reserved for the status table the sink writes beside the star tables",
+                    table.name
+                ),
+            );
+        } else if let Some(first) = table_names.get(table.name) {
             out.error(
                 format!("{path}.name"),
                 format!("table {:?} is already declared at {first}", table.name),
@@ -772,6 +793,34 @@ mod tests {
                 .contains("already declared at spec.starSchema.facts[0].columns[2].name"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_freshness_objective_must_be_a_positive_duration() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.freshness_objective = Some("1m30s".into());
+        assert!(validate(&pipeline).is_ok());
+        for bad in ["0s", "30", "1d", "5m1h"] {
+            pipeline.spec.freshness_objective = Some(bad.into());
+            let errors = errors_of(&pipeline);
+            assert!(
+                errors.has_path("spec.freshnessObjective"),
+                "{bad}: {errors}"
+            );
+            assert_eq!(errors.0.len(), 1, "reported once: {errors}");
+        }
+    }
+
+    #[test]
+    fn a_star_table_named_like_a_status_table_is_rejected() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.star_schema.dimensions[1].name = "cdcstar_value_adjustments".into();
+        let errors = errors_of(&pipeline);
+        assert!(
+            errors.has_path("spec.starSchema.dimensions[1].name"),
+            "{errors}"
+        );
+        assert!(errors.to_string().contains("reserved"), "{errors}");
     }
 
     #[test]

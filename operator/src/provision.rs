@@ -99,7 +99,10 @@ pub async fn deprovision(
             pipeline,
         )
         .await?;
-        note.push_str(&format!("; dropped {} tables", dropped.len()));
+        note.push_str(&format!(
+            "; dropped {} tables and its rows of the status tables",
+            dropped.len()
+        ));
     }
     Ok(note)
 }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
 use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline, TableSnapshotStatus};
 use cdcstar_crds::postgres::{self, QualifiedTable};
+use cdcstar_crds::status_tables::STATUS_TABLES;
 use cdcstar_crds::validate::ValidationErrors;
 
 /// What the operator saw on the source database.
@@ -83,7 +84,8 @@ pub struct WarehousePlan {
     pub drift: Vec<Drift>,
 }
 
-/// The DDL that takes ClickHouse from `observed` to the spec.
+/// The DDL that takes ClickHouse from `observed` to the spec: the star tables, then the status
+/// tables beside them.
 pub fn warehouse_plan(
     pipeline: &CdcPipeline,
     observed: &WarehouseObservation,
@@ -93,10 +95,56 @@ pub fn warehouse_plan(
         plan.statements
             .push(clickhouse_ddl::create_database(pipeline));
     }
-    for table in clickhouse_ddl::table_schemas(pipeline)? {
-        let migration = table.migrate_from(observed.tables.get(&table.name).map(Vec::as_slice));
+    let existing = |name: &str| observed.tables.get(name).map(Vec::as_slice);
+    let mut migrations: Vec<_> = clickhouse_ddl::table_schemas(pipeline)?
+        .iter()
+        .map(|table| table.migrate_from(existing(&table.name)))
+        .collect();
+    let database = pipeline.clickhouse_database();
+    migrations.extend(
+        STATUS_TABLES
+            .iter()
+            .map(|table| table.migrate_from(database, existing(table.name))),
+    );
+    for migration in migrations {
         plan.statements.extend(migration.statements);
         plan.drift.extend(migration.drift);
     }
     Ok(plan)
+}
+
+/// One row of `cdcstar_crds::status_tables::value_adjustments_query`: values of a star-table column
+/// replaced under one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueAdjustment {
+    /// Star table.
+    pub table: String,
+    /// Column.
+    pub column: String,
+    /// `clamp` or `null`.
+    pub policy: String,
+    /// Values replaced.
+    pub values: u64,
+    /// When the last one was written, milliseconds since the epoch.
+    pub last_seen_ms: i64,
+}
+
+/// The row of `cdcstar_crds::status_tables::watermark_query`: the pipeline's "consistent up to".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    /// Every change committed at or before this LSN is applied (0: not every partition yet).
+    pub commit_lsn: u64,
+    /// Commit time of the same bound, microseconds since the Unix epoch.
+    pub commit_time_us: i64,
+    /// Partitions the minimum is over.
+    pub partitions: u64,
+}
+
+/// What the sink reported in the status tables, for the pipeline's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarehouseReport {
+    /// Values replaced under their column's policy, per table, column and policy.
+    pub value_adjustments: Vec<ValueAdjustment>,
+    /// The watermark, `None` before the sink wrote any partition position.
+    pub watermark: Option<Watermark>,
 }

@@ -9,11 +9,13 @@ use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
 use cdcstar_crds::pipeline::CaptureEngine;
 use cdcstar_crds::postgres::{self, SNAPSHOT_PROGRESS_DDL};
+use cdcstar_crds::status_tables::{PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS};
 use cdcstar_operator::controller::{schema, source};
 use cdcstar_operator::external::clickhouse::ClickHouseConnector;
 use cdcstar_operator::external::postgres::PostgresConnector;
 use cdcstar_operator::external::{DatabaseError, Sensitive, WarehouseConnector};
 use cdcstar_operator::provision::{self, SecretValues};
+use cdcstar_operator::sql::{ValueAdjustment, WarehouseReport, Watermark};
 use common::fixtures::{PipelineFixture, with_shipment_and_phone};
 use common::service_env;
 use tokio_postgres::NoTls;
@@ -257,6 +259,13 @@ async fn unreachable_postgres_is_reported_as_such() {
     assert!(!error.to_string().contains("secret-value"), "{error}");
 }
 
+/// The status tables' names, sorted.
+fn status_table_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = STATUS_TABLES.iter().map(|t| t.name).collect();
+    names.sort();
+    names
+}
+
 fn clickhouse_pipeline() -> (CdcPipeline, String) {
     let mut pipeline = CdcPipeline::test();
     let database = format!("cdcstar_op_{}", suffix());
@@ -278,6 +287,7 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
         first.executed,
         clickhouse_ddl::install_statements(&pipeline).unwrap()
     );
+    assert_eq!(first.report, WarehouseReport::default());
     let second = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
         .await
         .unwrap();
@@ -337,10 +347,83 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
     assert_eq!(dropped.len(), 5);
     let warehouse = ClickHouseConnector.connect(&url, None);
     let observed = warehouse.observe(&database).await.unwrap();
-    assert!(observed.tables.is_empty(), "{observed:?}");
+    assert_eq!(
+        observed.tables.keys().collect::<Vec<_>>(),
+        status_table_names(),
+        "only the status tables stay"
+    );
     schema::drop_tables(&ClickHouseConnector, None, &changed)
         .await
         .unwrap();
+    client
+        .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+        .execute()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
+    let (pipeline, database) = clickhouse_pipeline();
+    let client = clickhouse::Client::default().with_url(&pipeline.spec.clickhouse.url);
+    schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+        .await
+        .unwrap();
+    let rows = format!(
+        "{{\"pipeline\":\"{}\",\"table\":\"order_fact\",\"column\":\"order_date\",\"policy\":\"clamp\",\"values\":3,\"last_seen\":\"2026-01-01 00:00:01.500\"}}\n\
+         {{\"pipeline\":\"elsewhere/shop\",\"table\":\"order_fact\",\"column\":\"order_date\",\"policy\":\"clamp\",\"values\":9,\"last_seen\":\"2026-01-01 00:00:00.000\"}}\n",
+        pipeline.status_key()
+    );
+    let mut insert = client
+        .clone()
+        .with_database(&database)
+        .insert_formatted_with(VALUE_ADJUSTMENTS.insert_statement());
+    insert.send(rows.into()).await.unwrap();
+    insert.end().await.unwrap();
+
+    assert_eq!(
+        schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+            .await
+            .unwrap()
+            .report
+            .watermark,
+        None,
+        "no position written yet"
+    );
+    let positions = format!(
+        "{{\"pipeline\":\"{key}\",\"topic\":\"shop.order\",\"partition\":0,\"commit_lsn\":32,\"commit_time\":\"2026-01-01 00:00:02.000003\",\"applied_at\":\"2026-01-01 00:00:03.000\"}}\n\
+         {{\"pipeline\":\"{key}\",\"topic\":\"shop.order\",\"partition\":1,\"commit_lsn\":48,\"commit_time\":\"2026-01-01 00:00:04.000000\",\"applied_at\":\"2026-01-01 00:00:05.000\"}}\n",
+        key = pipeline.status_key()
+    );
+    let mut insert = client
+        .clone()
+        .with_database(&database)
+        .insert_formatted_with(PARTITION_POSITIONS.insert_statement());
+    insert.send(positions.into()).await.unwrap();
+    insert.end().await.unwrap();
+
+    let report = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
+        .await
+        .unwrap()
+        .report;
+    assert_eq!(
+        report.watermark,
+        Some(Watermark {
+            commit_lsn: 32,
+            commit_time_us: 1_767_225_602_000_003,
+            partitions: 2,
+        })
+    );
+    assert_eq!(
+        report.value_adjustments,
+        [ValueAdjustment {
+            table: "order_fact".into(),
+            column: "order_date".into(),
+            policy: "clamp".into(),
+            values: 3,
+            last_seen_ms: 1_767_225_601_500,
+        }]
+    );
     client
         .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
         .execute()
@@ -393,7 +476,7 @@ async fn provision_runs_both_database_phases_and_deprovision_the_finalizers_clea
         clickhouse_ddl::install_statements(&pipeline)
             .unwrap()
             .iter()
-            .filter(|s| s.starts_with("CREATE TABLE"))
+            .filter(|s| s.starts_with("CREATE TABLE") || s.starts_with("CREATE VIEW"))
             .count() as u64
     );
     assert!(
@@ -415,7 +498,11 @@ async fn provision_runs_both_database_phases_and_deprovision_the_finalizers_clea
     let note = provision::deprovision(&pipeline, &secrets).await.unwrap();
     assert!(note.starts_with("dropped replication slot"), "{note}");
     assert!(!slot_exists(&check, &pipeline.slot_name()).await);
-    assert_eq!(tables(clickhouse_database).await, 0);
+    assert_eq!(
+        tables(clickhouse_database).await,
+        status_table_names().len() as u64,
+        "only the status tables stay"
+    );
     drop(check);
     drop_database(&url, &database).await;
 }

@@ -6,11 +6,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use cdcstar_crds::CdcPipeline;
-use cdcstar_crds::{clickhouse_ddl, postgres};
+use cdcstar_crds::pipeline::TableSnapshotStatus;
+use cdcstar_crds::{clickhouse_ddl, postgres, status_tables};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
 use cdcstar_operator::metrics::Metrics;
-use cdcstar_operator::sql::SlotObservation;
+use cdcstar_operator::sql::{SlotObservation, ValueAdjustment, Watermark};
 use common::apiserver::{Call, Handle, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
 use common::fixtures::{
@@ -18,6 +19,7 @@ use common::fixtures::{
     with_shipment_and_phone,
 };
 use common::scenarios::*;
+use k8s_openapi::jiff::Timestamp;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
@@ -113,7 +115,7 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
     ]);
     let ctx = h.ctx.clone();
     let (first, second) = scenario(h.handle, calls, async move {
@@ -281,7 +283,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
             }),
             None,
         ),
-        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
         event("Warning", "SourceFailed", "Connection refused"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
@@ -362,6 +364,165 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
 }
 
 #[tokio::test]
+async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_columns() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 512));
+    h.warehouse.with(|w| {
+        w.observation = warehouse_in_place(&pipeline);
+        w.report.value_adjustments = vec![
+            ValueAdjustment {
+                table: "order_fact".into(),
+                column: "order_date".into(),
+                policy: "clamp".into(),
+                values: 3,
+                last_seen_ms: 1_767_225_601_500,
+            },
+            ValueAdjustment {
+                table: "orderitem_fact".into(),
+                column: "quantity".into(),
+                policy: "null".into(),
+                values: 1,
+                last_seen_ms: 1_767_225_600_000,
+            },
+        ];
+    });
+    let written = Arc::new(Mutex::new(Value::Null));
+    let mut conditions = all_ready_conditions();
+    conditions.as_array_mut().unwrap().push(json!({
+        "type": "ValuesAdjusted", "status": "True", "reason": "ValuesAdjusted",
+        "message": "order_fact.order_date: 3 values clamped; orderitem_fact.quantity: 1 value set to \
+                    NULL or the type's default; the column types cannot hold them \
+                    (status.valueAdjustments, onUnrepresentable)",
+    }));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Running",
+                "conditions": conditions,
+                "valueAdjustments": [
+                    {"table": "order_fact", "column": "order_date", "policy": "clamp", "count": 3,
+                     "lastSeen": "2026-01-01T00:00:01Z"},
+                    {"table": "orderitem_fact", "column": "quantity", "policy": "null", "count": 1,
+                     "lastSeen": "2026-01-01T00:00:00Z"},
+                ],
+            }),
+            Some(written.clone()),
+        ),
+        // The same report again: nothing to write.
+        secret_read(),
+        children_reapplied(1),
+    ]);
+    let ctx = h.ctx.clone();
+    let first = pipeline.clone();
+    let result = scenario(h.handle, calls, async move {
+        reconcile(&first, &ctx).await?;
+        let mut stored = first.clone();
+        stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
+        reconcile(&stored, &ctx).await
+    })
+    .await;
+    result.unwrap();
+    assert_eq!(
+        h.warehouse.with(|w| w.reports_read.clone()),
+        vec![("local".to_owned(), "default/shop".to_owned()); 2]
+    );
+}
+
+/// Every captured table's snapshot done, as the capture records it.
+fn snapshot_done(pipeline: &CdcPipeline) -> Vec<TableSnapshotStatus> {
+    pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .map(|t| TableSnapshotStatus {
+            table: t.name.clone(),
+            state: "Done".into(),
+            rows: 1,
+        })
+        .collect()
+}
+
+/// One pass of `pipeline` (objective 30s) whose watermark was committed `age` seconds ago: the
+/// status the operator writes, and the pass's requeue.
+async fn pass_with_watermark_aged(age: i64, fresh: Value) -> (Value, Action) {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.spec.freshness_objective = Some("30s".into());
+    let committed = Timestamp::now().as_second() - age;
+    h.source.with(|s| {
+        s.observation = source_in_place(&pipeline, 512);
+        s.observation.snapshot = snapshot_done(&pipeline);
+    });
+    h.warehouse.with(|w| {
+        w.observation = warehouse_in_place(&pipeline);
+        w.report.watermark = Some(Watermark {
+            commit_lsn: 0x16_B374_D848,
+            commit_time_us: committed * 1_000_000 + 250_000,
+            partitions: 12,
+        });
+    });
+    let mut conditions = all_ready_conditions();
+    conditions.as_array_mut().unwrap().push(fresh);
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Running",
+                "conditions": conditions,
+                "consistentUpTo": {
+                    "lsn": "16/B374D848",
+                    "time": Timestamp::from_second(committed).unwrap().to_string(),
+                },
+            }),
+            Some(written.clone()),
+        ),
+    ]);
+    let action = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap();
+    let status = written.lock().unwrap().clone();
+    (status, action)
+}
+
+#[tokio::test]
+async fn the_watermark_reaches_the_status_and_a_stale_one_fails_the_freshness_objective() {
+    let (status, action) = pass_with_watermark_aged(
+        95,
+        json!({"type": "Fresh", "status": "False", "reason": "ObjectiveExceeded"}),
+    )
+    .await;
+    let freshness = status["freshnessSeconds"].as_i64().unwrap();
+    assert!((95..=97).contains(&freshness), "{status}");
+    let message = status["conditions"][6]["message"].as_str().unwrap();
+    assert!(
+        message.contains("(LSN 16/B374D848), 1m3")
+            && message.ends_with("ago; the objective is 30s"),
+        "{message}"
+    );
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn a_recent_watermark_meets_the_freshness_objective() {
+    let (status, _) = pass_with_watermark_aged(
+        3,
+        json!({"type": "Fresh", "status": "True", "reason": "WithinObjective"}),
+    )
+    .await;
+    let freshness = status["freshnessSeconds"].as_i64().unwrap();
+    assert!((3..=5).contains(&freshness), "{status}");
+}
+
+#[tokio::test]
 async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
     let h = harness();
     h.source.with(|state| {
@@ -376,17 +537,17 @@ async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
         event(
             "Normal",
             "CleanedUp",
-            "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables",
+            "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables \
+             in clickhouse database local and its rows of the status tables",
         ),
         finalizer_removed(&pipeline),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
-    assert_eq!(
-        h.warehouse.executed(),
-        clickhouse_ddl::drop_statements(&pipeline).unwrap()
-    );
+    let mut expected = clickhouse_ddl::drop_statements(&pipeline).unwrap();
+    expected.extend(status_tables::delete_statements(&pipeline));
+    assert_eq!(h.warehouse.executed(), expected);
 }
 
 #[tokio::test]
@@ -563,7 +724,7 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 5 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
         event(
             "Warning",
             "ApplyFailed",

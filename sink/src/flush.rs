@@ -1,10 +1,13 @@
 //! Flushing a batch: dead letters first (acknowledged by the broker), then the row changes into
-//! ClickHouse, then the events whose rows ClickHouse refused into the dead-letter topic too, each
-//! retried on failure until it succeeds or the process stops. Only after all of them does the
-//! caller store the batch's offsets.
+//! ClickHouse, then the events whose rows ClickHouse refused into the dead-letter topic too, then
+//! the batch's report into the status tables beside the star tables (values replaced under their
+//! column's policy, then the highest commit position applied per partition), each retried on
+//! failure until it succeeds or the process stops. Only after all of them does the caller store the
+//! batch's offsets. The pipeline's watermark is then read back for the sink's gauge, at most every
+//! [`WATERMARK_READ_INTERVAL`].
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -15,22 +18,38 @@ use crate::dead_letters::letter::DeadLetter;
 use crate::dead_letters::producer::DeadLetterProducer;
 use crate::metrics::{Metrics, label};
 use crate::retry::{Abandoned, retry_until_shutdown};
+use crate::route::CommitPosition;
+use crate::status_tables::StatusWriter;
+
+/// Shortest time between two reads of the pipeline's watermark for the gauge.
+pub const WATERMARK_READ_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Writes batches.
 #[derive(Debug, Clone)]
 pub struct Flusher {
     applier: Applier,
     dead_letters: DeadLetterProducer,
+    status: StatusWriter,
     metrics: Arc<Metrics>,
+    /// When the watermark was last read.
+    watermark_read: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Flusher {
-    /// A flusher writing rows with `applier` and poison events to `dead_letters`.
-    pub fn new(applier: Applier, dead_letters: DeadLetterProducer, metrics: Arc<Metrics>) -> Self {
+    /// A flusher writing rows with `applier`, poison events to `dead_letters` and its reports with
+    /// `status`.
+    pub fn new(
+        applier: Applier,
+        dead_letters: DeadLetterProducer,
+        status: StatusWriter,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Flusher {
             applier,
             dead_letters,
+            status,
             metrics,
+            watermark_read: Arc::default(),
         }
     }
 
@@ -80,6 +99,39 @@ impl Flusher {
             .await?;
             self.count_dead_letters(&letters);
         }
+        // NB: after the rows: a count never precedes the rows it counts. A batch replayed before its
+        // offsets were stored is counted again (docs/sink.md).
+        if !batch.adjusted.is_empty() {
+            let at = chrono::Utc::now();
+            retry_until_shutdown("value adjustments", &self.metrics, shutdown, || async {
+                let result = self
+                    .status
+                    .record_adjustments(self.applier.plan(), &batch.adjusted, at)
+                    .await;
+                self.metrics.ready.set(i64::from(result.is_ok()));
+                result
+            })
+            .await?;
+        }
+        // NB: after the rows too: a position never runs ahead of the rows it stands for. A replay
+        // writes a lower or equal one, which the table's version keeps below the higher.
+        if !batch.positions.is_empty() {
+            let positions: Vec<(&str, i32, CommitPosition)> = batch
+                .positions
+                .iter()
+                .map(|(&(topic, partition), &position)| {
+                    (batch.topics[topic].as_str(), partition, position)
+                })
+                .collect();
+            let at = chrono::Utc::now();
+            retry_until_shutdown("partition positions", &self.metrics, shutdown, || async {
+                let result = self.status.record_positions(&positions, at).await;
+                self.metrics.ready.set(i64::from(result.is_ok()));
+                result
+            })
+            .await?;
+            self.refresh_watermark().await;
+        }
         let elapsed = started.elapsed();
         self.metrics.apply_seconds.observe(elapsed.as_secs_f64());
         self.metrics.batch_events.observe(batch.events as f64);
@@ -113,6 +165,31 @@ impl Flusher {
             "batch applied"
         );
         Ok(())
+    }
+
+    /// Reads the pipeline's watermark into the gauge, unless it was read less than
+    /// [`WATERMARK_READ_INTERVAL`] ago. A failure is logged: the gauge is a view on the table, not a
+    /// reason to hold the batch back.
+    async fn refresh_watermark(&self) {
+        {
+            let mut read = self
+                .watermark_read
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if read.is_some_and(|at| at.elapsed() < WATERMARK_READ_INTERVAL) {
+                return;
+            }
+            *read = Some(Instant::now());
+        }
+        match self.status.watermark().await {
+            Ok(watermark) => {
+                let seconds = watermark
+                    .filter(|w| w.commit_lsn > 0)
+                    .map_or(0.0, |w| w.commit_time_us as f64 / 1e6);
+                self.metrics.watermark_seconds.set(seconds);
+            }
+            Err(error) => tracing::warn!(%error, "failed to read the pipeline's watermark"),
+        }
     }
 
     fn count_dead_letters(&self, letters: &[DeadLetter]) {

@@ -9,7 +9,8 @@
 //! [`apply::versioning`] rules, fills lookups with [`apply::enrich`]) → [`store`] (writes RowBinary,
 //! [`store::rowbinary`]). Beside the flow, [`dead_letters`]: when ClickHouse refuses rows,
 //! [`dead_letters::isolate`] finds the events they come from and their bytes, read back with
-//! [`dead_letters::refetch`], go to the dead-letter topic too. Only then are the offsets stored.
+//! [`dead_letters::refetch`], go to the dead-letter topic too. Then [`status_tables`] reports the
+//! batch into the tables beside the star tables. Only then are the offsets stored.
 
 pub mod apply;
 pub mod consume;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod retry;
 pub mod route;
 pub mod settings;
+pub mod status_tables;
 pub mod store;
 
 #[cfg(test)]
@@ -38,7 +40,9 @@ use crate::dead_letters::producer::DeadLetterProducer;
 use crate::flush::Flusher;
 use crate::metrics::Metrics;
 use crate::retry::{Abandoned, retry_until_shutdown};
+use crate::route::CommitPosition;
 use crate::settings::Args;
+use crate::status_tables::StatusWriter;
 use crate::store::{Store, StoreConfig, StoreError};
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
 
@@ -195,23 +199,48 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
         .await?;
     }
 
+    let status = StatusWriter::new(store.clone(), pipeline.status_key());
     let applier = Applier::new(store, plan.clone(), args.lookup_recheck);
     let dead_letters = DeadLetterProducer::new(&connection, dead_letter_topic)?;
-    let flusher = Flusher::new(applier, dead_letters, metrics.clone());
+    let flusher = Flusher::new(applier, dead_letters, status.clone(), metrics.clone());
     let partitions = {
         let (connection, counted_topics) = (connection.clone(), topics.clone());
         let counted = tokio::task::spawn_blocking(move || {
-            consume::fetch::count_partitions(&connection, &counted_topics, PARTITION_COUNT_TIMEOUT)
+            consume::fetch::partitions_per_topic(
+                &connection,
+                &counted_topics,
+                PARTITION_COUNT_TIMEOUT,
+            )
         })
         .await;
         match counted {
-            Ok(Ok(partitions)) => partitions,
+            Ok(Ok(counts)) => {
+                // Every partition enters the watermark at zero, so one not applied yet holds it
+                // there instead of being missing from the minimum (a higher position stays).
+                let zero: Vec<(&str, i32, CommitPosition)> = counts
+                    .iter()
+                    .flat_map(|(topic, partitions)| {
+                        (0..*partitions as i32)
+                            .map(move |p| (topic.as_str(), p, CommitPosition::default()))
+                    })
+                    .collect();
+                let at = chrono::Utc::now();
+                retry_until_shutdown(
+                    "zero partition positions",
+                    &metrics,
+                    &mut startup_shutdown,
+                    || status.record_positions(&zero, at),
+                )
+                .await?;
+                consume::fetch::budget_partitions(&counts)
+            }
             outcome => {
                 let assumed = topics.len() * pipeline.spec.kafka.topics.partitions.max(1) as usize;
                 tracing::warn!(
                     ?outcome,
                     assumed,
-                    "could not count the topics' partitions; dividing the prefetch budget by the spec's count"
+                    "could not count the topics' partitions; dividing the prefetch budget by the spec's count, \
+                     and partitions enter the watermark when they first apply a position"
                 );
                 assumed
             }

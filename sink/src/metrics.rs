@@ -1,5 +1,7 @@
 //! The sink's Prometheus metrics, registered once and shared by the consumer loop and the HTTP server.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +45,10 @@ pub struct Metrics {
     pub end_to_end_lag_seconds: Histogram,
     /// 1 while the sink can write to ClickHouse and is consuming.
     pub ready: Gauge,
+    /// The pipeline's watermark as last read (`cdcstar_watermark`): the commit time, seconds since the
+    /// Unix epoch, up to which every change is applied in every star table; 0 before every partition
+    /// applied one.
+    pub watermark_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -70,6 +76,7 @@ impl Metrics {
             consumer_lag: Family::default(),
             end_to_end_lag_seconds: Histogram::new(exponential_buckets(0.01, 2.5, 14)),
             ready: Gauge::default(),
+            watermark_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -141,6 +148,11 @@ impl Metrics {
             "ready",
             "1 while the sink consumes and ClickHouse accepts writes",
             metrics.ready.clone(),
+        );
+        registry.register(
+            "watermark_seconds",
+            "Commit time up to which every change is applied in every star table, seconds since the Unix epoch (0: not every partition yet)",
+            metrics.watermark_seconds.clone(),
         );
         Metrics {
             registry,

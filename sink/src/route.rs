@@ -92,8 +92,22 @@ pub struct Routed {
     pub changes: Vec<RowChange>,
     /// Values replaced by their column's `onUnrepresentable` policy.
     pub adjusted: Vec<AdjustedValue>,
-    /// Commit time, seconds since the epoch, when the envelope carries it.
+    /// Commit time, seconds since the epoch, when the envelope carries it (changes only: what the
+    /// end-to-end lag is measured on).
     pub commit_time: Option<f64>,
+    /// The commit position the event stands for in its partition, when the envelope carries both
+    /// `commitLsn` and `commitTime` (the native capture's changes, truncates and heartbeats).
+    pub position: Option<CommitPosition>,
+}
+
+/// A commit position of the source: every change of the partition committed at or before it has
+/// been read once the event carrying it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommitPosition {
+    /// The commit LSN.
+    pub lsn: u64,
+    /// The commit time, microseconds since the Unix epoch.
+    pub time_micros: i64,
 }
 
 /// A value its column's type could not hold, replaced by the column's policy.
@@ -110,6 +124,27 @@ pub fn route(plan: &StarModel, bytes: &[u8]) -> Result<Routed, DataError> {
     let envelope: Envelope =
         serde_json::from_slice(bytes).map_err(|e| DataError::InvalidEnvelope(e.to_string()))?;
     let metadata = &envelope.metadata;
+    let commit_time = metadata
+        .commit_time
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_micros());
+    let position = match (metadata.commit_lsn, commit_time) {
+        (Some(lsn), Some(time_micros)) => Some(CommitPosition {
+            lsn: lsn.0,
+            time_micros,
+        }),
+        _ => None,
+    };
+    if metadata.operation == Operation::Heartbeat {
+        return Ok(Routed {
+            source: String::new(),
+            changes: Vec::new(),
+            adjusted: Vec::new(),
+            commit_time: None,
+            position,
+        });
+    }
     let source = plan
         .sources
         .get(&metadata.table)
@@ -142,6 +177,7 @@ pub fn route(plan: &StarModel, bytes: &[u8]) -> Result<Routed, DataError> {
                 .collect(),
             adjusted: Vec::new(),
             commit_time: None,
+            position,
         });
     }
     let deleted = metadata.operation == Operation::Delete;
@@ -222,16 +258,12 @@ pub fn route(plan: &StarModel, bytes: &[u8]) -> Result<Routed, DataError> {
             version,
         });
     }
-    let commit_time = metadata
-        .commit_time
-        .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.timestamp_micros() as f64 / 1e6);
     Ok(Routed {
         source: metadata.table.clone(),
         changes,
         adjusted,
-        commit_time,
+        commit_time: commit_time.map(|micros| micros as f64 / 1e6),
+        position,
     })
 }
 
@@ -258,6 +290,34 @@ mod tests {
         assert_eq!(change.version, 0x10);
         assert!(!change.deleted);
         assert_eq!(change.values[2], Value::String("Ann".into()));
+    }
+
+    #[test]
+    fn a_change_and_a_heartbeat_carry_their_commit_position() {
+        let plan = plan();
+        let change = br#"{"metadata":{"lsn":"0/10","commitLsn":"0/20","txSeq":0,
+            "commitTime":"2026-01-01T00:00:01.000002Z","operation":"update","table":"customer"},
+            "payload":{"id":1,"name":"Ann"}}"#;
+        let routed = route(&plan, change).unwrap();
+        let position = CommitPosition {
+            lsn: 0x20,
+            time_micros: 1_767_225_601_000_002,
+        };
+        assert_eq!(routed.position, Some(position));
+        assert_eq!(routed.commit_time, Some(1_767_225_601.000_002));
+
+        let heartbeat = br#"{"metadata":{"table":"","operation":"heartbeat","lsn":"0/30",
+            "commitLsn":"0/30","commitTime":"2026-01-01T00:00:02Z"},"payload":{}}"#;
+        let routed = route(&plan, heartbeat).unwrap();
+        assert!(routed.changes.is_empty());
+        assert_eq!(routed.commit_time, None, "not a change: no lag sample");
+        assert_eq!(
+            routed.position,
+            Some(CommitPosition {
+                lsn: 0x30,
+                time_micros: 1_767_225_602_000_000
+            })
+        );
     }
 
     #[test]
@@ -349,6 +409,7 @@ mod tests {
                 routed.commit_time, None,
                 "Redpanda Connect sends no commit time"
             );
+            assert_eq!(routed.position, None, "nor a commit LSN");
             let change = &routed.changes[0];
             assert_eq!(change.key, Value::UInt(7));
             assert_eq!(change.version, 0x1A2B3C8);

@@ -234,6 +234,11 @@ impl Store {
         &self.client
     }
 
+    /// The star schema's database.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     /// Checks that ClickHouse answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client
@@ -291,6 +296,20 @@ impl Store {
         tracing::debug!(table = %table.name, rows = rows.len(), bytes = size,
             elapsed_ms = started.elapsed().as_millis() as u64, "inserted");
         Ok(size)
+    }
+
+    /// Sends `statement` (an `INSERT ... FORMAT X` into `table`) with `body`, rows in that format:
+    /// the status tables' inserts, whose rows are not star rows.
+    pub async fn insert_formatted(
+        &self,
+        table: &str,
+        statement: String,
+        body: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let fail = StoreError::clickhouse("insert", table);
+        let mut insert = self.client.insert_formatted_with(statement);
+        insert.send(Bytes::from(body)).await.map_err(fail)?;
+        insert.end().await.map_err(fail)
     }
 
     /// Reads the current version of the rows of `table` matching `filter` (an SQL condition),

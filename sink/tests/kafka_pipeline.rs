@@ -1,6 +1,7 @@
 //! The sink binary end to end: real broker, real ClickHouse engine. The reference app's single-topic
-//! layout, poison messages and events whose rows ClickHouse refuses into the dead-letter topic, SIGKILL
-//! at several points of a stream, a broker restart and a ClickHouse outage in the middle of a stream.
+//! layout, poison messages and events whose rows ClickHouse refuses into the dead-letter topic, the
+//! partition positions and the watermark following changes and heartbeats, SIGKILL at several points
+//! of a stream, a broker restart and a ClickHouse outage in the middle of a stream.
 
 mod common;
 
@@ -185,6 +186,172 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
     );
     let offsets: Vec<&str> = letters.iter().map(|l| l.offset.as_str()).collect();
     assert_eq!(offsets, ["2", "3", "4"]);
+    let status = sink.terminate();
+    assert!(status.success(), "sink exit status {status}");
+}
+
+/// An envelope as the native capture writes it, with its commit position (`commitLsn`, `commitTime`
+/// at `second` past 2026-01-01T00:00:00Z); a `heartbeat` when `table` is empty.
+fn positioned(table: &str, commit_lsn: u64, second: u32, payload: Json) -> Vec<u8> {
+    let operation = if table.is_empty() {
+        "heartbeat"
+    } else {
+        "insert"
+    };
+    let lsn = cdcstar_crds::Lsn(commit_lsn).to_string();
+    serde_json::to_vec(&json!({
+        "metadata": {"table": table, "operation": operation, "lsn": lsn, "commitLsn": lsn,
+                     "txSeq": 0, "commitTime": format!("2026-01-01T00:00:{second:02}Z")},
+        "payload": payload,
+    }))
+    .unwrap()
+}
+
+/// Sends `body` to `partition` of `topic`.
+async fn send_to(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    partition: i32,
+    body: &[u8],
+) {
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::<(), [u8]>::to(topic)
+                .partition(partition)
+                .payload(body),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+/// `(commit_lsn, commit_time_us, partitions)` of the pipeline's watermark, as the operator reads it.
+async fn watermark(pipeline: &TestPipeline) -> Option<(u64, i64, u64)> {
+    let sql = cdcstar_crds::status_tables::watermark_query(&pipeline.database).replace(
+        "{pipeline:String}",
+        &format!("'{}'", pipeline.pipeline.status_key()),
+    );
+    query_json(&pipeline.store, &sql).await.first().map(|row| {
+        (
+            row["commit_lsn"].as_u64().unwrap(),
+            row["commit_time_us"].as_i64().unwrap(),
+            row["partitions"].as_u64().unwrap(),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("watermark").await;
+    pipeline.create_topics(&brokers, 2).await;
+    let topics = pipeline.pipeline.data_topics();
+    let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
+    let second = |s: i64| 1_767_225_600_000_000 + s * 1_000_000;
+    // At start every partition of the four topics enters at zero: nothing is consistent yet.
+    eventually_or(
+        Duration::from_secs(60),
+        "every partition at zero",
+        || async { watermark(&pipeline).await == Some((0, 0, 8)) },
+        &|| sink.log(),
+    )
+    .await;
+
+    let producer: rdkafka::producer::FutureProducer = KafkaConnection::new(&[&brokers])
+        .client_config()
+        .create()
+        .unwrap();
+    let customer_topic = pipeline.pipeline.topic_for_table("customer");
+    send_to(
+        &producer,
+        &customer_topic,
+        0,
+        &positioned("customer", 0x100, 1, customer(1, "ann", "FR")),
+    )
+    .await;
+    // One partition applied a change; the seven others hold the watermark at zero.
+    eventually_or(
+        Duration::from_secs(60),
+        "the customer",
+        || async { pipeline.rows("customer_dim", "name").await == [json!({"name": "ann"})] },
+        &|| sink.log(),
+    )
+    .await;
+    assert_eq!(watermark(&pipeline).await, Some((0, 0, 8)));
+
+    // Heartbeats reach every partition: the watermark is theirs.
+    for topic in &topics {
+        for partition in 0..2 {
+            send_to(
+                &producer,
+                topic,
+                partition,
+                &positioned("", 0x200, 2, json!({})),
+            )
+            .await;
+        }
+    }
+    eventually_or(
+        Duration::from_secs(60),
+        "the heartbeat's watermark",
+        || async { watermark(&pipeline).await == Some((0x200, second(2), 8)) },
+        &|| sink.log(),
+    )
+    .await;
+
+    // A later change on one partition only: the idle ones keep the watermark where it is, until the
+    // next heartbeat moves every partition past it.
+    let order_topic = pipeline.pipeline.topic_for_table("order");
+    send_to(
+        &producer,
+        &order_topic,
+        1,
+        &positioned("order", 0x300, 3, order(100, 1, "paid")),
+    )
+    .await;
+    eventually_or(
+        Duration::from_secs(60),
+        "the order",
+        || async { pipeline.rows("order_fact", "status").await == [json!({"status": "paid"})] },
+        &|| sink.log(),
+    )
+    .await;
+    assert_eq!(watermark(&pipeline).await, Some((0x200, second(2), 8)));
+    for topic in &topics {
+        for partition in 0..2 {
+            send_to(
+                &producer,
+                topic,
+                partition,
+                &positioned("", 0x400, 4, json!({})),
+            )
+            .await;
+        }
+    }
+    eventually_or(
+        Duration::from_secs(60),
+        "the next heartbeat's watermark",
+        || async { watermark(&pipeline).await == Some((0x400, second(4), 8)) },
+        &|| sink.log(),
+    )
+    .await;
+    let positions = query_json(
+        &pipeline.store,
+        "SELECT topic, partition, max(commit_lsn) AS lsn FROM cdcstar_partition_positions \
+         GROUP BY topic, partition ORDER BY topic, partition",
+    )
+    .await;
+    assert_eq!(positions.len(), 8);
+    assert!(
+        positions.iter().all(|row| row["lsn"] == json!(0x400)),
+        "{positions:?}"
+    );
+    assert!(
+        !sink.log().contains("dead-letter"),
+        "heartbeats are no poison:\n{}",
+        sink.log()
+    );
     let status = sink.terminate();
     assert!(status.success(), "sink exit status {status}");
 }

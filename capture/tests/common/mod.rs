@@ -274,8 +274,11 @@ pub struct Consumed {
 /// Reads `topic` from the beginning of its partitions.
 pub struct TopicReader {
     consumer: BaseConsumer,
-    /// Everything read so far, in per-partition order.
+    /// Every change read so far, in per-partition order.
     pub events: Vec<Consumed>,
+    /// The `heartbeat` envelopes read so far (kept apart: they carry no change and arrive whenever
+    /// the heartbeat interval passes).
+    pub heartbeats: Vec<Consumed>,
 }
 
 impl TopicReader {
@@ -316,6 +319,7 @@ impl TopicReader {
         TopicReader {
             consumer,
             events: Vec::new(),
+            heartbeats: Vec::new(),
         }
     }
 
@@ -333,14 +337,19 @@ impl TopicReader {
             let raw = String::from_utf8(message.payload().unwrap_or_default().to_vec())
                 .expect("utf-8 value");
             let json: Value = serde_json::from_str(&raw).expect("json value");
-            self.events.push(Consumed {
+            let consumed = Consumed {
                 key: message
                     .key()
                     .map(|k| String::from_utf8_lossy(k).into_owned()),
                 raw,
                 json,
                 partition: message.partition(),
-            });
+            };
+            if consumed.json["metadata"]["operation"] == "heartbeat" {
+                self.heartbeats.push(consumed);
+            } else {
+                self.events.push(consumed);
+            }
         }
     }
 

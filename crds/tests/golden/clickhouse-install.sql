@@ -50,3 +50,23 @@ CREATE TABLE IF NOT EXISTS `local`.`orderitem_fact` (
     `lsn` UInt64,
     `is_deleted` UInt8
 ) ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`) ORDER BY (`orderitem_id`);
+
+CREATE TABLE IF NOT EXISTS `local`.`cdcstar_value_adjustments` (
+    `pipeline` LowCardinality(String),
+    `table` LowCardinality(String),
+    `column` LowCardinality(String),
+    `policy` LowCardinality(String),
+    `values` UInt64,
+    `last_seen` SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+) ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`);
+
+CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (
+    `pipeline` LowCardinality(String),
+    `topic` LowCardinality(String),
+    `partition` Int32,
+    `commit_lsn` UInt64,
+    `commit_time` DateTime64(6, 'UTC'),
+    `applied_at` DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`);
+
+CREATE VIEW IF NOT EXISTS `local`.`cdcstar_watermark` AS SELECT `pipeline`, min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, count() AS `partitions` FROM (SELECT `pipeline`, `topic`, `partition`, max(`commit_lsn`) AS `applied_lsn`, argMax(`commit_time`, `commit_lsn`) AS `applied_time` FROM `local`.`cdcstar_partition_positions` GROUP BY `pipeline`, `topic`, `partition`) GROUP BY `pipeline`;

@@ -67,7 +67,7 @@ async fn remove_footprint(pipeline: &CdcPipeline, ctx: &Context) -> Result<Strin
         )
         .await?;
         note.push_str(&format!(
-            "; dropped {} tables in clickhouse database {}",
+            "; dropped {} tables in clickhouse database {} and its rows of the status tables",
             dropped.len(),
             pipeline.clickhouse_database()
         ));

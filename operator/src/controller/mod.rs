@@ -61,6 +61,8 @@ pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=cdcstar-oper
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Shortest re-check interval a freshness objective brings a healthy pipeline to.
+pub const MIN_FRESHNESS_RECHECK: Duration = Duration::from_secs(5);
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -509,12 +511,19 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .as_ref()
         .ok()
         .map(|report| report.observed.snapshot.clone());
+    let value_adjustments = schema
+        .as_ref()
+        .ok()
+        .map(|report| status::value_adjustments(&report.report.value_adjustments));
+    let watermark = schema.as_ref().ok().map(|report| report.report.watermark);
     let status = status::reconciled_status(
         pipeline,
         &status::Observed {
             components,
             retained_wal_bytes,
             snapshot,
+            value_adjustments,
+            watermark,
         },
         now,
     );
@@ -554,7 +563,14 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     .into_iter()
     .flatten();
     match failures.next() {
-        None => Ok(Action::requeue(ctx.config.resync_interval)),
+        // NB: with a freshness objective, `Fresh` is re-evaluated at least that often.
+        None => Ok(Action::requeue(pipeline.spec.freshness_objective().map_or(
+            ctx.config.resync_interval,
+            |objective| {
+                let resync = ctx.config.resync_interval;
+                objective.min(resync).max(MIN_FRESHNESS_RECHECK.min(resync))
+            },
+        ))),
         Some(first) => {
             // The first failure is returned, and `reconcile` makes it the Warning Event; every
             // other one of the same pass gets its own here, so none is hidden behind another.

@@ -1,12 +1,14 @@
 //! Phase 3b: the ClickHouse schema. Observes the database's tables and columns, runs the DDL
-//! `crate::sql` derives (create what is missing, add columns), and reports drift it leaves alone.
+//! `crate::sql` derives (create what is missing, add columns), and reports drift it leaves alone;
+//! then reads what the sink reported in the status tables beside the star tables.
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
+use cdcstar_crds::status_tables;
 use cdcstar_crds::validate::ValidationErrors;
 
 use crate::external::{DatabaseError, WarehouseConnector, WarehouseCredentials};
-use crate::sql;
+use crate::sql::{self, WarehouseReport};
 
 use super::status::{CLICKHOUSE_SCHEMA, ConditionUpdate};
 
@@ -17,6 +19,8 @@ pub struct SchemaReport {
     pub executed: Vec<String>,
     /// Differences left alone.
     pub drift: Vec<Drift>,
+    /// What the sink reported in the status tables.
+    pub report: WarehouseReport,
 }
 
 /// Why the schema could not be brought to the spec.
@@ -42,24 +46,32 @@ pub async fn reconcile_schema(
     for statement in &plan.statements {
         warehouse.execute(statement).await?;
     }
+    let report = warehouse
+        .report(pipeline.clickhouse_database(), &pipeline.status_key())
+        .await?;
     Ok(SchemaReport {
         executed: plan.statements,
         drift: plan.drift,
+        report,
     })
 }
 
-/// Drops every star table (only called when `dropTablesOnDelete` is set).
+/// Drops every star table, then deletes the pipeline's rows from the status tables (only called
+/// when `dropTablesOnDelete` is set). Returns the star tables' `DROP` statements.
 pub async fn drop_tables(
     connector: &dyn WarehouseConnector,
     credentials: Option<&WarehouseCredentials>,
     pipeline: &CdcPipeline,
 ) -> Result<Vec<String>, SchemaError> {
     let warehouse = connector.connect(&pipeline.spec.clickhouse.url, credentials);
-    let statements = clickhouse_ddl::drop_statements(pipeline)?;
-    for statement in &statements {
+    let drops = clickhouse_ddl::drop_statements(pipeline)?;
+    for statement in drops
+        .iter()
+        .chain(&status_tables::delete_statements(pipeline))
+    {
         warehouse.execute(statement).await?;
     }
-    Ok(statements)
+    Ok(drops)
 }
 
 /// The `ClickHouseSchema` condition after a pass.

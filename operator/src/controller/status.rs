@@ -6,7 +6,11 @@
 //! `lastTransitionTime` of a condition changes only when its status flips (True/False/Unknown);
 //! a new reason or message alone keeps the time, as Kubernetes conventions ask.
 
-use cdcstar_crds::pipeline::{CaptureEngine, CdcPipelineStatus, Phase, TableSnapshotStatus};
+use cdcstar_crds::Lsn;
+use cdcstar_crds::pipeline::{
+    CaptureEngine, CdcPipelineStatus, ConsistentUpTo, Phase, TableSnapshotStatus,
+    ValueAdjustmentStatus,
+};
 use cdcstar_crds::redpanda_connect;
 use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,6 +19,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+
+use crate::sql::{ValueAdjustment, Watermark};
 
 /// Summary condition: every component condition is True.
 pub const READY: &str = "Ready";
@@ -31,6 +37,15 @@ pub const API: &str = "Api";
 
 /// Component conditions, in the order they are reported.
 pub const COMPONENT_CONDITIONS: [&str; 5] = [PUBLICATION, CAPTURE, CLICKHOUSE_SCHEMA, SINK, API];
+
+/// Whether the star schema is as fresh as `spec.freshnessObjective` asks (present only with one).
+/// Not a component either: a pipeline catching up is ready, only late.
+pub const FRESH: &str = "Fresh";
+
+/// Values the sink replaced under their column's `onUnrepresentable` policy (True once any was).
+/// Not a component: it neither makes the pipeline unready nor changes its phase. Set once the sink
+/// reported any; absent before.
+pub const VALUES_ADJUSTED: &str = "ValuesAdjusted";
 
 /// Reasons used with a False component condition that are not failures (work in progress or by
 /// design); any other False reason makes the phase `Degraded`.
@@ -167,6 +182,57 @@ pub fn merge_conditions(
     merged
 }
 
+/// `status.valueAdjustments` from what the sink reported.
+pub fn value_adjustments(report: &[ValueAdjustment]) -> Vec<ValueAdjustmentStatus> {
+    report
+        .iter()
+        .map(|row| ValueAdjustmentStatus {
+            table: row.table.clone(),
+            column: row.column.clone(),
+            policy: row.policy.clone(),
+            count: i64::try_from(row.values).unwrap_or(i64::MAX),
+            // NB: whole seconds, as `Time` serialises: a status read back must equal the one computed.
+            last_seen: Time(
+                Timestamp::from_second(row.last_seen_ms.div_euclid(1000))
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
+            ),
+        })
+        .collect()
+}
+
+/// The `ValuesAdjusted` condition for `adjustments`: True naming every column and how many of its
+/// values were replaced (`order_fact.order_date: 3 values clamped`), False when there are none
+/// (after the rows were removed, or a status written before the sink reported any).
+pub fn values_adjusted_condition(adjustments: &[ValueAdjustmentStatus]) -> ConditionUpdate {
+    if adjustments.is_empty() {
+        return ConditionUpdate::failed(
+            VALUES_ADJUSTED,
+            "NoValuesAdjusted",
+            "every value fitted its column's type",
+        );
+    }
+    let described: Vec<String> = adjustments
+        .iter()
+        .map(|a| {
+            let what = match a.policy.as_str() {
+                "clamp" => "clamped",
+                "null" => "set to NULL or the type's default",
+                other => other,
+            };
+            let values = if a.count == 1 { "value" } else { "values" };
+            format!("{}.{}: {} {values} {what}", a.table, a.column, a.count)
+        })
+        .collect();
+    ConditionUpdate::ok(
+        VALUES_ADJUSTED,
+        "ValuesAdjusted",
+        format!(
+            "{}; the column types cannot hold them (status.valueAdjustments, onUnrepresentable)",
+            described.join("; ")
+        ),
+    )
+}
+
 /// `Ready` from the component conditions: True when all are True, else False with the reason of
 /// the first that is not and a message naming each of them.
 pub fn ready_condition(components: &[ConditionUpdate]) -> ConditionUpdate {
@@ -234,6 +300,10 @@ pub struct Observed {
     pub retained_wal_bytes: Option<i64>,
     /// Snapshot progress read from the source, when the source could be read.
     pub snapshot: Option<Vec<TableSnapshotStatus>>,
+    /// Values the sink replaced, when ClickHouse could be read.
+    pub value_adjustments: Option<Vec<ValueAdjustmentStatus>>,
+    /// The sink's watermark, when ClickHouse could be read (inner `None`: no position written yet).
+    pub watermark: Option<Option<Watermark>>,
 }
 
 /// The status after a pass that reached every component.
@@ -245,6 +315,40 @@ pub fn reconciled_status(
     let previous = pipeline.status.clone().unwrap_or_default();
     let mut updates = vec![ready_condition(&observed.components)];
     updates.extend(observed.components.iter().cloned());
+    let value_adjustments = observed
+        .value_adjustments
+        .clone()
+        .unwrap_or(previous.value_adjustments);
+    let reported_before = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == VALUES_ADJUSTED);
+    if observed.value_adjustments.is_some() && (reported_before || !value_adjustments.is_empty()) {
+        updates.push(values_adjusted_condition(&value_adjustments));
+    }
+    let snapshot = observed.snapshot.clone().unwrap_or(previous.snapshot);
+    // Unreadable this pass: the last known point, only getting older.
+    let (consistent_up_to, missing) = match observed.watermark {
+        Some(watermark) => match no_consistent_point(pipeline, &snapshot, watermark) {
+            None => (watermark.map(consistent_up_to), None),
+            Some(why) => (None, Some(why)),
+        },
+        None => (
+            previous.consistent_up_to,
+            Some("clickhouse could not be read".to_owned()),
+        ),
+    };
+    let freshness_seconds = consistent_up_to
+        .as_ref()
+        .map(|point| now.duration_since(point.time.0).as_secs().max(0));
+    if let Some(objective) = pipeline.spec.freshness_objective() {
+        updates.push(fresh_condition(
+            objective,
+            consistent_up_to.as_ref(),
+            freshness_seconds,
+            missing.as_deref().unwrap_or_default(),
+        ));
+    }
     CdcPipelineStatus {
         phase: Some(phase(&observed.components, pipeline.spec.suspend)),
         observed_generation: pipeline.metadata.generation,
@@ -257,7 +361,107 @@ pub fn reconciled_status(
         tables: Some(table_count(&pipeline.spec)),
         lag: observed.retained_wal_bytes.map(human_bytes),
         retained_wal_bytes: observed.retained_wal_bytes,
-        snapshot: observed.snapshot.clone().unwrap_or(previous.snapshot),
+        snapshot,
+        value_adjustments,
+        consistent_up_to,
+        freshness_seconds,
+    }
+}
+
+/// Why `watermark` is no consistent point yet, `None` when it is one:
+/// - no position written, or one at zero (a partition has applied nothing);
+/// - fewer partitions than the pipeline's topics have (`spec.kafka.topics.partitions` each): a topic
+///   created after the sink started enters partition by partition, and a partition missing from the
+///   minimum must not let the others' positions through;
+/// - the initial snapshot of a table is still to come or running (the native capture with `snapshot`
+///   on, and a captured table whose progress is not `Done`): snapshot rows carry no commit position,
+///   so they are not behind the watermark.
+pub fn no_consistent_point(
+    pipeline: &CdcPipeline,
+    snapshot: &[TableSnapshotStatus],
+    watermark: Option<Watermark>,
+) -> Option<String> {
+    let capture = &pipeline.spec.capture;
+    let snapshotting = pipeline.spec.source.tables.iter().find(|table| {
+        !snapshot
+            .iter()
+            .any(|s| s.table == table.name && s.state == "Done")
+    });
+    if capture.snapshot
+        && capture.engine == CaptureEngine::Native
+        && let Some(table) = snapshotting
+    {
+        return Some(format!(
+            "the initial snapshot of {} is not done (snapshot rows carry no commit position)",
+            table.name
+        ));
+    }
+    let expected = pipeline.data_topics().len() as u64
+        * u64::try_from(pipeline.spec.kafka.topics.partitions).unwrap_or(1);
+    match watermark {
+        None => Some("the sink has not written a partition position yet".to_owned()),
+        Some(w) if w.partitions < expected => Some(format!(
+            "{} of the {expected} topic partitions have a position",
+            w.partitions
+        )),
+        Some(w) if w.commit_lsn == 0 => Some(
+            "a topic partition has not applied a change or heartbeat yet (the native capture's \
+             heartbeats reach idle partitions; the Redpanda Connect engine sends no commit positions)"
+                .to_owned(),
+        ),
+        Some(_) => None,
+    }
+}
+
+/// `status.consistentUpTo` of a watermark: its time in whole seconds (as `Time` serialises, so a
+/// status read back equals the one computed), rounded down, and its LSN.
+pub fn consistent_up_to(watermark: Watermark) -> ConsistentUpTo {
+    ConsistentUpTo {
+        time: Time(
+            Timestamp::from_second(watermark.commit_time_us.div_euclid(1_000_000))
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+        ),
+        lsn: Lsn(watermark.commit_lsn).to_string(),
+    }
+}
+
+/// A duration for humans: `45s`, `2m05s`, `1h02m`.
+pub fn human_seconds(seconds: i64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The `Fresh` condition: True while the star schema is complete up to a commit no older than
+/// `objective`, False past it, Unknown while there is no consistent point.
+/// `missing` says why there is no point, when there is none.
+pub fn fresh_condition(
+    objective: std::time::Duration,
+    consistent_up_to: Option<&ConsistentUpTo>,
+    freshness_seconds: Option<i64>,
+    missing: &str,
+) -> ConditionUpdate {
+    let objective_seconds = i64::try_from(objective.as_secs()).unwrap_or(i64::MAX);
+    let (Some(point), Some(age)) = (consistent_up_to, freshness_seconds) else {
+        return ConditionUpdate::unknown(
+            FRESH,
+            "NoConsistentPoint",
+            format!("no consistent point yet: {missing}"),
+        );
+    };
+    let described = format!(
+        "complete up to {} (LSN {}), {} ago; the objective is {}",
+        point.time.0,
+        point.lsn,
+        human_seconds(age),
+        human_seconds(objective_seconds)
+    );
+    if age <= objective_seconds {
+        ConditionUpdate::ok(FRESH, "WithinObjective", described)
+    } else {
+        ConditionUpdate::failed(FRESH, "ObjectiveExceeded", described)
     }
 }
 
@@ -477,6 +681,8 @@ mod tests {
             components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
             retained_wal_bytes: None,
             snapshot,
+            value_adjustments: None,
+            watermark: None,
         };
         let read = reconciled_status(&pipeline, &observed(Some(progress.clone())), at(1));
         assert_eq!(read.snapshot, progress);
@@ -484,6 +690,179 @@ mod tests {
         pipeline.status = Some(read);
         let unreadable = reconciled_status(&pipeline, &observed(None), at(2));
         assert_eq!(unreadable.snapshot, progress);
+    }
+
+    #[test]
+    fn values_adjusted_appears_once_the_sink_reports_some_and_is_kept_while_unreadable() {
+        let mut pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let observed = |value_adjustments| Observed {
+            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+            retained_wal_bytes: None,
+            snapshot: None,
+            value_adjustments,
+            watermark: None,
+        };
+        let condition = |status: &CdcPipelineStatus| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == VALUES_ADJUSTED)
+                .map(|c| (c.status.clone(), c.message.clone()))
+        };
+        let none = reconciled_status(&pipeline, &observed(Some(vec![])), at(1));
+        assert_eq!(condition(&none), None, "no condition before any adjustment");
+
+        let clamped = value_adjustments(&[ValueAdjustment {
+            table: "order_fact".into(),
+            column: "order_date".into(),
+            policy: "clamp".into(),
+            values: 1,
+            last_seen_ms: 2_500,
+        }]);
+        assert_eq!(clamped[0].last_seen, Time(at(2)));
+        let reported = reconciled_status(&pipeline, &observed(Some(clamped.clone())), at(3));
+        assert_eq!(reported.value_adjustments, clamped);
+        let (status, message) = condition(&reported).unwrap();
+        assert_eq!(status, "True");
+        assert!(
+            message.starts_with("order_fact.order_date: 1 value clamped; "),
+            "{message}"
+        );
+        assert_eq!(reported.phase, Some(Phase::Running), "not a component");
+
+        pipeline.status = Some(reported.clone());
+        let unreadable = reconciled_status(&pipeline, &observed(None), at(4));
+        assert_eq!(unreadable.value_adjustments, clamped);
+        assert_eq!(condition(&unreadable), condition(&reported));
+
+        let emptied = reconciled_status(&pipeline, &observed(Some(vec![])), at(5));
+        assert_eq!(emptied.value_adjustments, []);
+        assert_eq!(condition(&emptied).unwrap().0, "False");
+    }
+
+    #[test]
+    fn the_consistent_point_waits_for_the_snapshot_and_is_kept_while_unreadable() {
+        let mut pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        pipeline.spec.freshness_objective = Some("1m".into());
+        let tables: Vec<String> = pipeline
+            .spec
+            .source
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let progress = |done: usize| {
+            tables
+                .iter()
+                .enumerate()
+                .map(|(i, table)| TableSnapshotStatus {
+                    table: table.clone(),
+                    state: if i < done { "Done" } else { "Running" }.into(),
+                    rows: 1,
+                })
+                .collect::<Vec<_>>()
+        };
+        let watermark = Watermark {
+            commit_lsn: 0x10,
+            commit_time_us: 100_900_000,
+            partitions: 12,
+        };
+        let observed = |snapshot, watermark| Observed {
+            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+            retained_wal_bytes: None,
+            snapshot,
+            value_adjustments: None,
+            watermark,
+        };
+        let fresh = |status: &CdcPipelineStatus| {
+            let c = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+
+        let running = reconciled_status(
+            &pipeline,
+            &observed(Some(progress(3)), Some(Some(watermark))),
+            at(130),
+        );
+        assert_eq!(
+            running.consistent_up_to, None,
+            "a table is still snapshotting"
+        );
+        assert_eq!(
+            fresh(&running),
+            ("Unknown".into(), "NoConsistentPoint".into())
+        );
+
+        let done = reconciled_status(
+            &pipeline,
+            &observed(Some(progress(4)), Some(Some(watermark))),
+            at(130),
+        );
+        let point = done.consistent_up_to.clone().unwrap();
+        assert_eq!((&point.time, point.lsn.as_str()), (&Time(at(100)), "0/10"));
+        assert_eq!(done.freshness_seconds, Some(30));
+        assert_eq!(done.phase, Some(Phase::Running));
+        assert_eq!(fresh(&done), ("True".into(), "WithinObjective".into()));
+
+        // ClickHouse unreadable: the last point, older now, past the objective.
+        pipeline.status = Some(done);
+        let unreadable = reconciled_status(&pipeline, &observed(None, None), at(190));
+        assert_eq!(unreadable.consistent_up_to, Some(point));
+        assert_eq!(unreadable.freshness_seconds, Some(90));
+        assert_eq!(
+            fresh(&unreadable),
+            ("False".into(), "ObjectiveExceeded".into())
+        );
+        assert_eq!(unreadable.phase, Some(Phase::Running), "not a component");
+
+        // A watermark at zero (a partition not applied yet), or over fewer partitions than the
+        // topics have (4 topics of 3), is no point.
+        for (partial, why) in [
+            (
+                Watermark {
+                    commit_lsn: 0,
+                    ..watermark
+                },
+                "has not applied",
+            ),
+            (
+                Watermark {
+                    partitions: 11,
+                    ..watermark
+                },
+                "11 of the 12 topic partitions have a position",
+            ),
+        ] {
+            let status =
+                reconciled_status(&pipeline, &observed(None, Some(Some(partial))), at(200));
+            assert_eq!(status.consistent_up_to, None);
+            assert_eq!(status.freshness_seconds, None);
+            let fresh = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
+            assert!(fresh.message.contains(why), "{}", fresh.message);
+        }
+    }
+
+    #[test]
+    fn without_an_objective_there_is_no_fresh_condition() {
+        let pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let status = reconciled_status(
+            &pipeline,
+            &Observed {
+                components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+                retained_wal_bytes: None,
+                snapshot: None,
+                value_adjustments: None,
+                watermark: None,
+            },
+            at(1),
+        );
+        assert!(status.conditions.iter().all(|c| c.type_ != FRESH));
+        assert_eq!(human_seconds(59), "59s");
+        assert_eq!(human_seconds(125), "2m05s");
+        assert_eq!(human_seconds(3720), "1h02m");
     }
 
     #[test]

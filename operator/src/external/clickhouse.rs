@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use cdcstar_crds::status_tables;
 use serde::Deserialize;
 
 use super::{DatabaseError, Warehouse, WarehouseConnector, WarehouseCredentials};
-use crate::sql::WarehouseObservation;
+use crate::sql::{ValueAdjustment, WarehouseObservation, WarehouseReport, Watermark};
 
 /// Connects to ClickHouse over HTTP.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +50,22 @@ struct CountRow {
     count: u64,
 }
 
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct WatermarkRow {
+    commit_lsn: u64,
+    commit_time_us: i64,
+    partitions: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct AdjustmentRow {
+    table: String,
+    column: String,
+    policy: String,
+    values: u64,
+    last_seen_ms: i64,
+}
+
 /// Transport failures mean the server is unreachable; anything the server answered is a statement
 /// or inspection error.
 fn is_transport(error: &clickhouse::error::Error) -> bool {
@@ -58,16 +75,18 @@ fn is_transport(error: &clickhouse::error::Error) -> bool {
     )
 }
 
+/// A failed read: unreachable, or an inspection error.
+fn classify(error: clickhouse::error::Error) -> DatabaseError {
+    if is_transport(&error) {
+        DatabaseError::Unreachable(error.to_string())
+    } else {
+        DatabaseError::Inspect(error.to_string())
+    }
+}
+
 #[async_trait]
 impl Warehouse for ClickHouseWarehouse {
     async fn observe(&self, database: &str) -> Result<WarehouseObservation, DatabaseError> {
-        let classify = |e: clickhouse::error::Error| {
-            if is_transport(&e) {
-                DatabaseError::Unreachable(e.to_string())
-            } else {
-                DatabaseError::Inspect(e.to_string())
-            }
-        };
         let databases = self
             .client
             .query("SELECT count() AS count FROM system.databases WHERE name = ?")
@@ -97,6 +116,47 @@ impl Warehouse for ClickHouseWarehouse {
         Ok(WarehouseObservation {
             database_exists,
             tables,
+        })
+    }
+
+    async fn report(
+        &self,
+        database: &str,
+        pipeline: &str,
+    ) -> Result<WarehouseReport, DatabaseError> {
+        let value_adjustments = self
+            .client
+            .query(&status_tables::value_adjustments_query(database))
+            .param("pipeline", pipeline)
+            .fetch_all::<AdjustmentRow>()
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .map(|row| ValueAdjustment {
+                table: row.table,
+                column: row.column,
+                policy: row.policy,
+                values: row.values,
+                last_seen_ms: row.last_seen_ms,
+            })
+            .collect();
+        let watermark = self
+            .client
+            .query(&status_tables::watermark_query(database))
+            .param("pipeline", pipeline)
+            .fetch_all::<WatermarkRow>()
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .next()
+            .map(|row| Watermark {
+                commit_lsn: row.commit_lsn,
+                commit_time_us: row.commit_time_us,
+                partitions: row.partitions,
+            });
+        Ok(WarehouseReport {
+            value_adjustments,
+            watermark,
         })
     }
 

@@ -12,7 +12,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::sql::{SourceObservation, WarehouseObservation};
+use crate::sql::{SourceObservation, WarehouseObservation, WarehouseReport};
 
 /// A secret value read from a Secret. `Debug` and `Display` print `<redacted>`: a secret must never
 /// reach a log, an event or a status.
@@ -96,6 +96,14 @@ pub trait Warehouse: Send + Sync {
 
     /// Runs one DDL statement.
     async fn execute(&self, statement: &str) -> Result<(), DatabaseError>;
+
+    /// What the sink of the pipeline keyed `pipeline` (`CdcPipeline::status_key`) reported in the
+    /// status tables of `database` (which exist: read after the DDL ran).
+    async fn report(
+        &self,
+        database: &str,
+        pipeline: &str,
+    ) -> Result<WarehouseReport, DatabaseError>;
 }
 
 /// Opens sessions on ClickHouse.

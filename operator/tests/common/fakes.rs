@@ -9,7 +9,7 @@ use cdcstar_operator::external::{
     DatabaseError, Sensitive, SourceConnector, SourceDatabase, Warehouse, WarehouseConnector,
     WarehouseCredentials,
 };
-use cdcstar_operator::sql::{SourceObservation, WarehouseObservation};
+use cdcstar_operator::sql::{SourceObservation, WarehouseObservation, WarehouseReport};
 
 /// What the fake source holds and saw.
 #[derive(Debug, Default)]
@@ -84,6 +84,10 @@ pub struct WarehouseState {
     pub observation: WarehouseObservation,
     /// Every statement executed, in order.
     pub executed: Vec<String>,
+    /// Returned by `report`: what the sink reported in the status tables.
+    pub report: WarehouseReport,
+    /// `(database, pipeline)` of every `report` read.
+    pub reports_read: Vec<(String, String)>,
 }
 
 /// A fake ClickHouse.
@@ -133,5 +137,22 @@ impl Warehouse for FakeWarehouse {
         }
         state.executed.push(statement.to_owned());
         Ok(())
+    }
+
+    async fn report(
+        &self,
+        database: &str,
+        pipeline: &str,
+    ) -> Result<WarehouseReport, DatabaseError> {
+        let mut state = self.0.lock().unwrap();
+        if state.unreachable {
+            return Err(DatabaseError::Unreachable(
+                "network error: connection refused".into(),
+            ));
+        }
+        state
+            .reports_read
+            .push((database.to_owned(), pipeline.to_owned()));
+        Ok(state.report.clone())
     }
 }

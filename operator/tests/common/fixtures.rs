@@ -145,18 +145,27 @@ pub fn source_in_place(
 
 /// What ClickHouse holds once the pipeline's schema is in place.
 pub fn warehouse_in_place(pipeline: &CdcPipeline) -> cdcstar_operator::sql::WarehouseObservation {
-    let tables = cdcstar_crds::clickhouse_ddl::table_schemas(pipeline)
-        .expect("fixture validates")
-        .into_iter()
-        .map(|table| {
-            let columns = table
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.column_type.to_string()))
-                .collect();
-            (table.name, columns)
-        })
-        .collect();
+    let mut tables: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        cdcstar_crds::clickhouse_ddl::table_schemas(pipeline)
+            .expect("fixture validates")
+            .into_iter()
+            .map(|table| {
+                let columns = table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.column_type.to_string()))
+                    .collect();
+                (table.name, columns)
+            })
+            .collect();
+    for table in cdcstar_crds::status_tables::STATUS_TABLES {
+        let columns = table
+            .columns
+            .iter()
+            .map(|(name, ty)| ((*name).to_owned(), (*ty).to_owned()))
+            .collect();
+        tables.insert(table.name.to_owned(), columns);
+    }
     cdcstar_operator::sql::WarehouseObservation {
         database_exists: true,
         tables,

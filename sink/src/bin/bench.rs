@@ -26,7 +26,7 @@ use anyhow::{Context, bail, ensure};
 use cdcstar_crds::star_model::StarModel;
 use cdcstar_crds::{CdcPipeline, Lsn};
 use cdcstar_runtime::kafka::{KafkaConnection, ensure_topics};
-use cdcstar_sink::consume::fetch::count_partitions;
+use cdcstar_sink::consume::fetch::{budget_partitions, partitions_per_topic};
 use cdcstar_sink::route::route;
 use cdcstar_sink::route::value::default_value;
 use cdcstar_sink::settings::Args as SinkArgs;
@@ -177,7 +177,11 @@ async fn drain(
     let mut config = connection.client_config();
     if sink_fetch {
         let sink_args = SinkArgs::try_parse_from(["cdcstar-sink", "--pipeline", "-"])?;
-        let partitions = count_partitions(connection, topics, Duration::from_secs(10))?;
+        let partitions = budget_partitions(&partitions_per_topic(
+            connection,
+            topics,
+            Duration::from_secs(10),
+        )?);
         sink_args.fetch().apply(&mut config, partitions);
     }
     let consumer: StreamConsumer = config

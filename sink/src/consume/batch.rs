@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use cdcstar_crds::star_model::StarModel;
+use cdcstar_crds::star_model::{StarModel, TableId};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::dead_letters::letter::{DeadLetter, source_table};
 use crate::metrics::{Metrics, label};
-use crate::route::{RowChange, route};
+use crate::route::{CommitPosition, RowChange, route};
 
 /// When a batch is flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,12 @@ pub struct Batch {
     pub offsets: BTreeMap<(usize, i32), i64>,
     /// Commit times (seconds since the epoch) of the events that had one.
     pub commit_times: Vec<f64>,
+    /// Values replaced under their column's `onUnrepresentable` policy, per (star table, index in
+    /// its `columns`).
+    pub adjusted: BTreeMap<(TableId, usize), u64>,
+    /// The highest commit position read per (index in `topics`, partition), from the events that
+    /// carry one (changes, truncates, heartbeats).
+    pub positions: BTreeMap<(usize, i32), CommitPosition>,
     /// Messages in the batch.
     pub events: usize,
     /// Bytes of the messages.
@@ -103,6 +109,17 @@ impl Batch {
         self.bytes += payload.len();
         match route(plan, payload) {
             Ok(routed) => {
+                if let Some(position) = routed.position {
+                    let highest = self
+                        .positions
+                        .entry((topic, message.partition))
+                        .or_insert(position);
+                    *highest = (*highest).max(position);
+                }
+                if routed.source.is_empty() {
+                    // A heartbeat: a position, no change.
+                    return;
+                }
                 metrics
                     .events_consumed
                     .get_or_create(&label("table", routed.source.as_str()))
@@ -116,6 +133,10 @@ impl Batch {
                             ("column", table.columns[adjusted.column].name.clone()),
                         ])
                         .inc();
+                    *self
+                        .adjusted
+                        .entry((adjusted.table, adjusted.column))
+                        .or_default() += 1;
                 }
                 if let Some(t) = routed.commit_time {
                     self.commit_times.push(t);
@@ -256,6 +277,81 @@ mod tests {
         let offsets = batch.offsets_to_store();
         let stored = offsets.find_partition("t", 2).unwrap();
         assert_eq!(stored.offset(), Offset::Offset(9));
+    }
+
+    #[test]
+    fn the_highest_commit_position_is_kept_per_partition() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let metrics = Metrics::new();
+        let mut batch = Batch::default();
+        let event = |commit: u32, second: u32| {
+            format!(
+                r#"{{"metadata":{{"lsn":"0/{commit}","commitLsn":"0/{commit}","operation":"insert",
+                    "commitTime":"2026-01-01T00:00:0{second}Z","table":"product"}},
+                    "payload":{{"id":1,"name":"Pen","category":"x","price":2}}}}"#
+            )
+        };
+        let heartbeat = r#"{"metadata":{"table":"","operation":"heartbeat","lsn":"0/40",
+            "commitLsn":"0/40","commitTime":"2026-01-01T00:00:04Z"},"payload":{}}"#;
+        batch.push(&plan, message(1, event(20, 2).as_bytes()), &metrics);
+        batch.push(&plan, message(2, event(10, 1).as_bytes()), &metrics);
+        let mut other = message(3, heartbeat.as_bytes());
+        other.partition = 5;
+        batch.push(&plan, other, &metrics);
+        let second = |s: i64| 1_767_225_600_000_000 + s * 1_000_000;
+        assert_eq!(
+            batch.positions,
+            [
+                (
+                    (0, 2),
+                    CommitPosition {
+                        lsn: 0x20,
+                        time_micros: second(2)
+                    }
+                ),
+                (
+                    (0, 5),
+                    CommitPosition {
+                        lsn: 0x40,
+                        time_micros: second(4)
+                    }
+                ),
+            ]
+            .into()
+        );
+        assert_eq!(batch.changes.len(), 2, "the heartbeat changes nothing");
+        assert_eq!(batch.events, 3);
+        assert!(batch.dead_letters.is_empty());
+    }
+
+    #[test]
+    fn values_replaced_by_their_policy_are_counted_per_table_and_column() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let metrics = Metrics::new();
+        let mut batch = Batch::default();
+        let in_2300 = |id: u32| {
+            format!(
+                r#"{{"metadata":{{"lsn":"0/{id}","operation":"insert","table":"product"}},
+                    "payload":{{"id":{id},"name":"Ink","category":"x","price":2,
+                               "createdAt":"2300-01-01T00:00:00Z"}}}}"#
+            )
+        };
+        batch.push(&plan, message(1, in_2300(1).as_bytes()), &metrics);
+        batch.push(&plan, message(2, in_2300(2).as_bytes()), &metrics);
+        let product_dim = plan.table_id("product_dim").unwrap();
+        let created_at = plan.tables[product_dim]
+            .columns
+            .iter()
+            .position(|c| c.name == "created_at")
+            .unwrap();
+        assert_eq!(batch.adjusted, [((product_dim, created_at), 2)].into());
+        assert!(
+            metrics.render().contains(
+                r#"cdcstar_sink_values_adjusted_total{table="product_dim",column="created_at"} 2"#
+            ),
+            "{}",
+            metrics.render()
+        );
     }
 
     fn limits(max_events: usize, max_wait_ms: u64) -> BatchLimits {

@@ -89,25 +89,34 @@ impl FetchSettings {
     }
 }
 
-/// The number of partitions of `topics` (a missing topic counts as one: it is created with at least
-/// one, and the budget is only a bound).
-pub fn count_partitions(
+/// The number of partitions of each of `topics`, in order (0 for a topic the broker does not have).
+pub fn partitions_per_topic(
     connection: &KafkaConnection,
     topics: &[String],
     timeout: Duration,
-) -> Result<usize, KafkaError> {
+) -> Result<Vec<(String, usize)>, KafkaError> {
     let client: BaseConsumer = connection.client_config().create()?;
-    let mut total = 0;
+    let mut counts = Vec::with_capacity(topics.len());
     for topic in topics {
         let metadata = client.fetch_metadata(Some(topic), timeout)?;
-        total += metadata
+        let partitions = metadata
             .topics()
             .iter()
+            .filter(|t| t.name() == topic)
             .map(|t| t.partitions().len())
-            .sum::<usize>()
-            .max(1);
+            .sum::<usize>();
+        counts.push((topic.clone(), partitions));
     }
-    Ok(total)
+    Ok(counts)
+}
+
+/// The partitions the prefetch budget is divided across: a missing topic counts as one (it is
+/// created with at least one, and the budget is only a bound).
+pub fn budget_partitions(counts: &[(String, usize)]) -> usize {
+    counts
+        .iter()
+        .map(|(_, partitions)| (*partitions).max(1))
+        .sum()
 }
 
 #[cfg(test)]

@@ -1,0 +1,458 @@
+//! The tables a pipeline keeps about itself next to its star tables, in the same ClickHouse
+//! database: what the sink reports of its work, read by the operator for the pipeline's status and
+//! by analysts. Pure: the DDL, the statements the sink inserts with, and the queries that read them.
+//!
+//! - [`VALUE_ADJUSTMENTS`] (`cdcstar_value_adjustments`, `SummingMergeTree`): per pipeline, star table,
+//!   column and `onUnrepresentable` policy, how many values the column's type could not hold and the
+//!   policy replaced, and when the last one was seen. The sink adds the counts of each flush after
+//!   the flush's rows are written; a batch replayed after a crash (or a rebalance) before its offsets
+//!   were committed is counted again, which is acceptable for a counter (it never undercounts).
+//! - [`PARTITION_POSITIONS`] (`cdcstar_partition_positions`, `ReplacingMergeTree(commit_lsn)`): per
+//!   pipeline, topic and partition, the highest commit position (`commitLsn`, `commitTime` of the
+//!   envelope: a change's transaction, or a heartbeat) the sink has applied from that partition. A
+//!   sink replica writes the partitions it owns after each flush's rows (a replay writes a lower or
+//!   equal position, which the version keeps below the higher one), and a zero position for every
+//!   partition of the pipeline's topics when it starts, so a partition not applied yet holds the
+//!   watermark at zero instead of being absent from the minimum.
+//! - [`WATERMARK`] (`cdcstar_watermark`, a view): per pipeline, the minimum over every partition of
+//!   its highest applied position. Since each partition carries its changes in commit order, and
+//!   heartbeats move an idle partition forward, every change committed at or before `commit_lsn` is
+//!   applied in every star table: the star schema is consistent as of `commit_time` (complete up to
+//!   it; later changes may be visible too). Zero until every partition has applied a position.
+//!
+//! Several pipelines may write into one database, so every row carries the pipeline
+//! ([`CdcPipeline::status_key`], `<namespace>/<name>`) and every query filters on it. The tables are
+//! created with the star tables (`plan` prints them); they are not star tables: a dimension or fact
+//! may not use their names, and `dropTablesOnDelete` deletes the pipeline's rows from them instead of
+//! dropping them.
+//!
+//! The column types are written exactly as ClickHouse prints them (`system.columns.type`), so an
+//! existing table is compared with a string comparison ([`StatusTable::migrate_from`]).
+
+use crate::clickhouse_ddl::{Drift, Migration, quote_ident};
+use crate::pipeline::CdcPipeline;
+
+/// A table the sink writes beside the star tables, or a view over one.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusTable {
+    /// Table name, the same in every pipeline's database.
+    pub name: &'static str,
+    /// `(name, type)` in table order, types as ClickHouse prints them.
+    pub columns: &'static [(&'static str, &'static str)],
+    /// A table's engine or a view's query.
+    pub body: Body,
+}
+
+/// What a status table is.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// A table: what follows the column list (engine, `ORDER BY`).
+    Table(&'static str),
+    /// A view: its `SELECT`, given the database.
+    View(fn(&str) -> String),
+}
+
+/// `cdcstar_value_adjustments`: values the sink replaced under their column's `onUnrepresentable`
+/// policy. `values` is summed by merges and `last_seen` keeps its maximum; read it aggregated
+/// ([`value_adjustments_query`]), since merges happen whenever ClickHouse gets to them.
+pub const VALUE_ADJUSTMENTS: StatusTable = StatusTable {
+    name: "cdcstar_value_adjustments",
+    columns: &[
+        ("pipeline", "LowCardinality(String)"),
+        ("table", "LowCardinality(String)"),
+        ("column", "LowCardinality(String)"),
+        ("policy", "LowCardinality(String)"),
+        ("values", "UInt64"),
+        (
+            "last_seen",
+            "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))",
+        ),
+    ],
+    body: Body::Table(
+        "ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)",
+    ),
+};
+
+/// `cdcstar_partition_positions`: the highest commit position applied per topic partition, the
+/// version of its `ReplacingMergeTree`; `applied_at` is when the sink wrote it. Read the newest row
+/// per partition with `max`/`argMax` (the view does), since merges happen whenever ClickHouse gets to
+/// them.
+pub const PARTITION_POSITIONS: StatusTable = StatusTable {
+    name: "cdcstar_partition_positions",
+    columns: &[
+        ("pipeline", "LowCardinality(String)"),
+        ("topic", "LowCardinality(String)"),
+        ("partition", "Int32"),
+        ("commit_lsn", "UInt64"),
+        ("commit_time", "DateTime64(6, 'UTC')"),
+        ("applied_at", "DateTime64(3, 'UTC')"),
+    ],
+    body: Body::Table(
+        "ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)",
+    ),
+};
+
+/// `cdcstar_watermark`: per pipeline, `commit_lsn` and `commit_time` up to which every change is
+/// applied in every star table (the minimum over partitions of the highest position each applied;
+/// both minima are taken separately, so each is a safe bound on its own), and how many partitions
+/// it covers.
+pub const WATERMARK: StatusTable = StatusTable {
+    name: "cdcstar_watermark",
+    columns: &[
+        ("pipeline", "LowCardinality(String)"),
+        ("commit_lsn", "UInt64"),
+        ("commit_time", "DateTime64(6, 'UTC')"),
+        ("partitions", "UInt64"),
+    ],
+    body: Body::View(watermark_select),
+};
+
+fn watermark_select(database: &str) -> String {
+    format!(
+        "SELECT `pipeline`, min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, \
+         count() AS `partitions` \
+         FROM (SELECT `pipeline`, `topic`, `partition`, max(`commit_lsn`) AS `applied_lsn`, \
+         argMax(`commit_time`, `commit_lsn`) AS `applied_time` FROM {} \
+         GROUP BY `pipeline`, `topic`, `partition`) \
+         GROUP BY `pipeline`",
+        PARTITION_POSITIONS.qualified_name(database)
+    )
+}
+
+/// Every status table, in creation order (a view after the table it reads).
+pub const STATUS_TABLES: [StatusTable; 3] = [VALUE_ADJUSTMENTS, PARTITION_POSITIONS, WATERMARK];
+
+/// Whether a star table may not be called `name`, because a status table is.
+pub fn is_reserved_table_name(name: &str) -> bool {
+    STATUS_TABLES.iter().any(|table| table.name == name)
+}
+
+impl StatusTable {
+    /// `` `database`.`name` ``.
+    pub fn qualified_name(&self, database: &str) -> String {
+        format!("{}.{}", quote_ident(database), quote_ident(self.name))
+    }
+
+    /// The quoted column names, comma-separated, in table order.
+    pub fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(name, _)| quote_ident(name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` (or `CREATE VIEW IF NOT EXISTS`) in `database`.
+    pub fn create_statement(&self, database: &str) -> String {
+        match self.body {
+            Body::Table(engine) => {
+                let columns = self
+                    .columns
+                    .iter()
+                    .map(|(name, ty)| format!("    {} {ty}", quote_ident(name)))
+                    .collect::<Vec<_>>()
+                    .join(",\n");
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} (\n{columns}\n) {engine}",
+                    self.qualified_name(database)
+                )
+            }
+            Body::View(select) => format!(
+                "CREATE VIEW IF NOT EXISTS {} AS {}",
+                self.qualified_name(database),
+                select(database)
+            ),
+        }
+    }
+
+    /// The insert the sink sends (into the database its client is set to), rows in `JSONEachRow`
+    /// with every column of [`StatusTable::columns`]; `DateTime64` values as `YYYY-MM-DD hh:mm:ss.fff`
+    /// in UTC.
+    pub fn insert_statement(&self) -> String {
+        format!(
+            "INSERT INTO {} ({}) FORMAT JSONEachRow",
+            quote_ident(self.name),
+            self.column_list()
+        )
+    }
+
+    /// Removes the rows of `pipeline` (with `dropTablesOnDelete`; the table may hold other pipelines'
+    /// rows, so it is kept); `None` for a view, which holds no rows.
+    pub fn delete_statement(&self, pipeline: &CdcPipeline) -> Option<String> {
+        match self.body {
+            Body::Table(_) => Some(format!(
+                "DELETE FROM {} WHERE `pipeline` = {}",
+                self.qualified_name(pipeline.clickhouse_database()),
+                quote_string(&pipeline.status_key())
+            )),
+            Body::View(_) => None,
+        }
+    }
+
+    /// What brings the existing table (its columns as `system.columns` lists them, `None` when it
+    /// does not exist) to this one, as for a star table: created when missing, a missing column added;
+    /// a column typed otherwise or unknown is drift, reported and left alone (the sink's inserts into
+    /// the table fail until it is fixed). A view whose columns differ is replaced (it holds nothing).
+    pub fn migrate_from(&self, database: &str, existing: Option<&[(String, String)]>) -> Migration {
+        let Some(existing) = existing else {
+            return Migration {
+                statements: vec![self.create_statement(database)],
+                drift: vec![],
+            };
+        };
+        if let Body::View(select) = self.body {
+            let same = existing.len() == self.columns.len()
+                && existing
+                    .iter()
+                    .zip(self.columns)
+                    .all(|((n, t), (name, ty))| n == name && t == ty);
+            return Migration {
+                statements: if same {
+                    vec![]
+                } else {
+                    vec![format!(
+                        "CREATE OR REPLACE VIEW {} AS {}",
+                        self.qualified_name(database),
+                        select(database)
+                    )]
+                },
+                drift: vec![],
+            };
+        }
+        let mut migration = Migration::default();
+        for (name, ty) in self.columns {
+            match existing.iter().find(|(n, _)| n == name) {
+                None => migration.statements.push(format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {ty}",
+                    self.qualified_name(database),
+                    quote_ident(name)
+                )),
+                Some((_, found)) if found != ty => migration.drift.push(Drift::TypeChanged {
+                    table: self.name.to_owned(),
+                    column: (*name).to_owned(),
+                    existing: found.clone(),
+                    declared: (*ty).to_owned(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for (name, ty) in existing {
+            if !self.columns.iter().any(|(n, _)| n == name) {
+                migration.drift.push(Drift::Undeclared {
+                    table: self.name.to_owned(),
+                    column: name.clone(),
+                    existing: ty.clone(),
+                });
+            }
+        }
+        migration
+    }
+}
+
+/// The deletion of `pipeline`'s rows from every status table (after its star tables were dropped,
+/// with `dropTablesOnDelete`). The tables stay: other pipelines writing to the database share them.
+pub fn delete_statements(pipeline: &CdcPipeline) -> Vec<String> {
+    STATUS_TABLES
+        .iter()
+        .filter_map(|table| table.delete_statement(pipeline))
+        .collect()
+}
+
+/// A ClickHouse string literal: single quotes, `\` and `'` escaped.
+pub fn quote_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The adjustments of one pipeline, one row per (star table, column, policy), summed over every
+/// flush: columns `table`, `column`, `policy` (String), `values` (UInt64) and `last_seen_ms` (Int64,
+/// milliseconds since the epoch), ordered by table and column. Bind `{pipeline:String}` to
+/// [`CdcPipeline::status_key`].
+pub fn value_adjustments_query(database: &str) -> String {
+    format!(
+        "SELECT toString(`table`) AS `table`, toString(`column`) AS `column`, \
+         toString(`policy`) AS `policy`, sum(`values`) AS `values`, \
+         toUnixTimestamp64Milli(max(`last_seen`)) AS `last_seen_ms` \
+         FROM {} WHERE `pipeline` = {{pipeline:String}} \
+         GROUP BY `table`, `column`, `policy` ORDER BY `table`, `column`, `policy`",
+        VALUE_ADJUSTMENTS.qualified_name(database)
+    )
+}
+
+/// The watermark of one pipeline: columns `commit_lsn` (UInt64), `commit_time_us` (Int64,
+/// microseconds since the epoch) and `partitions` (UInt64); no row before the sink wrote any position.
+/// Bind `{pipeline:String}` to [`CdcPipeline::status_key`].
+pub fn watermark_query(database: &str) -> String {
+    format!(
+        "SELECT `commit_lsn`, toUnixTimestamp64Micro(`commit_time`) AS `commit_time_us`, `partitions` \
+         FROM {} WHERE `pipeline` = {{pipeline:String}}",
+        WATERMARK.qualified_name(database)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::shop_pipeline;
+    use pretty_assertions::assert_eq;
+
+    fn existing(table: &StatusTable) -> Vec<(String, String)> {
+        table
+            .columns
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn value_adjustments_sum_per_pipeline_table_column_and_policy() {
+        assert_eq!(
+            VALUE_ADJUSTMENTS.create_statement("local"),
+            "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_value_adjustments` (\n    \
+             `pipeline` LowCardinality(String),\n    `table` LowCardinality(String),\n    \
+             `column` LowCardinality(String),\n    `policy` LowCardinality(String),\n    \
+             `values` UInt64,\n    \
+             `last_seen` SimpleAggregateFunction(max, DateTime64(3, 'UTC'))\n) \
+             ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)"
+        );
+    }
+
+    #[test]
+    fn the_sink_inserts_every_column_as_json_rows() {
+        assert_eq!(
+            VALUE_ADJUSTMENTS.insert_statement(),
+            "INSERT INTO `cdcstar_value_adjustments` (`pipeline`, `table`, `column`, `policy`, \
+             `values`, `last_seen`) FORMAT JSONEachRow"
+        );
+    }
+
+    #[test]
+    fn adjustments_are_read_summed_for_one_pipeline() {
+        let query = value_adjustments_query("local");
+        assert!(
+            query.contains(
+                "FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = {pipeline:String}"
+            ),
+            "{query}"
+        );
+        assert!(query.contains("sum(`values`) AS `values`"), "{query}");
+        assert!(
+            query.contains("GROUP BY `table`, `column`, `policy`"),
+            "{query}"
+        );
+    }
+
+    #[test]
+    fn a_missing_status_table_is_created_and_an_altered_one_reported() {
+        assert_eq!(
+            VALUE_ADJUSTMENTS.migrate_from("local", None).statements,
+            [VALUE_ADJUSTMENTS.create_statement("local")]
+        );
+        let mut columns = existing(&VALUE_ADJUSTMENTS);
+        assert_eq!(
+            VALUE_ADJUSTMENTS.migrate_from("local", Some(&columns)),
+            Migration::default()
+        );
+        columns[4].1 = "UInt32".into();
+        columns.remove(5);
+        columns.push(("note".into(), "String".into()));
+        let migration = VALUE_ADJUSTMENTS.migrate_from("local", Some(&columns));
+        assert_eq!(
+            migration.statements,
+            [
+                "ALTER TABLE `local`.`cdcstar_value_adjustments` ADD COLUMN IF NOT EXISTS `last_seen` \
+              SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"
+            ]
+        );
+        let drift: Vec<String> = migration.drift.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            drift,
+            [
+                "cdcstar_value_adjustments.values is UInt32 in ClickHouse but UInt64 in the spec; change it by hand",
+                "cdcstar_value_adjustments.note (String) is in ClickHouse but not in the spec; it is kept",
+            ]
+        );
+    }
+
+    #[test]
+    fn deleting_a_pipeline_removes_only_its_rows() {
+        assert_eq!(
+            delete_statements(&shop_pipeline()),
+            [
+                "DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'default/shop'",
+                "DELETE FROM `local`.`cdcstar_partition_positions` WHERE `pipeline` = 'default/shop'",
+            ]
+        );
+        let mut pipeline = shop_pipeline();
+        pipeline.metadata.namespace = Some("it's".into());
+        assert_eq!(
+            VALUE_ADJUSTMENTS.delete_statement(&pipeline).unwrap(),
+            "DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'it\\'s/shop'"
+        );
+        assert_eq!(WATERMARK.delete_statement(&pipeline), None);
+    }
+
+    #[test]
+    fn positions_keep_the_highest_commit_lsn_per_topic_partition() {
+        assert_eq!(
+            PARTITION_POSITIONS.create_statement("local"),
+            "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (\n    \
+             `pipeline` LowCardinality(String),\n    `topic` LowCardinality(String),\n    \
+             `partition` Int32,\n    `commit_lsn` UInt64,\n    \
+             `commit_time` DateTime64(6, 'UTC'),\n    `applied_at` DateTime64(3, 'UTC')\n) \
+             ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)"
+        );
+        assert_eq!(
+            PARTITION_POSITIONS.insert_statement(),
+            "INSERT INTO `cdcstar_partition_positions` (`pipeline`, `topic`, `partition`, \
+             `commit_lsn`, `commit_time`, `applied_at`) FORMAT JSONEachRow"
+        );
+    }
+
+    #[test]
+    fn the_watermark_is_the_minimum_over_partitions_of_their_highest_position() {
+        assert_eq!(
+            WATERMARK.create_statement("local"),
+            "CREATE VIEW IF NOT EXISTS `local`.`cdcstar_watermark` AS SELECT `pipeline`, \
+             min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, \
+             count() AS `partitions` FROM (SELECT `pipeline`, `topic`, `partition`, \
+             max(`commit_lsn`) AS `applied_lsn`, argMax(`commit_time`, `commit_lsn`) AS `applied_time` \
+             FROM `local`.`cdcstar_partition_positions` GROUP BY `pipeline`, `topic`, `partition`) \
+             GROUP BY `pipeline`"
+        );
+        let query = watermark_query("local");
+        assert!(
+            query.contains("FROM `local`.`cdcstar_watermark` WHERE `pipeline` = {pipeline:String}"),
+            "{query}"
+        );
+        assert!(
+            query.contains("toUnixTimestamp64Micro(`commit_time`) AS `commit_time_us`"),
+            "{query}"
+        );
+    }
+
+    #[test]
+    fn a_view_whose_columns_differ_is_replaced_not_reported() {
+        let columns = existing(&WATERMARK);
+        assert_eq!(
+            WATERMARK.migrate_from("local", Some(&columns)),
+            Migration::default()
+        );
+        let older = &columns[..3];
+        let migration = WATERMARK.migrate_from("local", Some(older));
+        assert!(migration.drift.is_empty());
+        assert_eq!(
+            migration.statements,
+            [WATERMARK
+                .create_statement("local")
+                .replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW")]
+        );
+    }
+
+    #[test]
+    fn status_table_names_are_reserved() {
+        assert!(is_reserved_table_name("cdcstar_value_adjustments"));
+        assert!(is_reserved_table_name("cdcstar_partition_positions"));
+        assert!(is_reserved_table_name("cdcstar_watermark"));
+        assert!(!is_reserved_table_name("order_fact"));
+    }
+}
