@@ -59,7 +59,7 @@ else
     cargo_flags=(--workspace --bin cdcstar-operator --bin cdcstar-api --bin cdcstar-capture --bin cdcstar-sink)
     [ "$PROFILE" = release ] && cargo_flags+=(--release)
     cargo build "${cargo_flags[@]}"
-    BIN=$REPO/target/$PROFILE
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE
 fi
 
 kubelet_flags=(--pipeline "$PIPELINE" --bin-dir "$BIN" --logs "$LOG_DIR" --source-dsn "$DEMO_URL"

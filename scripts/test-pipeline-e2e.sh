@@ -73,7 +73,7 @@ END
 chmod +x "$WORK/after-flow.sh"
 export PG_URL="${DATABASE_URL%/*}/$RUN"
 
-BIN_DIR=${E2E_BIN_DIR:-$REPO/target/release}
+BIN_DIR=${E2E_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
 # What the pods export, for scripts/check-monitoring.py.
 METRICS_DIR=${CDCSTAR_METRICS_DIR:-$REPO/.services/exported-metrics}
 [ -x "$BIN_DIR/cdcstar-operator" ] || { echo "e2e: no binaries in $BIN_DIR: run make check-shipped first" >&2; exit 1; }
