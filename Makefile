@@ -59,9 +59,6 @@ crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
 	cargo run -q -p cdcstar-crds --bin crdgen
 
 .PHONY: demo demo-ui
-# A first demo does not wait for tansu's build: the broker is tansu when it is installed, else the in-memory
-# mock broker until `make services` or `make test` builds tansu (scripts/services.sh, CDCSTAR_BROKER=auto).
-demo demo-ui: export CDCSTAR_BROKER := $(or $(CDCSTAR_BROKER),auto)
 demo: services ## the whole pipeline locally as a cluster would run it: the operator's own Deployments for examples/shop-pipeline.yaml run by a local kubelet (scripts/kubelet.py), the reference client's flow through the api pod, ClickHouse contents and arrival times (PROFILE=release for optimised binaries)
 	$(WITH_ENV) scripts/demo.sh
 

@@ -4,9 +4,6 @@
 # CDCSTAR_BROKER=mock runs librdkafka's mock cluster (cdcstar-mock-broker) as the broker instead of
 # tansu, on the same port: in memory, much faster, no CreateTopics (topics are auto-created), lost when it
 # stops. For benchmarks; the tests use tansu (the default), which keeps its data across a restart.
-# CDCSTAR_BROKER=auto (what `make demo` uses) takes tansu when it is installed, else the mock broker built
-# with the workspace's debug build, so a first demo does not wait ~11 minutes for tansu's build; a later
-# `up` that wants tansu stops that mock broker and starts tansu (building it first if needed).
 #
 #   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
 #                                        ready (all of postgres, kafka, clickhouse unless named)
@@ -33,16 +30,6 @@ CLICKHOUSE_PORT=${CDCSTAR_CLICKHOUSE_PORT:-18123}
 TANSU_VERSION=0.6.0
 BROKER=${CDCSTAR_BROKER:-tansu}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-if [ "$BROKER" = auto ]; then
-    if command -v tansu >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/tansu" ]; then
-        BROKER=tansu
-    else
-        BROKER=mock
-        # NB: the demo builds the workspace in debug anyway: nothing extra to compile.
-        CDCSTAR_MOCK_BROKER_PROFILE=${CDCSTAR_MOCK_BROKER_PROFILE:-dev}
-        BROKER_CHOSEN_BY_AUTO=1
-    fi
-fi
 # The mock broker is built in release for benchmarks; CDCSTAR_MOCK_BROKER_PROFILE=dev builds it with the
 # workspace's debug build instead (what scripts/test-services.sh uses: nothing extra to compile).
 MOCK_BROKER_PROFILE=${CDCSTAR_MOCK_BROKER_PROFILE:-release}
@@ -263,27 +250,12 @@ kafka_up() {
     if [ -n "$running" ]; then
         local wanted_process=tansu
         [ "$BROKER" = mock ] && wanted_process=mock-broker
-        if [ "$running" = mock-broker ] && [ "$wanted_process" = tansu ] && [ -e "$STATE/mock-broker.auto" ]; then
-            log "replacing the in-memory mock broker of a first demo with tansu on 127.0.0.1:$KAFKA_PORT (its topics and messages are lost)"
-            stop_pidfile mock-broker
-        else
-            [ "$running" = "$wanted_process" ] \
-                || die "$running runs on 127.0.0.1:$KAFKA_PORT, not $wanted_process: stop it first (scripts/services.sh down kafka)"
-            log "$running already running on 127.0.0.1:$KAFKA_PORT"
-            return
-        fi
+        [ "$running" = "$wanted_process" ] \
+            || die "$running runs on 127.0.0.1:$KAFKA_PORT, not $wanted_process: stop it first (scripts/services.sh down kafka)"
+        log "$running already running on 127.0.0.1:$KAFKA_PORT"
+        return
     fi
-    rm -f "$STATE/mock-broker.auto"
-    if [ "$BROKER" = mock ]; then
-        mock_broker_up
-        if [ -n "${BROKER_CHOSEN_BY_AUTO:-}" ]; then
-            touch "$STATE/mock-broker.auto"
-            log "the broker is librdkafka's in-memory mock cluster, as tansu is not built yet; \
-\`make services\` (and \`make test\`) build tansu once (about 11 minutes) and replace it"
-        fi
-    else
-        tansu_up
-    fi
+    if [ "$BROKER" = mock ]; then mock_broker_up; else tansu_up; fi
 }
 
 mock_broker_up() {
@@ -386,7 +358,7 @@ cmd_status() { # exit 0: every service answers; 3 (as an init script's status): 
     return $down
 }
 
-case $BROKER in tansu | mock) ;; *) die "CDCSTAR_BROKER=$BROKER: expected tansu, mock or auto" ;; esac
+case $BROKER in tansu | mock) ;; *) die "CDCSTAR_BROKER=$BROKER: expected tansu or mock" ;; esac
 command=${1:-}
 [ $# -gt 0 ] && shift
 SERVICES=" ${*:-postgres kafka clickhouse} "
