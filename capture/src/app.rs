@@ -77,13 +77,7 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
     let slot = pipeline.slot_name();
     let publication = pipeline.publication_name();
     let schema = pipeline.spec.source.schema.clone();
-    let tables: Vec<String> = pipeline
-        .spec
-        .source
-        .tables
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
+    let tables = pipeline.source_table_names();
     let address = DatabaseAddress::parse(&args.database_url)?;
     tracing::info!(pipeline = %pipeline.pipeline_name(), %slot, %publication, database = %address.describe(), "starting capture");
 

@@ -198,13 +198,7 @@ pub async fn ensure_publication(
         None
     };
     let schema = &pipeline.spec.source.schema;
-    let tables: Vec<String> = pipeline
-        .spec
-        .source
-        .tables
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
+    let tables = pipeline.source_table_names();
     let identities: BTreeMap<String, String> = client
         .query(postgres::REPLICA_IDENTITY_QUERY, &[schema, &tables])
         .await

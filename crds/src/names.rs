@@ -54,6 +54,16 @@ impl CdcPipeline {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
     }
 
+    /// The names of the captured source tables, in spec order.
+    pub fn source_table_names(&self) -> Vec<String> {
+        self.spec
+            .source
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// The Postgres publication the capture reads.
     pub fn publication_name(&self) -> String {
         self.spec

@@ -746,13 +746,7 @@ mod tests {
         let mut pipeline: CdcPipeline =
             serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
         pipeline.spec.freshness_objective = Some("1m".into());
-        let tables: Vec<String> = pipeline
-            .spec
-            .source
-            .tables
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
+        let tables = pipeline.source_table_names();
         let progress = |done: usize| {
             tables
                 .iter()
