@@ -1048,6 +1048,77 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
     assert!(first.terminate().success());
 }
 
+/// Scale-out: three replicas in one consumer group share every topic's three partitions (one each,
+/// so a customer's change and the orders it propagates to are applied by different replicas), with
+/// the lookup re-check on as the operator runs several replicas. One replica is killed (SIGKILL) in
+/// the middle of the stream and started again as the same member, as Kubernetes restarts a pod.
+/// ClickHouse ends equal to the stream's final state, each key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_the_partitions_and_one_killed_midway_loses_nothing() {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new("three_replicas").await;
+    pipeline.create_topics(&brokers, 3).await;
+    let Stream { events, expected } = stream(&pipeline, 3);
+    let start = |replica: usize| {
+        Sink::start_with(
+            &pipeline,
+            &brokers,
+            &clickhouse_url(),
+            &["--group-instance-id", &format!("sink-{replica}")],
+        )
+    };
+    let logs = |replicas: &[Sink]| {
+        replicas
+            .iter()
+            .map(|r| tail(&r.log(), 15))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let (first, rest) = events.split_at(events.len() / 3);
+    let (middle, last) = rest.split_at(rest.len() / 2);
+    // NB: one at a time: each join is a rebalance of the whole group.
+    let mut replicas: Vec<Sink> = Vec::new();
+    for replica in 0..3 {
+        replicas.push(start(replica));
+        eventually_or(
+            Duration::from_secs(60),
+            &format!("replica {replica} owning partitions"),
+            || async { replicas[replica].log().contains("partitions assigned") },
+            &|| logs(&replicas),
+        )
+        .await;
+    }
+    produce(&brokers, first).await;
+    eventually_or(
+        Duration::from_secs(60),
+        "every replica applying batches",
+        || async {
+            replicas.iter().all(|r| {
+                r.log()
+                    .rsplit("partitions assigned")
+                    .next()
+                    .unwrap()
+                    .contains("batch applied")
+            })
+        },
+        &|| logs(&replicas),
+    )
+    .await;
+    produce(&brokers, middle).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    replicas.remove(1).kill();
+    replicas.insert(1, start(1));
+    produce(&brokers, last).await;
+    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
+        logs(&replicas)
+    })
+    .await;
+    assert_one_live_row_per_key(&pipeline, &expected).await;
+    for replica in replicas {
+        assert!(replica.terminate().success());
+    }
+}
+
 #[test]
 fn invalid_pipeline_file_exits_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
