@@ -6,6 +6,9 @@
 //! types or envelopes (see `row` and `value` for those).
 //!
 //! Layout reference: PostgreSQL documentation, "Logical Replication Message Formats".
+//!
+//! Over 400 lines: one decoder per pgoutput message type of the protocol, kept together so the byte
+//! layout reads against the PostgreSQL documentation; 340 lines are its unit tests.
 
 use bytes::Bytes;
 

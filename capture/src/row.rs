@@ -2,6 +2,8 @@
 //! messages, replaced whenever the table's schema changes mid-stream), the payload in alphabetical
 //! key order, NULL kept apart from unchanged TOAST values, the old key of an update that changed
 //! it, and the Kafka message key (the primary key's JSON value).
+//!
+//! Over 400 lines: the conversion is short; 180 lines are its unit tests.
 
 use std::collections::HashMap;
 

@@ -41,6 +41,9 @@
 //! and `<slot>_tmp` from the slot name, so the slot is at most [`MAX_SLOT_NAME_BYTES`] bytes.
 //! Partitions are chosen by Kafka's murmur2 hash of the key ([`PARTITIONER`]), as the native
 //! capture does ([`crate::envelope::LIBRDKAFKA_PARTITIONER`]).
+//!
+//! Over 400 lines: the generated configuration and the facts about Redpanda Connect it relies on,
+//! with a third of the file testing it.
 
 use serde_json::{Value, json};
 

@@ -28,6 +28,9 @@
 //!
 //! The column types are written exactly as ClickHouse prints them (`system.columns.type`), so an
 //! existing table is compared with a string comparison ([`StatusTable::migrate_from`]).
+//!
+//! Over 400 lines: the DDL, inserts and reads of the status tables belong together (one schema); a
+//! third is tests.
 
 use crate::clickhouse_ddl::{Drift, Migration, quote_ident};
 use crate::pipeline::CdcPipeline;

@@ -1,6 +1,9 @@
 //! The pure phases (validate, build, plan) from YAML fixtures: the example and hostile pipelines.
 //! The built manifests are kept as golden files under `tests/golden/` (regenerate with
 //! `UPDATE_GOLDEN=1`), validated here with `kubernetes-validate --strict` and by the chart checks.
+//!
+//! Over 400 lines: one test per property of the built manifests (goldens, security context,
+//! secrets, strategies), sharing the fixtures above them.
 
 use std::path::{Path, PathBuf};
 

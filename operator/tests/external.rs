@@ -2,6 +2,9 @@
 //! identity and slot on the real Postgres (DATABASE_URL), the DDL and ADD COLUMN on the real
 //! ClickHouse engine (CLICKHOUSE_URL). Each test works in its own database with a random suffix;
 //! reconciling twice must change nothing.
+//!
+//! Over 400 lines: the operator's statements against the real Postgres and ClickHouse, one scenario
+//! per test, sharing the setup above them.
 
 mod common;
 

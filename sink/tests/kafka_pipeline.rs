@@ -2,6 +2,10 @@
 //! layout, poison messages and events whose rows ClickHouse refuses into the dead-letter topic, the
 //! partition positions and the watermark following changes and heartbeats, SIGKILL at several points
 //! of a stream, a broker restart and a ClickHouse outage in the middle of a stream.
+//!
+//! Over 400 lines: each test runs the sink binary through a whole scenario (crash, outage,
+//! rebalance, scale-out), and they share the process harness, the stream generator and the
+//! convergence checks above them.
 
 mod common;
 

@@ -4,6 +4,9 @@
 //!
 //! These tests drive the applier directly (decode -> apply) so each batch boundary is explicit; the
 //! Kafka path is covered in `kafka_pipeline.rs`.
+//!
+//! Over 400 lines: one test per version interleaving and lookup arrival order; each spells out its
+//! events, which is what makes it readable.
 
 mod common;
 

@@ -8,6 +8,9 @@
 //! - [`mix`]: the requests of the mix, rendered once from the seeded ids;
 //! - [`procfs`]: memory and CPU figures from `/proc`;
 //! - [`report`]: the figures and how they print.
+//!
+//! Over 400 lines: seeding, the request mix, the connection loop and the report of one benchmark
+//! run, read top to bottom.
 
 pub mod connection;
 pub mod mix;

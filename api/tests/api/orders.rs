@@ -1,4 +1,7 @@
 //! `/api/orders`.
+//!
+//! Over 400 lines: one test per order behaviour of the reference app's contract (create with items,
+//! list, update, validation errors).
 
 use axum::http::StatusCode;
 use pretty_assertions::assert_eq;

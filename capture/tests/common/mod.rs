@@ -1,5 +1,8 @@
 //! Shared fixtures of the capture's integration tests: the real services' addresses, a scratch
 //! database per test, a pipeline file, the capture binary as a child process, and a topic reader.
+//!
+//! Over 400 lines: the capture tests' shared harness: a source schema, slot, topics, the binary and
+//! reading envelopes back.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

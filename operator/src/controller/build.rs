@@ -21,6 +21,9 @@
 //! ¹ when `spec.kafka.authSecretRef` is set; ² when `spec.clickhouse.credentialsSecretRef` is set;
 //! ³ optional `secretKeyRef`s to the keys of `spec.kafka.authSecretRef`, when it is set (the
 //! configuration gives each a default, see `cdcstar_crds::redpanda_connect`).
+//!
+//! Over 400 lines: every object the operator applies (ConfigMaps, three Deployments, Service, their
+//! env and volumes) from one context, so names, labels and settings cannot drift apart.
 
 use std::collections::BTreeMap;
 

@@ -11,6 +11,9 @@
 //! [`cleanup`] runs behind the finalizer when the pipeline is deleted. Every reconcile error becomes
 //! a Warning Event and a failure metric labelled by its kind; [`error_policy`] retries each object
 //! with its own exponential backoff.
+//!
+//! Over 400 lines: the reconcile orchestration, its error kinds and the finalizer in one place, so
+//! the order of the phases reads top to bottom.
 
 pub mod apply;
 pub mod build;

@@ -1,5 +1,8 @@
 //! The API calls each scenario expects, as data: the mock tests run them, and `api_calls.rs` takes
 //! their union to check `operator/tests/api_calls.txt` (which the chart's RBAC check reads).
+//!
+//! Over 400 lines: the canned API exchanges of every reconcile scenario, shared by the mock-API
+//! tests.
 
 use std::collections::BTreeSet;
 
