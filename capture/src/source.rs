@@ -183,17 +183,7 @@ pub async fn ensure_publication(
         .map_err(sql_error(format!("read publication {publication}")))?
         .is_some();
     let current = if exists {
-        let rows = client
-            .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
-            .await
-            .map_err(sql_error(format!(
-                "list tables of publication {publication}"
-            )))?;
-        Some(
-            rows.iter()
-                .map(|row| QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1)))
-                .collect::<BTreeSet<_>>(),
-        )
+        Some(published_tables(client, &publication).await?)
     } else {
         None
     };
@@ -226,20 +216,28 @@ pub async fn tables_missing_from_publication(
     schema: &str,
     tables: &[String],
 ) -> Result<Vec<String>, SourceError> {
+    let published = published_tables(client, publication).await?;
+    Ok(tables
+        .iter()
+        .filter(|t| !published.contains(&QualifiedTable::new(schema, t.as_str())))
+        .cloned()
+        .collect())
+}
+
+/// The tables publication `publication` publishes.
+async fn published_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<BTreeSet<QualifiedTable>, SourceError> {
     let rows = client
         .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
         .await
         .map_err(sql_error(format!(
             "list tables of publication {publication}"
         )))?;
-    let published: BTreeSet<QualifiedTable> = rows
+    Ok(rows
         .iter()
         .map(|row| QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1)))
-        .collect();
-    Ok(tables
-        .iter()
-        .filter(|t| !published.contains(&QualifiedTable::new(schema, t.as_str())))
-        .cloned()
         .collect())
 }
 
