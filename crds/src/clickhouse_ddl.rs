@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::clickhouse_placement::{MergeTree, Placement};
 use crate::pipeline::CdcPipeline;
 use crate::star::{IS_DELETED_COLUMN, LSN_COLUMN, TableKind};
 use crate::star_model::{SchemaColumn, TableModel};
@@ -54,6 +55,11 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
 }
 
+/// A ClickHouse string literal: single quotes, `\` and `'` escaped.
+pub fn quote_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// A dimension or fact table as created in ClickHouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
@@ -71,6 +77,8 @@ pub struct TableSchema {
     pub columns: Vec<SchemaColumn>,
     /// Whether merges may remove deleted rows ([`CLEANUP_SETTING`]).
     pub cleanup_deleted_rows: bool,
+    /// One server or a cluster.
+    pub placement: Placement,
 }
 
 impl TableSchema {
@@ -88,30 +96,39 @@ impl TableSchema {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    /// `CREATE TABLE IF NOT EXISTS`.
-    pub fn create_statement(&self) -> String {
+    /// `CREATE TABLE IF NOT EXISTS`: one statement on a server, two on a cluster
+    /// ([`crate::clickhouse_placement`]).
+    pub fn create_statements(&self) -> Vec<String> {
         let columns = self
             .columns
             .iter()
             .map(|c| format!("    {} {}", quote_ident(&c.name), c.column_type))
             .collect::<Vec<_>>()
             .join(",\n");
-        let mut statement = format!(
-            "CREATE TABLE IF NOT EXISTS {} (\n{columns}\n) ENGINE = ReplacingMergeTree({}, {}) ORDER BY ({})",
-            self.qualified_name(),
+        let args = format!(
+            "{}, {}",
             quote_ident(LSN_COLUMN),
-            quote_ident(IS_DELETED_COLUMN),
-            quote_ident(&self.key)
+            quote_ident(IS_DELETED_COLUMN)
         );
-        if self.cleanup_deleted_rows {
-            statement.push_str(&format!(" SETTINGS {CLEANUP_SETTING} = 1"));
-        }
-        statement
+        let key = quote_ident(&self.key);
+        let settings = format!("{CLEANUP_SETTING} = 1");
+        self.placement.create_table(
+            &self.database,
+            &self.name,
+            &columns,
+            &MergeTree {
+                family: "ReplacingMergeTree",
+                args: &args,
+                order_by: &key,
+                settings: self.cleanup_deleted_rows.then_some(settings.as_str()),
+                sharding_key: &format!("cityHash64({key})"),
+            },
+        )
     }
 
-    /// `DROP TABLE IF EXISTS`.
-    pub fn drop_statement(&self) -> String {
-        format!("DROP TABLE IF EXISTS {}", self.qualified_name())
+    /// `DROP TABLE IF EXISTS`: one statement on a server, two on a cluster.
+    pub fn drop_statements(&self) -> Vec<String> {
+        self.placement.drop_table(&self.database, &self.name)
     }
 
     /// What it takes to bring the existing table to this schema. `existing` holds the table's columns
@@ -119,19 +136,21 @@ impl TableSchema {
     pub fn migrate_from(&self, existing: Option<&[(String, String)]>) -> Migration {
         let Some(existing) = existing else {
             return Migration {
-                statements: vec![self.create_statement()],
+                statements: self.create_statements(),
                 drift: vec![],
             };
         };
         let mut migration = Migration::default();
         for difference in compare_columns(&self.columns, existing) {
             match difference {
-                ColumnDifference::Missing(column) => migration.statements.push(format!(
-                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
-                    self.qualified_name(),
-                    quote_ident(&column.name),
-                    column.column_type
-                )),
+                ColumnDifference::Missing(column) => {
+                    migration.statements.extend(self.placement.add_column(
+                        &self.database,
+                        &self.name,
+                        &column.name,
+                        &column.column_type.to_string(),
+                    ))
+                }
                 ColumnDifference::TypeChanged { column, existing } => {
                     migration.drift.push(Drift::TypeChanged {
                         table: self.name.clone(),
@@ -265,10 +284,7 @@ pub struct Migration {
 
 /// `CREATE DATABASE IF NOT EXISTS` for the pipeline's database.
 pub fn create_database(pipeline: &CdcPipeline) -> String {
-    format!(
-        "CREATE DATABASE IF NOT EXISTS {}",
-        quote_ident(pipeline.clickhouse_database())
-    )
+    Placement::of(pipeline).create_database(pipeline.clickhouse_database())
 }
 
 /// The schema of every dimension and fact, in spec order (dimensions first), read from the compiled
@@ -294,6 +310,7 @@ impl TableSchema {
             key: table.key_column().name.clone(),
             columns: table.schema_columns(),
             cleanup_deleted_rows: pipeline.spec.clickhouse.cleanup_deleted_rows,
+            placement: Placement::of(pipeline),
         }
     }
 }
@@ -305,13 +322,13 @@ pub fn install_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, Validat
     statements.extend(
         table_schemas(pipeline)?
             .iter()
-            .map(TableSchema::create_statement),
+            .flat_map(|table| table.create_statements()),
     );
     let database = pipeline.clickhouse_database();
     statements.extend(
         STATUS_TABLES
             .iter()
-            .map(|table| table.create_statement(database)),
+            .flat_map(|table| table.create_statements(&Placement::of(pipeline), database)),
     );
     Ok(statements)
 }
@@ -321,7 +338,7 @@ pub fn install_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, Validat
 pub fn drop_statements(pipeline: &CdcPipeline) -> Result<Vec<String>, ValidationErrors> {
     Ok(table_schemas(pipeline)?
         .iter()
-        .map(TableSchema::drop_statement)
+        .flat_map(|table| table.drop_statements())
         .collect())
 }
 
@@ -361,6 +378,21 @@ mod tests {
         let statements = install_statements(&shop_pipeline()).unwrap();
         assert_golden(
             "clickhouse-install.sql",
+            &(statements.join(";\n\n") + ";\n"),
+        );
+    }
+
+    #[test]
+    fn golden_install_statements_of_the_example_on_a_cluster() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.clickhouse.cluster = Some(crate::pipeline::ClusterSpec {
+            name: "analytics".into(),
+            replica_path: "/clickhouse/tables/{shard}/{database}/{table}".into(),
+            replica_name: "{replica}".into(),
+        });
+        let statements = install_statements(&pipeline).unwrap();
+        assert_golden(
+            "clickhouse-install-cluster.sql",
             &(statements.join(";\n\n") + ";\n"),
         );
     }
@@ -437,7 +469,7 @@ mod tests {
         let schema = schema_of("product_dim");
         assert_eq!(
             schema.migrate_from(None).statements,
-            [schema.create_statement()]
+            schema.create_statements()
         );
     }
 

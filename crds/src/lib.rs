@@ -23,6 +23,7 @@
 //! Everything here is pure: no I/O, so the operator's `plan` can print what it would run.
 
 pub mod clickhouse_ddl;
+pub mod clickhouse_placement;
 pub mod column_type;
 pub mod crd;
 pub mod document;

@@ -401,10 +401,44 @@ pub struct ClickHouseSpec {
     /// stays as a hidden tombstone that `FINAL` filters out.
     #[serde(default)]
     pub cleanup_deleted_rows: bool,
+
+    /// A self-hosted ClickHouse cluster (with Keeper, or run by the ClickHouse operator): every
+    /// statement runs `ON CLUSTER`, each table is a `Replicated...MergeTree` named `<table>_local` on
+    /// every replica, and a `Distributed` table under the table's own name shards rows by a hash of
+    /// the key, so every version of a key meets on one shard. Leave it unset for a single server and
+    /// for ClickHouse Cloud, which replicates every table itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
 }
 
 fn default_database() -> String {
     "local".to_owned()
+}
+
+/// Where the star schema's tables live on a ClickHouse cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// The cluster's name in the servers' `remote_servers` configuration.
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
+    pub name: String,
+    /// Keeper path of each replicated table; the servers expand the `{shard}`, `{database}` and
+    /// `{table}` macros.
+    #[serde(default = "default_replica_path")]
+    #[schemars(length(min = 2, max = 255), pattern(r"^/[A-Za-z0-9_{}./-]+$"))]
+    pub replica_path: String,
+    /// Name of each replica; the servers expand the `{replica}` macro.
+    #[serde(default = "default_replica_name")]
+    #[schemars(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9_{}.-]+$"))]
+    pub replica_name: String,
+}
+
+fn default_replica_path() -> String {
+    "/clickhouse/tables/{shard}/{database}/{table}".to_owned()
+}
+
+fn default_replica_name() -> String {
+    "{replica}".to_owned()
 }
 
 /// Where ClickHouse credentials are.

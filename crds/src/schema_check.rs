@@ -315,6 +315,7 @@ mod tests {
             "http://a".into(),
             "String".into(),
             format!("{}s", "1".repeat(min.saturating_sub(1).max(1) as usize)),
+            format!("/{}", "a".repeat(min.saturating_sub(1).max(1) as usize)),
         ];
         candidates
             .into_iter()

@@ -32,7 +32,8 @@
 //! Over 400 lines: the DDL, inserts and reads of the status tables belong together (one schema); a
 //! third is tests.
 
-use crate::clickhouse_ddl::{Drift, Migration, quote_ident};
+use crate::clickhouse_ddl::{Drift, Migration, quote_ident, quote_string};
+use crate::clickhouse_placement::{MergeTree, Placement};
 use crate::pipeline::CdcPipeline;
 
 /// A table the sink writes beside the star tables, or a view over one.
@@ -49,10 +50,23 @@ pub struct StatusTable {
 /// What a status table is.
 #[derive(Debug, Clone, Copy)]
 pub enum Body {
-    /// A table: what follows the column list (engine, `ORDER BY`).
-    Table(&'static str),
+    /// A table with this engine.
+    Table(TableEngine),
     /// A view: its `SELECT`, given the database.
     View(fn(&str) -> String),
+}
+
+/// A status table's `MergeTree`-family engine, as [`MergeTree`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TableEngine {
+    /// `SummingMergeTree`, `ReplacingMergeTree`.
+    pub family: &'static str,
+    /// Its arguments, quoted.
+    pub args: &'static str,
+    /// The `ORDER BY` list, quoted.
+    pub order_by: &'static str,
+    /// What a cluster shards the rows by: the `ORDER BY` columns, so the rows a merge combines meet.
+    pub sharding_key: &'static str,
 }
 
 /// `cdcstar_value_adjustments`: values the sink replaced under their column's `onUnrepresentable`
@@ -71,9 +85,12 @@ pub const VALUE_ADJUSTMENTS: StatusTable = StatusTable {
             "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))",
         ),
     ],
-    body: Body::Table(
-        "ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)",
-    ),
+    body: Body::Table(TableEngine {
+        family: "SummingMergeTree",
+        args: "`values`",
+        order_by: "`pipeline`, `table`, `column`, `policy`",
+        sharding_key: "cityHash64(`pipeline`, `table`, `column`, `policy`)",
+    }),
 };
 
 /// `cdcstar_partition_positions`: the highest commit position applied per topic partition, the
@@ -90,9 +107,12 @@ pub const PARTITION_POSITIONS: StatusTable = StatusTable {
         ("commit_time", "DateTime64(6, 'UTC')"),
         ("applied_at", "DateTime64(3, 'UTC')"),
     ],
-    body: Body::Table(
-        "ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)",
-    ),
+    body: Body::Table(TableEngine {
+        family: "ReplacingMergeTree",
+        args: "`commit_lsn`",
+        order_by: "`pipeline`, `topic`, `partition`",
+        sharding_key: "cityHash64(`pipeline`, `topic`, `partition`)",
+    }),
 };
 
 /// `cdcstar_watermark`: per pipeline, `commit_lsn` and `commit_time` up to which every change is
@@ -145,8 +165,9 @@ impl StatusTable {
             .join(", ")
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` (or `CREATE VIEW IF NOT EXISTS`) in `database`.
-    pub fn create_statement(&self, database: &str) -> String {
+    /// `CREATE TABLE IF NOT EXISTS` (or `CREATE VIEW IF NOT EXISTS`) in `database`, placed as
+    /// `placement` says (two tables on a cluster).
+    pub fn create_statements(&self, placement: &Placement, database: &str) -> Vec<String> {
         match self.body {
             Body::Table(engine) => {
                 let columns = self
@@ -155,16 +176,22 @@ impl StatusTable {
                     .map(|(name, ty)| format!("    {} {ty}", quote_ident(name)))
                     .collect::<Vec<_>>()
                     .join(",\n");
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {} (\n{columns}\n) {engine}",
-                    self.qualified_name(database)
+                placement.create_table(
+                    database,
+                    self.name,
+                    &columns,
+                    &MergeTree {
+                        family: engine.family,
+                        args: engine.args,
+                        order_by: engine.order_by,
+                        settings: None,
+                        sharding_key: engine.sharding_key,
+                    },
                 )
             }
-            Body::View(select) => format!(
-                "CREATE VIEW IF NOT EXISTS {} AS {}",
-                self.qualified_name(database),
-                select(database)
-            ),
+            Body::View(select) => {
+                vec![placement.create_view(database, self.name, &select(database), false)]
+            }
         }
     }
 
@@ -183,10 +210,10 @@ impl StatusTable {
     /// rows, so it is kept); `None` for a view, which holds no rows.
     pub fn delete_statement(&self, pipeline: &CdcPipeline) -> Option<String> {
         match self.body {
-            Body::Table(_) => Some(format!(
-                "DELETE FROM {} WHERE `pipeline` = {}",
-                self.qualified_name(pipeline.clickhouse_database()),
-                quote_string(&pipeline.status_key())
+            Body::Table(_) => Some(Placement::of(pipeline).delete_rows(
+                pipeline.clickhouse_database(),
+                self.name,
+                &format!("`pipeline` = {}", quote_string(&pipeline.status_key())),
             )),
             Body::View(_) => None,
         }
@@ -196,10 +223,15 @@ impl StatusTable {
     /// does not exist) to this one, as for a star table: created when missing, a missing column added;
     /// a column typed otherwise or unknown is drift, reported and left alone (the sink's inserts into
     /// the table fail until it is fixed). A view whose columns differ is replaced (it holds nothing).
-    pub fn migrate_from(&self, database: &str, existing: Option<&[(String, String)]>) -> Migration {
+    pub fn migrate_from(
+        &self,
+        placement: &Placement,
+        database: &str,
+        existing: Option<&[(String, String)]>,
+    ) -> Migration {
         let Some(existing) = existing else {
             return Migration {
-                statements: vec![self.create_statement(database)],
+                statements: self.create_statements(placement, database),
                 drift: vec![],
             };
         };
@@ -213,11 +245,7 @@ impl StatusTable {
                 statements: if same {
                     vec![]
                 } else {
-                    vec![format!(
-                        "CREATE OR REPLACE VIEW {} AS {}",
-                        self.qualified_name(database),
-                        select(database)
-                    )]
+                    vec![placement.create_view(database, self.name, &select(database), true)]
                 },
                 drift: vec![],
             };
@@ -225,11 +253,9 @@ impl StatusTable {
         let mut migration = Migration::default();
         for (name, ty) in self.columns {
             match existing.iter().find(|(n, _)| n == name) {
-                None => migration.statements.push(format!(
-                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {ty}",
-                    self.qualified_name(database),
-                    quote_ident(name)
-                )),
+                None => migration
+                    .statements
+                    .extend(placement.add_column(database, self.name, name, ty)),
                 Some((_, found)) if found != ty => migration.drift.push(Drift::TypeChanged {
                     table: self.name.to_owned(),
                     column: (*name).to_owned(),
@@ -259,11 +285,6 @@ pub fn delete_statements(pipeline: &CdcPipeline) -> Vec<String> {
         .iter()
         .filter_map(|table| table.delete_statement(pipeline))
         .collect()
-}
-
-/// A ClickHouse string literal: single quotes, `\` and `'` escaped.
-pub fn quote_string(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The adjustments of one pipeline, one row per (star table, column, policy), summed over every
@@ -309,7 +330,7 @@ mod tests {
     #[test]
     fn value_adjustments_sum_per_pipeline_table_column_and_policy() {
         assert_eq!(
-            VALUE_ADJUSTMENTS.create_statement("local"),
+            VALUE_ADJUSTMENTS.create_statements(&Placement::default(), "local")[0],
             "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_value_adjustments` (\n    \
              `pipeline` LowCardinality(String),\n    `table` LowCardinality(String),\n    \
              `column` LowCardinality(String),\n    `policy` LowCardinality(String),\n    \
@@ -347,18 +368,21 @@ mod tests {
     #[test]
     fn a_missing_status_table_is_created_and_an_altered_one_reported() {
         assert_eq!(
-            VALUE_ADJUSTMENTS.migrate_from("local", None).statements,
-            [VALUE_ADJUSTMENTS.create_statement("local")]
+            VALUE_ADJUSTMENTS
+                .migrate_from(&Placement::default(), "local", None)
+                .statements,
+            VALUE_ADJUSTMENTS.create_statements(&Placement::default(), "local")
         );
         let mut columns = existing(&VALUE_ADJUSTMENTS);
         assert_eq!(
-            VALUE_ADJUSTMENTS.migrate_from("local", Some(&columns)),
+            VALUE_ADJUSTMENTS.migrate_from(&Placement::default(), "local", Some(&columns)),
             Migration::default()
         );
         columns[4].1 = "UInt32".into();
         columns.remove(5);
         columns.push(("note".into(), "String".into()));
-        let migration = VALUE_ADJUSTMENTS.migrate_from("local", Some(&columns));
+        let migration =
+            VALUE_ADJUSTMENTS.migrate_from(&Placement::default(), "local", Some(&columns));
         assert_eq!(
             migration.statements,
             [
@@ -397,7 +421,7 @@ mod tests {
     #[test]
     fn positions_keep_the_highest_commit_lsn_per_topic_partition() {
         assert_eq!(
-            PARTITION_POSITIONS.create_statement("local"),
+            PARTITION_POSITIONS.create_statements(&Placement::default(), "local")[0],
             "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (\n    \
              `pipeline` LowCardinality(String),\n    `topic` LowCardinality(String),\n    \
              `partition` Int32,\n    `commit_lsn` UInt64,\n    \
@@ -414,7 +438,7 @@ mod tests {
     #[test]
     fn the_watermark_is_the_minimum_over_partitions_of_their_highest_position() {
         assert_eq!(
-            WATERMARK.create_statement("local"),
+            WATERMARK.create_statements(&Placement::default(), "local")[0],
             "CREATE VIEW IF NOT EXISTS `local`.`cdcstar_watermark` AS SELECT `pipeline`, \
              min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, \
              count() AS `partitions` FROM (SELECT `pipeline`, `topic`, `partition`, \
@@ -437,17 +461,18 @@ mod tests {
     fn a_view_whose_columns_differ_is_replaced_not_reported() {
         let columns = existing(&WATERMARK);
         assert_eq!(
-            WATERMARK.migrate_from("local", Some(&columns)),
+            WATERMARK.migrate_from(&Placement::default(), "local", Some(&columns)),
             Migration::default()
         );
         let older = &columns[..3];
-        let migration = WATERMARK.migrate_from("local", Some(older));
+        let migration = WATERMARK.migrate_from(&Placement::default(), "local", Some(older));
         assert!(migration.drift.is_empty());
         assert_eq!(
             migration.statements,
-            [WATERMARK
-                .create_statement("local")
-                .replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW")]
+            [
+                WATERMARK.create_statements(&Placement::default(), "local")[0]
+                    .replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW")
+            ]
         );
     }
 

@@ -7,6 +7,7 @@ mod common;
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{EXISTING_COLUMNS_QUERY, Migration, install_statements};
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::status_tables::{
     PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS, value_adjustments_query, watermark_query,
 };
@@ -59,7 +60,7 @@ async fn status_tables_are_created_as_declared() {
             .await
             .unwrap();
         assert_eq!(
-            table.migrate_from(database, Some(&existing)),
+            table.migrate_from(&Placement::default(), database, Some(&existing)),
             Migration::default(),
             "{} as ClickHouse prints it: {existing:?}",
             table.name

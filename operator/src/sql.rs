@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline, TableSnapshotStatus};
 use cdcstar_crds::postgres::{self, QualifiedTable};
 use cdcstar_crds::status_tables::STATUS_TABLES;
@@ -101,10 +102,11 @@ pub fn warehouse_plan(
         .map(|table| table.migrate_from(existing(&table.name)))
         .collect();
     let database = pipeline.clickhouse_database();
+    let placement = Placement::of(pipeline);
     migrations.extend(
         STATUS_TABLES
             .iter()
-            .map(|table| table.migrate_from(database, existing(table.name))),
+            .map(|table| table.migrate_from(&placement, database, existing(table.name))),
     );
     for migration in migrations {
         plan.statements.extend(migration.statements);

@@ -458,3 +458,55 @@ fn one_sink_is_replaced_by_recreate_without_the_recheck_several_keep_both() {
     assert_eq!(three["spec"]["strategy"], Value::Null, "rolling update");
     assert_eq!(recheck_env(&three), None);
 }
+
+#[test]
+fn the_cluster_example_plans_replicated_and_distributed_tables_on_cluster() {
+    let plan = planned(include_str!(
+        "../../examples/clickhouse-cluster-pipeline.yaml"
+    ));
+    assert!(
+        plan.clickhouse
+            .iter()
+            .all(|s| s.contains("ON CLUSTER `analytics`")),
+        "{:#?}",
+        plan.clickhouse
+    );
+    assert!(plan.clickhouse.iter().any(|s| s.contains(
+        "CREATE TABLE IF NOT EXISTS `shop`.`order_fact` ON CLUSTER `analytics` AS \
+         `shop`.`order_fact_local` ENGINE = Distributed(`analytics`, `shop`, `order_fact_local`, \
+         cityHash64(`order_id`))"
+    )));
+    assert!(plan.clickhouse.iter().any(|s| s.contains(
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', \
+         '{replica}', `lsn`, `is_deleted`) ORDER BY (`order_id`)"
+    )));
+}
+
+#[test]
+fn the_clickhouse_cloud_example_plans_plain_tables_and_secret_credentials() {
+    let plan = planned(include_str!(
+        "../../examples/clickhouse-cloud-pipeline.yaml"
+    ));
+    assert!(plan.clickhouse.iter().all(|s| !s.contains("ON CLUSTER")));
+    assert!(
+        plan.clickhouse
+            .iter()
+            .any(|s| s.contains("ENGINE = ReplacingMergeTree(`lsn`, `is_deleted`)"))
+    );
+    let sink = serde_json::to_value(deployment(&plan.kubernetes, "shop-cloud-sink")).unwrap();
+    let env = sink["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for name in ["CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD"] {
+        let var = env.iter().find(|e| e["name"] == name).unwrap();
+        assert_eq!(
+            var["valueFrom"]["secretKeyRef"]["name"], "shop-clickhouse-cloud",
+            "{name}"
+        );
+    }
+    assert_eq!(
+        plan.pipeline.spec.clickhouse.url,
+        "https://abc123xyz.eu-west-1.aws.clickhouse.cloud:8443"
+    );
+}

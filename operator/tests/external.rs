@@ -10,6 +10,7 @@ mod common;
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::pipeline::CaptureEngine;
 use cdcstar_crds::postgres::{self, SNAPSHOT_PROGRESS_DDL};
 use cdcstar_crds::status_tables::{PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS};
@@ -349,7 +350,10 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
         .unwrap();
     assert_eq!(dropped.len(), 5);
     let warehouse = ClickHouseConnector.connect(&url, None);
-    let observed = warehouse.observe(&database).await.unwrap();
+    let observed = warehouse
+        .observe(&database, &Placement::default())
+        .await
+        .unwrap();
     assert_eq!(
         observed.tables.keys().collect::<Vec<_>>(),
         status_table_names(),

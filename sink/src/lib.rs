@@ -30,6 +30,7 @@ mod test_fixtures;
 use std::path::Path;
 use std::sync::Arc;
 
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::star_model::StarModel;
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_compiled};
 use tokio::sync::watch;
@@ -151,8 +152,9 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
     };
     tracing::info!(pipeline = %pipeline.pipeline_name(), clickhouse = %store_config.url,
         database = %store_config.database, brokers = %connection.brokers, "starting");
-    let store =
-        Store::new(&store_config).counting_statements(metrics.clickhouse_statements.clone());
+    let store = Store::new(&store_config)
+        .with_settings(Placement::of(&pipeline).sink_settings())
+        .counting_statements(metrics.clickhouse_statements.clone());
     let mut startup_shutdown = shutdown.clone();
     if args.create_tables {
         let mut statements =

@@ -217,6 +217,15 @@ impl Store {
         }
     }
 
+    /// Sends `settings` with every statement: what the pipeline's placement needs
+    /// ([`cdcstar_crds::clickhouse_placement::Placement::sink_settings`]; none on one server).
+    pub fn with_settings(self, settings: &[(&str, &str)]) -> Self {
+        let client = settings.iter().fold(self.client, |client, (name, value)| {
+            client.with_option(*name, *value)
+        });
+        Store { client, ..self }
+    }
+
     /// Counts the statements of the row paths in `statements`, per kind
     /// ([`crate::metrics::Metrics::clickhouse_statements`]).
     pub fn counting_statements(self, statements: Family<Labels, Counter>) -> Self {

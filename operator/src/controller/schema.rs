@@ -4,6 +4,7 @@
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::status_tables;
 use cdcstar_crds::validate::ValidationErrors;
 
@@ -41,7 +42,9 @@ pub async fn reconcile_schema(
     pipeline: &CdcPipeline,
 ) -> Result<SchemaReport, SchemaError> {
     let warehouse = connector.connect(&pipeline.spec.clickhouse.url, credentials);
-    let observed = warehouse.observe(pipeline.clickhouse_database()).await?;
+    let observed = warehouse
+        .observe(pipeline.clickhouse_database(), &Placement::of(pipeline))
+        .await?;
     let plan = sql::warehouse_plan(pipeline, &observed)?;
     for statement in &plan.statements {
         warehouse.execute(statement).await?;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::status_tables;
 use serde::Deserialize;
 
@@ -86,7 +87,11 @@ fn classify(error: clickhouse::error::Error) -> DatabaseError {
 
 #[async_trait]
 impl Warehouse for ClickHouseWarehouse {
-    async fn observe(&self, database: &str) -> Result<WarehouseObservation, DatabaseError> {
+    async fn observe(
+        &self,
+        database: &str,
+        placement: &Placement,
+    ) -> Result<WarehouseObservation, DatabaseError> {
         let databases = self
             .client
             .query("SELECT count() AS count FROM system.databases WHERE name = ?")
@@ -99,9 +104,7 @@ impl Warehouse for ClickHouseWarehouse {
         if database_exists {
             let columns = self
                 .client
-                .query(
-                    "SELECT table, name, type AS column_type FROM system.columns WHERE database = ? ORDER BY table, position",
-                )
+                .query(&placement.columns_query())
                 .bind(database)
                 .fetch_all::<ColumnRow>()
                 .await

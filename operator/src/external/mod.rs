@@ -11,6 +11,7 @@ pub mod postgres;
 use std::fmt;
 
 use async_trait::async_trait;
+use cdcstar_crds::clickhouse_placement::Placement;
 
 use crate::sql::{SourceObservation, WarehouseObservation, WarehouseReport};
 
@@ -91,8 +92,13 @@ pub trait SourceConnector: Send + Sync {
 /// A session on ClickHouse.
 #[async_trait]
 pub trait Warehouse: Send + Sync {
-    /// Whether `database` exists and the columns of its tables.
-    async fn observe(&self, database: &str) -> Result<WarehouseObservation, DatabaseError>;
+    /// Whether `database` exists and the columns of its tables, read as `placement` says (from every
+    /// replica of a cluster).
+    async fn observe(
+        &self,
+        database: &str,
+        placement: &Placement,
+    ) -> Result<WarehouseObservation, DatabaseError>;
 
     /// Runs one DDL statement.
     async fn execute(&self, statement: &str) -> Result<(), DatabaseError>;

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::postgres::QualifiedTable;
 use cdcstar_operator::external::{
     DatabaseError, Sensitive, SourceConnector, SourceDatabase, Warehouse, WarehouseConnector,
@@ -118,7 +119,11 @@ impl WarehouseConnector for FakeWarehouse {
 
 #[async_trait]
 impl Warehouse for FakeWarehouse {
-    async fn observe(&self, _database: &str) -> Result<WarehouseObservation, DatabaseError> {
+    async fn observe(
+        &self,
+        _database: &str,
+        _placement: &Placement,
+    ) -> Result<WarehouseObservation, DatabaseError> {
         let state = self.0.lock().unwrap();
         if state.unreachable {
             return Err(DatabaseError::Unreachable(
