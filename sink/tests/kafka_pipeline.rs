@@ -24,7 +24,7 @@ use cdcstar_sink::dead_letters::producer::{
 use common::broker::{Broker, free_port};
 use common::{
     TestPipeline, customer, envelope, eventually, eventually_or, item, kafka_brokers, order,
-    produce, product, query_json,
+    produce, produce_to_partitions, product, query_json,
 };
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -1052,9 +1052,10 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
     assert!(first.terminate().success());
 }
 
-/// Scale-out: three replicas in one consumer group share every topic's three partitions (one each,
-/// so a customer's change and the orders it propagates to are applied by different replicas), with
-/// the lookup re-check on as the operator runs several replicas. One replica is killed (SIGKILL) in
+/// Scale-out: three replicas in one consumer group share every topic's three partitions, with the
+/// lookup re-check on as the operator runs several replicas; the test checks from the delivery reports
+/// and the replicas' assignments that a customer's event and an event of one of its orders were
+/// applied by different replicas. One replica is killed (SIGKILL) in
 /// the middle of the stream and started again as the same member, as Kubernetes restarts a pod.
 /// ClickHouse ends equal to the stream's final state, each key once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1092,7 +1093,49 @@ async fn three_replicas_share_the_partitions_and_one_killed_midway_loses_nothing
         )
         .await;
     }
-    produce(&brokers, first).await;
+    let partitions = produce_to_partitions(&brokers, first).await;
+    // A customer's event and one of its orders' events went to partitions different replicas own.
+    let owners: BTreeMap<String, usize> = replicas
+        .iter()
+        .enumerate()
+        .flat_map(|(replica, sink)| {
+            let log = sink.log();
+            let assigned = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("partitions assigned"))
+                .and_then(|l| l.split("partitions=").nth(1))
+                .unwrap_or_default()
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            assigned
+                .split(',')
+                .map(|tp| (tp.to_owned(), replica))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let owner = |index: usize| owners.get(&format!("{}/{}", first[index].0, partitions[index]));
+    let payload = |index: usize| -> Json {
+        serde_json::from_slice::<Json>(&first[index].2).unwrap()["payload"].clone()
+    };
+    let customer_topic = pipeline.pipeline.topic_for_table("customer");
+    let order_topic = pipeline.pipeline.topic_for_table("order");
+    let split = (0..first.len())
+        .filter(|&c| first[c].0 == customer_topic)
+        .any(|c| {
+            (0..first.len()).any(|o| {
+                first[o].0 == order_topic
+                    && payload(o)["customerId"] == payload(c)["id"]
+                    && owner(o).is_some()
+                    && owner(o) != owner(c)
+            })
+        });
+    assert!(
+        split,
+        "no customer and order of it on different replicas; owners {owners:?}"
+    );
     eventually_or(
         Duration::from_secs(60),
         "every replica applying batches",

@@ -236,6 +236,14 @@ pub fn item(id: u64, order_id: u64, product_id: u64, quantity: u32) -> Json {
 
 /// Produces `(topic, key, body)` messages and waits for every acknowledgement.
 pub async fn produce(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
+    produce_to_partitions(brokers, messages).await;
+}
+
+/// Like [`produce`], returning the partition each message landed in.
+pub async fn produce_to_partitions(
+    brokers: &str,
+    messages: &[(String, String, Vec<u8>)],
+) -> Vec<i32> {
     let producer: FutureProducer = KafkaConnection::new(&[brokers])
         .client_config()
         .set("acks", "all")
@@ -250,9 +258,11 @@ pub async fn produce(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
             Duration::from_secs(30),
         )
     });
-    for result in futures::future::join_all(sends).await {
-        result.map_err(|(e, _)| e).expect("produce");
-    }
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|result| result.map_err(|(e, _)| e).expect("produce").partition)
+        .collect()
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
