@@ -275,10 +275,9 @@ impl Applier {
     }
 
     /// Rewrites, inside ClickHouse, the rows of every fact that look up a row the batch changed
-    /// (after every table's own changes are written). Facts are independent of each other here (a
-    /// propagation rewrites lookup columns only, and lookups read the referenced tables' own
-    /// columns), so they run concurrently; the nodes of one fact run in turn, each seeing the
-    /// previous one's rows.
+    /// (after every table's own changes are written): one statement per fact for all its changed
+    /// lookup nodes. Facts are independent of each other here (a propagation rewrites lookup columns
+    /// only, and lookups read the referenced tables' own columns), so they run concurrently.
     async fn propagate(&self, changed_keys: &[HashSet<Value>]) -> Result<ApplyReport, StoreError> {
         let facts = self.plan.fact_order.iter().map(|&id| async move {
             let mut report = ApplyReport {
@@ -286,16 +285,18 @@ impl Applier {
                 ..ApplyReport::default()
             };
             let fact = &self.plan.tables[id];
-            for (node, lookup) in fact.nodes.iter().enumerate() {
-                let keys = &changed_keys[lookup.table];
-                if keys.is_empty() {
-                    continue;
-                }
+            let changes: Vec<(usize, &HashSet<Value>)> = fact
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(node, lookup)| (node, &changed_keys[lookup.table]))
+                .filter(|(_, keys)| !keys.is_empty())
+                .collect();
+            if !changes.is_empty() {
                 let propagation = Propagation {
                     plan: &self.plan,
                     fact,
-                    node,
-                    keys,
+                    changes: &changes,
                     all_lookups: self.recheck,
                 };
                 self.propagate_through(id, propagation, &mut report).await?;

@@ -31,16 +31,17 @@ use crate::store::in_list;
 /// Alias of the fact table in the statement.
 const FACT: &str = "f";
 
-/// The rewrite of the rows of `fact` that reach one of `keys` of the table of lookup node `node`.
+/// The rewrite of the rows of `fact` that reach a changed key through one of its lookup nodes.
 #[derive(Debug, Clone, Copy)]
 pub struct Propagation<'a> {
     pub plan: &'a StarModel,
     pub fact: &'a TableModel,
-    pub node: usize,
-    pub keys: &'a HashSet<Value>,
-    /// Recompute every lookup of the rows, not only those through the node: with several replicas,
-    /// two propagations of one row through different nodes can read the same version and the one
-    /// written last would otherwise bring back what the other changed.
+    /// Each lookup node whose table changed, with the keys that changed (one statement rewrites the
+    /// rows reaching any of them).
+    pub changes: &'a [(usize, &'a HashSet<Value>)],
+    /// Recompute every lookup of the rows, not only those through the changed nodes: with several
+    /// replicas, two propagations of one row through different nodes can read the same version and
+    /// the one written last would otherwise bring back what the other changed.
     pub all_lookups: bool,
 }
 
@@ -122,9 +123,9 @@ impl Propagation<'_> {
             })
             .collect();
         sql.push_str(&format!(
-            " WHERE {FACT}.{} = 0 AND ({}) AND ({}) SETTINGS join_use_nulls = 0",
+            " WHERE {FACT}.{} = 0 AND {} AND ({}) SETTINGS join_use_nulls = 0",
             quote_ident(IS_DELETED_COLUMN),
-            self.reaching(None),
+            self.affected(),
             differs.join(" OR ")
         ));
         sql
@@ -146,24 +147,34 @@ impl Propagation<'_> {
             .collect()
     }
 
-    /// The nodes joined: the path from the fact to the node and every node recomputed; parents come
-    /// before their children (a node is compiled after its parent).
+    /// The nodes joined: the paths from the fact to the changed nodes and every node recomputed;
+    /// parents come before their children (a node is compiled after its parent).
     fn joined_nodes(&self) -> Vec<usize> {
         (0..self.fact.nodes.len())
-            .filter(|&index| self.recomputes(index) || self.above_node(index))
+            .filter(|&index| {
+                self.recomputes(index)
+                    || self
+                        .changes
+                        .iter()
+                        .any(|&(node, _)| self.above(node, index))
+            })
             .collect()
     }
 
-    /// Whether the lookups of node `index` are recomputed: the node and the nodes reached through
-    /// it, or every node.
+    /// Whether the lookups of node `index` are recomputed: the changed nodes and the nodes reached
+    /// through them, or every node.
     fn recomputes(&self, index: usize) -> bool {
-        self.all_lookups || self.below_node(index)
+        self.all_lookups
+            || self
+                .changes
+                .iter()
+                .any(|&(node, _)| self.below(node, index))
     }
 
-    /// Whether `index` is the node or a node reached through it.
-    fn below_node(&self, mut index: usize) -> bool {
+    /// Whether `index` is `node` or a node reached through it.
+    fn below(&self, node: usize, mut index: usize) -> bool {
         loop {
-            if index == self.node {
+            if index == node {
                 return true;
             }
             match self.fact.nodes[index].parent {
@@ -173,16 +184,30 @@ impl Propagation<'_> {
         }
     }
 
-    /// Whether `index` is on the path from the fact to the node (the node excluded).
-    fn above_node(&self, index: usize) -> bool {
-        let mut current = self.fact.nodes[self.node].parent;
-        while let Some(node) = current {
-            if node == index {
+    /// Whether `index` is on the path from the fact to `node` (`node` excluded).
+    fn above(&self, node: usize, index: usize) -> bool {
+        let mut current = self.fact.nodes[node].parent;
+        while let Some(step) = current {
+            if step == index {
                 return true;
             }
-            current = self.fact.nodes[node].parent;
+            current = self.fact.nodes[step].parent;
         }
         false
+    }
+
+    /// The condition on the fact's rows that reach any changed key.
+    fn affected(&self) -> String {
+        let conditions: Vec<String> = self
+            .changes
+            .iter()
+            .map(|&(node, keys)| self.reaching(node, keys, None))
+            .collect();
+        // NB: parenthesised, whatever it is followed or preceded by.
+        match conditions.as_slice() {
+            [one] => format!("({one})"),
+            _ => format!("(({}))", conditions.join(") OR (")),
+        }
     }
 
     /// The live rows of node `index`'s table that the affected facts can reach: its key and fetched
@@ -208,13 +233,13 @@ impl Propagation<'_> {
         )
     }
 
-    /// The condition on the rows of `level`'s table (the fact's for `None`; `level` on the path to the
-    /// node) that reach a changed key through the node: `fk IN (keys)` one step above the node,
-    /// nested subqueries over the live intermediate rows further up. A changed key is reached whether
-    /// its row is live or deleted (a deletion rewrites its facts with defaults).
-    fn reaching(&self, level: Option<usize>) -> String {
-        let mut current = self.node;
-        let mut condition = in_list(self.foreign_key_column(current), self.keys);
+    /// The condition on the rows of `level`'s table (the fact's for `None`; `level` on the path to
+    /// `node`) that reach one of `keys` through `node`: `fk IN (keys)` one step above it, nested
+    /// subqueries over the live intermediate rows further up. A changed key is reached whether its
+    /// row is live or deleted (a deletion rewrites its facts with defaults).
+    fn reaching(&self, node: usize, keys: &HashSet<Value>, level: Option<usize>) -> String {
+        let mut current = node;
+        let mut condition = in_list(self.foreign_key_column(current), keys);
         while self.fact.nodes[current].parent != level {
             let parent = self.fact.nodes[current]
                 .parent
@@ -246,26 +271,30 @@ impl Propagation<'_> {
         }
     }
 
-    /// The condition on node `index`'s table selecting the rows the affected facts can reach.
+    /// The condition on node `index`'s table selecting the rows the affected facts can reach. With
+    /// one changed node, the changed keys themselves and the rows on the way to them; with several,
+    /// the rows the affected facts point to.
     fn reachable(&self, index: usize) -> String {
-        if index == self.node {
-            let table = &self.plan.tables[self.fact.nodes[index].table];
-            return in_list(&table.key_column().name, self.keys);
-        }
-        if self.above_node(index) {
-            return self.reaching(Some(index));
+        if let &[(node, keys)] = self.changes {
+            if index == node {
+                let table = &self.plan.tables[self.fact.nodes[index].table];
+                return in_list(&table.key_column().name, keys);
+            }
+            if self.above(node, index) {
+                return self.reaching(node, keys, Some(index));
+            }
         }
         let node = &self.fact.nodes[index];
         let table = &self.plan.tables[node.table];
         let Some(parent_index) = node.parent else {
-            // Another first step (every lookup recomputed): the keys the affected facts hold.
+            // A first step: the keys the affected facts hold.
             return format!(
                 "{} IN (SELECT {} FROM {} FINAL WHERE {} = 0 AND {})",
                 quote_ident(&table.key_column().name),
                 quote_ident(self.foreign_key_column(index)),
                 quote_ident(&self.fact.name),
                 quote_ident(IS_DELETED_COLUMN),
-                self.reaching(None)
+                self.affected()
             );
         };
         // Further down: the keys its parent's reachable rows point to.
@@ -299,11 +328,11 @@ mod tests {
         let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         let fact = &plan.tables[plan.table_id(fact).unwrap()];
         let keys = HashSet::from([Value::UInt(key)]);
+        let changes = [(node(&fact.name, changed), &keys)];
         let propagation = Propagation {
             plan: &plan,
             fact,
-            node: node(&fact.name, changed),
-            keys: &keys,
+            changes: &changes,
             all_lookups,
         };
         (propagation.count_sql(), propagation.insert_sql())
@@ -392,9 +421,9 @@ mod tests {
         assert!(
             sql.contains(&format!(
                 "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \
-                 `product_id` FROM `orderitem_fact` FINAL WHERE `is_deleted` = 0 AND `order_id` \
+                 `product_id` FROM `orderitem_fact` FINAL WHERE `is_deleted` = 0 AND (`order_id` \
                  IN (SELECT `order_id` FROM `order_fact` FINAL WHERE `customer_id` IN (7) AND \
-                 `is_deleted` = 0))) AS j{product} ON f.`product_id` = j{product}.__k"
+                 `is_deleted` = 0)))) AS j{product} ON f.`product_id` = j{product}.__k"
             )),
             "{sql}"
         );
@@ -403,5 +432,42 @@ mod tests {
             sql.contains(&format!("f.`product_name` != j{product}.__f0")),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn several_changed_nodes_of_one_fact_are_one_statement_over_the_facts_reaching_any() {
+        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
+        let fact = &plan.tables[plan.table_id("orderitem_fact").unwrap()];
+        let products = HashSet::from([Value::UInt(5)]);
+        let customers = HashSet::from([Value::UInt(7)]);
+        let product = node("orderitem_fact", "product_dim");
+        let changes = [
+            (product, &products),
+            (node("orderitem_fact", "customer_dim"), &customers),
+        ];
+        let sql = Propagation {
+            plan: &plan,
+            fact,
+            changes: &changes,
+            all_lookups: false,
+        }
+        .insert_sql();
+        let affected = "((`product_id` IN (5)) OR (`order_id` IN (SELECT `order_id` FROM \
+                        `order_fact` FINAL WHERE `customer_id` IN (7) AND `is_deleted` = 0)))";
+        assert!(
+            sql.contains(&format!("WHERE f.`is_deleted` = 0 AND {affected} AND")),
+            "{sql}"
+        );
+        // Each joined node is restricted to what the affected facts point to.
+        assert!(
+            sql.contains(&format!(
+                "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \
+                 `product_id` FROM `orderitem_fact` FINAL WHERE `is_deleted` = 0 AND {affected})) \
+                 AS j{product}"
+            )),
+            "{sql}"
+        );
+        // The order's own lookups are not recomputed: the order did not change.
+        assert!(sql.contains("f.`order_status`, f.`order_date`"), "{sql}");
     }
 }
