@@ -33,6 +33,7 @@ async fn observe(
             &postgres::effective_publication_name(pipeline),
             &pipeline.slot_name(),
             &postgres::declared_tables(pipeline),
+            postgres::row_filter_probe(pipeline).as_deref(),
         )
         .await
 }
