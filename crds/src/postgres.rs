@@ -6,6 +6,10 @@
 //! [`quote_literal`], even though [`crate::validate()`] already restricts names: the source tables of the
 //! reference app include `order`, a keyword, and camelCase names only survive quoted.
 //!
+//! A table's `rowFilter` becomes its `WHERE (...)` in the publication ([`row_filter_sql`], also the
+//! snapshot's condition); a changed filter is found by comparing `pg_publication_tables.rowfilter`
+//! with the declared filters as Postgres prints them ([`row_filter_probe`]).
+//!
 //! The publication publishes `insert, update, delete, truncate`: a `TRUNCATE` of a source table becomes
 //! a `truncate` event (see `envelope`), and the sink deletes the rows it held.
 //!
