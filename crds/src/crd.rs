@@ -319,7 +319,7 @@ mod tests {
                 rules += 1;
             }
         }
-        assert_eq!(rules, 5, "every CEL rule of the types was checked");
+        assert_eq!(rules, 6, "every CEL rule of the types was checked");
     }
 
     /// The lists and names the CEL rules walk are bounded, which keeps the apiserver's cost estimate
@@ -405,6 +405,30 @@ mod tests {
                 .any(|e| e.contains("key must be the name of one of columns")),
             "{errors:#?}"
         );
+    }
+
+    #[test]
+    fn cel_checks_the_operand_of_every_row_filter_condition() {
+        let mut object = example_json();
+        object["spec"]["source"]["tables"][2]["rowFilter"] = serde_json::json!([
+            {"column": "status", "op": "notIn", "values": ["cancelled"]},
+            {"column": "total", "op": ">=", "value": "10"},
+            {"column": "orderDate", "op": "isNotNull"}
+        ]);
+        assert_eq!(cel_errors(&object), Vec::<String>::new());
+        for bad in [
+            serde_json::json!({"column": "status", "op": "in", "value": "paid"}),
+            serde_json::json!({"column": "status", "op": "in", "values": []}),
+            serde_json::json!({"column": "total", "op": "=", "values": ["1"]}),
+            serde_json::json!({"column": "total", "op": "isNull", "value": "1"}),
+        ] {
+            object["spec"]["source"]["tables"][2]["rowFilter"] = serde_json::json!([bad]);
+            let errors = cel_errors(&object);
+            assert!(
+                errors.iter().any(|e| e.contains("value goes with")),
+                "{bad}: {errors:#?}"
+            );
+        }
     }
 
     #[test]

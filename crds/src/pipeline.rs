@@ -224,6 +224,7 @@ pub struct SourceTable {
         length(max = 128),
         inner(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))
     )]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub exclude_columns: Vec<String>,
 
     /// Columns whose values are replaced before they leave the capture: `hash` (lowercase hex
@@ -283,6 +284,12 @@ impl MaskKind {
 /// `column op` (`isNull`, `isNotNull`).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.op in ['isNull', 'isNotNull'] ? !has(self.value) && !has(self.values) : (self.op in ['in', 'notIn'] ? has(self.values) && size(self.values) > 0 && !has(self.value) : has(self.value) && !has(self.values))",
+        "message": "value goes with =, !=, <, <=, >, >=; values (at least one) with in and notIn; neither with isNull and isNotNull"
+    }
+]))]
 pub struct RowCondition {
     /// Source column (case-sensitive).
     #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
