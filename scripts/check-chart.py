@@ -45,6 +45,10 @@ except ImportError as error:  # pragma: no cover - environment problem, reported
         ".services/venv/bin/python scripts/check-chart.py (scripts/services.sh up creates the venv)"
     )
 
+# NB: Helm's toYaml writes the row filter's op `=` plain, which YAML 1.1 (PyYAML) reads as the obsolete
+# !!value type and refuses; YAML 1.2 and Kubernetes' parsers read the string "=", and so does this script.
+yaml.SafeLoader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART_DIR = ROOT / "charts" / "cdcstar"
 CRD_SOURCE = ROOT / "crds" / "cdcpipeline.yaml"

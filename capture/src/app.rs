@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::postgres::row_filter_sql;
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acks::AckTracker;
+use crate::mask::{ColumnRules, MaskError, MaskSalt};
 use crate::metrics::{self, CaptureMetrics};
 use crate::producer::EventProducer;
 use crate::replication::{self, ReplicationError, StreamSettings};
@@ -40,6 +42,9 @@ pub enum CaptureError {
     /// The snapshot.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// A table's column rules.
+    #[error(transparent)]
+    Mask(#[from] MaskError),
     /// The metrics server.
     #[error("metrics server failed: {0}")]
     Metrics(std::io::Error),
@@ -48,27 +53,29 @@ pub enum CaptureError {
     Setup(String),
 }
 
-/// The pipeline's routes: one per captured table.
-pub fn routes(pipeline: &CdcPipeline) -> Routes {
+/// The pipeline's routes: one per captured table, its columns masked with `salt`.
+pub fn routes(pipeline: &CdcPipeline, salt: Option<&MaskSalt>) -> Result<Routes, MaskError> {
     let tables = pipeline
         .spec
         .source
         .tables
         .iter()
         .map(|table| {
-            (
+            Ok((
                 table.name.clone(),
                 TableRoute {
                     topic: pipeline.topic_for_table(&table.name),
                     primary_key: table.primary_key.clone(),
+                    columns: Arc::new(ColumnRules::for_table(table, salt)?),
+                    row_filter: row_filter_sql(table),
                 },
-            )
+            ))
         })
-        .collect::<HashMap<_, _>>();
-    Routes {
+        .collect::<Result<HashMap<_, _>, MaskError>>()?;
+    Ok(Routes {
         schema: pipeline.spec.source.schema.clone(),
         tables,
-    }
+    })
 }
 
 /// Runs the capture described by `args` until `shutdown` is cancelled or a fatal error occurs.
@@ -79,6 +86,8 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
     let schema = pipeline.spec.source.schema.clone();
     let tables = pipeline.source_table_names();
     let address = DatabaseAddress::parse(&args.database_url)?;
+    // Before anything connects: a hashed column without its salt stops the start here.
+    let routes = Arc::new(routes(&pipeline, args.mask_salt.as_ref())?);
     tracing::info!(pipeline = %pipeline.pipeline_name(), %slot, %publication, database = %address.describe(), "starting capture");
 
     let metrics = Arc::new(CaptureMetrics::default());
@@ -173,7 +182,6 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
         tracker,
         Arc::new(Notify::new()),
     )?);
-    let routes = Arc::new(routes(&pipeline));
 
     let mut tasks = tokio::task::JoinSet::new();
     let heartbeat_client = address.connect().await?;

@@ -4,7 +4,7 @@
 //! primary key. The slot is confirmed only up to events the broker acknowledged (at least once).
 //!
 //! Modules, from the wire up: [`pgoutput`] decodes messages, [`value`] and [`array`] convert column
-//! text to JSON, [`row`] builds envelopes ([`read_event`] those of snapshot rows), [`producer`] and [`acks`] deliver them and decide what
+//! text to JSON, [`mask`] excludes and masks columns, [`row`] builds envelopes ([`read_event`] those of snapshot rows), [`producer`] and [`acks`] deliver them and decide what
 //! may be confirmed, [`stream`] is the streaming loop, [`snapshot`] the initial snapshot,
 //! [`replication`] and [`source`] the database sessions, [`heartbeat`] and [`metrics`] the
 //! operational side, [`settings`] and [`app`] the start-up.
@@ -13,6 +13,7 @@ pub mod acks;
 pub mod app;
 pub mod array;
 pub mod heartbeat;
+pub mod mask;
 pub mod metrics;
 pub mod pgoutput;
 pub mod producer;

@@ -7,7 +7,9 @@
 use std::ops::Range;
 
 use cdcstar_crds::envelope::{Metadata, Operation};
+use cdcstar_crds::pipeline::MaskKind;
 
+use crate::mask::{ColumnRule, ColumnRules};
 use crate::pgoutput::Relation;
 use crate::row::ConversionWarning;
 use crate::value::write_json;
@@ -22,6 +24,8 @@ struct PayloadColumn {
     type_oid: u32,
     /// `table.column`, for warnings.
     qualified: String,
+    /// How its values are masked, if they are.
+    mask: Option<MaskKind>,
 }
 
 /// Encodes the `read` events of one table.
@@ -32,11 +36,13 @@ pub struct ReadEncoder {
     columns: Vec<PayloadColumn>,
     /// Position of the primary key column in the row as read.
     key_index: Option<usize>,
+    rules: ColumnRules,
 }
 
 impl ReadEncoder {
-    /// An encoder for rows of `relation` (values in its column order), keyed by `primary_key`.
-    pub fn new(relation: &Relation, primary_key: &str) -> Self {
+    /// An encoder for rows of `relation` (values in its column order), keyed by `primary_key`, its
+    /// columns excluded and masked by `rules` (an excluded column's value is never read).
+    pub fn new(relation: &Relation, primary_key: &str, rules: &ColumnRules) -> Self {
         let metadata = Metadata {
             table: relation.name.clone(),
             operation: Operation::Read,
@@ -50,7 +56,9 @@ impl ReadEncoder {
         let mut head = br#"{"metadata":"#.to_vec();
         serde_json::to_writer(&mut head, &metadata).expect("metadata always serialises");
         head.extend_from_slice(br#","payload":{"#);
-        let mut order: Vec<usize> = (0..relation.columns.len()).collect();
+        let mut order: Vec<usize> = (0..relation.columns.len())
+            .filter(|index| !rules.excludes(&relation.columns[*index].name))
+            .collect();
         order.sort_by(|a, b| relation.columns[*a].name.cmp(&relation.columns[*b].name));
         let columns = order
             .into_iter()
@@ -69,6 +77,10 @@ impl ReadEncoder {
                     prefix,
                     type_oid: column.type_oid,
                     qualified: format!("{}.{}", relation.name, column.name),
+                    mask: match rules.rule(&column.name) {
+                        ColumnRule::Mask(kind) => Some(kind),
+                        _ => None,
+                    },
                 }
             })
             .collect();
@@ -76,6 +88,7 @@ impl ReadEncoder {
             head,
             columns,
             key_index: relation.columns.iter().position(|c| c.name == primary_key),
+            rules: rules.clone(),
         }
     }
 
@@ -95,9 +108,11 @@ impl ReadEncoder {
         for column in &self.columns {
             out.extend_from_slice(&column.prefix);
             let start = out.len();
-            match value(column.index) {
-                None => out.extend_from_slice(b"null"),
-                Some(text) => {
+            match (value(column.index), column.mask) {
+                (None, _) => out.extend_from_slice(b"null"),
+                // Masked before any conversion: its text is in no warning either.
+                (Some(text), Some(kind)) => self.rules.write_mask(kind, text.as_bytes(), out),
+                (Some(text), None) => {
                     if let Err(err) = write_json(column.type_oid, text, out) {
                         warnings.push(ConversionWarning {
                             column: column.qualified.clone(),
@@ -157,7 +172,7 @@ mod tests {
     #[test]
     fn a_read_event_is_the_envelope_with_operation_read_and_no_positions() {
         let relation = relation();
-        let encoder = ReadEncoder::new(&relation, "id");
+        let encoder = ReadEncoder::new(&relation, "id", &ColumnRules::default());
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
         assert_eq!(
@@ -174,7 +189,7 @@ mod tests {
     #[test]
     fn the_payload_and_key_are_those_of_a_streamed_insert_of_the_same_row() {
         let relation = relation();
-        let encoder = ReadEncoder::new(&relation, "id");
+        let encoder = ReadEncoder::new(&relation, "id", &ColumnRules::default());
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
         let tuple: Vec<ColumnValue> = ROW
@@ -190,7 +205,7 @@ mod tests {
             tx_seq: 0,
             commit_time: String::new(),
         };
-        let insert = RowBuilder::new(&relation, "id")
+        let insert = RowBuilder::new(&relation, "id", &ColumnRules::default())
             .insert(&tuple, position)
             .unwrap();
         let read: Envelope = serde_json::from_slice(&out).unwrap();
@@ -201,7 +216,7 @@ mod tests {
     #[test]
     fn a_null_key_gives_no_message_key_and_the_buffer_is_reused() {
         let relation = relation();
-        let encoder = ReadEncoder::new(&relation, "id");
+        let encoder = ReadEncoder::new(&relation, "id", &ColumnRules::default());
         let (mut out, mut warnings) = (b"left over".to_vec(), Vec::new());
         let key = encoder.encode(
             |i| if i == 0 { None } else { ROW[i] },
@@ -210,5 +225,61 @@ mod tests {
         );
         assert_eq!(key, None);
         assert!(out.starts_with(br#"{"metadata""#));
+    }
+
+    #[test]
+    fn a_masked_read_event_is_the_masked_streamed_insert_of_the_same_row() {
+        use cdcstar_crds::pipeline::{ColumnMask, SourceTable};
+        let relation = relation();
+        let mut table = SourceTable::new("product", "id");
+        table.exclude_columns = vec!["doc".into(), "Zeta".into()];
+        table.mask = vec![
+            ColumnMask {
+                column: "name".into(),
+                with: MaskKind::Hash,
+            },
+            ColumnMask {
+                column: "price".into(),
+                with: MaskKind::Redact,
+            },
+            ColumnMask {
+                column: "count".into(),
+                with: MaskKind::Null,
+            },
+        ];
+        let rules =
+            ColumnRules::for_table(&table, Some(&crate::mask::MaskSalt::new("salt"))).unwrap();
+        let encoder = ReadEncoder::new(&relation, "id", &rules);
+        let (mut out, mut warnings) = (Vec::new(), Vec::new());
+        let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
+        let tuple: Vec<ColumnValue> = ROW
+            .iter()
+            .map(|value| match value {
+                Some(text) => ColumnValue::Text(bytes::Bytes::copy_from_slice(text.as_bytes())),
+                None => ColumnValue::Null,
+            })
+            .collect();
+        let position = ChangePosition {
+            lsn: Lsn(1),
+            commit_lsn: Lsn(2),
+            tx_seq: 0,
+            commit_time: String::new(),
+        };
+        let insert = RowBuilder::new(&relation, "id", &rules)
+            .insert(&tuple, position)
+            .unwrap();
+        let read: Envelope = serde_json::from_slice(&out).unwrap();
+        assert_eq!(read.payload, insert.envelope.payload);
+        assert_eq!(Some(out[key.unwrap()].to_vec()), insert.key);
+        assert_eq!(
+            read.payload.keys().collect::<Vec<_>>(),
+            ["active", "at", "count", "id", "name", "price", "tags"]
+        );
+        assert_eq!(read.payload["price"], "REDACTED");
+        assert_eq!(read.payload["count"], serde_json::Value::Null);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Tea") && !text.contains("12.50"), "{text}");
+        // "not a number" in the masked count column is never converted, so never reported.
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }

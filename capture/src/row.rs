@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use cdcstar_crds::envelope::{Envelope, Lsn, Metadata, Operation};
 use serde_json::{Map, Value};
 
+use crate::mask::{ColumnRule, ColumnRules};
 use crate::pgoutput::{ColumnValue, OldTuple, Relation, TupleData};
 use crate::value::text_to_json;
 
@@ -93,23 +94,30 @@ pub struct ConversionWarning {
 pub struct RowBuilder<'a> {
     relation: &'a Relation,
     primary_key: &'a str,
-    /// Column indexes in alphabetical order of their names.
-    sorted: Vec<usize>,
+    rules: &'a ColumnRules,
+    /// Indexes of the columns sent, in alphabetical order of their names, with what happens to
+    /// each (excluded columns are not listed).
+    sorted: Vec<(usize, ColumnRule)>,
     /// Values that did not convert, reported by the caller.
     pub warnings: Vec<ConversionWarning>,
 }
 
 impl<'a> RowBuilder<'a> {
-    /// A builder for `relation`, keyed by column `primary_key`.
-    pub fn new(relation: &'a Relation, primary_key: &'a str) -> Self {
+    /// A builder for `relation`, keyed by column `primary_key`, its columns excluded and masked
+    /// by `rules`.
+    pub fn new(relation: &'a Relation, primary_key: &'a str, rules: &'a ColumnRules) -> Self {
         let columns = &relation.columns;
-        let mut sorted: Vec<usize> = (0..columns.len()).collect();
+        let mut sorted: Vec<(usize, ColumnRule)> = (0..columns.len())
+            .map(|index| (index, rules.rule(&columns[index].name)))
+            .filter(|(_, rule)| *rule != ColumnRule::Exclude)
+            .collect();
         // NB: inserting in sorted order keeps keys alphabetical even if serde_json's
         // `preserve_order` feature is switched on by another crate of the build.
-        sorted.sort_by(|a, b| columns[*a].name.cmp(&columns[*b].name));
+        sorted.sort_by(|(a, _), (b, _)| columns[*a].name.cmp(&columns[*b].name));
         Self {
             relation,
             primary_key,
+            rules,
             sorted,
             warnings: Vec::new(),
         }
@@ -193,7 +201,7 @@ impl<'a> RowBuilder<'a> {
         }
         let mut payload = Map::new();
         let mut unchanged = Vec::new();
-        for index in self.sorted.clone() {
+        for (index, rule) in self.sorted.clone() {
             let column = &columns[index];
             let mut value = &tuple[index];
             if value == &ColumnValue::UnchangedToast
@@ -201,6 +209,11 @@ impl<'a> RowBuilder<'a> {
                 && matches!(old, ColumnValue::Text(_))
             {
                 value = old;
+            }
+            if let (ColumnRule::Mask(kind), ColumnValue::Text(bytes)) = (rule, value) {
+                // Masked before any conversion: its text is in no warning either.
+                payload.insert(column.name.clone(), self.rules.mask(kind, bytes));
+                continue;
             }
             match value {
                 ColumnValue::Null => {
@@ -307,6 +320,8 @@ mod tests {
         ColumnValue::Text(Bytes::copy_from_slice(value.as_bytes()))
     }
 
+    static KEEP: std::sync::LazyLock<ColumnRules> = std::sync::LazyLock::new(ColumnRules::default);
+
     fn position() -> ChangePosition {
         ChangePosition {
             lsn: Lsn(0x10),
@@ -323,7 +338,7 @@ mod tests {
     #[test]
     fn insert_envelope_has_sorted_payload_extensions_and_key() {
         let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let change = builder
             .insert(
                 &vec![text("7"), text("Jane"), ColumnValue::Null],
@@ -340,7 +355,7 @@ mod tests {
     #[test]
     fn unchanged_toast_is_listed_and_absent_not_null() {
         let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let change = builder
             .update(
                 None,
@@ -356,7 +371,7 @@ mod tests {
     #[test]
     fn unchanged_toast_is_filled_from_a_full_old_row() {
         let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let old = OldTuple::Full(vec![text("7"), text("Jane"), text("long bio")]);
         let change = builder
             .update(
@@ -373,7 +388,7 @@ mod tests {
     #[test]
     fn update_that_changes_the_key_carries_the_old_key() {
         let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let old = OldTuple::Key(vec![text("7"), ColumnValue::Null, ColumnValue::Null]);
         let change = builder
             .update(
@@ -392,7 +407,7 @@ mod tests {
     #[test]
     fn delete_under_default_identity_has_key_and_nulls() {
         let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let old = OldTuple::Key(vec![text("7"), ColumnValue::Null, ColumnValue::Null]);
         let change = builder.delete(&old, position()).unwrap();
         assert_eq!(change.envelope.metadata.operation, Operation::Delete);
@@ -416,7 +431,7 @@ mod tests {
         });
         cache.update(widened);
         let relation = cache.get(1).unwrap();
-        let mut builder = RowBuilder::new(relation, "id");
+        let mut builder = RowBuilder::new(relation, "id", &KEEP);
         let change = builder
             .insert(
                 &vec![text("1"), text("a"), ColumnValue::Null, text("30")],
@@ -430,7 +445,7 @@ mod tests {
     #[test]
     fn column_count_mismatch_and_binary_values_are_errors() {
         let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         assert!(matches!(
             builder.insert(&vec![text("1")], position()),
             Err(RowError::ColumnCount {
@@ -449,7 +464,7 @@ mod tests {
     #[test]
     fn unconvertible_values_are_kept_as_text_with_a_warning() {
         let relation = relation(&[("id", 23, true), ("flag", 16, false)]);
-        let mut builder = RowBuilder::new(&relation, "id");
+        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let change = builder
             .insert(&vec![text("1"), text("maybe")], position())
             .unwrap();
@@ -465,5 +480,66 @@ mod tests {
             commit_time_text(757_393_445_123_456),
             "2024-01-01T03:04:05.123456Z"
         );
+    }
+
+    fn rules() -> ColumnRules {
+        use cdcstar_crds::pipeline::{ColumnMask, MaskKind, SourceTable};
+        let mut table = SourceTable::new("customer", "id");
+        table.exclude_columns = vec!["bio".into()];
+        table.mask = vec![ColumnMask {
+            column: "name".into(),
+            with: MaskKind::Hash,
+        }];
+        ColumnRules::for_table(&table, Some(&crate::mask::MaskSalt::new("salt"))).unwrap()
+    }
+
+    #[test]
+    fn excluded_and_masked_columns_never_reach_the_envelope() {
+        let relation = customer();
+        let rules = rules();
+        let mut builder = RowBuilder::new(&relation, "id", &rules);
+        let hashed = rules.mask(cdcstar_crds::pipeline::MaskKind::Hash, b"Jane");
+        let insert = builder
+            .insert(
+                &vec![text("7"), text("Jane"), text("secret bio")],
+                position(),
+            )
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&insert.envelope.payload).unwrap(),
+            serde_json::json!({"id": 7, "name": hashed})
+        );
+        assert_eq!(insert.key.as_deref(), Some(&b"7"[..]));
+        // An unchanged TOASTed excluded column is not even named.
+        let update = builder
+            .update(
+                Some(&OldTuple::Key(vec![
+                    text("6"),
+                    ColumnValue::Null,
+                    ColumnValue::Null,
+                ])),
+                &vec![text("7"), text("Jane"), ColumnValue::UnchangedToast],
+                position(),
+            )
+            .unwrap();
+        assert!(update.envelope.metadata.unchanged_toast.is_empty());
+        assert_eq!(update.envelope.payload["name"], hashed);
+        assert_eq!(
+            serde_json::to_value(&update.envelope.metadata.old_key).unwrap(),
+            serde_json::json!({"id": 6}),
+            "the key is kept whole"
+        );
+        // The whole old row of a delete is masked the same way.
+        let delete = builder
+            .delete(
+                &OldTuple::Full(vec![text("7"), text("Jane"), text("secret bio")]),
+                position(),
+            )
+            .unwrap();
+        for change in [&insert, &update, &delete] {
+            let json = serde_json::to_string(&change.envelope).unwrap();
+            assert!(!json.contains("Jane") && !json.contains("bio"), "{json}");
+        }
+        assert!(builder.warnings.is_empty());
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
 use clap::Parser;
 
+use crate::mask::MaskSalt;
 use crate::producer::ProducerSettings;
 
 pub use cdcstar_runtime::logging::LogFormat;
@@ -55,6 +56,11 @@ pub struct CaptureArgs {
     /// Milliseconds between standby status updates that carry a newly confirmed position.
     #[arg(long, env = "CAPTURE_STATUS_INTERVAL_MS", default_value_t = 1000)]
     pub status_interval_ms: u64,
+
+    /// Salt of the columns masked with `hash` (the HMAC-SHA256 key). The operator sets it from the
+    /// Secret `spec.source.maskSaltSecretRef` names; never printed.
+    #[arg(long, env = "CAPTURE_MASK_SALT", hide_env_values = true)]
+    pub mask_salt: Option<MaskSalt>,
 
     /// Rows per snapshot batch.
     #[arg(long, env = "CAPTURE_SNAPSHOT_BATCH_SIZE", default_value_t = 10_000)]

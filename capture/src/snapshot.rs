@@ -282,7 +282,11 @@ impl Snapshotter {
                 reason: "not a captured table".into(),
             })?
             .clone();
-        let relation = describe_table(client, &self.routes.schema, &table).await?;
+        let mut relation = describe_table(client, &self.routes.schema, &table).await?;
+        // An excluded column is not even read.
+        relation
+            .columns
+            .retain(|c| !route.columns.excludes(&c.name));
         let key_index = relation
             .columns
             .iter()
@@ -314,14 +318,15 @@ impl Snapshotter {
 
         let mut total = task.rows;
         let mut after = task.resume_after.clone();
+        let filter = route.row_filter.as_deref();
         let mut next = Some(
-            self.fetch(client, &relation, key_index, after.as_deref())
+            self.fetch(client, &relation, key_index, filter, after.as_deref())
                 .await?,
         );
         // Batches sent and not yet saved as progress, oldest first: progress is saved in key order,
         // each batch once the broker acknowledged all of it.
         let mut in_flight: VecDeque<(Arc<BatchAcks>, usize, Option<String>)> = VecDeque::new();
-        let encoder = ReadEncoder::new(&relation, &route.primary_key);
+        let encoder = ReadEncoder::new(&relation, &route.primary_key, &route.columns);
         let mut payload = Vec::with_capacity(512);
         let mut warnings = Vec::new();
         while let Some(batch) = next.take() {
@@ -346,7 +351,7 @@ impl Snapshotter {
             let fetch_next = async {
                 match &batch.last_key {
                     Some(last_key) if full => self
-                        .fetch(client, &relation, key_index, Some(last_key))
+                        .fetch(client, &relation, key_index, filter, Some(last_key))
                         .await
                         .map(Some),
                     _ => Ok(None),
@@ -410,11 +415,14 @@ impl Snapshotter {
         Ok(true)
     }
 
+    /// The next batch of rows: those matching `row_filter` (the publication's own filter) with a
+    /// key after `after`.
     async fn fetch(
         &self,
         client: &Client,
         relation: &Relation,
         key_index: usize,
+        row_filter: Option<&str>,
         after: Option<&str>,
     ) -> Result<Batch, SnapshotError> {
         let columns: Vec<String> = relation
@@ -423,9 +431,16 @@ impl Snapshotter {
             .map(|c| quote_ident(&c.name))
             .collect();
         let key = &columns[key_index];
-        let filter = after
-            .map(|last| format!("WHERE {key} > {}", quote_literal(last)))
-            .unwrap_or_default();
+        let conditions: Vec<String> = row_filter
+            .map(|filter| format!("({filter})"))
+            .into_iter()
+            .chain(after.map(|last| format!("{key} > {}", quote_literal(last))))
+            .collect();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
         let query = format!(
             "SELECT {} FROM {}.{} {filter} ORDER BY {key} LIMIT {}",
             columns.join(", "),

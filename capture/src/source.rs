@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::envelope::Lsn;
-use cdcstar_crds::postgres::{self, QualifiedTable};
+use cdcstar_crds::postgres::{self, QualifiedTable, RowFilterState};
 pub use cdcstar_crds::postgres::{quote_ident, quote_literal};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
@@ -182,11 +182,33 @@ pub async fn ensure_publication(
         .await
         .map_err(sql_error(format!("read publication {publication}")))?
         .is_some();
+    let mut filters = RowFilterState::default();
     let current = if exists {
-        Some(published_tables(client, &publication).await?)
+        let (tables, published) = publication_tables(client, &publication).await?;
+        filters.published = published;
+        Some(tables)
     } else {
         None
     };
+    if let Some(probe) = postgres::row_filter_probe(pipeline) {
+        // Postgres's own print of the declared filters, from a publication that never commits.
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(sql_error("begin the row filter probe"))?;
+        let probed = match client.batch_execute(&probe).await {
+            Ok(()) => publication_tables(client, postgres::ROW_FILTER_PROBE_PUBLICATION).await,
+            Err(source) => Err(SourceError::Sql {
+                action: "check the declared row filters".into(),
+                source,
+            }),
+        };
+        client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(sql_error("end the row filter probe"))?;
+        filters.declared = probed?.1;
+    }
     let schema = &pipeline.spec.source.schema;
     let tables = pipeline.source_table_names();
     let identities: BTreeMap<String, String> = client
@@ -198,7 +220,11 @@ pub async fn ensure_publication(
         .collect();
     let statements = postgres::reconcile_replica_identity(pipeline, &identities)
         .into_iter()
-        .chain(postgres::reconcile_publication(pipeline, current.as_ref()));
+        .chain(postgres::reconcile_publication(
+            pipeline,
+            current.as_ref(),
+            &filters,
+        ));
     for statement in statements {
         client
             .batch_execute(&statement)
@@ -209,6 +235,29 @@ pub async fn ensure_publication(
     Ok(())
 }
 
+/// The tables of `publication`, and the row filters of those that have one.
+async fn publication_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<(BTreeSet<QualifiedTable>, BTreeMap<QualifiedTable, String>), SourceError> {
+    let rows = client
+        .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
+        .await
+        .map_err(sql_error(format!(
+            "list tables of publication {publication}"
+        )))?;
+    let mut tables = BTreeSet::new();
+    let mut filters = BTreeMap::new();
+    for row in rows {
+        let table = QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        if let Some(filter) = row.get::<_, Option<String>>(2) {
+            filters.insert(table.clone(), filter);
+        }
+        tables.insert(table);
+    }
+    Ok((tables, filters))
+}
+
 /// The tables of `tables` that publication `publication` does not publish.
 pub async fn tables_missing_from_publication(
     client: &Client,
@@ -216,28 +265,11 @@ pub async fn tables_missing_from_publication(
     schema: &str,
     tables: &[String],
 ) -> Result<Vec<String>, SourceError> {
-    let published = published_tables(client, publication).await?;
+    let (published, _) = publication_tables(client, publication).await?;
     Ok(tables
         .iter()
         .filter(|t| !published.contains(&QualifiedTable::new(schema, t.as_str())))
         .cloned()
-        .collect())
-}
-
-/// The tables publication `publication` publishes.
-async fn published_tables(
-    client: &Client,
-    publication: &str,
-) -> Result<BTreeSet<QualifiedTable>, SourceError> {
-    let rows = client
-        .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
-        .await
-        .map_err(sql_error(format!(
-            "list tables of publication {publication}"
-        )))?;
-    Ok(rows
-        .iter()
-        .map(|row| QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1)))
         .collect())
 }
 

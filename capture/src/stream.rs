@@ -15,6 +15,7 @@ use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::acks::TxId;
+use crate::mask::ColumnRules;
 use crate::metrics::{CaptureMetrics, TableLabel, TableOperation};
 use crate::pgoutput::{self, LogicalMessage};
 use crate::producer::EventProducer;
@@ -65,17 +66,22 @@ pub enum StreamError {
     Flush(String),
 }
 
-/// Where the changes of one captured table go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the changes of one captured table go, and what of its rows leaves the capture.
+#[derive(Debug, Clone)]
 pub struct TableRoute {
     /// Topic of the table's events.
     pub topic: String,
     /// Column whose value keys the events.
     pub primary_key: String,
+    /// The columns excluded and masked.
+    pub columns: Arc<ColumnRules>,
+    /// The table's row filter (`cdcstar_crds::postgres::row_filter_sql`): the publication applies
+    /// it to the stream, the snapshot's queries apply it to existing rows.
+    pub row_filter: Option<String>,
 }
 
 /// The captured tables of a pipeline, by name, in one schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Routes {
     /// Schema of the captured tables.
     pub schema: String,
@@ -410,7 +416,7 @@ impl Streamer {
             tracing::debug!(table = %relation.name, "change of a table the pipeline does not capture");
             return Ok(());
         };
-        let mut builder = RowBuilder::new(relation, &route.primary_key);
+        let mut builder = RowBuilder::new(relation, &route.primary_key, &route.columns);
         let change =
             build(&mut builder, position).map_err(|source| StreamError::Row { lsn, source })?;
         for warning in &builder.warnings {

@@ -189,9 +189,16 @@ pub struct SourceSpec {
 
     /// Set `REPLICA IDENTITY FULL` on every captured table, so updates and deletes carry the whole old
     /// row (needed to see the old key of an update that changes it and the old values of unchanged
-    /// TOASTed columns). Costs extra WAL.
+    /// TOASTed columns). Costs extra WAL. Required by a `rowFilter` on a column other than the
+    /// primary key (Postgres refuses updates and deletes of such a table otherwise).
     #[serde(default)]
     pub replica_identity_full: bool,
+
+    /// Secret key holding the salt of `mask: hash` (the HMAC-SHA256 key, the same for every table
+    /// of the pipeline, so equal values hash equally and still join). Required when a column is
+    /// masked with `hash`. Changing it changes every hash written after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_salt_secret_ref: Option<SecretKeyRef>,
 }
 
 fn default_schema() -> String {
@@ -211,6 +218,195 @@ pub struct SourceTable {
     #[serde(default = "default_primary_key")]
     #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub primary_key: String,
+
+    /// Columns that never leave the capture: absent from every event, snapshot row, log line and
+    /// dead letter. Neither the primary key nor a column a star table, a lookup or the row filter
+    /// reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 128),
+        inner(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))
+    )]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub exclude_columns: Vec<String>,
+
+    /// Columns whose values are replaced before they leave the capture: `hash` (lowercase hex
+    /// HMAC-SHA256 of the value's text with the pipeline's salt, `spec.source.maskSaltSecretRef`:
+    /// equal values give equal hashes, so they still join), `redact` (the string `REDACTED`) or
+    /// `null`. NULL stays NULL. Never the primary key; a star column fed by a `hash` or `redact`
+    /// column must be a String type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["column"]))]
+    pub mask: Vec<ColumnMask>,
+
+    /// Only rows matching every condition (ANDed) are replicated: the publication's row filter
+    /// (PostgreSQL 15+), applied to the snapshot too. An update that moves a row out of the filter
+    /// arrives as a delete, one that moves it in as an insert (with `replicaIdentityFull`).
+    /// Structured conditions, never SQL: values are sent as quoted literals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub row_filter: Vec<RowCondition>,
+}
+
+/// How one column is masked.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnMask {
+    /// Source column (case-sensitive).
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
+    pub column: String,
+    /// `hash`, `redact` or `null`.
+    pub with: MaskKind,
+}
+
+/// What a masked column's values become.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MaskKind {
+    /// Lowercase hex HMAC-SHA256 of the value's text, keyed by the pipeline's salt.
+    Hash,
+    /// The string `REDACTED`.
+    Redact,
+    /// JSON null.
+    Null,
+}
+
+impl MaskKind {
+    /// The name in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskKind::Hash => "hash",
+            MaskKind::Redact => "redact",
+            MaskKind::Null => "null",
+        }
+    }
+}
+
+/// One condition of a row filter: `column op value`, `column op values` (`in`, `notIn`) or
+/// `column op` (`isNull`, `isNotNull`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.op in ['isNull', 'isNotNull'] ? !has(self.value) && !has(self.values) : (self.op in ['in', 'notIn'] ? has(self.values) && size(self.values) > 0 && !has(self.value) : has(self.value) && !has(self.values))",
+        "message": "value goes with =, !=, <, <=, >, >=; values (at least one) with in and notIn; neither with isNull and isNotNull"
+    }
+]))]
+pub struct RowCondition {
+    /// Source column (case-sensitive).
+    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
+    pub column: String,
+    /// `=`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `notIn`, `isNull` or `isNotNull`.
+    pub op: FilterOp,
+    /// The value compared with (not with `in`, `notIn`, `isNull`, `isNotNull`), as text: Postgres
+    /// reads it as the column's type (`"42"`, `"2024-01-01"`, `"shipped"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub value: Option<String>,
+    /// The values of `in` and `notIn`, as text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 1024)))]
+    pub values: Vec<String>,
+}
+
+/// A row filter's comparison.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum FilterOp {
+    /// Equal.
+    #[serde(rename = "=")]
+    Eq,
+    /// Not equal.
+    #[serde(rename = "!=")]
+    Ne,
+    /// Less than.
+    #[serde(rename = "<")]
+    Lt,
+    /// Less than or equal.
+    #[serde(rename = "<=")]
+    Le,
+    /// Greater than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Greater than or equal.
+    #[serde(rename = ">=")]
+    Ge,
+    /// One of `values`.
+    #[serde(rename = "in")]
+    In,
+    /// None of `values` (and not NULL).
+    #[serde(rename = "notIn")]
+    NotIn,
+    /// NULL.
+    #[serde(rename = "isNull")]
+    IsNull,
+    /// Not NULL.
+    #[serde(rename = "isNotNull")]
+    IsNotNull,
+}
+
+impl FilterOp {
+    /// The name in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterOp::Eq => "=",
+            FilterOp::Ne => "!=",
+            FilterOp::Lt => "<",
+            FilterOp::Le => "<=",
+            FilterOp::Gt => ">",
+            FilterOp::Ge => ">=",
+            FilterOp::In => "in",
+            FilterOp::NotIn => "notIn",
+            FilterOp::IsNull => "isNull",
+            FilterOp::IsNotNull => "isNotNull",
+        }
+    }
+
+    /// What the operator compares with: one `value`, a list of `values`, or nothing.
+    pub fn operand(self) -> FilterOperand {
+        match self {
+            FilterOp::In | FilterOp::NotIn => FilterOperand::Values,
+            FilterOp::IsNull | FilterOp::IsNotNull => FilterOperand::None,
+            _ => FilterOperand::Value,
+        }
+    }
+}
+
+/// What a [`FilterOp`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterOperand {
+    /// `value`.
+    Value,
+    /// `values`, at least one.
+    Values,
+    /// Neither.
+    None,
+}
+
+impl SourceTable {
+    /// A table keyed by `primary_key`, with every column captured as it is and every row.
+    pub fn new(name: impl Into<String>, primary_key: impl Into<String>) -> Self {
+        SourceTable {
+            name: name.into(),
+            primary_key: primary_key.into(),
+            exclude_columns: Vec::new(),
+            mask: Vec::new(),
+            row_filter: Vec::new(),
+        }
+    }
+
+    /// How column `column` is masked, `None` when it is not.
+    pub fn mask_of(&self, column: &str) -> Option<MaskKind> {
+        self.mask
+            .iter()
+            .find(|m| m.column == column)
+            .map(|m| m.with)
+    }
+
+    /// Whether column `column` is excluded.
+    pub fn excludes(&self, column: &str) -> bool {
+        self.exclude_columns.iter().any(|c| c == column)
+    }
 }
 
 fn default_primary_key() -> String {

@@ -6,6 +6,10 @@
 //! [`quote_literal`], even though [`crate::validate()`] already restricts names: the source tables of the
 //! reference app include `order`, a keyword, and camelCase names only survive quoted.
 //!
+//! A table's `rowFilter` becomes its `WHERE (...)` in the publication ([`row_filter_sql`], also the
+//! snapshot's condition); a changed filter is found by comparing `pg_publication_tables.rowfilter`
+//! with the declared filters as Postgres prints them ([`row_filter_probe`]).
+//!
 //! The publication publishes `insert, update, delete, truncate`: a `TRUNCATE` of a source table becomes
 //! a `truncate` event (see `envelope`), and the sink deletes the rows it held.
 //!
@@ -15,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::pipeline::{CaptureEngine, CdcPipeline};
+use crate::pipeline::{CaptureEngine, CdcPipeline, FilterOp, RowCondition, SourceTable};
 
 /// Logical decoding plugin of every slot.
 pub const OUTPUT_PLUGIN: &str = "pgoutput";
@@ -24,8 +28,16 @@ pub const OUTPUT_PLUGIN: &str = "pgoutput";
 pub const PUBLISHED_OPERATIONS: &str = "insert, update, delete, truncate";
 
 /// Reads the tables of a publication: bind `$1` to the publication name; rows are
-/// (`schemaname`, `tablename`).
-pub const PUBLICATION_TABLES_QUERY: &str = "SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1";
+/// (`schemaname`, `tablename`, `rowfilter`: the table's row filter as Postgres prints it, NULL
+/// when it has none).
+// NB: `rowfilter` exists from PostgreSQL 15 on; read through to_jsonb so the query runs on older
+// servers too, where it is NULL.
+pub const PUBLICATION_TABLES_QUERY: &str = "SELECT schemaname::text, tablename::text, to_jsonb(t) ->> 'rowfilter' \
+     FROM pg_catalog.pg_publication_tables t WHERE pubname = $1";
+
+/// The publication created, inside a transaction that is always rolled back, to read how Postgres
+/// prints the declared row filters ([`row_filter_probe`]).
+pub const ROW_FILTER_PROBE_PUBLICATION: &str = "cdcstar_row_filter_probe";
 
 /// Whether a publication exists: bind `$1` to its name; one row when it does.
 pub const PUBLICATION_EXISTS_QUERY: &str =
@@ -105,39 +117,149 @@ pub fn declared_tables(pipeline: &CdcPipeline) -> Vec<QualifiedTable> {
         .collect()
 }
 
-fn table_list(tables: &[QualifiedTable]) -> String {
-    tables
+/// A row filter's value as a string literal: `'...'` with quotes doubled, or `E'...'` with
+/// backslashes doubled too when it has one, which reads the same whatever
+/// `standard_conforming_strings` says.
+fn filter_literal(value: &str) -> String {
+    if value.contains('\\') {
+        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        quote_literal(value)
+    }
+}
+
+fn condition_sql(condition: &RowCondition) -> String {
+    let column = quote_ident(&condition.column);
+    let value = || filter_literal(condition.value.as_deref().unwrap_or_default());
+    // NB: `IN (...)` on a varchar column is an array coercion, which Postgres refuses in a
+    // publication's WHERE ("invalid publication WHERE expression"); a chain of comparisons means
+    // the same (NULL included: neither keeps a NULL) and is accepted for every type.
+    let values = |operator: &str, joiner: &str| {
+        condition
+            .values
+            .iter()
+            .map(|v| format!("{column} {operator} {}", filter_literal(v)))
+            .collect::<Vec<_>>()
+            .join(joiner)
+    };
+    match condition.op {
+        FilterOp::Eq => format!("{column} = {}", value()),
+        FilterOp::Ne => format!("{column} <> {}", value()),
+        FilterOp::Lt => format!("{column} < {}", value()),
+        FilterOp::Le => format!("{column} <= {}", value()),
+        FilterOp::Gt => format!("{column} > {}", value()),
+        FilterOp::Ge => format!("{column} >= {}", value()),
+        FilterOp::In => values("=", " OR "),
+        FilterOp::NotIn => values("<>", " AND "),
+        FilterOp::IsNull => format!("{column} IS NULL"),
+        FilterOp::IsNotNull => format!("{column} IS NOT NULL"),
+    }
+}
+
+/// The row filter of `table` as a SQL condition (each condition parenthesised, ANDed), `None`
+/// when it has none. The one renderer of both the publication's `WHERE` and the snapshot's query:
+/// identifiers quoted, values string literals that Postgres reads as the column's type, so a spec
+/// can only ever compare a column with a constant.
+pub fn row_filter_sql(table: &SourceTable) -> Option<String> {
+    if table.row_filter.is_empty() {
+        return None;
+    }
+    Some(
+        table
+            .row_filter
+            .iter()
+            .map(|condition| format!("({})", condition_sql(condition)))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    )
+}
+
+/// The captured tables with their row filters, `"schema"."table"` or `"schema"."table" WHERE
+/// (...)`, for `FOR TABLE` and `SET TABLE`.
+fn table_list(pipeline: &CdcPipeline, only_filtered: bool) -> String {
+    let schema = &pipeline.spec.source.schema;
+    pipeline
+        .spec
+        .source
+        .tables
         .iter()
-        .map(QualifiedTable::quoted)
+        .filter_map(|table| {
+            let quoted = QualifiedTable::new(schema.clone(), table.name.clone()).quoted();
+            match row_filter_sql(table) {
+                Some(filter) => Some(format!("{quoted} WHERE ({filter})")),
+                None if only_filtered => None,
+                None => Some(quoted),
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// `CREATE PUBLICATION` for the captured tables.
+/// `CREATE PUBLICATION` for the captured tables, each with its row filter.
 pub fn create_publication(pipeline: &CdcPipeline) -> String {
     format!(
         "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {})",
         quote_ident(&pipeline.publication_name()),
-        table_list(&declared_tables(pipeline)),
+        table_list(pipeline, false),
         quote_literal(PUBLISHED_OPERATIONS)
     )
 }
 
+/// What the row filters are on the server, for [`reconcile_publication`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowFilterState {
+    /// The publication's tables that have a row filter, with it as Postgres prints it
+    /// (`rowfilter` of [`PUBLICATION_TABLES_QUERY`]).
+    pub published: BTreeMap<QualifiedTable, String>,
+    /// The declared row filters as Postgres prints them, read from the probe publication
+    /// ([`row_filter_probe`]); empty when no table has one.
+    pub declared: BTreeMap<QualifiedTable, String>,
+}
+
+/// Creates the probe publication [`ROW_FILTER_PROBE_PUBLICATION`] holding the tables with a row
+/// filter, each with it; `None` when no table has one. Run it in a transaction, read the probe's
+/// filters with [`PUBLICATION_TABLES_QUERY`] and roll back: Postgres prints a filter in its own
+/// form (`((status)::text = 'shipped'::text)`), so the declared filters are compared with the
+/// published ones in that form, and nothing stays behind.
+pub fn row_filter_probe(pipeline: &CdcPipeline) -> Option<String> {
+    pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .any(|t| !t.row_filter.is_empty())
+        .then(|| {
+            format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
+                quote_ident(ROW_FILTER_PROBE_PUBLICATION),
+                table_list(pipeline, true)
+            )
+        })
+}
+
 /// The statements that take the publication from its current state to the declared one: `current` is
 /// `None` when it does not exist (read with [`PUBLICATION_EXISTS_QUERY`]), else its tables (read with
-/// [`PUBLICATION_TABLES_QUERY`]). Empty when nothing has to change.
+/// [`PUBLICATION_TABLES_QUERY`]); `filters` the published and declared row filters. One `SET TABLE`
+/// when the tables or a filter differ (Postgres replaces every filter with it). Empty when nothing
+/// has to change.
 pub fn reconcile_publication(
     pipeline: &CdcPipeline,
     current: Option<&BTreeSet<QualifiedTable>>,
+    filters: &RowFilterState,
 ) -> Vec<String> {
     let declared = declared_tables(pipeline);
     match current {
         None => vec![create_publication(pipeline)],
-        Some(current) if declared.iter().cloned().collect::<BTreeSet<_>>() == *current => vec![],
+        Some(current)
+            if declared.iter().cloned().collect::<BTreeSet<_>>() == *current
+                && filters.published == filters.declared =>
+        {
+            vec![]
+        }
         Some(_) => vec![format!(
             "ALTER PUBLICATION {} SET TABLE {}",
             quote_ident(&pipeline.publication_name()),
-            table_list(&declared)
+            table_list(pipeline, false)
         )],
     }
 }
@@ -282,7 +404,7 @@ mod tests {
     fn missing_publication_is_created() {
         let pipeline = shop_pipeline();
         assert_eq!(
-            reconcile_publication(&pipeline, None),
+            reconcile_publication(&pipeline, None, &RowFilterState::default()),
             [create_publication(&pipeline)]
         );
     }
@@ -291,7 +413,9 @@ mod tests {
     fn publication_with_the_declared_tables_is_left_alone() {
         let pipeline = shop_pipeline();
         let current: BTreeSet<_> = declared_tables(&pipeline).into_iter().collect();
-        assert!(reconcile_publication(&pipeline, Some(&current)).is_empty());
+        assert!(
+            reconcile_publication(&pipeline, Some(&current), &RowFilterState::default()).is_empty()
+        );
     }
 
     #[test]
@@ -304,7 +428,7 @@ mod tests {
         ]
         .into();
         assert_eq!(
-            reconcile_publication(&pipeline, Some(&current)),
+            reconcile_publication(&pipeline, Some(&current), &RowFilterState::default()),
             [
                 "ALTER PUBLICATION \"cdcstar_shop\" SET TABLE \"public\".\"customer\", \"public\".\"product\""
             ]
@@ -375,5 +499,65 @@ mod tests {
             cleanup_statements(&pipeline)[2],
             "DROP PUBLICATION IF EXISTS \"pglog_stream_cdcstar_shop\""
         );
+    }
+
+    #[test]
+    fn row_filters_render_quoted_conditions_into_the_publication() {
+        use crate::pipeline::{FilterOp, RowCondition};
+        let mut pipeline = shop_pipeline();
+        let condition = |column: &str, op, value: Option<&str>, values: &[&str]| RowCondition {
+            column: column.into(),
+            op,
+            value: value.map(str::to_owned),
+            values: values.iter().map(|v| (*v).to_owned()).collect(),
+        };
+        pipeline.spec.source.tables[2].row_filter = vec![
+            condition("status", FilterOp::In, None, &["paid", "it's"]),
+            condition("status", FilterOp::NotIn, None, &["x"]),
+            condition("total", FilterOp::Ne, Some(r"a\b"), &[]),
+            condition("customerId", FilterOp::IsNull, None, &[]),
+        ];
+        assert_eq!(
+            row_filter_sql(&pipeline.spec.source.tables[2]).unwrap(),
+            r#"("status" = 'paid' OR "status" = 'it''s') AND ("status" <> 'x') AND ("total" <> E'a\\b') AND ("customerId" IS NULL)"#
+        );
+        assert_eq!(row_filter_sql(&pipeline.spec.source.tables[0]), None);
+        let create = create_publication(&pipeline);
+        assert!(
+            create.contains(r#""public"."order" WHERE (("status" = 'paid'"#),
+            "{create}"
+        );
+        assert!(create.contains(r#""public"."orderitem" WITH"#), "{create}");
+        let probe = row_filter_probe(&pipeline).unwrap();
+        assert!(
+            probe.starts_with(
+                r#"CREATE PUBLICATION "cdcstar_row_filter_probe" FOR TABLE "public"."order" WHERE"#
+            ),
+            "{probe}"
+        );
+        assert!(
+            !probe.contains("customer\""),
+            "only filtered tables: {probe}"
+        );
+        assert_eq!(row_filter_probe(&shop_pipeline()), None);
+    }
+
+    #[test]
+    fn a_changed_row_filter_sets_the_tables_again() {
+        let pipeline = shop_pipeline();
+        let current: BTreeSet<_> = declared_tables(&pipeline).into_iter().collect();
+        let order = QualifiedTable::new("public", "order");
+        let filters = RowFilterState {
+            published: [(order.clone(), "(id > 1)".to_owned())].into(),
+            declared: [(order, "(id > 2)".to_owned())].into(),
+        };
+        let statements = reconcile_publication(&pipeline, Some(&current), &filters);
+        assert_eq!(statements.len(), 1);
+        assert!(statements[0].starts_with("ALTER PUBLICATION \"cdcstar_shop\" SET TABLE"));
+        let same = RowFilterState {
+            declared: filters.published.clone(),
+            published: filters.published,
+        };
+        assert!(reconcile_publication(&pipeline, Some(&current), &same).is_empty());
     }
 }

@@ -13,6 +13,12 @@
 //! - Topic names (prefix, dead-letter) match `[A-Za-z0-9._-]+`, at most 249 bytes, and the dead-letter
 //!   topic is none of the data topics.
 //!
+//! Columns and rows ([`crate::pipeline::SourceTable`]'s `excludeColumns`, `mask`, `rowFilter`): the
+//! key is neither excluded nor masked; nothing of the star schema or the row filter reads an
+//! excluded column; a `hash` or `redact` column feeds String columns only; no lookup follows a
+//! masked foreign key; `hash` has its salt Secret; a filter on a non-key column needs `REPLICA
+//! IDENTITY FULL`; each condition has the operand its `op` takes; the native capture only.
+//!
 //! Structural rules: at least one captured table, all distinct; at least one dimension or fact; star
 //! table names distinct and none the name of a status table ([`crate::status_tables`]); a table's `key` copies its source table's `primaryKey`; column names distinct
 //! within a table (columns, lookups and the reserved `lsn`, `is_deleted`, `source_lsn`); a source table
@@ -28,12 +34,16 @@
 //! pipeline `validate()` accepts is one the apiserver accepts; a field already refused by a rule above
 //! is not reported a second time by its schema bound.
 //!
-//! Over 400 lines: one check per part of the spec plus a test per rule (the tests are 390 of them).
+//! Over 400 lines: one check per part of the spec plus a test per rule (the tests are about 640 of
+//! them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::pipeline::{CaptureEngine, CdcPipeline, LookupSpec, parse_duration};
+use crate::column_type::ColumnType;
+use crate::pipeline::{
+    CaptureEngine, CdcPipeline, FilterOperand, LookupSpec, MaskKind, SourceTable, parse_duration,
+};
 use crate::redpanda_connect;
 use crate::schema_check::schema_violations;
 use crate::star::{Bookkeeping, StarTable, TableKind, star_tables};
@@ -182,6 +192,7 @@ pub fn compile(pipeline: &CdcPipeline) -> Result<StarModel, ValidationErrors> {
         out.error("metadata.name", "must be set");
     }
     validate_source(pipeline, &mut out);
+    validate_columns_and_rows(pipeline, &mut out);
     validate_capture(pipeline, &mut out);
     validate_kafka(pipeline, &mut out);
     validate_clickhouse(pipeline, &mut out);
@@ -264,6 +275,271 @@ fn validate_source(pipeline: &CdcPipeline, out: &mut Collector) {
     );
     let slot_path = explicit_or_default(&source.slot, "slot");
     out.name(slot_path, &pipeline.slot_name(), NameKind::SlotName);
+}
+
+/// Exclusion, masking and row filters of the source tables, and what they mean for the star schema:
+/// the key stays whole, nothing reads an excluded column, a hashed or redacted value lands in a
+/// String column, a masked foreign key is not followed, the filter reads no excluded column and
+/// only the key unless the replica identity is full, `hash` has its salt, and only the native
+/// capture applies any of it.
+fn validate_columns_and_rows(pipeline: &CdcPipeline, out: &mut Collector) {
+    let source = &pipeline.spec.source;
+    let mut hashed = false;
+    for (i, table) in source.tables.iter().enumerate() {
+        let path = format!("spec.source.tables[{i}]");
+        let mut excluded = BTreeSet::new();
+        for (c, column) in table.exclude_columns.iter().enumerate() {
+            let column_path = format!("{path}.excludeColumns[{c}]");
+            out.name(column_path.clone(), column, NameKind::SqlIdentifier);
+            if *column == table.primary_key {
+                out.error(
+                    column_path,
+                    format!("{column:?} is the primary key, which keys every event; it cannot be excluded"),
+                );
+            } else if !excluded.insert(column.as_str()) {
+                out.error(column_path, format!("{column:?} is listed more than once"));
+            }
+        }
+        let mut masked = BTreeSet::new();
+        for (m, mask) in table.mask.iter().enumerate() {
+            let column_path = format!("{path}.mask[{m}].column");
+            out.name(column_path.clone(), &mask.column, NameKind::SqlIdentifier);
+            hashed |= mask.with == MaskKind::Hash;
+            if mask.column == table.primary_key {
+                out.error(
+                    column_path,
+                    format!(
+                        "{:?} is the primary key, which keys every event and joins the star tables; it cannot be masked",
+                        mask.column
+                    ),
+                );
+            } else if excluded.contains(mask.column.as_str()) {
+                out.error(
+                    column_path,
+                    format!("{:?} is excluded, so there is nothing to mask", mask.column),
+                );
+            } else if !masked.insert(mask.column.as_str()) {
+                out.error(
+                    column_path,
+                    format!("{:?} is masked more than once", mask.column),
+                );
+            }
+        }
+        for (f, condition) in table.row_filter.iter().enumerate() {
+            let condition_path = format!("{path}.rowFilter[{f}]");
+            out.name(
+                format!("{condition_path}.column"),
+                &condition.column,
+                NameKind::SqlIdentifier,
+            );
+            if excluded.contains(condition.column.as_str()) {
+                out.error(
+                    format!("{condition_path}.column"),
+                    format!(
+                        "{:?} is excluded; a row filter may only read captured columns",
+                        condition.column
+                    ),
+                );
+            } else if condition.column != table.primary_key && !source.replica_identity_full {
+                out.error(
+                    format!("{condition_path}.column"),
+                    format!(
+                        "filtering on {:?}, which is not the primary key, needs spec.source.replicaIdentityFull: \
+                         true (Postgres refuses updates and deletes of a table whose publication filter reads \
+                         a column outside its replica identity)",
+                        condition.column
+                    ),
+                );
+            }
+            let op = condition.op.as_str();
+            match condition.op.operand() {
+                FilterOperand::Value => {
+                    if condition.value.is_none() {
+                        out.error(
+                            format!("{condition_path}.value"),
+                            format!("required with op {op}"),
+                        );
+                    }
+                    if !condition.values.is_empty() {
+                        out.error(
+                            format!("{condition_path}.values"),
+                            format!("not allowed with op {op} (use value)"),
+                        );
+                    }
+                }
+                FilterOperand::Values => {
+                    if condition.values.is_empty() {
+                        out.error(
+                            format!("{condition_path}.values"),
+                            format!("at least one value is required with op {op}"),
+                        );
+                    }
+                    if condition.value.is_some() {
+                        out.error(
+                            format!("{condition_path}.value"),
+                            format!("not allowed with op {op} (use values)"),
+                        );
+                    }
+                }
+                FilterOperand::None => {
+                    if condition.value.is_some() {
+                        out.error(
+                            format!("{condition_path}.value"),
+                            format!("not allowed with op {op}"),
+                        );
+                    }
+                    if !condition.values.is_empty() {
+                        out.error(
+                            format!("{condition_path}.values"),
+                            format!("not allowed with op {op}"),
+                        );
+                    }
+                }
+            }
+            for (v, value) in condition.value.iter().chain(&condition.values).enumerate() {
+                if value.contains('\0') {
+                    let value_path = match condition.value {
+                        Some(_) => format!("{condition_path}.value"),
+                        None => format!("{condition_path}.values[{v}]"),
+                    };
+                    out.error(value_path, "Postgres text cannot hold a NUL character");
+                }
+            }
+        }
+        let uses_any = !table.exclude_columns.is_empty()
+            || !table.mask.is_empty()
+            || !table.row_filter.is_empty();
+        if uses_any && pipeline.spec.capture.engine == CaptureEngine::RedpandaConnect {
+            let field = if !table.exclude_columns.is_empty() {
+                "excludeColumns"
+            } else if !table.mask.is_empty() {
+                "mask"
+            } else {
+                "rowFilter"
+            };
+            out.error(
+                format!("{path}.{field}"),
+                "excludeColumns, mask and rowFilter are applied by the native capture only; \
+                 with engine redpandaConnect personal data would reach the topics: use engine native",
+            );
+        }
+    }
+    if hashed && source.mask_salt_secret_ref.is_none() {
+        out.error(
+            "spec.source.maskSaltSecretRef",
+            "required when a column is masked with hash: {name, key} of the Secret holding the salt",
+        );
+    }
+    if let Some(salt) = &source.mask_salt_secret_ref {
+        for (field, value) in [("name", &salt.name), ("key", &salt.key)] {
+            if value.is_empty() {
+                out.error(
+                    format!("spec.source.maskSaltSecretRef.{field}"),
+                    "must not be empty",
+                );
+            }
+        }
+    }
+    validate_star_reads(pipeline, out);
+}
+
+/// What the star schema reads of the source tables: no excluded column, a hashed or redacted one
+/// only into a String column, no masked foreign key followed by a lookup.
+fn validate_star_reads(pipeline: &CdcPipeline, out: &mut Collector) {
+    let tables: BTreeMap<&str, (usize, &SourceTable)> = pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), (i, t)))
+        .collect();
+    let is_string = |type_text: &str| {
+        type_text
+            .parse::<ColumnType>()
+            .is_ok_and(|ty| *ty.base() == ColumnType::String)
+    };
+    // `(table, column)`: why the column may not be read, or into which types only.
+    let check = |out: &mut Collector,
+                 path: String,
+                 table: &str,
+                 column: &str,
+                 type_text: Option<&str>| {
+        let Some((i, source)) = tables.get(table) else {
+            return;
+        };
+        if source.excludes(column) {
+            out.error(
+                path,
+                format!(
+                    "column {column:?} of {table} is excluded (spec.source.tables[{i}].excludeColumns); \
+                     remove it from there or stop reading it here"
+                ),
+            );
+        } else if let (Some(kind @ (MaskKind::Hash | MaskKind::Redact)), Some(type_text)) =
+            (source.mask_of(column), type_text)
+            && !is_string(type_text)
+        {
+            out.error(
+                path,
+                format!(
+                    "column {column:?} of {table} is masked with {} (spec.source.tables[{i}].mask), \
+                     which gives text: the type must be String, LowCardinality(String) or their Nullable forms, not {type_text}",
+                    kind.as_str()
+                ),
+            );
+        }
+    };
+    for table in star_tables(&pipeline.spec.star_schema) {
+        let path = table.path();
+        for (c, column) in table.columns.iter().enumerate() {
+            let column_path = if tables
+                .get(table.source)
+                .is_some_and(|(_, t)| t.excludes(&column.source))
+            {
+                format!("{path}.columns[{c}].source")
+            } else {
+                format!("{path}.columns[{c}].type")
+            };
+            check(
+                out,
+                column_path,
+                table.source,
+                &column.source,
+                Some(&column.r#type),
+            );
+        }
+        for (l, lookup) in table.lookups.iter().enumerate() {
+            let lookup_path = format!("{path}.lookups[{l}]");
+            let mut from = table.source;
+            for (h, hop) in lookup.via.iter().enumerate() {
+                if let Some((i, source)) = tables.get(from)
+                    && source.mask_of(&hop.foreign_key).is_some()
+                {
+                    out.error(
+                        format!("{lookup_path}.via[{h}].foreignKey"),
+                        format!(
+                            "column {:?} of {from} is masked (spec.source.tables[{i}].mask): its values no \
+                             longer match the primary keys of {}, so the lookup cannot follow it",
+                            hop.foreign_key, hop.references
+                        ),
+                    );
+                }
+                from = &hop.references;
+            }
+            if let Some((_, source)) = tables.get(from)
+                && !source.excludes(&lookup.column)
+            {
+                check(
+                    out,
+                    format!("{lookup_path}.type"),
+                    from,
+                    &lookup.column,
+                    Some(&lookup.r#type),
+                );
+            }
+        }
+    }
 }
 
 fn validate_capture(pipeline: &CdcPipeline, out: &mut Collector) {
@@ -571,7 +847,9 @@ fn validate_lookup_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::{CaptureEngine, ColumnSpec, LookupHop, SourceTable, TopicMode};
+    use crate::pipeline::{
+        CaptureEngine, ColumnSpec, FilterOp, LookupHop, RowCondition, SourceTable, TopicMode,
+    };
     use crate::test_fixtures::shop_pipeline;
 
     /// Validate and return the errors, failing when the pipeline is accepted.
@@ -669,10 +947,11 @@ mod tests {
     #[test]
     fn sql_keywords_are_allowed_as_table_names() {
         let mut pipeline = shop_pipeline();
-        pipeline.spec.source.tables.push(SourceTable {
-            name: "select".into(),
-            primary_key: "id".into(),
-        });
+        pipeline
+            .spec
+            .source
+            .tables
+            .push(SourceTable::new("select", "id"));
         validate(&pipeline).unwrap();
     }
 
@@ -868,10 +1147,11 @@ mod tests {
     #[test]
     fn a_lookup_into_a_table_without_dimension_or_fact_is_rejected() {
         let mut pipeline = shop_pipeline();
-        pipeline.spec.source.tables.push(SourceTable {
-            name: "supplier".into(),
-            primary_key: "id".into(),
-        });
+        pipeline
+            .spec
+            .source
+            .tables
+            .push(SourceTable::new("supplier", "id"));
         pipeline.spec.star_schema.facts[1].lookups[0].via[0].references = "supplier".into();
         let errors = assert_rejected_at(
             &pipeline,
@@ -987,5 +1267,226 @@ mod tests {
             text.contains("\n  - spec.clickhouse.database: \"a b\" has whitespace ' ' at byte 1"),
             "{text}"
         );
+    }
+
+    fn mask(column: &str, with: MaskKind) -> crate::pipeline::ColumnMask {
+        crate::pipeline::ColumnMask {
+            column: column.into(),
+            with,
+        }
+    }
+
+    fn condition(column: &str, op: FilterOp, value: Option<&str>) -> RowCondition {
+        RowCondition {
+            column: column.into(),
+            op,
+            value: value.map(str::to_owned),
+            values: Vec::new(),
+        }
+    }
+
+    /// customer (tables[0]) feeds customer_dim (dimensions[0]): id, email, name, country, city, ...
+    fn customer_columns(pipeline: &CdcPipeline) -> Vec<String> {
+        pipeline.spec.star_schema.dimensions[0]
+            .columns
+            .iter()
+            .map(|c| c.source.clone())
+            .collect()
+    }
+
+    #[test]
+    fn excluded_masked_and_filtered_columns_validate_when_nothing_reads_them() {
+        let mut pipeline = shop_pipeline();
+        assert!(!customer_columns(&pipeline).contains(&"phone".to_owned()));
+        let customer = &mut pipeline.spec.source.tables[0];
+        customer.exclude_columns = vec!["phone".into()];
+        customer.mask = vec![
+            mask("email", MaskKind::Hash),
+            mask("name", MaskKind::Redact),
+        ];
+        customer.row_filter = vec![condition("country", FilterOp::Ne, Some("XX"))];
+        pipeline.spec.source.mask_salt_secret_ref = Some(crate::pipeline::SecretKeyRef {
+            name: "salt".into(),
+            key: "salt".into(),
+        });
+        validate(&pipeline).unwrap();
+    }
+
+    #[test]
+    fn the_primary_key_can_be_neither_excluded_nor_masked() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables[0].exclude_columns = vec!["id".into()];
+        pipeline.spec.source.tables[1].mask = vec![mask("id", MaskKind::Null)];
+        let errors = errors_of(&pipeline);
+        assert!(
+            errors.has_path("spec.source.tables[0].excludeColumns[0]"),
+            "{errors}"
+        );
+        assert!(
+            errors.has_path("spec.source.tables[1].mask[0].column"),
+            "{errors}"
+        );
+        assert!(errors.to_string().contains("primary key"), "{errors}");
+    }
+
+    #[test]
+    fn a_star_column_reading_an_excluded_column_is_refused_with_its_path() {
+        let mut pipeline = shop_pipeline();
+        let email = customer_columns(&pipeline)
+            .iter()
+            .position(|c| c == "email")
+            .unwrap();
+        pipeline.spec.source.tables[0].exclude_columns = vec!["email".into()];
+        let errors = assert_rejected_at(
+            &pipeline,
+            &format!("spec.starSchema.dimensions[0].columns[{email}].source"),
+        );
+        assert!(errors.to_string().contains("excludeColumns"), "{errors}");
+        assert!(
+            errors.to_string().contains("customer is excluded"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_hashed_or_redacted_column_must_feed_a_string_column() {
+        let mut pipeline = shop_pipeline();
+        // order.total feeds order_fact.total, a Decimal.
+        let order = &pipeline.spec.star_schema.facts[0];
+        let total = order
+            .columns
+            .iter()
+            .position(|c| c.source == "total")
+            .unwrap();
+        let status = order
+            .columns
+            .iter()
+            .position(|c| c.source == "status")
+            .unwrap();
+        pipeline.spec.source.tables[2].mask = vec![
+            mask("total", MaskKind::Redact),
+            mask("status", MaskKind::Hash),
+        ];
+        pipeline.spec.source.mask_salt_secret_ref = Some(crate::pipeline::SecretKeyRef {
+            name: "salt".into(),
+            key: "salt".into(),
+        });
+        let errors = assert_rejected_at(
+            &pipeline,
+            &format!("spec.starSchema.facts[0].columns[{total}].type"),
+        );
+        assert!(
+            errors.to_string().contains("masked with redact"),
+            "{errors}"
+        );
+        // status is a LowCardinality(String): fine, but orderitem_fact looks it up as order_status,
+        // also a string type.
+        assert!(
+            !errors.has_path(&format!("spec.starSchema.facts[0].columns[{status}].type")),
+            "{errors}"
+        );
+        // A null mask keeps the type: NULL fits every column.
+        pipeline.spec.source.tables[2].mask = vec![mask("total", MaskKind::Null)];
+        validate(&pipeline).unwrap();
+    }
+
+    #[test]
+    fn a_lookup_cannot_follow_a_masked_foreign_key() {
+        let mut pipeline = shop_pipeline();
+        // order.customerId -> customer, followed by order_fact's customer lookups; the column
+        // copying it is an integer, so the type rule fires too, with the null mask it does not.
+        pipeline.spec.source.tables[2].mask = vec![mask("customerId", MaskKind::Null)];
+        let errors = assert_rejected_at(
+            &pipeline,
+            "spec.starSchema.facts[0].lookups[0].via[0].foreignKey",
+        );
+        assert!(errors.to_string().contains("cannot follow it"), "{errors}");
+    }
+
+    #[test]
+    fn hash_needs_the_salt_secret() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables[0].mask = vec![mask("email", MaskKind::Hash)];
+        let errors = assert_rejected_at(&pipeline, "spec.source.maskSaltSecretRef");
+        assert_eq!(errors.errors().len(), 1, "{errors}");
+        pipeline.spec.source.tables[0].mask = vec![mask("email", MaskKind::Redact)];
+        validate(&pipeline).unwrap();
+    }
+
+    #[test]
+    fn row_filters_are_checked_for_shape_exclusion_and_replica_identity() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables[0].exclude_columns = vec!["phone".into()];
+        pipeline.spec.source.tables[0].row_filter = vec![
+            condition("phone", FilterOp::IsNull, None),
+            condition("country", FilterOp::In, Some("FR")),
+            condition("city", FilterOp::Eq, None),
+            condition("na me", FilterOp::IsNotNull, Some("x")),
+        ];
+        let errors = errors_of(&pipeline);
+        for path in [
+            "spec.source.tables[0].rowFilter[0].column",
+            "spec.source.tables[0].rowFilter[1].values",
+            "spec.source.tables[0].rowFilter[1].value",
+            "spec.source.tables[0].rowFilter[2].value",
+            "spec.source.tables[0].rowFilter[3].column",
+            "spec.source.tables[0].rowFilter[3].value",
+        ] {
+            assert!(errors.has_path(path), "no error at {path}; got {errors}");
+        }
+        // Without REPLICA IDENTITY FULL only the primary key may be filtered on.
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.replica_identity_full = false;
+        pipeline.spec.source.tables[0].row_filter = vec![condition("id", FilterOp::Gt, Some("10"))];
+        validate(&pipeline).unwrap();
+        pipeline.spec.source.tables[0].row_filter =
+            vec![condition("country", FilterOp::Eq, Some("FR"))];
+        let errors = assert_rejected_at(&pipeline, "spec.source.tables[0].rowFilter[0].column");
+        assert!(
+            errors.to_string().contains("replicaIdentityFull"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn redpanda_connect_refuses_exclusion_masking_and_row_filters() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        pipeline.spec.capture.redpanda_connect = Some(crate::pipeline::RedpandaConnectSpec {
+            image: "redpandadata/connect:4.67.5".into(),
+            license_secret_ref: crate::pipeline::SecretKeyRef {
+                name: "licence".into(),
+                key: "licence".into(),
+            },
+            resources: None,
+        });
+        validate(&pipeline).unwrap();
+        pipeline.spec.source.tables[0].exclude_columns = vec!["phone".into()];
+        pipeline.spec.source.tables[1].row_filter = vec![condition("id", FilterOp::Gt, Some("1"))];
+        let errors = errors_of(&pipeline);
+        assert!(
+            errors.has_path("spec.source.tables[0].excludeColumns"),
+            "{errors}"
+        );
+        assert!(
+            errors.has_path("spec.source.tables[1].rowFilter"),
+            "{errors}"
+        );
+        assert!(
+            errors.to_string().contains("native capture only"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn masking_and_filter_bounds_come_from_the_schema() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables[0].row_filter =
+            vec![condition("id", FilterOp::Gt, Some("1")); 17];
+        assert_rejected_at(&pipeline, "spec.source.tables[0].rowFilter");
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.tables[0].row_filter =
+            vec![condition("id", FilterOp::Gt, Some(&"9".repeat(1025)))];
+        assert_rejected_at(&pipeline, "spec.source.tables[0].rowFilter[0].value");
     }
 }

@@ -8,10 +8,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::{FilterOp, RowCondition};
 use cdcstar_crds::postgres::{
     PUBLICATION_EXISTS_QUERY, PUBLICATION_TABLES_QUERY, QualifiedTable, REPLICA_IDENTITY_QUERY,
-    cleanup_statements, create_slot, install_statements, quote_ident, reconcile_publication,
-    reconcile_replica_identity,
+    ROW_FILTER_PROBE_PUBLICATION, RowFilterState, cleanup_statements, create_slot,
+    install_statements, quote_ident, reconcile_publication, reconcile_replica_identity,
+    row_filter_probe,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -101,6 +103,41 @@ impl Scratch {
         )
     }
 
+    /// The row filters of `publication`'s tables that have one, as Postgres prints them.
+    async fn row_filters(&self, publication: &str) -> BTreeMap<QualifiedTable, String> {
+        self.client
+            .query(PUBLICATION_TABLES_QUERY, &[&publication])
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                let filter: Option<String> = r.get(2);
+                filter.map(|f| {
+                    (
+                        QualifiedTable::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                        f,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The published and declared filters, the declared ones read through the probe publication
+    /// in a transaction that is rolled back (as the operator and the capture do).
+    async fn row_filter_state(&self, pipeline: &CdcPipeline) -> RowFilterState {
+        let mut state = RowFilterState {
+            published: self.row_filters(&pipeline.publication_name()).await,
+            declared: BTreeMap::new(),
+        };
+        if let Some(probe) = row_filter_probe(pipeline) {
+            self.client.batch_execute("BEGIN").await.unwrap();
+            self.client.batch_execute(&probe).await.unwrap();
+            state.declared = self.row_filters(ROW_FILTER_PROBE_PUBLICATION).await;
+            self.client.batch_execute("ROLLBACK").await.unwrap();
+        }
+        state
+    }
+
     async fn replica_identities(&self) -> BTreeMap<String, String> {
         let tables = ["customer", "product", "order", "orderitem"];
         self.client
@@ -151,7 +188,7 @@ async fn install_creates_publication_replica_identity_and_slot_and_a_rerun_chang
     let slot = pipeline.slot_name();
     assert_eq!(scratch.publication_tables(&publication).await, None);
     assert_eq!(
-        reconcile_publication(&pipeline, None),
+        reconcile_publication(&pipeline, None, &RowFilterState::default()),
         install_statements(&pipeline)[4..5]
     );
 
@@ -163,7 +200,7 @@ async fn install_creates_publication_replica_identity_and_slot_and_a_rerun_chang
         Some(tables(&["customer", "product", "order", "orderitem"]))
     );
     assert_eq!(
-        reconcile_publication(&pipeline, current.as_ref()),
+        reconcile_publication(&pipeline, current.as_ref(), &RowFilterState::default()),
         Vec::<String>::new()
     );
     let identities = scratch.replica_identities().await;
@@ -202,7 +239,13 @@ async fn publication_is_altered_to_exactly_the_declared_tables() {
         .source
         .tables
         .retain(|t| t.name == "customer" || t.name == "order");
-    scratch.run(&reconcile_publication(&pipeline, None)).await;
+    scratch
+        .run(&reconcile_publication(
+            &pipeline,
+            None,
+            &RowFilterState::default(),
+        ))
+        .await;
     assert_eq!(
         scratch.publication_tables(&publication).await,
         Some(tables(&["customer", "order"]))
@@ -210,7 +253,7 @@ async fn publication_is_altered_to_exactly_the_declared_tables() {
 
     let declared = scratch.pipeline(); // all four tables
     let current = scratch.publication_tables(&publication).await;
-    let statements = reconcile_publication(&declared, current.as_ref());
+    let statements = reconcile_publication(&declared, current.as_ref(), &RowFilterState::default());
     assert_eq!(statements.len(), 1);
     assert!(
         statements[0].starts_with("ALTER PUBLICATION"),
@@ -227,7 +270,11 @@ async fn publication_is_altered_to_exactly_the_declared_tables() {
     smaller.spec.source.tables.retain(|t| t.name == "orderitem");
     let current = scratch.publication_tables(&publication).await;
     scratch
-        .run(&reconcile_publication(&smaller, current.as_ref()))
+        .run(&reconcile_publication(
+            &smaller,
+            current.as_ref(),
+            &RowFilterState::default(),
+        ))
         .await;
     assert_eq!(
         scratch.publication_tables(&publication).await,
@@ -272,6 +319,131 @@ async fn cleanup_drops_slot_and_publication_and_can_run_twice() {
             .publication_tables(&pipeline.publication_name())
             .await,
         None
+    );
+    scratch.drop(&pipeline).await;
+}
+
+fn condition(column: &str, op: FilterOp, value: Option<&str>, values: &[&str]) -> RowCondition {
+    RowCondition {
+        column: column.into(),
+        op,
+        value: value.map(str::to_owned),
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn row_filters_are_published_compared_in_postgres_form_and_changed_with_set_table() {
+    let scratch = Scratch::new().await;
+    let mut pipeline = scratch.pipeline();
+    let publication = pipeline.publication_name();
+    let order = pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .position(|t| t.name == "order")
+        .unwrap();
+    pipeline.spec.source.tables[order].row_filter = vec![
+        condition("status", FilterOp::In, None, &["paid", "shipped"]),
+        condition("total", FilterOp::Ge, Some("10.5"), &[]),
+        condition("orderDate", FilterOp::IsNotNull, None, &[]),
+    ];
+    scratch.run(&install_statements(&pipeline)).await;
+    let published = scratch.row_filters(&publication).await;
+    let order_table = QualifiedTable::new("public", "order");
+    assert_eq!(published.len(), 1, "{published:?}");
+    let printed = &published[&order_table];
+    assert!(
+        printed.contains("'paid'") && printed.contains("10.5"),
+        "{printed}"
+    );
+
+    // Unchanged: the probe prints the declared filter exactly as the publication holds it, and
+    // leaves no publication behind.
+    let state = scratch.row_filter_state(&pipeline).await;
+    assert_eq!(state.declared, published);
+    let current = scratch.publication_tables(&publication).await;
+    assert_eq!(
+        reconcile_publication(&pipeline, current.as_ref(), &state),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        scratch
+            .publication_tables(ROW_FILTER_PROBE_PUBLICATION)
+            .await,
+        None
+    );
+
+    // A changed value is one SET TABLE that replaces the filter.
+    pipeline.spec.source.tables[order].row_filter[1].value = Some("20".into());
+    let state = scratch.row_filter_state(&pipeline).await;
+    let statements = reconcile_publication(&pipeline, current.as_ref(), &state);
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert!(
+        statements[0].starts_with("ALTER PUBLICATION"),
+        "{statements:?}"
+    );
+    scratch.run(&statements).await;
+    let state = scratch.row_filter_state(&pipeline).await;
+    assert!(state.published[&order_table].contains("20"), "{state:?}");
+    assert_eq!(
+        reconcile_publication(&pipeline, current.as_ref(), &state),
+        Vec::<String>::new()
+    );
+
+    // A filter removed is a SET TABLE too, and the table is published whole again.
+    pipeline.spec.source.tables[order].row_filter.clear();
+    let state = scratch.row_filter_state(&pipeline).await;
+    let statements = reconcile_publication(&pipeline, current.as_ref(), &state);
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    scratch.run(&statements).await;
+    assert!(scratch.row_filters(&publication).await.is_empty());
+    scratch.drop(&pipeline).await;
+}
+
+#[tokio::test]
+async fn a_hostile_row_filter_value_is_only_ever_a_literal() {
+    let scratch = Scratch::new().await;
+    let mut pipeline = scratch.pipeline();
+    let hostile = r"x'); DROP TABLE customer; -- \' \";
+    pipeline.spec.source.tables[0].row_filter =
+        vec![condition("country", FilterOp::Ne, Some(hostile), &[])];
+    scratch.run(&install_statements(&pipeline)).await;
+    let customer_exists = scratch
+        .client
+        .query_one("SELECT to_regclass('public.customer') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get::<_, bool>(0);
+    assert!(customer_exists);
+    // The value reached Postgres as one literal: the probe prints the same filter, and Postgres
+    // itself says which rows it keeps.
+    let state = scratch.row_filter_state(&pipeline).await;
+    assert_eq!(state.declared, state.published);
+    scratch
+        .client
+        .execute(
+            "INSERT INTO customer (email, name, country, city) VALUES ('a@x', 'a', $1, 'c'), ('b@x', 'b', 'FR', 'c')",
+            &[&hostile],
+        )
+        .await
+        .unwrap();
+    let kept: i64 = scratch
+        .client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM customer WHERE {}",
+                cdcstar_crds::postgres::row_filter_sql(&pipeline.spec.source.tables[0]).unwrap()
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        kept, 1,
+        "only the row whose country is not the hostile text"
     );
     scratch.drop(&pipeline).await;
 }

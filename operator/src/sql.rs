@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cdcstar_crds::clickhouse_ddl::{self, Drift};
 use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline, TableSnapshotStatus};
-use cdcstar_crds::postgres::{self, QualifiedTable};
+use cdcstar_crds::postgres::{self, QualifiedTable, RowFilterState};
 use cdcstar_crds::status_tables::STATUS_TABLES;
 use cdcstar_crds::validate::ValidationErrors;
 
@@ -25,6 +25,8 @@ pub struct SourceObservation {
     pub publication_tables: Option<BTreeSet<QualifiedTable>>,
     /// `relreplident` of the captured tables that exist, by table name.
     pub replica_identity: BTreeMap<String, String>,
+    /// The publication's row filters and the declared ones, both as Postgres prints them.
+    pub row_filters: RowFilterState,
     /// The replication slot, when it exists.
     pub slot: Option<SlotObservation>,
     /// Initial snapshot progress the native capture records in `cdcstar.snapshot_progress`, one
@@ -59,6 +61,7 @@ pub fn source_statements(pipeline: &CdcPipeline, observed: &SourceObservation) -
         statements.extend(postgres::reconcile_publication(
             pipeline,
             observed.publication_tables.as_ref(),
+            &observed.row_filters,
         ));
         if observed.slot.is_none() {
             statements.push(postgres::create_slot(&pipeline.slot_name()));

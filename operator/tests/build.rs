@@ -79,6 +79,48 @@ fn redpanda_connect_plan_matches_golden_files() {
 }
 
 #[test]
+fn masked_and_filtered_plan_matches_golden_files() {
+    let plan = planned(&fixture("masked-and-filtered.yaml"));
+    golden("masked-and-filtered.yaml", &plan.manifests_yaml().unwrap());
+    golden("masked-and-filtered.plan.txt", &plan.render().unwrap());
+}
+
+#[test]
+fn the_mask_salt_reaches_the_capture_only_as_a_secret_reference_and_the_plan_shows_the_filter() {
+    let plan = planned(&fixture("masked-and-filtered.yaml"));
+    let capture = deployment(&plan.kubernetes, "shop-private-capture");
+    let capture = serde_json::to_value(capture).unwrap();
+    let env = capture["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let salt = env
+        .iter()
+        .find(|e| e["name"] == "CAPTURE_MASK_SALT")
+        .expect("the capture gets the salt");
+    assert!(salt.get("value").is_none(), "{salt}");
+    assert_eq!(
+        salt["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "shop-mask-salt", "key": "salt"})
+    );
+    for container in containers(&plan.kubernetes) {
+        if container["name"] != "capture" {
+            let names: Vec<&str> = container["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap())
+                .collect();
+            assert!(!names.contains(&"CAPTURE_MASK_SALT"), "{names:?}");
+        }
+    }
+    let text = plan.render().unwrap();
+    assert!(
+        text.contains(r#""public"."order" WHERE (("status" <> 'cancelled') AND ("total" >= '0'))"#),
+        "{text}"
+    );
+}
+
+#[test]
 fn example_builds_pipeline_config_capture_sink_api_and_service() {
     let desired = planned(EXAMPLE).kubernetes;
     let names = |items: Vec<Option<String>>| items.into_iter().flatten().collect::<Vec<_>>();

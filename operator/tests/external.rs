@@ -103,6 +103,18 @@ async fn published_tables(client: &tokio_postgres::Client, publication: &str) ->
         .collect()
 }
 
+/// The row filter `publication` holds for table `order`.
+async fn order_filter(client: &tokio_postgres::Client, publication: &str) -> Option<String> {
+    client
+        .query_one(
+            "SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND tablename = 'order'",
+            &[&publication],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 async fn slot_exists(client: &tokio_postgres::Client, slot: &str) -> bool {
     client
         .query_opt(
@@ -208,6 +220,97 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         .await
         .unwrap();
     assert!(!again.slot_existed && !again.publication_existed);
+    drop(check);
+    drop_database(&url, &database).await;
+}
+
+#[tokio::test]
+async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_changed() {
+    use cdcstar_crds::pipeline::{FilterOp, RowCondition};
+    let (url, database) = source_database().await;
+    let dsn = Sensitive::new(with_database(&url, &database));
+    let check = admin(dsn.expose()).await;
+    let mut pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    let order = pipeline
+        .spec
+        .source
+        .tables
+        .iter()
+        .position(|t| t.name == "order")
+        .unwrap();
+    pipeline.spec.source.tables[order].row_filter = vec![RowCondition {
+        column: "status".into(),
+        op: FilterOp::NotIn,
+        value: None,
+        values: vec!["cancelled".into(), "draft".into()],
+    }];
+    let publication = pipeline.publication_name();
+
+    let first = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(first.executed, postgres::install_statements(&pipeline));
+    assert!(
+        order_filter(&check, &publication)
+            .await
+            .unwrap()
+            .contains("'draft'")
+    );
+    // The declared filter, as Postgres prints it through the probe, equals the published one:
+    // nothing to run, and the probe left no publication behind.
+    let second = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert!(second.executed.is_empty(), "{:?}", second.executed);
+    assert_eq!(
+        second.observed.row_filters.declared,
+        second.observed.row_filters.published
+    );
+    assert!(
+        published_tables(&check, postgres::ROW_FILTER_PROBE_PUBLICATION)
+            .await
+            .is_empty()
+    );
+
+    pipeline.spec.source.tables[order].row_filter[0].values = vec!["cancelled".into()];
+    let changed = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(changed.executed.len(), 1, "{:?}", changed.executed);
+    assert!(changed.executed[0].starts_with("ALTER PUBLICATION"));
+    assert!(
+        !order_filter(&check, &publication)
+            .await
+            .unwrap()
+            .contains("'draft'")
+    );
+    let again = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert!(again.executed.is_empty(), "{:?}", again.executed);
+
+    // A filter Postgres refuses (a column that does not exist) fails the inspection with its
+    // reason, and changes nothing.
+    pipeline.spec.source.tables[order].row_filter[0].column = "state".into();
+    let refused = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("refuses the declared row filters"),
+        "{refused}"
+    );
+    assert!(
+        order_filter(&check, &publication)
+            .await
+            .unwrap()
+            .contains("'cancelled'")
+    );
+
+    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
     drop(check);
     drop_database(&url, &database).await;
 }

@@ -263,6 +263,45 @@ async fn missing_secret_sets_a_condition_naming_it_and_warns() {
 }
 
 #[tokio::test]
+async fn a_missing_mask_salt_secret_stops_the_pass_before_any_database_is_touched() {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.spec.source.tables[0].mask = vec![cdcstar_crds::pipeline::ColumnMask {
+        column: "email".into(),
+        with: cdcstar_crds::pipeline::MaskKind::Hash,
+    }];
+    pipeline.spec.source.mask_salt_secret_ref = Some(cdcstar_crds::pipeline::SecretKeyRef {
+        name: "shop-mask-salt".into(),
+        key: "salt".into(),
+    });
+    let calls = concat(vec![
+        secret_read(),
+        vec![
+            Call::get("/api/v1/namespaces/default/secrets/shop-mask-salt")
+                .reply(common::apiserver::Reply::NotFound),
+        ],
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Failed",
+                "conditions": [{
+                    "type": "Ready", "status": "False", "reason": "SecretMissing",
+                    "message": "secret default/shop-mask-salt referenced by spec.source.maskSaltSecretRef not found",
+                }],
+            }),
+            None,
+        ),
+        event("Warning", "SecretMissing", "shop-mask-salt"),
+    ]);
+    let error = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "secret_missing");
+    assert!(h.source.with(|s| s.dsns.is_empty()));
+    assert!(h.warehouse.executed().is_empty());
+}
+
+#[tokio::test]
 async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
     let h = harness();
     h.source.with(|s| s.unreachable = true);

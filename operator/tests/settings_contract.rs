@@ -26,6 +26,8 @@ fn pipeline_with_every_reference() -> CdcPipeline {
         Some(serde_json::from_value(serde_json::json!({"name": "kafka-auth"})).unwrap());
     pipeline.spec.clickhouse.credentials_secret_ref =
         Some(serde_json::from_value(serde_json::json!({"name": "clickhouse"})).unwrap());
+    pipeline.spec.source.mask_salt_secret_ref =
+        Some(serde_json::from_value(serde_json::json!({"name": "salt", "key": "salt"})).unwrap());
     pipeline
 }
 
@@ -145,6 +147,10 @@ fn the_native_capture_reads_every_setting_it_is_given_and_listens_where_it_is_pr
         .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     let listens = BTreeSet::from([i32::from(args.metrics_port)]);
     assert_eq!(named_ports(capture), listens, "{argv:?}");
+    assert!(
+        args.mask_salt.is_some(),
+        "the salt Secret reaches the capture: {argv:?}"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //!
 //! | component | command | env |
 //! | --- | --- | --- |
-//! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `KAFKA_AUTH_DIR`¹ |
+//! | native capture | `cdcstar-capture --pipeline /etc/cdcstar/pipeline.yaml` | `DATABASE_URL`, `METRICS_PORT`, `CAPTURE_MASK_SALT` (with `spec.source.maskSaltSecretRef`), `KAFKA_AUTH_DIR`¹ |
 //! | Redpanda Connect | image entrypoint `run /etc/cdcstar/connect/connect.yaml` | `POSTGRES_DSN`, `REDPANDA_LICENSE`, `KAFKA_SASL_*`³, `KAFKA_CA_CRT`³ |
 //! | sink | `cdcstar-sink --pipeline /etc/cdcstar/pipeline.yaml` | `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`², `SINK_METRICS_ADDR`, `SINK_GROUP_INSTANCE_ID` (the pod name), `SINK_LOOKUP_RECHECK=false` with one replica (then replaced with `Recreate`), `KAFKA_AUTH_DIR`¹ |
 //! | api | `cdcstar-api serve` | `DATABASE_URL`, `PORT`, `METRICS_PORT`, `AUTO_INIT_DB`, `CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`², `CLICKHOUSE_PASSWORD`² |
@@ -468,6 +468,10 @@ impl<'a> BuildContext<'a> {
             env_from_key_ref("DATABASE_URL", &spec.source.connection_secret_ref),
             env_value("METRICS_PORT", COMPONENT_HTTP_PORT.to_string()),
         ];
+        if let Some(salt) = &spec.source.mask_salt_secret_ref {
+            // NB: the salt of `mask: hash` only ever travels as a Secret reference.
+            env.push(env_from_key_ref("CAPTURE_MASK_SALT", salt));
+        }
         let mut volumes = vec![self.pipeline_volume()];
         if let Some(auth) = self.kafka_auth_volume() {
             env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));

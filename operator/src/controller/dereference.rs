@@ -243,6 +243,14 @@ pub async fn dereference(
             broker_transport: BrokerTransport::default(),
         });
     }
+    if spec.capture.engine == CaptureEngine::Native
+        && let Some(salt) = &spec.source.mask_salt_secret_ref
+    {
+        // Only its presence matters: the capture reads it through secretKeyRef.
+        reader
+            .key_ref(salt, "spec.source.maskSaltSecretRef")
+            .await?;
+    }
     if spec.capture.engine == CaptureEngine::RedpandaConnect
         && let Some(rpcn) = &spec.capture.redpanda_connect
     {

@@ -622,6 +622,9 @@ pub fn referenced_secrets(pipeline: &CdcPipeline) -> Vec<&str> {
     if let Some(auth) = &spec.kafka.auth_secret_ref {
         names.push(&auth.name);
     }
+    if let Some(salt) = &spec.source.mask_salt_secret_ref {
+        names.push(&salt.name);
+    }
     names
 }
 

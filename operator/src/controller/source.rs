@@ -23,16 +23,23 @@ pub struct SourceReport {
 #[error("source database: {0}")]
 pub struct SourceError(#[from] pub DatabaseError);
 
-/// The pipeline's publication, slot and tables as the source database has them.
+/// The pipeline's publication, slot and tables as the source database has them; with
+/// `probe_row_filters`, also the declared row filters as Postgres prints them (not for cleanup,
+/// which must work whatever the filters say).
 async fn observe(
     database: &dyn SourceDatabase,
     pipeline: &CdcPipeline,
+    probe_row_filters: bool,
 ) -> Result<SourceObservation, DatabaseError> {
+    let probe = probe_row_filters
+        .then(|| postgres::row_filter_probe(pipeline))
+        .flatten();
     database
         .observe(
             &postgres::effective_publication_name(pipeline),
             &pipeline.slot_name(),
             &postgres::declared_tables(pipeline),
+            probe.as_deref(),
         )
         .await
 }
@@ -44,7 +51,7 @@ pub async fn reconcile_source(
     pipeline: &CdcPipeline,
 ) -> Result<SourceReport, SourceError> {
     let database = connector.connect(dsn).await?;
-    let observed = observe(database.as_ref(), pipeline).await?;
+    let observed = observe(database.as_ref(), pipeline, true).await?;
     let executed = sql::source_statements(pipeline, &observed);
     database.execute(&executed).await?;
     Ok(SourceReport { observed, executed })
@@ -87,7 +94,7 @@ pub async fn cleanup_source(
     pipeline: &CdcPipeline,
 ) -> Result<SourceCleanup, SourceError> {
     let database = connector.connect(dsn).await?;
-    let observed = observe(database.as_ref(), pipeline).await?;
+    let observed = observe(database.as_ref(), pipeline, false).await?;
     database
         .execute(&postgres::cleanup_statements(pipeline))
         .await?;

@@ -69,12 +69,15 @@ pub enum DatabaseError {
 /// A session on the source database.
 #[async_trait]
 pub trait SourceDatabase: Send + Sync {
-    /// The publication's tables, which captured tables have replica identity FULL, and the slot.
+    /// The publication's tables and row filters, which captured tables have replica identity FULL,
+    /// and the slot. With `row_filter_probe` (`cdcstar_crds::postgres::row_filter_probe`), also the
+    /// declared row filters as Postgres prints them, read in a transaction that is rolled back.
     async fn observe(
         &self,
         publication: &str,
         slot: &str,
         tables: &[cdcstar_crds::postgres::QualifiedTable],
+        row_filter_probe: Option<&str>,
     ) -> Result<SourceObservation, DatabaseError>;
 
     /// Runs the statements one by one, outside an explicit transaction (a slot cannot be created in

@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 
 use super::{DatabaseError, Sensitive, SourceConnector, SourceDatabase};
 use cdcstar_crds::pipeline::TableSnapshotStatus;
-use cdcstar_crds::postgres::{self, QualifiedTable, SNAPSHOT_PROGRESS_QUERY};
+use cdcstar_crds::postgres::{self, QualifiedTable, RowFilterState, SNAPSHOT_PROGRESS_QUERY};
 
 use crate::sql::{SlotObservation, SourceObservation};
 
@@ -81,6 +81,53 @@ fn inspect(error: tokio_postgres::Error) -> DatabaseError {
     DatabaseError::Inspect(error_text(&error))
 }
 
+/// A publication's tables, and the row filters of those that have one.
+type PublishedTables = (BTreeSet<QualifiedTable>, BTreeMap<QualifiedTable, String>);
+
+impl PostgresSource {
+    async fn publication(&self, publication: &str) -> Result<PublishedTables, DatabaseError> {
+        let rows = self
+            .client
+            .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
+            .await
+            .map_err(inspect)?;
+        let mut tables = BTreeSet::new();
+        let mut filters = BTreeMap::new();
+        for row in rows {
+            let table = QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if let Some(filter) = row.get::<_, Option<String>>(2) {
+                filters.insert(table.clone(), filter);
+            }
+            tables.insert(table);
+        }
+        Ok((tables, filters))
+    }
+
+    /// The declared row filters as Postgres prints them: the probe publication is created in a
+    /// transaction that is always rolled back, so nothing stays behind.
+    async fn probe_row_filters(
+        &self,
+        probe: &str,
+    ) -> Result<BTreeMap<QualifiedTable, String>, DatabaseError> {
+        self.client.batch_execute("BEGIN").await.map_err(inspect)?;
+        let probed = match self.client.batch_execute(probe).await {
+            Ok(()) => self
+                .publication(postgres::ROW_FILTER_PROBE_PUBLICATION)
+                .await
+                .map(|(_, filters)| filters),
+            Err(error) => Err(DatabaseError::Inspect(format!(
+                "Postgres refuses the declared row filters: {}",
+                error_text(&error)
+            ))),
+        };
+        self.client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(inspect)?;
+        probed
+    }
+}
+
 #[async_trait]
 impl SourceDatabase for PostgresSource {
     async fn observe(
@@ -88,6 +135,7 @@ impl SourceDatabase for PostgresSource {
         publication: &str,
         slot: &str,
         tables: &[QualifiedTable],
+        row_filter_probe: Option<&str>,
     ) -> Result<SourceObservation, DatabaseError> {
         let exists = self
             .client
@@ -95,22 +143,17 @@ impl SourceDatabase for PostgresSource {
             .await
             .map_err(inspect)?
             .is_some();
+        let mut row_filters = RowFilterState::default();
         let publication_tables = if exists {
-            let rows = self
-                .client
-                .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
-                .await
-                .map_err(inspect)?;
-            Some(
-                rows.iter()
-                    .map(|row| {
-                        QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1))
-                    })
-                    .collect::<BTreeSet<_>>(),
-            )
+            let (published, filters) = self.publication(publication).await?;
+            row_filters.published = filters;
+            Some(published)
         } else {
             None
         };
+        if let Some(probe) = row_filter_probe {
+            row_filters.declared = self.probe_row_filters(probe).await?;
+        }
 
         let mut replica_identity = BTreeMap::new();
         let schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
@@ -169,6 +212,7 @@ impl SourceDatabase for PostgresSource {
 
         Ok(SourceObservation {
             publication_tables,
+            row_filters,
             replica_identity,
             slot: slot_observation,
             snapshot,

@@ -62,6 +62,7 @@ impl SourceDatabase for FakeSource {
         _publication: &str,
         _slot: &str,
         _tables: &[QualifiedTable],
+        _row_filter_probe: Option<&str>,
     ) -> Result<SourceObservation, DatabaseError> {
         Ok(self.0.lock().unwrap().observation.clone())
     }

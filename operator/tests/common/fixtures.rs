@@ -71,10 +71,11 @@ impl PipelineFixture for CdcPipeline {
 
 /// The example plus a `shipment` table with its dimension, and a `phone` column on customer_dim.
 pub fn with_shipment_and_phone(mut pipeline: CdcPipeline) -> CdcPipeline {
-    pipeline.spec.source.tables.push(SourceTable {
-        name: "shipment".into(),
-        primary_key: "id".into(),
-    });
+    pipeline
+        .spec
+        .source
+        .tables
+        .push(SourceTable::new("shipment", "id"));
     pipeline.spec.star_schema.dimensions.push(DimensionSpec {
         name: "shipment_dim".into(),
         source: "shipment".into(),
@@ -134,6 +135,7 @@ pub fn source_in_place(
             .into_iter()
             .map(|t| (t.name, "f".to_owned()))
             .collect(),
+        row_filters: Default::default(),
         slot: Some(cdcstar_operator::sql::SlotObservation {
             retained_wal_bytes: Some(retained),
             active: true,
