@@ -186,12 +186,8 @@ mod tests {
         assert_eq!(envelope.metadata.operation, Operation::Read);
     }
 
-    #[test]
-    fn the_payload_and_key_are_those_of_a_streamed_insert_of_the_same_row() {
-        let relation = relation();
-        let encoder = ReadEncoder::new(&relation, "id", &ColumnRules::default());
-        let (mut out, mut warnings) = (Vec::new(), Vec::new());
-        let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
+    /// `ROW` as the stream would carry it: an insert built by the streaming path with `rules`.
+    fn streamed_insert(relation: &Relation, rules: &ColumnRules) -> crate::row::Change {
         let tuple: Vec<ColumnValue> = ROW
             .iter()
             .map(|value| match value {
@@ -205,9 +201,18 @@ mod tests {
             tx_seq: 0,
             commit_time: String::new(),
         };
-        let insert = RowBuilder::new(&relation, "id", &ColumnRules::default())
+        RowBuilder::new(relation, "id", rules)
             .insert(&tuple, position)
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_payload_and_key_are_those_of_a_streamed_insert_of_the_same_row() {
+        let relation = relation();
+        let encoder = ReadEncoder::new(&relation, "id", &ColumnRules::default());
+        let (mut out, mut warnings) = (Vec::new(), Vec::new());
+        let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
+        let insert = streamed_insert(&relation, &ColumnRules::default());
         let read: Envelope = serde_json::from_slice(&out).unwrap();
         assert_eq!(read.payload, insert.envelope.payload);
         assert_eq!(Some(out[key.unwrap()].to_vec()), insert.key);
@@ -252,22 +257,7 @@ mod tests {
         let encoder = ReadEncoder::new(&relation, "id", &rules);
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
-        let tuple: Vec<ColumnValue> = ROW
-            .iter()
-            .map(|value| match value {
-                Some(text) => ColumnValue::Text(bytes::Bytes::copy_from_slice(text.as_bytes())),
-                None => ColumnValue::Null,
-            })
-            .collect();
-        let position = ChangePosition {
-            lsn: Lsn(1),
-            commit_lsn: Lsn(2),
-            tx_seq: 0,
-            commit_time: String::new(),
-        };
-        let insert = RowBuilder::new(&relation, "id", &rules)
-            .insert(&tuple, position)
-            .unwrap();
+        let insert = streamed_insert(&relation, &rules);
         let read: Envelope = serde_json::from_slice(&out).unwrap();
         assert_eq!(read.payload, insert.envelope.payload);
         assert_eq!(Some(out[key.unwrap()].to_vec()), insert.key);
