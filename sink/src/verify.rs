@@ -98,6 +98,8 @@ pub struct TableReport {
     pub repaired: Vec<String>,
     /// Keys that could not be decided, and why.
     pub skipped: Vec<SkippedKey>,
+    /// Keys that differed at first sight and were equal at their re-check: changes in flight.
+    pub settled: usize,
     /// Why the table was not verified at all, if it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_verified: Option<String>,
@@ -145,13 +147,15 @@ impl Report {
                 }
                 let _ = writeln!(
                     out,
-                    "  {}: {} rows in {} chunks, {} mismatches, {} repaired, {} skipped",
+                    "  {}: {} rows in {} chunks, {} mismatches, {} repaired, {} skipped, \
+                     {} settled at the re-check",
                     t.table,
                     t.rows_checked,
                     t.chunks,
                     t.mismatches.len(),
                     t.repaired.len(),
-                    t.skipped.len()
+                    t.skipped.len(),
+                    t.settled
                 );
                 for m in &t.mismatches {
                     let what = match &m.difference {
@@ -445,7 +449,7 @@ impl Verifier {
             for suspect in pending.drain(..) {
                 let now = expected.rows.get(&suspect.key);
                 match difference(table, now, actual.get(&suspect.key)) {
-                    None => {}
+                    None => report.settled += 1,
                     Some(difference) if now == suspect.expected.as_ref() => {
                         confirmed.push((suspect.key, difference));
                     }
