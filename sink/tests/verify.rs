@@ -308,6 +308,13 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
         stop.clone(),
         changes.clone(),
     ));
+    eventually_or(
+        Duration::from_secs(30),
+        "the stream's first changes",
+        || async { changes.load(Ordering::Relaxed) >= 10 },
+        &log,
+    )
+    .await;
     let (code, report) = {
         let (pipeline, db) = (&pipeline, &db);
         tokio::task::block_in_place(|| {
