@@ -94,8 +94,8 @@ pub struct TableReport {
     pub chunks: usize,
     /// Keys that still differ after the re-check (and after the repair, with `--repair`).
     pub mismatches: Vec<Mismatch>,
-    /// Keys that differed and were re-emitted, and equal once the sink applied them.
-    pub repaired: Vec<String>,
+    /// Mismatches that were re-emitted (`--repair`), and equal once the sink applied them.
+    pub repaired: Vec<Mismatch>,
     /// Keys that could not be decided, and why.
     pub skipped: Vec<SkippedKey>,
     /// Keys that differed at first sight and were equal at their re-check: changes in flight.
@@ -158,17 +158,10 @@ impl Report {
                     t.settled
                 );
                 for m in &t.mismatches {
-                    let what = match &m.difference {
-                        Difference::MissingInClickHouse => "missing in ClickHouse".to_owned(),
-                        Difference::ExtraInClickHouse => "extra in ClickHouse".to_owned(),
-                        Difference::Values { columns } => {
-                            format!("different values in {}", columns.join(", "))
-                        }
-                    };
-                    let _ = writeln!(out, "    key {}: {what}", m.key);
+                    let _ = writeln!(out, "    key {}: {}", m.key, m.difference);
                 }
-                for key in &t.repaired {
-                    let _ = writeln!(out, "    key {key}: repaired");
+                for m in &t.repaired {
+                    let _ = writeln!(out, "    key {}: {}, repaired", m.key, m.difference);
                 }
                 for s in &t.skipped {
                     let _ = writeln!(out, "    key {}: skipped: {}", s.key, s.reason);
@@ -392,13 +385,17 @@ impl Verifier {
                 expected: expected.rows.get(key).cloned(),
             })
             .collect();
+        // A repaired key is equal at this re-check: not a change in flight.
+        let settled = report.settled;
         let remaining = self.recheck(&table, id, suspects, &mut report).await?;
+        report.settled = settled;
         let still: HashSet<&Value> = remaining.iter().map(|(k, _)| k).collect();
-        report.repaired = keys
-            .iter()
-            .filter(|k| !still.contains(k))
-            .map(key_text)
-            .collect();
+        report.repaired = mismatches(
+            confirmed
+                .into_iter()
+                .filter(|(k, _)| !still.contains(k))
+                .collect(),
+        );
         report.mismatches = mismatches(remaining);
         Ok(report)
     }

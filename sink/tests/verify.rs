@@ -249,12 +249,16 @@ fn table<'a>(round: &'a Json, name: &str) -> &'a Json {
         .unwrap_or_else(|| panic!("no table {name} in {round}"))
 }
 
+/// The sum over a round's tables of `field`: a count, or the length of a list.
 fn total(round: &Json, field: &str) -> usize {
     round["tables"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t[field].as_array().map_or(0, Vec::len))
+        .map(|t| match &t[field] {
+            Json::Array(items) => items.len(),
+            other => other.as_u64().unwrap_or(0) as usize,
+        })
         .sum()
 }
 
@@ -336,11 +340,7 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     assert_eq!(code, 0, "{report:#}");
     // The stream did put keys in flight: they differed at first sight and the re-check after the
     // watermark settled them (each would have been a false alarm without it).
-    let settled: u64 = rounds
-        .iter()
-        .flat_map(|r| r["tables"].as_array().unwrap())
-        .map(|t| t["settled"].as_u64().unwrap())
-        .sum();
+    let settled: usize = rounds.iter().map(|r| total(r, "settled")).sum();
     assert!(settled > 0, "no key was in flight: {report:#}");
 
     // 2. Damage by hand in ClickHouse: a customer renamed, an order item deleted, a customer that
@@ -403,11 +403,21 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     assert_eq!(total(round, "mismatches"), 0, "{round:#}");
     assert_eq!(
         table(round, "customer_dim")["repaired"],
-        json!(["7", "9999"])
+        json!([
+            {"key": "7", "kind": "values", "columns": ["name"]},
+            {"key": "9999", "kind": "extraInClickHouse"},
+        ]),
+        "{round:#}"
     );
     assert_eq!(
         table(round, "orderitem_fact")["repaired"],
-        json!([item.to_string()])
+        json!([{"key": item.to_string(), "kind": "missingInClickHouse"}]),
+        "{round:#}"
+    );
+    assert_eq!(
+        total(round, "settled"),
+        0,
+        "repaired keys are not in flight: {round:#}"
     );
     let name = query_json(
         &pipeline.store,

@@ -43,6 +43,18 @@ pub enum Difference {
     },
 }
 
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::MissingInClickHouse => write!(f, "missing in ClickHouse"),
+            Difference::ExtraInClickHouse => write!(f, "extra in ClickHouse"),
+            Difference::Values { columns } => {
+                write!(f, "different values in {}", columns.join(", "))
+            }
+        }
+    }
+}
+
 /// The difference of one key between `expected` and `actual` (`None`: absent), `None` when equal.
 pub fn difference(
     table: &TableModel,
