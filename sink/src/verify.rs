@@ -9,7 +9,8 @@
 //! passed the first observation, and reported only if it still differs then while its source rows
 //! did not change in between (the rule is spelled out on [`Verifier::recheck`] and in docs/sink.md).
 //! With `--repair`, confirmed mismatches are re-emitted to the topics ([`repair`]) and checked again.
-//! Nothing is written to Postgres or to ClickHouse.
+//! Nothing is written to Postgres; in ClickHouse only the last round's result, one row per table in
+//! the `cdcstar_verifications` status table, which the operator reads into the pipeline's status.
 
 pub mod compare;
 pub mod repair;
@@ -264,6 +265,11 @@ impl Verifier {
             let found: usize = tables.iter().map(|t| t.mismatches.len()).sum();
             tracing::info!(round, mismatches = found, "round done");
             report.rounds.push(RoundReport { round, tables });
+        }
+        if let Some(last) = report.rounds.last() {
+            self.status
+                .record_verification(&last.tables, chrono::Utc::now())
+                .await?;
         }
         Ok(report)
     }

@@ -262,6 +262,41 @@ fn total(round: &Json, field: &str) -> usize {
         .sum()
 }
 
+/// The newest verification per table as the operator reads it: (table, mismatches, keys, repaired).
+async fn recorded(pipeline: &TestPipeline) -> Vec<(String, u64, Vec<String>, u64)> {
+    let sql = cdcstar_crds::status_tables::verifications_query(&pipeline.database);
+    let bytes = pipeline
+        .store
+        .client()
+        .query(&sql)
+        .param("pipeline", pipeline.pipeline.status_key())
+        .with_option("output_format_json_quote_64bit_integers", "0")
+        .fetch_bytes("JSONEachRow")
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let row: Json = serde_json::from_str(line).unwrap();
+            let keys = row["mismatch_keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            (
+                row["table"].as_str().unwrap().to_owned(),
+                row["mismatches"].as_u64().unwrap(),
+                keys,
+                row["repaired"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repair() {
     // The in-process capture's log, shown when the test fails.
@@ -395,6 +430,17 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
         "{round:#}"
     );
     assert_eq!(total(round, "mismatches"), 3, "{round:#}");
+    // The result is in ClickHouse for the operator, the newest run per table.
+    let item_key = item.to_string();
+    assert_eq!(
+        recorded(&pipeline).await,
+        [
+            ("customer_dim".into(), 2, vec!["7".into(), "9999".into()], 0),
+            ("order_fact".into(), 0, vec![], 0),
+            ("orderitem_fact".into(), 1, vec![item_key], 0),
+            ("product_dim".into(), 0, vec![], 0),
+        ]
+    );
 
     // 3. --repair re-emits them, the sink applies them, and they are checked again.
     let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &["--repair"]));
@@ -425,6 +471,12 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     )
     .await;
     assert_ne!(name[0]["name"], "changed by hand");
+    let after_repair: Vec<(u64, u64)> = recorded(&pipeline)
+        .await
+        .into_iter()
+        .map(|(_, mismatches, _, repaired)| (mismatches, repaired))
+        .collect();
+    assert_eq!(after_repair, [(0, 2), (0, 0), (0, 1), (0, 0)]);
 
     // 4. A later round finds nothing.
     let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &[]));
