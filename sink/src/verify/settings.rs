@@ -10,7 +10,12 @@ pub use cdcstar_runtime::logging::LogFormat;
 /// `cdcstar-sink verify`: compare every star table of a pipeline with Postgres, chunk by chunk, and
 /// report (and with --repair re-emit) the rows that differ.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "cdcstar-sink verify", version, about)]
+#[command(
+    name = "cdcstar-sink verify",
+    version,
+    about = "Compare every star table of a pipeline with Postgres; exit 0 when clean, 1 when \
+             mismatches remain, 2 when verification could not run"
+)]
 pub struct VerifyArgs {
     /// The CdcPipeline resource (YAML) whose star schema is verified.
     #[arg(long, env = "CDCSTAR_PIPELINE")]
