@@ -910,6 +910,38 @@ pub struct CdcPipelineStatus {
     /// a crash is counted again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub value_adjustments: Vec<ValueAdjustmentStatus>,
+
+    /// The last result of `cdcstar-sink verify` per star table: the star schema compared with
+    /// Postgres, key range by key range, differences re-checked once the watermark passed them.
+    /// Read from the `cdcstar_verifications` table the verifier writes beside the star tables;
+    /// absent until it ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verification: Vec<TableVerificationStatus>,
+}
+
+/// The last verification of one star table against Postgres.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableVerificationStatus {
+    /// Star table.
+    pub table: String,
+    /// When the verification ended.
+    pub verified_at: Time,
+    /// Source rows compared.
+    pub rows_checked: i64,
+    /// Keys that still differed after the re-check (and after the repair, when asked).
+    pub mismatches: i64,
+    /// The first mismatching keys (the verifier's output lists all of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatch_keys: Vec<String>,
+    /// Mismatching keys re-emitted and equal afterwards (`--repair`).
+    pub repaired: i64,
+    /// Keys that could not be decided (a source row the sink refuses, rows still changing, a
+    /// watermark that did not move).
+    pub skipped: i64,
+    /// Why the table was not verified, if it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_verified: Option<String>,
 }
 
 /// Summary phase of a pipeline.

@@ -19,6 +19,10 @@
 //!   heartbeats move an idle partition forward, every change committed at or before `commit_lsn` is
 //!   applied in every star table: the star schema is consistent as of `commit_time` (complete up to
 //!   it; later changes may be visible too). Zero until every partition has applied a position.
+//! - [`VERIFICATIONS`] (`cdcstar_verifications`, `ReplacingMergeTree(verified_at)`): per pipeline
+//!   and star table, the last result of `cdcstar-sink verify` (rows checked, mismatches remaining
+//!   with their first keys, repaired, skipped, or why the table was not verified), written by the
+//!   verifier after its last round ([`verifications_query`] reads the newest per table).
 //!
 //! Several pipelines may write into one database, so every row carries the pipeline
 //! ([`CdcPipeline::status_key`], `<namespace>/<name>`) and every query filters on it. The tables are
@@ -142,8 +146,34 @@ fn watermark_select(database: &str) -> String {
     )
 }
 
+/// `cdcstar_verifications`: the last verification of each star table of a pipeline against
+/// Postgres; the version is the time it ended, so the newest result replaces the older ones.
+pub const VERIFICATIONS: StatusTable = StatusTable {
+    name: "cdcstar_verifications",
+    columns: &[
+        ("pipeline", "LowCardinality(String)"),
+        ("table", "LowCardinality(String)"),
+        ("verified_at", "DateTime64(3, 'UTC')"),
+        ("rows_checked", "UInt64"),
+        ("mismatches", "UInt64"),
+        ("mismatch_keys", "Array(String)"),
+        ("repaired", "UInt64"),
+        ("skipped", "UInt64"),
+        ("not_verified", "String"),
+    ],
+    body: Body::Table("ENGINE = ReplacingMergeTree(`verified_at`) ORDER BY (`pipeline`, `table`)"),
+};
+
+/// How many mismatching keys a row of [`VERIFICATIONS`] lists (the verifier's output has them all).
+pub const VERIFICATION_KEYS_KEPT: usize = 20;
+
 /// Every status table, in creation order (a view after the table it reads).
-pub const STATUS_TABLES: [StatusTable; 3] = [VALUE_ADJUSTMENTS, PARTITION_POSITIONS, WATERMARK];
+pub const STATUS_TABLES: [StatusTable; 4] = [
+    VALUE_ADJUSTMENTS,
+    PARTITION_POSITIONS,
+    WATERMARK,
+    VERIFICATIONS,
+];
 
 /// Whether a star table may not be called `name`, because a status table is.
 pub fn is_reserved_table_name(name: &str) -> bool {
@@ -313,6 +343,25 @@ pub fn watermark_query(database: &str) -> String {
     )
 }
 
+/// The newest verification of each star table of one pipeline: columns `table` (String),
+/// `verified_at_ms` (Int64, milliseconds since the epoch), `rows_checked`, `mismatches`, `repaired`,
+/// `skipped` (UInt64), `mismatch_keys` (Array(String)), `not_verified` (String), ordered by table.
+/// Bind `{pipeline:String}` to [`CdcPipeline::status_key`].
+pub fn verifications_query(database: &str) -> String {
+    format!(
+        "SELECT toString(`table`) AS `table`, \
+         toUnixTimestamp64Milli(max(`verified_at`)) AS `verified_at_ms`, \
+         argMax(`rows_checked`, `verified_at`) AS `rows_checked`, \
+         argMax(`mismatches`, `verified_at`) AS `mismatches`, \
+         argMax(`repaired`, `verified_at`) AS `repaired`, \
+         argMax(`skipped`, `verified_at`) AS `skipped`, \
+         argMax(`mismatch_keys`, `verified_at`) AS `mismatch_keys`, \
+         argMax(`not_verified`, `verified_at`) AS `not_verified` \
+         FROM {} WHERE `pipeline` = {{pipeline:String}} GROUP BY `table` ORDER BY `table`",
+        VERIFICATIONS.qualified_name(database)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +456,7 @@ mod tests {
             [
                 "DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'default/shop'",
                 "DELETE FROM `local`.`cdcstar_partition_positions` WHERE `pipeline` = 'default/shop'",
+                "DELETE FROM `local`.`cdcstar_verifications` WHERE `pipeline` = 'default/shop'",
             ]
         );
         let mut pipeline = shop_pipeline();

@@ -145,9 +145,33 @@ pub struct Watermark {
     pub partitions: u64,
 }
 
+/// One row of `cdcstar_crds::status_tables::verifications_query`: the newest verification of a
+/// star table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verification {
+    /// Star table.
+    pub table: String,
+    /// When it ended, milliseconds since the epoch.
+    pub verified_at_ms: i64,
+    /// Source rows compared.
+    pub rows_checked: u64,
+    /// Keys still differing.
+    pub mismatches: u64,
+    /// The first of them.
+    pub mismatch_keys: Vec<String>,
+    /// Keys repaired.
+    pub repaired: u64,
+    /// Keys undecided.
+    pub skipped: u64,
+    /// Why the table was not verified (empty: it was).
+    pub not_verified: String,
+}
+
 /// What the sink reported in the status tables, for the pipeline's status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WarehouseReport {
+    /// The newest verification of each star table, none before `cdcstar-sink verify` ran.
+    pub verifications: Vec<Verification>,
     /// Values replaced under their column's policy, per table, column and policy.
     pub value_adjustments: Vec<ValueAdjustment>,
     /// The watermark, `None` before the sink wrote any partition position.

@@ -13,13 +13,15 @@ use cdcstar_crds::clickhouse_ddl::{self, Drift};
 use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::pipeline::CaptureEngine;
 use cdcstar_crds::postgres::{self, SNAPSHOT_PROGRESS_DDL};
-use cdcstar_crds::status_tables::{PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS};
+use cdcstar_crds::status_tables::{
+    PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS, VERIFICATIONS,
+};
 use cdcstar_operator::controller::{schema, source};
 use cdcstar_operator::external::clickhouse::ClickHouseConnector;
 use cdcstar_operator::external::postgres::PostgresConnector;
 use cdcstar_operator::external::{DatabaseError, Sensitive, WarehouseConnector};
 use cdcstar_operator::provision::{self, SecretValues};
-use cdcstar_operator::sql::{ValueAdjustment, WarehouseReport, Watermark};
+use cdcstar_operator::sql::{ValueAdjustment, Verification, WarehouseReport, Watermark};
 use common::fixtures::{PipelineFixture, with_shipment_and_phone};
 use common::service_env;
 use tokio_postgres::NoTls;
@@ -512,10 +514,37 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
     insert.send(positions.into()).await.unwrap();
     insert.end().await.unwrap();
 
+    // Two runs of the verifier for this pipeline (the newer one counts) and one of another.
+    let verifications = format!(
+        "{{\"pipeline\":\"{key}\",\"table\":\"customer_dim\",\"verified_at\":\"2026-01-01 00:00:06.000\",\"rows_checked\":10,\"mismatches\":2,\"mismatch_keys\":[\"7\",\"9\"],\"repaired\":0,\"skipped\":0,\"not_verified\":\"\"}}\n\
+         {{\"pipeline\":\"{key}\",\"table\":\"customer_dim\",\"verified_at\":\"2026-01-01 00:00:07.250\",\"rows_checked\":11,\"mismatches\":0,\"mismatch_keys\":[],\"repaired\":2,\"skipped\":1,\"not_verified\":\"\"}}\n\
+         {{\"pipeline\":\"elsewhere/shop\",\"table\":\"order_fact\",\"verified_at\":\"2026-01-01 00:00:08.000\",\"rows_checked\":5,\"mismatches\":5,\"mismatch_keys\":[],\"repaired\":0,\"skipped\":0,\"not_verified\":\"\"}}\n",
+        key = pipeline.status_key()
+    );
+    let mut insert = client
+        .clone()
+        .with_database(&database)
+        .insert_formatted_with(VERIFICATIONS.insert_statement());
+    insert.send(verifications.into()).await.unwrap();
+    insert.end().await.unwrap();
+
     let report = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
         .await
         .unwrap()
         .report;
+    assert_eq!(
+        report.verifications,
+        [Verification {
+            table: "customer_dim".into(),
+            verified_at_ms: 1_767_225_607_250,
+            rows_checked: 11,
+            mismatches: 0,
+            mismatch_keys: vec![],
+            repaired: 2,
+            skipped: 1,
+            not_verified: String::new(),
+        }]
+    );
     assert_eq!(
         report.watermark,
         Some(Watermark {

@@ -118,7 +118,7 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
     ]);
     let ctx = h.ctx.clone();
     let (first, second) = scenario(h.handle, calls, async move {
@@ -325,7 +325,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
             }),
             None,
         ),
-        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
         event("Warning", "SourceFailed", "Connection refused"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
@@ -766,7 +766,7 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             None,
         ),
         event("Normal", "SourceUpdated", "ran 6 statements"),
-        event("Normal", "SchemaUpdated", "ran 8 DDL statements"),
+        event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
         event(
             "Warning",
             "ApplyFailed",

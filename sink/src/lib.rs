@@ -11,6 +11,9 @@
 //! [`dead_letters::isolate`] finds the events they come from and their bytes, read back with
 //! [`dead_letters::refetch`], go to the dead-letter topic too. Then [`status_tables`] reports the
 //! batch into the tables beside the star tables. Only then are the offsets stored.
+//!
+//! Beside the sink, [`verify`] (`cdcstar-sink verify`) compares the star schema with Postgres by the
+//! same model and conversions, and can re-emit the rows that differ.
 
 pub mod apply;
 pub mod consume;
@@ -23,6 +26,7 @@ pub mod route;
 pub mod settings;
 pub mod status_tables;
 pub mod store;
+pub mod verify;
 
 #[cfg(test)]
 mod test_fixtures;

@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use cdcstar_runtime::logging;
 use cdcstar_runtime::shutdown::ShutdownSignals;
 use cdcstar_sink::settings::Args;
+use cdcstar_sink::verify::settings::{OutputFormat, VerifyArgs};
 use clap::Parser;
 use tokio::sync::watch;
 
@@ -28,6 +29,9 @@ fn return_freed_memory_promptly() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     return_freed_memory_promptly();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "verify") {
+        verify().await;
+    }
     let args = Args::parse();
     logging::init(args.log_format, "info")?;
     let (stop, shutdown) = watch::channel(false);
@@ -39,6 +43,40 @@ async fn main() -> anyhow::Result<()> {
     cdcstar_sink::run(args, shutdown)
         .await
         .context("cdcstar-sink failed")
+}
+
+/// `cdcstar-sink verify ...`: prints the report and exits 0 when no mismatch remains, 1 when some
+/// do, 2 when verification could not run.
+async fn verify() -> ! {
+    let args = VerifyArgs::parse_from(
+        std::iter::once(std::ffi::OsString::from("cdcstar-sink verify"))
+            .chain(std::env::args_os().skip(2)),
+    );
+    if let Err(error) = logging::init(args.log_format, "info") {
+        eprintln!("{error}");
+        std::process::exit(2);
+    }
+    let output = args.output;
+    match cdcstar_sink::verify::run(args).await {
+        Ok(report) => {
+            match output {
+                OutputFormat::Text => print!("{}", report.text()),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report serialises")
+                ),
+            }
+            std::process::exit(if report.remaining_mismatches() == 0 {
+                0
+            } else {
+                1
+            });
+        }
+        Err(error) => {
+            eprintln!("cdcstar-sink verify failed: {error}");
+            std::process::exit(2);
+        }
+    }
 }
 
 #[cfg(test)]

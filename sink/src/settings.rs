@@ -15,7 +15,12 @@ pub use cdcstar_runtime::logging::LogFormat;
 
 /// `cdcstar-sink`: consume the CDC topics of a pipeline and maintain its ClickHouse star schema.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "cdcstar-sink", version, about)]
+#[command(
+    name = "cdcstar-sink",
+    version,
+    about,
+    after_help = "Verification: `cdcstar-sink verify --help` (compare the star schema with Postgres)."
+)]
 pub struct Args {
     /// The CdcPipeline resource (YAML) the sink serves; the operator mounts it.
     #[arg(long, env = "CDCSTAR_PIPELINE")]

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use cdcstar_crds::star_model::{StarModel, TableId};
-use cdcstar_crds::status_tables::{PARTITION_POSITIONS, VALUE_ADJUSTMENTS, watermark_query};
+use cdcstar_crds::status_tables::{
+    PARTITION_POSITIONS, VALUE_ADJUSTMENTS, VERIFICATION_KEYS_KEPT, VERIFICATIONS, watermark_query,
+};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -78,6 +80,24 @@ impl StatusWriter {
             .await
     }
 
+    /// Writes the result of a verification, one row per star table, as of `at`.
+    pub async fn record_verification(
+        &self,
+        tables: &[crate::verify::TableReport],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .insert_formatted(
+                VERIFICATIONS.name,
+                VERIFICATIONS.insert_statement(),
+                verification_rows(&self.pipeline, tables, at),
+            )
+            .await
+    }
+
     /// The pipeline's watermark as the view computes it, `None` before any position was written.
     pub async fn watermark(&self) -> Result<Option<Watermark>, StoreError> {
         let query = watermark_query(self.store.database());
@@ -108,6 +128,39 @@ pub struct Watermark {
     pub commit_time_us: i64,
     /// Partitions the minimum is over.
     pub partitions: u64,
+}
+
+/// The `JSONEachRow` body of a verification's `tables`.
+pub fn verification_rows(
+    pipeline: &str,
+    tables: &[crate::verify::TableReport],
+    at: DateTime<Utc>,
+) -> Vec<u8> {
+    let verified_at = at.format(MILLIS_FORMAT).to_string();
+    let mut body = Vec::new();
+    for table in tables {
+        let keys: Vec<&str> = table
+            .mismatches
+            .iter()
+            .take(VERIFICATION_KEYS_KEPT)
+            .map(|m| m.key.as_str())
+            .collect();
+        let row = json!({
+            "pipeline": pipeline,
+            "table": table.table,
+            "verified_at": verified_at,
+            "rows_checked": table.rows_checked,
+            "mismatches": table.mismatches.len(),
+            "mismatch_keys": keys,
+            "repaired": table.repaired.len(),
+            "skipped": table.skipped.len(),
+            "not_verified": table.not_verified.clone().unwrap_or_default(),
+        });
+        // NB: a `Value` always serialises.
+        let _ = serde_json::to_writer(&mut body, &row);
+        body.push(b'\n');
+    }
+    body
 }
 
 /// The `JSONEachRow` body of `positions`.

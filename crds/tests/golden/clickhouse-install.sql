@@ -70,3 +70,15 @@ CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (
 ) ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`);
 
 CREATE VIEW IF NOT EXISTS `local`.`cdcstar_watermark` AS SELECT `pipeline`, min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, count() AS `partitions` FROM (SELECT `pipeline`, `topic`, `partition`, max(`commit_lsn`) AS `applied_lsn`, argMax(`commit_time`, `commit_lsn`) AS `applied_time` FROM `local`.`cdcstar_partition_positions` GROUP BY `pipeline`, `topic`, `partition`) GROUP BY `pipeline`;
+
+CREATE TABLE IF NOT EXISTS `local`.`cdcstar_verifications` (
+    `pipeline` LowCardinality(String),
+    `table` LowCardinality(String),
+    `verified_at` DateTime64(3, 'UTC'),
+    `rows_checked` UInt64,
+    `mismatches` UInt64,
+    `mismatch_keys` Array(String),
+    `repaired` UInt64,
+    `skipped` UInt64,
+    `not_verified` String
+) ENGINE = ReplacingMergeTree(`verified_at`) ORDER BY (`pipeline`, `table`);

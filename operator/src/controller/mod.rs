@@ -519,6 +519,10 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .ok()
         .map(|report| status::value_adjustments(&report.report.value_adjustments));
     let watermark = schema.as_ref().ok().map(|report| report.report.watermark);
+    let verification = schema
+        .as_ref()
+        .ok()
+        .map(|report| status::verification(&report.report.verifications));
     let status = status::reconciled_status(
         pipeline,
         &status::Observed {
@@ -527,6 +531,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
             snapshot,
             value_adjustments,
             watermark,
+            verification,
         },
         now,
     );

@@ -12,7 +12,7 @@
 use cdcstar_crds::Lsn;
 use cdcstar_crds::pipeline::{
     CaptureEngine, CdcPipelineStatus, ConsistentUpTo, Phase, TableSnapshotStatus,
-    ValueAdjustmentStatus,
+    TableVerificationStatus, ValueAdjustmentStatus,
 };
 use cdcstar_crds::redpanda_connect;
 use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
@@ -23,7 +23,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::sql::{ValueAdjustment, Watermark};
+use crate::sql::{ValueAdjustment, Verification, Watermark};
 
 /// Summary condition: every component condition is True.
 pub const READY: &str = "Ready";
@@ -49,6 +49,12 @@ pub const FRESH: &str = "Fresh";
 /// Not a component: it neither makes the pipeline unready nor changes its phase. Set once the sink
 /// reported any; absent before.
 pub const VALUES_ADJUSTED: &str = "ValuesAdjusted";
+
+/// Whether the last verification against Postgres (`cdcstar-sink verify`) found the star schema
+/// equal: True with the rows checked, False naming the tables with mismatches and their first keys.
+/// Not a component: a mismatch neither makes the pipeline unready nor changes its phase. Absent
+/// until the verifier ran.
+pub const VERIFIED: &str = "Verified";
 
 /// Reasons used with a False component condition that are not failures (work in progress or by
 /// design); any other False reason makes the phase `Degraded`.
@@ -203,6 +209,85 @@ pub fn value_adjustments(report: &[ValueAdjustment]) -> Vec<ValueAdjustmentStatu
         .collect()
 }
 
+/// `status.verification` from the verifier's rows.
+pub fn verification(report: &[Verification]) -> Vec<TableVerificationStatus> {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    report
+        .iter()
+        .map(|row| TableVerificationStatus {
+            table: row.table.clone(),
+            // NB: whole seconds, as `Time` serialises: a status read back must equal the one computed.
+            verified_at: Time(
+                Timestamp::from_second(row.verified_at_ms.div_euclid(1000))
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
+            ),
+            rows_checked: count(row.rows_checked),
+            mismatches: count(row.mismatches),
+            mismatch_keys: row.mismatch_keys.clone(),
+            repaired: count(row.repaired),
+            skipped: count(row.skipped),
+            not_verified: (!row.not_verified.is_empty()).then(|| row.not_verified.clone()),
+        })
+        .collect()
+}
+
+/// The `Verified` condition for `tables` (not empty): False naming each table with mismatches,
+/// their count and first keys; else True with the rows checked, and the tables not verified or
+/// with undecided keys named.
+pub fn verified_condition(tables: &[TableVerificationStatus]) -> ConditionUpdate {
+    let mismatching: Vec<String> = tables
+        .iter()
+        .filter(|t| t.mismatches > 0)
+        .map(|t| {
+            format!(
+                "{}: {} mismatches (keys {})",
+                t.table,
+                t.mismatches,
+                t.mismatch_keys.join(", ")
+            )
+        })
+        .collect();
+    let mut notes: Vec<String> = tables
+        .iter()
+        .filter_map(|t| {
+            t.not_verified
+                .as_ref()
+                .map(|why| format!("{} not verified: {why}", t.table))
+        })
+        .collect();
+    notes.extend(
+        tables
+            .iter()
+            .filter(|t| t.skipped > 0)
+            .map(|t| format!("{}: {} keys undecided", t.table, t.skipped)),
+    );
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notes.join("; "))
+    };
+    if !mismatching.is_empty() {
+        return ConditionUpdate::failed(
+            VERIFIED,
+            "Mismatches",
+            format!(
+                "the star schema differs from Postgres: {} (status.verification; \
+                 `cdcstar-sink verify --repair` re-emits them){notes}",
+                mismatching.join("; ")
+            ),
+        );
+    }
+    let rows: i64 = tables.iter().map(|t| t.rows_checked).sum();
+    ConditionUpdate::ok(
+        VERIFIED,
+        "Equal",
+        format!(
+            "{rows} rows of {} tables equal to Postgres{notes}",
+            tables.len()
+        ),
+    )
+}
+
 /// The `ValuesAdjusted` condition for `adjustments`: True naming every column and how many of its
 /// values were replaced (`order_fact.order_date: 3 values clamped`), False when there are none
 /// (after the rows were removed, or a status written before the sink reported any).
@@ -307,6 +392,8 @@ pub struct Observed {
     pub value_adjustments: Option<Vec<ValueAdjustmentStatus>>,
     /// The sink's watermark, when ClickHouse could be read (inner `None`: no position written yet).
     pub watermark: Option<Option<Watermark>>,
+    /// The last verification per table, when ClickHouse could be read.
+    pub verification: Option<Vec<TableVerificationStatus>>,
 }
 
 /// The status after a pass that reached every component.
@@ -328,6 +415,13 @@ pub fn reconciled_status(
         .any(|c| c.type_ == VALUES_ADJUSTED);
     if observed.value_adjustments.is_some() && (reported_before || !value_adjustments.is_empty()) {
         updates.push(values_adjusted_condition(&value_adjustments));
+    }
+    let verification = observed
+        .verification
+        .clone()
+        .unwrap_or(previous.verification);
+    if !verification.is_empty() {
+        updates.push(verified_condition(&verification));
     }
     let snapshot = observed.snapshot.clone().unwrap_or(previous.snapshot);
     // Unreadable this pass: the last known point, only getting older.
@@ -368,6 +462,7 @@ pub fn reconciled_status(
         value_adjustments,
         consistent_up_to,
         freshness_seconds,
+        verification,
     }
 }
 
@@ -686,6 +781,7 @@ mod tests {
             snapshot,
             value_adjustments: None,
             watermark: None,
+            verification: None,
         };
         let read = reconciled_status(&pipeline, &observed(Some(progress.clone())), at(1));
         assert_eq!(read.snapshot, progress);
@@ -705,6 +801,7 @@ mod tests {
             snapshot: None,
             value_adjustments,
             watermark: None,
+            verification: None,
         };
         let condition = |status: &CdcPipelineStatus| {
             status
@@ -772,6 +869,7 @@ mod tests {
             snapshot,
             value_adjustments: None,
             watermark,
+            verification: None,
         };
         let fresh = |status: &CdcPipelineStatus| {
             let c = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
@@ -842,6 +940,68 @@ mod tests {
     }
 
     #[test]
+    fn verified_appears_once_the_verifier_ran_and_names_the_mismatching_keys() {
+        let pipeline: CdcPipeline =
+            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let observed = |verification| Observed {
+            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+            retained_wal_bytes: None,
+            snapshot: None,
+            value_adjustments: None,
+            watermark: None,
+            verification,
+        };
+        let condition = |status: &CdcPipelineStatus| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == VERIFIED)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        };
+        let never = reconciled_status(&pipeline, &observed(Some(vec![])), at(1));
+        assert_eq!(condition(&never), None, "absent until the verifier ran");
+
+        let row = |table: &str, mismatches: u64, keys: &[&str]| Verification {
+            table: table.into(),
+            verified_at_ms: 1_500,
+            rows_checked: 100,
+            mismatches,
+            mismatch_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            ..Verification::default()
+        };
+        let found = verification(&[
+            row("customer_dim", 2, &["7", "9999"]),
+            row("order_fact", 0, &[]),
+        ]);
+        let status = reconciled_status(&pipeline, &observed(Some(found.clone())), at(2));
+        assert_eq!(status.verification, found);
+        assert_eq!(
+            found[0].verified_at,
+            Time(Timestamp::from_second(1).unwrap())
+        );
+        let (state, reason, message) = condition(&status).unwrap();
+        assert_eq!((state.as_str(), reason.as_str()), ("False", "Mismatches"));
+        assert!(
+            message.contains("customer_dim: 2 mismatches (keys 7, 9999)"),
+            "{message}"
+        );
+        assert!(!message.contains("order_fact"), "{message}");
+
+        // ClickHouse unreadable: the last result stays.
+        let mut pipeline = pipeline;
+        pipeline.status = Some(status);
+        let kept = reconciled_status(&pipeline, &observed(None), at(3));
+        assert_eq!(kept.verification, found);
+
+        let clean = verification(&[row("customer_dim", 0, &[]), row("order_fact", 0, &[])]);
+        let status = reconciled_status(&pipeline, &observed(Some(clean)), at(4));
+        let (state, reason, message) = condition(&status).unwrap();
+        assert_eq!((state.as_str(), reason.as_str()), ("True", "Equal"));
+        assert_eq!(message, "200 rows of 2 tables equal to Postgres");
+        assert_eq!(status.phase, Some(Phase::Running), "not a component");
+    }
+
+    #[test]
     fn without_an_objective_there_is_no_fresh_condition() {
         let pipeline: CdcPipeline =
             serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
@@ -853,6 +1013,7 @@ mod tests {
                 snapshot: None,
                 value_adjustments: None,
                 watermark: None,
+                verification: None,
             },
             at(1),
         );

@@ -8,7 +8,7 @@ use cdcstar_crds::status_tables;
 use serde::Deserialize;
 
 use super::{DatabaseError, Warehouse, WarehouseConnector, WarehouseCredentials};
-use crate::sql::{ValueAdjustment, WarehouseObservation, WarehouseReport, Watermark};
+use crate::sql::{ValueAdjustment, Verification, WarehouseObservation, WarehouseReport, Watermark};
 
 /// Connects to ClickHouse over HTTP.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +56,18 @@ struct WatermarkRow {
     commit_lsn: u64,
     commit_time_us: i64,
     partitions: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct VerificationRow {
+    table: String,
+    verified_at_ms: i64,
+    rows_checked: u64,
+    mismatches: u64,
+    repaired: u64,
+    skipped: u64,
+    mismatch_keys: Vec<String>,
+    not_verified: String,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -157,7 +169,27 @@ impl Warehouse for ClickHouseWarehouse {
                 commit_time_us: row.commit_time_us,
                 partitions: row.partitions,
             });
+        let verifications = self
+            .client
+            .query(&status_tables::verifications_query(database))
+            .param("pipeline", pipeline)
+            .fetch_all::<VerificationRow>()
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .map(|row| Verification {
+                table: row.table,
+                verified_at_ms: row.verified_at_ms,
+                rows_checked: row.rows_checked,
+                mismatches: row.mismatches,
+                mismatch_keys: row.mismatch_keys,
+                repaired: row.repaired,
+                skipped: row.skipped,
+                not_verified: row.not_verified,
+            })
+            .collect();
         Ok(WarehouseReport {
+            verifications,
             value_adjustments,
             watermark,
         })

@@ -1,0 +1,489 @@
+//! `cdcstar-sink verify` against a real pipeline: the reference app's tables in a Postgres database
+//! of the test's own, the native capture (in-process, heartbeats every second) and the sink binary
+//! keeping the star schema, the verifier binary comparing the two. A clean pipeline under a live
+//! stream of changes reports no mismatch over several rounds; a row changed by hand in ClickHouse, a
+//! row deleted from it and a row added to it are each reported with their key within one round, and
+//! repaired with `--repair`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use cdcstar_capture::settings::CaptureArgs;
+use clap::Parser;
+use common::{TestPipeline, eventually_or, kafka_brokers, query_json, unique};
+use serde_json::{Value as Json, json};
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../api/migrations/20250101000001_create_shop_tables.sql"),
+    include_str!("../../api/migrations/20250101000002_replica_identity_full.sql"),
+];
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: start the local services with `scripts/services.sh up` and \
+         export their addresses with `eval \"$(scripts/services.sh env)\"`",
+    )
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A Postgres database of the test's own with the reference app's tables.
+struct SourceDb {
+    url: String,
+    name: String,
+}
+
+impl SourceDb {
+    async fn create() -> SourceDb {
+        let admin = connect(&database_url()).await;
+        let name = unique("verify");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = database_url();
+        let (base, _) = base.rsplit_once('/').expect("DATABASE_URL ends with /db");
+        let db = SourceDb {
+            url: format!("{base}/{name}"),
+            name,
+        };
+        let client = connect(&db.url).await;
+        for migration in MIGRATIONS {
+            client.batch_execute(migration).await.unwrap();
+        }
+        db
+    }
+
+    /// Drops the database's slots (the capture has stopped), then the database.
+    async fn drop_all(self) {
+        let admin = connect(&database_url()).await;
+        for _ in 0..50 {
+            let dropped = admin
+                .batch_execute(&format!(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                     WHERE database = '{}'",
+                    self.name
+                ))
+                .await;
+            if dropped.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// The sink binary keeping the star schema.
+struct Sink {
+    child: Child,
+}
+
+impl Sink {
+    fn start(pipeline: &TestPipeline) -> Sink {
+        let log = pipeline.file.with_file_name("sink.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
+            .arg("--pipeline")
+            .arg(&pipeline.file)
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--batch-wait-ms", "100"])
+            .args(["--lookup-recheck", "false"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("start cdcstar-sink");
+        Sink { child }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cdcstar-sink verify --output json` with `extra` flags; the exit code and the report.
+fn verify(pipeline: &TestPipeline, db: &SourceDb, extra: &[&str]) -> (i32, Json) {
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
+        .arg("verify")
+        .arg("--pipeline")
+        .arg(&pipeline.file)
+        .args(["--database-url", &db.url])
+        .args(["--output", "json", "--recheck-timeout-seconds", "60"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run cdcstar-sink verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// Starts the capture of `pipeline` in-process, heartbeats every second.
+fn start_capture(file: &Path, db: &SourceDb) -> CancellationToken {
+    let args = CaptureArgs::parse_from([
+        "cdcstar-capture",
+        "--pipeline",
+        file.to_str().unwrap(),
+        "--database-url",
+        &db.url,
+        "--kafka-brokers",
+        &kafka_brokers(),
+        "--create-slot",
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        "0",
+        "--heartbeat-seconds",
+        "1",
+        "--status-interval-ms",
+        "200",
+    ]);
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if let Err(error) = cdcstar_capture::app::run(args, token).await {
+            panic!("capture failed: {error}");
+        }
+    });
+    stop
+}
+
+/// The shop's rows: 30 customers, 5 products, 60 orders, 120 items.
+async fn populate(client: &Client) {
+    client
+        .batch_execute(
+            "INSERT INTO customer (email, name, country, city) \
+               SELECT 'c' || i || '@example.com', 'customer ' || i, 'FR', 'Paris' \
+               FROM generate_series(1, 30) i;
+             INSERT INTO product (name, category, price) \
+               SELECT 'product ' || i, 'office', i * 1.5 FROM generate_series(1, 5) i;
+             INSERT INTO \"order\" (\"customerId\", total, status) \
+               SELECT 1 + i % 30, 10 + i * 0.25, 'pending' FROM generate_series(1, 60) i;
+             INSERT INTO orderitem (\"orderId\", \"productId\", quantity, price) \
+               SELECT 1 + i % 60, 1 + i % 5, 1 + i % 3, 2.5 FROM generate_series(1, 120) i;",
+        )
+        .await
+        .unwrap();
+}
+
+/// Live rows per star table.
+async fn counts(pipeline: &TestPipeline) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for table in [
+        "customer_dim",
+        "product_dim",
+        "order_fact",
+        "orderitem_fact",
+    ] {
+        let sql = format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0");
+        let rows = query_json(&pipeline.store, &sql).await;
+        counts.push(rows[0]["n"].as_u64().unwrap());
+    }
+    counts
+}
+
+/// Changes in a loop until `stop`: renames, status changes, new orders with items, deleted items.
+async fn stream_changes(url: String, stop: Arc<AtomicBool>, changes: Arc<AtomicU64>) {
+    let client = connect(&url).await;
+    let mut i: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let statement = match i % 4 {
+            0 => format!(
+                "UPDATE customer SET name = 'renamed {i}' WHERE id = {}",
+                1 + i % 30
+            ),
+            1 => format!(
+                "UPDATE \"order\" SET status = 'status {i}' WHERE id = {}",
+                1 + i % 60
+            ),
+            2 => format!(
+                "WITH o AS (INSERT INTO \"order\" (\"customerId\", total, status) \
+                 VALUES ({}, 5, 'new') RETURNING id) \
+                 INSERT INTO orderitem (\"orderId\", \"productId\", quantity, price) \
+                 SELECT id, {}, 1, 3.5 FROM o",
+                1 + i % 30,
+                1 + i % 5
+            ),
+            _ => "DELETE FROM orderitem WHERE id = (SELECT min(id) FROM orderitem)".to_owned(),
+        };
+        client.batch_execute(&statement).await.unwrap();
+        changes.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+}
+
+fn table<'a>(round: &'a Json, name: &str) -> &'a Json {
+    round["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {round}"))
+}
+
+/// The sum over a round's tables of `field`: a count, or the length of a list.
+fn total(round: &Json, field: &str) -> usize {
+    round["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| match &t[field] {
+            Json::Array(items) => items.len(),
+            other => other.as_u64().unwrap_or(0) as usize,
+        })
+        .sum()
+}
+
+/// The newest verification per table as the operator reads it: (table, mismatches, keys, repaired).
+async fn recorded(pipeline: &TestPipeline) -> Vec<(String, u64, Vec<String>, u64)> {
+    let sql = cdcstar_crds::status_tables::verifications_query(&pipeline.database);
+    let bytes = pipeline
+        .store
+        .client()
+        .query(&sql)
+        .param("pipeline", pipeline.pipeline.status_key())
+        .with_option("output_format_json_quote_64bit_integers", "0")
+        .fetch_bytes("JSONEachRow")
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let row: Json = serde_json::from_str(line).unwrap();
+            let keys = row["mismatch_keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            (
+                row["table"].as_str().unwrap().to_owned(),
+                row["mismatches"].as_u64().unwrap(),
+                keys,
+                row["repaired"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repair() {
+    // The in-process capture's log, shown when the test fails.
+    let _ = cdcstar_runtime::logging::init(cdcstar_runtime::logging::LogFormat::Text, "info");
+    let db = SourceDb::create().await;
+    let pipeline = TestPipeline::with("verify", |p| {
+        p.spec.capture.snapshot = false;
+    })
+    .await;
+    pipeline.create_topics(&kafka_brokers(), 3).await;
+    let capture = start_capture(&pipeline.file, &db);
+    let sink = Sink::start(&pipeline);
+    let sink_log = pipeline.file.with_file_name("sink.log");
+    let log = || std::fs::read_to_string(&sink_log).unwrap_or_default();
+
+    // The capture starts streaming from its slot: rows written once it exists are captured.
+    let client = connect(&db.url).await;
+    eventually_or(
+        Duration::from_secs(60),
+        "the capture's slot",
+        || async {
+            let rows = client
+                .query(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&pipeline.pipeline.slot_name()],
+                )
+                .await
+                .unwrap();
+            !rows.is_empty()
+        },
+        &log,
+    )
+    .await;
+    populate(&client).await;
+    eventually_or(
+        Duration::from_secs(120),
+        "the rows in ClickHouse",
+        || async { counts(&pipeline).await == [30, 5, 60, 120] },
+        &log,
+    )
+    .await;
+
+    // 1. A live stream: several rounds, in chunks of 16 keys, report nothing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let changes = Arc::new(AtomicU64::new(0));
+    let stream = tokio::spawn(stream_changes(
+        db.url.clone(),
+        stop.clone(),
+        changes.clone(),
+    ));
+    eventually_or(
+        Duration::from_secs(30),
+        "the stream's first changes",
+        || async { changes.load(Ordering::Relaxed) >= 10 },
+        &log,
+    )
+    .await;
+    let (code, report) = {
+        let (pipeline, db) = (&pipeline, &db);
+        tokio::task::block_in_place(|| {
+            verify(pipeline, db, &["--rounds", "3", "--chunk-rows", "16"])
+        })
+    };
+    stop.store(true, Ordering::Relaxed);
+    stream.await.unwrap();
+    let streamed = changes.load(Ordering::Relaxed);
+    assert!(streamed > 20, "the stream was live: {streamed} changes");
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3);
+    for round in rounds {
+        assert_eq!(total(round, "mismatches"), 0, "no false alarm: {round:#}");
+        let items = table(round, "orderitem_fact");
+        assert!(items["rowsChecked"].as_u64().unwrap() >= 100, "{items}");
+        assert!(items["chunks"].as_u64().unwrap() >= 7, "{items}");
+    }
+    assert_eq!(code, 0, "{report:#}");
+    // The stream did put keys in flight: they differed at first sight and the re-check after the
+    // watermark settled them (each would have been a false alarm without it).
+    let settled: usize = rounds.iter().map(|r| total(r, "settled")).sum();
+    assert!(settled > 0, "no key was in flight: {report:#}");
+
+    // 2. Damage by hand in ClickHouse: a customer renamed, an order item deleted, a customer that
+    // Postgres does not have.
+    let ch = |sql: String| {
+        let store = pipeline.store.clone();
+        async move {
+            store
+                .client()
+                .query(&sql)
+                .with_option("mutations_sync", "2")
+                .execute()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    };
+    ch("INSERT INTO customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
+        SELECT customer_id, email, 'changed by hand', country, city, created_at, lsn + 1, 0 \
+        FROM customer_dim FINAL WHERE customer_id = 7"
+        .into())
+    .await;
+    let item: u64 = query_json(
+        &pipeline.store,
+        "SELECT max(orderitem_id) AS id FROM orderitem_fact FINAL WHERE is_deleted = 0",
+    )
+    .await[0]["id"]
+        .as_u64()
+        .unwrap();
+    ch(format!(
+        "DELETE FROM orderitem_fact WHERE orderitem_id = {item}"
+    ))
+    .await;
+    ch("INSERT INTO customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
+        VALUES (9999, 'x@example.com', 'nobody', 'FR', 'Paris', 0, 1, 0)"
+        .into())
+    .await;
+
+    let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &[]));
+    assert_eq!(code, 1, "{report:#}");
+    let round = &report["rounds"][0];
+    assert_eq!(
+        table(round, "customer_dim")["mismatches"],
+        json!([
+            {"key": "7", "kind": "values", "columns": ["name"]},
+            {"key": "9999", "kind": "extraInClickHouse"},
+        ]),
+        "{round:#}"
+    );
+    assert_eq!(
+        table(round, "orderitem_fact")["mismatches"],
+        json!([{"key": item.to_string(), "kind": "missingInClickHouse"}]),
+        "{round:#}"
+    );
+    assert_eq!(total(round, "mismatches"), 3, "{round:#}");
+    // The result is in ClickHouse for the operator, the newest run per table.
+    let item_key = item.to_string();
+    assert_eq!(
+        recorded(&pipeline).await,
+        [
+            ("customer_dim".into(), 2, vec!["7".into(), "9999".into()], 0),
+            ("order_fact".into(), 0, vec![], 0),
+            ("orderitem_fact".into(), 1, vec![item_key], 0),
+            ("product_dim".into(), 0, vec![], 0),
+        ]
+    );
+
+    // 3. --repair re-emits them, the sink applies them, and they are checked again.
+    let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &["--repair"]));
+    assert_eq!(code, 0, "{report:#}\n{}", log());
+    let round = &report["rounds"][0];
+    assert_eq!(total(round, "mismatches"), 0, "{round:#}");
+    assert_eq!(
+        table(round, "customer_dim")["repaired"],
+        json!([
+            {"key": "7", "kind": "values", "columns": ["name"]},
+            {"key": "9999", "kind": "extraInClickHouse"},
+        ]),
+        "{round:#}"
+    );
+    assert_eq!(
+        table(round, "orderitem_fact")["repaired"],
+        json!([{"key": item.to_string(), "kind": "missingInClickHouse"}]),
+        "{round:#}"
+    );
+    assert_eq!(
+        total(round, "settled"),
+        0,
+        "repaired keys are not in flight: {round:#}"
+    );
+    let name = query_json(
+        &pipeline.store,
+        "SELECT name FROM customer_dim FINAL WHERE customer_id = 7 AND is_deleted = 0",
+    )
+    .await;
+    assert_ne!(name[0]["name"], "changed by hand");
+    let after_repair: Vec<(u64, u64)> = recorded(&pipeline)
+        .await
+        .into_iter()
+        .map(|(_, mismatches, _, repaired)| (mismatches, repaired))
+        .collect();
+    assert_eq!(after_repair, [(0, 2), (0, 0), (0, 1), (0, 0)]);
+
+    // 4. A later round finds nothing.
+    let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &[]));
+    assert_eq!(code, 0, "{report:#}");
+
+    capture.cancel();
+    drop(sink);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.drop_all().await;
+}
