@@ -161,7 +161,12 @@ pub const VERIFICATIONS: StatusTable = StatusTable {
         ("skipped", "UInt64"),
         ("not_verified", "String"),
     ],
-    body: Body::Table("ENGINE = ReplacingMergeTree(`verified_at`) ORDER BY (`pipeline`, `table`)"),
+    body: Body::Table(TableEngine {
+        family: "ReplacingMergeTree",
+        args: "`verified_at`",
+        order_by: "`pipeline`, `table`",
+        sharding_key: "cityHash64(`pipeline`, `table`)",
+    }),
 };
 
 /// How many mismatching keys a row of [`VERIFICATIONS`] lists (the verifier's output has them all).

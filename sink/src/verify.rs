@@ -216,7 +216,10 @@ impl Verifier {
                 .unwrap_or_else(|| pipeline.clickhouse_database().to_owned()),
             user: args.clickhouse_user.clone(),
             password: args.clickhouse_password.clone(),
-        });
+        })
+        .with_settings(
+            cdcstar_crds::clickhouse_placement::Placement::of(&pipeline).sink_settings(),
+        );
         let status = StatusWriter::new(store.clone(), pipeline.status_key());
         let source = Source::connect(&args.database_url, &pipeline.spec.source.schema).await?;
         let repairer = if args.repair {

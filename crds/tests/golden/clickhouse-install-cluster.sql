@@ -82,3 +82,17 @@ CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions_local` ON CLUSTE
 CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` ON CLUSTER `analytics` AS `local`.`cdcstar_partition_positions_local` ENGINE = Distributed(`analytics`, `local`, `cdcstar_partition_positions_local`, cityHash64(`pipeline`, `topic`, `partition`));
 
 CREATE VIEW IF NOT EXISTS `local`.`cdcstar_watermark` ON CLUSTER `analytics` AS SELECT `pipeline`, min(`applied_lsn`) AS `commit_lsn`, min(`applied_time`) AS `commit_time`, count() AS `partitions` FROM (SELECT `pipeline`, `topic`, `partition`, max(`commit_lsn`) AS `applied_lsn`, argMax(`commit_time`, `commit_lsn`) AS `applied_time` FROM `local`.`cdcstar_partition_positions` GROUP BY `pipeline`, `topic`, `partition`) GROUP BY `pipeline`;
+
+CREATE TABLE IF NOT EXISTS `local`.`cdcstar_verifications_local` ON CLUSTER `analytics` (
+    `pipeline` LowCardinality(String),
+    `table` LowCardinality(String),
+    `verified_at` DateTime64(3, 'UTC'),
+    `rows_checked` UInt64,
+    `mismatches` UInt64,
+    `mismatch_keys` Array(String),
+    `repaired` UInt64,
+    `skipped` UInt64,
+    `not_verified` String
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', `verified_at`) ORDER BY (`pipeline`, `table`);
+
+CREATE TABLE IF NOT EXISTS `local`.`cdcstar_verifications` ON CLUSTER `analytics` AS `local`.`cdcstar_verifications_local` ENGINE = Distributed(`analytics`, `local`, `cdcstar_verifications_local`, cityHash64(`pipeline`, `table`));
