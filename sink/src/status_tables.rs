@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use cdcstar_crds::star_model::{StarModel, TableId};
 use cdcstar_crds::status_tables::{
-    PARTITION_POSITIONS, VALUE_ADJUSTMENTS, VERIFICATION_KEYS_KEPT, VERIFICATIONS, watermark_query,
+    PARTITION_POSITIONS, StatusTable, VALUE_ADJUSTMENTS, VERIFICATION_KEYS_KEPT, VERIFICATIONS,
+    watermark_query,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -47,20 +48,13 @@ impl StatusWriter {
         counts: &BTreeMap<(TableId, usize), u64>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if counts.is_empty() {
-            return Ok(());
-        }
-        self.store
-            .insert_formatted(
-                VALUE_ADJUSTMENTS.name,
-                VALUE_ADJUSTMENTS.insert_statement(),
-                adjustment_rows(&self.pipeline, plan, counts, at),
-            )
-            .await
+        self.insert(
+            &VALUE_ADJUSTMENTS,
+            adjustment_rows(&self.pipeline, plan, counts, at),
+        )
+        .await
     }
-}
 
-impl StatusWriter {
     /// Writes `positions`, the highest applied per (topic, partition), as of `at`; nothing when
     /// there are none.
     pub async fn record_positions(
@@ -68,16 +62,11 @@ impl StatusWriter {
         positions: &[(&str, i32, CommitPosition)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if positions.is_empty() {
-            return Ok(());
-        }
-        self.store
-            .insert_formatted(
-                PARTITION_POSITIONS.name,
-                PARTITION_POSITIONS.insert_statement(),
-                position_rows(&self.pipeline, positions, at),
-            )
-            .await
+        self.insert(
+            &PARTITION_POSITIONS,
+            position_rows(&self.pipeline, positions, at),
+        )
+        .await
     }
 
     /// Writes the result of a verification, one row per star table, as of `at`.
@@ -86,15 +75,20 @@ impl StatusWriter {
         tables: &[crate::verify::TableReport],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if tables.is_empty() {
+        self.insert(
+            &VERIFICATIONS,
+            verification_rows(&self.pipeline, tables, at),
+        )
+        .await
+    }
+
+    /// Inserts `body` (`JSONEachRow` rows of `table`); nothing when it holds no row.
+    async fn insert(&self, table: &StatusTable, body: Vec<u8>) -> Result<(), StoreError> {
+        if body.is_empty() {
             return Ok(());
         }
         self.store
-            .insert_formatted(
-                VERIFICATIONS.name,
-                VERIFICATIONS.insert_statement(),
-                verification_rows(&self.pipeline, tables, at),
-            )
+            .insert_formatted(table.name, table.insert_statement(), body)
             .await
     }
 
