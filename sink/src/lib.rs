@@ -34,7 +34,6 @@ mod test_fixtures;
 use std::path::Path;
 use std::sync::Arc;
 
-use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::star_model::StarModel;
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_compiled};
 use tokio::sync::watch;
@@ -48,8 +47,8 @@ use crate::retry::{Abandoned, retry_until_shutdown};
 use crate::route::CommitPosition;
 use crate::settings::Args;
 use crate::status_tables::StatusWriter;
-use crate::store::{Store, StoreConfig, StoreError};
-use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
+use crate::store::{Store, StoreError};
+use cdcstar_runtime::kafka::{KafkaSetupError, ensure_topics};
 
 /// How long counting the topics' partitions at startup may take.
 const PARTITION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -114,14 +113,7 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
     let plan = Arc::new(plan);
     let metrics = Arc::new(Metrics::new());
 
-    let brokers: Vec<String> = match &args.kafka_brokers {
-        Some(list) => list.split(',').map(str::to_owned).collect(),
-        None => pipeline.spec.kafka.brokers.clone(),
-    };
-    let mut connection = KafkaConnection::new(&brokers);
-    if let Some(dir) = &args.kafka_auth_dir {
-        connection = connection.with_auth_dir(dir)?;
-    }
+    let connection = args.services.kafka(&pipeline)?;
     let topics = pipeline.data_topics();
     let dead_letter_topic = pipeline.dead_letter_topic();
     let group_id = args
@@ -142,22 +134,10 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
         }
     }));
 
-    let store_config = StoreConfig {
-        url: args
-            .clickhouse_url
-            .clone()
-            .unwrap_or_else(|| pipeline.spec.clickhouse.url.clone()),
-        database: args
-            .clickhouse_database
-            .clone()
-            .unwrap_or_else(|| pipeline.clickhouse_database().to_owned()),
-        user: args.clickhouse_user.clone(),
-        password: args.clickhouse_password.clone(),
-    };
+    let store_config = args.services.store_config(&pipeline);
     tracing::info!(pipeline = %pipeline.pipeline_name(), clickhouse = %store_config.url,
         database = %store_config.database, brokers = %connection.brokers, "starting");
-    let store = Store::new(&store_config)
-        .with_settings(Placement::of(&pipeline).sink_settings())
+    let store = Store::for_pipeline(&store_config, &pipeline)
         .counting_statements(metrics.clickhouse_statements.clone());
     let mut startup_shutdown = shutdown.clone();
     if args.create_tables {

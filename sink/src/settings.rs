@@ -6,26 +6,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cdcstar_crds::CdcPipeline;
+use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError};
 use clap::{ArgAction, Parser};
 
 use crate::consume::batch::BatchLimits;
 use crate::consume::fetch::FetchSettings;
+use crate::store::StoreConfig;
 
 pub use cdcstar_runtime::logging::LogFormat;
 
-/// `cdcstar-sink`: consume the CDC topics of a pipeline and maintain its ClickHouse star schema.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "cdcstar-sink",
-    version,
-    about,
-    after_help = "Verification: `cdcstar-sink verify --help` (compare the star schema with Postgres)."
-)]
-pub struct Args {
-    /// The CdcPipeline resource (YAML) the sink serves; the operator mounts it.
-    #[arg(long, env = "CDCSTAR_PIPELINE")]
-    pub pipeline: PathBuf,
-
+/// Where the sink and the verifier reach Kafka and ClickHouse: the pipeline's spec, unless these
+/// override it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
     /// Bootstrap brokers, comma-separated; overrides spec.kafka.brokers.
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
@@ -49,6 +43,55 @@ pub struct Args {
     /// ClickHouse database; overrides spec.clickhouse.database.
     #[arg(long, env = "CLICKHOUSE_DATABASE")]
     pub clickhouse_database: Option<String>,
+}
+
+impl ServiceArgs {
+    /// The Kafka connection: these brokers or the spec's, with the mounted auth Secret if any.
+    pub fn kafka(&self, pipeline: &CdcPipeline) -> Result<KafkaConnection, KafkaSetupError> {
+        let brokers: Vec<String> = match &self.kafka_brokers {
+            Some(list) => list.split(',').map(str::to_owned).collect(),
+            None => pipeline.spec.kafka.brokers.clone(),
+        };
+        let connection = KafkaConnection::new(&brokers);
+        match &self.kafka_auth_dir {
+            Some(dir) => connection.with_auth_dir(dir),
+            None => Ok(connection),
+        }
+    }
+
+    /// The ClickHouse connection: this endpoint, database and credentials, or the spec's.
+    pub fn store_config(&self, pipeline: &CdcPipeline) -> StoreConfig {
+        StoreConfig {
+            url: self
+                .clickhouse_url
+                .clone()
+                .unwrap_or_else(|| pipeline.spec.clickhouse.url.clone()),
+            database: self
+                .clickhouse_database
+                .clone()
+                .unwrap_or_else(|| pipeline.clickhouse_database().to_owned()),
+            user: self.clickhouse_user.clone(),
+            password: self.clickhouse_password.clone(),
+        }
+    }
+}
+
+/// `cdcstar-sink`: consume the CDC topics of a pipeline and maintain its ClickHouse star schema.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cdcstar-sink",
+    version,
+    about,
+    after_help = "Verification: `cdcstar-sink verify --help` (compare the star schema with Postgres)."
+)]
+pub struct Args {
+    /// The CdcPipeline resource (YAML) the sink serves; the operator mounts it.
+    #[arg(long, env = "CDCSTAR_PIPELINE")]
+    pub pipeline: PathBuf,
+
+    /// Where Kafka and ClickHouse are, when not where the pipeline says.
+    #[command(flatten)]
+    pub services: ServiceArgs,
 
     /// Consumer group; defaults to the pipeline's sink group `cdcstar-<namespace>-<name>-sink`.
     #[arg(long, env = "SINK_GROUP_ID")]

@@ -217,6 +217,13 @@ impl Store {
         }
     }
 
+    /// A store for `config`, with the settings `pipeline`'s placement needs (a cluster's).
+    pub fn for_pipeline(config: &StoreConfig, pipeline: &cdcstar_crds::CdcPipeline) -> Self {
+        Store::new(config).with_settings(
+            cdcstar_crds::clickhouse_placement::Placement::of(pipeline).sink_settings(),
+        )
+    }
+
     /// Sends `settings` with every statement: what the pipeline's placement needs
     /// ([`cdcstar_crds::clickhouse_placement::Placement::sink_settings`]; none on one server).
     pub fn with_settings(self, settings: &[(&str, &str)]) -> Self {

@@ -25,12 +25,11 @@ use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::clickhouse_ddl::quote_ident;
 use cdcstar_crds::postgres::quote_literal;
 use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
-use cdcstar_runtime::kafka::KafkaConnection;
 use serde::Serialize;
 
 use crate::route::value::{Value, convert, sql_literal};
 use crate::status_tables::StatusWriter;
-use crate::store::{Store, StoreConfig, StoreError, in_list};
+use crate::store::{Store, StoreError, in_list};
 use crate::verify::compare::{
     Difference, Rows, by_key, column_name, difference, differing_keys, key_text,
 };
@@ -205,34 +204,14 @@ impl Verifier {
                 return Err(VerifyError::UnknownTable(table.clone()));
             }
         }
-        let store = Store::new(&StoreConfig {
-            url: args
-                .clickhouse_url
-                .clone()
-                .unwrap_or_else(|| pipeline.spec.clickhouse.url.clone()),
-            database: args
-                .clickhouse_database
-                .clone()
-                .unwrap_or_else(|| pipeline.clickhouse_database().to_owned()),
-            user: args.clickhouse_user.clone(),
-            password: args.clickhouse_password.clone(),
-        })
-        .with_settings(
-            cdcstar_crds::clickhouse_placement::Placement::of(&pipeline).sink_settings(),
-        );
+        let store = Store::for_pipeline(&args.services.store_config(&pipeline), &pipeline);
         let status = StatusWriter::new(store.clone(), pipeline.status_key());
         let source = Source::connect(&args.database_url, &pipeline.spec.source.schema).await?;
         let repairer = if args.repair {
-            let brokers: Vec<String> = match &args.kafka_brokers {
-                Some(list) => list.split(',').map(str::to_owned).collect(),
-                None => pipeline.spec.kafka.brokers.clone(),
-            };
-            let mut connection = KafkaConnection::new(&brokers);
-            if let Some(dir) = &args.kafka_auth_dir {
-                connection = connection
-                    .with_auth_dir(dir)
-                    .map_err(|e| VerifyError::Kafka(e.to_string()))?;
-            }
+            let connection = args
+                .services
+                .kafka(&pipeline)
+                .map_err(|e| VerifyError::Kafka(e.to_string()))?;
             Some(Repairer::new(&connection)?)
         } else {
             None

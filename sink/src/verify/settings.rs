@@ -7,6 +7,8 @@ use clap::{Parser, ValueEnum};
 
 pub use cdcstar_runtime::logging::LogFormat;
 
+use crate::settings::ServiceArgs;
+
 /// `cdcstar-sink verify`: compare every star table of a pipeline with Postgres, chunk by chunk, and
 /// report (and with --repair re-emit) the rows that differ.
 #[derive(Debug, Clone, Parser)]
@@ -59,29 +61,9 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
 
-    /// Bootstrap brokers (for --repair), comma-separated; overrides spec.kafka.brokers.
-    #[arg(long, env = "KAFKA_BROKERS")]
-    pub kafka_brokers: Option<String>,
-
-    /// Directory of the mounted Kafka auth Secret (one file per key).
-    #[arg(long, env = "KAFKA_AUTH_DIR")]
-    pub kafka_auth_dir: Option<PathBuf>,
-
-    /// ClickHouse HTTP endpoint; overrides spec.clickhouse.url.
-    #[arg(long, env = "CLICKHOUSE_URL")]
-    pub clickhouse_url: Option<String>,
-
-    /// ClickHouse user.
-    #[arg(long, env = "CLICKHOUSE_USER")]
-    pub clickhouse_user: Option<String>,
-
-    /// ClickHouse password.
-    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<String>,
-
-    /// ClickHouse database; overrides spec.clickhouse.database.
-    #[arg(long, env = "CLICKHOUSE_DATABASE")]
-    pub clickhouse_database: Option<String>,
+    /// Where Kafka (for --repair) and ClickHouse are, when not where the pipeline says.
+    #[command(flatten)]
+    pub services: ServiceArgs,
 
     /// Log format (logs go to stderr).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
