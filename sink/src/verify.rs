@@ -100,6 +100,12 @@ pub struct TableReport {
     pub skipped: Vec<SkippedKey>,
     /// Keys that differed at first sight and were equal at their re-check: changes in flight.
     pub settled: usize,
+    /// Keys re-emitted by `--resync` before the table was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resynced: Option<usize>,
+    /// The highest position re-emitted envelopes carry (`--resync`).
+    #[serde(skip)]
+    pub emitted_up_to: u64,
     /// Why the table was not verified at all, if it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_verified: Option<String>,
@@ -157,6 +163,9 @@ impl Report {
                     t.skipped.len(),
                     t.settled
                 );
+                if let Some(resynced) = t.resynced {
+                    let _ = writeln!(out, "    {resynced} keys re-emitted by the resync first");
+                }
                 for m in &t.mismatches {
                     let _ = writeln!(out, "    key {}: {}", m.key, m.difference);
                 }
@@ -171,6 +180,15 @@ impl Report {
         let _ = writeln!(out, "{} mismatches remain", self.remaining_mismatches());
         out
     }
+}
+
+/// What a walk over a table's chunks does with each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Compares it, key by key where it differs.
+    Verify,
+    /// Re-emits every key of it.
+    Resync,
 }
 
 /// A key that differed, waiting for its re-check.
@@ -206,8 +224,9 @@ impl Verifier {
         }
         let store = Store::for_pipeline(&args.services.store_config(&pipeline), &pipeline);
         let status = StatusWriter::new(store.clone(), pipeline.status_key());
-        let source = Source::connect(&args.database_url, &pipeline.spec.source.schema).await?;
-        let repairer = if args.repair {
+        let source =
+            Source::connect(&args.database_url, &pipeline, args.mask_salt.as_ref()).await?;
+        let repairer = if args.repair || args.resync {
             let connection = args
                 .services
                 .kafka(&pipeline)
@@ -233,16 +252,22 @@ impl Verifier {
             pipeline: self.pipeline.status_key(),
             rounds: Vec::new(),
         };
+        let resynced = if self.args.resync {
+            self.resync().await?
+        } else {
+            Vec::new()
+        };
         for round in 1..=self.args.rounds.max(1) {
             if round > 1 {
                 tokio::time::sleep(Duration::from_secs(self.args.round_interval_seconds)).await;
             }
             let mut tables = Vec::new();
-            for id in 0..self.plan.tables.len() {
-                let name = &self.plan.tables[id].name;
-                if self.args.tables.is_empty() || self.args.tables.contains(name) {
-                    tables.push(self.verify_table(id).await?);
+            for id in self.selected_tables() {
+                let mut table = self.verify_table(id, Walk::Verify).await?;
+                if round == 1 {
+                    table.resynced = resynced.iter().find(|(t, _)| *t == id).map(|(_, n)| *n);
                 }
+                tables.push(table);
             }
             let found: usize = tables.iter().map(|t| t.mismatches.len()).sum();
             tracing::info!(round, mismatches = found, "round done");
@@ -256,14 +281,55 @@ impl Verifier {
         Ok(report)
     }
 
-    /// One table: the chunk walk, the re-check of what differed, and the repair.
-    async fn verify_table(&mut self, id: TableId) -> Result<TableReport, VerifyError> {
+    /// The star tables `--table` selects, every one when none is named.
+    fn selected_tables(&self) -> Vec<TableId> {
+        (0..self.plan.tables.len())
+            .filter(|&id| {
+                self.args.tables.is_empty() || self.args.tables.contains(&self.plan.tables[id].name)
+            })
+            .collect()
+    }
+
+    /// `--resync`: every key of the selected tables, in Postgres or in ClickHouse, re-emitted from
+    /// its current Postgres row (a delete where Postgres has none, or where the row is outside the
+    /// table's row filter); returns the keys re-emitted per table once the watermark shows that the
+    /// sink consumed all of them (or the timeout passed: the verification that follows says what
+    /// did not land).
+    async fn resync(&mut self) -> Result<Vec<(TableId, usize)>, VerifyError> {
+        let mut resynced = Vec::new();
+        let mut emitted_up_to = 0;
+        for id in self.selected_tables() {
+            let report = self.verify_table(id, Walk::Resync).await?;
+            if let Some(reason) = &report.not_verified {
+                tracing::warn!(table = %report.table, reason, "not resynced");
+                continue;
+            }
+            let keys = report.resynced.unwrap_or(0);
+            tracing::info!(table = %report.table, keys, "resync re-emitted the table");
+            emitted_up_to = emitted_up_to.max(report.emitted_up_to);
+            resynced.push((id, keys));
+        }
+        if emitted_up_to > 0 && !self.wait_for_watermark(emitted_up_to).await? {
+            tracing::warn!(
+                timeout_seconds = self.args.recheck_timeout_seconds,
+                "the watermark did not pass the resync in time: the rounds may find its rows in flight"
+            );
+        }
+        Ok(resynced)
+    }
+
+    /// One table: the chunk walk, then (verifying) the re-check of what differed and the repair,
+    /// or (resyncing) the re-emission of every key of each chunk.
+    async fn verify_table(&mut self, id: TableId, walk: Walk) -> Result<TableReport, VerifyError> {
         let table = self.plan.tables[id].clone();
         let mut report = TableReport {
             table: table.name.clone(),
             ..TableReport::default()
         };
-        if let Some(reason) = unsupported_lookup(&self.plan, &table) {
+        // NB: a resync needs only the keys, so lookups the verifier cannot compute do not stop it.
+        if walk == Walk::Verify
+            && let Some(reason) = unsupported_lookup(&self.plan, &table)
+        {
             report.not_verified = Some(reason);
             return Ok(report);
         }
@@ -286,15 +352,15 @@ impl Verifier {
         let mut lower: Option<Value> = None;
         let mut suspects = Vec::new();
         loop {
-            let filter = after
+            let condition = after
                 .as_ref()
-                .map(|last| format!("WHERE {expression} > {}", quote_literal(last)))
-                .unwrap_or_default();
+                .map(|last| format!("{expression} > {}", quote_literal(last)));
             let payloads = self
                 .source
                 .payloads(
                     &table.source,
-                    &format!("{filter} ORDER BY {expression} LIMIT {chunk}"),
+                    condition.as_deref(),
+                    &format!("ORDER BY {expression} LIMIT {chunk}"),
                 )
                 .await?;
             let observed_lsn = self.source.current_lsn().await?;
@@ -332,6 +398,21 @@ impl Verifier {
             }
             report.chunks += 1;
             report.rows_checked += expected.rows.len();
+            if walk == Walk::Resync {
+                let mut keys: Vec<Value> = expected.rows.keys().cloned().collect();
+                keys.extend(
+                    actual
+                        .keys()
+                        .filter(|k| !expected.rows.contains_key(*k))
+                        .cloned(),
+                );
+                self.emit(&table, &keys, &mut report).await?;
+                if upper.is_none() {
+                    break;
+                }
+                lower = upper;
+                continue;
+            }
             for (key, _) in differing_keys(&table, &expected.rows, &actual) {
                 suspects.push(Suspect {
                     expected: expected.rows.get(&key).cloned(),
@@ -386,6 +467,30 @@ impl Verifier {
         );
         report.mismatches = mismatches(remaining);
         Ok(report)
+    }
+
+    /// Re-emits `keys` of `table` (`--resync`), counting them in `report`.
+    async fn emit(
+        &mut self,
+        table: &TableModel,
+        keys: &[Value],
+        report: &mut TableReport,
+    ) -> Result<(), VerifyError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let Some(repairer) = self.repairer.as_ref() else {
+            return Err(VerifyError::Kafka(
+                "--resync needs the pipeline's broker, and no producer was made".into(),
+            ));
+        };
+        let primary_key = self.plan.sources[&table.source].primary_key.clone();
+        let lsn = repairer
+            .repair(&mut self.source, &self.pipeline, &primary_key, table, keys)
+            .await?;
+        *report.resynced.get_or_insert(0) += keys.len();
+        report.emitted_up_to = report.emitted_up_to.max(lsn);
+        Ok(())
     }
 
     /// The re-check of `suspects`, differing keys of `table` first seen at their `observed_lsn`.
@@ -471,11 +576,12 @@ impl Verifier {
             .source
             .payloads(
                 &table.source,
-                &format!(
-                    "WHERE {} IN ({})",
+                Some(&format!(
+                    "{} IN ({})",
                     cdcstar_crds::postgres::quote_ident(&table.key_column().source),
                     literals.join(", ")
-                ),
+                )),
+                "",
             )
             .await?;
         let observed_lsn = self.source.current_lsn().await?;

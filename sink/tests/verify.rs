@@ -3,7 +3,7 @@
 //! keeping the star schema, the verifier binary comparing the two. A clean pipeline under a live
 //! stream of changes reports no mismatch over several rounds; a row changed by hand in ClickHouse, a
 //! row deleted from it and a row added to it are each reported with their key within one round, and
-//! repaired with `--repair`.
+//! repaired with `--repair`; `--resync` re-copies a table damaged by hand while the stream goes on.
 
 mod common;
 
@@ -145,26 +145,30 @@ fn verify(pipeline: &TestPipeline, db: &SourceDb, extra: &[&str]) -> (i32, Json)
     (output.status.code().unwrap_or(-1), report)
 }
 
-/// Starts the capture of `pipeline` in-process, heartbeats every second.
-fn start_capture(file: &Path, db: &SourceDb) -> CancellationToken {
-    let args = CaptureArgs::parse_from([
-        "cdcstar-capture",
-        "--pipeline",
-        file.to_str().unwrap(),
-        "--database-url",
-        &db.url,
-        "--kafka-brokers",
-        &kafka_brokers(),
-        "--create-slot",
-        "--metrics-host",
-        "127.0.0.1",
-        "--metrics-port",
-        "0",
-        "--heartbeat-seconds",
-        "1",
-        "--status-interval-ms",
-        "200",
-    ]);
+/// Starts the capture of `pipeline` in-process, heartbeats every second; `extra`: more flags.
+fn start_capture(file: &Path, db: &SourceDb, extra: &[&str]) -> CancellationToken {
+    let args = CaptureArgs::parse_from(
+        [
+            "cdcstar-capture",
+            "--pipeline",
+            file.to_str().unwrap(),
+            "--database-url",
+            &db.url,
+            "--kafka-brokers",
+            &kafka_brokers(),
+            "--create-slot",
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            "0",
+            "--heartbeat-seconds",
+            "1",
+            "--status-interval-ms",
+            "200",
+        ]
+        .iter()
+        .chain(extra),
+    );
     let stop = CancellationToken::new();
     let token = stop.clone();
     tokio::spawn(async move {
@@ -297,47 +301,87 @@ async fn recorded(pipeline: &TestPipeline) -> Vec<(String, u64, Vec<String>, u64
         .collect()
 }
 
+/// A running pipeline over a database of its own: the in-process capture (with `capture_flags`),
+/// the sink binary, and the shop's rows written once the slot exists.
+struct Running {
+    db: SourceDb,
+    pipeline: TestPipeline,
+    capture: CancellationToken,
+    sink: Sink,
+}
+
+impl Running {
+    /// Starts it, `edit` applied to the example pipeline, and waits until ClickHouse holds
+    /// `expected` live rows per star table.
+    async fn start(
+        edit: impl FnOnce(&mut cdcstar_crds::CdcPipeline),
+        capture_flags: &[&str],
+        expected: [u64; 4],
+    ) -> Running {
+        // The in-process capture's log, shown when the test fails.
+        let _ = cdcstar_runtime::logging::init(cdcstar_runtime::logging::LogFormat::Text, "info");
+        let db = SourceDb::create().await;
+        let pipeline = TestPipeline::with("verify", |p| {
+            p.spec.capture.snapshot = false;
+            edit(p);
+        })
+        .await;
+        pipeline.create_topics(&kafka_brokers(), 3).await;
+        let capture = start_capture(&pipeline.file, &db, capture_flags);
+        let running = Running {
+            sink: Sink::start(&pipeline),
+            db,
+            pipeline,
+            capture,
+        };
+        // The capture starts streaming from its slot: rows written once it exists are captured.
+        let client = connect(&running.db.url).await;
+        let slot = running.pipeline.pipeline.slot_name();
+        eventually_or(
+            Duration::from_secs(60),
+            "the capture's slot",
+            || async {
+                let rows = client
+                    .query(
+                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await
+                    .unwrap();
+                !rows.is_empty()
+            },
+            &|| running.log(),
+        )
+        .await;
+        populate(&client).await;
+        eventually_or(
+            Duration::from_secs(120),
+            "the rows in ClickHouse",
+            || async { counts(&running.pipeline).await == expected },
+            &|| running.log(),
+        )
+        .await;
+        running
+    }
+
+    /// The sink's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.pipeline.file.with_file_name("sink.log")).unwrap_or_default()
+    }
+
+    async fn stop(self) {
+        self.capture.cancel();
+        drop(self.sink);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.db.drop_all().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repair() {
-    // The in-process capture's log, shown when the test fails.
-    let _ = cdcstar_runtime::logging::init(cdcstar_runtime::logging::LogFormat::Text, "info");
-    let db = SourceDb::create().await;
-    let pipeline = TestPipeline::with("verify", |p| {
-        p.spec.capture.snapshot = false;
-    })
-    .await;
-    pipeline.create_topics(&kafka_brokers(), 3).await;
-    let capture = start_capture(&pipeline.file, &db);
-    let sink = Sink::start(&pipeline);
-    let sink_log = pipeline.file.with_file_name("sink.log");
-    let log = || std::fs::read_to_string(&sink_log).unwrap_or_default();
-
-    // The capture starts streaming from its slot: rows written once it exists are captured.
-    let client = connect(&db.url).await;
-    eventually_or(
-        Duration::from_secs(60),
-        "the capture's slot",
-        || async {
-            let rows = client
-                .query(
-                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&pipeline.pipeline.slot_name()],
-                )
-                .await
-                .unwrap();
-            !rows.is_empty()
-        },
-        &log,
-    )
-    .await;
-    populate(&client).await;
-    eventually_or(
-        Duration::from_secs(120),
-        "the rows in ClickHouse",
-        || async { counts(&pipeline).await == [30, 5, 60, 120] },
-        &log,
-    )
-    .await;
+    let running = Running::start(|_| {}, &[], [30, 5, 60, 120]).await;
+    let (db, pipeline) = (&running.db, &running.pipeline);
+    let log = || running.log();
 
     // 1. A live stream: several rounds, in chunks of 16 keys, report nothing.
     let stop = Arc::new(AtomicBool::new(false));
@@ -413,7 +457,7 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
         .into())
     .await;
 
-    let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &[]));
+    let (code, report) = tokio::task::block_in_place(|| verify(pipeline, db, &[]));
     assert_eq!(code, 1, "{report:#}");
     let round = &report["rounds"][0];
     assert_eq!(
@@ -433,7 +477,7 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     // The result is in ClickHouse for the operator, the newest run per table.
     let item_key = item.to_string();
     assert_eq!(
-        recorded(&pipeline).await,
+        recorded(pipeline).await,
         [
             ("customer_dim".into(), 2, vec!["7".into(), "9999".into()], 0),
             ("order_fact".into(), 0, vec![], 0),
@@ -443,7 +487,7 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     );
 
     // 3. --repair re-emits them, the sink applies them, and they are checked again.
-    let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &["--repair"]));
+    let (code, report) = tokio::task::block_in_place(|| verify(pipeline, db, &["--repair"]));
     assert_eq!(code, 0, "{report:#}\n{}", log());
     let round = &report["rounds"][0];
     assert_eq!(total(round, "mismatches"), 0, "{round:#}");
@@ -471,7 +515,7 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     )
     .await;
     assert_ne!(name[0]["name"], "changed by hand");
-    let after_repair: Vec<(u64, u64)> = recorded(&pipeline)
+    let after_repair: Vec<(u64, u64)> = recorded(pipeline)
         .await
         .into_iter()
         .map(|(_, mismatches, _, repaired)| (mismatches, repaired))
@@ -479,11 +523,167 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     assert_eq!(after_repair, [(0, 2), (0, 0), (0, 1), (0, 0)]);
 
     // 4. A later round finds nothing.
-    let (code, report) = tokio::task::block_in_place(|| verify(&pipeline, &db, &[]));
+    let (code, report) = tokio::task::block_in_place(|| verify(pipeline, db, &[]));
     assert_eq!(code, 0, "{report:#}");
 
-    capture.cancel();
-    drop(sink);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    db.drop_all().await;
+    // 5. `--resync` re-copies one table while the pipeline streams: every customer is re-emitted
+    // over names made stale by hand, a customer Postgres lacks is deleted, and the orders'
+    // denormalised names, made stale by hand too, are re-enriched by the propagation it causes.
+    ch("INSERT INTO customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
+        SELECT customer_id, email, 'stale', country, city, created_at, lsn + 1, 0 \
+        FROM customer_dim FINAL WHERE is_deleted = 0"
+        .into())
+    .await;
+    ch("INSERT INTO customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
+        VALUES (8888, 'y@example.com', 'nobody', 'FR', 'Paris', 0, 1, 0)"
+        .into())
+    .await;
+    ch(
+        "INSERT INTO order_fact SELECT * REPLACE ('stale' AS customer_name, lsn + 1 AS lsn) \
+        FROM order_fact FINAL WHERE is_deleted = 0 AND customer_id = 3"
+            .into(),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = tokio::spawn(stream_changes(
+        db.url.clone(),
+        stop.clone(),
+        changes.clone(),
+    ));
+    let (code, report) = tokio::task::block_in_place(|| {
+        verify(
+            pipeline,
+            db,
+            &["--resync", "--table", "customer_dim", "--chunk-rows", "8"],
+        )
+    });
+    stop.store(true, Ordering::Relaxed);
+    stream.await.unwrap();
+    assert_eq!(code, 0, "{report:#}\n{}", log());
+    let round = &report["rounds"][0];
+    let customers = table(round, "customer_dim");
+    assert_eq!(
+        customers["resynced"], 31,
+        "30 customers and the extra one: {round:#}"
+    );
+    assert_eq!(round["tables"].as_array().unwrap().len(), 1, "{round:#}");
+    let stale = query_json(
+        &pipeline.store,
+        "SELECT (SELECT count() FROM customer_dim FINAL WHERE is_deleted = 0 \
+                   AND (name = 'stale' OR customer_id = 8888)) AS dims, \
+                (SELECT count() FROM order_fact FINAL WHERE is_deleted = 0 \
+                   AND customer_name = 'stale') AS facts",
+    )
+    .await;
+    assert_eq!(stale[0], json!({"dims": 0, "facts": 0}), "{}", log());
+
+    running.stop().await;
+}
+
+/// The salt of the masked pipeline's capture.
+const SALT: &str = "verify-salt";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_masked_and_filtered_pipeline_verifies_equal_and_repairs_with_masked_values() {
+    use cdcstar_crds::pipeline::{ColumnMask, FilterOp, MaskKind, RowCondition};
+    // Emails hashed, names redacted, and only the orders whose total is under 20 copied: 39 of the
+    // 60 (totals are 10 + i / 4), and their items.
+    let running = Running::start(
+        |p| {
+            p.spec.source.mask_salt_secret_ref = Some(cdcstar_crds::pipeline::SecretKeyRef {
+                name: "salt".into(),
+                key: "salt".into(),
+            });
+            for table in &mut p.spec.source.tables {
+                match table.name.as_str() {
+                    "customer" => {
+                        table.mask = vec![
+                            ColumnMask {
+                                column: "email".into(),
+                                with: MaskKind::Hash,
+                            },
+                            ColumnMask {
+                                column: "name".into(),
+                                with: MaskKind::Redact,
+                            },
+                        ];
+                    }
+                    "order" => {
+                        table.row_filter = vec![RowCondition {
+                            column: "total".into(),
+                            op: FilterOp::Lt,
+                            value: Some("20".into()),
+                            values: Vec::new(),
+                        }];
+                    }
+                    _ => {}
+                }
+            }
+        },
+        &["--mask-salt", SALT],
+        [30, 5, 39, 120],
+    )
+    .await;
+    let (db, pipeline) = (&running.db, &running.pipeline);
+    let salted = ["--mask-salt", SALT];
+
+    // Without the capture's view the verifier would find every email and name different and 21
+    // orders missing.
+    let (code, report) = tokio::task::block_in_place(|| verify(pipeline, db, &salted));
+    assert_eq!(code, 0, "{report:#}\n{}", running.log());
+    let round = &report["rounds"][0];
+    assert_eq!(table(round, "order_fact")["rowsChecked"], 39, "{round:#}");
+    assert_eq!(total(round, "mismatches"), 0, "{round:#}");
+
+    // A hashed email damaged by hand is repaired with the hash, never the address.
+    let expected_hash = query_json(
+        &pipeline.store,
+        "SELECT email FROM customer_dim FINAL WHERE customer_id = 7 AND is_deleted = 0",
+    )
+    .await[0]["email"]
+        .clone();
+    assert_eq!(expected_hash.as_str().unwrap().len(), 64, "{expected_hash}");
+    pipeline
+        .store
+        .client()
+        .query(
+            "INSERT INTO customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
+             SELECT customer_id, 'damaged', name, country, city, created_at, lsn + 1, 0 \
+             FROM customer_dim FINAL WHERE customer_id = 7",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let (code, report) =
+        tokio::task::block_in_place(|| verify(pipeline, db, &["--mask-salt", SALT, "--repair"]));
+    assert_eq!(code, 0, "{report:#}\n{}", running.log());
+    assert_eq!(
+        table(&report["rounds"][0], "customer_dim")["repaired"],
+        json!([{"key": "7", "kind": "values", "columns": ["email"]}]),
+        "{report:#}"
+    );
+    let repaired = query_json(
+        &pipeline.store,
+        "SELECT email, name FROM customer_dim FINAL WHERE customer_id = 7 AND is_deleted = 0",
+    )
+    .await;
+    assert_eq!(
+        repaired[0],
+        json!({"email": expected_hash, "name": "REDACTED"})
+    );
+
+    // Without the salt the verifier refuses to run rather than compare or emit raw values.
+    let (code, _) = tokio::task::block_in_place(|| {
+        let output = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
+            .args(["verify", "--pipeline"])
+            .arg(&pipeline.file)
+            .args(["--database-url", &db.url])
+            .env_remove("CAPTURE_MASK_SALT")
+            .output()
+            .unwrap();
+        (output.status.code(), output)
+    });
+    assert_eq!(code, Some(2));
+
+    running.stop().await;
 }

@@ -71,7 +71,8 @@ impl Repairer {
             let rows = source
                 .payloads(
                     &table.source,
-                    &format!("WHERE {key_column} IN ({}) FOR SHARE", literals.join(", ")),
+                    Some(&format!("{key_column} IN ({})", literals.join(", "))),
+                    "FOR SHARE",
                 )
                 .await?;
             let lsn = source.current_lsn().await?;

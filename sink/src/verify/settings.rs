@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cdcstar_capture::mask::MaskSalt;
 use clap::{Parser, ValueEnum};
 
 pub use cdcstar_runtime::logging::LogFormat;
@@ -48,6 +49,12 @@ pub struct VerifyArgs {
     #[arg(long, env = "VERIFY_REPAIR")]
     pub repair: bool,
 
+    /// Re-copy the selected tables first: every key, in Postgres or in ClickHouse, is re-emitted
+    /// from its current Postgres row (a delete where there is none) at the current WAL position,
+    /// then the rounds verify them once the sink has applied them. The pipeline keeps streaming.
+    #[arg(long, env = "VERIFY_RESYNC")]
+    pub resync: bool,
+
     /// How long a re-check waits for the watermark to pass the first observation, in seconds;
     /// keys whose re-check did not happen by then are reported as skipped, not as mismatches.
     #[arg(long, env = "VERIFY_RECHECK_TIMEOUT_SECONDS", default_value_t = 120)]
@@ -56,6 +63,11 @@ pub struct VerifyArgs {
     /// Re-checks of a key whose source rows keep changing before it is reported as skipped.
     #[arg(long, env = "VERIFY_RECHECK_ATTEMPTS", default_value_t = 3)]
     pub recheck_attempts: usize,
+
+    /// The capture's mask salt (`spec.source.maskSaltSecretRef`): hashed columns are compared, and
+    /// repaired, as the capture hashes them. Required when a column is masked with `hash`.
+    #[arg(long, env = "CAPTURE_MASK_SALT", hide_env_values = true)]
+    pub mask_salt: Option<MaskSalt>,
 
     /// Report format on stdout.
     #[arg(long, value_enum, default_value = "text")]

@@ -9,13 +9,20 @@
 //! lookup takes the referenced star table's converted column, as `enrich` takes it from ClickHouse;
 //! a referenced row that is missing (or that the sink would dead-letter) gives the lookup type's
 //! default, as it does in the sink.
+//!
+//! The capture's view of each table applies too (docs/crd.md, `excludeColumns`, `mask`,
+//! `rowFilter`): an excluded column is never read, a masked value is masked as the capture masks it
+//! (with the same salt), and a row outside the table's row filter counts as absent. So the verifier
+//! compares what the capture could have sent, and a repair never sends what the capture would not.
 
 use std::collections::{HashMap, HashSet};
 
+use cdcstar_capture::mask::{ColumnRule, ColumnRules, MaskSalt};
 use cdcstar_capture::source::DatabaseAddress;
 use cdcstar_capture::value::text_to_json;
+use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::column_type::ColumnType;
-use cdcstar_crds::postgres::{quote_ident, quote_literal};
+use cdcstar_crds::postgres::{quote_ident, quote_literal, row_filter_sql};
 use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
 use cdcstar_crds::{Envelope, Lsn, Operation, envelope::Metadata};
 use serde_json::{Map, Value as Json};
@@ -53,18 +60,46 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// What the capture sends of one source table: its column rules and its row filter.
+#[derive(Debug, Clone, Default)]
+struct CaptureView {
+    columns: ColumnRules,
+    /// The `rowFilter` as a SQL condition.
+    row_filter: Option<String>,
+}
+
 /// A session on the source database.
 #[derive(Debug)]
 pub struct Source {
     client: Client,
     schema: String,
-    /// Column names and type OIDs per source table, in table order.
+    /// What the capture sends, per declared source table.
+    views: HashMap<String, CaptureView>,
+    /// Column names and type OIDs per source table, in table order, without excluded columns.
     columns: HashMap<String, Vec<(String, u32)>>,
 }
 
 impl Source {
-    /// Connects to `url` with the capture's session settings; tables are read in `schema`.
-    pub async fn connect(url: &str, schema: &str) -> Result<Self, VerifyError> {
+    /// Connects to `url` with the capture's session settings, to read the tables of `pipeline` as
+    /// its capture sends them; `salt` is the capture's mask salt (required when a column is hashed).
+    pub async fn connect(
+        url: &str,
+        pipeline: &CdcPipeline,
+        salt: Option<&MaskSalt>,
+    ) -> Result<Self, VerifyError> {
+        let mut views = HashMap::new();
+        for table in &pipeline.spec.source.tables {
+            let columns = ColumnRules::for_table(table, salt)
+                .map_err(|e| VerifyError::Source(e.to_string()))?;
+            let row_filter = row_filter_sql(table);
+            views.insert(
+                table.name.clone(),
+                CaptureView {
+                    columns,
+                    row_filter,
+                },
+            );
+        }
         let address =
             DatabaseAddress::parse(url).map_err(|e| VerifyError::Source(e.to_string()))?;
         let client = address
@@ -73,9 +108,14 @@ impl Source {
             .map_err(|e| VerifyError::Source(e.to_string()))?;
         Ok(Source {
             client,
-            schema: schema.to_owned(),
+            schema: pipeline.spec.source.schema.clone(),
+            views,
             columns: HashMap::new(),
         })
+    }
+
+    fn view(&self, table: &str) -> CaptureView {
+        self.views.get(table).cloned().unwrap_or_default()
     }
 
     fn sql_error(what: String) -> impl FnOnce(tokio_postgres::Error) -> VerifyError {
@@ -133,9 +173,11 @@ impl Source {
             )
             .await
             .map_err(Self::sql_error(format!("describe {qualified}")))?;
+        let view = self.view(table);
         let columns: Vec<(String, u32)> = rows
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u32))
+            .filter(|(name, _)| !view.columns.excludes(name))
             .collect();
         if columns.is_empty() {
             return Err(VerifyError::Source(format!("{qualified} has no columns")));
@@ -149,13 +191,29 @@ impl Source {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(table))
     }
 
-    /// Payloads of the rows of `table` selected by `rest` (`WHERE ... ORDER BY ... LIMIT ...`,
-    /// possibly `FOR SHARE`).
-    pub async fn payloads(&mut self, table: &str, rest: &str) -> Result<Vec<Payload>, VerifyError> {
+    /// Payloads, as the capture would send them, of the rows of `table` that match `condition` and
+    /// the table's row filter, then `tail` (`ORDER BY ... LIMIT ...`, `FOR SHARE`).
+    pub async fn payloads(
+        &mut self,
+        table: &str,
+        condition: Option<&str>,
+        tail: &str,
+    ) -> Result<Vec<Payload>, VerifyError> {
         let columns = self.describe(table).await?;
+        let view = self.view(table);
         let list: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
+        let conditions: Vec<String> = [view.row_filter.as_deref(), condition]
+            .into_iter()
+            .flatten()
+            .map(|c| format!("({c})"))
+            .collect();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
         let sql = format!(
-            "SELECT {} FROM {} {rest}",
+            "SELECT {} FROM {} {filter} {tail}",
             list.join(", "),
             self.qualified(table)
         );
@@ -167,10 +225,15 @@ impl Source {
                     .iter()
                     .zip(row)
                     .map(|((name, oid), text)| {
-                        let json = match text {
-                            None => Json::Null,
+                        let json = match (view.columns.rule(name), text) {
+                            (ColumnRule::Mask(kind), Some(text)) => {
+                                view.columns.mask(kind, text.as_bytes())
+                            }
+                            (_, None) => Json::Null,
                             // As the capture does: a value it cannot convert travels as its text.
-                            Some(text) => text_to_json(*oid, &text).unwrap_or(Json::String(text)),
+                            (_, Some(text)) => {
+                                text_to_json(*oid, &text).unwrap_or(Json::String(text))
+                            }
                         };
                         (name.clone(), json)
                     })
@@ -350,12 +413,15 @@ async fn add_lookups(
         let mut records = HashMap::new();
         if !keys.is_empty() {
             let literals: Vec<String> = keys.iter().map(key_literal).collect();
-            let rest = format!(
-                "WHERE {} IN ({})",
+            let condition = format!(
+                "{} IN ({})",
                 quote_ident(&referenced.key_column().source),
                 literals.join(", ")
             );
-            for payload in source.payloads(&referenced.source, &rest).await? {
+            for payload in source
+                .payloads(&referenced.source, Some(&condition), "")
+                .await?
+            {
                 // A row the sink would refuse never reaches ClickHouse: the lookup finds nothing.
                 let Ok(values) = convert_row(plan, referenced_id, &payload) else {
                     continue;
