@@ -629,7 +629,8 @@ def operator_binary() -> Path | None:
 
 
 def planned_pipelines() -> list[tuple[str, str]]:
-    """The example pipelines, plus the shop example on the Redpanda Connect engine (its own Deployment)."""
+    """The example pipelines, each also on the Redpanda Connect engine (its own Deployment) and with the
+    verifier's CronJob and a resync Job."""
     pipelines = []
     for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -642,6 +643,14 @@ def planned_pipelines() -> list[tuple[str, str]]:
                         "licenseSecretRef": {"name": "redpanda-license", "key": "license"}
                     }
                     pipelines.append((f"{path.relative_to(ROOT)} (engine redpandaConnect)", yaml.safe_dump(connect)))
+                # The verifier's runs: the scheduled CronJob and a requested resync's Job.
+                verified = copy.deepcopy(doc)
+                verified["spec"]["verify"] = {"schedule": "@hourly", "repair": True}
+                verified["metadata"].setdefault("annotations", {})["cdcstar.dev/resync"] = ",".join(
+                    d["name"] for d in doc["spec"]["starSchema"].get("dimensions") or [])
+                if verified["metadata"]["annotations"]["cdcstar.dev/resync"] and \
+                        doc["spec"].get("capture", {}).get("engine", "native") == "native":
+                    pipelines.append((f"{path.relative_to(ROOT)} (verify and resync)", yaml.safe_dump(verified)))
     return pipelines
 
 
@@ -722,6 +731,7 @@ def check_operator_plan(binary: Path, kube_version: str, report: Report) -> str:
             doc.setdefault("metadata", {}).setdefault("annotations", {})["check-chart/source"] = f"plan {label}"
         objects += docs
     kinds = sorted({doc["kind"] for doc in objects})
+    assert {"CronJob", "Job"} <= set(kinds), f"no plan has the verifier's CronJob and a resync Job: {kinds}"
     return f"{check_operator_built(objects, kube_version, report)} ({', '.join(kinds)}; {binary})"
 
 
@@ -732,7 +742,12 @@ def check_operator_built(objects: list[dict[str, Any]], kube_version: str, repor
         # The issue asks the security context of every container the operator creates; probes and resources
         # of those are the operator's tests' business (resources come from the pipeline when set).
         assert_hardened(deployment, probes_and_resources=False)
-    return f"{validated}; {len(deployments)} Deployments hardened"
+    # The verifier's pods: a CronJob's job template, a Job.
+    jobs = of_kind(objects, "Job") + [
+        {"metadata": c["metadata"], "spec": c["spec"]["jobTemplate"]["spec"]} for c in of_kind(objects, "CronJob")]
+    for job in jobs:
+        assert_hardened(job, probes_and_resources=False)
+    return f"{validated}; {len(deployments)} Deployments and {len(jobs)} Job templates hardened"
 
 
 def main() -> int:

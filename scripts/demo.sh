@@ -16,6 +16,7 @@
 # DEMO_KEEP_RUNNING=1 (make demo-ui) keeps the pipeline running after the flow, with the test client page
 # at http://127.0.0.1:$DEMO_API_PORT/client/ (Ctrl-C stops it). DEMO_SCRAPE_METRICS=DIR saves each pod's
 # /metrics there before the pods stop.
+# DEMO_RUN_JOBS=1 runs the pipeline's Jobs and CronJobs (verification, resync) once after the flow.
 # PROFILE=release builds optimised binaries; DEMO_BIN_DIR uses binaries built elsewhere (no build).
 # Pod logs go to $DEMO_LOG_DIR (default .services/demo-logs/).
 set -euo pipefail
@@ -67,6 +68,7 @@ kubelet_flags=(--pipeline "$PIPELINE" --bin-dir "$BIN" --logs "$LOG_DIR" --sourc
 [ "${DEMO_KEEP_SLOT:-0}" = 1 ] && kubelet_flags+=(--keep-slot)
 [ "${DEMO_KEEP_RUNNING:-0}" = 1 ] && kubelet_flags+=(--keep-running)
 [ -n "${DEMO_SCRAPE_METRICS:-}" ] && kubelet_flags+=(--scrape-metrics "$DEMO_SCRAPE_METRICS")
+[ "${DEMO_RUN_JOBS:-0}" = 1 ] && kubelet_flags+=(--run-jobs)
 log "running the operator's plan for $PIPELINE_NAME through scripts/kubelet.py"
 API=http://127.0.0.1:$API_PORT CH_DATABASE=$CH_DATABASE PIPELINE=$PIPELINE \
     "$PYTHON" scripts/kubelet.py "${kubelet_flags[@]}" -- scripts/demo-flow.sh

@@ -27,6 +27,9 @@ as `kubectl port-forward` does.
     scripts/kubelet.py --pipeline examples/shop-pipeline.yaml --bin-dir target/release \\
         --secret shop-postgres/dsn=postgresql://... --port-forward shop-api=3002 -- COMMAND...
 
+With --run-jobs, once COMMAND has succeeded, each Job (a requested resync) and each CronJob's job
+template (the scheduled verification) runs once as a pod of its own, to completion: it must exit 0.
+
 runs COMMAND once every pod is ready (KUBELET_LOGS names the pods' log directory), then stops the
 pods and runs the finalizer's cleanup (`cdcstar-operator deprovision`; --keep-slot skips it).
 Without COMMAND it runs until SIGINT/SIGTERM. Needs root (namespaces, mounts); Linux only.
@@ -200,6 +203,8 @@ class Objects:
     secrets: dict[str, dict[str, str]]
     deployments: list[dict]
     services: list[dict]
+    # (name, pod template) of each Job, and of each CronJob's job template: run by --run-jobs.
+    jobs: list[tuple[str, dict]] = field(default_factory=list)
 
 
 def config_map_value(objects: Objects, name: str, key: str) -> str:
@@ -554,6 +559,40 @@ class Kubelet:
                 for container in pod_spec["containers"]:
                     self.start_container(pod, container, volumes, pod_spec)
 
+    def run_job(self, name: str, template: dict, timeout: float) -> None:
+        """One run of a Job's pod (restartPolicy Never, no probes): its containers to completion, each
+        of which must exit 0 within `timeout` seconds."""
+        pod_spec = template["spec"]
+        if pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
+            raise KubeletError(f"Job {name}: restartPolicy must be Never or OnFailure")
+        volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
+        digest = hashlib.sha1(yaml.safe_dump(template).encode()).hexdigest()[:10]
+        pod = self.start_pod(f"{name}-{digest}", template)
+        for container in pod_spec["containers"]:
+            image = self.images[image_target(container["image"])]
+            security = {**(pod_spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+            steps = self.container_script(container, volumes, image, security, self.work / "pods" / pod.name)
+            env = {"PATH": IMAGE_PATH, "HOSTNAME": pod.name}
+            env.update(resolve_env(container, self.objects, pod.name, self.namespace))
+            launch = ["nsenter", f"--net={pod.netns}", "--", "unshare", "--mount", "--propagation", "private",
+                      "--", "sh", "-ec", "\n".join(steps)]
+            log_path = self.logs / f"{pod.name}.{container['name']}.log"
+            log(f"job {name}: running {container['name']} (log: {log_path})")
+            started = time.monotonic()
+            with open(log_path, "ab") as output:
+                process = subprocess.Popen(launch, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+                try:
+                    code = process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    raise KubeletError(f"Job {name}: {container['name']} still running after {timeout:g} s:\n"
+                                       f"{tail(log_path)}")
+            if code != 0:
+                raise KubeletError(f"Job {name}: {container['name']} exited with {code}:\n{tail(log_path)}")
+            log(f"job {name}: {container['name']} succeeded in {time.monotonic() - started:.1f} s")
+
     def resolve_only(self, name: str, pod_spec: dict, volumes: dict[str, dict]) -> None:
         for container in pod_spec["containers"]:
             env = resolve_env(container, self.objects, f"{name}-0", self.namespace)
@@ -737,6 +776,13 @@ def main() -> int:
     parser.add_argument("--ready-timeout", type=float, default=120, metavar="SECONDS",
                         help="how long every container has to become ready (default 120)")
     parser.add_argument("--keep-slot", action="store_true", help="skip the finalizer's cleanup at the end")
+    parser.add_argument("--run-jobs", action="store_true",
+                        help="after COMMAND succeeds, run each Job and each CronJob's job template once, to "
+                             "completion (each must exit 0), as the schedule or a request would")
+    parser.add_argument("--job-timeout", type=float, default=300, metavar="SECONDS",
+                        help="how long one Job may run (default 300)")
+    parser.add_argument("--jobs-settle-seconds", type=float, default=15, metavar="SECONDS",
+                        help="after the Jobs, wait this long before the pods are scraped and stopped (default 15)")
     parser.add_argument("--resolve-only", action="store_true",
                         help="resolve every manifest (env, volumes, mounted YAML, Services) and run nothing")
     parser.add_argument("command", nargs="*")
@@ -767,15 +813,18 @@ def main() -> int:
             secrets,
             [m for m in manifests if m["kind"] == "Deployment"],
             [m for m in manifests if m["kind"] == "Service"],
+            [(m["metadata"]["name"], m["spec"]["template"]) for m in manifests if m["kind"] == "Job"]
+            + [(m["metadata"]["name"], m["spec"]["jobTemplate"]["spec"]["template"])
+               for m in manifests if m["kind"] == "CronJob"],
         )
         namespace = pipeline["metadata"].get("namespace", "default")
         check_services(objects)
         kubelet = Kubelet(args, objects, namespace)
         if args.resolve_only:
-            for deployment in objects.deployments:
-                pod_spec = deployment["spec"]["template"]["spec"]
-                kubelet.resolve_only(deployment["metadata"]["name"], pod_spec,
-                                     {v["name"]: v for v in pod_spec.get("volumes") or []})
+            templates = [(d["metadata"]["name"], d["spec"]["template"]) for d in objects.deployments] + objects.jobs
+            for name, template in templates:
+                pod_spec = template["spec"]
+                kubelet.resolve_only(name, pod_spec, {v["name"]: v for v in pod_spec.get("volumes") or []})
             return 0
         db_env = database_env(pipeline, secrets)
     except KubeletError as error:
@@ -802,6 +851,12 @@ def main() -> int:
             if command.poll() is None:
                 command.terminate()
             status = command.wait()
+            if status == 0 and args.run_jobs:
+                for name, template in objects.jobs:
+                    kubelet.run_job(name, template, args.job_timeout)
+                if objects.jobs:
+                    # The pods' periodic reads (the sink's status gauges) see what the Jobs wrote.
+                    time.sleep(args.jobs_settle_seconds)
             if status == 0 and args.keep_running and not interrupted.is_set():
                 interrupted.wait()
         else:

@@ -22,13 +22,16 @@ for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
 done
 
 RUN=e2e_$(date +%s)_$$
+RUN_NAME=${RUN//_/-}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 PIPELINE=$WORK/pipeline.yaml
-sed -e "s/^  name: shop$/  name: ${RUN//_/-}/" -e "s/prefix: shop$/prefix: $RUN/" -e "s/database: local$/database: $RUN/" \
+# With a resync of customer_dim requested: after the flow, the kubelet runs its Job, then the scheduled
+# verification's job template (--run-jobs); each must exit 0 (no mismatch).
+sed -e "s/^  name: shop$/  name: ${RUN//_/-}\n  annotations: {cdcstar.dev\/resync: customer_dim}/" -e "s/prefix: shop$/prefix: $RUN/" -e "s/database: local$/database: $RUN/" \
     -e 's/{ name: order_date, source: orderDate, type: DateTime64(6) }/{ name: order_date, source: orderDate, type: DateTime64(6), onUnrepresentable: deadLetter }/' \
     examples/shop-pipeline.yaml >"$PIPELINE"
-grep -q "database: $RUN" "$PIPELINE" && grep -q "onUnrepresentable: deadLetter" "$PIPELINE" || { echo "e2e: could not derive a pipeline from examples/shop-pipeline.yaml" >&2; exit 1; }
+grep -q "database: $RUN" "$PIPELINE" && grep -q "onUnrepresentable: deadLetter" "$PIPELINE" && grep -q "cdcstar.dev/resync" "$PIPELINE" && grep -q "schedule:" "$PIPELINE" || { echo "e2e: could not derive a pipeline from examples/shop-pipeline.yaml" >&2; exit 1; }
 
 echo "e2e: running the reference flow through the API on pipeline $RUN"
 # After the flow, while the pods run: a TRUNCATE of orderitem must empty orderitem_fact, and an order
@@ -77,7 +80,7 @@ BIN_DIR=${E2E_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
 # What the pods export, for scripts/check-monitoring.py.
 METRICS_DIR=${CDCSTAR_METRICS_DIR:-$REPO/.services/exported-metrics}
 [ -x "$BIN_DIR/cdcstar-operator" ] || { echo "e2e: no binaries in $BIN_DIR: run make check-shipped first" >&2; exit 1; }
-if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_AFTER_FLOW=$WORK/after-flow.sh DEMO_SCRAPE_METRICS=$METRICS_DIR DEMO_API_PORT=$(scripts/free-port.py) \
+if ! DEMO_RUN_JOBS=1 DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_AFTER_FLOW=$WORK/after-flow.sh DEMO_SCRAPE_METRICS=$METRICS_DIR DEMO_API_PORT=$(scripts/free-port.py) \
     scripts/demo.sh >"$WORK/demo.out" 2>&1; then
     cat "$WORK/demo.out"
     for log in "$WORK"/logs/*.log; do echo "--- $log"; tail -30 "$log"; done
@@ -85,6 +88,16 @@ if ! DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN
     exit 1
 fi
 sed -n '/^Time from the API call/,/^$/p' "$WORK/demo.out"
+# The resync Job and the scheduled verification ran as the operator builds them, after the flow.
+for job in resync verify; do
+    if grep -qE "job $RUN_NAME-$job[-a-z0-9]*: $job succeeded" "$WORK/demo.out"; then
+        echo "ok: the $job run exited 0 (no mismatch with Postgres after the flow)"
+        jobs_ok=$((${jobs_ok:-0} + 1))
+    else
+        echo "FAILED: the $job run did not succeed:"
+        grep -E "job |error" "$WORK/demo.out" | tail -20
+    fi
+done
 after_flow=0
 for step in "a createdAt in 2400 is clamped to 2299 in customer_dim" "a valid createdAt after it lands" \
     "an order dated 2500 is dead-lettered and its valid change after it lands" "TRUNCATE orderitem emptied orderitem_fact"; do
@@ -106,8 +119,8 @@ CHECKS=(
     "orderitem_fact|SELECT i.id, i.\"orderId\", i.\"productId\", i.quantity, i.price, p.name, p.category, o.status, $(ts 'o."orderDate"'), c.country, c.city FROM orderitem i JOIN product p ON p.id = i.\"productId\" JOIN \"order\" o ON o.id = i.\"orderId\" JOIN customer c ON c.id = o.\"customerId\" ORDER BY i.id|SELECT orderitem_id, order_id, product_id, quantity, price, product_name, product_category, order_status, toString(order_date), customer_country, customer_city FROM orderitem_fact FINAL WHERE is_deleted = 0 ORDER BY orderitem_id"
 )
 
-passed=$after_flow
-failed=$((4 - after_flow))
+passed=$((after_flow + ${jobs_ok:-0}))
+failed=$((4 - after_flow + 2 - ${jobs_ok:-0}))
 for check in "${CHECKS[@]}"; do
     IFS='|' read -r table pg_sql ch_sql <<<"$check"
     pg "$pg_sql" >"$WORK/expected"

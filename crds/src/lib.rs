@@ -17,6 +17,7 @@
 //! | [`postgres`] | publication, replica identity and slot SQL |
 //! | [`clickhouse_ddl`] | table schemas, `CREATE`/`ADD COLUMN`/`DROP` DDL, drift |
 //! | [`status_tables`] | the tables beside the star tables the sink reports into, and their queries |
+//! | [`verification`] | the scheduled verification's rules and the resync request annotation |
 //! | [`redpanda_connect`] | the Redpanda Connect configuration of that capture engine |
 //! | [`envelope`] | the CDC envelope v1 and its extensions, LSNs, message keys |
 //!
@@ -38,6 +39,7 @@ pub mod star_model;
 pub mod status_tables;
 pub mod unrepresentable;
 pub mod validate;
+pub mod verification;
 
 #[cfg(test)]
 mod test_fixtures;

@@ -110,6 +110,35 @@ pub struct CdcPipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     pub freshness_objective: Option<String>,
+
+    /// Verify the star schema against Postgres on a schedule: the operator runs
+    /// `cdcstar-sink verify` as a CronJob, whose results reach `status.verification` and the
+    /// `Verified` condition. Unset: no scheduled verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
+}
+
+/// `spec.verify`: the scheduled verification (docs/sink.md, Verification).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// When to run, as a CronJob schedule: five cron fields (`0 * * * *`: hourly) or a macro
+    /// (`@hourly`, `@daily`, ...), in the time zone of the kube-controller-manager.
+    #[schemars(
+        length(min = 1, max = 64),
+        pattern(crate::verification::SCHEDULE_PATTERN)
+    )]
+    pub schedule: String,
+    /// Re-emit the rows still differing after the re-check (`--repair`), so the sink fixes them.
+    #[serde(default)]
+    pub repair: bool,
+    /// Keys each side reads at a time (`--chunk-rows`; 10 000 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub chunk_rows: Option<u32>,
+    /// Compute resources of the verifier's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 impl CdcPipelineSpec {
@@ -917,6 +946,29 @@ pub struct CdcPipelineStatus {
     /// absent until it ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verification: Vec<TableVerificationStatus>,
+
+    /// The resync the `cdcstar.dev/resync` annotation asks for, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync: Option<ResyncStatus>,
+}
+
+/// A requested resync and how its Job went.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResyncStatus {
+    /// The annotation's value.
+    pub request: String,
+    /// The star tables re-copied (none when the request is invalid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    /// The Job running it (none when the request is invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// `Running`, `Succeeded`, `Failed` or `Invalid`.
+    pub state: String,
+    /// Why it failed or is invalid, and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The last verification of one star table against Postgres.

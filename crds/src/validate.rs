@@ -198,6 +198,7 @@ pub fn compile(pipeline: &CdcPipeline) -> Result<StarModel, ValidationErrors> {
     validate_clickhouse(pipeline, &mut out);
     let model = validate_star_schema(pipeline, &mut out);
     validate_freshness_objective(pipeline, &mut out);
+    validate_verify(pipeline, &mut out);
     validate_schema_bounds(pipeline, &mut out);
     match model {
         Some(model) if out.errors.is_empty() => Ok(model),
@@ -212,6 +213,30 @@ fn validate_freshness_objective(pipeline: &CdcPipeline, out: &mut Collector) {
         out.error(
             "spec.freshnessObjective",
             format!("{text:?} is not a positive duration; write e.g. 30s, 5m or 1h30m"),
+        );
+    }
+}
+
+fn validate_verify(pipeline: &CdcPipeline, out: &mut Collector) {
+    let Some(verify) = &pipeline.spec.verify else {
+        return;
+    };
+    if !crate::verification::valid_schedule(&verify.schedule) {
+        out.error(
+            "spec.verify.schedule",
+            format!(
+                "{:?} is not a CronJob schedule: five cron fields (\"0 * * * *\") or a macro (\"@hourly\")",
+                verify.schedule
+            ),
+        );
+    }
+    if verify.repair
+        && pipeline.spec.capture.engine == crate::pipeline::CaptureEngine::RedpandaConnect
+    {
+        out.error(
+            "spec.verify.repair",
+            "the redpandaConnect engine reports no watermark, so the verifier cannot confirm what it \
+             would repair; verify without repair, or use the native engine",
         );
     }
 }

@@ -108,6 +108,12 @@ impl Plan {
         for object in &self.kubernetes.services {
             push_manifest(&mut out, object)?;
         }
+        for object in &self.kubernetes.cron_jobs {
+            push_manifest(&mut out, object)?;
+        }
+        for object in &self.kubernetes.jobs {
+            push_manifest(&mut out, object)?;
+        }
         Ok(out)
     }
 

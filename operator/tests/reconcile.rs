@@ -712,15 +712,14 @@ async fn disabled_api_is_not_run_and_any_previous_one_is_removed() {
     h.warehouse
         .with(|w| w.observation = warehouse_in_place(&pipeline));
     let mut children = children_applied(1);
-    // No api Deployment or Service applied: drop them (indexes 3 and 4) and the connect delete.
+    // No api Deployment or Service applied: drop them (indexes 3 and 4), keep the verify CronJob
+    // and the connect ConfigMap's delete, then the api's deletes.
+    let obsolete = children.split_off(5);
     children.truncate(3);
     let calls = concat(vec![
         secret_read(),
         children,
-        vec![
-            common::apiserver::Call::delete(CONNECT_CONFIG_MAP)
-                .reply(common::apiserver::Reply::NotFound),
-        ],
+        obsolete,
         api_removed(),
         status_applied(
             &pipeline,
@@ -829,4 +828,103 @@ async fn cleanup_says_which_of_slot_and_publication_did_not_exist() {
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn a_requested_resync_is_a_job_run_once_and_removed_with_its_request() {
+    use cdcstar_crds::verification::RESYNC_ANNOTATION;
+    use cdcstar_operator::controller::build::resync_job_name;
+    let h = harness();
+    // The example has `spec.verify` (hourly): its CronJob is among the children.
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.metadata.annotations = Some(
+        [(RESYNC_ANNOTATION.to_owned(), "customer_dim".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 0));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let job = resync_job_name("shop", "customer_dim");
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        secret_read(),
+        children_reapplied(1),
+        resync_job_applied(
+            &job,
+            &["customer_dim"],
+            json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}),
+        ),
+        // The CronJob is desired, so only the connect ConfigMap is obsolete.
+        vec![
+            common::apiserver::Call::delete(CONNECT_CONFIG_MAP)
+                .reply(common::apiserver::Reply::NotFound),
+        ],
+        status_applied(
+            &pipeline,
+            json!({"resync": {
+                "request": "customer_dim", "tables": ["customer_dim"], "job": job, "state": "Succeeded",
+            }}),
+            Some(written.clone()),
+        ),
+        // The annotation removed: the Job goes, and so does status.resync.
+        secret_read(),
+        children_reapplied(1),
+        resync_job_deleted(&job),
+        status_applied(
+            &pipeline,
+            json!({"phase": "Running"}),
+            Some(written.clone()),
+        ),
+    ]);
+    let ctx = h.ctx.clone();
+    let stored = written.clone();
+    let result = scenario(h.handle, calls, async move {
+        reconcile(&pipeline, &ctx).await?;
+        let mut done = pipeline.clone();
+        done.metadata.annotations = None;
+        done.status = Some(serde_json::from_value(stored.lock().unwrap().clone()).unwrap());
+        reconcile(&done, &ctx).await
+    })
+    .await;
+    result.unwrap();
+    assert!(
+        written.lock().unwrap().get("resync").is_none(),
+        "{:#}",
+        written.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_resync_request_naming_no_star_table_is_reported_and_runs_nothing() {
+    use cdcstar_crds::verification::RESYNC_ANNOTATION;
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.metadata.annotations = Some(
+        [(RESYNC_ANNOTATION.to_owned(), "customers; DROP".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 0));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        event(
+            "Warning",
+            "ResyncInvalid",
+            "is not a star table of spec.starSchema",
+        ),
+        status_applied(
+            &pipeline,
+            json!({"phase": "Running", "resync": {"state": "Invalid"}}),
+            None,
+        ),
+    ]);
+    reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap();
 }

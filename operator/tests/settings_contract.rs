@@ -203,3 +203,61 @@ fn an_env_var_no_binary_reads_is_caught() {
         std::panic::catch_unwind(|| command_line(&sink, &cdcstar_sink::settings::Args::command()));
     assert!(result.is_err(), "METRICS_PORT is not a setting of the sink");
 }
+
+#[test]
+fn the_verifier_runs_read_every_setting_they_are_given() {
+    use cdcstar_crds::pipeline::VerifySpec;
+    use cdcstar_crds::verification::RESYNC_ANNOTATION;
+    use cdcstar_sink::verify::settings::VerifyArgs;
+    let mut pipeline = pipeline_with_every_reference();
+    pipeline.spec.verify = Some(VerifySpec {
+        schedule: "@hourly".into(),
+        repair: true,
+        chunk_rows: Some(5000),
+        resources: None,
+    });
+    pipeline.metadata.annotations = Some(
+        [(
+            RESYNC_ANNOTATION.to_owned(),
+            "customer_dim,order_fact".to_owned(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let desired = build::build(&pipeline, &OperatorConfig::default(), Default::default()).unwrap();
+    let scheduled = &desired.cron_jobs[0]
+        .spec
+        .job_template
+        .spec
+        .as_ref()
+        .unwrap()
+        .template;
+    let resync = &desired.jobs[0].spec.as_ref().unwrap().template;
+    let mut parsed = Vec::new();
+    for template in [scheduled, resync] {
+        let mut container = template.spec.as_ref().unwrap().containers[0].clone();
+        assert_eq!(
+            container.command.as_deref(),
+            Some(&["cdcstar-sink".to_owned()][..])
+        );
+        // `cdcstar-sink verify ARGS` is `VerifyArgs` over ARGS (sink/src/main.rs).
+        let args = container.args.take().unwrap();
+        assert_eq!(args[0], "verify", "{args:?}");
+        container.args = Some(args[1..].to_vec());
+        let argv = command_line(&container, &VerifyArgs::command());
+        parsed.push(VerifyArgs::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}")));
+    }
+    let (scheduled, resync) = (&parsed[0], &parsed[1]);
+    assert!(scheduled.repair && !scheduled.resync);
+    assert_eq!(scheduled.chunk_rows, 5000);
+    assert!(scheduled.tables.is_empty());
+    assert!(resync.resync);
+    assert_eq!(resync.tables, ["customer_dim", "order_fact"]);
+    for args in &parsed {
+        assert!(
+            args.mask_salt.is_some(),
+            "hashed columns are compared as hashed"
+        );
+        assert!(args.services.kafka_auth_dir.is_some() || !args.repair && !args.resync);
+    }
+}

@@ -130,7 +130,7 @@ impl Flusher {
                 result
             })
             .await?;
-            self.refresh_watermark().await;
+            self.refresh_status_gauges().await;
         }
         let elapsed = started.elapsed();
         self.metrics.apply_seconds.observe(elapsed.as_secs_f64());
@@ -167,10 +167,10 @@ impl Flusher {
         Ok(())
     }
 
-    /// Reads the pipeline's watermark into the gauge, unless it was read less than
-    /// [`WATERMARK_READ_INTERVAL`] ago. A failure is logged: the gauge is a view on the table, not a
+    /// Reads the pipeline's watermark and the last verification of each star table into their
+    /// gauges, unless they were read less than [`WATERMARK_READ_INTERVAL`] ago. A failure is logged: the gauge is a view on the table, not a
     /// reason to hold the batch back.
-    async fn refresh_watermark(&self) {
+    async fn refresh_status_gauges(&self) {
         {
             let mut read = self
                 .watermark_read
@@ -189,6 +189,27 @@ impl Flusher {
                 self.metrics.watermark_seconds.set(seconds);
             }
             Err(error) => tracing::warn!(%error, "failed to read the pipeline's watermark"),
+        }
+        match self.status.verifications().await {
+            Ok(verifications) => {
+                for row in verifications {
+                    let table = label("table", row.table);
+                    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    self.metrics
+                        .verification_mismatches
+                        .get_or_create(&table)
+                        .set(gauge(row.mismatches));
+                    self.metrics
+                        .verification_skipped
+                        .get_or_create(&table)
+                        .set(gauge(row.skipped));
+                    self.metrics
+                        .verification_timestamp_seconds
+                        .get_or_create(&table)
+                        .set(row.verified_at_ms.div_euclid(1000));
+                }
+            }
+            Err(error) => tracing::warn!(%error, "failed to read the last verifications"),
         }
     }
 

@@ -49,6 +49,13 @@ pub struct Metrics {
     /// Unix epoch, up to which every change is applied in every star table; 0 before every partition
     /// applied one.
     pub watermark_seconds: Gauge<f64, AtomicU64>,
+    /// Keys still differing from Postgres at the last `cdcstar-sink verify` of a star table, per
+    /// table (read back from `cdcstar_verifications`: the verifier's own process is gone by then).
+    pub verification_mismatches: Family<Labels, Gauge>,
+    /// Keys the last verification of a star table could not decide, per table.
+    pub verification_skipped: Family<Labels, Gauge>,
+    /// When the last verification of a star table ended, seconds since the Unix epoch, per table.
+    pub verification_timestamp_seconds: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -77,6 +84,9 @@ impl Metrics {
             end_to_end_lag_seconds: Histogram::new(exponential_buckets(0.01, 2.5, 14)),
             ready: Gauge::default(),
             watermark_seconds: Gauge::default(),
+            verification_mismatches: Family::default(),
+            verification_skipped: Family::default(),
+            verification_timestamp_seconds: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -153,6 +163,21 @@ impl Metrics {
             "watermark_seconds",
             "Commit time up to which every change is applied in every star table, seconds since the Unix epoch (0: not every partition yet)",
             metrics.watermark_seconds.clone(),
+        );
+        registry.register(
+            "verification_mismatches",
+            "Keys still differing from Postgres at the last verification of a star table",
+            metrics.verification_mismatches.clone(),
+        );
+        registry.register(
+            "verification_skipped",
+            "Keys the last verification of a star table could not decide",
+            metrics.verification_skipped.clone(),
+        );
+        registry.register(
+            "verification_timestamp_seconds",
+            "When the last verification of a star table ended, seconds since the Unix epoch",
+            metrics.verification_timestamp_seconds.clone(),
         );
         Metrics {
             registry,

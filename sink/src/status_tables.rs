@@ -111,6 +111,45 @@ impl StatusWriter {
     }
 }
 
+impl StatusWriter {
+    /// The newest verification of each star table of the pipeline (none before the verifier ran).
+    pub async fn verifications(&self) -> Result<Vec<VerificationRow>, StoreError> {
+        let query = cdcstar_crds::status_tables::verifications_query(self.store.database());
+        self.store
+            .client()
+            .query(&query)
+            .param("pipeline", &self.pipeline)
+            .fetch_all::<VerificationRow>()
+            .await
+            .map_err(|source| StoreError::ClickHouse {
+                what: "select",
+                table: cdcstar_crds::status_tables::VERIFICATIONS.name.to_owned(),
+                source,
+            })
+    }
+}
+
+/// One row of `cdcstar_crds::status_tables::verifications_query`: a star table's newest verification.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct VerificationRow {
+    /// The star table.
+    pub table: String,
+    /// When the verification ended, milliseconds since the Unix epoch.
+    pub verified_at_ms: i64,
+    /// Source rows compared.
+    pub rows_checked: u64,
+    /// Keys still differing.
+    pub mismatches: u64,
+    /// Keys repaired.
+    pub repaired: u64,
+    /// Keys left undecided.
+    pub skipped: u64,
+    /// The first differing keys.
+    pub mismatch_keys: Vec<String>,
+    /// Why the table was not verified (empty: it was).
+    pub not_verified: String,
+}
+
 const WATERMARK_NAME: &str = cdcstar_crds::status_tables::WATERMARK.name;
 
 /// One row of the watermark view (`cdcstar_crds::status_tables::watermark_query`).

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -50,6 +51,8 @@ pub enum ApplyError {
 pub struct Applied {
     /// Deployments by name.
     pub deployments: BTreeMap<String, Deployment>,
+    /// Jobs (a resync) by name.
+    pub jobs: BTreeMap<String, Job>,
 }
 
 /// Server-side apply of one object under the operator's field manager.
@@ -115,6 +118,8 @@ pub async fn delete_child(
             delete_if_present::<Deployment>(client, namespace, kind, name).await
         }
         ChildKind::Service => delete_if_present::<Service>(client, namespace, kind, name).await,
+        ChildKind::CronJob => delete_if_present::<CronJob>(client, namespace, kind, name).await,
+        ChildKind::Job => delete_if_present::<Job>(client, namespace, kind, name).await,
     }
 }
 
@@ -134,6 +139,13 @@ pub async fn apply(
     }
     for service in &desired.services {
         apply_one(client, namespace, service).await?;
+    }
+    for cron_job in &desired.cron_jobs {
+        apply_one(client, namespace, cron_job).await?;
+    }
+    for job in &desired.jobs {
+        let result = apply_one(client, namespace, job).await?;
+        applied.jobs.insert(job.name_any(), result);
     }
     for obsolete in &desired.obsolete {
         delete_child(client, namespace, obsolete.kind, &obsolete.name).await?;

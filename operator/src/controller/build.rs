@@ -28,9 +28,12 @@
 use std::collections::BTreeMap;
 
 use cdcstar_crds::CdcPipeline;
+use cdcstar_crds::pipeline::VerifySpec;
 use cdcstar_crds::pipeline::{CaptureEngine, SecretKeyRef, WorkloadSpec};
 use cdcstar_crds::redpanda_connect::{self, BrokerTransport, SecretSource};
+use cdcstar_crds::verification::{ResyncRequest, resync_request};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
@@ -76,18 +79,30 @@ pub enum Component {
     Sink,
     /// The demo OLTP REST service.
     Api,
+    /// The scheduled verification (a CronJob running `cdcstar-sink verify`).
+    Verify,
+    /// A requested resync (a Job running `cdcstar-sink verify --resync`).
+    Resync,
 }
 
 impl Component {
     /// Every component.
-    pub const ALL: [Component; 3] = [Component::Capture, Component::Sink, Component::Api];
+    pub const ALL: [Component; 5] = [
+        Component::Capture,
+        Component::Sink,
+        Component::Api,
+        Component::Verify,
+        Component::Resync,
+    ];
 
-    /// `capture`, `sink` or `api`.
+    /// `capture`, `sink`, `api`, `verify` or `resync`.
     pub fn suffix(self) -> &'static str {
         match self {
             Component::Capture => "capture",
             Component::Sink => "sink",
             Component::Api => "api",
+            Component::Verify => "verify",
+            Component::Resync => "resync",
         }
     }
 
@@ -116,6 +131,10 @@ pub enum ChildKind {
     Deployment,
     /// A Service.
     Service,
+    /// A CronJob.
+    CronJob,
+    /// A Job.
+    Job,
 }
 
 /// A child the pipeline no longer needs.
@@ -136,6 +155,10 @@ pub struct DesiredState {
     pub deployments: Vec<Deployment>,
     /// Services: the api's when enabled.
     pub services: Vec<Service>,
+    /// The scheduled verification, with `spec.verify`.
+    pub cron_jobs: Vec<CronJob>,
+    /// The requested resync, while the `cdcstar.dev/resync` annotation asks for one.
+    pub jobs: Vec<Job>,
     /// Children to delete because the spec no longer asks for them.
     pub obsolete: Vec<ObsoleteChild>,
 }
@@ -199,6 +222,16 @@ pub fn build(
         }
     }
     desired.deployments.push(ctx.sink(config, &pipeline_yaml));
+    match &spec.verify {
+        Some(verify) => desired.cron_jobs.push(ctx.verify_cron_job(config, verify)),
+        None => desired.obsolete.push(ObsoleteChild {
+            kind: ChildKind::CronJob,
+            name: Component::Verify.child_name(&ctx.name),
+        }),
+    }
+    if let Some(Ok(request)) = resync_request(pipeline) {
+        desired.jobs.push(ctx.resync_job(config, &request));
+    }
     let api_name = Component::Api.child_name(&ctx.name);
     if spec.api.enabled {
         desired.deployments.push(ctx.api(config));
@@ -675,27 +708,7 @@ impl<'a> BuildContext<'a> {
 
     fn deployment(&self, workload: Workload) -> Deployment {
         let name = workload.component.child_name(&self.name);
-        let mut volumes = vec![Volume {
-            name: "tmp".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        }];
-        let mut mounts = vec![VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
-            ..VolumeMount::default()
-        }];
-        for (volume, mount) in workload.volumes {
-            volumes.push(volume);
-            mounts.push(mount);
-        }
         let container = Container {
-            name: workload.component.suffix().to_owned(),
-            image: Some(workload.image),
-            image_pull_policy: Some("IfNotPresent".to_owned()),
-            command: workload.command,
-            args: Some(workload.args),
-            env: Some(workload.env),
             ports: Some(vec![ContainerPort {
                 name: Some("http".to_owned()),
                 container_port: workload.port,
@@ -704,10 +717,14 @@ impl<'a> BuildContext<'a> {
             }]),
             liveness_probe: Some(http_probe(workload.liveness_path, 10)),
             readiness_probe: Some(http_probe(workload.readiness_path, 2)),
-            resources: workload.resources,
-            security_context: Some(restricted_security_context()),
-            volume_mounts: Some(mounts),
-            ..Container::default()
+            ..hardened_container(
+                workload.component,
+                workload.image,
+                workload.command,
+                workload.args,
+                workload.env,
+                workload.resources,
+            )
         };
         let annotations = workload
             .config_hash
@@ -724,35 +741,230 @@ impl<'a> BuildContext<'a> {
                     type_: Some("Recreate".to_owned()),
                     ..DeploymentStrategy::default()
                 }),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(self.labels(Some(workload.component))),
-                        annotations,
-                        ..ObjectMeta::default()
-                    }),
-                    spec: Some(PodSpec {
-                        automount_service_account_token: Some(false),
-                        enable_service_links: Some(false),
-                        security_context: Some(PodSecurityContext {
-                            run_as_non_root: Some(true),
-                            run_as_user: Some(RUN_AS_USER),
-                            run_as_group: Some(RUN_AS_USER),
-                            fs_group: Some(RUN_AS_USER),
-                            seccomp_profile: Some(SeccompProfile {
-                                type_: "RuntimeDefault".to_owned(),
-                                ..SeccompProfile::default()
-                            }),
-                            ..PodSecurityContext::default()
-                        }),
-                        containers: vec![container],
-                        volumes: Some(volumes),
-                        ..PodSpec::default()
-                    }),
-                },
+                template: self.pod_template(
+                    workload.component,
+                    container,
+                    workload.volumes,
+                    annotations,
+                    None,
+                ),
                 ..DeploymentSpec::default()
             },
             ..Deployment::default()
         }
+    }
+
+    /// A pod of `component` running `container` hardened, with `/tmp` and `volumes` mounted.
+    fn pod_template(
+        &self,
+        component: Component,
+        mut container: Container,
+        volumes: Vec<(Volume, VolumeMount)>,
+        annotations: Option<BTreeMap<String, String>>,
+        restart_policy: Option<&str>,
+    ) -> PodTemplateSpec {
+        let mut pod_volumes = vec![Volume {
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }];
+        let mut mounts = vec![VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        }];
+        for (volume, mount) in volumes {
+            pod_volumes.push(volume);
+            mounts.push(mount);
+        }
+        container.volume_mounts = Some(mounts);
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(self.labels(Some(component))),
+                annotations,
+                ..ObjectMeta::default()
+            }),
+            spec: Some(PodSpec {
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                restart_policy: restart_policy.map(str::to_owned),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(RUN_AS_USER),
+                    run_as_group: Some(RUN_AS_USER),
+                    fs_group: Some(RUN_AS_USER),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".to_owned(),
+                        ..SeccompProfile::default()
+                    }),
+                    ..PodSecurityContext::default()
+                }),
+                containers: vec![container],
+                volumes: Some(pod_volumes),
+                ..PodSpec::default()
+            }),
+        }
+    }
+
+    /// The pod of a `cdcstar-sink verify` run (`component` Verify or Resync) with `flags` after the
+    /// pipeline; `broker`: it produces to the topics (`--repair`, `--resync`).
+    fn verifier_pod(
+        &self,
+        config: &OperatorConfig,
+        component: Component,
+        flags: Vec<String>,
+        broker: bool,
+        resources: Option<ResourceRequirements>,
+    ) -> PodTemplateSpec {
+        let spec = &self.pipeline.spec;
+        let mut env = vec![env_from_key_ref(
+            "DATABASE_URL",
+            &spec.source.connection_secret_ref,
+        )];
+        if let Some(salt) = &spec.source.mask_salt_secret_ref {
+            // NB: the verifier reads, compares and re-emits masked columns as the capture does.
+            env.push(env_from_key_ref("CAPTURE_MASK_SALT", salt));
+        }
+        env.extend(self.clickhouse_credentials_env());
+        let mut volumes = vec![self.pipeline_volume()];
+        if broker && let Some(auth) = self.kafka_auth_volume() {
+            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
+            volumes.push(auth);
+        }
+        let mut args = vec!["verify".to_owned()];
+        args.extend(pipeline_args());
+        args.extend(flags);
+        let container = hardened_container(
+            component,
+            spec.sink
+                .image
+                .clone()
+                .unwrap_or_else(|| config.images.sink.clone()),
+            Some(vec!["cdcstar-sink".to_owned()]),
+            args,
+            env,
+            resources,
+        );
+        self.pod_template(component, container, volumes, None, Some("Never"))
+    }
+
+    /// `spec.verify`: a CronJob running the verifier; one run at a time, none while the pipeline is
+    /// suspended (its watermark would not move), a run with mismatches a failed Job not retried.
+    fn verify_cron_job(&self, config: &OperatorConfig, verify: &VerifySpec) -> CronJob {
+        let mut flags = Vec::new();
+        if verify.repair {
+            flags.push("--repair".to_owned());
+        }
+        if let Some(rows) = verify.chunk_rows {
+            flags.extend(["--chunk-rows".to_owned(), rows.to_string()]);
+        }
+        let pod = self.verifier_pod(
+            config,
+            Component::Verify,
+            flags,
+            verify.repair,
+            verify.resources.clone(),
+        );
+        CronJob {
+            metadata: self.metadata(
+                Component::Verify.child_name(&self.name),
+                Some(Component::Verify),
+            ),
+            spec: CronJobSpec {
+                schedule: verify.schedule.clone(),
+                suspend: Some(self.pipeline.spec.suspend),
+                concurrency_policy: Some("Forbid".to_owned()),
+                successful_jobs_history_limit: Some(3),
+                failed_jobs_history_limit: Some(3),
+                job_template: JobTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.labels(Some(Component::Verify))),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(JobSpec {
+                        // NB: exit 1 means mismatches found; the next scheduled run tries again.
+                        backoff_limit: Some(0),
+                        template: pod,
+                        ..JobSpec::default()
+                    }),
+                },
+                ..CronJobSpec::default()
+            },
+            ..CronJob::default()
+        }
+    }
+
+    /// The Job of a resync request: `cdcstar-sink verify --resync` over the requested tables,
+    /// named after the request so that each value runs once (a Job's template cannot change).
+    fn resync_job(&self, config: &OperatorConfig, request: &ResyncRequest) -> Job {
+        let mut flags = vec!["--resync".to_owned()];
+        for table in &request.tables {
+            flags.extend(["--table".to_owned(), table.clone()]);
+        }
+        let pod = self.verifier_pod(
+            config,
+            Component::Resync,
+            flags,
+            true,
+            self.pipeline
+                .spec
+                .verify
+                .as_ref()
+                .and_then(|v| v.resources.clone()),
+        );
+        let mut metadata = self.metadata(
+            resync_job_name(&self.name, &request.value),
+            Some(Component::Resync),
+        );
+        metadata.annotations = Some(BTreeMap::from([(
+            RESYNC_REQUEST_ANNOTATION.to_owned(),
+            request.value.clone(),
+        )]));
+        Job {
+            metadata,
+            spec: Some(JobSpec {
+                // NB: a resync is idempotent (every row re-emitted at a newer position): a failed
+                // attempt is simply run again.
+                backoff_limit: Some(2),
+                template: pod,
+                ..JobSpec::default()
+            }),
+            ..Job::default()
+        }
+    }
+}
+
+/// On a resync Job: the request (the annotation's value) it runs.
+pub const RESYNC_REQUEST_ANNOTATION: &str = "cdcstar.dev/resync-request";
+
+/// The Job name of resync request `value` of pipeline `pipeline`: `<pipeline>-resync-<hash>`, the
+/// pipeline's name shortened so the whole fits a label value.
+pub fn resync_job_name(pipeline: &str, value: &str) -> String {
+    let hash = content_hash(&[pipeline, value]);
+    let suffix = format!("-{}-{}", Component::Resync.suffix(), &hash[..8]);
+    let keep = pipeline.len().min(63 - suffix.len());
+    format!("{}{suffix}", pipeline[..keep].trim_end_matches('-'))
+}
+
+/// A container hardened like every other (see [`restricted_security_context`]).
+fn hardened_container(
+    component: Component,
+    image: String,
+    command: Option<Vec<String>>,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    resources: Option<ResourceRequirements>,
+) -> Container {
+    Container {
+        name: component.suffix().to_owned(),
+        image: Some(image),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        command,
+        args: Some(args),
+        env: Some(env),
+        resources,
+        security_context: Some(restricted_security_context()),
+        ..Container::default()
     }
 }
 

@@ -55,6 +55,22 @@ async fn remove_footprint(pipeline: &CdcPipeline, ctx: &Context) -> Result<Strin
         &Component::Capture.child_name(&pipeline.pipeline_name()),
     )
     .await?;
+    // NB: and whatever else writes: the verifier's runs (a repair or a resync re-emits rows).
+    let verifier_runs = std::iter::once((
+        ChildKind::CronJob,
+        Component::Verify.child_name(&pipeline.pipeline_name()),
+    ))
+    .chain(
+        pipeline
+            .status
+            .as_ref()
+            .and_then(|s| s.resync.as_ref())
+            .and_then(|r| r.job.clone())
+            .map(|job| (ChildKind::Job, job)),
+    );
+    for (kind, name) in verifier_runs {
+        apply::delete_child(&ctx.client, &namespace, kind, &name).await?;
+    }
     let secrets = dereference::dereference(&ctx.client, pipeline, Purpose::Cleanup).await?;
     let mut note = source::cleanup_source(ctx.source.as_ref(), &secrets.source_dsn, pipeline)
         .await?

@@ -4,7 +4,8 @@
 //! 1. [`validate`] (pure) — the spec can be built;
 //! 2. [`dereference`] — the referenced Secrets exist and hold their keys;
 //! 3. [`source`] and [`schema`] — the publication/slot on Postgres, the ClickHouse tables;
-//! 4. [`build`] (pure) — the desired ConfigMaps, Deployments and Service;
+//! 4. [`build`] (pure) — the desired ConfigMaps, Deployments, Service, the verification CronJob
+//!    and the requested resync's Job ([`resync`]);
 //! 5. [`apply`] — server-side apply of those children;
 //! 6. [`status`] — conditions, phase, tables and lag on the status subresource.
 //!
@@ -19,6 +20,7 @@ pub mod apply;
 pub mod build;
 pub mod cleanup;
 pub mod dereference;
+pub mod resync;
 pub mod schema;
 pub mod source;
 pub mod status;
@@ -30,9 +32,11 @@ use std::time::{Duration, Instant};
 
 use cdcstar_crds::pipeline::{FINALIZER, Phase};
 use cdcstar_crds::validate::ValidationErrors;
+use cdcstar_crds::verification::resync_request;
 use cdcstar_crds::{CdcPipeline, CdcPipelineStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{PartialObjectMeta, Patch, PatchParams};
@@ -473,6 +477,10 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
             if status::obsolete_children_removed(pipeline) {
                 desired.obsolete.clear();
             }
+            let resync_job = desired.jobs.first().map(|job| job.name_any());
+            desired
+                .obsolete
+                .extend(resync::replaced_job(pipeline, resync_job.as_deref()));
             apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired)
                 .await
                 .map_err(Error::Apply)
@@ -523,7 +531,12 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .as_ref()
         .ok()
         .map(|report| status::verification(&report.report.verifications));
-    let status = status::reconciled_status(
+    let resync_request = resync_request(pipeline);
+    let resync_job = applied
+        .as_ref()
+        .ok()
+        .and_then(|applied| applied.jobs.values().next());
+    let mut status = status::reconciled_status(
         pipeline,
         &status::Observed {
             components,
@@ -535,6 +548,18 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         },
         now,
     );
+    status.resync = resync::resync_status(resync_request.as_ref(), resync_job);
+    if let Some(Err(invalid)) = &resync_request
+        && pipeline.status.as_ref().and_then(|s| s.resync.as_ref()) != status.resync.as_ref()
+    {
+        ctx.publish(
+            &pipeline.object_ref(&()),
+            EventType::Warning,
+            "ResyncInvalid",
+            format!("{}: {}", invalid.path, invalid.message),
+        )
+        .await;
+    }
     write_status(ctx, pipeline, &status).await?;
 
     let reference = pipeline.object_ref(&());
@@ -663,7 +688,10 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
+            // NB: annotations too: a resync is asked for with one.
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(predicates::annotations),
             PredicateConfig::default(),
         );
     let secret_store = reader.clone();
@@ -682,6 +710,8 @@ pub async fn run(
         .owns(scoped_api::<Deployment>(scoped(&client)), owned())
         .owns(scoped_api::<ConfigMap>(scoped(&client)), owned())
         .owns(scoped_api::<Service>(scoped(&client)), owned())
+        // NB: a resync Job's end updates `status.resync` at once.
+        .owns(scoped_api::<Job>(scoped(&client)), owned())
         .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
             pipelines_referencing(
                 &secret_store,

@@ -463,6 +463,8 @@ pub fn reconciled_status(
         consistent_up_to,
         freshness_seconds,
         verification,
+        // NB: the caller's, from the annotation and its Job (`super::resync`).
+        resync: previous.resync,
     }
 }
 

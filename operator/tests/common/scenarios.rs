@@ -24,6 +24,10 @@ pub const DSN_SECRET: &str = "/api/v1/namespaces/default/secrets/shop-postgres";
 pub const PIPELINE_CONFIG_MAP: &str = "/api/v1/namespaces/default/configmaps/shop-pipeline";
 /// The Redpanda Connect ConfigMap.
 pub const CONNECT_CONFIG_MAP: &str = "/api/v1/namespaces/default/configmaps/shop-connect";
+/// The scheduled verification's CronJob.
+pub const VERIFY_CRON_JOB: &str = "/apis/batch/v1/namespaces/default/cronjobs/shop-verify";
+/// Jobs.
+pub const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
 /// The api Service.
 pub const API_SERVICE: &str = "/api/v1/namespaces/default/services/shop-api";
 /// Events.
@@ -225,6 +229,107 @@ pub fn children_reapplied(capture_and_sink_replicas: i32) -> Vec<Call> {
             })
             .reply(Reply::Echo),
     ]
+    .into_iter()
+    .chain(verify_cron_job_applied(replicas == 0))
+    .collect()
+}
+
+/// The example's `spec.verify` CronJob is applied: `cdcstar-sink verify` hourly on the mounted
+/// pipeline with the source's DSN, never more than one run at a time, a run with mismatches not
+/// retried, and no run while the pipeline is `suspended`.
+pub fn verify_cron_job_applied(suspended: bool) -> Vec<Call> {
+    vec![
+        Call::apply(VERIFY_CRON_JOB)
+            .check(move |body| {
+                owned_by_pipeline(body);
+                assert_json_include(
+                    body,
+                    &json!({"spec": {
+                        "schedule": "@hourly",
+                        "concurrencyPolicy": "Forbid",
+                        "suspend": suspended,
+                        "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{
+                                "command": ["cdcstar-sink"],
+                                "args": ["verify", "--pipeline", "/etc/cdcstar/pipeline.yaml"],
+                            }],
+                        }}}},
+                    }}),
+                    "verify CronJob",
+                );
+                let pod = &body["spec"]["jobTemplate"]["spec"]["template"];
+                assert_hardened_without_probes(pod);
+                let env = &pod["spec"]["containers"][0]["env"];
+                assert!(
+                    env.as_array().unwrap().contains(&json!({
+                        "name": "DATABASE_URL",
+                        "valueFrom": {"secretKeyRef": {"name": "shop-postgres", "key": "dsn"}},
+                    })),
+                    "{env}"
+                );
+            })
+            .reply(Reply::Echo),
+    ]
+}
+
+/// The resync Job `name` for the tables `tables` is applied; the API server answers with the Job
+/// whose `status` is `job_status`.
+pub fn resync_job_applied(
+    name: &str,
+    tables: &'static [&'static str],
+    job_status: Value,
+) -> Vec<Call> {
+    vec![
+        Call::apply(format!("{JOBS}/{name}"))
+            .check(move |body| {
+                owned_by_pipeline(body);
+                let mut args = vec![
+                    "verify",
+                    "--pipeline",
+                    "/etc/cdcstar/pipeline.yaml",
+                    "--resync",
+                ];
+                for table in tables {
+                    args.extend(["--table", table]);
+                }
+                assert_json_include(
+                    body,
+                    &json!({"spec": {"template": {"spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"command": ["cdcstar-sink"], "args": args}],
+                    }}}}),
+                    "resync Job",
+                );
+                assert_hardened_without_probes(&body["spec"]["template"]);
+            })
+            .reply(Reply::EchoWith(json!({"status": job_status}))),
+    ]
+}
+
+/// A resync Job no request keeps is deleted.
+pub fn resync_job_deleted(name: &str) -> Vec<Call> {
+    vec![Call::delete(format!("{JOBS}/{name}")).ok(json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200,
+    }))]
+}
+
+/// The containers of a pod template (a Job's) are hardened; they have no probes to check.
+fn assert_hardened_without_probes(template: &Value) {
+    for container in template["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+    {
+        assert_json_include(
+            container,
+            &json!({"securityContext": {
+                "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]},
+            }}),
+            "container",
+        );
+    }
+    assert_eq!(template["spec"]["automountServiceAccountToken"], false);
 }
 
 /// The status of `pipeline` is server-side applied and contains `expected`; `store` receives it.
@@ -302,11 +407,14 @@ pub fn api_removed() -> Vec<Call> {
     ]
 }
 
-/// Cleanup stops the capture first.
+/// Cleanup stops the capture first, then the verifier's runs (none here).
 pub fn capture_deleted() -> Vec<Call> {
-    vec![Call::delete(deployment("capture")).ok(json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200,
-    }))]
+    vec![
+        Call::delete(deployment("capture")).ok(json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200,
+        })),
+        Call::delete(VERIFY_CRON_JOB).reply(Reply::NotFound),
+    ]
 }
 
 /// The finalizer is removed after cleanup.
@@ -383,6 +491,7 @@ pub fn watch_calls() -> BTreeSet<ApiCall> {
         ("core", "configmaps"),
         ("core", "services"),
         ("core", "secrets"),
+        ("batch", "jobs"),
     ] {
         for verb in ["list", "watch"] {
             calls.insert(ApiCall {
@@ -410,6 +519,8 @@ pub fn all_expected_calls() -> BTreeSet<ApiCall> {
         event("Normal", "X", ""),
         event_repeated("X"),
         api_removed(),
+        resync_job_applied("shop-resync-0", &[], json!({})),
+        resync_job_deleted("shop-resync-0"),
         capture_deleted(),
         finalizer_removed(&changed),
         lease_created(),
