@@ -830,22 +830,30 @@ async fn cleanup_says_which_of_slot_and_publication_did_not_exist() {
     assert_eq!(result.unwrap(), Action::await_change());
 }
 
-#[tokio::test]
-async fn a_requested_resync_is_a_job_run_once_and_removed_with_its_request() {
-    use cdcstar_crds::verification::RESYNC_ANNOTATION;
-    use cdcstar_operator::controller::build::resync_job_name;
+/// The example, in place on both databases, whose `cdcstar.dev/resync` annotation is `value`.
+fn resync_requested(value: &str) -> (Harness, CdcPipeline) {
     let h = harness();
-    // The example has `spec.verify` (hourly): its CronJob is among the children.
     let mut pipeline = CdcPipeline::test().finalized();
     pipeline.metadata.annotations = Some(
-        [(RESYNC_ANNOTATION.to_owned(), "customer_dim".to_owned())]
-            .into_iter()
-            .collect(),
+        [(
+            cdcstar_crds::verification::RESYNC_ANNOTATION.to_owned(),
+            value.to_owned(),
+        )]
+        .into_iter()
+        .collect(),
     );
     h.source
         .with(|s| s.observation = source_in_place(&pipeline, 0));
     h.warehouse
         .with(|w| w.observation = warehouse_in_place(&pipeline));
+    (h, pipeline)
+}
+
+#[tokio::test]
+async fn a_requested_resync_is_a_job_run_once_and_removed_with_its_request() {
+    use cdcstar_operator::controller::build::resync_job_name;
+    // The example has `spec.verify` (hourly): its CronJob is among the children.
+    let (h, pipeline) = resync_requested("customer_dim");
     let job = resync_job_name("shop", "customer_dim");
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
@@ -898,18 +906,7 @@ async fn a_requested_resync_is_a_job_run_once_and_removed_with_its_request() {
 
 #[tokio::test]
 async fn a_resync_request_naming_no_star_table_is_reported_and_runs_nothing() {
-    use cdcstar_crds::verification::RESYNC_ANNOTATION;
-    let h = harness();
-    let mut pipeline = CdcPipeline::test().finalized();
-    pipeline.metadata.annotations = Some(
-        [(RESYNC_ANNOTATION.to_owned(), "customers; DROP".to_owned())]
-            .into_iter()
-            .collect(),
-    );
-    h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 0));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let (h, pipeline) = resync_requested("customers; DROP");
     let calls = concat(vec![
         secret_read(),
         children_applied(1),

@@ -585,7 +585,7 @@ const SALT: &str = "verify-salt";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_masked_and_filtered_pipeline_verifies_equal_and_repairs_with_masked_values() {
-    use cdcstar_crds::pipeline::{ColumnMask, FilterOp, MaskKind, RowCondition};
+    use cdcstar_crds::pipeline::{FilterOp, RowCondition};
     // Emails hashed, names redacted, and only the orders whose total is under 20 copied: 39 of the
     // 60 (totals are 10 + i / 4), and their items.
     let running = Running::start(
@@ -597,16 +597,11 @@ async fn a_masked_and_filtered_pipeline_verifies_equal_and_repairs_with_masked_v
             for table in &mut p.spec.source.tables {
                 match table.name.as_str() {
                     "customer" => {
-                        table.mask = vec![
-                            ColumnMask {
-                                column: "email".into(),
-                                with: MaskKind::Hash,
-                            },
-                            ColumnMask {
-                                column: "name".into(),
-                                with: MaskKind::Redact,
-                            },
-                        ];
+                        table.mask = serde_json::from_value(json!([
+                            {"column": "email", "with": "hash"},
+                            {"column": "name", "with": "redact"},
+                        ]))
+                        .unwrap();
                     }
                     "order" => {
                         table.row_filter = vec![RowCondition {
