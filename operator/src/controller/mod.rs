@@ -466,12 +466,23 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     )
     .await;
 
+    // NB: a capture whose slot is invalidated (or was not created) would only crash loop: it is
+    // held at zero until the slot is back.
+    let capture_held = source
+        .as_ref()
+        .ok()
+        .and_then(|report| report.capture_held(pipeline));
+    let name = pipeline.pipeline_name();
+
     // NB: a pass whose children cannot be written still reports what it saw (publication, schema)
     // and why the workloads are missing, so READY and PHASE are never blank or stale.
     let applied = match build::build(pipeline, &ctx.config, secrets.broker_transport) {
         Ok(mut desired) => {
             if status::obsolete_children_removed(pipeline) {
                 desired.obsolete.clear();
+            }
+            if capture_held.is_some() {
+                desired.hold_capture(&name);
             }
             apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired)
                 .await
@@ -480,14 +491,20 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         Err(error) => Err(Error::Build(error)),
     };
 
-    let name = pipeline.pipeline_name();
-    let workload = |component: Component, type_: &str, suspendable: bool| match &applied {
+    let paused_by = pipeline.spec.paused_by();
+    let workload = |component: Component, type_: &str, pausable: bool| match &applied {
         Ok(applied) => applied
             .deployments
             .get(&component.child_name(&name))
-            .map(|d| status::workload_condition(type_, d, suspendable && pipeline.spec.suspend))
+            .map(|d| status::workload_condition(type_, d, paused_by.filter(|_| pausable)))
             .unwrap_or_else(|| ConditionUpdate::unknown(type_, "NotApplied", "not applied yet")),
         Err(error) => ConditionUpdate::failed(type_, error.reason(), error.to_string()),
+    };
+    let capture = match (&capture_held, paused_by) {
+        (Some(why), None) => {
+            ConditionUpdate::failed(status::CAPTURE, status::WAITING_FOR_SLOT, why)
+        }
+        _ => workload(Component::Capture, status::CAPTURE, true),
     };
     let api_condition = if pipeline.spec.api.enabled {
         workload(Component::Api, status::API, false)
@@ -501,11 +518,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .and_then(|slot| slot.retained_wal_bytes);
     let components = vec![
         source::publication_condition(pipeline, &source),
-        status::capture_condition(
-            pipeline,
-            workload(Component::Capture, status::CAPTURE, true),
-            retained_wal_bytes,
-        ),
+        status::capture_condition(pipeline, capture, retained_wal_bytes),
         schema::schema_condition(pipeline, &schema),
         workload(Component::Sink, status::SINK, true),
         api_condition,
@@ -523,6 +536,10 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .as_ref()
         .ok()
         .map(|report| status::verification(&report.report.verifications));
+    let handled_request = source
+        .as_ref()
+        .ok()
+        .and_then(|report| report.handled_request.clone());
     let status = status::reconciled_status(
         pipeline,
         &status::Observed {
@@ -532,12 +549,33 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
             value_adjustments,
             watermark,
             verification,
+            handled_request,
         },
         now,
     );
     write_status(ctx, pipeline, &status).await?;
 
     let reference = pipeline.object_ref(&());
+    for (reason, message) in status::warnings_raised(pipeline.status.as_ref(), &status) {
+        ctx.publish(&reference, EventType::Warning, &reason, message)
+            .await;
+    }
+    if let Some(handled) = source
+        .as_ref()
+        .ok()
+        .and_then(|r| r.handled_request.as_ref())
+    {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "SlotRecreateRequest",
+            format!(
+                "{} {:?}: {}",
+                handled.outcome, handled.request, handled.message
+            ),
+        )
+        .await;
+    }
     if let Ok(report) = &source
         && !report.executed.is_empty()
     {
@@ -633,6 +671,20 @@ pub fn referenced_secrets(pipeline: &CdcPipeline) -> Vec<&str> {
     names
 }
 
+/// The `cdcstar.dev/recreate-slot` annotation as a predicate value: a new request is reconciled at
+/// once (an annotation does not change the generation).
+fn recreate_slot_request(object: &DeserializeGuard<CdcPipeline>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let value = object
+        .meta()
+        .annotations
+        .as_ref()?
+        .get(cdcstar_crds::pipeline::RECREATE_SLOT_ANNOTATION)?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// An Api over every namespace, or over one.
 fn scoped_api<K>((client, namespace): (Client, Option<String>)) -> Api<K>
 where
@@ -663,7 +715,9 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(recreate_slot_request),
             PredicateConfig::default(),
         );
     let secret_store = reader.clone();
