@@ -1,5 +1,6 @@
 //! At-least-once and slot hygiene against a real Postgres and broker: a capture killed with SIGKILL
-//! mid-stream loses nothing after a restart and keeps per-key order; heartbeats make an idle slot
+//! mid-stream, or stopped with SIGTERM as a paused pipeline's is, loses nothing after a restart
+//! (the resume) and keeps per-key order; heartbeats make an idle slot
 //! confirm new positions and reach every partition of an idle table's topic as `heartbeat`
 //! envelopes; the metrics endpoint reports the retained WAL and the last commit time sent.
 
@@ -17,8 +18,29 @@ use common::{
 const KEYS: i32 = 20;
 const WRITES: i32 = 900;
 
+/// How the capture is stopped a third of the way through the writes.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// SIGKILL: a crash, nothing flushed or confirmed.
+    Kill,
+    /// SIGTERM, as a pipeline paused with `spec.state: paused` (its Deployment scaled to zero):
+    /// the capture flushes, confirms and exits 0.
+    Pause,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_then_restart_loses_nothing_and_keeps_per_key_order() {
+    stop_mid_stream_then_restart(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_mid_stream_then_resumed_loses_nothing_and_keeps_per_key_order() {
+    stop_mid_stream_then_restart(Stop::Pause).await;
+}
+
+/// Writes while the capture stops a third of the way through and restarts two thirds of the way
+/// through; every write arrives, in per-key order.
+async fn stop_mid_stream_then_restart(stop: Stop) {
     let db = ScratchDb::create("capture_restart").await;
     let sql = db.client().await;
     sql.batch_execute("CREATE TABLE counter (id int4 PRIMARY KEY, n int4 NOT NULL)")
@@ -48,7 +70,11 @@ async fn sigkill_mid_stream_then_restart_loses_nothing_and_keeps_per_key_order()
         .await
         .unwrap();
         if write == WRITES / 3 {
-            capture.take().expect("running").kill();
+            let running = capture.take().expect("running");
+            match stop {
+                Stop::Kill => running.kill(),
+                Stop::Pause => assert!(running.terminate(), "a paused capture exits 0"),
+            }
         }
         if write == 2 * WRITES / 3 {
             let mut restarted = Capture::start(&pipeline, &db.url, &[]);
@@ -101,7 +127,7 @@ async fn sigkill_mid_stream_then_restart_loses_nothing_and_keeps_per_key_order()
     }
     let duplicates = reader.events.len() - seen.len();
     eprintln!(
-        "{} events, {duplicates} replayed after the kill",
+        "{} events, {duplicates} replayed after the restart",
         reader.events.len()
     );
 

@@ -1,7 +1,8 @@
 //! The initial snapshot against a real Postgres and broker: rows that exist before the capture
 //! starts and rows written while it snapshots all end in the final per-key state exactly as
 //! Postgres has them, also when the capture is killed mid-snapshot and resumes; a table added to
-//! the pipeline later is snapshotted on its own.
+//! the pipeline later is snapshotted on its own; a slot the operator recreates (after Postgres
+//! invalidated it) is snapshotted again, rows written while it was lost included.
 
 mod common;
 
@@ -200,6 +201,87 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
         "item was snapshotted again"
     );
 
+    assert!(capture.terminate());
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_written_meanwhile() {
+    let db = ScratchDb::create("capture_recreate").await;
+    let sql = db.client().await;
+    sql.batch_execute(
+        "CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
+         INSERT INTO item SELECT g, g FROM generate_series(1, 50) g;",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("recreate");
+    let name = unique("recreate").replace('_', "-");
+    let path = write_pipeline(dir.path(), &name, &prefix, &["item"], true);
+    let pipeline: cdcstar_crds::CdcPipeline =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut capture = Capture::start(&path, &db.url, &[]);
+    wait_for_active_slot(&sql, &mut capture).await;
+    let mut reader = TopicReader::new(&format!("{prefix}.item"));
+    reader.read_until(Duration::from_secs(60), |events| events.len() >= 50);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress(&sql).await != [("item".to_owned(), "done".to_owned(), 50)] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first snapshot never done"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The capture is held at zero (as the operator holds it while the slot is invalidated); changes
+    // made now are the ones a lost slot no longer has.
+    assert!(capture.terminate());
+    sql.batch_execute(
+        "INSERT INTO item SELECT g, g FROM generate_series(51, 70) g;
+         UPDATE item SET v = -v WHERE id <= 5;",
+    )
+    .await
+    .unwrap();
+    for statement in cdcstar_crds::postgres::recreate_slot_statements(&pipeline) {
+        sql.batch_execute(&statement).await.unwrap();
+    }
+    let mut capture = Capture::start(&path, &db.url, &[]);
+    wait_for_active_slot(&sql, &mut capture).await;
+    sql.execute("INSERT INTO item VALUES (71, 71)", &[])
+        .await
+        .unwrap();
+
+    let expected = postgres_state(&sql, "item").await;
+    let reads_before = reader.events.len();
+    reader.read_until(Duration::from_secs(60), |events| {
+        final_state(events) == expected
+            && events[reads_before..]
+                .iter()
+                .filter(|e| e.json["metadata"]["operation"] == "read")
+                .count()
+                >= 70
+    });
+    let second: BTreeMap<String, Value> = final_state(
+        &reader.events[reads_before..]
+            .iter()
+            .filter(|e| e.json["metadata"]["operation"] == "read")
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    // Every row as Postgres had it when the new slot was created, the gap's inserts and updates
+    // included, plus the row written after it through the stream.
+    assert_eq!(second.len(), 70, "the second snapshot reads every row");
+    assert_eq!(second["3"], json!({"id": 3, "v": -3}));
+    assert_eq!(second["60"], json!({"id": 60, "v": 60}));
+    assert_eq!(final_state(&reader.events), expected);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress(&sql).await != [("item".to_owned(), "done".to_owned(), 70)] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second snapshot never done"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(capture.terminate());
     db.drop_all().await;
 }

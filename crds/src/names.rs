@@ -8,7 +8,7 @@
 //! | what | default | override |
 //! | --- | --- | --- |
 //! | publication | `cdcstar_<name>` (`-` and `.` become `_`) | `spec.source.publication` |
-//! | replication slot | `cdcstar_<name>` (`-` and `.` become `_`) | `spec.source.slot` |
+//! | replication slot | `cdcstar_<name>` (`-` and `.` become `_`) | `spec.source.slot.name` |
 //! | topic prefix | `<name>` | `spec.kafka.topics.prefix` |
 //! | topic of a table | `<prefix>.<table>` (`perTable`), `<prefix>` (`single`) | |
 //! | dead-letter topic | `<prefix>.dlq` | `spec.kafka.topics.deadLetter` |
@@ -78,6 +78,7 @@ impl CdcPipeline {
         self.spec
             .source
             .slot
+            .name
             .clone()
             .unwrap_or_else(|| default_replication_name(&self.pipeline_name()))
     }
@@ -163,7 +164,7 @@ mod tests {
     fn replication_names_from_spec_win() {
         let mut pipeline = shop_pipeline();
         pipeline.spec.source.publication = Some("shop_pub".into());
-        pipeline.spec.source.slot = Some("shop_slot".into());
+        pipeline.spec.source.slot.name = Some("shop_slot".into());
         assert_eq!(pipeline.publication_name(), "shop_pub");
         assert_eq!(pipeline.slot_name(), "shop_slot");
     }

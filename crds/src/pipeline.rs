@@ -74,10 +74,17 @@ pub const COLUMN_TYPE_PATTERN: &str = concat!(
     }
 ]))]
 pub struct CdcPipelineSpec {
-    /// Pause the pipeline: the capture and the sink are scaled to zero while the publication, the
-    /// replication slot and the ClickHouse tables are kept. Changes made meanwhile are replayed on resume.
+    /// Deprecated: `suspend: true` means `state: paused` (whatever `state` says); use `state`.
     #[serde(default)]
     pub suspend: bool,
+
+    /// `running` (default) or `paused`. Paused: the capture and the sink are scaled to zero while
+    /// the publication, the replication slot and the ClickHouse tables are kept; the slot retains
+    /// the WAL of every change made meanwhile, and the status warns once it exceeds
+    /// `spec.source.slot.maxRetainedWal`. Back to `running`, the capture continues from the slot and
+    /// nothing is lost.
+    #[serde(default)]
+    pub state: PipelineState,
 
     /// The PostgreSQL database whose tables are captured.
     pub source: SourceSpec,
@@ -147,7 +154,60 @@ impl CdcPipelineSpec {
     pub fn freshness_objective(&self) -> Option<std::time::Duration> {
         self.freshness_objective.as_deref().and_then(parse_duration)
     }
+
+    /// Whether the pipeline is paused: `state: paused`, or the deprecated `suspend: true`. The one
+    /// rule every reader applies (the operator's children and status, `plan`).
+    pub fn paused(&self) -> bool {
+        self.state == PipelineState::Paused || self.suspend
+    }
+
+    /// Which field pauses the pipeline, for messages: `spec.state is paused` or the deprecated
+    /// alias; `None` when it runs.
+    pub fn paused_by(&self) -> Option<&'static str> {
+        if self.state == PipelineState::Paused {
+            Some("spec.state is paused")
+        } else if self.suspend {
+            Some("spec.suspend is true (deprecated alias of spec.state: paused)")
+        } else {
+            None
+        }
+    }
 }
+
+/// Whether the pipeline runs.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PipelineState {
+    /// Capture and sink run.
+    #[default]
+    Running,
+    /// Capture and sink are scaled to zero; the slot keeps every change for the resume.
+    Paused,
+}
+
+/// Schema pattern of byte sizes: a whole number of bytes, optionally with a binary suffix
+/// (`Ki`, `Mi`, `Gi`, `Ti`), as Kubernetes quantities write them.
+pub const BYTE_SIZE_PATTERN: &str = "^[0-9]+(Ki|Mi|Gi|Ti)?$";
+
+/// Reads a size of [`BYTE_SIZE_PATTERN`] into bytes; `None` for anything else or on overflow.
+pub fn parse_byte_size(text: &str) -> Option<i64> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let shift = match &text[digits..] {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        "Ti" => 40,
+        _ => return None,
+    };
+    let value: i64 = text[..digits].parse().ok()?;
+    value.checked_mul(1i64 << shift)
+}
+
+/// The retained WAL a paused pipeline warns about when `spec.source.slot.maxRetainedWal` is unset.
+pub const DEFAULT_MAX_RETAINED_WAL: &str = "1Gi";
 
 /// Schema pattern of durations: hours, minutes and seconds, each optional, in that order (`90s`,
 /// `5m`, `1h30m`).
@@ -210,11 +270,16 @@ pub struct SourceSpec {
     #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
     pub publication: Option<String>,
 
-    /// Logical replication slot name (lowercase letters, digits, `_`). Defaults to
-    /// `cdcstar_<pipeline name>` (dashes become underscores).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), pattern(SLOT_NAME_PATTERN))]
-    pub slot: Option<String>,
+    /// The logical replication slot: its name, failover, and the retained WAL the status warns
+    /// about.
+    // NB: a string here (the slot's name, the field's first form) is still read, so stored
+    // pipelines keep working; the schema asks for the object.
+    #[serde(
+        default,
+        skip_serializing_if = "SlotSpec::is_default",
+        deserialize_with = "slot_spec_or_name"
+    )]
+    pub slot: SlotSpec,
 
     /// Set `REPLICA IDENTITY FULL` on every captured table, so updates and deletes carry the whole old
     /// row (needed to see the old key of an update that changes it and the old values of unchanged
@@ -232,6 +297,69 @@ pub struct SourceSpec {
 
 fn default_schema() -> String {
     "public".to_owned()
+}
+
+/// The logical replication slot of the pipeline.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotSpec {
+    /// Slot name (lowercase letters, digits, `_`). Defaults to `cdcstar_<pipeline name>` (dashes
+    /// become underscores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(SLOT_NAME_PATTERN))]
+    pub name: Option<String>,
+
+    /// Create the slot as a failover slot (PostgreSQL 17+), which a standby synchronises so the
+    /// capture can continue on it after a failover (the servers need `sync_replication_slots` and
+    /// `synchronized_standby_slots`, see docs/operator.md). Refused, with the `Publication`
+    /// condition, on older servers. Changing it does not alter an existing slot: the condition
+    /// says how.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failover: bool,
+
+    /// How much WAL the slot may retain while the pipeline is paused before the status warns
+    /// (`RetainedWalGrowing`, and a Warning Event): bytes, or with `Ki`, `Mi`, `Gi`, `Ti`
+    /// (e.g. `10Gi`). Default `1Gi`. A warning only: Postgres's own `max_slot_wal_keep_size` is
+    /// what invalidates a slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 24), pattern(BYTE_SIZE_PATTERN))]
+    pub max_retained_wal: Option<String>,
+}
+
+impl SlotSpec {
+    /// A slot named `name`, nothing else set.
+    pub fn named(name: impl Into<String>) -> Self {
+        SlotSpec {
+            name: Some(name.into()),
+            ..SlotSpec::default()
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        self == &SlotSpec::default()
+    }
+
+    /// `maxRetainedWal` in bytes (its default when unset or unreadable, which `validate()`
+    /// refuses).
+    pub fn max_retained_wal_bytes(&self) -> i64 {
+        self.max_retained_wal
+            .as_deref()
+            .and_then(parse_byte_size)
+            .or_else(|| parse_byte_size(DEFAULT_MAX_RETAINED_WAL))
+            .unwrap_or(i64::MAX)
+    }
+}
+
+/// `spec.source.slot` as the object, or as the slot's name alone (the field's first form).
+fn slot_spec_or_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SlotSpec, D::Error> {
+    // NB: not `#[serde(untagged)]`, which would hide why an object form is refused.
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(name) => Ok(SlotSpec::named(name)),
+        serde_json::Value::Null => Ok(SlotSpec::default()),
+        other => serde_json::from_value(other).map_err(serde::de::Error::custom),
+    }
 }
 
 /// One captured table.
@@ -947,6 +1075,10 @@ pub struct CdcPipelineStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verification: Vec<TableVerificationStatus>,
 
+    /// The last `cdcstar.dev/recreate-slot` request the operator acted on (each value once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_recreation: Option<SlotRecreationStatus>,
+
     /// The resync the `cdcstar.dev/resync` annotation asks for, while it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resync: Option<ResyncStatus>,
@@ -969,6 +1101,45 @@ pub struct ResyncStatus {
     /// Why it failed or is invalid, and what to do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Annotation asking the operator to drop an invalidated replication slot and create it anew (the
+/// capture then snapshots every table again). Any new value is one request, acted on once and
+/// recorded in `status.slotRecreation`; a slot that is not invalidated is never dropped.
+pub const RECREATE_SLOT_ANNOTATION: &str = "cdcstar.dev/recreate-slot";
+
+/// What the operator did with one `cdcstar.dev/recreate-slot` request.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotRecreationStatus {
+    /// The annotation's value.
+    pub request: String,
+    /// `Recreated` (the invalidated slot was dropped and created anew, its snapshot progress
+    /// reset), `NotInvalidated` (the slot was healthy: nothing dropped) or `SlotMissing` (there was
+    /// no slot: it was created as usual).
+    pub outcome: String,
+    /// What was done, and what is left to do (after `Recreated`: `cdcstar-sink verify --repair`
+    /// for the rows updated or deleted while the slot was lost).
+    pub message: String,
+    /// When the operator acted on it.
+    pub time: Time,
+}
+
+impl CdcPipeline {
+    /// The value of `cdcstar.dev/recreate-slot` when the operator has not acted on it yet.
+    pub fn pending_slot_recreation(&self) -> Option<&str> {
+        let request = self
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(RECREATE_SLOT_ANNOTATION)?;
+        let handled = self
+            .status
+            .as_ref()
+            .and_then(|s| s.slot_recreation.as_ref())
+            .is_some_and(|done| &done.request == request);
+        (!handled && !request.is_empty()).then_some(request.as_str())
+    }
 }
 
 /// The last verification of one star table against Postgres.
@@ -1007,8 +1178,11 @@ pub enum Phase {
     Running,
     /// Running, but a component reports a problem.
     Degraded,
-    /// `spec.suspend` is true.
+    /// The name `Paused` had before `spec.state`; no longer written.
     Suspended,
+    /// `spec.state` is `paused` (or the deprecated `spec.suspend` is true): capture and sink at
+    /// zero, the slot kept.
+    Paused,
     /// The spec is invalid or a referenced object is missing; see the conditions.
     Failed,
     /// Being deleted; cleanup in progress.
@@ -1138,5 +1312,106 @@ mod tests {
         assert_eq!(spec.kafka.topics.partitions, 3);
         assert_eq!(spec.clickhouse.database, "local");
         assert!(!spec.suspend);
+        assert_eq!(spec.state, PipelineState::Running);
+        assert!(!spec.paused());
+        assert_eq!(spec.source.slot, SlotSpec::default());
+    }
+
+    #[test]
+    fn paused_is_state_paused_or_the_deprecated_suspend() {
+        let mut spec = shop_pipeline().spec;
+        assert_eq!((spec.paused(), spec.paused_by()), (false, None));
+        spec.suspend = true;
+        assert!(spec.paused());
+        assert!(spec.paused_by().unwrap().contains("deprecated"));
+        spec.suspend = false;
+        spec.state = PipelineState::Paused;
+        assert_eq!(
+            (spec.paused(), spec.paused_by()),
+            (true, Some("spec.state is paused"))
+        );
+        // The alias pauses whatever state says.
+        spec.state = PipelineState::Running;
+        spec.suspend = true;
+        assert!(spec.paused());
+    }
+
+    #[test]
+    fn a_slot_given_as_its_name_alone_still_reads() {
+        let source = |slot: &str| -> SourceSpec {
+            serde_yaml::from_str(&format!(
+                "connectionSecretRef: {{name: pg, key: dsn}}\ntables: [{{name: t}}]\n{slot}"
+            ))
+            .unwrap()
+        };
+        assert_eq!(source("slot: shop_slot").slot, SlotSpec::named("shop_slot"));
+        assert_eq!(source("").slot, SlotSpec::default());
+        let full = source("slot: {name: s, failover: true, maxRetainedWal: 10Gi}").slot;
+        assert_eq!(full.name.as_deref(), Some("s"));
+        assert!(full.failover);
+        assert_eq!(full.max_retained_wal_bytes(), 10 << 30);
+        // A default slot is not written back; a set one is written as the object.
+        let json = serde_json::to_value(source("slot: shop_slot")).unwrap();
+        assert_eq!(json["slot"], serde_json::json!({"name": "shop_slot"}));
+        assert!(
+            serde_json::to_value(source(""))
+                .unwrap()
+                .get("slot")
+                .is_none()
+        );
+        let refused = serde_yaml::from_str::<SourceSpec>(
+            "connectionSecretRef: {name: pg, key: dsn}\ntables: [{name: t}]\nslot: {failover: maybe}",
+        );
+        let refused = refused.unwrap_err().to_string();
+        assert!(refused.contains("expected a boolean"), "{refused}");
+    }
+
+    #[test]
+    fn byte_sizes_read_bytes_and_binary_suffixes() {
+        assert_eq!(parse_byte_size("512"), Some(512));
+        assert_eq!(parse_byte_size("64Ki"), Some(64 << 10));
+        assert_eq!(parse_byte_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_byte_size("2Ti"), Some(2 << 40));
+        for bad in ["", "Gi", "1G", "1.5Gi", "1gi", "-1", "99999999999Ti"] {
+            assert_eq!(parse_byte_size(bad), None, "{bad:?}");
+        }
+        let pattern = regex::Regex::new(BYTE_SIZE_PATTERN).unwrap();
+        for text in ["512", "64Ki", "1Gi", "Gi", "1G", "1.5Gi", "-1"] {
+            assert_eq!(
+                pattern.is_match(text),
+                parse_byte_size(text).is_some(),
+                "{text:?}"
+            );
+        }
+        assert_eq!(SlotSpec::default().max_retained_wal_bytes(), 1 << 30);
+    }
+
+    #[test]
+    fn a_recreate_request_is_pending_until_the_status_records_its_value() {
+        let mut pipeline = shop_pipeline();
+        assert_eq!(pipeline.pending_slot_recreation(), None);
+        pipeline.metadata.annotations = Some(
+            [(RECREATE_SLOT_ANNOTATION.to_owned(), "1".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(pipeline.pending_slot_recreation(), Some("1"));
+        pipeline.status = Some(CdcPipelineStatus {
+            slot_recreation: Some(SlotRecreationStatus {
+                request: "1".into(),
+                outcome: "Recreated".into(),
+                message: String::new(),
+                time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            }),
+            ..CdcPipelineStatus::default()
+        });
+        assert_eq!(pipeline.pending_slot_recreation(), None);
+        pipeline
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(RECREATE_SLOT_ANNOTATION.to_owned(), "2".to_owned());
+        assert_eq!(pipeline.pending_slot_recreation(), Some("2"));
     }
 }

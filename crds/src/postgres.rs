@@ -292,15 +292,59 @@ pub fn reconcile_replica_identity(
         .collect()
 }
 
-/// Creates the logical replication slot (`pgoutput`) unless it exists; returns one row with the
-/// slot's name and consistent point when created, no row otherwise.
-pub fn create_slot(slot: &str) -> String {
+/// The first `server_version_num` with failover slots (PostgreSQL 17).
+pub const FAILOVER_MIN_SERVER_VERSION: i32 = 170_000;
+
+/// The server's version as a number (`150010` for 15.10): one row, one `int4`.
+pub const SERVER_VERSION_QUERY: &str = "SELECT current_setting('server_version_num')::int4";
+
+/// Creates the logical replication slot (`pgoutput`) unless it exists, as a failover slot when
+/// `failover` (PostgreSQL 17+: `pg_create_logical_replication_slot`'s fifth argument; older
+/// servers have no such argument); returns one row with the slot's name and consistent point when
+/// created, no row otherwise.
+pub fn create_slot(slot: &str, failover: bool) -> String {
     let slot = quote_literal(slot);
+    // NB: temporary false, two_phase false (pgoutput's default), failover true.
+    let failover = if failover { ", false, false, true" } else { "" };
     format!(
-        "SELECT slot_name::text, lsn::text FROM pg_catalog.pg_create_logical_replication_slot({slot}, {}) \
+        "SELECT slot_name::text, lsn::text FROM pg_catalog.pg_create_logical_replication_slot({slot}, {}{failover}) \
          WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = {slot})",
         quote_literal(OUTPUT_PLUGIN)
     )
+}
+
+/// Forgets the native capture's snapshot progress of `slot` (`cdcstar.snapshot_progress`, when the
+/// capture created that table): a slot created anew streams only what is committed after it, so
+/// the capture must snapshot every table again.
+pub fn reset_snapshot_progress(slot: &str) -> String {
+    format!(
+        "DO $cdcstar$BEGIN IF pg_catalog.to_regclass('cdcstar.snapshot_progress') IS NOT NULL THEN \
+         DELETE FROM cdcstar.snapshot_progress WHERE slot = {}; END IF; END$cdcstar$",
+        quote_literal(slot)
+    )
+}
+
+/// The statements that give the pipeline a new slot (none existed, or an invalidated one was
+/// dropped): its snapshot progress is forgotten first, then the slot is created, so a capture that
+/// finds the new slot always finds the progress reset and snapshots every table.
+pub fn new_slot_statements(pipeline: &CdcPipeline) -> Vec<String> {
+    let slot = pipeline.slot_name();
+    vec![
+        reset_snapshot_progress(&slot),
+        create_slot(&slot, pipeline.spec.source.slot.failover),
+    ]
+}
+
+/// The statements that replace the pipeline's invalidated slot: end its reader, drop it, and with
+/// the native engine give the pipeline a new one ([`new_slot_statements`]); Redpanda Connect
+/// creates its own slot again when it restarts.
+pub fn recreate_slot_statements(pipeline: &CdcPipeline) -> Vec<String> {
+    let slot = pipeline.slot_name();
+    let mut statements = vec![terminate_slot_reader(&slot), drop_slot(&slot)];
+    if pipeline.spec.capture.engine == CaptureEngine::Native {
+        statements.extend(new_slot_statements(pipeline));
+    }
+    statements
 }
 
 /// Ends the session reading the slot, if any (a slot in use cannot be dropped).
@@ -341,7 +385,7 @@ pub fn install_statements(pipeline: &CdcPipeline) -> Vec<String> {
     let mut statements = replica_identity_statements(pipeline);
     if pipeline.spec.capture.engine == CaptureEngine::Native {
         statements.push(create_publication(pipeline));
-        statements.push(create_slot(&pipeline.slot_name()));
+        statements.extend(new_slot_statements(pipeline));
     }
     statements
 }
@@ -463,7 +507,7 @@ mod tests {
     #[test]
     fn slot_statements_pass_the_name_as_a_literal() {
         assert_eq!(
-            create_slot("cdcstar_shop"),
+            create_slot("cdcstar_shop", false),
             "SELECT slot_name::text, lsn::text FROM pg_catalog.pg_create_logical_replication_slot(\
              'cdcstar_shop', 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots \
              WHERE slot_name = 'cdcstar_shop')"
@@ -474,14 +518,42 @@ mod tests {
              WHERE slot_name = 's''x'"
         );
         assert_eq!(drop_publication("p"), "DROP PUBLICATION IF EXISTS \"p\"");
+        assert!(
+            create_slot("s", true).contains(
+                "pg_create_logical_replication_slot('s', 'pgoutput', false, false, true)"
+            ),
+            "{}",
+            create_slot("s", true)
+        );
+        assert!(reset_snapshot_progress("s'x").contains("WHERE slot = 's''x';"));
     }
 
     #[test]
     fn install_plan_for_the_native_engine() {
         let statements = install_statements(&shop_pipeline());
-        assert_eq!(statements.len(), 6);
+        assert_eq!(statements.len(), 7);
         assert!(statements[4].starts_with("CREATE PUBLICATION \"cdcstar_shop\""));
-        assert!(statements[5].contains("pg_create_logical_replication_slot('cdcstar_shop'"));
+        assert!(statements[5].contains("DELETE FROM cdcstar.snapshot_progress"));
+        assert!(statements[6].contains("pg_create_logical_replication_slot('cdcstar_shop'"));
+    }
+
+    #[test]
+    fn a_slot_is_recreated_after_its_reader_ends_and_its_progress_is_reset() {
+        let mut pipeline = shop_pipeline();
+        pipeline.spec.source.slot.failover = true;
+        let statements = recreate_slot_statements(&pipeline);
+        assert_eq!(
+            statements,
+            [
+                terminate_slot_reader("cdcstar_shop"),
+                drop_slot("cdcstar_shop"),
+                reset_snapshot_progress("cdcstar_shop"),
+                create_slot("cdcstar_shop", true),
+            ]
+        );
+        // Redpanda Connect creates its own slot again.
+        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
+        assert_eq!(recreate_slot_statements(&pipeline).len(), 2);
     }
 
     #[test]

@@ -316,6 +316,7 @@ mod tests {
             "String".into(),
             format!("{}s", "1".repeat(min.saturating_sub(1).max(1) as usize)),
             format!("/{}", "a".repeat(min.saturating_sub(1).max(1) as usize)),
+            "1".repeat(min.max(1) as usize),
         ];
         candidates
             .into_iter()

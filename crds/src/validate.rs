@@ -298,7 +298,7 @@ fn validate_source(pipeline: &CdcPipeline, out: &mut Collector) {
         &pipeline.publication_name(),
         NameKind::SqlIdentifier,
     );
-    let slot_path = explicit_or_default(&source.slot, "slot");
+    let slot_path = explicit_or_default(&source.slot.name, "slot.name");
     out.name(slot_path, &pipeline.slot_name(), NameKind::SlotName);
 }
 
@@ -569,6 +569,12 @@ fn validate_star_reads(pipeline: &CdcPipeline, out: &mut Collector) {
 
 fn validate_capture(pipeline: &CdcPipeline, out: &mut Collector) {
     let capture = &pipeline.spec.capture;
+    if capture.engine == CaptureEngine::RedpandaConnect && pipeline.spec.source.slot.failover {
+        out.error(
+            "spec.source.slot.failover",
+            "the native engine only: Redpanda Connect creates its own slot, without failover",
+        );
+    }
     if capture.engine == CaptureEngine::RedpandaConnect {
         match &capture.redpanda_connect {
             None => out.error(
@@ -577,9 +583,9 @@ fn validate_capture(pipeline: &CdcPipeline, out: &mut Collector) {
             ),
             Some(settings) => {
                 if let Some(problem) = redpanda_connect::slot_name_problem(&pipeline.slot_name()) {
-                    let path = match pipeline.spec.source.slot {
-                        Some(_) => "spec.source.slot",
-                        None => "spec.source.slot (default from metadata.name)",
+                    let path = match pipeline.spec.source.slot.name {
+                        Some(_) => "spec.source.slot.name",
+                        None => "spec.source.slot.name (default from metadata.name)",
                     };
                     out.error(path, problem);
                 }
@@ -931,13 +937,13 @@ mod tests {
         let mut pipeline = shop_pipeline();
         pipeline.spec.clickhouse.database = "local; DROP DATABASE system".into();
         pipeline.spec.source.publication = Some("pub\"x".into());
-        pipeline.spec.source.slot = Some("Slot".into());
+        pipeline.spec.source.slot.name = Some("Slot".into());
         pipeline.spec.source.schema = "public.x".into();
         let errors = errors_of(&pipeline);
         for path in [
             "spec.clickhouse.database",
             "spec.source.publication",
-            "spec.source.slot",
+            "spec.source.slot.name",
             "spec.source.schema",
         ] {
             assert!(errors.has_path(path), "no error at {path}; got {errors}");
@@ -961,11 +967,11 @@ mod tests {
         pipeline.metadata.name = Some("a".repeat(60));
         let errors = errors_of(&pipeline);
         assert!(
-            errors.has_path("spec.source.slot (default from metadata.name)"),
+            errors.has_path("spec.source.slot.name (default from metadata.name)"),
             "{errors}"
         );
         pipeline.spec.source.publication = Some("shop_pub".into());
-        pipeline.spec.source.slot = Some("shop_slot".into());
+        pipeline.spec.source.slot.name = Some("shop_slot".into());
         validate(&pipeline).unwrap();
     }
 
@@ -1235,11 +1241,20 @@ mod tests {
             },
             resources: None,
         });
-        pipeline.spec.source.slot = Some("s".repeat(50));
+        pipeline.spec.source.slot.name = Some("s".repeat(50));
         validate(&pipeline).unwrap();
-        pipeline.spec.source.slot = Some("s".repeat(51));
-        assert_rejected_at(&pipeline, "spec.source.slot");
-        // The native engine takes up to Postgres' 63 bytes.
+        pipeline.spec.source.slot.name = Some("s".repeat(51));
+        assert_rejected_at(&pipeline, "spec.source.slot.name");
+        // Redpanda Connect creates its own slot, never a failover one.
+        pipeline.spec.source.slot.name = Some("s".repeat(50));
+        pipeline.spec.source.slot.failover = true;
+        let errors = assert_rejected_at(&pipeline, "spec.source.slot.failover");
+        assert!(
+            errors.to_string().contains("native engine only"),
+            "{errors}"
+        );
+        // The native engine takes up to Postgres' 63 bytes, and failover.
+        pipeline.spec.source.slot.name = Some("s".repeat(51));
         pipeline.spec.capture.engine = CaptureEngine::Native;
         validate(&pipeline).unwrap();
     }

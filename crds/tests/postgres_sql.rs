@@ -68,7 +68,7 @@ impl Scratch {
     fn pipeline(&self) -> CdcPipeline {
         let mut pipeline = common::shop_pipeline();
         pipeline.spec.source.publication = Some(format!("{}_pub", self.database));
-        pipeline.spec.source.slot = Some(format!("{}_slot", self.database));
+        pipeline.spec.source.slot.name = Some(format!("{}_slot", self.database));
         pipeline
     }
 
@@ -221,7 +221,7 @@ async fn install_creates_publication_replica_identity_and_slot_and_a_rerun_chang
     // Creating the slot again is a no-op rather than an error.
     let rerun = scratch
         .client
-        .query(&create_slot(&slot), &[])
+        .query(&create_slot(&slot, false), &[])
         .await
         .unwrap();
     assert!(rerun.is_empty(), "an existing slot is not created again");

@@ -134,6 +134,20 @@ impl Plan {
             "# Nothing was contacted: these are the statements of a first install; on an existing\n\
              # install the operator runs only those whose effect is missing."
         );
+        if let Some(field) = spec.paused_by() {
+            let _ = writeln!(
+                out,
+                "# Paused ({field}): capture and sink at 0 replicas; the publication and the slot are\n\
+                 # kept, and the slot retains the WAL of every change until the pipeline resumes."
+            );
+        }
+        if spec.source.slot.failover {
+            let _ = writeln!(
+                out,
+                "# The slot is created as a failover slot: PostgreSQL 17 or later (on an older server\n\
+                 # it is not created and the Publication condition says so; docs/operator.md)."
+            );
+        }
         let _ = writeln!(
             out,
             "\n# == Postgres: source database (connection string from Secret {}, key {}) ==",

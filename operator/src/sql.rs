@@ -32,6 +32,64 @@ pub struct SourceObservation {
     /// Initial snapshot progress the native capture records in `cdcstar.snapshot_progress`, one
     /// entry per table it has started (empty when it has not, or with another engine).
     pub snapshot: Vec<TableSnapshotStatus>,
+    /// `server_version_num` (`150010` for 15.10), when read.
+    pub server_version_num: Option<i32>,
+}
+
+impl SourceObservation {
+    /// The server's version when it is too old for `spec.source.slot.failover` (before 17) and the
+    /// native engine asks for it; `None` otherwise (also when the version is not known).
+    pub fn failover_unsupported(&self, pipeline: &CdcPipeline) -> Option<i32> {
+        let asked = operator_owns_replication(pipeline) && pipeline.spec.source.slot.failover;
+        self.server_version_num
+            .filter(|version| asked && *version < postgres::FAILOVER_MIN_SERVER_VERSION)
+    }
+}
+
+/// What a pass does about the replication slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotPlan {
+    /// Nothing: the slot exists, or Redpanda Connect creates its own.
+    Keep,
+    /// There is no slot: create one (native engine).
+    Create,
+    /// The slot is invalidated and `cdcstar.dev/recreate-slot` asks for a new one (value `request`,
+    /// not acted on before): drop it and (native engine) create it anew.
+    Recreate {
+        /// The annotation's value.
+        request: String,
+    },
+    /// `spec.source.slot.failover` on a server older than PostgreSQL 17: no slot is created (nor
+    /// an invalidated one dropped), the condition says why.
+    FailoverUnsupported {
+        /// The server's `server_version_num`.
+        server_version_num: i32,
+    },
+}
+
+/// The slot decision of a pass. A slot that is not invalidated is never dropped; an invalidated
+/// one only on a new `cdcstar.dev/recreate-slot` value.
+pub fn slot_plan(pipeline: &CdcPipeline, observed: &SourceObservation) -> SlotPlan {
+    let refused = observed.failover_unsupported(pipeline);
+    let invalidated = observed
+        .slot
+        .as_ref()
+        .is_some_and(|slot| slot.invalidated.is_some());
+    let request = pipeline.pending_slot_recreation();
+    match (&observed.slot, refused, request) {
+        (Some(_), None, Some(request)) if invalidated => SlotPlan::Recreate {
+            request: request.to_owned(),
+        },
+        (Some(_), Some(version), Some(_)) if invalidated => SlotPlan::FailoverUnsupported {
+            server_version_num: version,
+        },
+        (Some(_), _, _) => SlotPlan::Keep,
+        (None, _, _) if !operator_owns_replication(pipeline) => SlotPlan::Keep,
+        (None, Some(version), _) => SlotPlan::FailoverUnsupported {
+            server_version_num: version,
+        },
+        (None, None, _) => SlotPlan::Create,
+    }
 }
 
 /// A replication slot as seen in `pg_replication_slots`.
@@ -45,6 +103,9 @@ pub struct SlotObservation {
     /// (`wal_removed`, `idle_timeout` on 18, ...), or `wal_removed` when `wal_status` is `lost`. An
     /// invalidated slot can never stream again.
     pub invalidated: Option<String>,
+    /// Whether it is a failover slot (`pg_replication_slots.failover`, PostgreSQL 17+; `None`
+    /// before).
+    pub failover: Option<bool>,
 }
 
 /// Whether the operator owns the publication and the slot: the native capture reads what the
@@ -54,8 +115,13 @@ pub fn operator_owns_replication(pipeline: &CdcPipeline) -> bool {
 }
 
 /// The statements that take the source database from `observed` to the spec, in order: replica
-/// identities, then (native engine) the publication and the slot.
-pub fn source_statements(pipeline: &CdcPipeline, observed: &SourceObservation) -> Vec<String> {
+/// identities, then (native engine) the publication, then what `plan` ([`slot_plan`]) says of the
+/// slot.
+pub fn source_statements(
+    pipeline: &CdcPipeline,
+    observed: &SourceObservation,
+    plan: &SlotPlan,
+) -> Vec<String> {
     let mut statements = postgres::reconcile_replica_identity(pipeline, &observed.replica_identity);
     if operator_owns_replication(pipeline) {
         statements.extend(postgres::reconcile_publication(
@@ -63,9 +129,13 @@ pub fn source_statements(pipeline: &CdcPipeline, observed: &SourceObservation) -
             observed.publication_tables.as_ref(),
             &observed.row_filters,
         ));
-        if observed.slot.is_none() {
-            statements.push(postgres::create_slot(&pipeline.slot_name()));
+    }
+    match plan {
+        SlotPlan::Create => statements.extend(postgres::new_slot_statements(pipeline)),
+        SlotPlan::Recreate { .. } => {
+            statements.extend(postgres::recreate_slot_statements(pipeline))
         }
+        SlotPlan::Keep | SlotPlan::FailoverUnsupported { .. } => {}
     }
     statements
 }

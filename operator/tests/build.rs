@@ -79,6 +79,24 @@ fn redpanda_connect_plan_matches_golden_files() {
 }
 
 #[test]
+fn paused_failover_plan_matches_golden_files() {
+    let plan = planned(&fixture("paused-failover.yaml"));
+    golden("paused-failover.yaml", &plan.manifests_yaml().unwrap());
+    let text = plan.render().unwrap();
+    golden("paused-failover.plan.txt", &text);
+    assert!(
+        text.contains(
+            "pg_create_logical_replication_slot('shop_standby', 'pgoutput', false, false, true)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# Paused (spec.state is paused)"), "{text}");
+    for deployment in &plan.kubernetes.deployments {
+        assert_eq!(deployment.spec.replicas, Some(0), "paused");
+    }
+}
+
+#[test]
 fn masked_and_filtered_plan_matches_golden_files() {
     let plan = planned(&fixture("masked-and-filtered.yaml"));
     golden("masked-and-filtered.yaml", &plan.manifests_yaml().unwrap());
@@ -199,15 +217,38 @@ fn every_container_is_non_root_read_only_without_privileges_with_probes() {
 }
 
 #[test]
-fn suspend_scales_capture_and_sink_to_zero_but_not_the_api() {
+fn paused_or_its_deprecated_alias_scales_capture_and_sink_to_zero_but_not_the_api() {
+    use cdcstar_crds::pipeline::PipelineState;
     let mut pipeline: cdcstar_crds::CdcPipeline = serde_yaml::from_str(EXAMPLE).unwrap();
     pipeline.metadata.namespace = Some("default".into());
     pipeline.metadata.uid = Some("u".into());
+    let replicas = |pipeline: &cdcstar_crds::CdcPipeline| {
+        let desired =
+            build::build(pipeline, &OperatorConfig::default(), Default::default()).unwrap();
+        ["shop-capture", "shop-sink", "shop-api"]
+            .map(|name| deployment(&desired, name).spec.replicas.unwrap())
+    };
+    assert_eq!(replicas(&pipeline), [1, 1, 1]);
+    pipeline.spec.state = PipelineState::Paused;
+    assert_eq!(replicas(&pipeline), [0, 0, 1]);
+    pipeline.spec.state = PipelineState::Running;
     pipeline.spec.suspend = true;
+    assert_eq!(replicas(&pipeline), [0, 0, 1]);
+}
+
+#[test]
+fn a_held_capture_is_set_to_zero_replicas_and_nothing_else_changes() {
+    let mut pipeline: cdcstar_crds::CdcPipeline = serde_yaml::from_str(EXAMPLE).unwrap();
+    pipeline.metadata.namespace = Some("default".into());
+    pipeline.metadata.uid = Some("u".into());
     let desired = build::build(&pipeline, &OperatorConfig::default(), Default::default()).unwrap();
-    assert_eq!(deployment(&desired, "shop-capture").spec.replicas, Some(0));
-    assert_eq!(deployment(&desired, "shop-sink").spec.replicas, Some(0));
-    assert_eq!(deployment(&desired, "shop-api").spec.replicas, Some(1));
+    let mut held = desired.clone();
+    held.hold_capture("shop");
+    assert_eq!(deployment(&held, "shop-capture").spec.replicas, Some(0));
+    let mut restored = held.clone();
+    restored.deployments[0].spec.replicas = Some(1);
+    assert_eq!(restored, desired);
+    assert_eq!(deployment(&held, "shop-sink").spec.replicas, Some(1));
 }
 
 #[test]

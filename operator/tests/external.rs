@@ -226,6 +226,168 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
     drop_database(&url, &database).await;
 }
 
+/// The slot's creation point, to tell a slot created anew from the one before it.
+async fn slot_restart_lsn(client: &tokio_postgres::Client, slot: &str) -> String {
+    client
+        .query_one(
+            "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot() {
+    let (url, database) = source_database().await;
+    let dsn = Sensitive::new(with_database(&url, &database));
+    let check = admin(dsn.expose()).await;
+    let mut pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    pipeline.spec.source.slot.failover = true;
+    let slot = pipeline.slot_name();
+    let version: i32 = check
+        .query_one(postgres::SERVER_VERSION_QUERY, &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        version < postgres::FAILOVER_MIN_SERVER_VERSION,
+        "this test shows the refusal on the local PostgreSQL 15; the server is {version}"
+    );
+    // What the operator avoids: this server has no failover argument at all.
+    let refused = check.query(&postgres::create_slot(&slot, true), &[]).await;
+    let refused = refused.unwrap_err();
+    let message = refused
+        .as_db_error()
+        .map(|e| e.message())
+        .unwrap_or_default();
+    assert!(
+        message.contains("pg_create_logical_replication_slot(unknown, unknown, boolean, boolean, boolean) does not exist"),
+        "{message}"
+    );
+
+    let report = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(report.observed.server_version_num, Some(version));
+    assert_eq!(
+        report.slot_plan,
+        cdcstar_operator::sql::SlotPlan::FailoverUnsupported {
+            server_version_num: version
+        }
+    );
+    assert!(
+        !slot_exists(&check, &slot).await,
+        "no slot without failover"
+    );
+    assert!(report.capture_held(&pipeline).is_some());
+    let condition = source::publication_condition(&pipeline, &Ok(report));
+    assert_eq!(condition.reason, source::FAILOVER_UNSUPPORTED);
+    assert!(
+        condition
+            .message
+            .contains(&format!("server_version_num {version}")),
+        "{}",
+        condition.message
+    );
+    // The publication is in place all the same; a second pass runs nothing more.
+    let again = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert!(again.executed.is_empty(), "{:?}", again.executed);
+    // Without failover the slot is created, and PostgreSQL 15 reports no failover flag.
+    pipeline.spec.source.slot.failover = false;
+    source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    let observed = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert_eq!(observed.observed.slot.unwrap().failover, None);
+    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    drop(check);
+    drop_database(&url, &database).await;
+}
+
+#[tokio::test]
+async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew() {
+    let (url, database) = source_database().await;
+    let dsn = Sensitive::new(with_database(&url, &database));
+    let check = admin(dsn.expose()).await;
+    let mut pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    let slot = pipeline.slot_name();
+    source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    check
+        .batch_execute(&format!(
+            "{SNAPSHOT_PROGRESS_DDL};
+             INSERT INTO cdcstar.snapshot_progress (slot, table_name, state, last_key, rows) VALUES
+               ('{slot}', 'customer', 'done', NULL, 7), ('another_slot', 'order', 'done', NULL, 1);"
+        ))
+        .await
+        .unwrap();
+    // WAL moves on, so a slot created anew starts at a later position than the old one.
+    check
+        .batch_execute("INSERT INTO customer (email) VALUES ('a'); SELECT pg_switch_wal();")
+        .await
+        .unwrap();
+    let before = slot_restart_lsn(&check, &slot).await;
+
+    // A request on a healthy slot drops nothing and is answered as such.
+    pipeline.metadata.annotations = Some(
+        [(
+            cdcstar_crds::pipeline::RECREATE_SLOT_ANNOTATION.to_owned(),
+            "1".to_owned(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let kept = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    assert!(kept.executed.is_empty(), "{:?}", kept.executed);
+    assert_eq!(kept.handled_request.unwrap().outcome, "NotInvalidated");
+    assert_eq!(slot_restart_lsn(&check, &slot).await, before);
+
+    // PostgreSQL 15 cannot be made to invalidate a slot here without changing server settings the
+    // other tests share, so the statements a recreation runs are run as the operator runs them.
+    let statements = postgres::recreate_slot_statements(&pipeline);
+    for statement in &statements {
+        check.batch_execute(statement).await.unwrap();
+    }
+    assert!(slot_exists(&check, &slot).await);
+    assert_ne!(slot_restart_lsn(&check, &slot).await, before, "a new slot");
+    let progress: Vec<String> = check
+        .query(
+            "SELECT slot FROM cdcstar.snapshot_progress ORDER BY slot",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        progress,
+        ["another_slot"],
+        "only this slot's progress is reset"
+    );
+    // Idempotent: run again (a pass that failed half way is retried), it ends the same.
+    for statement in &statements {
+        check.batch_execute(statement).await.unwrap();
+    }
+    assert!(slot_exists(&check, &slot).await);
+    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
+        .await
+        .unwrap();
+    drop(check);
+    drop_database(&url, &database).await;
+}
+
 #[tokio::test]
 async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_changed() {
     use cdcstar_crds::pipeline::{FilterOp, RowCondition};

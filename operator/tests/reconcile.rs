@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use cdcstar_crds::CdcPipeline;
-use cdcstar_crds::pipeline::TableSnapshotStatus;
+use cdcstar_crds::pipeline::{RECREATE_SLOT_ANNOTATION, TableSnapshotStatus};
 use cdcstar_crds::{clickhouse_ddl, postgres, status_tables};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
@@ -117,7 +117,7 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
             }),
             None,
         ),
-        event("Normal", "SourceUpdated", "ran 6 statements"),
+        event("Normal", "SourceUpdated", "ran 7 statements"),
         event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
     ]);
     let ctx = h.ctx.clone();
@@ -333,11 +333,96 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
 }
 
 #[tokio::test]
-async fn suspend_scales_capture_and_sink_to_zero_and_says_so() {
+async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_passes_the_limit() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized().paused();
+    h.source
+        .with(|s| s.observation = source_in_place(&pipeline, 512 << 20));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(0),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Paused",
+                "lag": "512MiB",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "Paused"},
+                    {"type": "Publication", "status": "True", "reason": "UpToDate"},
+                    {"type": "Capture", "status": "False", "reason": "Paused",
+                     "message": "spec.state is paused: scaled to zero; meanwhile the slot retains 512MiB \
+                                 of WAL on the source, growing with every write until the pipeline resumes \
+                                 (nothing is lost; max_slot_wal_keep_size, if set, would invalidate the slot \
+                                 past its limit)"},
+                    {"type": "ClickHouseSchema", "status": "True", "reason": "UpToDate"},
+                    {"type": "Sink", "status": "False", "reason": "Paused"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            Some(written.clone()),
+        ),
+        // The WAL grew past the default 1Gi: the reason changes and one Warning is published.
+        secret_read(),
+        children_reapplied(0),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Paused",
+                "lag": "5.0GiB",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "RetainedWalGrowing"},
+                    {"type": "Publication", "status": "True"},
+                    {"type": "Capture", "status": "False", "reason": "RetainedWalGrowing"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "False", "reason": "Paused"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            Some(written.clone()),
+        ),
+        event(
+            "Warning",
+            "RetainedWalGrowing",
+            "that is over the 1.0GiB of spec.source.slot.maxRetainedWal (default)",
+        ),
+        // Still over it on the next pass: no second Warning.
+        secret_read(),
+        children_reapplied(0),
+        status_applied(
+            &pipeline,
+            json!({"phase": "Paused", "lag": "5.1GiB"}),
+            Some(written.clone()),
+        ),
+    ]);
+    let ctx = h.ctx.clone();
+    let source = h.source.clone();
+    let result = scenario(h.handle, calls, async move {
+        let stored = |written: &Arc<Mutex<Value>>| {
+            let mut stored = pipeline.clone();
+            stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
+            stored
+        };
+        reconcile(&pipeline, &ctx).await?;
+        source.with(|s| s.observation = source_in_place(&pipeline, 5 << 30));
+        reconcile(&stored(&written), &ctx).await?;
+        source.with(|s| s.observation = source_in_place(&pipeline, (51 << 30) / 10));
+        reconcile(&stored(&written), &ctx).await
+    })
+    .await;
+    result.unwrap();
+    assert!(h.source.executed().is_empty());
+    assert!(h.warehouse.executed().is_empty());
+}
+
+#[tokio::test]
+async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().suspended();
     h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 5 << 30));
+        .with(|s| s.observation = source_in_place(&pipeline, 4096));
     h.warehouse
         .with(|w| w.observation = warehouse_in_place(&pipeline));
     let calls = concat(vec![
@@ -346,28 +431,208 @@ async fn suspend_scales_capture_and_sink_to_zero_and_says_so() {
         status_applied(
             &pipeline,
             json!({
-                "phase": "Suspended",
-                "lag": "5.0GiB",
+                "phase": "Paused",
                 "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "Suspended"},
-                    {"type": "Publication", "status": "True", "reason": "UpToDate"},
-                    {"type": "Capture", "status": "False", "reason": "Suspended",
-                     "message": "spec.suspend is true: scaled to zero; meanwhile the slot retains 5.0GiB \
-                                 of WAL on the source, growing with every write until the pipeline resumes \
-                                 (nothing is lost; max_slot_wal_keep_size, if set, would invalidate the slot \
-                                 past its limit)"},
-                    {"type": "ClickHouseSchema", "status": "True", "reason": "UpToDate"},
-                    {"type": "Sink", "status": "False", "reason": "Suspended"},
+                    {"type": "Ready", "status": "False", "reason": "Paused"},
+                    {"type": "Publication", "status": "True"},
+                    {"type": "Capture", "status": "False", "reason": "Paused"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "False", "reason": "Paused",
+                     "message": "spec.suspend is true (deprecated alias of spec.state: paused): scaled to zero"},
                     {"type": "Api", "status": "True"},
                 ],
             }),
             None,
         ),
     ]);
-    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
-    result.unwrap();
-    assert!(h.source.executed().is_empty());
-    assert!(h.warehouse.executed().is_empty());
+    reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap();
+}
+
+/// `source_in_place` with the slot invalidated by Postgres.
+fn invalidated_slot(pipeline: &CdcPipeline) -> cdcstar_operator::sql::SourceObservation {
+    let mut observation = source_in_place(pipeline, 0);
+    observation.slot = Some(SlotObservation {
+        retained_wal_bytes: None,
+        active: false,
+        invalidated: Some("wal_removed".into()),
+        failover: None,
+    });
+    observation
+}
+
+#[tokio::test]
+async fn an_invalidated_slot_holds_the_capture_at_zero_and_is_kept_without_a_request() {
+    let h = harness();
+    let pipeline = CdcPipeline::test().finalized();
+    h.source
+        .with(|s| s.observation = invalidated_slot(&pipeline));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied_with(0, 1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Degraded",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "SlotInvalidated"},
+                    {"type": "Publication", "status": "False", "reason": "SlotInvalidated"},
+                    {"type": "Capture", "status": "False", "reason": "WaitingForSlot",
+                     "message": "held at zero replicas: replication slot cdcstar_shop is invalidated \
+                                 (see the Publication condition)"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            None,
+        ),
+        event(
+            "Warning",
+            "SlotInvalidated",
+            "kubectl annotate cdcpipeline shop cdcstar.dev/recreate-slot=",
+        ),
+    ]);
+    // The pass succeeds: a condition and one Warning, not an error retried with backoff.
+    let action = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(OperatorConfig::default().resync_interval)
+    );
+    assert!(h.source.executed().is_empty(), "{:?}", h.source.executed());
+}
+
+#[tokio::test]
+async fn a_recreate_request_replaces_the_invalidated_slot_and_is_recorded_once() {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.metadata.annotations = Some(
+        [(RECREATE_SLOT_ANNOTATION.to_owned(), "1".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    h.source
+        .with(|s| s.observation = invalidated_slot(&pipeline));
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "Publication", "status": "True", "reason": "SlotRecreated"},
+                    {"type": "Capture", "status": "True", "reason": "Available"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True"},
+                ],
+                "slotRecreation": {"request": "1", "outcome": "Recreated"},
+            }),
+            Some(written.clone()),
+        ),
+        event(
+            "Normal",
+            "SlotRecreateRequest",
+            "Recreated \"1\": dropped the invalidated",
+        ),
+        event("Normal", "SourceUpdated", "ran 4 statements"),
+        // The next pass finds the new slot, and the same value again asks for nothing.
+        secret_read(),
+        children_reapplied(1),
+        status_applied(
+            &pipeline,
+            json!({
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "Publication", "status": "True", "reason": "UpToDate"},
+                    {"type": "Capture", "status": "True"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True"},
+                ],
+                "slotRecreation": {"request": "1", "outcome": "Recreated"},
+            }),
+            Some(written.clone()),
+        ),
+    ]);
+    let ctx = h.ctx.clone();
+    let source = h.source.clone();
+    let stored_pipeline = pipeline.clone();
+    let last = written.clone();
+    scenario(h.handle, calls, async move {
+        reconcile(&stored_pipeline, &ctx).await?;
+        source.with(|s| s.observation = source_in_place(&stored_pipeline, 0));
+        let mut stored = stored_pipeline.clone();
+        stored.status = Some(serde_json::from_value(last.lock().unwrap().clone()).unwrap());
+        assert_eq!(stored.pending_slot_recreation(), None);
+        reconcile(&stored, &ctx).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        h.source.executed(),
+        postgres::recreate_slot_statements(&pipeline)
+    );
+    let message =
+        &serde_json::from_value::<cdcstar_crds::CdcPipelineStatus>(written.lock().unwrap().clone())
+            .unwrap()
+            .slot_recreation
+            .unwrap()
+            .message;
+    assert!(
+        message.contains("cdcstar-sink verify --repair"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn failover_on_postgres_15_is_refused_with_a_condition_not_a_failing_pass() {
+    let h = harness();
+    let mut pipeline = CdcPipeline::test().finalized();
+    pipeline.spec.source.slot.failover = true;
+    let mut observation = source_in_place(&pipeline, 0);
+    observation.slot = None;
+    h.source.with(|s| s.observation = observation);
+    h.warehouse
+        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    let calls = concat(vec![
+        secret_read(),
+        children_applied_with(0, 1),
+        status_applied(
+            &pipeline,
+            json!({
+                "phase": "Degraded",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "FailoverUnsupported"},
+                    {"type": "Publication", "status": "False", "reason": "FailoverUnsupported",
+                     "message": "spec.source.slot.failover needs PostgreSQL 17 or later (failover slots), \
+                                 and the server is 15.10 (server_version_num 150010): slot cdcstar_shop is not \
+                                 created and the capture is held at zero replicas; remove \
+                                 spec.source.slot.failover, or upgrade the server and configure its standby \
+                                 (docs/operator.md, \"Failover slots\")"},
+                    {"type": "Capture", "status": "False", "reason": "WaitingForSlot"},
+                    {"type": "ClickHouseSchema", "status": "True"},
+                    {"type": "Sink", "status": "True"},
+                    {"type": "Api", "status": "True"},
+                ],
+            }),
+            None,
+        ),
+        event("Warning", "FailoverUnsupported", "needs PostgreSQL 17"),
+    ]);
+    reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
+        .await
+        .unwrap();
+    assert!(h.source.executed().is_empty(), "{:?}", h.source.executed());
 }
 
 #[tokio::test]
@@ -764,7 +1029,7 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             }),
             None,
         ),
-        event("Normal", "SourceUpdated", "ran 6 statements"),
+        event("Normal", "SourceUpdated", "ran 7 statements"),
         event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
         event(
             "Warning",

@@ -163,6 +163,19 @@ pub struct DesiredState {
     pub obsolete: Vec<ObsoleteChild>,
 }
 
+impl DesiredState {
+    /// Sets the capture Deployment of pipeline `name` to zero replicas: its slot keeps it from
+    /// running (invalidated, or not created), and a capture that cannot start would crash loop.
+    pub fn hold_capture(&mut self, name: &str) {
+        let capture = Component::Capture.child_name(name);
+        for deployment in &mut self.deployments {
+            if deployment.metadata.name.as_deref() == Some(capture.as_str()) {
+                deployment.spec.replicas = Some(0);
+            }
+        }
+    }
+}
+
 /// Why the desired objects could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -521,7 +534,7 @@ impl<'a> BuildContext<'a> {
             command: Some(vec!["cdcstar-capture".to_owned()]),
             args: pipeline_args(),
             env,
-            replicas: if spec.suspend { 0 } else { 1 },
+            replicas: if spec.paused() { 0 } else { 1 },
             port: COMPONENT_HTTP_PORT,
             liveness_path: "/health",
             readiness_path: "/ready",
@@ -575,7 +588,7 @@ impl<'a> BuildContext<'a> {
             command: None,
             args: vec!["run".to_owned(), format!("{CONNECT_DIR}/{CONNECT_FILE}")],
             env,
-            replicas: if spec.suspend { 0 } else { 1 },
+            replicas: if spec.paused() { 0 } else { 1 },
             port: CONNECT_HTTP_PORT,
             liveness_path: "/ping",
             readiness_path: "/ready",
@@ -619,7 +632,7 @@ impl<'a> BuildContext<'a> {
             command: Some(vec!["cdcstar-sink".to_owned()]),
             args: pipeline_args(),
             env,
-            replicas: replicas(&spec.sink, spec.suspend),
+            replicas: replicas(&spec.sink, spec.paused()),
             port: COMPONENT_HTTP_PORT,
             liveness_path: "/health",
             readiness_path: "/ready",
@@ -674,7 +687,7 @@ impl<'a> BuildContext<'a> {
             command: Some(vec!["cdcstar-api".to_owned()]),
             args: vec!["serve".to_owned()],
             env,
-            // NB: suspend pauses the pipeline, not the application writing to the source.
+            // NB: `state: paused` pauses the pipeline, not the application writing to the source.
             replicas: replicas(workload, false),
             port: API_PORT,
             liveness_path: "/health",
@@ -872,7 +885,7 @@ impl<'a> BuildContext<'a> {
             ),
             spec: CronJobSpec {
                 schedule: verify.schedule.clone(),
-                suspend: Some(self.pipeline.spec.suspend),
+                suspend: Some(self.pipeline.spec.paused()),
                 concurrency_policy: Some("Forbid".to_owned()),
                 successful_jobs_history_limit: Some(3),
                 failed_jobs_history_limit: Some(3),

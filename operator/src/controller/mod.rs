@@ -470,6 +470,14 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     )
     .await;
 
+    // NB: a capture whose slot is invalidated (or was not created) would only crash loop: it is
+    // held at zero until the slot is back.
+    let capture_held = source
+        .as_ref()
+        .ok()
+        .and_then(|report| report.capture_held(pipeline));
+    let name = pipeline.pipeline_name();
+
     // NB: a pass whose children cannot be written still reports what it saw (publication, schema)
     // and why the workloads are missing, so READY and PHASE are never blank or stale.
     let applied = match build::build(pipeline, &ctx.config, secrets.broker_transport) {
@@ -481,6 +489,9 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
             desired
                 .obsolete
                 .extend(resync::replaced_job(pipeline, resync_job.as_deref()));
+            if capture_held.is_some() {
+                desired.hold_capture(&name);
+            }
             apply::apply(&ctx.client, &pipeline.pipeline_namespace(), &desired)
                 .await
                 .map_err(Error::Apply)
@@ -488,14 +499,20 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         Err(error) => Err(Error::Build(error)),
     };
 
-    let name = pipeline.pipeline_name();
-    let workload = |component: Component, type_: &str, suspendable: bool| match &applied {
+    let paused_by = pipeline.spec.paused_by();
+    let workload = |component: Component, type_: &str, pausable: bool| match &applied {
         Ok(applied) => applied
             .deployments
             .get(&component.child_name(&name))
-            .map(|d| status::workload_condition(type_, d, suspendable && pipeline.spec.suspend))
+            .map(|d| status::workload_condition(type_, d, paused_by.filter(|_| pausable)))
             .unwrap_or_else(|| ConditionUpdate::unknown(type_, "NotApplied", "not applied yet")),
         Err(error) => ConditionUpdate::failed(type_, error.reason(), error.to_string()),
+    };
+    let capture = match (&capture_held, paused_by) {
+        (Some(why), None) => {
+            ConditionUpdate::failed(status::CAPTURE, status::WAITING_FOR_SLOT, why)
+        }
+        _ => workload(Component::Capture, status::CAPTURE, true),
     };
     let api_condition = if pipeline.spec.api.enabled {
         workload(Component::Api, status::API, false)
@@ -509,11 +526,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .and_then(|slot| slot.retained_wal_bytes);
     let components = vec![
         source::publication_condition(pipeline, &source),
-        status::capture_condition(
-            pipeline,
-            workload(Component::Capture, status::CAPTURE, true),
-            retained_wal_bytes,
-        ),
+        status::capture_condition(pipeline, capture, retained_wal_bytes),
         schema::schema_condition(pipeline, &schema),
         workload(Component::Sink, status::SINK, true),
         api_condition,
@@ -536,6 +549,10 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         .as_ref()
         .ok()
         .and_then(|applied| applied.jobs.values().next());
+    let handled_request = source
+        .as_ref()
+        .ok()
+        .and_then(|report| report.handled_request.clone());
     let mut status = status::reconciled_status(
         pipeline,
         &status::Observed {
@@ -545,6 +562,7 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
             value_adjustments,
             watermark,
             verification,
+            handled_request,
         },
         now,
     );
@@ -563,6 +581,26 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
     write_status(ctx, pipeline, &status).await?;
 
     let reference = pipeline.object_ref(&());
+    for (reason, message) in status::warnings_raised(pipeline.status.as_ref(), &status) {
+        ctx.publish(&reference, EventType::Warning, &reason, message)
+            .await;
+    }
+    if let Some(handled) = source
+        .as_ref()
+        .ok()
+        .and_then(|r| r.handled_request.as_ref())
+    {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "SlotRecreateRequest",
+            format!(
+                "{} {:?}: {}",
+                handled.outcome, handled.request, handled.message
+            ),
+        )
+        .await;
+    }
     if let Ok(report) = &source
         && !report.executed.is_empty()
     {
@@ -688,7 +726,7 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            // NB: annotations too: a resync is asked for with one.
+            // NB: annotations too: a resync and a slot's recreation are asked for with one.
             predicates::generation
                 .combine(predicates::finalizers)
                 .combine(predicates::annotations),

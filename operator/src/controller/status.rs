@@ -11,8 +11,8 @@
 
 use cdcstar_crds::Lsn;
 use cdcstar_crds::pipeline::{
-    CaptureEngine, CdcPipelineStatus, ConsistentUpTo, Phase, TableSnapshotStatus,
-    TableVerificationStatus, ValueAdjustmentStatus,
+    CaptureEngine, CdcPipelineStatus, ConsistentUpTo, Phase, SlotRecreationStatus,
+    TableSnapshotStatus, TableVerificationStatus, ValueAdjustmentStatus,
 };
 use cdcstar_crds::redpanda_connect;
 use cdcstar_crds::{CdcPipeline, CdcPipelineSpec};
@@ -58,7 +58,47 @@ pub const VERIFIED: &str = "Verified";
 
 /// Reasons used with a False component condition that are not failures (work in progress or by
 /// design); any other False reason makes the phase `Degraded`.
-pub const NON_FAILURE_REASONS: [&str; 3] = ["Progressing", "Suspended", "Pending"];
+pub const NON_FAILURE_REASONS: [&str; 3] = ["Progressing", PAUSED, "Pending"];
+
+/// Reason of the capture and sink conditions of a paused pipeline.
+pub const PAUSED: &str = "Paused";
+/// Reason of the `Capture` condition of a paused pipeline whose slot retains more WAL than
+/// `spec.source.slot.maxRetainedWal`.
+pub const RETAINED_WAL_GROWING: &str = "RetainedWalGrowing";
+/// Reason of the `Capture` condition while its slot keeps it from running (invalidated, or not
+/// created because failover was refused).
+pub const WAITING_FOR_SLOT: &str = "WaitingForSlot";
+
+/// Condition reasons that publish a Warning Event when a condition takes them (once per
+/// transition, not on every pass).
+pub const WARNING_REASONS: [&str; 4] = [
+    RETAINED_WAL_GROWING,
+    super::source::SLOT_INVALIDATED,
+    super::source::FAILOVER_UNSUPPORTED,
+    super::source::SLOT_FAILOVER_MISMATCH,
+];
+
+/// The conditions of `after` that took one of [`WARNING_REASONS`] since `before`: (reason,
+/// message) of each, for a Warning Event.
+pub fn warnings_raised(
+    before: Option<&CdcPipelineStatus>,
+    after: &CdcPipelineStatus,
+) -> Vec<(String, String)> {
+    after
+        .conditions
+        .iter()
+        // NB: `Ready` repeats the first failing component's reason; the component says it once.
+        .filter(|c| c.type_ != READY && WARNING_REASONS.contains(&c.reason.as_str()))
+        .filter(|c| {
+            !before.is_some_and(|b| {
+                b.conditions
+                    .iter()
+                    .any(|p| p.type_ == c.type_ && p.reason == c.reason)
+            })
+        })
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .collect()
+}
 
 /// A condition to set, without timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,9 +383,9 @@ pub fn ready_condition(components: &[ConditionUpdate]) -> ConditionUpdate {
 }
 
 /// The phase the component conditions amount to.
-pub fn phase(components: &[ConditionUpdate], suspended: bool) -> Phase {
-    if suspended {
-        return Phase::Suspended;
+pub fn phase(components: &[ConditionUpdate], paused: bool) -> Phase {
+    if paused {
+        return Phase::Paused;
     }
     if components.iter().all(|c| c.status == ConditionStatus::True) {
         return Phase::Running;
@@ -394,6 +434,8 @@ pub struct Observed {
     pub watermark: Option<Option<Watermark>>,
     /// The last verification per table, when ClickHouse could be read.
     pub verification: Option<Vec<TableVerificationStatus>>,
+    /// The `cdcstar.dev/recreate-slot` request acted on this pass.
+    pub handled_request: Option<super::source::HandledRequest>,
 }
 
 /// The status after a pass that reached every component.
@@ -446,8 +488,17 @@ pub fn reconciled_status(
             missing.as_deref().unwrap_or_default(),
         ));
     }
+    let slot_recreation = match &observed.handled_request {
+        Some(handled) => Some(SlotRecreationStatus {
+            request: handled.request.clone(),
+            outcome: handled.outcome.to_owned(),
+            message: handled.message.clone(),
+            time: Time(now),
+        }),
+        None => previous.slot_recreation,
+    };
     CdcPipelineStatus {
-        phase: Some(phase(&observed.components, pipeline.spec.suspend)),
+        phase: Some(phase(&observed.components, pipeline.spec.paused())),
         observed_generation: pipeline.metadata.generation,
         conditions: merge_conditions(
             &previous.conditions,
@@ -463,6 +514,7 @@ pub fn reconciled_status(
         consistent_up_to,
         freshness_seconds,
         verification,
+        slot_recreation,
         // NB: the caller's, from the annotation and its Job (`super::resync`).
         resync: previous.resync,
     }
@@ -593,11 +645,12 @@ fn table_count(spec: &CdcPipelineSpec) -> i32 {
     i32::try_from(spec.source.tables.len()).unwrap_or(i32::MAX)
 }
 
-/// The condition of a workload from the Deployment the apply phase got back.
+/// The condition of a workload from the Deployment the apply phase got back; `paused_by` names the
+/// field that pauses it (`CdcPipelineSpec::paused_by`), if any.
 pub fn workload_condition(
     type_: &str,
     deployment: &Deployment,
-    suspended_by_spec: bool,
+    paused_by: Option<&str>,
 ) -> ConditionUpdate {
     let desired = deployment.spec.replicas.unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
@@ -607,8 +660,8 @@ pub fn workload_condition(
         (Some(generation), Some(observed)) => observed >= generation,
         _ => false,
     };
-    if suspended_by_spec {
-        return ConditionUpdate::failed(type_, "Suspended", "spec.suspend is true: scaled to zero");
+    if let Some(field) = paused_by {
+        return ConditionUpdate::failed(type_, PAUSED, format!("{field}: scaled to zero"));
     }
     if desired == 0 {
         return ConditionUpdate::ok(type_, "ScaledToZero", "0 replicas requested");
@@ -623,17 +676,35 @@ pub fn workload_condition(
 
 /// The `Capture` condition of `pipeline`: `condition`, plus, with the Redpanda Connect engine, what
 /// that engine cannot convey, so `kubectl describe` says it next to whether the capture runs; and,
-/// while suspended, the WAL the slot retains meanwhile, which grows with every write to the source.
+/// while paused, the WAL the slot retains meanwhile, which grows with every write to the source,
+/// with the reason `RetainedWalGrowing` once it exceeds `spec.source.slot.maxRetainedWal`.
 pub fn capture_condition(
     pipeline: &CdcPipeline,
     mut condition: ConditionUpdate,
     retained_wal_bytes: Option<i64>,
 ) -> ConditionUpdate {
-    if let (true, Some(retained)) = (condition.reason == "Suspended", retained_wal_bytes) {
+    if let (true, Some(retained)) = (condition.reason == PAUSED, retained_wal_bytes) {
+        let slot = &pipeline.spec.source.slot;
+        let limit = slot.max_retained_wal_bytes();
+        let over = if retained > limit {
+            condition.reason = RETAINED_WAL_GROWING.to_owned();
+            format!(
+                "; that is over the {} of spec.source.slot.maxRetainedWal{}: resume the pipeline, \
+                 or watch the source's disk",
+                human_bytes(limit),
+                if slot.max_retained_wal.is_none() {
+                    " (default)"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            String::new()
+        };
         condition.message = format!(
             "{}; meanwhile the slot retains {} of WAL on the source, growing with every write \
              until the pipeline resumes (nothing is lost; max_slot_wal_keep_size, if set, would \
-             invalidate the slot past its limit)",
+             invalidate the slot past its limit){over}",
             condition.message,
             human_bytes(retained)
         );
@@ -742,13 +813,13 @@ mod tests {
         let ready = ready_condition(&[
             ConditionUpdate::ok(PUBLICATION, "Ready", "ok"),
             ConditionUpdate::failed(CAPTURE, "Progressing", "0/1 replicas available"),
-            ConditionUpdate::failed(SINK, "Suspended", "spec.suspend is true"),
+            ConditionUpdate::failed(SINK, PAUSED, "spec.state is paused"),
         ]);
         assert_eq!(ready.status, ConditionStatus::False);
         assert_eq!(ready.reason, "Progressing");
         assert_eq!(
             ready.message,
-            "Capture: 0/1 replicas available; Sink: spec.suspend is true"
+            "Capture: 0/1 replicas available; Sink: spec.state is paused"
         );
         let all = ready_condition(&[ConditionUpdate::ok(PUBLICATION, "Ready", "ok")]);
         assert_eq!(all.status, ConditionStatus::True);
@@ -765,7 +836,7 @@ mod tests {
             Phase::Provisioning
         );
         assert_eq!(phase(&[broken, progressing], false), Phase::Degraded);
-        assert_eq!(phase(&[ok], true), Phase::Suspended);
+        assert_eq!(phase(&[ok], true), Phase::Paused);
     }
 
     #[test]
@@ -784,6 +855,7 @@ mod tests {
             value_adjustments: None,
             watermark: None,
             verification: None,
+            handled_request: None,
         };
         let read = reconciled_status(&pipeline, &observed(Some(progress.clone())), at(1));
         assert_eq!(read.snapshot, progress);
@@ -804,6 +876,7 @@ mod tests {
             value_adjustments,
             watermark: None,
             verification: None,
+            handled_request: None,
         };
         let condition = |status: &CdcPipelineStatus| {
             status
@@ -872,6 +945,7 @@ mod tests {
             value_adjustments: None,
             watermark,
             verification: None,
+            handled_request: None,
         };
         let fresh = |status: &CdcPipelineStatus| {
             let c = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
@@ -952,6 +1026,7 @@ mod tests {
             value_adjustments: None,
             watermark: None,
             verification,
+            handled_request: None,
         };
         let condition = |status: &CdcPipelineStatus| {
             status
@@ -1016,6 +1091,7 @@ mod tests {
                 value_adjustments: None,
                 watermark: None,
                 verification: None,
+                handled_request: None,
             },
             at(1),
         );
@@ -1038,24 +1114,76 @@ mod tests {
     }
 
     #[test]
-    fn a_suspended_capture_says_how_much_wal_its_slot_retains_meanwhile() {
-        let pipeline: CdcPipeline =
+    fn a_paused_capture_says_how_much_wal_its_slot_retains_and_warns_past_the_limit() {
+        let mut pipeline: CdcPipeline =
             serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
-        let suspended =
-            ConditionUpdate::failed(CAPTURE, "Suspended", "spec.suspend is true: scaled to zero");
-        let described = capture_condition(&pipeline, suspended.clone(), Some(3 << 30));
-        assert_eq!(described.reason, "Suspended");
+        let paused =
+            ConditionUpdate::failed(CAPTURE, PAUSED, "spec.state is paused: scaled to zero");
+        let described = capture_condition(&pipeline, paused.clone(), Some(512 << 20));
+        assert_eq!(described.reason, PAUSED);
         assert!(
             described.message.starts_with(
-                "spec.suspend is true: scaled to zero; meanwhile the slot retains 3.0GiB of WAL"
+                "spec.state is paused: scaled to zero; meanwhile the slot retains 512MiB of WAL \
+                 on the source, growing"
             ),
             "{}",
             described.message
         );
-        assert_eq!(
-            capture_condition(&pipeline, suspended.clone(), None),
-            suspended
+        // Past the default 1Gi: a warning reason, naming the limit.
+        let over = capture_condition(&pipeline, paused.clone(), Some(3 << 30));
+        assert_eq!(over.reason, RETAINED_WAL_GROWING);
+        assert!(
+            over.message.contains("retains 3.0GiB of WAL on the source")
+                && over.message.ends_with(
+                    "past its limit); that is over the 1.0GiB of \
+                     spec.source.slot.maxRetainedWal (default): resume the pipeline, or watch the \
+                     source's disk"
+                ),
+            "{}",
+            over.message
         );
+        // A limit of its own.
+        pipeline.spec.source.slot.max_retained_wal = Some("10Gi".into());
+        assert_eq!(
+            capture_condition(&pipeline, paused.clone(), Some(3 << 30)).reason,
+            PAUSED
+        );
+        let over = capture_condition(&pipeline, paused.clone(), Some(11 << 30));
+        assert_eq!(over.reason, RETAINED_WAL_GROWING);
+        assert!(
+            over.message
+                .contains("over the 10GiB of spec.source.slot.maxRetainedWal:")
+        );
+        assert_eq!(capture_condition(&pipeline, paused.clone(), None), paused);
+        // A running capture's condition is left alone whatever the slot retains.
+        let running = ConditionUpdate::ok(CAPTURE, "Available", "1/1 replicas available");
+        assert_eq!(
+            capture_condition(&pipeline, running.clone(), Some(50 << 30)),
+            running
+        );
+    }
+
+    #[test]
+    fn a_warning_is_raised_once_when_a_condition_takes_a_warning_reason() {
+        let status = |reason: &str| CdcPipelineStatus {
+            conditions: merge_conditions(
+                &[],
+                &[ConditionUpdate::failed(CAPTURE, reason, "m")],
+                Some(1),
+                at(1),
+            ),
+            ..CdcPipelineStatus::default()
+        };
+        let paused = status(PAUSED);
+        let growing = status(RETAINED_WAL_GROWING);
+        assert!(warnings_raised(None, &paused).is_empty());
+        assert_eq!(
+            warnings_raised(Some(&paused), &growing),
+            [(RETAINED_WAL_GROWING.to_owned(), "m".to_owned())]
+        );
+        assert_eq!(warnings_raised(None, &growing).len(), 1);
+        // Still growing on the next pass: no second Event.
+        assert!(warnings_raised(Some(&growing), &growing).is_empty());
     }
 
     #[test]

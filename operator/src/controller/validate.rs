@@ -63,7 +63,7 @@ mod tests {
         let mut pipeline = example();
         pipeline.metadata.name = Some("a".repeat(60));
         pipeline.spec.source.publication = Some("pub".into());
-        pipeline.spec.source.slot = Some("slot".into());
+        pipeline.spec.source.slot.name = Some("slot".into());
         let errors = validate(&pipeline).unwrap_err();
         assert!(errors.has_path("metadata.name"), "{errors}");
     }

@@ -176,10 +176,10 @@ impl SourceDatabase for PostgresSource {
         let slot_observation = self
             .client
             .query_opt(
-                // NB: invalidation_reason exists from PostgreSQL 17 on; read through to_jsonb so
-                // the same query runs on 15 and 16, where it is NULL.
+                // NB: invalidation_reason and failover exist from PostgreSQL 17 on; read through
+                // to_jsonb so the same query runs on 15 and 16, where they are NULL.
                 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint, \
-                        wal_status, to_jsonb(s) ->> 'invalidation_reason' \
+                        wal_status, to_jsonb(s) ->> 'invalidation_reason', to_jsonb(s) ->> 'failover' \
                  FROM pg_catalog.pg_replication_slots s WHERE slot_name = $1",
                 &[&slot],
             )
@@ -192,7 +192,16 @@ impl SourceDatabase for PostgresSource {
                     (row.get::<_, Option<String>>(2).as_deref() == Some("lost"))
                         .then(|| "wal_removed".to_owned())
                 }),
+                failover: row
+                    .get::<_, Option<String>>(4)
+                    .map(|text| text == "true"),
             });
+        let server_version_num: i32 = self
+            .client
+            .query_one(postgres::SERVER_VERSION_QUERY, &[])
+            .await
+            .map_err(inspect)?
+            .get(0);
 
         // NB: the capture creates this table when it starts its first snapshot.
         let snapshot = self.client.query(SNAPSHOT_PROGRESS_QUERY, &[&slot]).await;
@@ -216,6 +225,7 @@ impl SourceDatabase for PostgresSource {
             replica_identity,
             slot: slot_observation,
             snapshot,
+            server_version_num: Some(server_version_num),
         })
     }
 

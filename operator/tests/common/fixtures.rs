@@ -27,8 +27,10 @@ pub trait PipelineFixture: Sized {
     fn finalized(self) -> Self;
     /// Being deleted.
     fn deleting(self) -> Self;
-    /// With `spec.suspend`.
+    /// With `spec.suspend` (the deprecated alias of `state: paused`).
     fn suspended(self) -> Self;
+    /// With `spec.state: paused`.
+    fn paused(self) -> Self;
     /// At another generation.
     fn generation(self, generation: i64) -> Self;
 }
@@ -60,6 +62,11 @@ impl PipelineFixture for CdcPipeline {
 
     fn suspended(mut self) -> Self {
         self.spec.suspend = true;
+        self
+    }
+
+    fn paused(mut self) -> Self {
+        self.spec.state = cdcstar_crds::pipeline::PipelineState::Paused;
         self
     }
 
@@ -140,8 +147,10 @@ pub fn source_in_place(
             retained_wal_bytes: Some(retained),
             active: true,
             invalidated: None,
+            failover: None,
         }),
         snapshot: Vec::new(),
+        server_version_num: Some(150_010),
     }
 }
 

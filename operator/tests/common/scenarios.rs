@@ -158,7 +158,18 @@ pub fn apply_forbidden(path: &str, resource: &str, name: &str) -> Vec<Call> {
 /// The children applied again by a pass of a pipeline whose status says the obsolete children are
 /// gone already: no delete.
 pub fn children_reapplied(capture_and_sink_replicas: i32) -> Vec<Call> {
-    let replicas = capture_and_sink_replicas;
+    children_reapplied_with(capture_and_sink_replicas, capture_and_sink_replicas)
+}
+
+/// [`children_applied`] with the capture at `capture` replicas and the sink at `sink`.
+pub fn children_applied_with(capture: i32, sink: i32) -> Vec<Call> {
+    let mut calls = children_reapplied_with(capture, sink);
+    calls.push(Call::delete(CONNECT_CONFIG_MAP).reply(Reply::NotFound));
+    calls
+}
+
+fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
+    let replicas = capture;
     vec![
         Call::apply(PIPELINE_CONFIG_MAP)
             .check(|body| {
@@ -201,13 +212,13 @@ pub fn children_reapplied(capture_and_sink_replicas: i32) -> Vec<Call> {
                 assert_json_include(
                     body,
                     &json!({"spec": {
-                        "replicas": replicas,
+                        "replicas": sink,
                         "template": {"spec": {"containers": [{"command": ["cdcstar-sink"]}]}},
                     }}),
                     "sink",
                 );
             })
-            .reply(Reply::EchoWith(deployment_ready(replicas))),
+            .reply(Reply::EchoWith(deployment_ready(sink))),
         Call::apply(deployment("api"))
             .check(|body| {
                 owned_by_pipeline(body);
@@ -230,7 +241,8 @@ pub fn children_reapplied(capture_and_sink_replicas: i32) -> Vec<Call> {
             .reply(Reply::Echo),
     ]
     .into_iter()
-    .chain(verify_cron_job_applied(replicas == 0))
+    // NB: paused (the sink at zero too), not a capture held back, suspends the verification.
+    .chain(verify_cron_job_applied(sink == 0))
     .collect()
 }
 
