@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cdcstar_testkit::free_port;
 use common::{
     Capture, ScratchDb, TopicReader, slot_confirmed_lsn, unique, version_of, wait_for_active_slot,
     write_pipeline,
@@ -107,14 +108,6 @@ async fn sigkill_mid_stream_then_restart_loses_nothing_and_keeps_per_key_order()
 
     assert!(capture.take().expect("running").terminate());
     db.drop_all().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_get(port: u16, path: &str) -> String {

@@ -15,7 +15,7 @@ use clickhouse::Client;
 use serde::Deserialize;
 
 fn client() -> Client {
-    Client::default().with_url(common::service_url("CLICKHOUSE_URL"))
+    Client::default().with_url(common::required_env("CLICKHOUSE_URL"))
 }
 
 async fn run(client: &Client, statement: &str) {
@@ -29,7 +29,7 @@ async fn run(client: &Client, statement: &str) {
 /// The example pipeline with its tables installed in a database of its own.
 async fn installed(client: &Client) -> CdcPipeline {
     let mut pipeline = common::shop_pipeline();
-    pipeline.spec.clickhouse.database = common::unique_name("crds_status");
+    pipeline.spec.clickhouse.database = common::unique("crds_status");
     for statement in install_statements(&pipeline).unwrap() {
         run(client, &statement).await;
     }
