@@ -1,52 +1,32 @@
-//! Customer handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
+//! Customer handlers: one SQL statement each; the list, read and delete handlers are
+//! [`crate::resource`]'s.
 
 use axum::extract::State;
 
 use super::models::{Customer, CustomerUpdate, NewCustomer};
 use crate::app::AppState;
-use crate::envelope::{ApiResponse, Created, Deleted};
+use crate::envelope::{ApiResponse, Created};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
-use crate::pagination::Pagination;
 use crate::rows;
 
-/// List customers, ordered by id.
-#[utoipa::path(
-    get, path = "/api/customers", tag = "customers",
-    params(Pagination),
-    responses(
-        (status = 200, description = "A page of customers, ordered by id", body = ApiResponse<Vec<Customer>>),
-        (status = 422, description = "Bad `limit` or `offset`", body = ErrorBody),
-    )
-)]
-pub async fn list_customers(
-    State(state): State<AppState>,
-    page: Pagination,
-) -> Result<ApiResponse<Vec<Customer>>, ApiError> {
-    let customers = rows::page(&state.db, page).await?;
-    Ok(ApiResponse::ok(
-        customers,
-        "Customers retrieved successfully",
-    ))
-}
-
-/// Read one customer.
-#[utoipa::path(
-    get, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = i32, Path, description = "Customer id")),
-    responses(
-        (status = 200, description = "The customer", body = ApiResponse<Customer>),
-        (status = 404, description = "No such customer", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn get_customer(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<ApiResponse<Customer>, ApiError> {
-    let customer = rows::by_id(&state.db, id).await?;
-    Ok(ApiResponse::ok(customer, "Customer retrieved successfully"))
-}
+crate::resource::handlers!(
+    Customer,
+    tag: "customers",
+    path: "/api/customers",
+    id_path: "/api/customers/{id}",
+    one: "customer",
+    One: "Customer",
+    Many: "Customers",
+    listing: "customers",
+    reading: "customer",
+    /// List customers, ordered by id.
+    list: list_customers,
+    /// Read one customer.
+    get: get_customer,
+    /// Delete a customer, with its orders and their items.
+    delete: delete_customer => "Deleted, with its orders and their items",
+);
 
 /// Create a customer.
 #[utoipa::path(
@@ -107,21 +87,4 @@ pub async fn update_customer(
     .bind(&update.city);
     let customer = rows::found(state.db.fetch_optional(query).await?, id)?;
     Ok(ApiResponse::ok(customer, "Customer updated successfully"))
-}
-
-/// Delete a customer, with its orders and their items.
-#[utoipa::path(
-    delete, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = i32, Path, description = "Customer id")),
-    responses(
-        (status = 204, description = "Deleted, with its orders and their items"),
-        (status = 404, description = "No such customer", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn delete_customer(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<Deleted, ApiError> {
-    rows::delete_by_id::<Customer>(&state.db, id, ApiError::from).await
 }

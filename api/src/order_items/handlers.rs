@@ -1,49 +1,32 @@
-//! Order item handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
+//! Order item handlers: one SQL statement each; the list, read and delete handlers are
+//! [`crate::resource`]'s.
 
 use axum::extract::State;
 
 use super::models::{NewOrderItem, OrderItem, OrderItemUpdate};
 use crate::app::AppState;
-use crate::envelope::{ApiResponse, Created, Deleted};
+use crate::envelope::{ApiResponse, Created};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
-use crate::pagination::Pagination;
 use crate::rows;
 
-/// List order items, ordered by id.
-#[utoipa::path(
-    get, path = "/api/order-items", tag = "order-items",
-    params(Pagination),
-    responses(
-        (status = 200, description = "A page of order items, ordered by id", body = ApiResponse<Vec<OrderItem>>),
-        (status = 422, description = "Bad `limit` or `offset`", body = ErrorBody),
-    )
-)]
-pub async fn list_order_items(
-    State(state): State<AppState>,
-    page: Pagination,
-) -> Result<ApiResponse<Vec<OrderItem>>, ApiError> {
-    let items = rows::page(&state.db, page).await?;
-    Ok(ApiResponse::ok(items, "Order items retrieved successfully"))
-}
-
-/// Read one order item.
-#[utoipa::path(
-    get, path = "/api/order-items/{id}", tag = "order-items",
-    params(("id" = i32, Path, description = "Order item id")),
-    responses(
-        (status = 200, description = "The order item", body = ApiResponse<OrderItem>),
-        (status = 404, description = "No such order item", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn get_order_item(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<ApiResponse<OrderItem>, ApiError> {
-    let item = rows::by_id(&state.db, id).await?;
-    Ok(ApiResponse::ok(item, "Order item retrieved successfully"))
-}
+crate::resource::handlers!(
+    OrderItem,
+    tag: "order-items",
+    path: "/api/order-items",
+    id_path: "/api/order-items/{id}",
+    one: "order item",
+    One: "Order item",
+    Many: "Order items",
+    listing: "order items",
+    reading: "order item",
+    /// List order items, ordered by id.
+    list: list_order_items,
+    /// Read one order item.
+    get: get_order_item,
+    /// Delete an order item.
+    delete: delete_order_item => "Deleted",
+);
 
 /// Add an item to an order.
 #[utoipa::path(
@@ -104,21 +87,4 @@ pub async fn update_order_item(
     .bind(update.price);
     let item = rows::found(state.db.fetch_optional(query).await?, id)?;
     Ok(ApiResponse::ok(item, "Order item updated successfully"))
-}
-
-/// Delete an order item.
-#[utoipa::path(
-    delete, path = "/api/order-items/{id}", tag = "order-items",
-    params(("id" = i32, Path, description = "Order item id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such order item", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn delete_order_item(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<Deleted, ApiError> {
-    rows::delete_by_id::<OrderItem>(&state.db, id, ApiError::from).await
 }

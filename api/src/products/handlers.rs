@@ -1,49 +1,33 @@
-//! Product handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
+//! Product handlers: one SQL statement each; the list, read and delete handlers are
+//! [`crate::resource`]'s.
 
 use axum::extract::State;
 
 use super::models::{NewProduct, Product, ProductUpdate};
 use crate::app::AppState;
-use crate::envelope::{ApiResponse, Created, Deleted};
-use crate::error::{ApiError, ErrorBody, FieldError, is_foreign_key_violation};
+use crate::envelope::{ApiResponse, Created};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
-use crate::pagination::Pagination;
 use crate::rows;
 
-/// List products, ordered by id.
-#[utoipa::path(
-    get, path = "/api/products", tag = "products",
-    params(Pagination),
-    responses(
-        (status = 200, description = "A page of products, ordered by id", body = ApiResponse<Vec<Product>>),
-        (status = 422, description = "Bad `limit` or `offset`", body = ErrorBody),
-    )
-)]
-pub async fn list_products(
-    State(state): State<AppState>,
-    page: Pagination,
-) -> Result<ApiResponse<Vec<Product>>, ApiError> {
-    let products = rows::page(&state.db, page).await?;
-    Ok(ApiResponse::ok(products, "Products retrieved successfully"))
-}
-
-/// Read one product.
-#[utoipa::path(
-    get, path = "/api/products/{id}", tag = "products",
-    params(("id" = i32, Path, description = "Product id")),
-    responses(
-        (status = 200, description = "The product", body = ApiResponse<Product>),
-        (status = 404, description = "No such product", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn get_product(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<ApiResponse<Product>, ApiError> {
-    let product = rows::by_id(&state.db, id).await?;
-    Ok(ApiResponse::ok(product, "Product retrieved successfully"))
-}
+crate::resource::handlers!(
+    Product,
+    tag: "products",
+    path: "/api/products",
+    id_path: "/api/products/{id}",
+    one: "product",
+    One: "Product",
+    Many: "Products",
+    listing: "products",
+    reading: "product",
+    /// List products, ordered by id.
+    list: list_products,
+    /// Read one product.
+    get: get_product,
+    /// Delete a product that no order item references.
+    delete: delete_product => "Deleted",
+        refused: "Order items still reference the product",
+);
 
 /// Create a product.
 #[utoipa::path(
@@ -99,32 +83,4 @@ pub async fn update_product(
     .bind(update.price);
     let product = rows::found(state.db.fetch_optional(query).await?, id)?;
     Ok(ApiResponse::ok(product, "Product updated successfully"))
-}
-
-/// Delete a product that no order item references.
-#[utoipa::path(
-    delete, path = "/api/products/{id}", tag = "products",
-    params(("id" = i32, Path, description = "Product id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such product", body = ErrorBody),
-        (status = 409, description = "Order items still reference the product", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn delete_product(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<Deleted, ApiError> {
-    rows::delete_by_id::<Product>(&state.db, id, |err| {
-        if is_foreign_key_violation(&err) {
-            ApiError::Conflict {
-                message: format!("product {id} is still referenced by order items"),
-                details: vec![FieldError::new("id", "still referenced by order items")],
-            }
-        } else {
-            err.into()
-        }
-    })
-    .await
 }
