@@ -1,14 +1,7 @@
-//! Order item handlers: one SQL statement each; the list, read and delete handlers are
-//! [`crate::resource`]'s.
-
-use axum::extract::State;
+//! Order item handlers: [`crate::resource`]'s, around the order item's own statements.
 
 use super::models::{NewOrderItem, OrderItem, OrderItemUpdate};
-use crate::app::AppState;
-use crate::envelope::{ApiResponse, Created};
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IdPath, ValidJson};
-use crate::rows;
+use crate::connections::Connections;
 
 crate::resource::handlers!(
     OrderItem,
@@ -26,22 +19,16 @@ crate::resource::handlers!(
     get: get_order_item,
     /// Delete an order item.
     delete: delete_order_item => "Deleted",
+    /// Add an item to an order.
+    create: create_order_item(NewOrderItem) => insert,
+        refused: "The order or the product does not exist",
+    /// Update an order item: absent fields keep their value.
+    update: update_order_item(OrderItemUpdate) => update,
+        refused: "The new order or product does not exist",
 );
 
-/// Add an item to an order.
-#[utoipa::path(
-    post, path = "/api/order-items", tag = "order-items",
-    request_body = NewOrderItem,
-    responses(
-        (status = 201, description = "The created order item", body = ApiResponse<OrderItem>),
-        (status = 409, description = "The order or the product does not exist", body = ErrorBody),
-        (status = 422, description = "A field is missing or invalid", body = ErrorBody),
-    )
-)]
-pub async fn create_order_item(
-    State(state): State<AppState>,
-    ValidJson(new): ValidJson<NewOrderItem>,
-) -> Result<Created<OrderItem>, ApiError> {
+/// The `INSERT` of a new order item, answering the row.
+async fn insert(db: &Connections, new: &NewOrderItem) -> Result<OrderItem, sqlx::Error> {
     let query = sqlx::query_as::<_, OrderItem>(
         r#"INSERT INTO orderitem ("orderId", "productId", quantity, price) VALUES ($1, $2, $3, $4)
            RETURNING id, "orderId", "productId", quantity, price"#,
@@ -50,27 +37,15 @@ pub async fn create_order_item(
     .bind(new.product_id)
     .bind(new.quantity)
     .bind(new.price);
-    let item = state.db.fetch_one(query).await?;
-    Ok(Created::new(item, "Order item created successfully"))
+    db.fetch_one(query).await
 }
 
-/// Update an order item: absent fields keep their value.
-#[utoipa::path(
-    put, path = "/api/order-items/{id}", tag = "order-items",
-    params(("id" = i32, Path, description = "Order item id")),
-    request_body = OrderItemUpdate,
-    responses(
-        (status = 200, description = "The updated order item", body = ApiResponse<OrderItem>),
-        (status = 404, description = "No such order item", body = ErrorBody),
-        (status = 409, description = "The new order or product does not exist", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
-    )
-)]
-pub async fn update_order_item(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-    ValidJson(update): ValidJson<OrderItemUpdate>,
-) -> Result<ApiResponse<OrderItem>, ApiError> {
+/// The `UPDATE` of order item `id`, answering the row (`None`: there is none).
+async fn update(
+    db: &Connections,
+    id: i32,
+    update: &OrderItemUpdate,
+) -> Result<Option<OrderItem>, sqlx::Error> {
     let query = sqlx::query_as::<_, OrderItem>(
         r#"UPDATE orderitem SET
                "orderId" = COALESCE($2, "orderId"),
@@ -85,6 +60,5 @@ pub async fn update_order_item(
     .bind(update.product_id)
     .bind(update.quantity)
     .bind(update.price);
-    let item = rows::found(state.db.fetch_optional(query).await?, id)?;
-    Ok(ApiResponse::ok(item, "Order item updated successfully"))
+    db.fetch_optional(query).await
 }

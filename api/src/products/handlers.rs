@@ -1,14 +1,7 @@
-//! Product handlers: one SQL statement each; the list, read and delete handlers are
-//! [`crate::resource`]'s.
-
-use axum::extract::State;
+//! Product handlers: [`crate::resource`]'s, around the product's own statements.
 
 use super::models::{NewProduct, Product, ProductUpdate};
-use crate::app::AppState;
-use crate::envelope::{ApiResponse, Created};
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IdPath, ValidJson};
-use crate::rows;
+use crate::connections::Connections;
 
 crate::resource::handlers!(
     Product,
@@ -27,21 +20,14 @@ crate::resource::handlers!(
     /// Delete a product that no order item references.
     delete: delete_product => "Deleted",
         refused: "Order items still reference the product",
+    /// Create a product.
+    create: create_product(NewProduct) => insert,
+    /// Update a product: absent fields keep their value.
+    update: update_product(ProductUpdate) => update,
 );
 
-/// Create a product.
-#[utoipa::path(
-    post, path = "/api/products", tag = "products",
-    request_body = NewProduct,
-    responses(
-        (status = 201, description = "The created product", body = ApiResponse<Product>),
-        (status = 422, description = "A field is missing or invalid", body = ErrorBody),
-    )
-)]
-pub async fn create_product(
-    State(state): State<AppState>,
-    ValidJson(new): ValidJson<NewProduct>,
-) -> Result<Created<Product>, ApiError> {
+/// The `INSERT` of a new product, answering the row.
+async fn insert(db: &Connections, new: &NewProduct) -> Result<Product, sqlx::Error> {
     let query = sqlx::query_as::<_, Product>(
         r#"INSERT INTO product (name, category, price) VALUES ($1, $2, $3)
            RETURNING id, name, category, price, "createdAt""#,
@@ -49,26 +35,15 @@ pub async fn create_product(
     .bind(&new.name)
     .bind(&new.category)
     .bind(new.price);
-    let product = state.db.fetch_one(query).await?;
-    Ok(Created::new(product, "Product created successfully"))
+    db.fetch_one(query).await
 }
 
-/// Update a product: absent fields keep their value.
-#[utoipa::path(
-    put, path = "/api/products/{id}", tag = "products",
-    params(("id" = i32, Path, description = "Product id")),
-    request_body = ProductUpdate,
-    responses(
-        (status = 200, description = "The updated product", body = ApiResponse<Product>),
-        (status = 404, description = "No such product", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
-    )
-)]
-pub async fn update_product(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-    ValidJson(update): ValidJson<ProductUpdate>,
-) -> Result<ApiResponse<Product>, ApiError> {
+/// The `UPDATE` of product `id`, answering the row (`None`: there is none).
+async fn update(
+    db: &Connections,
+    id: i32,
+    update: &ProductUpdate,
+) -> Result<Option<Product>, sqlx::Error> {
     let query = sqlx::query_as::<_, Product>(
         r#"UPDATE product SET
                name = COALESCE($2, name),
@@ -81,6 +56,5 @@ pub async fn update_product(
     .bind(&update.name)
     .bind(&update.category)
     .bind(update.price);
-    let product = rows::found(state.db.fetch_optional(query).await?, id)?;
-    Ok(ApiResponse::ok(product, "Product updated successfully"))
+    db.fetch_optional(query).await
 }
