@@ -85,6 +85,46 @@ spec:
     path
 }
 
+/// A capture streaming (no snapshot) from a scratch database: its pipeline file in a directory of
+/// its own, its topics' prefix, and the binary, started with its slot active.
+pub struct Streaming {
+    /// Holds the pipeline file.
+    pub dir: tempfile::TempDir,
+    /// The topics' prefix.
+    pub prefix: String,
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// The running binary.
+    pub capture: Capture,
+}
+
+/// Starts a capture of `tables` from `db` (`sql` a session on it) with topics and a pipeline
+/// named uniquely after `purpose`, and waits until its slot is active.
+pub async fn start_streaming(
+    db: &ScratchDb,
+    sql: &Client,
+    purpose: &str,
+    tables: &[&str],
+) -> Streaming {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = unique(purpose);
+    let pipeline = write_pipeline(
+        dir.path(),
+        &unique(purpose).replace('_', "-"),
+        &prefix,
+        tables,
+        false,
+    );
+    let mut capture = Capture::start(&pipeline, &db.url, &[]);
+    wait_for_active_slot(sql, &mut capture).await;
+    Streaming {
+        dir,
+        prefix,
+        pipeline,
+        capture,
+    }
+}
+
 /// The capture binary running as a child process.
 pub struct Capture {
     child: Child,
