@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Consumed, ScratchDb, Streaming, TopicReader, start_streaming};
+use common::{Consumed, ScratchDb, TopicReader, start_streaming};
 
 /// The metadata block the capture writes, with the positions the event actually carries (they
 /// are checked for shape here and compared byte for byte through the rebuilt string).
@@ -41,12 +41,7 @@ async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
     )
     .await
     .unwrap();
-    let Streaming {
-        dir: _dir,
-        prefix,
-        capture,
-        ..
-    } = start_streaming(&db, &sql, "types", &["everything"]).await;
+    let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "types", &["everything"]).await;
 
     // One transaction per statement.
     for statement in [
@@ -118,12 +113,8 @@ async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full(
     )
     .await
     .unwrap();
-    let Streaming {
-        dir: _dir,
-        prefix,
-        capture,
-        ..
-    } = start_streaming(&db, &sql, "toast", &["note", "note_full"]).await;
+    let (_dir, prefix, _, capture) =
+        start_streaming(&db, &sql, "toast", &["note", "note_full"]).await;
 
     // ~20 kB of poorly compressible text: stored out of line (TOASTed).
     let body: String = sql
@@ -182,12 +173,7 @@ async fn truncate_reaches_every_partition_after_the_rows_before_it() {
     sql.batch_execute("CREATE TABLE shelf (id int4 PRIMARY KEY, label text)")
         .await
         .unwrap();
-    let Streaming {
-        dir: _dir,
-        prefix,
-        capture,
-        ..
-    } = start_streaming(&db, &sql, "truncate", &["shelf"]).await;
+    let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "truncate", &["shelf"]).await;
     sql.batch_execute(
         "INSERT INTO shelf SELECT g, 'x' FROM generate_series(1, 6) g;
          TRUNCATE shelf;

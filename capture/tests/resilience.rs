@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdcstar_testkit::free_port;
 use common::{
-    Capture, ScratchDb, Streaming, TopicReader, slot_confirmed_lsn, start_streaming, unique,
-    version_of, wait_for_active_slot, write_pipeline,
+    Capture, ScratchDb, TopicReader, slot_confirmed_lsn, start_streaming, unique, version_of,
+    wait_for_active_slot, write_pipeline,
 };
 
 const KEYS: i32 = 20;
@@ -25,12 +25,8 @@ async fn sigkill_mid_stream_then_restart_loses_nothing_and_keeps_per_key_order()
     sql.batch_execute("CREATE TABLE counter (id int4 PRIMARY KEY, n int4 NOT NULL)")
         .await
         .unwrap();
-    let Streaming {
-        dir: _dir,
-        prefix,
-        pipeline,
-        capture,
-    } = start_streaming(&db, &sql, "restart", &["counter"]).await;
+    let (_dir, prefix, pipeline, capture) =
+        start_streaming(&db, &sql, "restart", &["counter"]).await;
 
     // Write n = 1, 2, 3... round-robin over the keys; kill the capture a third of the way through,
     // keep writing while it is down, restart it two thirds of the way through.

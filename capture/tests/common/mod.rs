@@ -85,27 +85,16 @@ spec:
     path
 }
 
-/// A capture streaming (no snapshot) from a scratch database: its pipeline file in a directory of
-/// its own, its topics' prefix, and the binary, started with its slot active.
-pub struct Streaming {
-    /// Holds the pipeline file.
-    pub dir: tempfile::TempDir,
-    /// The topics' prefix.
-    pub prefix: String,
-    /// The pipeline file.
-    pub pipeline: PathBuf,
-    /// The running binary.
-    pub capture: Capture,
-}
-
-/// Starts a capture of `tables` from `db` (`sql` a session on it) with topics and a pipeline
-/// named uniquely after `purpose`, and waits until its slot is active.
+/// Starts a capture of `tables` from `db` (`sql` a session on it), streaming with no snapshot,
+/// with topics and a pipeline named uniquely after `purpose`, and waits until its slot is active.
+/// Answers the directory holding the pipeline file (keep it while the capture runs), the topics'
+/// prefix, the pipeline file and the running capture.
 pub async fn start_streaming(
     db: &ScratchDb,
     sql: &Client,
     purpose: &str,
     tables: &[&str],
-) -> Streaming {
+) -> (tempfile::TempDir, String, PathBuf, Capture) {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = unique(purpose);
     let pipeline = write_pipeline(
@@ -117,12 +106,7 @@ pub async fn start_streaming(
     );
     let mut capture = Capture::start(&pipeline, &db.url, &[]);
     wait_for_active_slot(sql, &mut capture).await;
-    Streaming {
-        dir,
-        prefix,
-        pipeline,
-        capture,
-    }
+    (dir, prefix, pipeline, capture)
 }
 
 /// The capture binary running as a child process.
