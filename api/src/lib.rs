@@ -5,7 +5,8 @@
 //! - [`config`]: command line and environment settings;
 //! - [`app`]: the router ([`app::app`]) and its shared state;
 //! - [`customers`], [`products`], [`orders`], [`order_items`]: one module per resource;
-//! - [`rows`]: the page, by-id and delete statements the resources share;
+//! - [`rows`], [`resource`]: the page, by-id and delete statements and the list, read and delete
+//!   handlers the resources share;
 //! - [`error`], [`envelope`], [`extract`], [`validation`], [`pagination`], [`money`],
 //!   [`timestamps`]: the request
 //!   and response plumbing every resource shares;
@@ -32,6 +33,7 @@ pub mod order_items;
 pub mod orders;
 pub mod pagination;
 pub mod products;
+pub mod resource;
 pub mod rows;
 pub mod server;
 pub mod star;

@@ -1,14 +1,15 @@
 //! What the handlers of every resource do the same way: read a page of a table ordered by `id`,
 //! read or delete one row by `id` (a missing row is a 404 naming the resource), and turn the
-//! `None` of an `UPDATE ... RETURNING` into that 404. Each row type states its table's
-//! statements once, with [`table!`](crate::rows::table).
+//! `None` of an `UPDATE ... RETURNING` into that 404; a delete that rows of another table still
+//! reference is a 409 naming them. Each row type states its table's statements once, with
+//! [`table!`](crate::rows::table).
 
 use sqlx::FromRow;
 use sqlx::postgres::PgRow;
 
 use crate::connections::Connections;
 use crate::envelope::Deleted;
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError, is_foreign_key_violation};
 use crate::pagination::Pagination;
 
 /// A row type read whole from one table with an integer `id` primary key.
@@ -21,14 +22,24 @@ pub trait Table: Send + Unpin + for<'r> FromRow<'r, PgRow> {
     const SELECT_PAGE: &'static str;
     /// `DELETE FROM <table> WHERE id = $1`.
     const DELETE_BY_ID: &'static str;
+    /// What may still reference a row (`order items`), so that deleting it is refused with a 409
+    /// naming them; `None` when nothing does (or references cascade).
+    const REFERENCED_BY: Option<&'static str> = None;
 }
 
 /// Implements [`Table`] for a row type from its resource name, its (SQL-quoted) table name and
 /// its column list, so that the three statements are written once and agree.
 macro_rules! table {
-    ($row:ty, resource: $resource:literal, table: $table:literal, columns: $columns:literal $(,)?) => {
+    (
+        $row:ty,
+        resource: $resource:literal,
+        table: $table:literal,
+        columns: $columns:literal
+        $(, referenced_by: $referenced_by:literal)? $(,)?
+    ) => {
         impl $crate::rows::Table for $row {
             const RESOURCE: &'static str = $resource;
+            $(const REFERENCED_BY: Option<&'static str> = Some($referenced_by);)?
             const SELECT_BY_ID: &'static str =
                 concat!("SELECT ", $columns, " FROM ", $table, " WHERE id = $1");
             const SELECT_PAGE: &'static str = concat!(
@@ -68,14 +79,23 @@ pub fn found<T: Table>(row: Option<T>, id: i32) -> Result<T, ApiError> {
     })
 }
 
-/// Deletes the row `id` of `T`'s table; a 404 when there is none. `refused` turns a statement
-/// failure into the answer (e.g. a foreign key still pointing at the row).
-pub async fn delete_by_id<T: Table>(
-    db: &Connections,
-    id: i32,
-    refused: impl FnOnce(sqlx::Error) -> ApiError,
-) -> Result<Deleted, ApiError> {
-    delete_row(db, T::RESOURCE, T::DELETE_BY_ID, id, refused).await
+/// Deletes the row `id` of `T`'s table; a 404 when there is none, a 409 when what
+/// [`Table::REFERENCED_BY`] names still references it.
+pub async fn delete_by_id<T: Table>(db: &Connections, id: i32) -> Result<Deleted, ApiError> {
+    delete_row(
+        db,
+        T::RESOURCE,
+        T::DELETE_BY_ID,
+        id,
+        |err| match T::REFERENCED_BY {
+            Some(by) if is_foreign_key_violation(&err) => ApiError::Conflict {
+                message: format!("{} {id} is still referenced by {by}", T::RESOURCE),
+                details: vec![FieldError::new("id", format!("still referenced by {by}"))],
+            },
+            _ => err.into(),
+        },
+    )
+    .await
 }
 
 /// Runs `delete` (`DELETE ... WHERE id = $1`) for `id`; a 404 naming `resource` when it deleted

@@ -2,7 +2,7 @@
 //! output deterministic, the slot's state, the publication (for local runs with `--create-slot`),
 //! heartbeats and the retained-WAL measurement.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use cdcstar_crds::CdcPipeline;
@@ -239,23 +239,16 @@ pub async fn ensure_publication(
 async fn publication_tables(
     client: &Client,
     publication: &str,
-) -> Result<(BTreeSet<QualifiedTable>, BTreeMap<QualifiedTable, String>), SourceError> {
+) -> Result<postgres::PublishedTables, SourceError> {
     let rows = client
         .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
         .await
         .map_err(sql_error(format!(
             "list tables of publication {publication}"
         )))?;
-    let mut tables = BTreeSet::new();
-    let mut filters = BTreeMap::new();
-    for row in rows {
-        let table = QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1));
-        if let Some(filter) = row.get::<_, Option<String>>(2) {
-            filters.insert(table.clone(), filter);
-        }
-        tables.insert(table);
-    }
-    Ok((tables, filters))
+    Ok(postgres::published_tables(
+        rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))),
+    ))
 }
 
 /// The tables of `tables` that publication `publication` does not publish.

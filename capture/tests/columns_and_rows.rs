@@ -25,32 +25,18 @@ fn write_pipeline(
     identity_full: bool,
 ) -> PathBuf {
     let name = unique("cols").replace('_', "-");
-    let yaml = format!(
-        "apiVersion: cdcstar.dev/v1alpha1
-kind: CdcPipeline
-metadata:
-  name: {name}
-spec:
-  source:
-    connectionSecretRef: {{name: unused, key: dsn}}
-    maskSaltSecretRef: {{name: salt, key: salt}}
-    replicaIdentityFull: {identity_full}
-    tables:
-      - name: {table}
-{table_extras}
-  capture: {{engine: native, snapshot: true}}
-  kafka:
-    brokers: [\"127.0.0.1:1\"]
-    topics: {{mode: perTable, prefix: {prefix}, partitions: 3}}
-  clickhouse: {{url: \"http://127.0.0.1:1\"}}
-  starSchema:
-    dimensions:
-      - {{name: {table}_dim, source: {table}, key: id, columns: [{{name: id, source: id, type: Int64}}]}}
-"
+    let source_extras = format!(
+        "    maskSaltSecretRef: {{name: salt, key: salt}}\n    replicaIdentityFull: {identity_full}\n"
     );
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    path
+    common::write_pipeline_with(
+        dir,
+        &name,
+        prefix,
+        &[table],
+        true,
+        &source_extras,
+        table_extras,
+    )
 }
 
 fn operations(events: &[Consumed]) -> Vec<(String, String)> {

@@ -5,9 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    Capture, Consumed, ScratchDb, TopicReader, unique, wait_for_active_slot, write_pipeline,
-};
+use common::{Consumed, ScratchDb, TopicReader, start_streaming};
 
 /// The metadata block the capture writes, with the positions the event actually carries (they
 /// are checked for shape here and compared byte for byte through the rebuilt string).
@@ -43,17 +41,7 @@ async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("types");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &unique("types").replace('_', "-"),
-        &prefix,
-        &["everything"],
-        false,
-    );
-    let mut capture = Capture::start(&pipeline, &db.url, &[]);
-    wait_for_active_slot(&sql, &mut capture).await;
+    let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "types", &["everything"]).await;
 
     // One transaction per statement.
     for statement in [
@@ -125,17 +113,8 @@ async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full(
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("toast");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &unique("toast").replace('_', "-"),
-        &prefix,
-        &["note", "note_full"],
-        false,
-    );
-    let mut capture = Capture::start(&pipeline, &db.url, &[]);
-    wait_for_active_slot(&sql, &mut capture).await;
+    let (_dir, prefix, _, capture) =
+        start_streaming(&db, &sql, "toast", &["note", "note_full"]).await;
 
     // ~20 kB of poorly compressible text: stored out of line (TOASTed).
     let body: String = sql
@@ -194,17 +173,7 @@ async fn truncate_reaches_every_partition_after_the_rows_before_it() {
     sql.batch_execute("CREATE TABLE shelf (id int4 PRIMARY KEY, label text)")
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("truncate");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &unique("truncate").replace('_', "-"),
-        &prefix,
-        &["shelf"],
-        false,
-    );
-    let mut capture = Capture::start(&pipeline, &db.url, &[]);
-    wait_for_active_slot(&sql, &mut capture).await;
+    let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "truncate", &["shelf"]).await;
     sql.batch_execute(
         "INSERT INTO shelf SELECT g, 'x' FROM generate_series(1, 6) g;
          TRUNCATE shelf;

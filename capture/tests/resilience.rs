@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cdcstar_testkit::free_port;
 use common::{
-    Capture, ScratchDb, TopicReader, slot_confirmed_lsn, unique, version_of, wait_for_active_slot,
-    write_pipeline,
+    Capture, ScratchDb, TopicReader, slot_confirmed_lsn, start_streaming, unique, version_of,
+    wait_for_active_slot, write_pipeline,
 };
 
 const KEYS: i32 = 20;
@@ -46,17 +47,8 @@ async fn stop_mid_stream_then_restart(stop: Stop) {
     sql.batch_execute("CREATE TABLE counter (id int4 PRIMARY KEY, n int4 NOT NULL)")
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("restart");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &unique("restart").replace('_', "-"),
-        &prefix,
-        &["counter"],
-        false,
-    );
-    let mut capture = Capture::start(&pipeline, &db.url, &[]);
-    wait_for_active_slot(&sql, &mut capture).await;
+    let (_dir, prefix, pipeline, capture) =
+        start_streaming(&db, &sql, "restart", &["counter"]).await;
 
     // Write n = 1, 2, 3... round-robin over the keys; kill the capture a third of the way through,
     // keep writing while it is down, restart it two thirds of the way through.
@@ -133,14 +125,6 @@ async fn stop_mid_stream_then_restart(stop: Stop) {
 
     assert!(capture.take().expect("running").terminate());
     db.drop_all().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_get(port: u16, path: &str) -> String {

@@ -344,35 +344,7 @@ mod tests {
 
     #[test]
     fn every_supported_type_round_trips_in_canonical_form() {
-        for text in [
-            "UInt8",
-            "UInt16",
-            "UInt32",
-            "UInt64",
-            "Int8",
-            "Int16",
-            "Int32",
-            "Int64",
-            "Float32",
-            "Float64",
-            "Decimal(12, 2)",
-            "Decimal(76, 76)",
-            "Decimal(1, 0)",
-            "String",
-            "LowCardinality(String)",
-            "LowCardinality(Nullable(String))",
-            "Bool",
-            "Date",
-            "Date32",
-            "DateTime",
-            "DateTime64(6)",
-            "DateTime64(0)",
-            "DateTime64(9)",
-            "UUID",
-            "Nullable(String)",
-            "Nullable(Decimal(10, 4))",
-            "Nullable(DateTime64(3))",
-        ] {
+        for &text in crate::test_fixtures::EVERY_SUPPORTED_TYPE {
             let parsed: ColumnType = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(parsed.to_string(), text);
         }

@@ -35,6 +35,26 @@ pub const PUBLISHED_OPERATIONS: &str = "insert, update, delete, truncate";
 pub const PUBLICATION_TABLES_QUERY: &str = "SELECT schemaname::text, tablename::text, to_jsonb(t) ->> 'rowfilter' \
      FROM pg_catalog.pg_publication_tables t WHERE pubname = $1";
 
+/// A publication's tables, and the row filters of those that have one.
+pub type PublishedTables = (BTreeSet<QualifiedTable>, BTreeMap<QualifiedTable, String>);
+
+/// The rows of [`PUBLICATION_TABLES_QUERY`] (schema, table, row filter) as the publication's
+/// tables and row filters.
+pub fn published_tables(
+    rows: impl IntoIterator<Item = (String, String, Option<String>)>,
+) -> PublishedTables {
+    let mut tables = BTreeSet::new();
+    let mut filters = BTreeMap::new();
+    for (schema, name, filter) in rows {
+        let table = QualifiedTable::new(schema, name);
+        if let Some(filter) = filter {
+            filters.insert(table.clone(), filter);
+        }
+        tables.insert(table);
+    }
+    (tables, filters)
+}
+
 /// The publication created, inside a transaction that is always rolled back, to read how Postgres
 /// prints the declared row filters ([`row_filter_probe`]).
 pub const ROW_FILTER_PROBE_PUBLICATION: &str = "cdcstar_row_filter_probe";
@@ -177,14 +197,11 @@ pub fn row_filter_sql(table: &SourceTable) -> Option<String> {
 /// The captured tables with their row filters, `"schema"."table"` or `"schema"."table" WHERE
 /// (...)`, for `FOR TABLE` and `SET TABLE`.
 fn table_list(pipeline: &CdcPipeline, only_filtered: bool) -> String {
-    let schema = &pipeline.spec.source.schema;
-    pipeline
-        .spec
-        .source
-        .tables
+    declared_tables(pipeline)
         .iter()
-        .filter_map(|table| {
-            let quoted = QualifiedTable::new(schema.clone(), table.name.clone()).quoted();
+        .zip(&pipeline.spec.source.tables)
+        .filter_map(|(declared, table)| {
+            let quoted = declared.quoted();
             match row_filter_sql(table) {
                 Some(filter) => Some(format!("{quoted} WHERE ({filter})")),
                 None if only_filtered => None,

@@ -436,17 +436,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn chained_lookup_goes_through_the_order_fact() {
-        let pipeline = shop_pipeline();
-        let schema = &pipeline.spec.star_schema;
+    /// The example's two-step lookup: an order item's customer country, through its order.
+    fn resolve_customer_country(
+        schema: &StarSchemaSpec,
+    ) -> Result<ResolvedLookup<'_>, LookupError> {
         let fact = &schema.facts[1];
         let country = fact
             .lookups
             .iter()
             .find(|l| l.name == "customer_country")
             .unwrap();
-        let resolved = resolve_lookup(schema, fact, country).unwrap();
+        resolve_lookup(schema, fact, country)
+    }
+
+    #[test]
+    fn chained_lookup_goes_through_the_order_fact() {
+        let pipeline = shop_pipeline();
+        let resolved = resolve_customer_country(&pipeline.spec.star_schema).unwrap();
         let steps: Vec<_> = resolved
             .hops
             .iter()
@@ -468,13 +474,7 @@ mod tests {
         let schema = &mut pipeline.spec.star_schema;
         // order_fact no longer copies customerId: the second step of customer_country breaks.
         schema.facts[0].columns.retain(|c| c.source != "customerId");
-        let fact = &schema.facts[1];
-        let country = fact
-            .lookups
-            .iter()
-            .find(|l| l.name == "customer_country")
-            .unwrap();
-        let err = resolve_lookup(schema, fact, country).unwrap_err();
+        let err = resolve_customer_country(schema).unwrap_err();
         assert_eq!(err.hop(), Some(1));
         assert!(
             matches!(err, LookupError::ForeignKeyNotMapped { .. }),

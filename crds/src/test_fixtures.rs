@@ -6,6 +6,38 @@ use crate::star_model::StarModel;
 /// The committed example, `examples/shop-pipeline.yaml`.
 pub const SHOP_PIPELINE_YAML: &str = include_str!("../../examples/shop-pipeline.yaml");
 
+/// Every ClickHouse column type the parser supports, one sample of each form, in canonical
+/// spelling: the parser round-trips them and the CRD's column-type pattern accepts them.
+pub const EVERY_SUPPORTED_TYPE: &[&str] = &[
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Float32",
+    "Float64",
+    "Decimal(12, 2)",
+    "Decimal(76, 76)",
+    "Decimal(1, 0)",
+    "String",
+    "LowCardinality(String)",
+    "LowCardinality(Nullable(String))",
+    "Bool",
+    "Date",
+    "Date32",
+    "DateTime",
+    "DateTime64(6)",
+    "DateTime64(0)",
+    "DateTime64(9)",
+    "UUID",
+    "Nullable(String)",
+    "Nullable(Decimal(10, 4))",
+    "Nullable(DateTime64(3))",
+];
+
 /// The example parsed; every test mutates its own copy.
 pub fn shop_pipeline() -> CdcPipeline {
     serde_yaml::from_str(SHOP_PIPELINE_YAML).expect("examples/shop-pipeline.yaml parses")

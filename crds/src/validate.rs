@@ -1229,8 +1229,8 @@ mod tests {
         assert_rejected_at(&pipeline, "spec.capture.redpandaConnect");
     }
 
-    #[test]
-    fn redpanda_connect_engine_refuses_slots_over_fifty_bytes() {
+    /// The example run by Redpanda Connect, with its settings.
+    fn redpanda_connect_pipeline() -> CdcPipeline {
         let mut pipeline = shop_pipeline();
         pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
         pipeline.spec.capture.redpanda_connect = Some(crate::pipeline::RedpandaConnectSpec {
@@ -1241,6 +1241,12 @@ mod tests {
             },
             resources: None,
         });
+        pipeline
+    }
+
+    #[test]
+    fn redpanda_connect_engine_refuses_slots_over_fifty_bytes() {
+        let mut pipeline = redpanda_connect_pipeline();
         pipeline.spec.source.slot.name = Some("s".repeat(50));
         validate(&pipeline).unwrap();
         pipeline.spec.source.slot.name = Some("s".repeat(51));
@@ -1490,16 +1496,7 @@ mod tests {
 
     #[test]
     fn redpanda_connect_refuses_exclusion_masking_and_row_filters() {
-        let mut pipeline = shop_pipeline();
-        pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
-        pipeline.spec.capture.redpanda_connect = Some(crate::pipeline::RedpandaConnectSpec {
-            image: "redpandadata/connect:4.67.5".into(),
-            license_secret_ref: crate::pipeline::SecretKeyRef {
-                name: "licence".into(),
-                key: "licence".into(),
-            },
-            resources: None,
-        });
+        let mut pipeline = redpanda_connect_pipeline();
         validate(&pipeline).unwrap();
         pipeline.spec.source.tables[0].exclude_columns = vec!["phone".into()];
         pipeline.spec.source.tables[1].row_filter = vec![condition("id", FilterOp::Gt, Some("1"))];

@@ -14,13 +14,13 @@ use cdcstar_crds::status_tables::{STATUS_TABLES, delete_statements};
 use clickhouse::Client;
 
 fn client() -> Client {
-    Client::default().with_url(common::service_url("CLICKHOUSE_URL"))
+    Client::default().with_url(common::required_env("CLICKHOUSE_URL"))
 }
 
 /// The example pipeline writing to a database of its own.
 fn pipeline_in_scratch_database() -> CdcPipeline {
     let mut pipeline = common::shop_pipeline();
-    pipeline.spec.clickhouse.database = common::unique_name("crds_ddl");
+    pipeline.spec.clickhouse.database = common::unique("crds_ddl");
     pipeline
 }
 

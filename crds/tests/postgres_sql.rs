@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::pipeline::{FilterOp, RowCondition};
 use cdcstar_crds::postgres::{
-    PUBLICATION_EXISTS_QUERY, PUBLICATION_TABLES_QUERY, QualifiedTable, REPLICA_IDENTITY_QUERY,
-    ROW_FILTER_PROBE_PUBLICATION, RowFilterState, cleanup_statements, create_slot,
-    install_statements, quote_ident, reconcile_publication, reconcile_replica_identity,
-    row_filter_probe,
+    PUBLICATION_EXISTS_QUERY, PUBLICATION_TABLES_QUERY, PublishedTables, QualifiedTable,
+    REPLICA_IDENTITY_QUERY, ROW_FILTER_PROBE_PUBLICATION, RowFilterState, cleanup_statements,
+    create_slot, install_statements, published_tables, reconcile_publication,
+    reconcile_replica_identity, row_filter_probe,
 };
-use tokio_postgres::{Client, NoTls};
+use cdcstar_testkit::{ScratchDb, source_table_mut};
+use tokio_postgres::Client;
 
 const SCHEMA_SQL: &str = r#"
 CREATE TABLE customer (id serial PRIMARY KEY, email varchar(255) NOT NULL UNIQUE, name varchar(255) NOT NULL,
@@ -32,43 +33,24 @@ CREATE TABLE orderitem (id serial PRIMARY KEY, "orderId" integer NOT NULL REFERE
 struct Scratch {
     admin: Client,
     client: Client,
-    database: String,
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    tokio::spawn(connection);
-    client
+    db: ScratchDb,
 }
 
 impl Scratch {
     async fn new() -> Scratch {
-        let url = common::service_url("DATABASE_URL");
-        let admin = connect(&url).await;
-        let database = common::unique_name("crds_pg");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&database)))
-            .await
-            .unwrap();
-        let (base, _) = url
-            .rsplit_once('/')
-            .expect("DATABASE_URL ends with /<database>");
-        let client = connect(&format!("{base}/{database}")).await;
-        client.batch_execute(SCHEMA_SQL).await.unwrap();
+        let db = ScratchDb::with_schema("crds_pg", &[SCHEMA_SQL]).await;
         Scratch {
-            admin,
-            client,
-            database,
+            admin: db.admin().await,
+            client: db.client().await,
+            db,
         }
     }
 
     /// The example pipeline with a slot and publication of its own.
     fn pipeline(&self) -> CdcPipeline {
         let mut pipeline = common::shop_pipeline();
-        pipeline.spec.source.publication = Some(format!("{}_pub", self.database));
-        pipeline.spec.source.slot.name = Some(format!("{}_slot", self.database));
+        pipeline.spec.source.publication = Some(format!("{}_pub", self.db.name));
+        pipeline.spec.source.slot.name = Some(format!("{}_slot", self.db.name));
         pipeline
     }
 
@@ -88,38 +70,22 @@ impl Scratch {
             .await
             .unwrap()
             .is_some();
-        if !exists {
-            return None;
-        }
+        exists.then_some(self.published(publication).await.0)
+    }
+
+    /// The row filters of `publication`'s tables that have one, as Postgres prints them.
+    async fn row_filters(&self, publication: &str) -> BTreeMap<QualifiedTable, String> {
+        self.published(publication).await.1
+    }
+
+    /// The rows of [`PUBLICATION_TABLES_QUERY`] for `publication`, read as the operator reads them.
+    async fn published(&self, publication: &str) -> PublishedTables {
         let rows = self
             .client
             .query(PUBLICATION_TABLES_QUERY, &[&publication])
             .await
             .unwrap();
-        Some(
-            rows.iter()
-                .map(|r| QualifiedTable::new(r.get::<_, String>(0), r.get::<_, String>(1)))
-                .collect(),
-        )
-    }
-
-    /// The row filters of `publication`'s tables that have one, as Postgres prints them.
-    async fn row_filters(&self, publication: &str) -> BTreeMap<QualifiedTable, String> {
-        self.client
-            .query(PUBLICATION_TABLES_QUERY, &[&publication])
-            .await
-            .unwrap()
-            .iter()
-            .filter_map(|r| {
-                let filter: Option<String> = r.get(2);
-                filter.map(|f| {
-                    (
-                        QualifiedTable::new(r.get::<_, String>(0), r.get::<_, String>(1)),
-                        f,
-                    )
-                })
-            })
-            .collect()
+        published_tables(rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))))
     }
 
     /// The published and declared filters, the declared ones read through the probe publication
@@ -163,13 +129,7 @@ impl Scratch {
     async fn drop(self, pipeline: &CdcPipeline) {
         self.run(&cleanup_statements(pipeline)).await;
         drop(self.client);
-        self.admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&self.database)
-            ))
-            .await
-            .unwrap();
+        self.db.drop_all().await;
     }
 }
 
@@ -337,14 +297,7 @@ async fn row_filters_are_published_compared_in_postgres_form_and_changed_with_se
     let scratch = Scratch::new().await;
     let mut pipeline = scratch.pipeline();
     let publication = pipeline.publication_name();
-    let order = pipeline
-        .spec
-        .source
-        .tables
-        .iter()
-        .position(|t| t.name == "order")
-        .unwrap();
-    pipeline.spec.source.tables[order].row_filter = vec![
+    source_table_mut(&mut pipeline, "order").row_filter = vec![
         condition("status", FilterOp::In, None, &["paid", "shipped"]),
         condition("total", FilterOp::Ge, Some("10.5"), &[]),
         condition("orderDate", FilterOp::IsNotNull, None, &[]),
@@ -376,7 +329,7 @@ async fn row_filters_are_published_compared_in_postgres_form_and_changed_with_se
     );
 
     // A changed value is one SET TABLE that replaces the filter.
-    pipeline.spec.source.tables[order].row_filter[1].value = Some("20".into());
+    source_table_mut(&mut pipeline, "order").row_filter[1].value = Some("20".into());
     let state = scratch.row_filter_state(&pipeline).await;
     let statements = reconcile_publication(&pipeline, current.as_ref(), &state);
     assert_eq!(statements.len(), 1, "{statements:?}");
@@ -393,7 +346,7 @@ async fn row_filters_are_published_compared_in_postgres_form_and_changed_with_se
     );
 
     // A filter removed is a SET TABLE too, and the table is published whole again.
-    pipeline.spec.source.tables[order].row_filter.clear();
+    source_table_mut(&mut pipeline, "order").row_filter.clear();
     let state = scratch.row_filter_state(&pipeline).await;
     let statements = reconcile_publication(&pipeline, current.as_ref(), &state);
     assert_eq!(statements.len(), 1, "{statements:?}");

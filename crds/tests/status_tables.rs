@@ -15,7 +15,7 @@ use clickhouse::Client;
 use serde::Deserialize;
 
 fn client() -> Client {
-    Client::default().with_url(common::service_url("CLICKHOUSE_URL"))
+    Client::default().with_url(common::required_env("CLICKHOUSE_URL"))
 }
 
 async fn run(client: &Client, statement: &str) {
@@ -29,7 +29,7 @@ async fn run(client: &Client, statement: &str) {
 /// The example pipeline with its tables installed in a database of its own.
 async fn installed(client: &Client) -> CdcPipeline {
     let mut pipeline = common::shop_pipeline();
-    pipeline.spec.clickhouse.database = common::unique_name("crds_status");
+    pipeline.spec.clickhouse.database = common::unique("crds_status");
     for statement in install_statements(&pipeline).unwrap() {
         run(client, &statement).await;
     }
@@ -83,30 +83,62 @@ async fn adjustments_are_summed_per_column_and_policy_and_deleted_per_pipeline()
     let client = client();
     let pipeline = installed(&client).await;
     let database = pipeline.clickhouse_database();
-    insert(
-        &client,
-        database,
-        VALUE_ADJUSTMENTS.insert_statement(),
-        concat!(
-            r#"{"pipeline":"default/shop","table":"order_fact","column":"order_date","policy":"clamp","values":3,"last_seen":"2026-01-01 10:00:00.250"}"#,
-            "\n",
-            r#"{"pipeline":"other/shop","table":"order_fact","column":"order_date","policy":"clamp","values":7,"last_seen":"2026-01-01 12:00:00.000"}"#,
-            "\n",
-        ),
-    )
-    .await;
-    insert(
-        &client,
-        database,
-        VALUE_ADJUSTMENTS.insert_statement(),
-        concat!(
-            r#"{"pipeline":"default/shop","table":"order_fact","column":"order_date","policy":"clamp","values":2,"last_seen":"2026-01-01 09:00:00.000"}"#,
-            "\n",
-            r#"{"pipeline":"default/shop","table":"order_fact","column":"total","policy":"null","values":1,"last_seen":"2026-01-01 08:00:00.000"}"#,
-            "\n",
-        ),
-    )
-    .await;
+    // Two inserts, as two flushes of sinks write them.
+    let adjusted = [
+        [
+            (
+                "default/shop",
+                "order_date",
+                "clamp",
+                3,
+                "2026-01-01 10:00:00.250",
+            ),
+            (
+                "other/shop",
+                "order_date",
+                "clamp",
+                7,
+                "2026-01-01 12:00:00.000",
+            ),
+        ],
+        [
+            (
+                "default/shop",
+                "order_date",
+                "clamp",
+                2,
+                "2026-01-01 09:00:00.000",
+            ),
+            (
+                "default/shop",
+                "total",
+                "null",
+                1,
+                "2026-01-01 08:00:00.000",
+            ),
+        ],
+    ];
+    for rows in adjusted {
+        let rows: String = rows
+            .iter()
+            .map(|(pipeline, column, policy, values, last_seen)| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "pipeline": pipeline, "table": "order_fact", "column": column,
+                        "policy": policy, "values": values, "last_seen": last_seen,
+                    })
+                )
+            })
+            .collect();
+        insert(
+            &client,
+            database,
+            VALUE_ADJUSTMENTS.insert_statement(),
+            &rows,
+        )
+        .await;
+    }
     let read = || async {
         client
             .query(&value_adjustments_query(database))

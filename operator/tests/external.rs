@@ -22,73 +22,46 @@ use cdcstar_operator::external::postgres::PostgresConnector;
 use cdcstar_operator::external::{DatabaseError, Sensitive, WarehouseConnector};
 use cdcstar_operator::provision::{self, SecretValues};
 use cdcstar_operator::sql::{ValueAdjustment, Verification, WarehouseReport, Watermark};
+use cdcstar_testkit::{ScratchDb, required_env, source_table_mut, unique};
 use common::fixtures::{PipelineFixture, with_shipment_and_phone};
-use common::service_env;
-use tokio_postgres::NoTls;
-
-fn suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{}_{nanos}", std::process::id())
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-/// `url` with its database replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("DATABASE_URL has a database");
-    let query = url
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{base}/{database}{query}")
-}
 
 /// A fresh database holding the reference app's four tables and a `shipment` table.
-async fn source_database() -> (String, String) {
-    let url = service_env("DATABASE_URL");
-    let name = format!("cdcstar_op_{}", suffix());
-    admin(&url)
-        .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let dsn = with_database(&url, &name);
-    admin(&dsn)
-        .await
-        .batch_execute(
-            r#"
+async fn source_database() -> ScratchDb {
+    ScratchDb::with_schema(
+        "cdcstar_op",
+        &[r#"
             CREATE TABLE customer (id bigserial PRIMARY KEY, email text, name text, country text, city text, "createdAt" timestamp);
             CREATE TABLE product (id bigserial PRIMARY KEY, name text, category text, price float8, "createdAt" timestamp);
             CREATE TABLE "order" (id bigserial PRIMARY KEY, "customerId" bigint, status text, total numeric(12,2), "orderDate" timestamp);
             CREATE TABLE orderitem (id bigserial PRIMARY KEY, "orderId" bigint, "productId" bigint, quantity int, price float8);
             CREATE TABLE shipment (id bigserial PRIMARY KEY, carrier text);
-            "#,
-        )
-        .await
-        .unwrap();
-    (url, name)
+            "#],
+    )
+    .await
 }
 
-async fn drop_database(url: &str, name: &str) {
-    admin(url)
-        .await
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+/// A [`source_database`], the DSN the operator is given for it, and a session checking what the
+/// operator did there.
+async fn source() -> (ScratchDb, Sensitive, tokio_postgres::Client) {
+    let db = source_database().await;
+    let dsn = Sensitive::new(db.url.clone());
+    let check = db.client().await;
+    (db, dsn, check)
+}
+
+/// Drops the ClickHouse `database` of a test.
+async fn drop_clickhouse_database(client: &clickhouse::Client, database: &str) {
+    client
+        .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+        .execute()
         .await
         .unwrap();
 }
 
-fn pipeline_named(name: &str) -> CdcPipeline {
+/// The test pipeline, named uniquely after `prefix`.
+fn pipeline_named(prefix: &str) -> CdcPipeline {
     let mut pipeline = CdcPipeline::test();
-    pipeline.metadata.name = Some(name.to_owned());
+    pipeline.metadata.name = Some(unique(prefix).replace('_', "-"));
     pipeline
 }
 
@@ -130,10 +103,8 @@ async fn slot_exists(client: &tokio_postgres::Client, slot: &str) -> bool {
 
 #[tokio::test]
 async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgres() {
-    let (url, database) = source_database().await;
-    let dsn = Sensitive::new(with_database(&url, &database));
-    let check = admin(dsn.expose()).await;
-    let pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    let (db, dsn, check) = source().await;
+    let pipeline = pipeline_named("op");
     let publication = pipeline.publication_name();
     let slot = pipeline.slot_name();
 
@@ -223,7 +194,7 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         .unwrap();
     assert!(!again.slot_existed && !again.publication_existed);
     drop(check);
-    drop_database(&url, &database).await;
+    db.drop_all().await;
 }
 
 /// The slot's creation point, to tell a slot created anew from the one before it.
@@ -240,10 +211,8 @@ async fn slot_restart_lsn(client: &tokio_postgres::Client, slot: &str) -> String
 
 #[tokio::test]
 async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot() {
-    let (url, database) = source_database().await;
-    let dsn = Sensitive::new(with_database(&url, &database));
-    let check = admin(dsn.expose()).await;
-    let mut pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    let (db, dsn, check) = source().await;
+    let mut pipeline = pipeline_named("op");
     pipeline.spec.source.slot.failover = true;
     let slot = pipeline.slot_name();
     let version: i32 = check
@@ -309,15 +278,13 @@ async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot(
         .await
         .unwrap();
     drop(check);
-    drop_database(&url, &database).await;
+    db.drop_all().await;
 }
 
 #[tokio::test]
 async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew() {
-    let (url, database) = source_database().await;
-    let dsn = Sensitive::new(with_database(&url, &database));
-    let check = admin(dsn.expose()).await;
-    let mut pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
+    let (db, dsn, check) = source().await;
+    let mut pipeline = pipeline_named("op");
     let slot = pipeline.slot_name();
     source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
         .await
@@ -385,24 +352,15 @@ async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew
         .await
         .unwrap();
     drop(check);
-    drop_database(&url, &database).await;
+    db.drop_all().await;
 }
 
 #[tokio::test]
 async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_changed() {
     use cdcstar_crds::pipeline::{FilterOp, RowCondition};
-    let (url, database) = source_database().await;
-    let dsn = Sensitive::new(with_database(&url, &database));
-    let check = admin(dsn.expose()).await;
-    let mut pipeline = pipeline_named(&format!("op-{}", suffix()).replace('_', "-"));
-    let order = pipeline
-        .spec
-        .source
-        .tables
-        .iter()
-        .position(|t| t.name == "order")
-        .unwrap();
-    pipeline.spec.source.tables[order].row_filter = vec![RowCondition {
+    let (db, dsn, check) = source().await;
+    let mut pipeline = pipeline_named("op");
+    source_table_mut(&mut pipeline, "order").row_filter = vec![RowCondition {
         column: "status".into(),
         op: FilterOp::NotIn,
         value: None,
@@ -436,7 +394,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
             .is_empty()
     );
 
-    pipeline.spec.source.tables[order].row_filter[0].values = vec!["cancelled".into()];
+    source_table_mut(&mut pipeline, "order").row_filter[0].values = vec!["cancelled".into()];
     let changed = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
         .await
         .unwrap();
@@ -455,7 +413,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
 
     // A filter Postgres refuses (a column that does not exist) fails the inspection with its
     // reason, and changes nothing.
-    pipeline.spec.source.tables[order].row_filter[0].column = "state".into();
+    source_table_mut(&mut pipeline, "order").row_filter[0].column = "state".into();
     let refused = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
         .await
         .unwrap_err();
@@ -476,15 +434,13 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
         .await
         .unwrap();
     drop(check);
-    drop_database(&url, &database).await;
+    db.drop_all().await;
 }
 
 #[tokio::test]
 async fn redpanda_connect_engine_only_sets_identity_and_cleanup_drops_its_publication() {
-    let (url, database) = source_database().await;
-    let dsn = Sensitive::new(with_database(&url, &database));
-    let check = admin(dsn.expose()).await;
-    let mut pipeline = pipeline_named(&format!("rp-{}", suffix()).replace('_', "-"));
+    let (db, dsn, check) = source().await;
+    let mut pipeline = pipeline_named("rp");
     pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
     let report = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
         .await
@@ -517,7 +473,7 @@ async fn redpanda_connect_engine_only_sets_identity_and_cleanup_drops_its_public
     assert!(published_tables(&check, &publication).await.is_empty());
     assert!(!slot_exists(&check, &pipeline.slot_name()).await);
     drop(check);
-    drop_database(&url, &database).await;
+    db.drop_all().await;
 }
 
 #[tokio::test]
@@ -539,8 +495,8 @@ fn status_table_names() -> Vec<&'static str> {
 
 fn clickhouse_pipeline() -> (CdcPipeline, String) {
     let mut pipeline = CdcPipeline::test();
-    let database = format!("cdcstar_op_{}", suffix());
-    pipeline.spec.clickhouse.url = service_env("CLICKHOUSE_URL");
+    let database = unique("cdcstar_op");
+    pipeline.spec.clickhouse.url = required_env("CLICKHOUSE_URL");
     pipeline.spec.clickhouse.database = database.clone();
     (pipeline, database)
 }
@@ -629,11 +585,7 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
     schema::drop_tables(&ClickHouseConnector, None, &changed)
         .await
         .unwrap();
-    client
-        .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
-        .execute()
-        .await
-        .unwrap();
+    drop_clickhouse_database(&client, &database).await;
 }
 
 #[tokio::test]
@@ -725,11 +677,7 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
             last_seen_ms: 1_767_225_601_500,
         }]
     );
-    client
-        .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
-        .execute()
-        .await
-        .unwrap();
+    drop_clickhouse_database(&client, &database).await;
 }
 
 #[tokio::test]
@@ -750,18 +698,18 @@ async fn unreachable_clickhouse_is_reported_as_such() {
 
 #[tokio::test]
 async fn provision_runs_both_database_phases_and_deprovision_the_finalizers_cleanup() {
-    let (url, database) = source_database().await;
+    let db = source_database().await;
     let (mut pipeline, clickhouse_database) = clickhouse_pipeline();
-    pipeline.metadata.name = Some(format!("op-{}", suffix()).replace('_', "-"));
+    pipeline.metadata.name = Some(unique("op").replace('_', "-"));
     pipeline.spec.clickhouse.drop_tables_on_delete = true;
     let secrets = SecretValues {
-        source_dsn: Sensitive::new(with_database(&url, &database)),
+        source_dsn: Sensitive::new(db.url.clone()),
         warehouse_credentials: None,
     };
-    let check = admin(secrets.source_dsn.expose()).await;
+    let check = db.client().await;
     let tables = |ch: String| async move {
         clickhouse::Client::default()
-            .with_url(service_env("CLICKHOUSE_URL"))
+            .with_url(required_env("CLICKHOUSE_URL"))
             .query(&format!(
                 "SELECT count() FROM system.tables WHERE database = '{ch}'"
             ))
@@ -805,5 +753,5 @@ async fn provision_runs_both_database_phases_and_deprovision_the_finalizers_clea
         "only the status tables stay"
     );
     drop(check);
-    drop_database(&url, &database).await;
+    db.drop_all().await;
 }

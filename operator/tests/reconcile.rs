@@ -94,6 +94,55 @@ fn all_ready_conditions() -> Value {
     ])
 }
 
+/// A pass up to its status: the DSN Secret read, the children applied (capture and sink with
+/// `replicas`), and the status of `pipeline` applied, containing `expected` (kept in `store`).
+fn pass_with_status(
+    pipeline: &CdcPipeline,
+    replicas: i32,
+    expected: Value,
+    store: Option<Arc<Mutex<Value>>>,
+) -> Vec<Call> {
+    concat(vec![
+        secret_read(),
+        children_applied(replicas),
+        status_applied(pipeline, expected, store),
+    ])
+}
+
+/// The status of `pipeline` failed for want of Secret `secret` (named by `field`), and the
+/// Warning saying so.
+fn failed_for_missing_secret(
+    pipeline: &CdcPipeline,
+    secret: &'static str,
+    field: &str,
+) -> Vec<Call> {
+    concat(vec![
+        status_applied(
+            pipeline,
+            json!({
+                "phase": "Failed",
+                "conditions": [{
+                    "type": "Ready", "status": "False", "reason": "SecretMissing",
+                    "message": format!("secret default/{secret} referenced by {field} not found"),
+                }],
+            }),
+            None,
+        ),
+        event("Warning", "SecretMissing", secret),
+    ])
+}
+
+/// A deletion's cleanup: the capture stopped, the DSN Secret read, the Event saying what was
+/// cleaned up (`note`), the finalizer removed.
+fn cleaned_up(pipeline: &CdcPipeline, note: &'static str) -> Vec<Call> {
+    concat(vec![
+        capture_deleted(),
+        secret_read(),
+        event("Normal", "CleanedUp", note),
+        finalizer_removed(pipeline),
+    ])
+}
+
 fn concat(parts: Vec<Vec<Call>>) -> Vec<Call> {
     parts.into_iter().flatten().collect()
 }
@@ -105,10 +154,9 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
     let finalized = pipeline.clone().finalized();
     let calls = concat(vec![
         finalizer_added(&pipeline),
-        secret_read(),
-        children_applied(1),
-        status_applied(
+        pass_with_status(
             &finalized,
+            1,
             json!({
                 "phase": "Running",
                 "observedGeneration": 1,
@@ -167,10 +215,9 @@ async fn spec_change_alters_publication_and_adds_table_and_column_keeping_transi
     changed.status = Some(serde_json::from_value(previous).unwrap());
 
     let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
+        pass_with_status(
             &changed,
+            1,
             json!({
                 "phase": "Running",
                 "observedGeneration": 2,
@@ -233,18 +280,11 @@ async fn missing_secret_sets_a_condition_naming_it_and_warns() {
     let pipeline = CdcPipeline::test().finalized();
     let calls = concat(vec![
         secret_missing(),
-        status_applied(
+        failed_for_missing_secret(
             &pipeline,
-            json!({
-                "phase": "Failed",
-                "conditions": [{
-                    "type": "Ready", "status": "False", "reason": "SecretMissing",
-                    "message": "secret default/shop-postgres referenced by spec.source.connectionSecretRef not found",
-                }],
-            }),
-            None,
+            "shop-postgres",
+            "spec.source.connectionSecretRef",
         ),
-        event("Warning", "SecretMissing", "shop-postgres"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     let error = result.unwrap_err();
@@ -280,18 +320,7 @@ async fn a_missing_mask_salt_secret_stops_the_pass_before_any_database_is_touche
             Call::get("/api/v1/namespaces/default/secrets/shop-mask-salt")
                 .reply(common::apiserver::Reply::NotFound),
         ],
-        status_applied(
-            &pipeline,
-            json!({
-                "phase": "Failed",
-                "conditions": [{
-                    "type": "Ready", "status": "False", "reason": "SecretMissing",
-                    "message": "secret default/shop-mask-salt referenced by spec.source.maskSaltSecretRef not found",
-                }],
-            }),
-            None,
-        ),
-        event("Warning", "SecretMissing", "shop-mask-salt"),
+        failed_for_missing_secret(&pipeline, "shop-mask-salt", "spec.source.maskSaltSecretRef"),
     ]);
     let error = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
         .await
@@ -301,35 +330,44 @@ async fn a_missing_mask_salt_secret_stops_the_pass_before_any_database_is_touche
     assert!(h.warehouse.executed().is_empty());
 }
 
-#[tokio::test]
-async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
+/// One pass with Postgres unreachable (and ClickHouse too when `clickhouse_down`): the status is
+/// degraded with the component `conditions`, the `events` are sent, and the pass fails on the
+/// source.
+async fn pass_with_databases_down(
+    clickhouse_down: bool,
+    conditions: Value,
+    events: Vec<Vec<Call>>,
+) {
     let h = harness();
     h.source.with(|s| s.unreachable = true);
+    h.warehouse.with(|w| w.unreachable = clickhouse_down);
     let pipeline = CdcPipeline::test().finalized();
-    let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
-            &pipeline,
-            json!({
-                "phase": "Degraded",
-                "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "SourceUnreachable"},
-                    {"type": "Publication", "status": "False", "reason": "SourceUnreachable",
-                     "message": "source database failed to connect: error connecting to server: Connection refused (os error 111)"},
-                    {"type": "Capture", "status": "True"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True"},
-                ],
-            }),
-            None,
-        ),
-        event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
-        event("Warning", "SourceFailed", "Connection refused"),
-    ]);
+    let status = json!({"phase": "Degraded", "conditions": conditions});
+    let mut calls = pass_with_status(&pipeline, 1, status, None);
+    calls.extend(concat(events));
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "source");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
+    pass_with_databases_down(
+        false,
+        json!([
+            {"type": "Ready", "status": "False", "reason": "SourceUnreachable"},
+            {"type": "Publication", "status": "False", "reason": "SourceUnreachable",
+             "message": "source database failed to connect: error connecting to server: Connection refused (os error 111)"},
+            {"type": "Capture", "status": "True"},
+            {"type": "ClickHouseSchema", "status": "True"},
+            {"type": "Sink", "status": "True"},
+            {"type": "Api", "status": "True"},
+        ]),
+        vec![
+            event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
+            event("Warning", "SourceFailed", "Connection refused"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -645,10 +683,9 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
         .with(|w| w.observation = warehouse_in_place(&pipeline));
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
+        pass_with_status(
             &pipeline,
+            1,
             json!({"phase": "Running", "lag": "512B"}),
             Some(written.clone()),
         ),
@@ -704,10 +741,9 @@ async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_c
                     (status.valueAdjustments, onUnrepresentable)",
     }));
     let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
+        pass_with_status(
             &pipeline,
+            1,
             json!({
                 "phase": "Running",
                 "conditions": conditions,
@@ -777,22 +813,19 @@ async fn pass_with_watermark_aged(age: i64, fresh: Value) -> (Value, Action) {
     let mut conditions = all_ready_conditions();
     conditions.as_array_mut().unwrap().push(fresh);
     let written = Arc::new(Mutex::new(Value::Null));
-    let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
-            &pipeline,
-            json!({
-                "phase": "Running",
-                "conditions": conditions,
-                "consistentUpTo": {
-                    "lsn": "16/B374D848",
-                    "time": Timestamp::from_second(committed).unwrap().to_string(),
-                },
-            }),
-            Some(written.clone()),
-        ),
-    ]);
+    let calls = concat(vec![pass_with_status(
+        &pipeline,
+        1,
+        json!({
+            "phase": "Running",
+            "conditions": conditions,
+            "consistentUpTo": {
+                "lsn": "16/B374D848",
+                "time": Timestamp::from_second(committed).unwrap().to_string(),
+            },
+        }),
+        Some(written.clone()),
+    )]);
     let action = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
         .await
         .unwrap();
@@ -838,17 +871,11 @@ async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
     });
     let mut pipeline = CdcPipeline::test().finalized().deleting();
     pipeline.spec.clickhouse.drop_tables_on_delete = true;
-    let calls = concat(vec![
-        capture_deleted(),
-        secret_read(),
-        event(
-            "Normal",
-            "CleanedUp",
-            "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables \
+    let calls = cleaned_up(
+        &pipeline,
+        "dropped replication slot cdcstar_shop; dropped publication cdcstar_shop; dropped 4 tables \
              in clickhouse database local and its rows of the status tables",
-        ),
-        finalizer_removed(&pipeline),
-    ]);
+    );
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
@@ -861,12 +888,7 @@ async fn delete_drops_slot_publication_and_tables_then_removes_the_finalizer() {
 async fn delete_keeps_tables_unless_asked() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().deleting();
-    let calls = concat(vec![
-        capture_deleted(),
-        secret_read(),
-        event("Normal", "CleanedUp", "clickhouse tables kept"),
-        finalizer_removed(&pipeline),
-    ]);
+    let calls = cleaned_up(&pipeline, "clickhouse tables kept");
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     result.unwrap();
     assert_eq!(h.source.executed(), postgres::cleanup_statements(&pipeline));
@@ -1045,33 +1067,22 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
 
 #[tokio::test]
 async fn postgres_and_clickhouse_both_down_each_get_a_warning() {
-    let h = harness();
-    h.source.with(|s| s.unreachable = true);
-    h.warehouse.with(|w| w.unreachable = true);
-    let pipeline = CdcPipeline::test().finalized();
-    let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
-            &pipeline,
-            json!({
-                "phase": "Degraded",
-                "conditions": [
-                    {"type": "Ready", "status": "False"},
-                    {"type": "Publication", "status": "False", "reason": "SourceUnreachable"},
-                    {"type": "Capture", "status": "True"},
-                    {"type": "ClickHouseSchema", "status": "False"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True"},
-                ],
-            }),
-            None,
-        ),
-        event("Warning", "ClickHouseFailed", "connection refused"),
-        event("Warning", "SourceFailed", "Connection refused"),
-    ]);
-    let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
-    assert_eq!(result.unwrap_err().kind(), "source");
+    pass_with_databases_down(
+        true,
+        json!([
+            {"type": "Ready", "status": "False"},
+            {"type": "Publication", "status": "False", "reason": "SourceUnreachable"},
+            {"type": "Capture", "status": "True"},
+            {"type": "ClickHouseSchema", "status": "False"},
+            {"type": "Sink", "status": "True"},
+            {"type": "Api", "status": "True"},
+        ]),
+        vec![
+            event("Warning", "ClickHouseFailed", "connection refused"),
+            event("Warning", "SourceFailed", "Connection refused"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1081,16 +1092,10 @@ async fn cleanup_says_which_of_slot_and_publication_did_not_exist() {
         state.observation.publication_tables = Some(Default::default());
     });
     let pipeline = CdcPipeline::test().finalized().deleting();
-    let calls = concat(vec![
-        capture_deleted(),
-        secret_read(),
-        event(
-            "Normal",
-            "CleanedUp",
-            "replication slot cdcstar_shop did not exist; dropped publication cdcstar_shop",
-        ),
-        finalizer_removed(&pipeline),
-    ]);
+    let calls = cleaned_up(
+        &pipeline,
+        "replication slot cdcstar_shop did not exist; dropped publication cdcstar_shop",
+    );
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
 }

@@ -82,10 +82,20 @@ impl StatusWriter {
         .await
     }
 
-    /// Inserts `body` (`JSONEachRow` rows of `table`); nothing when it holds no row.
-    async fn insert(&self, table: &StatusTable, body: Vec<u8>) -> Result<(), StoreError> {
-        if body.is_empty() {
+    /// Inserts `rows` of `table` (as `JSONEachRow`); nothing when there are none.
+    async fn insert(
+        &self,
+        table: &StatusTable,
+        rows: Vec<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
             return Ok(());
+        }
+        let mut body = Vec::new();
+        for row in rows {
+            // NB: a `Value` always serialises.
+            let _ = serde_json::to_writer(&mut body, &row);
+            body.push(b'\n');
         }
         self.store
             .insert_formatted(table.name, table.insert_statement(), body)
@@ -163,14 +173,14 @@ pub struct Watermark {
     pub partitions: u64,
 }
 
-/// The `JSONEachRow` body of a verification's `tables`.
+/// The rows of a verification's `tables`.
 pub fn verification_rows(
     pipeline: &str,
     tables: &[crate::verify::TableReport],
     at: DateTime<Utc>,
-) -> Vec<u8> {
+) -> Vec<serde_json::Value> {
     let verified_at = at.format(MILLIS_FORMAT).to_string();
-    let mut body = Vec::new();
+    let mut rows = Vec::new();
     for table in tables {
         let keys: Vec<&str> = table
             .mismatches
@@ -189,21 +199,19 @@ pub fn verification_rows(
             "skipped": table.skipped.len(),
             "not_verified": table.not_verified.clone().unwrap_or_default(),
         });
-        // NB: a `Value` always serialises.
-        let _ = serde_json::to_writer(&mut body, &row);
-        body.push(b'\n');
+        rows.push(row);
     }
-    body
+    rows
 }
 
-/// The `JSONEachRow` body of `positions`.
+/// The rows of `positions`.
 pub fn position_rows(
     pipeline: &str,
     positions: &[(&str, i32, CommitPosition)],
     at: DateTime<Utc>,
-) -> Vec<u8> {
+) -> Vec<serde_json::Value> {
     let applied_at = at.format(MILLIS_FORMAT).to_string();
-    let mut body = Vec::new();
+    let mut rows = Vec::new();
     for (topic, partition, position) in positions {
         let commit_time = DateTime::from_timestamp_micros(position.time_micros)
             .unwrap_or_default()
@@ -217,22 +225,20 @@ pub fn position_rows(
             "commit_time": commit_time,
             "applied_at": applied_at,
         });
-        // NB: a `Value` always serialises.
-        let _ = serde_json::to_writer(&mut body, &row);
-        body.push(b'\n');
+        rows.push(row);
     }
-    body
+    rows
 }
 
-/// The `JSONEachRow` body of `counts`, one row per star table and column, with the column's policy.
+/// The rows of `counts`, one per star table and column, with the column's policy.
 pub fn adjustment_rows(
     pipeline: &str,
     plan: &StarModel,
     counts: &BTreeMap<(TableId, usize), u64>,
     at: DateTime<Utc>,
-) -> Vec<u8> {
+) -> Vec<serde_json::Value> {
     let last_seen = at.format(MILLIS_FORMAT).to_string();
-    let mut body = Vec::new();
+    let mut rows = Vec::new();
     for (&(table, column), &values) in counts {
         let table = &plan.tables[table];
         let column = &table.columns[column];
@@ -244,11 +250,9 @@ pub fn adjustment_rows(
             "values": values,
             "last_seen": last_seen,
         });
-        // NB: a `Value` always serialises.
-        let _ = serde_json::to_writer(&mut body, &row);
-        body.push(b'\n');
+        rows.push(row);
     }
-    body
+    rows
 }
 
 #[cfg(test)]
@@ -260,7 +264,7 @@ mod tests {
     #[test]
     fn each_position_is_one_row_with_its_commit_time_in_microseconds() {
         let at = Utc.timestamp_millis_opt(1_767_225_600_123).unwrap();
-        let body = position_rows(
+        let rows = position_rows(
             "default/shop",
             &[
                 (
@@ -275,11 +279,6 @@ mod tests {
             ],
             at,
         );
-        let rows: Vec<serde_json::Value> = std::str::from_utf8(&body)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
         assert_eq!(
             rows,
             [
@@ -313,12 +312,7 @@ mod tests {
         ]
         .into();
         let at = Utc.timestamp_millis_opt(1_767_225_600_123).unwrap();
-        let body = adjustment_rows("default/shop", &plan, &counts, at);
-        let rows: Vec<serde_json::Value> = std::str::from_utf8(&body)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
+        let rows = adjustment_rows("default/shop", &plan, &counts, at);
         assert_eq!(
             rows,
             [

@@ -230,6 +230,26 @@ async fn send_to(
         .unwrap();
 }
 
+/// A heartbeat at `commit_lsn`, committed at `second`, on both partitions of every topic.
+async fn heartbeat_everywhere(
+    producer: &rdkafka::producer::FutureProducer,
+    topics: &[String],
+    commit_lsn: u64,
+    second: u32,
+) {
+    for topic in topics {
+        for partition in 0..2 {
+            send_to(
+                producer,
+                topic,
+                partition,
+                &positioned("", commit_lsn, second, json!({})),
+            )
+            .await;
+        }
+    }
+}
+
 /// `(commit_lsn, commit_time_us, partitions)` of the pipeline's watermark, as the operator reads it.
 async fn watermark(pipeline: &TestPipeline) -> Option<(u64, i64, u64)> {
     let sql = cdcstar_crds::status_tables::watermark_query(&pipeline.database).replace(
@@ -285,17 +305,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     assert_eq!(watermark(&pipeline).await, Some((0, 0, 8)));
 
     // Heartbeats reach every partition: the watermark is theirs.
-    for topic in &topics {
-        for partition in 0..2 {
-            send_to(
-                &producer,
-                topic,
-                partition,
-                &positioned("", 0x200, 2, json!({})),
-            )
-            .await;
-        }
-    }
+    heartbeat_everywhere(&producer, &topics, 0x200, 2).await;
     eventually_or(
         Duration::from_secs(60),
         "the heartbeat's watermark",
@@ -322,17 +332,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     )
     .await;
     assert_eq!(watermark(&pipeline).await, Some((0x200, second(2), 8)));
-    for topic in &topics {
-        for partition in 0..2 {
-            send_to(
-                &producer,
-                topic,
-                partition,
-                &positioned("", 0x400, 4, json!({})),
-            )
-            .await;
-        }
-    }
+    heartbeat_everywhere(&producer, &topics, 0x400, 4).await;
     eventually_or(
         Duration::from_secs(60),
         "the next heartbeat's watermark",
@@ -507,6 +507,40 @@ async fn an_event_whose_rows_clickhouse_refuses_goes_to_the_dead_letter_topic_an
 struct Stream {
     events: Vec<(String, String, Vec<u8>)>,
     expected: BTreeMap<String, Vec<Json>>,
+}
+
+/// Produces the first half of a one-partition [`stream`], starts the sink (writing to
+/// `clickhouse_url`) and waits until part of it has landed; answers the sink, and the stream with
+/// only its second half left to produce.
+async fn sink_through_first_half(
+    pipeline: &TestPipeline,
+    brokers: &str,
+    clickhouse_url: &str,
+) -> (Sink, Stream) {
+    let Stream {
+        mut events,
+        expected,
+    } = stream(pipeline, 1);
+    let second_half = events.split_off(events.len() / 2);
+    produce(brokers, &events).await;
+    let sink = Sink::start(pipeline, brokers, clickhouse_url);
+    eventually_or(
+        Duration::from_secs(60),
+        "the first half",
+        || async {
+            !pipeline
+                .rows("orderitem_fact", "orderitem_id")
+                .await
+                .is_empty()
+        },
+        &|| tail(&sink.log(), 30),
+    )
+    .await;
+    let rest = Stream {
+        events: second_half,
+        expected,
+    };
+    (sink, rest)
 }
 
 fn stream(pipeline: &TestPipeline, scale: u64) -> Stream {
@@ -830,26 +864,12 @@ async fn broker_restart_mid_stream_loses_nothing() {
     let broker = Broker::start(port, dir.path());
     let pipeline = TestPipeline::new("broker").await;
     pipeline.create_topics(&brokers, 1).await;
-    let Stream { events, expected } = stream(&pipeline, 1);
-    let half = events.len() / 2;
-    produce(&brokers, &events[..half]).await;
-    let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
-    eventually_or(
-        Duration::from_secs(60),
-        "the first half",
-        || async {
-            !pipeline
-                .rows("orderitem_fact", "orderitem_id")
-                .await
-                .is_empty()
-        },
-        &|| tail(&sink.log(), 30),
-    )
-    .await;
+    let (sink, Stream { events, expected }) =
+        sink_through_first_half(&pipeline, &brokers, &clickhouse_url()).await;
     drop(broker);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _broker = Broker::start(port, dir.path());
-    produce(&brokers, &events[half..]).await;
+    produce(&brokers, &events).await;
     converges(&pipeline, &expected, Duration::from_secs(120), &|| {
         sink.log()
     })
@@ -926,24 +946,10 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
     let pipeline = TestPipeline::new("outage").await;
     pipeline.create_topics(&brokers, 1).await;
     let proxy = Proxy::to_clickhouse().await;
-    let Stream { events, expected } = stream(&pipeline, 1);
-    let half = events.len() / 2;
-    produce(&brokers, &events[..half]).await;
-    let sink = Sink::start(&pipeline, &brokers, &proxy.url());
-    eventually_or(
-        Duration::from_secs(60),
-        "the first half",
-        || async {
-            !pipeline
-                .rows("orderitem_fact", "orderitem_id")
-                .await
-                .is_empty()
-        },
-        &|| tail(&sink.log(), 30),
-    )
-    .await;
+    let (sink, Stream { events, expected }) =
+        sink_through_first_half(&pipeline, &brokers, &proxy.url()).await;
     proxy.set_down(true);
-    produce(&brokers, &events[half..]).await;
+    produce(&brokers, &events).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     proxy.set_down(false);
     converges(&pipeline, &expected, Duration::from_secs(120), &|| {

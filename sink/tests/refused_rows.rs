@@ -7,28 +7,14 @@
 
 mod common;
 
-use cdcstar_sink::apply::Applier;
 use cdcstar_sink::consume::batch::{Batch, Message};
 use cdcstar_sink::dead_letters::isolate::apply_isolating;
 use cdcstar_sink::metrics::Metrics;
 use cdcstar_sink::store::StoreError;
-use common::{TestPipeline, customer, envelope, item, order, product};
+use common::{Harness, customer, envelope, item, order, product};
 use serde_json::json;
 
-struct Harness {
-    pipeline: TestPipeline,
-    applier: Applier,
-}
-
 impl Harness {
-    async fn new(purpose: &str) -> Self {
-        let pipeline = TestPipeline::new(purpose).await;
-        Harness {
-            applier: pipeline.applier(),
-            pipeline,
-        }
-    }
-
     async fn execute(&self, sql: &str) {
         self.pipeline
             .store

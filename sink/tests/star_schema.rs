@@ -12,23 +12,10 @@ mod common;
 
 use cdcstar_sink::apply::Applier;
 use cdcstar_sink::route::{RowChange, route};
-use common::{TestPipeline, customer, envelope, item, order, product, query_json};
+use common::{Harness, TestPipeline, customer, envelope, item, order, product, query_json};
 use serde_json::{Value as Json, json};
 
-struct Harness {
-    pipeline: TestPipeline,
-    applier: Applier,
-}
-
 impl Harness {
-    async fn new(purpose: &str) -> Self {
-        let pipeline = TestPipeline::new(purpose).await;
-        Harness {
-            applier: pipeline.applier(),
-            pipeline,
-        }
-    }
-
     /// Applies `events` as one batch.
     async fn batch(&self, events: &[Vec<u8>]) {
         let changes: Vec<RowChange> = events

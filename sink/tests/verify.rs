@@ -14,84 +14,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cdcstar_capture::settings::CaptureArgs;
+use cdcstar_testkit::{ScratchDb, connect};
 use clap::Parser;
-use common::{TestPipeline, eventually_or, kafka_brokers, query_json, unique};
+use common::{TestPipeline, eventually_or, kafka_brokers, query_json};
 use serde_json::{Value as Json, json};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 const MIGRATIONS: [&str; 2] = [
     include_str!("../../api/migrations/20250101000001_create_shop_tables.sql"),
     include_str!("../../api/migrations/20250101000002_replica_identity_full.sql"),
 ];
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL is not set: start the local services with `scripts/services.sh up` and \
-         export their addresses with `eval \"$(scripts/services.sh env)\"`",
-    )
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-/// A Postgres database of the test's own with the reference app's tables.
-struct SourceDb {
-    url: String,
-    name: String,
-}
-
-impl SourceDb {
-    async fn create() -> SourceDb {
-        let admin = connect(&database_url()).await;
-        let name = unique("verify");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let base = database_url();
-        let (base, _) = base.rsplit_once('/').expect("DATABASE_URL ends with /db");
-        let db = SourceDb {
-            url: format!("{base}/{name}"),
-            name,
-        };
-        let client = connect(&db.url).await;
-        for migration in MIGRATIONS {
-            client.batch_execute(migration).await.unwrap();
-        }
-        db
-    }
-
-    /// Drops the database's slots (the capture has stopped), then the database.
-    async fn drop_all(self) {
-        let admin = connect(&database_url()).await;
-        for _ in 0..50 {
-            let dropped = admin
-                .batch_execute(&format!(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                     WHERE database = '{}'",
-                    self.name
-                ))
-                .await;
-            if dropped.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .unwrap();
-    }
-}
 
 /// The sink binary keeping the star schema.
 struct Sink {
@@ -124,7 +57,7 @@ impl Drop for Sink {
 }
 
 /// Runs `cdcstar-sink verify --output json` with `extra` flags; the exit code and the report.
-fn verify(pipeline: &TestPipeline, db: &SourceDb, extra: &[&str]) -> (i32, Json) {
+fn verify(pipeline: &TestPipeline, db: &ScratchDb, extra: &[&str]) -> (i32, Json) {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
         .arg("verify")
         .arg("--pipeline")
@@ -146,7 +79,7 @@ fn verify(pipeline: &TestPipeline, db: &SourceDb, extra: &[&str]) -> (i32, Json)
 }
 
 /// Starts the capture of `pipeline` in-process, heartbeats every second; `extra`: more flags.
-fn start_capture(file: &Path, db: &SourceDb, extra: &[&str]) -> CancellationToken {
+fn start_capture(file: &Path, db: &ScratchDb, extra: &[&str]) -> CancellationToken {
     let args = CaptureArgs::parse_from(
         [
             "cdcstar-capture",
@@ -304,7 +237,7 @@ async fn recorded(pipeline: &TestPipeline) -> Vec<(String, u64, Vec<String>, u64
 /// A running pipeline over a database of its own: the in-process capture (with `capture_flags`),
 /// the sink binary, and the shop's rows written once the slot exists.
 struct Running {
-    db: SourceDb,
+    db: ScratchDb,
     pipeline: TestPipeline,
     capture: CancellationToken,
     sink: Sink,
@@ -320,7 +253,7 @@ impl Running {
     ) -> Running {
         // The in-process capture's log, shown when the test fails.
         let _ = cdcstar_runtime::logging::init(cdcstar_runtime::logging::LogFormat::Text, "info");
-        let db = SourceDb::create().await;
+        let db = ScratchDb::with_schema("verify", &MIGRATIONS).await;
         let pipeline = TestPipeline::with("verify", |p| {
             p.spec.capture.snapshot = false;
             edit(p);

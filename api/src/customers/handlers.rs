@@ -1,67 +1,34 @@
-//! Customer handlers: one SQL statement each (reads and deletes by id are [`crate::rows`]').
-
-use axum::extract::State;
+//! Customer handlers: [`crate::resource`]'s, around the customer's own statements.
 
 use super::models::{Customer, CustomerUpdate, NewCustomer};
-use crate::app::AppState;
-use crate::envelope::{ApiResponse, Created, Deleted};
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IdPath, ValidJson};
-use crate::pagination::Pagination;
-use crate::rows;
+use crate::connections::Connections;
 
-/// List customers, ordered by id.
-#[utoipa::path(
-    get, path = "/api/customers", tag = "customers",
-    params(Pagination),
-    responses(
-        (status = 200, description = "A page of customers, ordered by id", body = ApiResponse<Vec<Customer>>),
-        (status = 422, description = "Bad `limit` or `offset`", body = ErrorBody),
-    )
-)]
-pub async fn list_customers(
-    State(state): State<AppState>,
-    page: Pagination,
-) -> Result<ApiResponse<Vec<Customer>>, ApiError> {
-    let customers = rows::page(&state.db, page).await?;
-    Ok(ApiResponse::ok(
-        customers,
-        "Customers retrieved successfully",
-    ))
-}
+crate::resource::handlers!(
+    Customer,
+    tag: "customers",
+    path: "/api/customers",
+    id_path: "/api/customers/{id}",
+    one: "customer",
+    One: "Customer",
+    Many: "Customers",
+    listing: "customers",
+    reading: "customer",
+    /// List customers, ordered by id.
+    list: list_customers,
+    /// Read one customer.
+    get: get_customer,
+    /// Delete a customer, with its orders and their items.
+    delete: delete_customer => "Deleted, with its orders and their items",
+    /// Create a customer.
+    create: create_customer(NewCustomer) => insert,
+        refused: "The email is already taken",
+    /// Update a customer: absent fields keep their value.
+    update: update_customer(CustomerUpdate) => update,
+        refused: "The email is already taken",
+);
 
-/// Read one customer.
-#[utoipa::path(
-    get, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = i32, Path, description = "Customer id")),
-    responses(
-        (status = 200, description = "The customer", body = ApiResponse<Customer>),
-        (status = 404, description = "No such customer", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn get_customer(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<ApiResponse<Customer>, ApiError> {
-    let customer = rows::by_id(&state.db, id).await?;
-    Ok(ApiResponse::ok(customer, "Customer retrieved successfully"))
-}
-
-/// Create a customer.
-#[utoipa::path(
-    post, path = "/api/customers", tag = "customers",
-    request_body = NewCustomer,
-    responses(
-        (status = 201, description = "The created customer", body = ApiResponse<Customer>),
-        (status = 409, description = "The email is already taken", body = ErrorBody),
-        (status = 422, description = "A field is missing or invalid", body = ErrorBody),
-    )
-)]
-pub async fn create_customer(
-    State(state): State<AppState>,
-    ValidJson(new): ValidJson<NewCustomer>,
-) -> Result<Created<Customer>, ApiError> {
+/// The `INSERT` of a new customer, answering the row.
+async fn insert(db: &Connections, new: &NewCustomer) -> Result<Customer, sqlx::Error> {
     let query = sqlx::query_as::<_, Customer>(
         r#"INSERT INTO customer (email, name, country, city) VALUES ($1, $2, $3, $4)
            RETURNING id, email, name, country, city, "createdAt""#,
@@ -70,27 +37,15 @@ pub async fn create_customer(
     .bind(&new.name)
     .bind(&new.country)
     .bind(&new.city);
-    let customer = state.db.fetch_one(query).await?;
-    Ok(Created::new(customer, "Customer created successfully"))
+    db.fetch_one(query).await
 }
 
-/// Update a customer: absent fields keep their value.
-#[utoipa::path(
-    put, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = i32, Path, description = "Customer id")),
-    request_body = CustomerUpdate,
-    responses(
-        (status = 200, description = "The updated customer", body = ApiResponse<Customer>),
-        (status = 404, description = "No such customer", body = ErrorBody),
-        (status = 409, description = "The email is already taken", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
-    )
-)]
-pub async fn update_customer(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-    ValidJson(update): ValidJson<CustomerUpdate>,
-) -> Result<ApiResponse<Customer>, ApiError> {
+/// The `UPDATE` of customer `id`, answering the row (`None`: there is none).
+async fn update(
+    db: &Connections,
+    id: i32,
+    update: &CustomerUpdate,
+) -> Result<Option<Customer>, sqlx::Error> {
     let query = sqlx::query_as::<_, Customer>(
         r#"UPDATE customer SET
                email = COALESCE($2, email),
@@ -105,23 +60,5 @@ pub async fn update_customer(
     .bind(&update.name)
     .bind(&update.country)
     .bind(&update.city);
-    let customer = rows::found(state.db.fetch_optional(query).await?, id)?;
-    Ok(ApiResponse::ok(customer, "Customer updated successfully"))
-}
-
-/// Delete a customer, with its orders and their items.
-#[utoipa::path(
-    delete, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = i32, Path, description = "Customer id")),
-    responses(
-        (status = 204, description = "Deleted, with its orders and their items"),
-        (status = 404, description = "No such customer", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn delete_customer(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<Deleted, ApiError> {
-    rows::delete_by_id::<Customer>(&state.db, id, ApiError::from).await
+    db.fetch_optional(query).await
 }

@@ -7,11 +7,13 @@ use axum::extract::State;
 
 use super::models::{DEFAULT_STATUS, NewOrder, Order, OrderUpdate};
 use crate::app::AppState;
+use crate::connections::Connections;
 use crate::envelope::{ApiResponse, Created, Deleted};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, ValidJson};
 use crate::order_items::models::OrderItem;
 use crate::pagination::Pagination;
+use crate::resource::Resource;
 use crate::rows;
 
 const RESOURCE: &str = "order";
@@ -67,72 +69,74 @@ fn fold_orders(rows: Vec<OrderItemRow>) -> Vec<Order> {
     orders
 }
 
-/// List orders with their items, ordered by id.
-#[utoipa::path(
-    get, path = "/api/orders", tag = "orders",
-    params(Pagination),
-    responses(
-        (status = 200, description = "A page of orders with their items, ordered by id", body = ApiResponse<Vec<Order>>),
-        (status = 422, description = "Bad `limit` or `offset`", body = ErrorBody),
-    )
-)]
-pub async fn list_orders(
-    State(state): State<AppState>,
-    page: Pagination,
-) -> Result<ApiResponse<Vec<Order>>, ApiError> {
-    let query = sqlx::query_as::<_, OrderItemRow>(concat!(
-        r#"WITH page AS (
-               SELECT id, "customerId", "orderDate", total, status FROM "order"
-               ORDER BY id LIMIT $1 OFFSET $2
-           )
-           SELECT page.*, "#,
-        item_columns!(),
-        // NB: the LATERAL subquery (kept unflattened by `OFFSET 0`) makes Postgres look each
-        // order's items up by "ix_orderitem_orderId" whatever its statistics say. With a plain
-        // LEFT JOIN on tables not analysed yet (a fresh database, until autovacuum's first
-        // ANALYZE), it hashed a sequential scan of the whole orderitem table on every page.
-        r#" FROM page LEFT JOIN LATERAL (
-               SELECT id, "productId", quantity, price FROM orderitem
-               WHERE orderitem."orderId" = page.id OFFSET 0
-           ) i ON true
-           ORDER BY page.id, i.id"#
-    ))
-    .bind(page.limit)
-    .bind(page.offset);
-    let rows = state.db.fetch_all(query).await?;
-    Ok(ApiResponse::ok(
-        fold_orders(rows),
-        "Orders retrieved successfully",
-    ))
-}
+crate::resource::handlers!(
+    Order,
+    tag: "orders",
+    path: "/api/orders",
+    id_path: "/api/orders/{id}",
+    one: "order",
+    One: "Order",
+    Many: "Orders",
+    listing: "orders with their items",
+    reading: "order with its items",
+    /// List orders with their items, ordered by id.
+    list: list_orders,
+    /// Read one order with its items.
+    get: get_order,
+    /// Delete an order with its items.
+    delete: delete_order => "Deleted, with its items",
+);
 
-/// Read one order with its items.
-#[utoipa::path(
-    get, path = "/api/orders/{id}", tag = "orders",
-    params(("id" = i32, Path, description = "Order id")),
-    responses(
-        (status = 200, description = "The order with its items", body = ApiResponse<Order>),
-        (status = 404, description = "No such order", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn get_order(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<ApiResponse<Order>, ApiError> {
-    let query = sqlx::query_as::<_, OrderItemRow>(concat!(
-        r#"SELECT o.id, o."customerId", o."orderDate", o.total, o.status, "#,
-        item_columns!(),
-        r#" FROM "order" o LEFT JOIN orderitem i ON i."orderId" = o.id
-           WHERE o.id = $1 ORDER BY i.id"#
-    ))
-    .bind(id);
-    let rows = state.db.fetch_all(query).await?;
-    let order = fold_orders(rows).pop().ok_or(ApiError::NotFound {
-        resource: RESOURCE,
-        id,
-    })?;
-    Ok(ApiResponse::ok(order, "Order retrieved successfully"))
+/// Orders are read with their items, each request in one statement (see the module docs).
+impl Resource for Order {
+    async fn page(db: &Connections, page: Pagination) -> Result<Vec<Order>, ApiError> {
+        let query = sqlx::query_as::<_, OrderItemRow>(concat!(
+            r#"WITH page AS (
+                   SELECT id, "customerId", "orderDate", total, status FROM "order"
+                   ORDER BY id LIMIT $1 OFFSET $2
+               )
+               SELECT page.*, "#,
+            item_columns!(),
+            // NB: the LATERAL subquery (kept unflattened by `OFFSET 0`) makes Postgres look each
+            // order's items up by "ix_orderitem_orderId" whatever its statistics say. With a plain
+            // LEFT JOIN on tables not analysed yet (a fresh database, until autovacuum's first
+            // ANALYZE), it hashed a sequential scan of the whole orderitem table on every page.
+            r#" FROM page LEFT JOIN LATERAL (
+                   SELECT id, "productId", quantity, price FROM orderitem
+                   WHERE orderitem."orderId" = page.id OFFSET 0
+               ) i ON true
+               ORDER BY page.id, i.id"#
+        ))
+        .bind(page.limit)
+        .bind(page.offset);
+        Ok(fold_orders(db.fetch_all(query).await?))
+    }
+
+    async fn by_id(db: &Connections, id: i32) -> Result<Order, ApiError> {
+        let query = sqlx::query_as::<_, OrderItemRow>(concat!(
+            r#"SELECT o.id, o."customerId", o."orderDate", o.total, o.status, "#,
+            item_columns!(),
+            r#" FROM "order" o LEFT JOIN orderitem i ON i."orderId" = o.id
+               WHERE o.id = $1 ORDER BY i.id"#
+        ))
+        .bind(id);
+        let rows = db.fetch_all(query).await?;
+        fold_orders(rows).pop().ok_or(ApiError::NotFound {
+            resource: RESOURCE,
+            id,
+        })
+    }
+
+    async fn delete(db: &Connections, id: i32) -> Result<Deleted, ApiError> {
+        rows::delete_row(
+            db,
+            RESOURCE,
+            r#"DELETE FROM "order" WHERE id = $1"#,
+            id,
+            ApiError::from,
+        )
+        .await
+    }
 }
 
 /// Create an order, honouring its `status`, with its optional `items` in the same statement.
@@ -184,45 +188,44 @@ pub async fn create_order(
     Ok(Created::new(order, "Order created successfully"))
 }
 
-/// Update an order (`PUT`): absent fields keep their value, `orderDate` included.
-#[utoipa::path(
-    put, path = "/api/orders/{id}", tag = "orders",
-    params(("id" = i32, Path, description = "Order id")),
-    request_body = OrderUpdate,
-    responses(
-        (status = 200, description = "The updated order with its items", body = ApiResponse<Order>),
-        (status = 400, description = "The new customer does not exist", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
-    )
-)]
-pub async fn put_order(
-    state: State<AppState>,
-    id: IdPath,
-    update: ValidJson<OrderUpdate>,
-) -> Result<ApiResponse<Order>, ApiError> {
-    update_order(state, id, update).await
+/// Declares the handler of one method updating an order: `PUT` and `PATCH` are the same update,
+/// each documented as its own operation.
+// NB: a macro, not a function: utoipa documents an operation from an attribute on a concrete
+// function, one per method.
+macro_rules! update_handler {
+    ($method:ident, $name:ident, #[doc = $doc:literal]) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            $method, path = "/api/orders/{id}", tag = "orders",
+            params(("id" = i32, Path, description = "Order id")),
+            request_body = OrderUpdate,
+            responses(
+                (status = 200, description = "The updated order with its items", body = ApiResponse<Order>),
+                (status = 400, description = "The new customer does not exist", body = ErrorBody),
+                (status = 404, description = "No such order", body = ErrorBody),
+                (status = 422, description = "A field is invalid", body = ErrorBody),
+            )
+        )]
+        pub async fn $name(
+            state: State<AppState>,
+            id: IdPath,
+            update: ValidJson<OrderUpdate>,
+        ) -> Result<ApiResponse<Order>, ApiError> {
+            update_order(state, id, update).await
+        }
+    };
 }
 
-/// Update an order (`PATCH`): absent fields keep their value, `orderDate` included.
-#[utoipa::path(
-    patch, path = "/api/orders/{id}", tag = "orders",
-    params(("id" = i32, Path, description = "Order id")),
-    request_body = OrderUpdate,
-    responses(
-        (status = 200, description = "The updated order with its items", body = ApiResponse<Order>),
-        (status = 400, description = "The new customer does not exist", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
-    )
-)]
-pub async fn patch_order(
-    state: State<AppState>,
-    id: IdPath,
-    update: ValidJson<OrderUpdate>,
-) -> Result<ApiResponse<Order>, ApiError> {
-    update_order(state, id, update).await
-}
+update_handler!(
+    put,
+    put_order,
+    /// Update an order (`PUT`): absent fields keep their value, `orderDate` included.
+);
+update_handler!(
+    patch,
+    patch_order,
+    /// Update an order (`PATCH`): absent fields keep their value, `orderDate` included.
+);
 
 async fn update_order(
     State(state): State<AppState>,
@@ -254,28 +257,4 @@ async fn update_order(
         id,
     })?;
     Ok(ApiResponse::ok(order, "Order updated successfully"))
-}
-
-/// Delete an order with its items.
-#[utoipa::path(
-    delete, path = "/api/orders/{id}", tag = "orders",
-    params(("id" = i32, Path, description = "Order id")),
-    responses(
-        (status = 204, description = "Deleted, with its items"),
-        (status = 404, description = "No such order", body = ErrorBody),
-        (status = 422, description = "The id is not an integer", body = ErrorBody),
-    )
-)]
-pub async fn delete_order(
-    State(state): State<AppState>,
-    IdPath(id): IdPath,
-) -> Result<Deleted, ApiError> {
-    rows::delete_row(
-        &state.db,
-        RESOURCE,
-        r#"DELETE FROM "order" WHERE id = $1"#,
-        id,
-        ApiError::from,
-    )
-    .await
 }

@@ -33,6 +33,7 @@ crate::rows::table!(
     resource: "product",
     table: "product",
     columns: r#"id, name, category, price, "createdAt""#,
+    referenced_by: "order items",
 );
 
 /// The body of `POST /api/products`.

@@ -5,6 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cdcstar_testkit::free_port;
 use pretty_assertions::assert_eq;
 use sqlx::{Connection, PgConnection};
 
@@ -94,14 +95,6 @@ async fn init_db_creates_migrates_and_drops() {
 fn openapi_command_prints_the_document() {
     let printed = run(&["openapi"], "postgresql://unused@127.0.0.1:1/unused");
     assert_eq!(printed, cdcstar_api::docs::openapi_json().unwrap());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

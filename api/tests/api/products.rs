@@ -124,7 +124,7 @@ async fn a_product_with_order_items_cannot_be_deleted(pool: PgPool) {
     .await
     .data(StatusCode::CREATED);
     let answer = delete(&app, &format!("/api/products/{product}")).await;
-    answer.error_fields(StatusCode::CONFLICT);
+    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["id"]);
     assert_eq!(answer.body["error"]["code"], "CONFLICT");
     assert_eq!(count(&pool, "product").await, 1);
     assert_eq!(count(&pool, "orderitem").await, 1);

@@ -8,108 +8,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-/// Reads a required service variable; fails (never skips) with how to start the services.
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the local services with `scripts/services.sh up` and load \
-             their addresses with `eval \"$(scripts/services.sh env)\"`"
-        )
-    })
-}
-
-/// A name unique to this test run: `prefix_<pid>_<nanos>_<n>`.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Connects to `url` with the connection task in the background.
-pub async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("cannot connect to {url}: {err}"));
-    tokio::spawn(connection);
-    client
-}
-
-/// A database created for one test, dropped (with its slots) by [`ScratchDb::drop_all`].
-pub struct ScratchDb {
-    /// Its connection string.
-    pub url: String,
-    /// Its name.
-    pub name: String,
-    admin_url: String,
-}
-
-impl ScratchDb {
-    /// Creates a fresh database on the server of `DATABASE_URL`.
-    pub async fn create(prefix: &str) -> ScratchDb {
-        let admin_url = required_env("DATABASE_URL");
-        let name = unique(prefix);
-        let admin = connect(&admin_url).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create scratch database");
-        let (base, _) = admin_url
-            .rsplit_once('/')
-            .expect("DATABASE_URL ends with /database");
-        let url = format!("{base}/{name}");
-        ScratchDb {
-            url,
-            name,
-            admin_url,
-        }
-    }
-
-    /// A session on the scratch database.
-    pub async fn client(&self) -> Client {
-        connect(&self.url).await
-    }
-
-    /// Drops the database's replication slots, then the database.
-    pub async fn drop_all(self) {
-        let admin = connect(&self.admin_url).await;
-        for _ in 0..50 {
-            let result = admin
-                .batch_execute(&format!(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                     WHERE database = '{}'",
-                    self.name
-                ))
-                .await;
-            if result.is_ok() {
-                break;
-            }
-            // The walsender of a killed capture may still hold the slot for a moment.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .expect("drop scratch database");
-    }
-}
+#[allow(unused_imports)] // each test binary uses a subset
+pub use cdcstar_testkit::{ScratchDb, connect, required_env, unique};
 
 /// Writes a CdcPipeline file for `tables` (primary key `id`) under `dir`.
 pub fn write_pipeline(
@@ -119,9 +26,29 @@ pub fn write_pipeline(
     tables: &[&str],
     snapshot: bool,
 ) -> PathBuf {
+    write_pipeline_with(dir, name, topic_prefix, tables, snapshot, "", "")
+}
+
+/// [`write_pipeline`] with `source_extras` (lines of YAML) under `spec.source` and
+/// `first_table_extras` under its first table.
+pub fn write_pipeline_with(
+    dir: &Path,
+    name: &str,
+    topic_prefix: &str,
+    tables: &[&str],
+    snapshot: bool,
+    source_extras: &str,
+    first_table_extras: &str,
+) -> PathBuf {
     let tables_yaml: String = tables
         .iter()
-        .map(|t| format!("      - name: {t}\n"))
+        .enumerate()
+        .map(|(i, t)| match i {
+            0 if !first_table_extras.is_empty() => {
+                format!("      - name: {t}\n{first_table_extras}\n")
+            }
+            _ => format!("      - name: {t}\n"),
+        })
         .collect();
     // The capture refuses a pipeline that fails validation, which wants a star schema: one
     // dimension per table, keyed by `id`.
@@ -141,7 +68,7 @@ metadata:
 spec:
   source:
     connectionSecretRef: {{name: unused, key: dsn}}
-    tables:
+{source_extras}    tables:
 {tables_yaml}  capture:
     engine: native
     snapshot: {snapshot}
@@ -156,6 +83,30 @@ spec:
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).expect("write pipeline file");
     path
+}
+
+/// Starts a capture of `tables` from `db` (`sql` a session on it), streaming with no snapshot,
+/// with topics and a pipeline named uniquely after `purpose`, and waits until its slot is active.
+/// Answers the directory holding the pipeline file (keep it while the capture runs), the topics'
+/// prefix, the pipeline file and the running capture.
+pub async fn start_streaming(
+    db: &ScratchDb,
+    sql: &Client,
+    purpose: &str,
+    tables: &[&str],
+) -> (tempfile::TempDir, String, PathBuf, Capture) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = unique(purpose);
+    let pipeline = write_pipeline(
+        dir.path(),
+        &unique(purpose).replace('_', "-"),
+        &prefix,
+        tables,
+        false,
+    );
+    let mut capture = Capture::start(&pipeline, &db.url, &[]);
+    wait_for_active_slot(sql, &mut capture).await;
+    (dir, prefix, pipeline, capture)
 }
 
 /// The capture binary running as a child process.

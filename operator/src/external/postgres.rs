@@ -81,26 +81,19 @@ fn inspect(error: tokio_postgres::Error) -> DatabaseError {
     DatabaseError::Inspect(error_text(&error))
 }
 
-/// A publication's tables, and the row filters of those that have one.
-type PublishedTables = (BTreeSet<QualifiedTable>, BTreeMap<QualifiedTable, String>);
-
 impl PostgresSource {
-    async fn publication(&self, publication: &str) -> Result<PublishedTables, DatabaseError> {
+    async fn publication(
+        &self,
+        publication: &str,
+    ) -> Result<postgres::PublishedTables, DatabaseError> {
         let rows = self
             .client
             .query(postgres::PUBLICATION_TABLES_QUERY, &[&publication])
             .await
             .map_err(inspect)?;
-        let mut tables = BTreeSet::new();
-        let mut filters = BTreeMap::new();
-        for row in rows {
-            let table = QualifiedTable::new(row.get::<_, String>(0), row.get::<_, String>(1));
-            if let Some(filter) = row.get::<_, Option<String>>(2) {
-                filters.insert(table.clone(), filter);
-            }
-            tables.insert(table);
-        }
-        Ok((tables, filters))
+        Ok(postgres::published_tables(
+            rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))),
+        ))
     }
 
     /// The declared row filters as Postgres prints them: the probe publication is created in a

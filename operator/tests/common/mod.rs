@@ -8,13 +8,3 @@ pub mod apiserver;
 pub mod fakes;
 pub mod fixtures;
 pub mod scenarios;
-
-/// Fails the test with the command that starts the local services.
-pub fn service_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the local services with `scripts/services.sh up` and export their \
-             addresses with `eval \"$(scripts/services.sh env)\"`"
-        )
-    })
-}

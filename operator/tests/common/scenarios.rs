@@ -101,22 +101,31 @@ fn owned_by_pipeline(body: &Value) {
     );
 }
 
-/// The finalizer is added to a pipeline that has none.
-pub fn finalizer_added(pipeline: &CdcPipeline) -> Vec<Call> {
-    let finalized = to_json(&pipeline.clone().finalized());
+/// A Deployment body of the pipeline: owned by it, hardened, and including `expected`.
+fn assert_pipeline_deployment(body: &Value, expected: &Value, what: &str) {
+    owned_by_pipeline(body);
+    assert_hardened(body);
+    assert_json_include(body, expected, what);
+}
+
+/// A JSON patch of the pipeline's finalizers equal to `patch`, answered with `answer`.
+fn finalizers_patched(patch: Value, answer: &CdcPipeline) -> Vec<Call> {
     vec![
         Call::patch(PIPELINE)
-            .check(|body| {
-                assert_eq!(
-                    body,
-                    &json!([
-                        {"op": "test", "path": "/metadata/finalizers", "value": null},
-                        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-                    ])
-                );
-            })
-            .ok(finalized),
+            .check(move |body| assert_eq!(body, &patch))
+            .ok(to_json(answer)),
     ]
+}
+
+/// The finalizer is added to a pipeline that has none.
+pub fn finalizer_added(pipeline: &CdcPipeline) -> Vec<Call> {
+    finalizers_patched(
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]),
+        &pipeline.clone().finalized(),
+    )
 }
 
 /// The DSN Secret is read.
@@ -181,9 +190,7 @@ fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
             .reply(Reply::Echo),
         Call::apply(deployment("capture"))
             .check(move |body| {
-                owned_by_pipeline(body);
-                assert_hardened(body);
-                assert_json_include(
+                assert_pipeline_deployment(
                     body,
                     &json!({"spec": {
                         "replicas": replicas,
@@ -207,9 +214,7 @@ fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
             .reply(Reply::EchoWith(deployment_ready(replicas))),
         Call::apply(deployment("sink"))
             .check(move |body| {
-                owned_by_pipeline(body);
-                assert_hardened(body);
-                assert_json_include(
+                assert_pipeline_deployment(
                     body,
                     &json!({"spec": {
                         "replicas": sink,
@@ -221,9 +226,7 @@ fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
             .reply(Reply::EchoWith(deployment_ready(sink))),
         Call::apply(deployment("api"))
             .check(|body| {
-                owned_by_pipeline(body);
-                assert_hardened(body);
-                assert_json_include(
+                assert_pipeline_deployment(
                     body,
                     &json!({"spec": {
                         "replicas": 1,
@@ -433,19 +436,13 @@ pub fn capture_deleted() -> Vec<Call> {
 pub fn finalizer_removed(pipeline: &CdcPipeline) -> Vec<Call> {
     let mut released = pipeline.clone();
     released.metadata.finalizers = None;
-    vec![
-        Call::patch(PIPELINE)
-            .check(|body| {
-                assert_eq!(
-                    body,
-                    &json!([
-                        {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
-                        {"op": "remove", "path": "/metadata/finalizers/0"},
-                    ])
-                );
-            })
-            .ok(to_json(&released)),
-    ]
+    finalizers_patched(
+        json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/0"},
+        ]),
+        &released,
+    )
 }
 
 /// The Lease does not exist and is created.

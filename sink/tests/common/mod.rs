@@ -8,8 +8,7 @@ pub mod broker;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cdcstar_crds::star_model::StarModel;
 use cdcstar_crds::{CdcPipeline, Lsn};
@@ -19,14 +18,8 @@ use cdcstar_sink::store::{Store, StoreConfig};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value as Json, json};
 
-fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the local services with `scripts/services.sh up` and export \
-             their addresses with `eval \"$(scripts/services.sh env)\"`"
-        )
-    })
-}
+use cdcstar_testkit::required_env;
+pub use cdcstar_testkit::unique;
 
 /// `KAFKA_BROKERS`.
 pub fn kafka_brokers() -> String {
@@ -36,21 +29,6 @@ pub fn kafka_brokers() -> String {
 /// `CLICKHOUSE_URL`.
 pub fn clickhouse_url() -> String {
     required_env("CLICKHOUSE_URL")
-}
-
-/// A name unique to this process and call.
-pub fn unique(purpose: &str) -> String {
-    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos()
-        % 1_000_000_000;
-    format!(
-        "{purpose}_{}_{nanos}_{}",
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// The shop example pipeline with its own topics and ClickHouse database, written to a file, its
@@ -182,6 +160,24 @@ impl TestPipeline {
             );
         }
         state
+    }
+}
+
+/// A test pipeline and an applier over it, for the tests that drive batches directly; each test
+/// file adds the steps it drives.
+pub struct Harness {
+    pub pipeline: TestPipeline,
+    pub applier: Applier,
+}
+
+impl Harness {
+    /// A fresh pipeline for `purpose`, its tables created.
+    pub async fn new(purpose: &str) -> Self {
+        let pipeline = TestPipeline::new(purpose).await;
+        Harness {
+            applier: pipeline.applier(),
+            pipeline,
+        }
     }
 }
 
