@@ -347,7 +347,7 @@ impl Verifier {
             }
         };
         let chunk = self.args.chunk_rows.max(1);
-        let key = quote_ident(&table.key_column().name);
+        let (key, bound) = clickhouse_key_range(&table);
         let mut after: Option<String> = None;
         let mut lower: Option<Value> = None;
         let mut suspects = Vec::new();
@@ -381,10 +381,10 @@ impl Verifier {
             let expected = expected_rows(&mut self.source, &self.plan, id, &payloads).await?;
             let mut range = vec!["1".to_owned()];
             if let Some(lower) = &lower {
-                range.push(format!("{key} > {}", sql_literal(lower)));
+                range.push(format!("{key} > {}", bound(lower)));
             }
             if let Some(upper) = &upper {
-                range.push(format!("{key} <= {}", sql_literal(upper)));
+                range.push(format!("{key} <= {}", bound(upper)));
             }
             let mut actual = self.clickhouse_rows(&table, &range.join(" AND ")).await?;
             for refused in &expected.refused {
@@ -622,6 +622,21 @@ impl Verifier {
             }
             tokio::time::sleep(WATERMARK_POLL).await;
         }
+    }
+}
+
+/// How a key range of `table` is written on the ClickHouse side so that it is Postgres's range (see
+/// [`source::key_expression`]): the key expression, and a key value as a bound of it. ClickHouse
+/// compares UUIDs by their two 64-bit halves, low half first, so a UUID key is compared as its text,
+/// whose order is Postgres's byte order.
+fn clickhouse_key_range(table: &TableModel) -> (String, fn(&Value) -> String) {
+    let key = quote_ident(&table.key_column().name);
+    if table.key_column().ty.base() == &cdcstar_crds::ColumnType::Uuid {
+        (format!("toString({key})"), |v| {
+            cdcstar_crds::clickhouse_ddl::quote_string(&key_text(v))
+        })
+    } else {
+        (key, sql_literal)
     }
 }
 

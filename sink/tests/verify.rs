@@ -113,32 +113,28 @@ fn start_capture(file: &Path, db: &ScratchDb, extra: &[&str]) -> CancellationTok
 }
 
 /// The shop's rows: 30 customers, 5 products, 60 orders, 120 items.
-async fn populate(client: &Client) {
-    client
-        .batch_execute(
-            "INSERT INTO customer (email, name, country, city) \
-               SELECT 'c' || i || '@example.com', 'customer ' || i, 'FR', 'Paris' \
-               FROM generate_series(1, 30) i;
-             INSERT INTO product (name, category, price) \
-               SELECT 'product ' || i, 'office', i * 1.5 FROM generate_series(1, 5) i;
-             INSERT INTO \"order\" (\"customerId\", total, status) \
-               SELECT 1 + i % 30, 10 + i * 0.25, 'pending' FROM generate_series(1, 60) i;
-             INSERT INTO orderitem (\"orderId\", \"productId\", quantity, price) \
-               SELECT 1 + i % 60, 1 + i % 5, 1 + i % 3, 2.5 FROM generate_series(1, 120) i;",
-        )
-        .await
-        .unwrap();
-}
+const SHOP_ROWS: &str = "INSERT INTO customer (email, name, country, city) \
+       SELECT 'c' || i || '@example.com', 'customer ' || i, 'FR', 'Paris' \
+       FROM generate_series(1, 30) i;
+     INSERT INTO product (name, category, price) \
+       SELECT 'product ' || i, 'office', i * 1.5 FROM generate_series(1, 5) i;
+     INSERT INTO \"order\" (\"customerId\", total, status) \
+       SELECT 1 + i % 30, 10 + i * 0.25, 'pending' FROM generate_series(1, 60) i;
+     INSERT INTO orderitem (\"orderId\", \"productId\", quantity, price) \
+       SELECT 1 + i % 60, 1 + i % 5, 1 + i % 3, 2.5 FROM generate_series(1, 120) i;";
 
-/// Live rows per star table.
-async fn counts(pipeline: &TestPipeline) -> Vec<u64> {
+/// The shop's star tables, in the order of the counts the tests expect.
+const SHOP_TABLES: [&str; 4] = [
+    "customer_dim",
+    "product_dim",
+    "order_fact",
+    "orderitem_fact",
+];
+
+/// Live rows of each of `tables`.
+async fn counts(pipeline: &TestPipeline, tables: &[&str]) -> Vec<u64> {
     let mut counts = Vec::new();
-    for table in [
-        "customer_dim",
-        "product_dim",
-        "order_fact",
-        "orderitem_fact",
-    ] {
+    for table in tables {
         let sql = format!("SELECT count() AS n FROM `{table}` FINAL WHERE is_deleted = 0");
         let rows = query_json(&pipeline.store, &sql).await;
         counts.push(rows[0]["n"].as_u64().unwrap());
@@ -234,8 +230,16 @@ async fn recorded(pipeline: &TestPipeline) -> Vec<(String, u64, Vec<String>, u64
         .collect()
 }
 
+/// What a running pipeline's source holds: its tables, the rows written once the capture's slot
+/// exists, and the live rows each star table then has.
+struct SourceRows<'a> {
+    schema: &'a [&'a str],
+    rows: &'a str,
+    expected: &'a [(&'a str, u64)],
+}
+
 /// A running pipeline over a database of its own: the in-process capture (with `capture_flags`),
-/// the sink binary, and the shop's rows written once the slot exists.
+/// the sink binary, and the source's rows written once the slot exists.
 struct Running {
     db: ScratchDb,
     pipeline: TestPipeline,
@@ -244,16 +248,32 @@ struct Running {
 }
 
 impl Running {
-    /// Starts it, `edit` applied to the example pipeline, and waits until ClickHouse holds
-    /// `expected` live rows per star table.
-    async fn start(
+    /// The shop's pipeline with `edit` applied, running until ClickHouse holds `expected` live
+    /// rows per star table ([`SHOP_TABLES`] order).
+    async fn shop(
         edit: impl FnOnce(&mut cdcstar_crds::CdcPipeline),
         capture_flags: &[&str],
         expected: [u64; 4],
     ) -> Running {
+        let counts = [0, 1, 2, 3].map(|i| (SHOP_TABLES[i], expected[i]));
+        let source = SourceRows {
+            schema: &MIGRATIONS,
+            rows: SHOP_ROWS,
+            expected: &counts,
+        };
+        Running::start(&source, edit, capture_flags).await
+    }
+
+    /// Starts it over `source`, `edit` applied to the example pipeline, and waits until ClickHouse
+    /// holds the live rows `source` expects.
+    async fn start(
+        source: &SourceRows<'_>,
+        edit: impl FnOnce(&mut cdcstar_crds::CdcPipeline),
+        capture_flags: &[&str],
+    ) -> Running {
         // The in-process capture's log, shown when the test fails.
         let _ = cdcstar_runtime::logging::init(cdcstar_runtime::logging::LogFormat::Text, "info");
-        let db = ScratchDb::with_schema("verify", &MIGRATIONS).await;
+        let db = ScratchDb::with_schema("verify", source.schema).await;
         let pipeline = TestPipeline::with("verify", |p| {
             p.spec.capture.snapshot = false;
             edit(p);
@@ -286,11 +306,12 @@ impl Running {
             &|| running.log(),
         )
         .await;
-        populate(&client).await;
+        client.batch_execute(source.rows).await.unwrap();
+        let (tables, expected): (Vec<&str>, Vec<u64>) = source.expected.iter().copied().unzip();
         eventually_or(
             Duration::from_secs(120),
             "the rows in ClickHouse",
-            || async { counts(&running.pipeline).await == expected },
+            || async { counts(&running.pipeline, &tables).await == expected },
             &|| running.log(),
         )
         .await;
@@ -312,7 +333,7 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repair() {
-    let running = Running::start(|_| {}, &[], [30, 5, 60, 120]).await;
+    let running = Running::shop(|_| {}, &[], [30, 5, 60, 120]).await;
     let (db, pipeline) = (&running.db, &running.pipeline);
     let log = || running.log();
 
@@ -521,7 +542,7 @@ async fn a_masked_and_filtered_pipeline_verifies_equal_and_repairs_with_masked_v
     use cdcstar_crds::pipeline::{FilterOp, RowCondition};
     // Emails hashed, names redacted, and only the orders whose total is under 20 copied: 39 of the
     // 60 (totals are 10 + i / 4), and their items.
-    let running = Running::start(
+    let running = Running::shop(
         |p| {
             p.spec.source.mask_salt_secret_ref = Some(cdcstar_crds::pipeline::SecretKeyRef {
                 name: "salt".into(),
@@ -613,5 +634,73 @@ async fn a_masked_and_filtered_pipeline_verifies_equal_and_repairs_with_masked_v
     });
     assert_eq!(code, Some(2));
 
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_keyed_by_uuid_is_verified_in_the_key_ranges_postgres_has() {
+    // 50 devices under random UUIDs, compared 7 keys a chunk: ClickHouse orders UUIDs by their
+    // halves, Postgres by their bytes; compared by their text, each chunk is the same key range on
+    // both sides, so nothing differs, not even at first sight.
+    let source = SourceRows {
+        schema: &[
+            "CREATE TABLE device (id uuid PRIMARY KEY, name text NOT NULL); \
+                   ALTER TABLE device REPLICA IDENTITY FULL;",
+        ],
+        rows: "INSERT INTO device SELECT gen_random_uuid(), 'device ' || i \
+               FROM generate_series(1, 50) i",
+        expected: &[("device_dim", 50)],
+    };
+    let running = Running::start(
+        &source,
+        |p| {
+            p.spec.source.tables = vec![cdcstar_crds::pipeline::SourceTable::new("device", "id")];
+            p.spec.star_schema = serde_json::from_value(json!({"dimensions": [{
+                "name": "device_dim", "source": "device", "key": "device_id",
+                "columns": [
+                    {"name": "device_id", "source": "id", "type": "UUID"},
+                    {"name": "name", "source": "name", "type": "String"},
+                ],
+            }]}))
+            .unwrap();
+        },
+        &[],
+    )
+    .await;
+    let (db, pipeline) = (&running.db, &running.pipeline);
+    let (code, report) =
+        tokio::task::block_in_place(|| verify(pipeline, db, &["--chunk-rows", "7"]));
+    assert_eq!(code, 0, "{report:#}\n{}", running.log());
+    let devices = table(&report["rounds"][0], "device_dim");
+    assert_eq!(devices["rowsChecked"], 50, "{devices}");
+    assert_eq!(devices["chunks"], 8, "{devices}");
+    assert_eq!(devices["settled"], 0, "no chunk differed: {devices}");
+    assert!(devices.get("notVerified").is_none(), "{devices}");
+
+    // A device deleted from ClickHouse by hand is found by its UUID.
+    let gone = query_json(
+        &pipeline.store,
+        "SELECT toString(device_id) AS id FROM device_dim FINAL ORDER BY device_id LIMIT 1",
+    )
+    .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    pipeline
+        .store
+        .client()
+        .query(&format!(
+            "DELETE FROM device_dim WHERE device_id = toUUID('{gone}')"
+        ))
+        .with_option("mutations_sync", "2")
+        .execute()
+        .await
+        .unwrap();
+    let (code, report) = tokio::task::block_in_place(|| verify(pipeline, db, &[]));
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        table(&report["rounds"][0], "device_dim")["mismatches"],
+        json!([{"key": gone, "kind": "missingInClickHouse"}])
+    );
     running.stop().await;
 }

@@ -257,14 +257,15 @@ pub fn key_expression(table: &TableModel, key_oid: u32) -> Result<String, String
         }
     } else if matches!(
         ty,
-        ColumnType::String | ColumnType::LowCardinalityString { .. }
+        ColumnType::String | ColumnType::LowCardinalityString { .. } | ColumnType::Uuid
     ) {
-        // ClickHouse compares strings bytewise, as the C collation does.
+        // ClickHouse compares strings bytewise, as the C collation does; a UUID key is compared as
+        // its lowercase text on both sides (`clickhouse_key_range` in the verifier).
         Ok(format!("({column}::text COLLATE \"C\")"))
     } else {
         Err(format!(
-            "key {} is {}: ClickHouse orders it differently from Postgres (UUIDs by their second \
-             half), so key ranges cannot be matched",
+            "key {} is {}: ClickHouse orders it differently from Postgres, so key ranges cannot \
+             be matched",
             table.key_column().name,
             table.key_column().ty
         ))
