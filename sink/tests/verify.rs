@@ -18,7 +18,6 @@ use cdcstar_testkit::{ScratchDb, connect};
 use clap::Parser;
 use common::{TestPipeline, eventually_or, kafka_brokers, query_json};
 use serde_json::{Value as Json, json};
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 const MIGRATIONS: [&str; 2] = [
