@@ -10,6 +10,9 @@ use super::build::Component;
 /// Longest DNS-1035 label (a Service name, a label value).
 pub const MAX_DNS_LABEL: usize = 63;
 
+/// Longest CronJob name: the Jobs it creates add 11 characters, and must still be a label value.
+pub const MAX_CRON_JOB_NAME: usize = 52;
+
 /// Every rule `pipeline` breaks, with field paths.
 pub fn validate(pipeline: &CdcPipeline) -> Result<(), ValidationErrors> {
     let mut errors = match cdcstar_crds::validate::validate(pipeline) {
@@ -42,6 +45,17 @@ fn operator_rules(pipeline: &CdcPipeline) -> Vec<ValidationError> {
             ),
         });
     }
+    let cron_job = Component::Verify.child_name(name);
+    if pipeline.spec.verify.is_some() && cron_job.len() > MAX_CRON_JOB_NAME {
+        errors.push(ValidationError {
+            path: "metadata.name".to_owned(),
+            message: format!(
+                "too long for spec.verify: its CronJob {cron_job} must fit in {MAX_CRON_JOB_NAME} \
+                 characters, so with spec.verify the name may have at most {} characters",
+                MAX_CRON_JOB_NAME - Component::Verify.suffix().len() - 1
+            ),
+        });
+    }
     errors
 }
 
@@ -56,6 +70,25 @@ mod tests {
     #[test]
     fn example_is_valid() {
         validate(&example()).unwrap();
+    }
+
+    #[test]
+    fn a_name_too_long_for_the_verify_cron_job_is_rejected_only_with_spec_verify() {
+        let mut pipeline = example();
+        assert!(pipeline.spec.verify.is_some(), "the example verifies");
+        pipeline.spec.source.publication = Some("pub".into());
+        pipeline.spec.source.slot.name = Some("slot".into());
+        pipeline.metadata.name = Some("a".repeat(45));
+        validate(&pipeline).unwrap();
+        pipeline.metadata.name = Some("a".repeat(46));
+        let errors = validate(&pipeline).unwrap_err();
+        assert!(errors.has_path("metadata.name"), "{errors}");
+        assert!(
+            errors.to_string().contains("at most 45 characters"),
+            "{errors}"
+        );
+        pipeline.spec.verify = None;
+        validate(&pipeline).unwrap();
     }
 
     #[test]
