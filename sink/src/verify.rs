@@ -36,7 +36,8 @@ use crate::verify::compare::{
 use crate::verify::repair::Repairer;
 use crate::verify::settings::VerifyArgs;
 use crate::verify::source::{
-    Source, expected_rows, key_expression, key_literal, payload_key_text, unsupported_lookup,
+    Source, expected_copies, expected_rows, key_expression, key_literal, payload_key_text,
+    unsupported_lookup,
 };
 
 /// How often a re-check polls the watermark.
@@ -378,7 +379,11 @@ impl Verifier {
                 }
                 None => None,
             };
-            let expected = expected_rows(&mut self.source, &self.plan, id, &payloads).await?;
+            // NB: a resync needs the keys only, not the lookups (a query per lookup node).
+            let expected = match walk {
+                Walk::Verify => expected_rows(&mut self.source, &self.plan, id, &payloads).await?,
+                Walk::Resync => expected_copies(&self.plan, id, &payloads).await?,
+            };
             let mut range = vec!["1".to_owned()];
             if let Some(lower) = &lower {
                 range.push(format!("{key} > {}", bound(lower)));
@@ -426,21 +431,12 @@ impl Verifier {
             lower = upper;
         }
         let confirmed = self.recheck(&table, id, suspects, &mut report).await?;
-        let Some(repairer) = self.repairer.as_ref().filter(|_| !confirmed.is_empty()) else {
+        if self.repairer.is_none() || confirmed.is_empty() {
             report.mismatches = mismatches(confirmed);
             return Ok(report);
-        };
+        }
         let keys: Vec<Value> = confirmed.iter().map(|(k, _)| k.clone()).collect();
-        let primary_key = self.plan.sources[&table.source].primary_key.clone();
-        let lsn = repairer
-            .repair(
-                &mut self.source,
-                &self.pipeline,
-                &primary_key,
-                &table,
-                &keys,
-            )
-            .await?;
+        let lsn = self.re_emit(&table, &keys).await?;
         tracing::info!(table = %table.name, keys = keys.len(), lsn, "re-emitted mismatching rows");
         let (expected, observed_lsn) = self.observe(id, &keys).await?;
         // The repair was acknowledged before `observed_lsn` was read, so once the watermark
@@ -479,18 +475,24 @@ impl Verifier {
         if keys.is_empty() {
             return Ok(());
         }
-        let Some(repairer) = self.repairer.as_ref() else {
-            return Err(VerifyError::Kafka(
-                "--resync needs the pipeline's broker, and no producer was made".into(),
-            ));
-        };
-        let primary_key = self.plan.sources[&table.source].primary_key.clone();
-        let lsn = repairer
-            .repair(&mut self.source, &self.pipeline, &primary_key, table, keys)
-            .await?;
+        let lsn = self.re_emit(table, keys).await?;
         *report.resynced.get_or_insert(0) += keys.len();
         report.emitted_up_to = report.emitted_up_to.max(lsn);
         Ok(())
+    }
+
+    /// Re-emits `keys` of `table` from their current Postgres rows (`--repair`, `--resync`); the
+    /// position the envelopes carry.
+    async fn re_emit(&mut self, table: &TableModel, keys: &[Value]) -> Result<u64, VerifyError> {
+        let Some(repairer) = self.repairer.as_ref() else {
+            return Err(VerifyError::Kafka(
+                "re-emitting rows needs the pipeline's broker, and no producer was made".into(),
+            ));
+        };
+        let primary_key = &self.plan.sources[&table.source].primary_key;
+        repairer
+            .repair(&mut self.source, &self.pipeline, primary_key, table, keys)
+            .await
     }
 
     /// The re-check of `suspects`, differing keys of `table` first seen at their `observed_lsn`.

@@ -360,6 +360,25 @@ pub async fn expected_rows(
     id: TableId,
     payloads: &[Payload],
 ) -> Result<Expected, VerifyError> {
+    expected_rows_of(Some(source), plan, id, payloads).await
+}
+
+/// [`expected_rows`] without the lookups: what decides the keys and the refused rows.
+pub async fn expected_copies(
+    plan: &StarModel,
+    id: TableId,
+    payloads: &[Payload],
+) -> Result<Expected, VerifyError> {
+    expected_rows_of(None, plan, id, payloads).await
+}
+
+/// The expected rows, their lookups computed from `source` when given.
+async fn expected_rows_of(
+    source: Option<&mut Source>,
+    plan: &StarModel,
+    id: TableId,
+    payloads: &[Payload],
+) -> Result<Expected, VerifyError> {
     let table = &plan.tables[id];
     let key_source = &table.key_column().source;
     let mut expected = Expected::default();
@@ -379,7 +398,9 @@ pub async fn expected_rows(
             }
         }
     }
-    if !table.lookups.is_empty() {
+    if let Some(source) = source
+        && !table.lookups.is_empty()
+    {
         add_lookups(source, plan, table, &mut rows).await?;
     }
     expected.rows = rows
