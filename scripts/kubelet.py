@@ -447,7 +447,9 @@ class Kubelet:
                 user, group, " ".join(shlex.quote(a) for a in argv)))
         return steps
 
-    def start_container(self, pod: Pod, container: dict, volumes: dict[str, dict], pod_spec: dict) -> None:
+    def container_launch(self, pod: Pod, container: dict, volumes: dict[str, dict],
+                         pod_spec: dict) -> tuple[list[str], dict[str, str]]:
+        """The command that runs `container` in `pod` (its filesystem view, then its exec), and its env."""
         image = self.images[image_target(container["image"])]
         security = {**(pod_spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
         pod_dir = self.work / "pods" / pod.name
@@ -456,6 +458,10 @@ class Kubelet:
         env.update(resolve_env(container, self.objects, pod.name, self.namespace))
         launch = ["nsenter", f"--net={pod.netns}", "--", "unshare", "--mount", "--propagation", "private",
                   "--", "sh", "-ec", "\n".join(steps)]
+        return launch, env
+
+    def start_container(self, pod: Pod, container: dict, volumes: dict[str, dict], pod_spec: dict) -> None:
+        launch, env = self.container_launch(pod, container, volumes, pod_spec)
         running = Container(container["name"], container, self.logs / f"{pod.name}.{container['name']}.log",
                             launch, env)
         pod.containers.append(running)
@@ -569,13 +575,7 @@ class Kubelet:
         digest = hashlib.sha1(yaml.safe_dump(template).encode()).hexdigest()[:10]
         pod = self.start_pod(f"{name}-{digest}", template)
         for container in pod_spec["containers"]:
-            image = self.images[image_target(container["image"])]
-            security = {**(pod_spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
-            steps = self.container_script(container, volumes, image, security, self.work / "pods" / pod.name)
-            env = {"PATH": IMAGE_PATH, "HOSTNAME": pod.name}
-            env.update(resolve_env(container, self.objects, pod.name, self.namespace))
-            launch = ["nsenter", f"--net={pod.netns}", "--", "unshare", "--mount", "--propagation", "private",
-                      "--", "sh", "-ec", "\n".join(steps)]
+            launch, env = self.container_launch(pod, container, volumes, pod_spec)
             log_path = self.logs / f"{pod.name}.{container['name']}.log"
             log(f"job {name}: running {container['name']} (log: {log_path})")
             started = time.monotonic()

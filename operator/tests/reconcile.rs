@@ -58,6 +58,16 @@ fn harness() -> Harness {
     }
 }
 
+impl Harness {
+    /// Both databases hold what `pipeline` needs already, the slot retaining `retained_wal_bytes`.
+    fn in_place(&self, pipeline: &CdcPipeline, retained_wal_bytes: i64) {
+        self.source
+            .with(|s| s.observation = source_in_place(pipeline, retained_wal_bytes));
+        self.warehouse
+            .with(|w| w.observation = warehouse_in_place(pipeline));
+    }
+}
+
 async fn reconcile(pipeline: &CdcPipeline, ctx: &Arc<Context>) -> Result<Action, Error> {
     controller::reconcile(
         Arc::new(DeserializeGuard(Ok(pipeline.clone()))),
@@ -193,10 +203,7 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
 async fn spec_change_alters_publication_and_adds_table_and_column_keeping_transition_times() {
     let h = harness();
     let before = CdcPipeline::test().finalized();
-    h.source
-        .with(|s| s.observation = source_in_place(&before, 2048));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&before));
+    h.in_place(&before, 2048);
     // The status a previous pass wrote, all True since an hour ago.
     let earlier = "2026-01-01T10:00:00Z";
     let mut changed = with_shipment_and_phone(before.clone()).generation(2);
@@ -374,10 +381,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
 async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_passes_the_limit() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().paused();
-    h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 512 << 20));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.in_place(&pipeline, 512 << 20);
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
         secret_read(),
@@ -459,10 +463,7 @@ async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_
 async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().suspended();
-    h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 4096));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.in_place(&pipeline, 4096);
     let calls = concat(vec![
         secret_read(),
         children_applied(0),
@@ -677,10 +678,7 @@ async fn failover_on_postgres_15_is_refused_with_a_condition_not_a_failing_pass(
 async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_events() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized();
-    h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 512));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.in_place(&pipeline, 512);
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
         pass_with_status(
@@ -994,10 +992,7 @@ async fn disabled_api_is_not_run_and_any_previous_one_is_removed() {
     let h = harness();
     let mut pipeline = CdcPipeline::test().finalized();
     pipeline.spec.api.enabled = false;
-    h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 0));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.in_place(&pipeline, 0);
     let mut children = children_applied(1);
     // No api Deployment or Service applied: drop them (indexes 3 and 4), keep the verify CronJob
     // and the connect ConfigMap's delete, then the api's deletes.
@@ -1112,10 +1107,7 @@ fn resync_requested(value: &str) -> (Harness, CdcPipeline) {
         .into_iter()
         .collect(),
     );
-    h.source
-        .with(|s| s.observation = source_in_place(&pipeline, 0));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.in_place(&pipeline, 0);
     (h, pipeline)
 }
 

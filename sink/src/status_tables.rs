@@ -105,37 +105,30 @@ impl StatusWriter {
     /// The pipeline's watermark as the view computes it, `None` before any position was written.
     pub async fn watermark(&self) -> Result<Option<Watermark>, StoreError> {
         let query = watermark_query(self.store.database());
-        let rows = self
-            .store
-            .client()
-            .query(&query)
-            .param("pipeline", &self.pipeline)
-            .fetch_all::<Watermark>()
-            .await
-            .map_err(|source| StoreError::ClickHouse {
-                what: "select",
-                table: WATERMARK_NAME.to_owned(),
-                source,
-            })?;
+        let rows = self.pipeline_rows(&query, WATERMARK_NAME).await?;
         Ok(rows.into_iter().next())
     }
-}
 
-impl StatusWriter {
     /// The newest verification of each star table of the pipeline (none before the verifier ran).
     pub async fn verifications(&self) -> Result<Vec<VerificationRow>, StoreError> {
         let query = cdcstar_crds::status_tables::verifications_query(self.store.database());
+        self.pipeline_rows(&query, cdcstar_crds::status_tables::VERIFICATIONS.name)
+            .await
+    }
+
+    /// The rows of `query`, a read of the status table or view `table` taking the pipeline as its
+    /// `{pipeline:String}` parameter.
+    async fn pipeline_rows<T>(&self, query: &str, table: &str) -> Result<Vec<T>, StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
         self.store
             .client()
-            .query(&query)
+            .query(query)
             .param("pipeline", &self.pipeline)
-            .fetch_all::<VerificationRow>()
+            .fetch_all::<T>()
             .await
-            .map_err(|source| StoreError::ClickHouse {
-                what: "select",
-                table: cdcstar_crds::status_tables::VERIFICATIONS.name.to_owned(),
-                source,
-            })
+            .map_err(StoreError::clickhouse("select", table))
     }
 }
 

@@ -123,7 +123,7 @@ pub fn exception_code(error: &clickhouse::error::Error) -> Option<u32> {
 
 impl StoreError {
     /// For `map_err`: a ClickHouse statement doing `what` on `table` failed.
-    fn clickhouse<'a>(
+    pub(crate) fn clickhouse<'a>(
         what: &'static str,
         table: &'a str,
     ) -> impl Fn(clickhouse::error::Error) -> StoreError + Copy + 'a {
