@@ -58,6 +58,20 @@ async fn drop_clickhouse_database(client: &clickhouse::Client, database: &str) {
         .unwrap();
 }
 
+/// The operator's cleanup of `pipeline` on the [`source`] database, which is then dropped.
+async fn cleaned_up(
+    db: ScratchDb,
+    dsn: &Sensitive,
+    pipeline: &CdcPipeline,
+    check: tokio_postgres::Client,
+) {
+    source::cleanup_source(&PostgresConnector, dsn, pipeline)
+        .await
+        .unwrap();
+    drop(check);
+    db.drop_all().await;
+}
+
 /// The test pipeline, named uniquely after `prefix`.
 fn pipeline_named(prefix: &str) -> CdcPipeline {
     let mut pipeline = CdcPipeline::test();
@@ -274,11 +288,7 @@ async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot(
         .await
         .unwrap();
     assert_eq!(observed.observed.slot.unwrap().failover, None);
-    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
-    drop(check);
-    db.drop_all().await;
+    cleaned_up(db, &dsn, &pipeline, check).await;
 }
 
 #[tokio::test]
@@ -348,11 +358,7 @@ async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew
         check.batch_execute(statement).await.unwrap();
     }
     assert!(slot_exists(&check, &slot).await);
-    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
-    drop(check);
-    db.drop_all().await;
+    cleaned_up(db, &dsn, &pipeline, check).await;
 }
 
 #[tokio::test]
@@ -430,11 +436,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
             .contains("'cancelled'")
     );
 
-    source::cleanup_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
-    drop(check);
-    db.drop_all().await;
+    cleaned_up(db, &dsn, &pipeline, check).await;
 }
 
 #[tokio::test]
