@@ -137,6 +137,9 @@ cpu_split() { # cpu_split PID -> "librdkafka_ns other_ns": CPU time of the proce
     done
     echo "$rdk $other"
 }
+metric_total() { # metric_total PORT NAME -> the sum of the metric's samples over its labels
+    curl -fsS "http://127.0.0.1:$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {printf "%d", s}'
+}
 metric() { # metric NAME_AND_LABELS -> value
     curl -fsS "http://127.0.0.1:$CAPTURE_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $NF}' | head -1
 }
@@ -161,6 +164,8 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
         --metrics-addr "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
     SINK=$!; PIDS+=($SINK)
     wait_http "http://127.0.0.1:$SINK_PORT/ready" sink $SINK
+    read -r capture_rdk_start capture_own_start <<<"$(cpu_split $CAPTURE)"
+    read -r sink_rdk_start sink_own_start <<<"$(cpu_split $SINK)"
 
     if [[ $SKIP != *,latency,* ]]; then
         log "latency: $RATE transactions/s for $SECONDS_OF_LOAD s"
@@ -176,6 +181,19 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
             --capture-metrics "http://127.0.0.1:$CAPTURE_PORT/metrics"
         echo "max-rate: beside it, the $CEILINGS"
     fi
+    # CPU per change over both phases, for sizing (README): idle time between them costs little
+    # (heartbeats), so this is close to the cost of the changes themselves.
+    read -r capture_rdk_end capture_own_end <<<"$(cpu_split $CAPTURE)"
+    read -r sink_rdk_end sink_own_end <<<"$(cpu_split $SINK)"
+    changes=$(metric_total $CAPTURE_PORT cdcstar_capture_events_total)
+    flushed=$(metric_total $SINK_PORT cdcstar_sink_events_flushed_total)
+    awk -v changes="$changes" -v flushed="$flushed" \
+        -v c_own=$(( capture_own_end - capture_own_start )) -v c_rdk=$(( capture_rdk_end - capture_rdk_start )) \
+        -v s_own=$(( sink_own_end - sink_own_start )) -v s_rdk=$(( sink_rdk_end - sink_rdk_start )) \
+        'BEGIN {c = (c_own + c_rdk) / 1000 / changes; s = (s_own + s_rdk) / 1000 / flushed;
+                printf "streaming CPU per row change (%d captured, %d applied): capture %.1f us (our threads %.1f, librdkafka %.1f) = %.0f changes per CPU-second; sink %.1f us (our threads %.1f, librdkafka %.1f) = %.0f events per CPU-second (its ClickHouse statements are the server'"'"'s CPU, not counted here)\n",
+                       changes, flushed, c, c_own / 1000 / changes, c_rdk / 1000 / changes, 1e6 / c,
+                       s, s_own / 1000 / flushed, s_rdk / 1000 / flushed, 1e6 / s}'
     printf 'peak RSS: capture %s, sink %s\n' "$(peak_rss $CAPTURE)" "$(peak_rss $SINK)"
     cleanup; PIDS=()
 fi

@@ -713,6 +713,36 @@ def check_operator_settings(objects: list[dict[str, Any]], values: dict[str, Any
     return ", ".join(checked) + " match the binary"
 
 
+def check_component_resources(objects: list[dict[str, Any]], binary: Path) -> str:
+    """The chart's componentResources reach the operator, and its defaults are the binary's own: a pipeline
+    that sizes nothing is planned by the binary with no env and with the chart's, with the same resources,
+    those of values.yaml."""
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["componentResources"]
+    env = env_of(one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    chart_env = {f"{name.upper()}_RESOURCES": env[f"{name.upper()}_RESOURCES"] for name in values}
+    for name, value in values.items():
+        assert json.loads(chart_env[f"{name.upper()}_RESOURCES"]) == value, f"componentResources.{name} not passed as given"
+    pipeline = yaml.safe_load((ROOT / "examples" / "shop-pipeline.yaml").read_text())
+    pipeline["spec"]["verify"] = {"schedule": "@hourly"}
+    for label, extra_env in (("its defaults", {}), ("the chart's env", chart_env)):
+        result = subprocess.run([str(binary), "plan", "-", "--manifests-only"], input=yaml.safe_dump(pipeline),
+                                env={"PATH": os.environ["PATH"], **extra_env}, capture_output=True, text=True)
+        assert result.returncode == 0, f"plan with {label} failed: {result.stderr.strip()}"
+        planned: dict[str, Any] = {}
+        for doc in yaml.safe_load_all(result.stdout):
+            if not doc:
+                continue
+            component = doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+            template = {"Deployment": lambda d: d["spec"]["template"],
+                        "CronJob": lambda d: d["spec"]["jobTemplate"]["spec"]["template"]}.get(doc["kind"])
+            if template and component:
+                planned[component] = template(doc)["spec"]["containers"][0].get("resources")
+        for name, value in values.items():
+            assert planned.get(name) == value, (
+                f"with {label} the operator gives {name} {planned.get(name)!r}, values.yaml {value!r}")
+    return f"{', '.join(values)}: values.yaml = the operator's defaults = what it plans"
+
+
 def check_operator_plan(binary: Path, kube_version: str, report: Report) -> str:
     objects = []
     for label, pipeline in planned_pipelines():
@@ -828,6 +858,12 @@ def main() -> int:
         else:
             values = scenarios[label][0]
             report.run(name, lambda o=rendered[label], v=values: check_operator_settings(o, v, binary))
+
+    name = "component resources: the chart's defaults are the operator's"
+    if binary is None or "default values" not in rendered:
+        report.skip(name, "no cdcstar-operator binary in target/ or no render")
+    else:
+        report.run(name, lambda: check_component_resources(rendered["default values"], binary))
 
     built = operator_built_objects() if OPERATOR_TESTS_DIR.exists() else []
     if built:

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use crate::config::{DefaultImages, OperatorConfig};
+use crate::config::{DefaultImages, DefaultResources, OperatorConfig, ResourcesJson};
 use crate::external::{Sensitive, WarehouseCredentials};
 use crate::leader::LeaseTiming;
 use crate::provision::SecretValues;
@@ -109,6 +109,18 @@ pub struct RunArgs {
     /// Image of the api when a pipeline does not set one.
     #[arg(long, env, default_value_t = DefaultImages::default().api, global = true)]
     pub api_image: String,
+    /// Compute resources (JSON) of the native capture when a pipeline does not set them.
+    #[arg(long, env, default_value_t = ResourcesJson(DefaultResources::default().capture), global = true)]
+    pub capture_resources: ResourcesJson,
+    /// Compute resources (JSON) of the sink when a pipeline does not set them.
+    #[arg(long, env, default_value_t = ResourcesJson(DefaultResources::default().sink), global = true)]
+    pub sink_resources: ResourcesJson,
+    /// Compute resources (JSON) of the api when a pipeline does not set them.
+    #[arg(long, env, default_value_t = ResourcesJson(DefaultResources::default().api), global = true)]
+    pub api_resources: ResourcesJson,
+    /// Compute resources (JSON) of the verify and resync Jobs when a pipeline does not set them.
+    #[arg(long, env, default_value_t = ResourcesJson(DefaultResources::default().verify), global = true)]
+    pub verify_resources: ResourcesJson,
     /// Seconds between two checks of a healthy pipeline (refreshes the lag, repairs drift).
     #[arg(long, env, default_value_t = 60, global = true)]
     pub resync_seconds: u64,
@@ -141,6 +153,12 @@ impl RunArgs {
                 capture: self.capture_image.clone(),
                 sink: self.sink_image.clone(),
                 api: self.api_image.clone(),
+            },
+            resources: DefaultResources {
+                capture: self.capture_resources.0.clone(),
+                sink: self.sink_resources.0.clone(),
+                api: self.api_resources.0.clone(),
+                verify: self.verify_resources.0.clone(),
             },
             resync_interval: std::time::Duration::from_secs(self.resync_seconds.max(1)),
         }
@@ -194,6 +212,31 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Run)));
         assert!(!cli.run.leader_election);
         assert_eq!(cli.run.operator_config().images.sink, "sink:x");
+    }
+
+    #[test]
+    fn component_resources_default_to_the_sizing_and_take_json() {
+        let cli = Cli::try_parse_from(["cdcstar-operator"]).unwrap();
+        assert_eq!(
+            cli.run.operator_config().resources,
+            crate::config::DefaultResources::default()
+        );
+        let cli = Cli::try_parse_from([
+            "cdcstar-operator",
+            "--sink-resources",
+            r#"{"requests": {"cpu": "2", "memory": "1Gi"}}"#,
+        ])
+        .unwrap();
+        let sink = cli.run.operator_config().resources.sink;
+        assert_eq!(sink.requests.unwrap()["cpu"].0, "2");
+        assert!(sink.limits.is_none());
+        let refused = Cli::try_parse_from(["cdcstar-operator", "--capture-resources", "cpu=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("expected a resources object as JSON"),
+            "{refused}"
+        );
     }
 
     #[test]

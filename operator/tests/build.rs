@@ -593,3 +593,33 @@ fn the_clickhouse_cloud_example_plans_plain_tables_and_secret_credentials() {
         "https://abc123xyz.eu-west-1.aws.clickhouse.cloud:8443"
     );
 }
+
+#[test]
+fn a_component_without_resources_gets_the_operators_and_one_with_them_keeps_its_own() {
+    let yaml = EXAMPLE.replace(
+        "  sink:\n    replicas: 1",
+        "  sink:\n    replicas: 1\n    resources:\n      requests: {cpu: \"2\", memory: 1Gi}",
+    );
+    let desired = planned(&yaml).kubernetes;
+    let resources = |name: &str| {
+        deployment(&desired, name)
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .resources
+            .clone()
+            .unwrap()
+    };
+    let defaults = cdcstar_operator::config::DefaultResources::default();
+    assert_eq!(resources("shop-capture"), defaults.capture);
+    assert_eq!(resources("shop-api"), defaults.api);
+    let sink = resources("shop-sink");
+    assert_eq!(sink.requests.as_ref().unwrap()["cpu"].0, "2");
+    assert!(
+        sink.limits.is_none(),
+        "a pipeline's own resources are taken whole"
+    );
+}

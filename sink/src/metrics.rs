@@ -31,8 +31,8 @@ pub struct Metrics {
     pub rows_propagated: Counter,
     /// Fact rows rewritten by the post-write re-check.
     pub rows_rechecked: Counter,
-    /// Statements the row paths sent to ClickHouse, per kind (`insert`, `insert_select`, `select`).
-    pub clickhouse_statements: Family<Labels, Counter>,
+    /// Statements the row paths sent to ClickHouse and the seconds they took, per kind.
+    pub clickhouse_statements: StatementMetrics,
     /// Events per flushed batch.
     pub batch_events: Histogram,
     /// Seconds to apply a batch to ClickHouse (all statements, retries excluded).
@@ -58,6 +58,27 @@ pub struct Metrics {
     pub verification_timestamp_seconds: Family<Labels, Gauge>,
 }
 
+/// The row paths' statements per kind: `insert` (RowBinary rows), `insert_select` (propagation),
+/// `count` (propagation's rows to rewrite), `select` (stored rows and lookups).
+#[derive(Debug, Clone, Default)]
+pub struct StatementMetrics {
+    /// Statements sent.
+    pub count: Family<Labels, Counter>,
+    /// Seconds until ClickHouse answered (a failed statement's included).
+    pub seconds: Family<Labels, Counter<f64, AtomicU64>>,
+}
+
+impl StatementMetrics {
+    /// Records one statement of `kind` that took from `started` until now.
+    pub fn record(&self, kind: &'static str, started: std::time::Instant) {
+        let labels = vec![("kind", kind.to_owned())];
+        self.count.get_or_create(&labels).inc();
+        self.seconds
+            .get_or_create(&labels)
+            .inc_by(started.elapsed().as_secs_f64());
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -76,7 +97,7 @@ impl Metrics {
             values_adjusted: Family::default(),
             rows_propagated: Counter::default(),
             rows_rechecked: Counter::default(),
-            clickhouse_statements: Family::default(),
+            clickhouse_statements: StatementMetrics::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             apply_seconds: Histogram::new(exponential_buckets(0.001, 2.5, 14)),
             retries: Family::default(),
@@ -127,7 +148,12 @@ impl Metrics {
         registry.register(
             "clickhouse_statements",
             "Statements the row paths sent to ClickHouse, per kind",
-            metrics.clickhouse_statements.clone(),
+            metrics.clickhouse_statements.count.clone(),
+        );
+        registry.register(
+            "clickhouse_statement_seconds",
+            "Seconds the row paths' statements took until ClickHouse answered, per kind",
+            metrics.clickhouse_statements.seconds.clone(),
         );
         registry.register(
             "batch_events",
@@ -197,4 +223,30 @@ impl Metrics {
 /// A one-label set.
 pub fn label(name: &'static str, value: impl Into<String>) -> Labels {
     vec![(name, value.into())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_counted_and_timed_per_kind() {
+        let metrics = Metrics::new();
+        let started = std::time::Instant::now() - std::time::Duration::from_millis(250);
+        metrics.clickhouse_statements.record("count", started);
+        metrics.clickhouse_statements.record("count", started);
+        metrics.clickhouse_statements.record("insert", started);
+        let text = metrics.render();
+        assert!(text.contains("cdcstar_sink_clickhouse_statements_total{kind=\"count\"} 2"));
+        assert!(text.contains("cdcstar_sink_clickhouse_statements_total{kind=\"insert\"} 1"));
+        let seconds: f64 = text
+            .lines()
+            .find(|l| {
+                l.starts_with("cdcstar_sink_clickhouse_statement_seconds_total{kind=\"count\"}")
+            })
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("the seconds of the count statements");
+        assert!(seconds >= 0.5, "{seconds}");
+    }
 }

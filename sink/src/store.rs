@@ -19,10 +19,7 @@ use cdcstar_crds::clickhouse_ddl::{ColumnDifference, compare_columns, quote_iden
 use cdcstar_crds::star::{Bookkeeping, LSN_COLUMN};
 use cdcstar_crds::star_model::TableModel;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-
-use crate::metrics::Labels;
+use crate::metrics::StatementMetrics;
 use crate::route::value::{Value, quote_string, sql_literal};
 use crate::store::rowbinary::{DecodeError, EncodeError, decode, encode};
 
@@ -188,7 +185,7 @@ impl std::fmt::Debug for StoreConfig {
 pub struct Store {
     client: clickhouse::Client,
     database: String,
-    statements: Family<Labels, Counter>,
+    statements: StatementMetrics,
 }
 
 impl std::fmt::Debug for Store {
@@ -213,7 +210,7 @@ impl Store {
         Store {
             client,
             database: config.database.clone(),
-            statements: Family::default(),
+            statements: StatementMetrics::default(),
         }
     }
 
@@ -233,16 +230,10 @@ impl Store {
         Store { client, ..self }
     }
 
-    /// Counts the statements of the row paths in `statements`, per kind
+    /// Counts and times the statements of the row paths in `statements`, per kind
     /// ([`crate::metrics::Metrics::clickhouse_statements`]).
-    pub fn counting_statements(self, statements: Family<Labels, Counter>) -> Self {
+    pub fn counting_statements(self, statements: StatementMetrics) -> Self {
         Store { statements, ..self }
-    }
-
-    fn count_statement(&self, kind: &'static str) {
-        self.statements
-            .get_or_create(&vec![("kind", kind.to_owned())])
-            .inc();
     }
 
     /// The underlying client, for statements outside the row paths (DDL, health checks).
@@ -305,10 +296,13 @@ impl Store {
         );
         let fail = StoreError::clickhouse("insert", &table.name);
         let started = Instant::now();
-        self.count_statement("insert");
         let mut insert = self.client.insert_formatted_with(sql);
-        insert.send(Bytes::from(body)).await.map_err(fail)?;
-        insert.end().await.map_err(fail)?;
+        let sent = match insert.send(Bytes::from(body)).await {
+            Ok(()) => insert.end().await,
+            Err(error) => Err(error),
+        };
+        self.statements.record("insert", started);
+        sent.map_err(fail)?;
         tracing::debug!(table = %table.name, rows = rows.len(), bytes = size,
             elapsed_ms = started.elapsed().as_millis() as u64, "inserted");
         Ok(size)
@@ -382,12 +376,9 @@ impl Store {
     /// it writes is a refusal of the events that caused them ([`StoreError::refuses_rows`]).
     pub async fn insert_select(&self, table: &str, sql: &str) -> Result<(), StoreError> {
         let started = Instant::now();
-        self.count_statement("insert_select");
-        self.client
-            .query(sql)
-            .execute()
-            .await
-            .map_err(StoreError::clickhouse("insert", table))?;
+        let executed = self.client.query(sql).execute().await;
+        self.statements.record("insert_select", started);
+        executed.map_err(StoreError::clickhouse("insert", table))?;
         tracing::debug!(
             table,
             sql_bytes = sql.len(),
@@ -399,7 +390,9 @@ impl Store {
 
     /// Runs a `SELECT count() ...`.
     pub async fn count(&self, table: &str, sql: &str) -> Result<usize, StoreError> {
-        let records = self.select(table, sql, &[ColumnType::UInt64]).await?;
+        let records = self
+            .fetch("count", table, sql, &[ColumnType::UInt64])
+            .await?;
         Ok(match records.first().and_then(|r| r.first()) {
             Some(Value::UInt(count)) => *count as usize,
             _ => 0,
@@ -413,17 +406,26 @@ impl Store {
         sql: &str,
         types: &[ColumnType],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.fetch("select", table, sql, types).await
+    }
+
+    /// Runs `sql`, a statement of `kind` ([`StatementMetrics`]), and decodes each result row with
+    /// `types`.
+    async fn fetch(
+        &self,
+        kind: &'static str,
+        table: &str,
+        sql: &str,
+        types: &[ColumnType],
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
         let started = Instant::now();
-        self.count_statement("select");
         let fail = StoreError::clickhouse("select", table);
-        let bytes = self
-            .client
-            .query(sql)
-            .fetch_bytes("RowBinary")
-            .map_err(fail)?
-            .collect()
-            .await
-            .map_err(fail)?;
+        let fetched = match self.client.query(sql).fetch_bytes("RowBinary") {
+            Ok(mut cursor) => cursor.collect().await,
+            Err(error) => Err(error),
+        };
+        self.statements.record(kind, started);
+        let bytes = fetched.map_err(fail)?;
         tracing::debug!(
             table,
             bytes = bytes.len(),

@@ -538,7 +538,12 @@ impl<'a> BuildContext<'a> {
             port: COMPONENT_HTTP_PORT,
             liveness_path: "/health",
             readiness_path: "/ready",
-            resources: spec.capture.native.resources.clone(),
+            resources: spec
+                .capture
+                .native
+                .resources
+                .clone()
+                .or_else(|| Some(config.resources.capture.clone())),
             volumes,
             config_hash: Some(content_hash(&[pipeline_yaml])),
             single_instance: true,
@@ -636,7 +641,11 @@ impl<'a> BuildContext<'a> {
             port: COMPONENT_HTTP_PORT,
             liveness_path: "/health",
             readiness_path: "/ready",
-            resources: spec.sink.resources.clone(),
+            resources: spec
+                .sink
+                .resources
+                .clone()
+                .or_else(|| Some(config.resources.sink.clone())),
             volumes,
             config_hash: Some(content_hash(&[pipeline_yaml])),
             single_instance,
@@ -692,7 +701,10 @@ impl<'a> BuildContext<'a> {
             port: API_PORT,
             liveness_path: "/health",
             readiness_path: "/ready",
-            resources: workload.resources.clone(),
+            resources: workload
+                .resources
+                .clone()
+                .or_else(|| Some(config.resources.api.clone())),
             volumes: Vec::new(),
             config_hash: None,
             single_instance: false,
@@ -856,7 +868,7 @@ impl<'a> BuildContext<'a> {
             Some(vec!["cdcstar-sink".to_owned()]),
             args,
             env,
-            resources,
+            resources.or_else(|| Some(config.resources.verify.clone())),
         );
         self.pod_template(component, container, volumes, None, Some("Never"))
     }

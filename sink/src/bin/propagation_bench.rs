@@ -233,12 +233,6 @@ async fn main() -> anyhow::Result<()> {
     let written = metric_sum(&metrics, "cdcstar_sink_rows_written_total{");
     let propagated = metric_sum(&metrics, "cdcstar_sink_rows_propagated_total ");
     let rechecked = metric_sum(&metrics, "cdcstar_sink_rows_rechecked_total ");
-    let statements = |kind: &str| {
-        metric_sum(
-            &metrics,
-            &format!("cdcstar_sink_clickhouse_statements_total{{kind=\"{kind}\"}}"),
-        )
-    };
     println!(
         "change -> every fact shows it (flushed): {seconds:.2} s for {facts} orders + {items} items = \
          {:.0} facts/s (lookup re-check {})",
@@ -247,10 +241,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "rows written: {written:.0} ({propagated:.0} propagated, {rechecked:.0} by the re-check); \
-         statements: {:.0} select, {:.0} insert, {:.0} insert ... select",
-        statements("select"),
-        statements("insert"),
-        statements("insert_select")
+         statements:\n{}",
+        support::statement_report(&metrics)
     );
     println!(
         "fixture (ClickHouse adapter) rewriting the {facts} orders alone with a plain INSERT ... SELECT \

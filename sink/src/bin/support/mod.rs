@@ -69,6 +69,28 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
+/// The sink's ClickHouse statements of the row paths from its metrics `text`, a kind a line: how
+/// many, per batch, and the seconds until ClickHouse answered them (the sink's own CPU is apart).
+pub fn statement_report(text: &str) -> String {
+    let batches = metric_sum(text, "cdcstar_sink_apply_seconds_count ").max(1.0);
+    ["insert", "select", "count", "insert_select"]
+        .iter()
+        .map(|kind| {
+            let labels = format!("{{kind=\"{kind}\"}}");
+            let count = metric_sum(text, &format!("cdcstar_sink_clickhouse_statements_total{labels}"));
+            let seconds = metric_sum(
+                text,
+                &format!("cdcstar_sink_clickhouse_statement_seconds_total{labels}"),
+            );
+            format!(
+                "  {kind:<13} {count:>6.0} statements = {:>5.1} per batch, {seconds:>7.2} s ({:.1} ms each)\n",
+                count / batches,
+                1000.0 * seconds / count.max(1.0)
+            )
+        })
+        .collect()
+}
+
 /// A loopback address for the sink's metrics port.
 pub fn free_local_addr() -> std::io::Result<String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
