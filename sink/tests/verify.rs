@@ -4,6 +4,9 @@
 //! stream of changes reports no mismatch over several rounds; a row changed by hand in ClickHouse, a
 //! row deleted from it and a row added to it are each reported with their key within one round, and
 //! repaired with `--repair`; `--resync` re-copies a table damaged by hand while the stream goes on.
+//!
+//! Over 400 lines: the running pipeline the scenarios share (Postgres, capture, sink, verifier) is
+//! built here, and each scenario needs its stream of changes beside its checks.
 
 mod common;
 

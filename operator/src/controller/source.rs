@@ -1,5 +1,8 @@
 //! Phase 3a: the source database. Observes the publication, replica identities and slot, runs the
 //! statements `crate::sql` derives from the difference, and reports the WAL the slot retains.
+//!
+//! Over 400 lines: observing, reconciling and the conditions derived from the same report belong
+//! together; almost half of the file tests the conditions.
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::postgres;
