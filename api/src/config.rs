@@ -26,7 +26,7 @@ pub struct Cli {
     /// The star-schema view's ClickHouse (used by `serve`).
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
-    /// Log output format.
+    /// How log lines are written to standard error: text, or one JSON object per line.
     #[arg(long, env, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 }

@@ -247,7 +247,6 @@ pub struct StarColumn {
 /// The latest rows of one star table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StarRows {
-    /// The table.
     pub table: StarTable,
     /// Its key column; rows are ordered by it, newest first.
     pub key: String,

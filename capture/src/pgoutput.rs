@@ -171,7 +171,6 @@ pub struct RelationColumn {
     pub is_key: bool,
     /// Column name.
     pub name: String,
-    /// Type OID.
     pub type_oid: u32,
     /// Type modifier (`atttypmod`).
     pub type_modifier: i32,

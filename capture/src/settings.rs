@@ -70,7 +70,7 @@ pub struct CaptureArgs {
     #[command(flatten)]
     pub producer: ProducerSettings,
 
-    /// Log format.
+    /// How log lines are written to standard error: text, or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }

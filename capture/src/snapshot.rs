@@ -216,9 +216,7 @@ pub struct Snapshotter {
     pub progress: ProgressStore,
     /// Topics and keys.
     pub routes: Arc<Routes>,
-    /// The producer.
     pub producer: Arc<EventProducer>,
-    /// Metrics.
     pub metrics: Arc<CaptureMetrics>,
     /// Rows per batch.
     pub batch_size: usize,

@@ -53,7 +53,6 @@ pub enum StreamError {
     /// The producer refused an event.
     #[error("failed to produce to {topic}: {source}")]
     Produce {
-        /// Topic.
         topic: String,
         /// Why.
         source: rdkafka::error::KafkaError,

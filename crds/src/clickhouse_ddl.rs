@@ -63,7 +63,6 @@ pub fn quote_string(text: &str) -> String {
 /// A dimension or fact table as created in ClickHouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
-    /// Database.
     pub database: String,
     /// Table name.
     pub name: String,

@@ -67,7 +67,6 @@ pub const LIMITATIONS: &str = "Redpanda Connect conveys no TRUNCATE, no old key 
 /// An environment variable the configuration references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnvVar {
-    /// Its name.
     pub name: &'static str,
     /// The Secret it comes from.
     pub source: SecretSource,

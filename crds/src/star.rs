@@ -233,7 +233,6 @@ pub enum LookupError {
     ForeignKeyNotMapped {
         /// Index in `via`.
         hop: usize,
-        /// The foreign key.
         foreign_key: String,
         /// Source table the step starts from.
         source_table: String,

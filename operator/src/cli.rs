@@ -94,7 +94,7 @@ pub struct RunArgs {
     /// Port of `/metrics`, `/health` and `/ready`.
     #[arg(long, env, default_value_t = 9090, global = true)]
     pub metrics_port: u16,
-    /// Log format.
+    /// How log lines are written to standard error: text, or one JSON object per line.
     #[arg(long, env, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// Namespace whose CdcPipelines are reconciled; empty for every namespace.

@@ -61,10 +61,7 @@ pub enum SlotPlan {
     },
     /// `spec.source.slot.failover` on a server older than PostgreSQL 17: no slot is created (nor
     /// an invalidated one dropped), the condition says why.
-    FailoverUnsupported {
-        /// The server's `server_version_num`.
-        server_version_num: i32,
-    },
+    FailoverUnsupported { server_version_num: i32 },
 }
 
 /// The slot decision of a pass. A slot that is not invalidated is never dropped; an invalidated
@@ -194,7 +191,6 @@ pub fn warehouse_plan(
 pub struct ValueAdjustment {
     /// Star table.
     pub table: String,
-    /// Column.
     pub column: String,
     /// `clamp` or `null`.
     pub policy: String,

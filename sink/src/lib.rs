@@ -84,7 +84,6 @@ pub enum SinkError {
     /// The metrics port could not be opened.
     #[error("failed to listen on {address}: {source}")]
     Listen {
-        /// The address.
         address: String,
         /// The I/O error.
         source: std::io::Error,

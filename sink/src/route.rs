@@ -35,7 +35,6 @@ pub enum DataError {
     MissingLsn {
         /// Source table.
         table: String,
-        /// The operation.
         operation: &'static str,
     },
     /// A value does not fit its column.

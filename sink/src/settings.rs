@@ -152,7 +152,7 @@ pub struct Args {
     #[arg(long, env = "SINK_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: SocketAddr,
 
-    /// Log format.
+    /// How log lines are written to standard error: text, or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }

@@ -34,7 +34,6 @@ pub struct Row {
     pub values: Vec<Value>,
     /// Row version (ReplacingMergeTree's version column).
     pub lsn: u64,
-    /// `is_deleted`.
     pub deleted: bool,
     /// Facts: version of the fact's own source row. Dimensions: equal to `lsn`.
     pub source_lsn: u64,
@@ -48,7 +47,6 @@ pub enum StoreError {
     ClickHouse {
         /// What was being done (insert, select).
         what: &'static str,
-        /// The table.
         table: String,
         /// The client's error.
         source: clickhouse::error::Error,
@@ -56,7 +54,6 @@ pub enum StoreError {
     /// A row read back could not be decoded (schema drift between the spec and the table).
     #[error("reading {table}: {source}")]
     Decode {
-        /// The table.
         table: String,
         /// The decoding error.
         source: DecodeError,
@@ -65,7 +62,6 @@ pub enum StoreError {
     /// event is routed, so this is a value that conversion let through).
     #[error("writing {table}: {source}")]
     Encode {
-        /// The table.
         table: String,
         /// The encoding error.
         source: EncodeError,
@@ -78,7 +74,6 @@ pub enum StoreError {
         .drift.join("; ")
     )]
     SchemaDrift {
-        /// The table.
         table: String,
         /// Each difference that breaks inserts.
         drift: Vec<String>,

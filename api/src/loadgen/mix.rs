@@ -102,7 +102,6 @@ pub fn order_body(rng: &mut Rng, seeded: &Seeded) -> Value {
 /// One request to send.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    /// Its kind.
     pub kind: Kind,
     /// GET or POST.
     pub method: Method,

@@ -61,7 +61,6 @@ pub struct CpuUse {
     pub api: Option<f64>,
     /// Every process named `postgres` (the server's backends and its background workers).
     pub postgres: f64,
-    /// This load generator.
     pub load_generator: Option<f64>,
 }
 

@@ -221,7 +221,6 @@ pub struct Consumed {
     pub raw: String,
     /// Parsed value.
     pub json: Value,
-    /// Partition.
     pub partition: i32,
 }
 

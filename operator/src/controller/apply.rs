@@ -25,9 +25,7 @@ pub enum ApplyError {
     Apply {
         /// Kind of the child.
         kind: String,
-        /// Namespace.
         namespace: String,
-        /// Name.
         name: String,
         /// The client error.
         source: kube::Error,
@@ -37,9 +35,7 @@ pub enum ApplyError {
     Delete {
         /// Kind of the child.
         kind: ChildKind,
-        /// Namespace.
         namespace: String,
-        /// Name.
         name: String,
         /// The client error.
         source: kube::Error,

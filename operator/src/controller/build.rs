@@ -140,7 +140,6 @@ pub enum ChildKind {
 /// A child the pipeline no longer needs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObsoleteChild {
-    /// Its kind.
     pub kind: ChildKind,
     /// Its name in the pipeline's namespace.
     pub name: String,

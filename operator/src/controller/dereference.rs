@@ -38,7 +38,6 @@ pub enum DereferenceError {
     /// The Secret does not exist.
     #[error("secret {namespace}/{name} referenced by {field} not found")]
     SecretMissing {
-        /// Namespace.
         namespace: String,
         /// Secret name.
         name: String,
@@ -48,7 +47,6 @@ pub enum DereferenceError {
     /// The Secret exists without the key.
     #[error("secret {namespace}/{name} referenced by {field} has no key {key:?}")]
     KeyMissing {
-        /// Namespace.
         namespace: String,
         /// Secret name.
         name: String,
@@ -60,11 +58,9 @@ pub enum DereferenceError {
     /// The value is not UTF-8 text.
     #[error("key {key:?} of secret {namespace}/{name} referenced by {field} is not UTF-8 text")]
     NotText {
-        /// Namespace.
         namespace: String,
         /// Secret name.
         name: String,
-        /// The key.
         key: String,
         /// Field of the spec holding the reference.
         field: &'static str,
@@ -76,11 +72,9 @@ pub enum DereferenceError {
          DSN or choose another value"
     )]
     NotSubstitutable {
-        /// Namespace.
         namespace: String,
         /// Secret name.
         name: String,
-        /// The key.
         key: String,
         /// Field of the spec holding the reference.
         field: &'static str,
@@ -90,7 +84,6 @@ pub enum DereferenceError {
     /// The API server could not be asked.
     #[error("failed to read secret {namespace}/{name}: {}", Described(.source))]
     Read {
-        /// Namespace.
         namespace: String,
         /// Secret name.
         name: String,

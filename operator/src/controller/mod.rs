@@ -77,9 +77,7 @@ pub enum Error {
     /// The stored object does not match the schema of this operator's types.
     #[error("cdcpipeline {namespace}/{name} cannot be read: {message}")]
     InvalidObject {
-        /// Namespace.
         namespace: String,
-        /// Name.
         name: String,
         /// The deserialisation error.
         message: String,
@@ -225,7 +223,6 @@ pub struct Context {
     pub warehouse: Arc<dyn WarehouseConnector>,
     /// Publishes Events.
     pub recorder: Recorder,
-    /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Per-object backoff.
     pub backoff: Backoff,

@@ -43,7 +43,6 @@ impl fmt::Debug for Sensitive {
 pub struct WarehouseCredentials {
     /// User name.
     pub username: Sensitive,
-    /// Password.
     pub password: Sensitive,
 }
 
@@ -59,7 +58,6 @@ pub enum DatabaseError {
     /// A statement failed.
     #[error("failed to run `{statement}`: {message}")]
     Statement {
-        /// The statement.
         statement: String,
         /// What the server said.
         message: String,

@@ -46,7 +46,7 @@ struct Args {
     /// (librdkafka's mock default is 3000; Kafka's `group.initial.rebalance.delay.ms`).
     #[arg(long, default_value_t = 0)]
     group_initial_rebalance_delay_ms: i32,
-    /// Log format.
+    /// How log lines are written to standard error: text, or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }

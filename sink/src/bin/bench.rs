@@ -50,7 +50,7 @@ struct Args {
     /// Number of CDC events.
     #[arg(long, env = "BENCH_EVENTS", default_value_t = 1_000_000)]
     events: usize,
-    /// Kafka brokers.
+    /// Bootstrap brokers of the benchmark's topics, `host:port[,host:port...]`.
     #[arg(long, env = "KAFKA_BROKERS")]
     kafka_brokers: String,
     /// ClickHouse HTTP endpoint.

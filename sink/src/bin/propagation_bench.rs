@@ -33,7 +33,7 @@ struct Args {
     /// Orders of the changed customer (items: a fifth of that).
     #[arg(long, env = "BENCH_FACTS", default_value_t = 100_000)]
     facts: u64,
-    /// Kafka brokers.
+    /// Bootstrap brokers of the benchmark's topics, `host:port[,host:port...]`.
     #[arg(long, env = "KAFKA_BROKERS")]
     kafka_brokers: String,
     /// ClickHouse HTTP endpoint.

@@ -16,7 +16,6 @@ use crate::route::{CommitPosition, RowChange, route};
 /// When a batch is flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Events.
     pub max_events: usize,
     /// Message bytes.
     pub max_bytes: usize,
@@ -27,11 +26,8 @@ pub struct BatchLimits {
 /// One consumed message, as the batch needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
-    /// Topic.
     pub topic: &'a str,
-    /// Partition.
     pub partition: i32,
-    /// Offset.
     pub offset: i64,
     /// Message key.
     pub key: Option<&'a [u8]>,
@@ -42,11 +38,8 @@ pub struct Message<'a> {
 /// Where a message was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
-    /// Topic.
     pub topic: String,
-    /// Partition.
     pub partition: i32,
-    /// Offset.
     pub offset: i64,
 }
 

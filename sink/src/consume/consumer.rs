@@ -51,7 +51,6 @@ pub enum ConsumerError {
     /// The subscription failed.
     #[error("failed to subscribe to topics {topics:?}: {source}")]
     Subscribe {
-        /// Topics.
         topics: Vec<String>,
         /// The client's error.
         source: KafkaError,

@@ -19,13 +19,10 @@ pub struct DeadLetter {
     pub table: String,
     /// Reason kind.
     pub kind: &'static str,
-    /// Reason.
     pub reason: String,
     /// Topic it was read from.
     pub topic: String,
-    /// Partition.
     pub partition: i32,
-    /// Offset.
     pub offset: i64,
     /// Original key.
     pub key: Option<Vec<u8>>,

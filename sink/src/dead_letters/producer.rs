@@ -34,7 +34,6 @@ pub const SOURCE_OFFSET_HEADER: &str = "cdcstar.source.offset";
     "failed to deliver dead letter from {topic}/{partition}@{offset} to {dead_letter_topic}: {reason}"
 )]
 pub struct DeliveryError {
-    /// Dead-letter topic.
     pub dead_letter_topic: String,
     /// Source topic.
     pub topic: String,

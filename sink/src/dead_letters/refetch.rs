@@ -21,7 +21,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A message as stored in its topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// Key.
     pub key: Option<Vec<u8>>,
     /// Body (empty for a tombstone).
     pub payload: Vec<u8>,
@@ -33,11 +32,8 @@ pub enum RefetchError {
     /// The client failed.
     #[error("failed to read {topic}/{partition}@{offset} back: {source}")]
     Kafka {
-        /// Topic.
         topic: String,
-        /// Partition.
         partition: i32,
-        /// Offset.
         offset: i64,
         /// The client's error.
         source: KafkaError,
@@ -51,11 +47,8 @@ pub enum RefetchError {
     /// Nothing arrived in time.
     #[error("timed out reading {topic}/{partition}@{offset} back")]
     TimedOut {
-        /// Topic.
         topic: String,
-        /// Partition.
         partition: i32,
-        /// Offset.
         offset: i64,
     },
 }

@@ -77,7 +77,7 @@ enum Mode {
         /// Messages per second.
         #[arg(long, default_value_t = 1000)]
         rate: u64,
-        /// Seconds.
+        /// How long to send at that rate, seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// The capture's producer settings (`--kafka-compression`, `--kafka-linger-ms`).
@@ -102,7 +102,7 @@ enum Mode {
     },
     /// Fills `bench_snapshot` with `rows` rows.
     Seed {
-        /// Rows.
+        /// How many rows the table holds afterwards.
         #[arg(long, default_value_t = 5_000_000)]
         rows: i64,
     },
