@@ -175,6 +175,14 @@ async fn facts_and_propagations_larger_than_a_chunk_are_applied_whole() {
 #[tokio::test]
 async fn chained_lookups_go_through_the_order_and_follow_each_step() {
     let h = Harness::new("chain").await;
+    // Every version of an order stays stored, as a busy server may keep them unmerged.
+    h.applier
+        .store()
+        .client()
+        .query("SYSTEM STOP MERGES order_fact")
+        .execute()
+        .await
+        .unwrap();
     // The item first, then its product, its order, and the order's customer, each in its own batch.
     h.one_by_one(&[
         envelope("orderitem", "insert", 0x14, item(1000, 100, 5, 3)),
@@ -217,6 +225,30 @@ async fn chained_lookups_go_through_the_order_and_follow_each_step() {
         h.rows("orderitem_fact", "customer_country, customer_city")
             .await,
         [json!({"customer_country": "DE", "customer_city": "DE-city"})]
+    );
+    // The customer the order left changes, alone, then beside another step of the same fact: the
+    // item follows the order's customer of now, not one an older version of the order pointed to
+    // (still stored: merges are stopped above).
+    h.batch(&[envelope(
+        "customer",
+        "update",
+        0x40,
+        customer(1, "ann", "ES"),
+    )])
+    .await;
+    let item = "product_name, order_status, customer_country";
+    assert_eq!(
+        h.rows("orderitem_fact", item).await,
+        [json!({"product_name": "pen", "order_status": "paid", "customer_country": "DE"})]
+    );
+    h.batch(&[
+        envelope("customer", "update", 0x50, customer(1, "ann", "PT")),
+        envelope("product", "update", 0x51, product(5, "pencil")),
+    ])
+    .await;
+    assert_eq!(
+        h.rows("orderitem_fact", item).await,
+        [json!({"product_name": "pencil", "order_status": "paid", "customer_country": "DE"})]
     );
 }
 
