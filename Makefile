@@ -133,7 +133,7 @@ operator-golden: ## after a reviewed change: regenerate operator/tests/golden/* 
 # The native capture (docs/capture.md) and the one-command local pipeline.
 .PHONY: capture-test run-capture bench-pipeline
 capture-test: services ## native capture: decoder/type unit tests and real Postgres + broker tests (envelopes, TOAST, SIGKILL restart, heartbeat, snapshot)
-	$(WITH_ENV) cargo test -p cdcstar-capture
+	$(WITH_ENV) cargo test -p cdcstar-source -p cdcstar-capture
 
 run-capture: services ## run the native capture for PIPELINE (default examples/shop-pipeline.yaml) on the local services, creating publication and slot
 	cargo build --release -p cdcstar-capture

@@ -8,17 +8,18 @@ use std::sync::{Arc, Mutex};
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::postgres::row_filter_sql;
 use cdcstar_runtime::kafka::{KafkaConnection, KafkaSetupError, ensure_topics};
+use cdcstar_source::address::{DatabaseAddress, SourceError};
+use cdcstar_source::mask::{ColumnRules, MaskError, MaskSalt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acks::AckTracker;
-use crate::mask::{ColumnRules, MaskError, MaskSalt};
 use crate::metrics::{self, CaptureMetrics};
 use crate::producer::EventProducer;
 use crate::replication::{self, ReplicationError, StreamSettings};
 use crate::settings::{CaptureArgs, PipelineFileError, load_pipeline};
 use crate::snapshot::{self, ProgressStore, ReadSnapshot, SnapshotError, Snapshotter};
-use crate::source::{self, DatabaseAddress, SourceError};
+use crate::source;
 use crate::stream::{Routes, StreamError, Streamer, TableRoute};
 
 /// Every way the capture can fail.

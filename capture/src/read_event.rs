@@ -8,11 +8,11 @@ use std::ops::Range;
 
 use cdcstar_crds::envelope::{Metadata, Operation};
 use cdcstar_crds::pipeline::MaskKind;
+use cdcstar_source::mask::{ColumnRule, ColumnRules};
+use cdcstar_source::value::write_json;
 
-use crate::mask::{ColumnRule, ColumnRules};
 use crate::pgoutput::Relation;
 use crate::row::ConversionWarning;
-use crate::value::write_json;
 
 /// One column of the payload, in output order.
 #[derive(Debug)]
@@ -253,7 +253,8 @@ mod tests {
             },
         ];
         let rules =
-            ColumnRules::for_table(&table, Some(&crate::mask::MaskSalt::new("salt"))).unwrap();
+            ColumnRules::for_table(&table, Some(&cdcstar_source::mask::MaskSalt::new("salt")))
+                .unwrap();
         let encoder = ReadEncoder::new(&relation, "id", &rules);
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);

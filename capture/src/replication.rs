@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use cdcstar_crds::envelope::Lsn;
+use cdcstar_source::address::{DatabaseAddress, SESSION_OPTIONS};
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, TlsConfig};
-
-use crate::source::{DatabaseAddress, SESSION_OPTIONS};
 
 /// Errors on the replication connection.
 #[derive(Debug, thiserror::Error)]

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 
 use cdcstar_crds::envelope::{Envelope, Lsn, Metadata, Operation};
+use cdcstar_source::key::message_key;
+use cdcstar_source::mask::{ColumnRule, ColumnRules};
+use cdcstar_source::value::text_to_json;
 use serde_json::{Map, Value};
 
-use crate::mask::{ColumnRule, ColumnRules};
 use crate::pgoutput::{ColumnValue, OldTuple, Relation, TupleData};
-use crate::value::text_to_json;
 
 /// Why a change could not be turned into an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -285,14 +286,6 @@ impl<'a> RowBuilder<'a> {
     }
 }
 
-/// The Kafka key of a row: the primary key column's JSON value, `None` when it is absent or null.
-pub fn message_key(payload: &Map<String, Value>, primary_key: &str) -> Option<Vec<u8>> {
-    match payload.get(primary_key) {
-        None | Some(Value::Null) => None,
-        Some(value) => serde_json::to_vec(value).ok(),
-    }
-}
-
 /// Formats a pgoutput timestamp (microseconds since 2000-01-01 UTC) as RFC 3339 with microseconds.
 pub fn commit_time_text(pg_micros: i64) -> String {
     let unix = pg_micros.saturating_add(crate::pgoutput::PG_EPOCH_OFFSET_MICROS);
@@ -490,7 +483,7 @@ mod tests {
             column: "name".into(),
             with: MaskKind::Hash,
         }];
-        ColumnRules::for_table(&table, Some(&crate::mask::MaskSalt::new("salt"))).unwrap()
+        ColumnRules::for_table(&table, Some(&cdcstar_source::mask::MaskSalt::new("salt"))).unwrap()
     }
 
     #[test]

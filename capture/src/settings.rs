@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
+use cdcstar_source::mask::MaskSalt;
 use clap::Parser;
 
-use crate::mask::MaskSalt;
 use crate::producer::ProducerSettings;
 
 pub use cdcstar_runtime::logging::LogFormat;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cdcstar_crds::envelope::{Envelope, Lsn, Metadata, Operation};
+use cdcstar_source::mask::ColumnRules;
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::acks::TxId;
-use crate::mask::ColumnRules;
 use crate::metrics::{CaptureMetrics, TableLabel, TableOperation};
 use crate::pgoutput::{self, LogicalMessage};
 use crate::producer::EventProducer;

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cdcstar_capture::mask::{ColumnRules, MaskSalt};
 use cdcstar_crds::pipeline::{ColumnMask, MaskKind, SourceTable};
+use cdcstar_source::mask::{ColumnRules, MaskSalt};
 use common::{Capture, Consumed, ScratchDb, TopicReader, unique, wait_for_active_slot};
 
 /// A pipeline capturing `table` (key `id`) with the given `source.tables[0]` extras and

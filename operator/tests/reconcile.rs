@@ -14,7 +14,7 @@ use cdcstar_crds::{clickhouse_ddl, postgres, status_tables};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context, Error};
 use cdcstar_operator::metrics::Metrics;
-use cdcstar_operator::sql::{SlotObservation, ValueAdjustment, Watermark};
+use cdcstar_operator::sql::{SlotObservation, SourceObservation, ValueAdjustment, Watermark};
 use common::apiserver::{Call, Handle, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
 use common::fixtures::{
@@ -61,11 +61,22 @@ fn harness() -> Harness {
 impl Harness {
     /// Both databases hold what `pipeline` needs already, the slot retaining `retained_wal_bytes`.
     fn in_place(&self, pipeline: &CdcPipeline, retained_wal_bytes: i64) {
-        self.source
-            .with(|s| s.observation = source_in_place(pipeline, retained_wal_bytes));
+        self.source_observed(pipeline, source_in_place(pipeline, retained_wal_bytes));
+    }
+
+    /// ClickHouse holds what `pipeline` needs already, and the source is as `observation` says.
+    fn source_observed(&self, pipeline: &CdcPipeline, observation: SourceObservation) {
+        self.source.with(|s| s.observation = observation);
         self.warehouse
             .with(|w| w.observation = warehouse_in_place(pipeline));
     }
+}
+
+/// `pipeline` as the API server holds it once a pass wrote the status in `written`.
+fn stored(pipeline: &CdcPipeline, written: &Mutex<Value>) -> CdcPipeline {
+    let mut stored = pipeline.clone();
+    stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
+    stored
 }
 
 async fn reconcile(pipeline: &CdcPipeline, ctx: &Arc<Context>) -> Result<Action, Error> {
@@ -442,16 +453,11 @@ async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_
     let ctx = h.ctx.clone();
     let source = h.source.clone();
     let result = scenario(h.handle, calls, async move {
-        let stored = |written: &Arc<Mutex<Value>>| {
-            let mut stored = pipeline.clone();
-            stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
-            stored
-        };
         reconcile(&pipeline, &ctx).await?;
         source.with(|s| s.observation = source_in_place(&pipeline, 5 << 30));
-        reconcile(&stored(&written), &ctx).await?;
+        reconcile(&stored(&pipeline, &written), &ctx).await?;
         source.with(|s| s.observation = source_in_place(&pipeline, (51 << 30) / 10));
-        reconcile(&stored(&written), &ctx).await
+        reconcile(&stored(&pipeline, &written), &ctx).await
     })
     .await;
     result.unwrap();
@@ -490,7 +496,7 @@ async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
 }
 
 /// `source_in_place` with the slot invalidated by Postgres.
-fn invalidated_slot(pipeline: &CdcPipeline) -> cdcstar_operator::sql::SourceObservation {
+fn invalidated_slot(pipeline: &CdcPipeline) -> SourceObservation {
     let mut observation = source_in_place(pipeline, 0);
     observation.slot = Some(SlotObservation {
         retained_wal_bytes: None,
@@ -505,10 +511,7 @@ fn invalidated_slot(pipeline: &CdcPipeline) -> cdcstar_operator::sql::SourceObse
 async fn an_invalidated_slot_holds_the_capture_at_zero_and_is_kept_without_a_request() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized();
-    h.source
-        .with(|s| s.observation = invalidated_slot(&pipeline));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.source_observed(&pipeline, invalidated_slot(&pipeline));
     let calls = concat(vec![
         secret_read(),
         children_applied_with(0, 1),
@@ -555,10 +558,7 @@ async fn a_recreate_request_replaces_the_invalidated_slot_and_is_recorded_once()
             .into_iter()
             .collect(),
     );
-    h.source
-        .with(|s| s.observation = invalidated_slot(&pipeline));
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.source_observed(&pipeline, invalidated_slot(&pipeline));
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
         secret_read(),
@@ -610,10 +610,9 @@ async fn a_recreate_request_replaces_the_invalidated_slot_and_is_recorded_once()
     scenario(h.handle, calls, async move {
         reconcile(&stored_pipeline, &ctx).await?;
         source.with(|s| s.observation = source_in_place(&stored_pipeline, 0));
-        let mut stored = stored_pipeline.clone();
-        stored.status = Some(serde_json::from_value(last.lock().unwrap().clone()).unwrap());
-        assert_eq!(stored.pending_slot_recreation(), None);
-        reconcile(&stored, &ctx).await
+        let recorded = stored(&stored_pipeline, &last);
+        assert_eq!(recorded.pending_slot_recreation(), None);
+        reconcile(&recorded, &ctx).await
     })
     .await
     .unwrap();
@@ -640,9 +639,7 @@ async fn failover_on_postgres_15_is_refused_with_a_condition_not_a_failing_pass(
     pipeline.spec.source.slot.failover = true;
     let mut observation = source_in_place(&pipeline, 0);
     observation.slot = None;
-    h.source.with(|s| s.observation = observation);
-    h.warehouse
-        .with(|w| w.observation = warehouse_in_place(&pipeline));
+    h.source_observed(&pipeline, observation);
     let calls = concat(vec![
         secret_read(),
         children_applied_with(0, 1),
@@ -695,9 +692,7 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
     let ctx = h.ctx.clone();
     let result = scenario(h.handle, calls, async move {
         reconcile(&pipeline, &ctx).await?;
-        let mut stored = pipeline.clone();
-        stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
-        reconcile(&stored, &ctx).await
+        reconcile(&stored(&pipeline, &written), &ctx).await
     })
     .await;
     result.unwrap();
@@ -762,9 +757,7 @@ async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_c
     let first = pipeline.clone();
     let result = scenario(h.handle, calls, async move {
         reconcile(&first, &ctx).await?;
-        let mut stored = first.clone();
-        stored.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
-        reconcile(&stored, &ctx).await
+        reconcile(&stored(&first, &written), &ctx).await
     })
     .await;
     result.unwrap();
@@ -1149,12 +1142,11 @@ async fn a_requested_resync_is_a_job_run_once_and_removed_with_its_request() {
         ),
     ]);
     let ctx = h.ctx.clone();
-    let stored = written.clone();
+    let last = written.clone();
     let result = scenario(h.handle, calls, async move {
         reconcile(&pipeline, &ctx).await?;
-        let mut done = pipeline.clone();
+        let mut done = stored(&pipeline, &last);
         done.metadata.annotations = None;
-        done.status = Some(serde_json::from_value(stored.lock().unwrap().clone()).unwrap());
         reconcile(&done, &ctx).await
     })
     .await;

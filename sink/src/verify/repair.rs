@@ -12,12 +12,12 @@
 
 use std::time::Duration;
 
-use cdcstar_capture::row::message_key;
 use cdcstar_crds::envelope::{LIBRDKAFKA_PARTITIONER, Metadata};
 use cdcstar_crds::postgres::quote_ident;
 use cdcstar_crds::star_model::TableModel;
 use cdcstar_crds::{CdcPipeline, Envelope, Lsn, Operation};
 use cdcstar_runtime::kafka::KafkaConnection;
+use cdcstar_source::key::message_key;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Map;
 

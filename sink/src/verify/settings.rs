@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cdcstar_capture::mask::MaskSalt;
+use cdcstar_source::mask::MaskSalt;
 use clap::{Parser, ValueEnum};
 
 pub use cdcstar_runtime::logging::LogFormat;

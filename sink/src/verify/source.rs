@@ -3,7 +3,7 @@
 //! referenced Postgres rows along the model's lookup tree.
 //!
 //! Source rows are read as the capture reads them (its session settings, values in text form turned
-//! into payload JSON by its own conversion, `cdcstar_capture::value::text_to_json`), wrapped in an
+//! into payload JSON by its own conversion, [`cdcstar_source::value::text_to_json`]), wrapped in an
 //! `update` envelope and passed through the sink's own [`crate::route::route`], so each copied
 //! column gets the value the sink would write for that row (types, ranges, `onUnrepresentable`). A
 //! lookup takes the referenced star table's converted column, as `enrich` takes it from ClickHouse;
@@ -17,14 +17,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cdcstar_capture::mask::{ColumnRule, ColumnRules, MaskSalt};
-use cdcstar_capture::source::DatabaseAddress;
-use cdcstar_capture::value::text_to_json;
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::column_type::ColumnType;
 use cdcstar_crds::postgres::{quote_ident, quote_literal, row_filter_sql};
 use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
 use cdcstar_crds::{Envelope, Lsn, Operation, envelope::Metadata};
+use cdcstar_source::address::DatabaseAddress;
+use cdcstar_source::mask::{ColumnRule, ColumnRules, MaskSalt};
+use cdcstar_source::value::text_to_json;
 use serde_json::{Map, Value as Json};
 use tokio_postgres::{Client, SimpleQueryMessage};
 

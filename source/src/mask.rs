@@ -1,6 +1,7 @@
 //! What leaves the capture of each column: `spec.source.tables[].excludeColumns` and `mask`,
-//! applied where a decoded row becomes an envelope payload (streamed changes in [`crate::row`],
-//! snapshot rows in [`crate::read_event`]), so an excluded column or a masked value is in no event,
+//! applied where a decoded row becomes an envelope payload (the capture's streamed changes in
+//! `cdcstar_capture::row`, its snapshot rows in `cdcstar_capture::read_event`; the sink's verifier
+//! reads source rows the same way), so an excluded column or a masked value is in no event,
 //! no log line and no dead letter.
 //!
 //! - excluded: the column is left out of the payload, and out of `unchangedToast` too (its name
