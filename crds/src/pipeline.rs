@@ -803,7 +803,7 @@ pub struct CredentialsSecretRef {
     /// Key of the user name.
     #[serde(default = "default_username_key")]
     pub username_key: String,
-    /// Key of the password.
+    /// Key of the password in the same Secret.
     #[serde(default = "default_password_key")]
     pub password_key: String,
 }

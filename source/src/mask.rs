@@ -63,12 +63,7 @@ pub enum MaskError {
     #[error(
         "column {table}.{column} is masked with hash but no salt was given (CAPTURE_MASK_SALT, from the Secret spec.source.maskSaltSecretRef names)"
     )]
-    MissingSalt {
-        /// Table.
-        table: String,
-        /// Column.
-        column: String,
-    },
+    MissingSalt { table: String, column: String },
 }
 
 /// What happens to one column.

@@ -14,6 +14,9 @@
 //! `rowFilter`): an excluded column is never read, a masked value is masked as the capture masks it
 //! (with the same salt), and a row outside the table's row filter counts as absent. So the verifier
 //! compares what the capture could have sent, and a repair never sends what the capture would not.
+//!
+//! Over 400 lines: reading a table as the capture would and computing its lookups from Postgres
+//! follow the same walk of the model, and split apart they would share every type here.
 
 use std::collections::{HashMap, HashSet};
 
