@@ -247,6 +247,7 @@ pub struct StarColumn {
 /// The latest rows of one star table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StarRows {
+    /// The star table read (one of the four of the reference app's schema).
     pub table: StarTable,
     /// Its key column; rows are ordered by it, newest first.
     pub key: String,
