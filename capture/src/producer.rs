@@ -155,6 +155,17 @@ pub struct ProducerSettings {
         default_missing_value = "true"
     )]
     pub idempotence: bool,
+    /// Memory budget of the producer's queue in MiB: events waiting to be sent or acknowledged
+    /// (librdkafka's `queue.buffering.max.kbytes`). A full queue holds the WAL reader back instead
+    /// of growing the process: overloaded with a count-based queue, the capture reached 122 MiB.
+    #[arg(
+        value_name = "KAFKA_QUEUE_MIB",
+        long = "kafka-queue-mib",
+        env = "CAPTURE_KAFKA_QUEUE_MIB",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=2048)
+    )]
+    pub queue_mib: u32,
 }
 
 impl ProducerSettings {
@@ -173,7 +184,8 @@ impl ProducerSettings {
 }
 
 /// The client configuration of the capture's producers: `acks=all`, `settings`' delivery mode
-/// (per-key order either way, see the module docs), compression and linger, Nagle's algorithm off
+/// (per-key order either way, see the module docs), compression, linger and queue budget, Nagle's
+/// algorithm off
 /// (a small produce request must not wait for the acknowledgement of the previous segment), and
 /// Kafka's murmur2 partitioner, the one the Redpanda Connect engine uses too.
 pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings) -> ClientConfig {
@@ -190,7 +202,12 @@ pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger_ms.to_string())
         .set("socket.nagle.disable", "true")
-        .set("queue.buffering.max.messages", "200000")
+        // NB: the budget is in bytes; the message count is librdkafka's largest, so it never binds.
+        .set(
+            "queue.buffering.max.kbytes",
+            (u64::from(settings.queue_mib) * 1024).to_string(),
+        )
+        .set("queue.buffering.max.messages", "2147483647")
         .set("partitioner", LIBRDKAFKA_PARTITIONER);
     config
 }

@@ -194,6 +194,9 @@ mod tests {
             Some("1")
         );
         assert_eq!(single.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(single.get("queue.buffering.max.kbytes"), Some("16384"));
+        let budget = producer_config(&connection, &parse(&["--kafka-queue-mib", "4"]));
+        assert_eq!(budget.get("queue.buffering.max.kbytes"), Some("4096"));
 
         for flags in [
             &["--kafka-idempotence"][..],
