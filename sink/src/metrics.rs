@@ -71,7 +71,7 @@ pub struct StatementMetrics {
 impl StatementMetrics {
     /// Records one statement of `kind` that took from `started` until now.
     pub fn record(&self, kind: &'static str, started: std::time::Instant) {
-        let labels = vec![("kind", kind.to_owned())];
+        let labels = label("kind", kind);
         self.count.get_or_create(&labels).inc();
         self.seconds
             .get_or_create(&labels)
