@@ -59,6 +59,9 @@ crd: ## regenerate crds/cdcpipeline.yaml from the Rust types
 	cargo run -q -p cdcstar-crds --bin crdgen
 
 .PHONY: demo demo-ui
+# The demo does not wait for the tansu broker's first build: the mock broker stands in meanwhile
+# (scripts/services.sh, CDCSTAR_BROKER=tansu-or-mock); the tests use tansu and wait for it.
+demo demo-ui: export CDCSTAR_BROKER ?= tansu-or-mock
 demo: services ## the whole pipeline locally as a cluster would run it: the operator's own Deployments for examples/shop-pipeline.yaml run by a local kubelet (scripts/kubelet.py), the reference client's flow through the api pod, ClickHouse contents and arrival times (PROFILE=release for optimised binaries)
 	$(WITH_ENV) scripts/demo.sh
 

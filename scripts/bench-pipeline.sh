@@ -12,7 +12,7 @@
 #   2. the maximum row-change rate the capture sustains (steps BENCH_STEPS, BENCH_STEP_SECONDS each);
 #   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table and the capture's CPU per row (its own
 #      threads apart from librdkafka's);
-#   4. peak RSS (VmHWM) of the capture and the sink.
+#   4. peak RSS (VmHWM) of the capture and the sink, in each phase apart.
 #
 #   scripts/services.sh up && eval "$(scripts/services.sh env)" && scripts/bench-pipeline.sh
 #
@@ -131,6 +131,8 @@ wait_http() { # wait_http URL WHAT PID
     die "$2 not ready at $1; see $WORK/$2.log"
 }
 peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$1/status"; }
+# Writing 5 to clear_refs resets VmHWM to the current RSS, so each phase has a peak of its own.
+reset_peak_rss() { local pid; for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs"; done; }
 cpu_split() { # cpu_split PID -> "librdkafka_ns other_ns": CPU time of the process's threads, by owner
     local rdk=0 other=0 task ns
     for task in /proc/"$1"/task/*; do
@@ -170,6 +172,7 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
     read -r sink_rdk_start sink_own_start <<<"$(cpu_split $SINK)"
 
     if [[ $SKIP != *,latency,* ]]; then
+        reset_peak_rss $CAPTURE $SINK
         : >"$WORK/latency-runs.txt"
         for run in $(seq 1 "$LATENCY_RUNS"); do
             log "latency run $run/$LATENCY_RUNS: $RATE transactions/s for $SECONDS_OF_LOAD s"
@@ -185,13 +188,17 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
                  runs++; line = line sprintf(" p50 %d / p99 %d ms;", p50, p99); if (p50 < 100 && p99 < 250) met++ }
              END { printf "latency over %d runs:%s p50 < 100 ms and p99 < 250 ms in %d of %d\n", runs, line, met, runs }' \
             "$WORK/latency-runs.txt"
+        printf 'peak RSS in the latency runs: capture %s, sink %s\n' "$(peak_rss $CAPTURE)" "$(peak_rss $SINK)"
     fi
     if [[ $SKIP != *,max-rate,* ]]; then
+        reset_peak_rss $CAPTURE $SINK
         log "max sustained capture rate: steps $STEPS, $STEP_SECONDS s each"
         "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" max-rate \
             --steps "$STEPS" --step-seconds "$STEP_SECONDS" \
             --capture-metrics "http://127.0.0.1:$CAPTURE_PORT/metrics"
         echo "max-rate: beside it, the $CEILINGS"
+        printf 'peak RSS in the max-rate steps (the sink behind, on a backlog): capture %s, sink %s\n' \
+            "$(peak_rss $CAPTURE)" "$(peak_rss $SINK)"
     fi
     # CPU per change over both phases, for sizing (README): idle time between them costs little
     # (heartbeats), so this is close to the cost of the changes themselves.
@@ -206,7 +213,6 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
                 printf "streaming CPU per row change (%d captured, %d applied): capture %.1f us (our threads %.1f, librdkafka %.1f) = %.0f changes per CPU-second; sink %.1f us (our threads %.1f, librdkafka %.1f) = %.0f events per CPU-second (its ClickHouse statements are the server'"'"'s CPU, not counted here)\n",
                        changes, flushed, c, c_own / 1000 / changes, c_rdk / 1000 / changes, 1e6 / c,
                        s, s_own / 1000 / flushed, s_rdk / 1000 / flushed, 1e6 / s}'
-    printf 'peak RSS: capture %s, sink %s\n' "$(peak_rss $CAPTURE)" "$(peak_rss $SINK)"
     cleanup; PIDS=()
 fi
 

@@ -74,10 +74,18 @@ API=http://127.0.0.1:$API_PORT CH_DATABASE=$CH_DATABASE PIPELINE=$PIPELINE \
     "$PYTHON" scripts/kubelet.py "${kubelet_flags[@]}" -- scripts/demo-flow.sh
 
 ch_url="$CLICKHOUSE_URL/?database=$CH_DATABASE"
+services=$(scripts/services.sh status 2>&1 || true)
+standin=
+if grep -q 'standing in while tansu builds' <<<"$services"; then
+    standin="
+The broker is the in-memory mock broker until tansu is built; the first make demo or make test after the
+build replaces it with tansu (make test waits for the build)."
+fi
 cat <<END
 
 The pipeline's pods have stopped and its replication slot is dropped; their logs are in $LOG_DIR.
-Still running: Postgres ($DATABASE_URL), the broker ($KAFKA_BROKERS) and ClickHouse ($CLICKHOUSE_URL);
+The local services, still running (scripts/services.sh status):
+$(sed 's/^/  /' <<<"$services")$standin
 stop them with: make services-down
 
 Next:

@@ -11,6 +11,7 @@
 #   services: STEP: done in 2m05s
 # and returns COMMAND's exit status. COMMAND is an executable (not a shell function): it runs in a session
 # of its own with its output in LOG and no input, and an interrupt of the caller stops all of it.
+# progress_while_running and progress_outcome do the same for a process started earlier (by another run).
 
 PROGRESS_SECONDS=${PROGRESS_SECONDS:-30}
 PROGRESS_NAME=${PROGRESS_NAME:-$(basename "$0" .sh)}
@@ -27,8 +28,9 @@ progress_duration() { # progress_duration SECONDS: 45s, 1m30s, 1h02m05s
 }
 
 run_with_progress() { # run_with_progress STEP LOG COMMAND...
-    local step=$1 logfile=$2 start=$SECONDS pid status=0 next last
+    local step=$1 logfile=$2 start pid status=0
     shift 2
+    start=$(date +%s)
     printf '%s: %s (log: %s)\n' "$PROGRESS_NAME" "$step" "$logfile" >&2
     # NB: setsid gives the command its own process group, so that an interrupt can stop the whole of it
     # (cargo's rustc children included); a background job of a script would otherwise ignore SIGINT.
@@ -37,23 +39,33 @@ run_with_progress() { # run_with_progress STEP LOG COMMAND...
     pid=$!
     # shellcheck disable=SC2064 # the pid is meant to be expanded now
     trap "kill -TERM -- -$pid 2>/dev/null; exit 130" INT TERM
-    next=$((SECONDS + PROGRESS_SECONDS))
+    progress_while_running "$step" "$logfile" "$pid" "$start"
+    wait "$pid" || status=$?
+    trap - INT TERM
+    progress_outcome "$step" "$logfile" "$status" "$start"
+    return $status
+}
+
+progress_while_running() { # progress_while_running STEP LOG PID START: returns when PID (any process) ends
+    local step=$1 logfile=$2 pid=$3 start=$4 next last
+    next=$(($(date +%s) + PROGRESS_SECONDS))
     while kill -0 "$pid" 2>/dev/null; do
         sleep 0.5
-        if [ $SECONDS -ge $next ] && kill -0 "$pid" 2>/dev/null; then
+        if [ "$(date +%s)" -ge $next ] && kill -0 "$pid" 2>/dev/null; then
             last=$(tail -n 1 "$logfile" 2>/dev/null | tr -d '\r' | sed 's/^[[:space:]]*//' | cut -c 1-80)
             printf '%s: %s: %s elapsed (log: %s)%s\n' "$PROGRESS_NAME" "$step" \
-                "$(progress_duration $((SECONDS - start)))" "$logfile" "${last:+: $last}" >&2
+                "$(progress_duration $(($(date +%s) - start)))" "$logfile" "${last:+: $last}" >&2
             next=$((next + PROGRESS_SECONDS))
         fi
     done
-    wait "$pid" || status=$?
-    trap - INT TERM
-    if [ $status -eq 0 ]; then
-        printf '%s: %s: done in %s\n' "$PROGRESS_NAME" "$step" "$(progress_duration $((SECONDS - start)))" >&2
+}
+
+progress_outcome() { # progress_outcome STEP LOG STATUS START
+    local step=$1 logfile=$2 status=$3 elapsed
+    elapsed=$(progress_duration $(($(date +%s) - $4)))
+    if [ "$status" -eq 0 ]; then
+        printf '%s: %s: done in %s\n' "$PROGRESS_NAME" "$step" "$elapsed" >&2
     else
-        printf '%s: %s: failed (exit %d) after %s (log: %s)\n' "$PROGRESS_NAME" "$step" "$status" \
-            "$(progress_duration $((SECONDS - start)))" "$logfile" >&2
+        printf '%s: %s: failed (exit %d) after %s (log: %s)\n' "$PROGRESS_NAME" "$step" "$status" "$elapsed" "$logfile" >&2
     fi
-    return $status
 }

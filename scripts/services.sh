@@ -4,6 +4,10 @@
 # CDCSTAR_BROKER=mock runs librdkafka's mock cluster (cdcstar-mock-broker) as the broker instead of
 # tansu, on the same port: in memory, much faster, no CreateTopics (topics are auto-created), lost when it
 # stops. For benchmarks; the tests use tansu (the default), which keeps its data across a restart.
+# CDCSTAR_BROKER=tansu-or-mock (what `make demo` asks for): tansu once it is built; until then the mock
+# broker stands in while tansu builds in the background at the lowest CPU priority, and the first `up`
+# after the build (or any `up` that needs tansu, which waits for it) replaces the stand-in with tansu.
+# tansu is built once per machine into ~/.cargo/bin (CDCSTAR_TANSU_ROOT/bin), unless one is on PATH.
 #
 #   scripts/services.sh up [SERVICE...]  install what is missing, start what is not running, wait until
 #                                        ready (all of postgres, kafka, clickhouse unless named)
@@ -29,10 +33,14 @@ KAFKA_PORT=${CDCSTAR_KAFKA_PORT:-19092}
 CLICKHOUSE_PORT=${CDCSTAR_CLICKHOUSE_PORT:-18123}
 TANSU_VERSION=0.6.0
 BROKER=${CDCSTAR_BROKER:-tansu}
+TANSU_ROOT=${CDCSTAR_TANSU_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 # The mock broker is built in release for benchmarks; CDCSTAR_MOCK_BROKER_PROFILE=dev builds it with the
-# workspace's debug build instead (what scripts/test-services.sh uses: nothing extra to compile).
-MOCK_BROKER_PROFILE=${CDCSTAR_MOCK_BROKER_PROFILE:-release}
+# workspace's debug build instead (what scripts/test-services.sh and a stand-in use: nothing extra to
+# compile).
+MOCK_BROKER_PROFILE=release
+[ "$BROKER" = tansu-or-mock ] && MOCK_BROKER_PROFILE=dev
+MOCK_BROKER_PROFILE=${CDCSTAR_MOCK_BROKER_PROFILE:-$MOCK_BROKER_PROFILE}
 case $MOCK_BROKER_PROFILE in
     release) MOCK_BROKER_BIN=$TARGET_DIR/release/cdcstar-mock-broker; MOCK_BROKER_FLAGS=(--release) ;;
     dev) MOCK_BROKER_BIN=$TARGET_DIR/debug/cdcstar-mock-broker; MOCK_BROKER_FLAGS=() ;;
@@ -77,9 +85,9 @@ pg_bindir() {
     echo "$dir"
 }
 
-tansu_bin() {
-    if command -v tansu >/dev/null 2>&1; then command -v tansu; return; fi
-    [ -x "$HOME/.cargo/bin/tansu" ] && echo "$HOME/.cargo/bin/tansu"
+tansu_bin() { # the tansu binary: CDCSTAR_TANSU_ROOT's when set, else one on PATH, else ~/.cargo/bin's
+    if [ -z "${CDCSTAR_TANSU_ROOT:-}" ] && command -v tansu >/dev/null 2>&1; then command -v tansu; return; fi
+    if [ -x "$TANSU_ROOT/bin/tansu" ]; then echo "$TANSU_ROOT/bin/tansu"; fi
 }
 
 apt_install() {
@@ -123,25 +131,15 @@ install_missing() {
     if [ ${#packages[@]} -gt 0 ]; then apt_install "${packages[@]}"; fi
     pg_bindir >/dev/null || die "postgresql-15 is installed but pg_config --bindir has no postgres binary"
 
-    if wanted kafka && ! external KAFKA_BROKERS && [ "$BROKER" = mock ]; then
+    if wanted kafka && ! external KAFKA_BROKERS && [ "$(broker_to_start)" = mock-broker ]; then
         command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build cdcstar-mock-broker"
+        [ "$BROKER" = tansu-or-mock ] && tansu_build_in_background
         # NB: always asked, so the binary follows the checkout (a no-op when it is up to date).
         run_with_progress "building cdcstar-mock-broker" "$STATE/mock-broker-build.log" \
             cargo build "${MOCK_BROKER_FLAGS[@]}" --manifest-path "$REPO/Cargo.toml" --workspace --bin cdcstar-mock-broker \
             || { tail -30 "$STATE/mock-broker-build.log" >&2; die "could not build cdcstar-mock-broker"; }
     fi
-    if wanted kafka && ! external KAFKA_BROKERS && [ "$BROKER" = tansu ] && [ -z "$(tansu_bin)" ]; then
-        command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build the tansu broker"
-        # A test fixture, not a production broker: optimisation level 1 and no debug info build it
-        # in about half the time of cargo's default release profile.
-        # NB: --locked builds tansu's own Cargo.lock, which names yanked crates: cargo warns and builds them
-        # while they are downloadable (see "First run" in README.md for what to do if one disappears).
-        log "the tansu broker is built once per machine, in about 10 minutes"
-        run_with_progress "building the tansu broker $TANSU_VERSION" "$STATE/tansu-install.log" \
-            env CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_LTO=false \
-            cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
-            || { tail -30 "$STATE/tansu-install.log" >&2; die "could not build tansu"; }
-    fi
+    if wanted kafka && ! external KAFKA_BROKERS && [ "$(broker_to_start)" = tansu ]; then tansu_built; fi
 
     install_promtool
 
@@ -156,6 +154,63 @@ install_missing() {
             || { tail -20 "$STATE/pip.log" >&2; die "pip install -r $requirements failed"; }
         cp "$requirements" "$stamp"
     fi
+}
+
+# --- the tansu build: in the foreground, or in the background while the mock broker stands in --
+
+TANSU_BUILD_LOG=$STATE/tansu-install.log
+TANSU_BUILD_PID=$STATE/tansu-build.pid
+TANSU_BUILD_STATUS=$STATE/tansu-build.status
+TANSU_BUILD_STEP="building the tansu broker $TANSU_VERSION (once per machine, about 7 minutes on 2 idle cores)"
+
+tansu_building() { pid_alive "$TANSU_BUILD_PID"; }
+
+tansu_build_start() { # tansu_build_start NICENESS: scripts/install-tansu.sh, detached from this run
+    command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build the tansu broker"
+    mkdir -p "$STATE"
+    rm -f "$TANSU_BUILD_STATUS"
+    # NB: started from a script, setsid does not fork: $! is the build's process and process group.
+    setsid nice -n "$1" bash -c '"${@:3}" >"$1" 2>&1 </dev/null; echo $? >"$2"' tansu-build \
+        "$TANSU_BUILD_LOG" "$TANSU_BUILD_STATUS" \
+        "$REPO/scripts/install-tansu.sh" "$TANSU_VERSION" "$TANSU_ROOT" "$STATE/tansu-build" \
+        </dev/null >/dev/null 2>&1 &
+    echo $! >"$TANSU_BUILD_PID"
+}
+
+tansu_last_build_failed() { [ -f "$TANSU_BUILD_STATUS" ] && [ "$(cat "$TANSU_BUILD_STATUS")" != 0 ]; }
+
+tansu_build_in_background() {
+    [ -n "$(tansu_bin)" ] && return 0
+    if tansu_building; then
+        log "tansu is still building in the background (log: $TANSU_BUILD_LOG)"
+        return 0
+    fi
+    if tansu_last_build_failed; then
+        log "the last tansu build failed (exit $(cat "$TANSU_BUILD_STATUS")); its log ends with:"
+        tail -5 "$TANSU_BUILD_LOG" | sed 's/^/    /' >&2
+    fi
+    tansu_build_start 19
+    log "$TANSU_BUILD_STEP: in the background at the lowest CPU priority (log: $TANSU_BUILD_LOG)"
+}
+
+tansu_built() { # tansu installed: built now, or the background build waited for at normal priority
+    [ -n "$(tansu_bin)" ] && return 0
+    if tansu_building; then
+        log "waiting for the tansu build started in the background, now at normal priority"
+        renice -n 0 -g "$(head -1 "$TANSU_BUILD_PID")" >/dev/null 2>&1 || true
+    else
+        tansu_build_start 0
+    fi
+    local pid status
+    pid=$(head -1 "$TANSU_BUILD_PID")
+    printf '%s: %s (log: %s)\n' "$PROGRESS_NAME" "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" >&2
+    # shellcheck disable=SC2064 # the pid is meant to be expanded now
+    trap "kill -TERM -- -$pid 2>/dev/null; exit 130" INT TERM
+    progress_while_running "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" "$pid" "$(stat -c %Y "$TANSU_BUILD_PID")"
+    trap - INT TERM
+    status=$(cat "$TANSU_BUILD_STATUS" 2>/dev/null || echo 1)
+    progress_outcome "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" "$status" "$(stat -c %Y "$TANSU_BUILD_PID")"
+    [ "$status" = 0 ] && [ -n "$(tansu_bin)" ] || { tail -30 "$TANSU_BUILD_LOG" >&2; die "could not build tansu"; }
 }
 
 # --- ports and processes ----------------------------------------------------------------------
@@ -244,18 +299,40 @@ running_broker() { # the broker `up` started and that still runs: tansu, mock-br
     done
 }
 
+broker_to_start() { # tansu or mock-broker, as CDCSTAR_BROKER and the tansu build decide
+    case $BROKER in
+        tansu) echo tansu ;;
+        mock) echo mock-broker ;;
+        tansu-or-mock) if [ -n "$(tansu_bin)" ]; then echo tansu; else echo mock-broker; fi ;;
+    esac
+}
+
+standing_in() { [ -f "$STATE/mock-broker.standin" ] && pid_alive "$STATE/mock-broker.pid"; }
+
 kafka_up() {
-    local running
+    local running wanted_process
     running=$(running_broker)
-    if [ -n "$running" ]; then
-        local wanted_process=tansu
-        [ "$BROKER" = mock ] && wanted_process=mock-broker
-        [ "$running" = "$wanted_process" ] \
-            || die "$running runs on 127.0.0.1:$KAFKA_PORT, not $wanted_process: stop it first (scripts/services.sh down kafka)"
-        log "$running already running on 127.0.0.1:$KAFKA_PORT"
-        return
+    wanted_process=$(broker_to_start)
+    if [ -n "$running" ] && [ "$running" != "$wanted_process" ]; then
+        if [ "$wanted_process" = tansu ] && standing_in; then
+            log "tansu is built: it replaces the mock broker that stood in while it built (what that held is gone)"
+            stop_pidfile mock-broker
+            running=
+        else
+            die "$running runs on 127.0.0.1:$KAFKA_PORT, not $wanted_process: stop it first (scripts/services.sh down kafka)"
+        fi
     fi
-    if [ "$BROKER" = mock ]; then mock_broker_up; else tansu_up; fi
+    if [ -n "$running" ]; then
+        log "$running already running on 127.0.0.1:$KAFKA_PORT"
+    elif [ "$wanted_process" = mock-broker ]; then
+        mock_broker_up
+        if [ "$BROKER" = tansu-or-mock ]; then
+            touch "$STATE/mock-broker.standin"
+            log "the mock broker (in memory) stands in on 127.0.0.1:$KAFKA_PORT until tansu is built"
+        fi
+    else
+        tansu_up
+    fi
 }
 
 mock_broker_up() {
@@ -311,7 +388,7 @@ stop_pidfile() { # stop_pidfile NAME
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$pidfile" "$STATE/$1.started"
+    rm -f "$pidfile" "$STATE/$1.started" "$STATE/$1.standin"
     log "$1 stopped"
 }
 
@@ -353,12 +430,18 @@ cmd_status() { # exit 0: every service answers; 3 (as an init script's status): 
     report postgres "$(database_url)" pg_ready
     local broker
     broker=$(running_broker)
+    if standing_in; then broker+=" standing in while tansu builds"; fi
     report kafka "$(kafka_brokers)${broker:+, $broker}" kafka_ready
+    if tansu_building; then
+        echo "tansu build: running in the background for $(progress_duration $(($(date +%s) - $(stat -c %Y "$TANSU_BUILD_PID")))) (log: $TANSU_BUILD_LOG)"
+    elif tansu_last_build_failed; then
+        echo "tansu build: failed (log: $TANSU_BUILD_LOG)"
+    fi
     report clickhouse "$(clickhouse_url)" curl -fsS "$(clickhouse_url)/ping"
     return $down
 }
 
-case $BROKER in tansu | mock) ;; *) die "CDCSTAR_BROKER=$BROKER: expected tansu or mock" ;; esac
+case $BROKER in tansu | mock | tansu-or-mock) ;; *) die "CDCSTAR_BROKER=$BROKER: expected tansu, mock or tansu-or-mock" ;; esac
 command=${1:-}
 [ $# -gt 0 ] && shift
 SERVICES=" ${*:-postgres kafka clickhouse} "

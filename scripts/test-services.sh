@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks of scripts/services.sh's refusals: a taken port, a missing dependency and an unknown broker each
-# give a message that names them and a non-zero exit; the mock broker starts, is named and stops. Runs in
+# give a message that names them and a non-zero exit; the mock broker starts, is named and stops, and
+# stands in for tansu while tansu builds. Runs in
 # scratch state directories; touches no running service.
 # Then, of the running services' state directory: no log in it carries colour codes (ESC [), and a long
 # step reports its progress (scripts/progress.sh).
@@ -52,7 +53,7 @@ expect_refusal "missing postgres is named" "missing system packages: postgresql-
 
 expect_refusal "unknown service is named" "unknown service mysql" "$REPO/scripts/services.sh" up mysql
 
-expect_refusal "unknown broker is named" "CDCSTAR_BROKER=redpanda: expected tansu or mock" \
+expect_refusal "unknown broker is named" "CDCSTAR_BROKER=redpanda: expected tansu, mock or tansu-or-mock" \
     env CDCSTAR_BROKER=redpanda "$REPO/scripts/services.sh" status
 
 # The mock broker (CDCSTAR_BROKER=mock) in a scratch state directory on a free port: up, named by
@@ -69,6 +70,34 @@ if grep -qxF "kafka: up (127.0.0.1:$mock_port, mock-broker)" <<<"$output" && ! s
 else
     echo "FAILED: CDCSTAR_BROKER=mock up/status/down on port $mock_port"
     sed 's/^/    /' <<<"$output"
+    failed=$((failed + 1))
+fi
+
+# CDCSTAR_BROKER=tansu-or-mock (make demo) on a machine without tansu (an empty CDCSTAR_TANSU_ROOT): the
+# mock broker stands in and tansu's build starts in the background at the lowest priority; once a tansu
+# binary is there (here the machine's own, linked in place of the build), `up` replaces the stand-in.
+standin_port=$("$REPO/scripts/free-port.py")
+standin_state=$SCRATCH/standin
+standin_env=(env -u KAFKA_BROKERS CDCSTAR_STATE_DIR="$standin_state" CDCSTAR_KAFKA_PORT="$standin_port"
+    CDCSTAR_TANSU_ROOT="$SCRATCH/tansu-root")
+output=$("${standin_env[@]}" CDCSTAR_BROKER=tansu-or-mock "$REPO/scripts/services.sh" up kafka 2>&1 \
+    && "${standin_env[@]}" "$REPO/scripts/services.sh" status 2>&1)
+build_niceness=$(ps -o ni= -p "$(head -1 "$standin_state/tansu-build.pid" 2>/dev/null)" 2>/dev/null | tr -d ' ')
+kill -TERM -- -"$(head -1 "$standin_state/tansu-build.pid" 2>/dev/null)" 2>/dev/null
+machine_tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
+mkdir -p "$SCRATCH/tansu-root/bin" && ln -sf "$machine_tansu" "$SCRATCH/tansu-root/bin/tansu"
+replaced=$("${standin_env[@]}" CDCSTAR_BROKER=tansu-or-mock "$REPO/scripts/services.sh" up kafka 2>&1 \
+    && "${standin_env[@]}" "$REPO/scripts/services.sh" status 2>&1)
+"${standin_env[@]}" "$REPO/scripts/services.sh" down kafka >/dev/null 2>&1
+if grep -qxF "kafka: up (127.0.0.1:$standin_port, mock-broker standing in while tansu builds)" <<<"$output" \
+    && grep -q '^tansu build: running in the background' <<<"$output" && [ "$build_niceness" = 19 ] \
+    && grep -qF 'tansu is built: it replaces the mock broker' <<<"$replaced" \
+    && grep -qxF "kafka: up (127.0.0.1:$standin_port, tansu)" <<<"$replaced"; then
+    echo "ok: CDCSTAR_BROKER=tansu-or-mock: the mock broker stands in while tansu builds at low priority, then tansu replaces it"
+    passed=$((passed + 1))
+else
+    echo "FAILED: CDCSTAR_BROKER=tansu-or-mock on port $standin_port (build niceness: ${build_niceness:-none})"
+    sed 's/^/    /' <<<"$output"$'\n'"$replaced"
     failed=$((failed + 1))
 fi
 
