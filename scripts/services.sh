@@ -63,7 +63,16 @@ export NO_COLOR=1 CARGO_TERM_COLOR=never
 # --- what the caller brings -------------------------------------------------------------------
 
 LOCAL_DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$PG_PORT/$PG_DB
-LOCAL_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+local_kafka_brokers() { # the fixed port; with the mock broker also its brokers' own addresses, which
+    # its metadata names: a client that reaches this host only through forwarded ports (the demo's
+    # pods, in network namespaces of their own: scripts/kubelet.py) must be able to reach those too.
+    local brokers=127.0.0.1:$KAFKA_PORT
+    if [ -f "$STATE/mock-broker.addresses" ] && kill -0 "$(head -1 "$STATE/mock-broker.pid" 2>/dev/null)" 2>/dev/null; then
+        brokers+=,$(cat "$STATE/mock-broker.addresses")
+    fi
+    echo "$brokers"
+}
+LOCAL_KAFKA_BROKERS=$(local_kafka_brokers)
 LOCAL_CLICKHOUSE_URL=http://127.0.0.1:$CLICKHOUSE_PORT
 
 external() { # external VAR: the caller exported VAR with another value than ours: use theirs, start nothing
@@ -72,7 +81,7 @@ external() { # external VAR: the caller exported VAR with another value than our
 }
 
 database_url() { echo "${DATABASE_URL:-$LOCAL_DATABASE_URL}"; }
-kafka_brokers() { echo "${KAFKA_BROKERS:-$LOCAL_KAFKA_BROKERS}"; }
+kafka_brokers() { if external KAFKA_BROKERS; then echo "$KAFKA_BROKERS"; else local_kafka_brokers; fi; }
 clickhouse_url() { echo "${CLICKHOUSE_URL:-$LOCAL_CLICKHOUSE_URL}"; }
 
 # --- installation -----------------------------------------------------------------------------
@@ -170,8 +179,11 @@ tansu_build_start() { # tansu_build_start NICENESS: scripts/install-tansu.sh, de
     mkdir -p "$STATE"
     rm -f "$TANSU_BUILD_STATUS"
     # NB: started from a script, setsid does not fork: $! is the build's process and process group.
-    setsid nice -n "$1" bash -c '"${@:3}" >"$1" 2>&1 </dev/null; echo $? >"$2"' tansu-build \
-        "$TANSU_BUILD_LOG" "$TANSU_BUILD_STATUS" \
+    # A session of its own is also a scheduling group of its own where the kernel groups sessions
+    # (autogroup), and niceness then only ranks processes inside the group: the group gets the same
+    # niceness, set from inside it once setsid has made it.
+    setsid nice -n "$1" bash -c 'echo "$3" >/proc/self/autogroup 2>/dev/null
+        "${@:4}" >"$1" 2>&1 </dev/null; echo $? >"$2"' tansu-build "$TANSU_BUILD_LOG" "$TANSU_BUILD_STATUS" "$1" \
         "$REPO/scripts/install-tansu.sh" "$TANSU_VERSION" "$TANSU_ROOT" "$STATE/tansu-build" \
         </dev/null >/dev/null 2>&1 &
     echo $! >"$TANSU_BUILD_PID"
@@ -198,6 +210,7 @@ tansu_built() { # tansu installed: built now, or the background build waited for
     if tansu_building; then
         log "waiting for the tansu build started in the background, now at normal priority"
         renice -n 0 -g "$(head -1 "$TANSU_BUILD_PID")" >/dev/null 2>&1 || true
+        echo 0 >"/proc/$(head -1 "$TANSU_BUILD_PID")/autogroup" 2>/dev/null || true
     else
         tansu_build_start 0
     fi
@@ -335,14 +348,18 @@ kafka_up() {
     fi
 }
 
+mock_broker_listed() { kafka_ready && grep -q '^brokers ' "$STATE/mock-broker.log"; }
+
 mock_broker_up() {
     local pidfile=$STATE/mock-broker.pid
     check_port_free "$KAFKA_PORT" mock-broker
+    rm -f "$STATE/mock-broker.addresses"
     setsid "$MOCK_BROKER_BIN" --port "$KAFKA_PORT" >"$STATE/mock-broker.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     mark_started mock-broker
-    wait_until 30 "mock broker on 127.0.0.1:$KAFKA_PORT" "$STATE/mock-broker.log" kafka_ready \
+    wait_until 30 "mock broker on 127.0.0.1:$KAFKA_PORT" "$STATE/mock-broker.log" mock_broker_listed \
         || { tail -20 "$STATE/mock-broker.log" >&2; die "the mock broker does not answer on $KAFKA_PORT"; }
+    sed -n 's/^brokers //p' "$STATE/mock-broker.log" >"$STATE/mock-broker.addresses"
 }
 
 tansu_up() {
@@ -388,7 +405,7 @@ stop_pidfile() { # stop_pidfile NAME
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$pidfile" "$STATE/$1.started" "$STATE/$1.standin"
+    rm -f "$pidfile" "$STATE/$1.started" "$STATE/$1.standin" "$STATE/$1.addresses"
     log "$1 stopped"
 }
 

@@ -8,11 +8,13 @@
 //! [`cdcstar_runtime::kafka::ensure_topics`] lets the broker auto-create the others (it says so).
 //! Never test durability or exactly-once semantics on it: it loses everything when it stops.
 //!
-//! It prints `bootstrap HOST:PORT` on standard output once the brokers listen, then runs until
-//! SIGTERM or SIGINT. The mock brokers listen on ports the kernel picks; with `--port`, the process
-//! also listens on that fixed port and forwards each connection to the first broker, which then
-//! advertises its own address: clients bootstrap through the fixed port and talk to the broker
-//! directly, so the forwarding carries only the first metadata requests.
+//! It prints `bootstrap HOST:PORT` on standard output once the brokers listen, then `brokers` and
+//! the address of every mock broker its metadata names, and runs until SIGTERM or SIGINT. The mock
+//! brokers listen on ports the kernel picks; with `--port`, the process also listens on that fixed
+//! port and forwards each connection to the first broker, which then advertises its own address:
+//! clients bootstrap through the fixed port and talk to the brokers directly, so the forwarding
+//! carries only the first metadata requests. A client that reaches the host only through forwarded
+//! ports (the demo's pods, in network namespaces of their own) needs every address of `brokers`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -152,6 +154,7 @@ async fn run(args: Args) -> Result<()> {
         "mock cluster ready (in memory: everything is lost when it stops)"
     );
     println!("bootstrap {bootstrap}");
+    println!("brokers {}", advertised_brokers(&owner)?.join(","));
 
     let accept = async {
         let Some(listener) = listener else {
@@ -177,6 +180,22 @@ async fn run(args: Args) -> Result<()> {
     drop(owner);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The address of every broker the cluster's metadata names: the mock brokers and the controller
+/// broker 0 that [`tune`] adds (which `bootstrap_servers` does not list).
+fn advertised_brokers(owner: &BaseProducer) -> Result<Vec<String>> {
+    let metadata = owner
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .context("read the mock cluster's metadata")?;
+    let mut brokers: Vec<String> = metadata
+        .brokers()
+        .iter()
+        .map(|broker| format!("{}:{}", broker.host(), broker.port()))
+        .collect();
+    brokers.sort();
+    Ok(brokers)
 }
 
 /// Two mock settings that rdkafka's `MockCluster` does not wrap:
