@@ -55,39 +55,36 @@ mod tests {
     use crate::star::star_tables;
     use crate::test_fixtures::shop_pipeline;
 
-    fn ty(text: &str) -> ColumnType {
-        text.parse().unwrap()
+    /// `substitute` answers each `(policy, column type, has a nearest value, substitute)`.
+    fn assert_substitutes(cases: &[(OnUnrepresentable, &str, bool, Substitute)]) {
+        for &(policy, column, has_nearest, expected) in cases {
+            let ty: ColumnType = column.parse().unwrap();
+            assert_eq!(
+                substitute(policy, &ty, has_nearest),
+                expected,
+                "{policy:?} on {column} (nearest value: {has_nearest})"
+            );
+        }
     }
 
     #[test]
     fn clamp_writes_the_nearest_value_or_empties_the_column_when_there_is_none() {
-        let clamp = OnUnrepresentable::Clamp;
-        assert_eq!(
-            substitute(clamp, &ty("DateTime64(6)"), true),
-            Substitute::Nearest
-        );
-        assert_eq!(
-            substitute(clamp, &ty("Nullable(Int32)"), false),
-            Substitute::Null
-        );
-        assert_eq!(
-            substitute(clamp, &ty("Int32"), false),
-            Substitute::TypeDefault
-        );
+        use OnUnrepresentable::Clamp;
+        assert_substitutes(&[
+            (Clamp, "DateTime64(6)", true, Substitute::Nearest),
+            (Clamp, "Nullable(Int32)", false, Substitute::Null),
+            (Clamp, "Int32", false, Substitute::TypeDefault),
+        ]);
     }
 
     #[test]
     fn null_and_dead_letter_ignore_the_nearest_value() {
-        let null = OnUnrepresentable::Null;
-        assert_eq!(
-            substitute(null, &ty("Nullable(Date)"), true),
-            Substitute::Null
-        );
-        assert_eq!(substitute(null, &ty("Date"), true), Substitute::TypeDefault);
-        assert_eq!(
-            substitute(OnUnrepresentable::DeadLetter, &ty("Nullable(Date)"), true),
-            Substitute::DeadLetter
-        );
+        use OnUnrepresentable::{DeadLetter, Null};
+        assert_substitutes(&[
+            (Null, "Nullable(Date)", true, Substitute::Null),
+            (Null, "Date", true, Substitute::TypeDefault),
+            (DeadLetter, "Nullable(Date)", true, Substitute::DeadLetter),
+        ]);
     }
 
     #[test]
