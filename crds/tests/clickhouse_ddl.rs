@@ -24,6 +24,13 @@ fn pipeline_in_scratch_database() -> CdcPipeline {
     pipeline
 }
 
+/// A client of the test ClickHouse, on which the tables of `pipeline` are installed.
+async fn installed(pipeline: &CdcPipeline) -> Client {
+    let client = client();
+    run(&client, &install_statements(pipeline).unwrap()).await;
+    client
+}
+
 async fn run(client: &Client, statements: &[String]) {
     for statement in statements {
         client
@@ -51,6 +58,17 @@ async fn migration_of(client: &Client, table: &TableSchema) -> Migration {
     table.migrate_from(existing.as_deref())
 }
 
+/// How ClickHouse shows the engine of `table` in the pipeline's database (`engine_full`).
+async fn engine_of(client: &Client, pipeline: &CdcPipeline, table: &str) -> String {
+    client
+        .query("SELECT engine_full FROM system.tables WHERE database = ? AND name = ?")
+        .bind(pipeline.clickhouse_database())
+        .bind(table)
+        .fetch_one()
+        .await
+        .unwrap()
+}
+
 async fn drop_database(client: &Client, database: &str) {
     run(client, &[format!("DROP DATABASE IF EXISTS `{database}`")]).await;
 }
@@ -73,14 +91,7 @@ async fn fresh_install_runs_and_applying_it_again_changes_nothing() {
             table.name
         );
     }
-    let engine: String = client
-        .query(
-            "SELECT engine_full FROM system.tables WHERE database = ? AND name = 'orderitem_fact'",
-        )
-        .bind(pipeline.clickhouse_database())
-        .fetch_one()
-        .await
-        .unwrap();
+    let engine = engine_of(&client, &pipeline, "orderitem_fact").await;
     assert!(
         engine.starts_with("ReplacingMergeTree(lsn, is_deleted) ORDER BY (orderitem_id)"),
         "{engine}"
@@ -90,9 +101,8 @@ async fn fresh_install_runs_and_applying_it_again_changes_nothing() {
 
 #[tokio::test]
 async fn deleted_rows_disappear_under_final() {
-    let client = client();
     let pipeline = pipeline_in_scratch_database();
-    run(&client, &install_statements(&pipeline).unwrap()).await;
+    let client = installed(&pipeline).await;
     let table = format!("`{}`.`product_dim`", pipeline.clickhouse_database());
     run(
         &client,
@@ -170,9 +180,8 @@ async fn new_columns_are_added_to_a_table_holding_data() {
 
 #[tokio::test]
 async fn type_changes_and_removed_columns_are_reported_not_applied() {
-    let client = client();
     let before = pipeline_in_scratch_database();
-    run(&client, &install_statements(&before).unwrap()).await;
+    let client = installed(&before).await;
 
     let mut after = before.clone();
     let dimension = &mut after.spec.star_schema.dimensions[1];
@@ -199,16 +208,10 @@ async fn type_changes_and_removed_columns_are_reported_not_applied() {
 
 #[tokio::test]
 async fn cleanup_setting_is_accepted_by_the_engine() {
-    let client = client();
     let mut pipeline = pipeline_in_scratch_database();
     pipeline.spec.clickhouse.cleanup_deleted_rows = true;
-    run(&client, &install_statements(&pipeline).unwrap()).await;
-    let settings: String = client
-        .query("SELECT engine_full FROM system.tables WHERE database = ? AND name = 'order_fact'")
-        .bind(pipeline.clickhouse_database())
-        .fetch_one()
-        .await
-        .unwrap();
+    let client = installed(&pipeline).await;
+    let settings = engine_of(&client, &pipeline, "order_fact").await;
     assert!(
         settings.contains("allow_experimental_replacing_merge_with_cleanup = 1"),
         "{settings}"
@@ -218,9 +221,8 @@ async fn cleanup_setting_is_accepted_by_the_engine() {
 
 #[tokio::test]
 async fn drop_statements_remove_every_star_table_and_can_run_twice() {
-    let client = client();
     let pipeline = pipeline_in_scratch_database();
-    run(&client, &install_statements(&pipeline).unwrap()).await;
+    let client = installed(&pipeline).await;
     let mut drops = drop_statements(&pipeline).unwrap();
     drops.extend(delete_statements(&pipeline));
     run(&client, &drops).await;
