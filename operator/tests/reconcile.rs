@@ -104,15 +104,60 @@ async fn reconcile_scenario(
     .await
 }
 
+/// Runs one reconcile of `pipeline`, then one of `pipeline` as stored with the status the first
+/// wrote into `written`, while the mocked apiserver answers `calls` in order.
+async fn reconcile_twice_scenario(
+    handle: Handle,
+    ctx: &Arc<Context>,
+    pipeline: &CdcPipeline,
+    calls: Vec<Call>,
+    written: Arc<Mutex<Value>>,
+) -> Result<Action, Error> {
+    let ctx = ctx.clone();
+    let pipeline = pipeline.clone();
+    scenario(handle, calls, async move {
+        reconcile(&pipeline, &ctx).await?;
+        reconcile(&stored(&pipeline, &written), &ctx).await
+    })
+    .await
+}
+
+/// The six component conditions of a status in the order the operator writes them, each
+/// `{"type": T, "status": "True"}` with the fields `changed` gives for T added or replacing.
+fn conditions(changed: Value) -> Value {
+    const TYPES: [&str; 6] = [
+        "Ready",
+        "Publication",
+        "Capture",
+        "ClickHouseSchema",
+        "Sink",
+        "Api",
+    ];
+    let mut changed = changed
+        .as_object()
+        .cloned()
+        .expect("fields by condition type");
+    let list = TYPES
+        .iter()
+        .map(|type_| {
+            let mut condition = json!({"type": type_, "status": "True"});
+            if let Some(Value::Object(fields)) = changed.remove(*type_) {
+                condition.as_object_mut().unwrap().extend(fields);
+            }
+            condition
+        })
+        .collect();
+    assert!(changed.is_empty(), "not a condition type: {changed:?}");
+    Value::Array(list)
+}
+
 fn all_ready_conditions() -> Value {
-    json!([
-        {"type": "Ready", "status": "True", "reason": "AllComponentsReady"},
-        {"type": "Publication", "status": "True"},
-        {"type": "Capture", "status": "True", "reason": "Available"},
-        {"type": "ClickHouseSchema", "status": "True"},
-        {"type": "Sink", "status": "True", "reason": "Available"},
-        {"type": "Api", "status": "True", "reason": "Available"},
-    ])
+    conditions(json!({
+        "Ready": {"reason": "AllComponentsReady"},
+        "Capture": {"reason": "Available"},
+        "Sink": {"reason": "Available"},
+        "Api": {"reason": "Available"},
+    }))
 }
 
 /// A pass up to its status: the DSN Secret read, the children applied (capture and sink with
@@ -123,9 +168,20 @@ fn pass_with_status(
     expected: Value,
     store: Option<Arc<Mutex<Value>>>,
 ) -> Vec<Call> {
+    pass_with(children_applied(replicas), pipeline, expected, store)
+}
+
+/// A pass up to its status with the `children` calls of its own: the DSN Secret read, `children`,
+/// and the status of `pipeline` applied, containing `expected` (kept in `store`).
+fn pass_with(
+    children: Vec<Call>,
+    pipeline: &CdcPipeline,
+    expected: Value,
+    store: Option<Arc<Mutex<Value>>>,
+) -> Vec<Call> {
     concat(vec![
         secret_read(),
-        children_applied(replicas),
+        children,
         status_applied(pipeline, expected, store),
     ])
 }
@@ -242,15 +298,15 @@ async fn spec_change_alters_publication_and_adds_table_and_column_keeping_transi
                 "tables": 5,
                 "lag": "2.0KiB",
                 "retainedWalBytes": 2048,
-                "conditions": [
-                    {"type": "Ready", "status": "True", "lastTransitionTime": earlier},
-                    {"type": "Publication", "status": "True", "reason": "Updated", "lastTransitionTime": earlier,
+                "conditions": conditions(json!({
+                    "Ready": {"lastTransitionTime": earlier},
+                    "Publication": {"reason": "Updated", "lastTransitionTime": earlier,
                      "message": "publication cdcstar_shop publishes 5 tables, slot cdcstar_shop exists (updated)"},
-                    {"type": "Capture", "status": "True", "lastTransitionTime": earlier},
-                    {"type": "ClickHouseSchema", "status": "True", "reason": "Applied", "lastTransitionTime": earlier},
-                    {"type": "Sink", "status": "True", "lastTransitionTime": earlier},
-                    {"type": "Api", "status": "True", "lastTransitionTime": earlier},
-                ],
+                    "Capture": {"lastTransitionTime": earlier},
+                    "ClickHouseSchema": {"reason": "Applied", "lastTransitionTime": earlier},
+                    "Sink": {"lastTransitionTime": earlier},
+                    "Api": {"lastTransitionTime": earlier},
+                })),
             }),
             None,
         ),
@@ -371,15 +427,11 @@ async fn pass_with_databases_down(
 async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
     pass_with_databases_down(
         false,
-        json!([
-            {"type": "Ready", "status": "False", "reason": "SourceUnreachable"},
-            {"type": "Publication", "status": "False", "reason": "SourceUnreachable",
+        conditions(json!({
+            "Ready": {"status": "False", "reason": "SourceUnreachable"},
+            "Publication": {"status": "False", "reason": "SourceUnreachable",
              "message": "source database failed to connect: error connecting to server: Connection refused (os error 111)"},
-            {"type": "Capture", "status": "True"},
-            {"type": "ClickHouseSchema", "status": "True"},
-            {"type": "Sink", "status": "True"},
-            {"type": "Api", "status": "True"},
-        ]),
+        })),
         vec![
             event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
             event("Warning", "SourceFailed", "Connection refused"),
@@ -395,44 +447,38 @@ async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_
     h.in_place(&pipeline, 512 << 20);
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
-        secret_read(),
-        children_applied(0),
-        status_applied(
+        pass_with_status(
             &pipeline,
+            0,
             json!({
                 "phase": "Paused",
                 "lag": "512MiB",
-                "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "Paused"},
-                    {"type": "Publication", "status": "True", "reason": "UpToDate"},
-                    {"type": "Capture", "status": "False", "reason": "Paused",
+                "conditions": conditions(json!({
+                    "Ready": {"status": "False", "reason": "Paused"},
+                    "Publication": {"reason": "UpToDate"},
+                    "Capture": {"status": "False", "reason": "Paused",
                      "message": "spec.state is paused: scaled to zero; meanwhile the slot retains 512MiB \
                                  of WAL on the source, growing with every write until the pipeline resumes \
                                  (nothing is lost; max_slot_wal_keep_size, if set, would invalidate the slot \
                                  past its limit)"},
-                    {"type": "ClickHouseSchema", "status": "True", "reason": "UpToDate"},
-                    {"type": "Sink", "status": "False", "reason": "Paused"},
-                    {"type": "Api", "status": "True"},
-                ],
+                    "ClickHouseSchema": {"reason": "UpToDate"},
+                    "Sink": {"status": "False", "reason": "Paused"},
+                })),
             }),
             Some(written.clone()),
         ),
         // The WAL grew past the default 1Gi: the reason changes and one Warning is published.
-        secret_read(),
-        children_reapplied(0),
-        status_applied(
+        pass_with(
+            children_reapplied(0),
             &pipeline,
             json!({
                 "phase": "Paused",
                 "lag": "5.0GiB",
-                "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "RetainedWalGrowing"},
-                    {"type": "Publication", "status": "True"},
-                    {"type": "Capture", "status": "False", "reason": "RetainedWalGrowing"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "False", "reason": "Paused"},
-                    {"type": "Api", "status": "True"},
-                ],
+                "conditions": conditions(json!({
+                    "Ready": {"status": "False", "reason": "RetainedWalGrowing"},
+                    "Capture": {"status": "False", "reason": "RetainedWalGrowing"},
+                    "Sink": {"status": "False", "reason": "Paused"},
+                })),
             }),
             Some(written.clone()),
         ),
@@ -442,9 +488,8 @@ async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_
             "that is over the 1.0GiB of spec.source.slot.maxRetainedWal (default)",
         ),
         // Still over it on the next pass: no second Warning.
-        secret_read(),
-        children_reapplied(0),
-        status_applied(
+        pass_with(
+            children_reapplied(0),
             &pipeline,
             json!({"phase": "Paused", "lag": "5.1GiB"}),
             Some(written.clone()),
@@ -470,26 +515,20 @@ async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().suspended();
     h.in_place(&pipeline, 4096);
-    let calls = concat(vec![
-        secret_read(),
-        children_applied(0),
-        status_applied(
-            &pipeline,
-            json!({
-                "phase": "Paused",
-                "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "Paused"},
-                    {"type": "Publication", "status": "True"},
-                    {"type": "Capture", "status": "False", "reason": "Paused"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "False", "reason": "Paused",
-                     "message": "spec.suspend is true (deprecated alias of spec.state: paused): scaled to zero"},
-                    {"type": "Api", "status": "True"},
-                ],
-            }),
-            None,
-        ),
-    ]);
+    let calls = concat(vec![pass_with_status(
+        &pipeline,
+        0,
+        json!({
+            "phase": "Paused",
+            "conditions": conditions(json!({
+                "Ready": {"status": "False", "reason": "Paused"},
+                "Capture": {"status": "False", "reason": "Paused"},
+                "Sink": {"status": "False", "reason": "Paused",
+                 "message": "spec.suspend is true (deprecated alias of spec.state: paused): scaled to zero"},
+            })),
+        }),
+        None,
+    )]);
     reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
         .await
         .unwrap();
@@ -513,22 +552,18 @@ async fn an_invalidated_slot_holds_the_capture_at_zero_and_is_kept_without_a_req
     let pipeline = CdcPipeline::test().finalized();
     h.source_observed(&pipeline, invalidated_slot(&pipeline));
     let calls = concat(vec![
-        secret_read(),
-        children_applied_with(0, 1),
-        status_applied(
+        pass_with(
+            children_applied_with(0, 1),
             &pipeline,
             json!({
                 "phase": "Degraded",
-                "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "SlotInvalidated"},
-                    {"type": "Publication", "status": "False", "reason": "SlotInvalidated"},
-                    {"type": "Capture", "status": "False", "reason": "WaitingForSlot",
+                "conditions": conditions(json!({
+                    "Ready": {"status": "False", "reason": "SlotInvalidated"},
+                    "Publication": {"status": "False", "reason": "SlotInvalidated"},
+                    "Capture": {"status": "False", "reason": "WaitingForSlot",
                      "message": "held at zero replicas: replication slot cdcstar_shop is invalidated \
                                  (see the Publication condition)"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True"},
-                ],
+                })),
             }),
             None,
         ),
@@ -561,19 +596,14 @@ async fn a_recreate_request_replaces_the_invalidated_slot_and_is_recorded_once()
     h.source_observed(&pipeline, invalidated_slot(&pipeline));
     let written = Arc::new(Mutex::new(Value::Null));
     let calls = concat(vec![
-        secret_read(),
-        children_applied(1),
-        status_applied(
+        pass_with_status(
             &pipeline,
+            1,
             json!({
-                "conditions": [
-                    {"type": "Ready", "status": "True"},
-                    {"type": "Publication", "status": "True", "reason": "SlotRecreated"},
-                    {"type": "Capture", "status": "True", "reason": "Available"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True"},
-                ],
+                "conditions": conditions(json!({
+                    "Publication": {"reason": "SlotRecreated"},
+                    "Capture": {"reason": "Available"},
+                })),
                 "slotRecreation": {"request": "1", "outcome": "Recreated"},
             }),
             Some(written.clone()),
@@ -585,19 +615,11 @@ async fn a_recreate_request_replaces_the_invalidated_slot_and_is_recorded_once()
         ),
         event("Normal", "SourceUpdated", "ran 4 statements"),
         // The next pass finds the new slot, and the same value again asks for nothing.
-        secret_read(),
-        children_reapplied(1),
-        status_applied(
+        pass_with(
+            children_reapplied(1),
             &pipeline,
             json!({
-                "conditions": [
-                    {"type": "Ready", "status": "True"},
-                    {"type": "Publication", "status": "True", "reason": "UpToDate"},
-                    {"type": "Capture", "status": "True"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True"},
-                ],
+                "conditions": conditions(json!({"Publication": {"reason": "UpToDate"}})),
                 "slotRecreation": {"request": "1", "outcome": "Recreated"},
             }),
             Some(written.clone()),
@@ -641,25 +663,21 @@ async fn failover_on_postgres_15_is_refused_with_a_condition_not_a_failing_pass(
     observation.slot = None;
     h.source_observed(&pipeline, observation);
     let calls = concat(vec![
-        secret_read(),
-        children_applied_with(0, 1),
-        status_applied(
+        pass_with(
+            children_applied_with(0, 1),
             &pipeline,
             json!({
                 "phase": "Degraded",
-                "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "FailoverUnsupported"},
-                    {"type": "Publication", "status": "False", "reason": "FailoverUnsupported",
+                "conditions": conditions(json!({
+                    "Ready": {"status": "False", "reason": "FailoverUnsupported"},
+                    "Publication": {"status": "False", "reason": "FailoverUnsupported",
                      "message": "spec.source.slot.failover needs PostgreSQL 17 or later (failover slots), \
                                  and the server is 15.10 (server_version_num 150010): slot cdcstar_shop is not \
                                  created and the capture is held at zero replicas; remove \
                                  spec.source.slot.failover, or upgrade the server and configure its standby \
                                  (docs/operator.md, \"Failover slots\")"},
-                    {"type": "Capture", "status": "False", "reason": "WaitingForSlot"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True"},
-                ],
+                    "Capture": {"status": "False", "reason": "WaitingForSlot"},
+                })),
             }),
             None,
         ),
@@ -689,13 +707,9 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
         secret_read(),
         children_reapplied(1),
     ]);
-    let ctx = h.ctx.clone();
-    let result = scenario(h.handle, calls, async move {
-        reconcile(&pipeline, &ctx).await?;
-        reconcile(&stored(&pipeline, &written), &ctx).await
-    })
-    .await;
-    result.unwrap();
+    reconcile_twice_scenario(h.handle, &h.ctx, &pipeline, calls, written)
+        .await
+        .unwrap();
     assert!(h.source.executed().is_empty());
     assert!(h.warehouse.executed().is_empty());
 }
@@ -753,14 +767,9 @@ async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_c
         secret_read(),
         children_reapplied(1),
     ]);
-    let ctx = h.ctx.clone();
-    let first = pipeline.clone();
-    let result = scenario(h.handle, calls, async move {
-        reconcile(&first, &ctx).await?;
-        reconcile(&stored(&first, &written), &ctx).await
-    })
-    .await;
-    result.unwrap();
+    reconcile_twice_scenario(h.handle, &h.ctx, &pipeline, calls, written)
+        .await
+        .unwrap();
     assert_eq!(
         h.warehouse.with(|w| w.reports_read.clone()),
         vec![("local".to_owned(), "default/shop".to_owned()); 2]
@@ -1000,14 +1009,7 @@ async fn disabled_api_is_not_run_and_any_previous_one_is_removed() {
             &pipeline,
             json!({
                 "phase": "Running",
-                "conditions": [
-                    {"type": "Ready", "status": "True"},
-                    {"type": "Publication", "status": "True"},
-                    {"type": "Capture", "status": "True"},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "True"},
-                    {"type": "Api", "status": "True", "reason": "Disabled"},
-                ],
+                "conditions": conditions(json!({"Api": {"reason": "Disabled"}})),
             }),
             None,
         ),
@@ -1027,15 +1029,13 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             &pipeline,
             json!({
                 "phase": "Degraded",
-                "conditions": [
-                    {"type": "Ready", "status": "False"},
-                    {"type": "Publication", "status": "True"},
-                    {"type": "Capture", "status": "False", "reason": "ApplyFailed",
+                "conditions": conditions(json!({
+                    "Ready": {"status": "False"},
+                    "Capture": {"status": "False", "reason": "ApplyFailed",
                      "message": "failed to apply ConfigMap default/shop-pipeline: 403 Forbidden: configmaps \"shop-pipeline\" is forbidden: User \"system:serviceaccount:cdcstar-system:cdcstar\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""},
-                    {"type": "ClickHouseSchema", "status": "True"},
-                    {"type": "Sink", "status": "False", "reason": "ApplyFailed"},
-                    {"type": "Api", "status": "False", "reason": "ApplyFailed"},
-                ],
+                    "Sink": {"status": "False", "reason": "ApplyFailed"},
+                    "Api": {"status": "False", "reason": "ApplyFailed"},
+                })),
             }),
             None,
         ),
@@ -1057,14 +1057,11 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
 async fn postgres_and_clickhouse_both_down_each_get_a_warning() {
     pass_with_databases_down(
         true,
-        json!([
-            {"type": "Ready", "status": "False"},
-            {"type": "Publication", "status": "False", "reason": "SourceUnreachable"},
-            {"type": "Capture", "status": "True"},
-            {"type": "ClickHouseSchema", "status": "False"},
-            {"type": "Sink", "status": "True"},
-            {"type": "Api", "status": "True"},
-        ]),
+        conditions(json!({
+            "Ready": {"status": "False"},
+            "Publication": {"status": "False", "reason": "SourceUnreachable"},
+            "ClickHouseSchema": {"status": "False"},
+        })),
         vec![
             event("Warning", "ClickHouseFailed", "connection refused"),
             event("Warning", "SourceFailed", "Connection refused"),
