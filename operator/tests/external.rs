@@ -72,6 +72,20 @@ async fn cleaned_up(
     db.drop_all().await;
 }
 
+/// One pass of the source phase of `pipeline` on the database at `dsn`, which succeeds.
+async fn source_pass(dsn: &Sensitive, pipeline: &CdcPipeline) -> source::SourceReport {
+    source::reconcile_source(&PostgresConnector, dsn, pipeline)
+        .await
+        .unwrap()
+}
+
+/// One pass of the schema phase of `pipeline` on the test ClickHouse, which succeeds.
+async fn schema_pass(pipeline: &CdcPipeline) -> schema::SchemaReport {
+    schema::reconcile_schema(&ClickHouseConnector, None, pipeline)
+        .await
+        .unwrap()
+}
+
 /// The test pipeline, named uniquely after `prefix`.
 fn pipeline_named(prefix: &str) -> CdcPipeline {
     let mut pipeline = CdcPipeline::test();
@@ -122,9 +136,7 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
     let publication = pipeline.publication_name();
     let slot = pipeline.slot_name();
 
-    let first = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let first = source_pass(&dsn, &pipeline).await;
     assert_eq!(first.executed, postgres::install_statements(&pipeline));
     assert_eq!(
         published_tables(&check, &publication).await,
@@ -141,9 +153,7 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         .get(0);
     assert_eq!(full, 4);
 
-    let second = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let second = source_pass(&dsn, &pipeline).await;
     assert!(second.executed.is_empty(), "{:?}", second.executed);
     let observed_slot = second.observed.slot.unwrap();
     assert!(observed_slot.retained_wal_bytes.unwrap() >= 0);
@@ -165,9 +175,7 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         ))
         .await
         .unwrap();
-    let progress = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let progress = source_pass(&dsn, &pipeline).await;
     let reported: Vec<(String, String, i64)> = progress
         .observed
         .snapshot
@@ -183,17 +191,13 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
     );
 
     let changed = with_shipment_and_phone(pipeline.clone());
-    let altered = source::reconcile_source(&PostgresConnector, &dsn, &changed)
-        .await
-        .unwrap();
+    let altered = source_pass(&dsn, &changed).await;
     assert_eq!(altered.executed.len(), 2, "{:?}", altered.executed);
     assert_eq!(
         published_tables(&check, &publication).await,
         ["customer", "order", "orderitem", "product", "shipment"]
     );
-    let again = source::reconcile_source(&PostgresConnector, &dsn, &changed)
-        .await
-        .unwrap();
+    let again = source_pass(&dsn, &changed).await;
     assert!(again.executed.is_empty(), "{:?}", again.executed);
 
     let dropped = source::cleanup_source(&PostgresConnector, &dsn, &changed)
@@ -250,9 +254,7 @@ async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot(
         "{message}"
     );
 
-    let report = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let report = source_pass(&dsn, &pipeline).await;
     assert_eq!(report.observed.server_version_num, Some(version));
     assert_eq!(
         report.slot_plan,
@@ -275,18 +277,12 @@ async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot(
         condition.message
     );
     // The publication is in place all the same; a second pass runs nothing more.
-    let again = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let again = source_pass(&dsn, &pipeline).await;
     assert!(again.executed.is_empty(), "{:?}", again.executed);
     // Without failover the slot is created, and PostgreSQL 15 reports no failover flag.
     pipeline.spec.source.slot.failover = false;
-    source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
-    let observed = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    source_pass(&dsn, &pipeline).await;
+    let observed = source_pass(&dsn, &pipeline).await;
     assert_eq!(observed.observed.slot.unwrap().failover, None);
     cleaned_up(db, &dsn, &pipeline, check).await;
 }
@@ -296,9 +292,7 @@ async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew
     let (db, dsn, check) = source().await;
     let mut pipeline = pipeline_named("op");
     let slot = pipeline.slot_name();
-    source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    source_pass(&dsn, &pipeline).await;
     check
         .batch_execute(&format!(
             "{SNAPSHOT_PROGRESS_DDL};
@@ -323,9 +317,7 @@ async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew
         .into_iter()
         .collect(),
     );
-    let kept = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let kept = source_pass(&dsn, &pipeline).await;
     assert!(kept.executed.is_empty(), "{:?}", kept.executed);
     assert_eq!(kept.handled_request.unwrap().outcome, "NotInvalidated");
     assert_eq!(slot_restart_lsn(&check, &slot).await, before);
@@ -374,9 +366,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
     }];
     let publication = pipeline.publication_name();
 
-    let first = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let first = source_pass(&dsn, &pipeline).await;
     assert_eq!(first.executed, postgres::install_statements(&pipeline));
     assert!(
         order_filter(&check, &publication)
@@ -386,9 +376,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
     );
     // The declared filter, as Postgres prints it through the probe, equals the published one:
     // nothing to run, and the probe left no publication behind.
-    let second = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let second = source_pass(&dsn, &pipeline).await;
     assert!(second.executed.is_empty(), "{:?}", second.executed);
     assert_eq!(
         second.observed.row_filters.declared,
@@ -401,9 +389,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
     );
 
     source_table_mut(&mut pipeline, "order").row_filter[0].values = vec!["cancelled".into()];
-    let changed = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let changed = source_pass(&dsn, &pipeline).await;
     assert_eq!(changed.executed.len(), 1, "{:?}", changed.executed);
     assert!(changed.executed[0].starts_with("ALTER PUBLICATION"));
     assert!(
@@ -412,9 +398,7 @@ async fn a_row_filter_is_published_left_alone_when_unchanged_and_replaced_when_c
             .unwrap()
             .contains("'draft'")
     );
-    let again = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let again = source_pass(&dsn, &pipeline).await;
     assert!(again.executed.is_empty(), "{:?}", again.executed);
 
     // A filter Postgres refuses (a column that does not exist) fails the inspection with its
@@ -444,9 +428,7 @@ async fn redpanda_connect_engine_only_sets_identity_and_cleanup_drops_its_public
     let (db, dsn, check) = source().await;
     let mut pipeline = pipeline_named("rp");
     pipeline.spec.capture.engine = CaptureEngine::RedpandaConnect;
-    let report = source::reconcile_source(&PostgresConnector, &dsn, &pipeline)
-        .await
-        .unwrap();
+    let report = source_pass(&dsn, &pipeline).await;
     assert_eq!(
         report.executed.len(),
         4,
@@ -509,17 +491,13 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
     let url = pipeline.spec.clickhouse.url.clone();
     let client = clickhouse::Client::default().with_url(&url);
 
-    let first = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
-        .await
-        .unwrap();
+    let first = schema_pass(&pipeline).await;
     assert_eq!(
         first.executed,
         clickhouse_ddl::install_statements(&pipeline).unwrap()
     );
     assert_eq!(first.report, WarehouseReport::default());
-    let second = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
-        .await
-        .unwrap();
+    let second = schema_pass(&pipeline).await;
     assert!(second.executed.is_empty(), "{:?}", second.executed);
     assert!(second.drift.is_empty(), "{:?}", second.drift);
 
@@ -533,14 +511,10 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
         .unwrap();
 
     let changed = with_shipment_and_phone(pipeline.clone());
-    let evolved = schema::reconcile_schema(&ClickHouseConnector, None, &changed)
-        .await
-        .unwrap();
+    let evolved = schema_pass(&changed).await;
     assert_eq!(evolved.executed.len(), 2, "{:?}", evolved.executed);
     assert!(evolved.executed[0].contains("ADD COLUMN IF NOT EXISTS `phone` Nullable(String)"));
-    let again = schema::reconcile_schema(&ClickHouseConnector, None, &changed)
-        .await
-        .unwrap();
+    let again = schema_pass(&changed).await;
     assert!(again.executed.is_empty(), "{:?}", again.executed);
 
     #[derive(clickhouse::Row, serde::Deserialize)]
@@ -562,9 +536,7 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
     // A type change in the spec is drift: reported, never applied.
     let mut retyped = changed.clone();
     retyped.spec.star_schema.dimensions[0].columns[2].r#type = "Nullable(String)".into();
-    let drifted = schema::reconcile_schema(&ClickHouseConnector, None, &retyped)
-        .await
-        .unwrap();
+    let drifted = schema_pass(&retyped).await;
     assert!(drifted.executed.is_empty());
     assert!(
         matches!(drifted.drift.as_slice(), [Drift::TypeChanged { column, .. }] if column == "name")
@@ -594,9 +566,7 @@ async fn ddl_and_add_column_run_on_clickhouse_and_twice_changes_nothing() {
 async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
     let (pipeline, database) = clickhouse_pipeline();
     let client = clickhouse::Client::default().with_url(&pipeline.spec.clickhouse.url);
-    schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
-        .await
-        .unwrap();
+    schema_pass(&pipeline).await;
     let rows = format!(
         "{{\"pipeline\":\"{}\",\"table\":\"order_fact\",\"column\":\"order_date\",\"policy\":\"clamp\",\"values\":3,\"last_seen\":\"2026-01-01 00:00:01.500\"}}\n\
          {{\"pipeline\":\"elsewhere/shop\",\"table\":\"order_fact\",\"column\":\"order_date\",\"policy\":\"clamp\",\"values\":9,\"last_seen\":\"2026-01-01 00:00:00.000\"}}\n",
@@ -610,11 +580,7 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
     insert.end().await.unwrap();
 
     assert_eq!(
-        schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
-            .await
-            .unwrap()
-            .report
-            .watermark,
+        schema_pass(&pipeline).await.report.watermark,
         None,
         "no position written yet"
     );
@@ -644,10 +610,7 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
     insert.send(verifications.into()).await.unwrap();
     insert.end().await.unwrap();
 
-    let report = schema::reconcile_schema(&ClickHouseConnector, None, &pipeline)
-        .await
-        .unwrap()
-        .report;
+    let report = schema_pass(&pipeline).await.report;
     assert_eq!(
         report.verifications,
         [Verification {
