@@ -42,6 +42,22 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
+/// `plan` matches the golden files `<name>.yaml` (its manifests) and `<name>.plan.txt` (its
+/// rendering), which it returns.
+fn plan_golden(name: &str, plan: &Plan) -> String {
+    golden(&format!("{name}.yaml"), &plan.manifests_yaml().unwrap());
+    let text = plan.render().unwrap();
+    golden(&format!("{name}.plan.txt"), &text);
+    text
+}
+
+/// The plan of fixture `<name>.yaml`, which matches its golden files, and its rendering.
+fn fixture_plan_golden(name: &str) -> (Plan, String) {
+    let plan = planned(&fixture(&format!("{name}.yaml")));
+    let text = plan_golden(name, &plan);
+    (plan, text)
+}
+
 fn deployment<'a>(desired: &'a DesiredState, name: &str) -> &'a Deployment {
     desired
         .deployments
@@ -67,23 +83,17 @@ fn containers(desired: &DesiredState) -> Vec<Value> {
 #[test]
 fn example_plan_matches_golden_files() {
     let plan = planned(EXAMPLE);
-    golden("shop-pipeline.yaml", &plan.manifests_yaml().unwrap());
-    golden("shop-pipeline.plan.txt", &plan.render().unwrap());
+    plan_golden("shop-pipeline", &plan);
 }
 
 #[test]
 fn redpanda_connect_plan_matches_golden_files() {
-    let plan = planned(&fixture("redpanda-connect.yaml"));
-    golden("redpanda-connect.yaml", &plan.manifests_yaml().unwrap());
-    golden("redpanda-connect.plan.txt", &plan.render().unwrap());
+    fixture_plan_golden("redpanda-connect");
 }
 
 #[test]
 fn paused_failover_plan_matches_golden_files() {
-    let plan = planned(&fixture("paused-failover.yaml"));
-    golden("paused-failover.yaml", &plan.manifests_yaml().unwrap());
-    let text = plan.render().unwrap();
-    golden("paused-failover.plan.txt", &text);
+    let (plan, text) = fixture_plan_golden("paused-failover");
     assert!(
         text.contains(
             "pg_create_logical_replication_slot('shop_standby', 'pgoutput', false, false, true)"
@@ -98,9 +108,7 @@ fn paused_failover_plan_matches_golden_files() {
 
 #[test]
 fn masked_and_filtered_plan_matches_golden_files() {
-    let plan = planned(&fixture("masked-and-filtered.yaml"));
-    golden("masked-and-filtered.yaml", &plan.manifests_yaml().unwrap());
-    golden("masked-and-filtered.plan.txt", &plan.render().unwrap());
+    fixture_plan_golden("masked-and-filtered");
 }
 
 #[test]
