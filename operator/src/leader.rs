@@ -78,16 +78,30 @@ impl LeaseLock {
         i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(i32::MAX)
     }
 
+    fn error(&self, action: &'static str, source: kube::Error) -> LeaseError {
+        LeaseError {
+            action,
+            name: self.name.clone(),
+            source,
+        }
+    }
+
     /// The lease as the API server has it now, `None` when it does not exist yet.
     async fn read(&self) -> Result<Option<Lease>, LeaseError> {
         self.api
             .get_opt(&self.name)
             .await
-            .map_err(|source| LeaseError {
-                action: "read",
-                name: self.name.clone(),
-                source,
-            })
+            .map_err(|source| self.error("read", source))
+    }
+
+    /// Whether a compare-and-swap write of the lease (`action`) won: `Ok(false)` when another
+    /// writer came first.
+    fn won(&self, action: &'static str, written: kube::Result<Lease>) -> Result<bool, LeaseError> {
+        match written {
+            Ok(_) => Ok(true),
+            Err(error) if is_conflict(&error) => Ok(false),
+            Err(source) => Err(self.error(action, source)),
+        }
     }
 
     /// Acquires or renews the lease; `Ok(false)` when another replica holds it.
@@ -109,15 +123,8 @@ impl LeaseLock {
                     ..LeaseSpec::default()
                 }),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(error) if is_conflict(&error) => Ok(false),
-                Err(source) => Err(LeaseError {
-                    action: "create",
-                    name: self.name.clone(),
-                    source,
-                }),
-            };
+            let created = self.api.create(&PostParams::default(), &lease).await;
+            return self.won("create", created);
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let held_by_me = spec.holder_identity.as_deref() == Some(self.identity.as_str());
@@ -142,19 +149,11 @@ impl LeaseLock {
             ..spec
         });
         // NB: replace carries metadata.resourceVersion, so a concurrent writer makes this fail with 409.
-        match self
+        let replaced = self
             .api
             .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(error) if is_conflict(&error) => Ok(false),
-            Err(source) => Err(LeaseError {
-                action: "update",
-                name: self.name.clone(),
-                source,
-            }),
-        }
+            .await;
+        self.won("update", replaced)
     }
 
     /// Blocks until this replica leads.

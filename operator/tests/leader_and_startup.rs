@@ -10,7 +10,7 @@ use std::time::Duration;
 use cdcstar_operator::app::{RunError, check_crd_installed};
 use cdcstar_operator::config::OperatorConfig;
 use cdcstar_operator::controller::{self, Context};
-use cdcstar_operator::leader::{LeaseLock, LeaseTiming};
+use cdcstar_operator::leader::{LeaseError, LeaseLock, LeaseTiming};
 use cdcstar_operator::metrics::Metrics;
 use common::apiserver::{ApiCall, Call, Reply, mock_client, scenario};
 use common::fakes::{FakeSource, FakeWarehouse};
@@ -29,6 +29,19 @@ fn lease_lock(client: kube::Client) -> LeaseLock {
     )
 }
 
+/// Whether replica-a leads after one try to acquire or renew the lease, the mocked apiserver
+/// answering `calls`.
+async fn try_to_lead(calls: Vec<Call>) -> Result<bool, LeaseError> {
+    let (client, handle) = mock_client();
+    let lock = lease_lock(client);
+    scenario(
+        handle,
+        calls,
+        async move { lock.try_acquire_or_renew().await },
+    )
+    .await
+}
+
 fn lease(holder: &str, renewed: Timestamp) -> serde_json::Value {
     json!({
         "apiVersion": "coordination.k8s.io/v1",
@@ -45,48 +58,27 @@ fn lease(holder: &str, renewed: Timestamp) -> serde_json::Value {
 
 #[tokio::test]
 async fn first_replica_creates_the_lease_and_leads() {
-    let (client, handle) = mock_client();
-    let lock = lease_lock(client);
-    let leads = scenario(handle, lease_created(), async move {
-        lock.try_acquire_or_renew().await
-    })
-    .await;
-    assert!(leads.unwrap());
+    assert!(try_to_lead(lease_created()).await.unwrap());
 }
 
 #[tokio::test]
 async fn a_fresh_lease_of_another_replica_is_respected() {
-    let (client, handle) = mock_client();
-    let lock = lease_lock(client);
     let calls = lease_held_elsewhere(lease("replica-b", Timestamp::now()));
-    let leads = scenario(
-        handle,
-        calls,
-        async move { lock.try_acquire_or_renew().await },
-    )
-    .await;
-    assert!(!leads.unwrap(), "two replicas must never both lead");
+    assert!(
+        !try_to_lead(calls).await.unwrap(),
+        "two replicas must never both lead"
+    );
 }
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_with_compare_and_swap() {
-    let (client, handle) = mock_client();
-    let lock = lease_lock(client);
     let stale = Timestamp::now() - SignedDuration::from_secs(60);
     let calls = lease_taken_over(lease("replica-b", stale));
-    let leads = scenario(
-        handle,
-        calls,
-        async move { lock.try_acquire_or_renew().await },
-    )
-    .await;
-    assert!(leads.unwrap());
+    assert!(try_to_lead(calls).await.unwrap());
 }
 
 #[tokio::test]
 async fn losing_the_compare_and_swap_means_not_leading() {
-    let (client, handle) = mock_client();
-    let lock = lease_lock(client);
     let stale = Timestamp::now() - SignedDuration::from_secs(60);
     let mut calls = lease_taken_over(lease("replica-b", stale));
     let put = calls.pop().unwrap();
@@ -95,13 +87,7 @@ async fn losing_the_compare_and_swap_means_not_leading() {
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                    "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
     )));
-    let leads = scenario(
-        handle,
-        calls,
-        async move { lock.try_acquire_or_renew().await },
-    )
-    .await;
-    assert!(!leads.unwrap());
+    assert!(!try_to_lead(calls).await.unwrap());
 }
 
 #[tokio::test]
