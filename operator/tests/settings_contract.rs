@@ -76,6 +76,14 @@ fn command_line(container: &Container, binary: &clap::Command) -> Vec<String> {
     argv
 }
 
+/// The container's command line (see [`command_line`]) as binary `P` parses it with its own clap
+/// `Args`, and that command line.
+fn parsed<P: Parser>(container: &Container) -> (P, Vec<String>) {
+    let argv = command_line(container, &P::command());
+    let args = P::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    (args, argv)
+}
+
 /// Every port number the container's manifests name: container ports, and probe ports (by number
 /// or through a named container port).
 fn named_ports(container: &Container) -> BTreeSet<i32> {
@@ -127,9 +135,7 @@ fn desired() -> build::DesiredState {
 fn the_sink_reads_every_setting_it_is_given_and_listens_where_it_is_probed() {
     let desired = desired();
     let sink = container(&desired, "sink");
-    let argv = command_line(sink, &cdcstar_sink::settings::Args::command());
-    let args = cdcstar_sink::settings::Args::try_parse_from(&argv)
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let (args, argv) = parsed::<cdcstar_sink::settings::Args>(sink);
     let listens = BTreeSet::from([i32::from(args.metrics_addr.port())]);
     assert_eq!(named_ports(sink), listens, "{argv:?}");
     assert!(
@@ -142,9 +148,7 @@ fn the_sink_reads_every_setting_it_is_given_and_listens_where_it_is_probed() {
 fn the_native_capture_reads_every_setting_it_is_given_and_listens_where_it_is_probed() {
     let desired = desired();
     let capture = container(&desired, "capture");
-    let argv = command_line(capture, &cdcstar_capture::settings::CaptureArgs::command());
-    let args = cdcstar_capture::settings::CaptureArgs::try_parse_from(&argv)
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let (args, argv) = parsed::<cdcstar_capture::settings::CaptureArgs>(capture);
     let listens = BTreeSet::from([i32::from(args.metrics_port)]);
     assert_eq!(named_ports(capture), listens, "{argv:?}");
     assert!(
@@ -157,9 +161,7 @@ fn the_native_capture_reads_every_setting_it_is_given_and_listens_where_it_is_pr
 fn the_api_reads_every_setting_it_is_given_and_its_service_and_probes_reach_it() {
     let desired = desired();
     let api = container(&desired, "api");
-    let argv = command_line(api, &cdcstar_api::config::Cli::command());
-    let cli =
-        cdcstar_api::config::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let (cli, _) = parsed::<cdcstar_api::config::Cli>(api);
     assert!(matches!(
         cli.command,
         Some(cdcstar_api::config::Command::Serve)
@@ -233,7 +235,7 @@ fn the_verifier_runs_read_every_setting_they_are_given() {
         .unwrap()
         .template;
     let resync = &desired.jobs[0].spec.as_ref().unwrap().template;
-    let mut parsed = Vec::new();
+    let mut verifiers = Vec::new();
     for template in [scheduled, resync] {
         let mut container = template.spec.as_ref().unwrap().containers[0].clone();
         assert_eq!(
@@ -244,16 +246,15 @@ fn the_verifier_runs_read_every_setting_they_are_given() {
         let args = container.args.take().unwrap();
         assert_eq!(args[0], "verify", "{args:?}");
         container.args = Some(args[1..].to_vec());
-        let argv = command_line(&container, &VerifyArgs::command());
-        parsed.push(VerifyArgs::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}")));
+        verifiers.push(parsed::<VerifyArgs>(&container).0);
     }
-    let (scheduled, resync) = (&parsed[0], &parsed[1]);
+    let (scheduled, resync) = (&verifiers[0], &verifiers[1]);
     assert!(scheduled.repair && !scheduled.resync);
     assert_eq!(scheduled.chunk_rows, 5000);
     assert!(scheduled.tables.is_empty());
     assert!(resync.resync);
     assert_eq!(resync.tables, ["customer_dim", "order_fact"]);
-    for args in &parsed {
+    for args in &verifiers {
         assert!(
             args.mask_salt.is_some(),
             "hashed columns are compared as hashed"
