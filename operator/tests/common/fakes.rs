@@ -1,7 +1,7 @@
 //! In-memory fakes of the source database and ClickHouse: they return a configured observation,
 //! record every statement, and can be made unreachable.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use cdcstar_crds::clickhouse_placement::Placement;
@@ -11,6 +11,23 @@ use cdcstar_operator::external::{
     WarehouseCredentials,
 };
 use cdcstar_operator::sql::{SourceObservation, WarehouseObservation, WarehouseReport};
+
+/// A fake database: its state `S`, shared by every clone and every connection made through it.
+#[derive(Debug, Default)]
+pub struct Fake<S>(pub Arc<Mutex<S>>);
+
+impl<S> Clone for Fake<S> {
+    fn clone(&self) -> Self {
+        Fake(self.0.clone())
+    }
+}
+
+impl<S> Fake<S> {
+    /// Changes the state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
 
 /// What the fake source holds and saw.
 #[derive(Debug, Default)]
@@ -26,18 +43,12 @@ pub struct SourceState {
 }
 
 /// A fake source database.
-#[derive(Debug, Clone, Default)]
-pub struct FakeSource(pub Arc<Mutex<SourceState>>);
+pub type FakeSource = Fake<SourceState>;
 
 impl FakeSource {
     /// Statements executed so far.
     pub fn executed(&self) -> Vec<String> {
-        self.0.lock().unwrap().executed.clone()
-    }
-
-    /// Changes the state.
-    pub fn with<R>(&self, f: impl FnOnce(&mut SourceState) -> R) -> R {
-        f(&mut self.0.lock().unwrap())
+        self.with(|state| state.executed.clone())
     }
 }
 
@@ -93,18 +104,23 @@ pub struct WarehouseState {
 }
 
 /// A fake ClickHouse.
-#[derive(Debug, Clone, Default)]
-pub struct FakeWarehouse(pub Arc<Mutex<WarehouseState>>);
+pub type FakeWarehouse = Fake<WarehouseState>;
 
 impl FakeWarehouse {
     /// Statements executed so far.
     pub fn executed(&self) -> Vec<String> {
-        self.0.lock().unwrap().executed.clone()
+        self.with(|state| state.executed.clone())
     }
 
-    /// Changes the state.
-    pub fn with<R>(&self, f: impl FnOnce(&mut WarehouseState) -> R) -> R {
-        f(&mut self.0.lock().unwrap())
+    /// The state, unless the fake is unreachable: then the network error every call gets.
+    fn reachable(&self) -> Result<MutexGuard<'_, WarehouseState>, DatabaseError> {
+        let state = self.0.lock().unwrap();
+        if state.unreachable {
+            return Err(DatabaseError::Unreachable(
+                "network error: connection refused".into(),
+            ));
+        }
+        Ok(state)
     }
 }
 
@@ -125,22 +141,11 @@ impl Warehouse for FakeWarehouse {
         _database: &str,
         _placement: &Placement,
     ) -> Result<WarehouseObservation, DatabaseError> {
-        let state = self.0.lock().unwrap();
-        if state.unreachable {
-            return Err(DatabaseError::Unreachable(
-                "network error: connection refused".into(),
-            ));
-        }
-        Ok(state.observation.clone())
+        Ok(self.reachable()?.observation.clone())
     }
 
     async fn execute(&self, statement: &str) -> Result<(), DatabaseError> {
-        let mut state = self.0.lock().unwrap();
-        if state.unreachable {
-            return Err(DatabaseError::Unreachable(
-                "network error: connection refused".into(),
-            ));
-        }
+        let mut state = self.reachable()?;
         state.executed.push(statement.to_owned());
         Ok(())
     }
@@ -150,12 +155,7 @@ impl Warehouse for FakeWarehouse {
         database: &str,
         pipeline: &str,
     ) -> Result<WarehouseReport, DatabaseError> {
-        let mut state = self.0.lock().unwrap();
-        if state.unreachable {
-            return Err(DatabaseError::Unreachable(
-                "network error: connection refused".into(),
-            ));
-        }
+        let mut state = self.reachable()?;
         state
             .reports_read
             .push((database.to_owned(), pipeline.to_owned()));
