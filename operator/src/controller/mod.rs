@@ -598,30 +598,28 @@ async fn apply_pipeline(pipeline: &CdcPipeline, ctx: &Context) -> Result<Action,
         )
         .await;
     }
-    if let Ok(report) = &source
-        && !report.executed.is_empty()
-    {
-        ctx.publish(
-            &reference,
-            EventType::Normal,
+    // What each database pass ran, unless it ran nothing or failed.
+    for (reason, ran, what) in [
+        (
             "SourceUpdated",
-            format!(
-                "ran {} statements on the source database",
-                report.executed.len()
-            ),
-        )
-        .await;
-    }
-    if let Ok(report) = &schema
-        && !report.executed.is_empty()
-    {
-        ctx.publish(
-            &reference,
-            EventType::Normal,
+            source.as_ref().map_or(0, |report| report.executed.len()),
+            "statements on the source database",
+        ),
+        (
             "SchemaUpdated",
-            format!("ran {} DDL statements on clickhouse", report.executed.len()),
-        )
-        .await;
+            schema.as_ref().map_or(0, |report| report.executed.len()),
+            "DDL statements on clickhouse",
+        ),
+    ] {
+        if ran > 0 {
+            ctx.publish(
+                &reference,
+                EventType::Normal,
+                reason,
+                format!("ran {ran} {what}"),
+            )
+            .await;
+        }
     }
     let mut failures = [
         source.err().map(Error::Source),
