@@ -7,17 +7,14 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO" || exit 1
 MAKE=${MAKE:-make}
-passed=0
-failed=0
+# shellcheck source=scripts/checks.sh
+. "$REPO/scripts/checks.sh"
 
 check() { # check NAME PROBLEM: PROBLEM empty means passed
     if [ -z "$2" ]; then
-        echo "ok: $1"
-        passed=$((passed + 1))
+        check_passed "$1"
     else
-        echo "FAILED: $1"
-        sed 's/^/    /' <<<"${2%$'\n'}"
-        failed=$((failed + 1))
+        check_failed "$1" "$2"
     fi
 }
 
@@ -48,5 +45,4 @@ problem=
 grep -q '^postgres: down' <<<"$output" || problem+="no 'postgres: down' line"$'\n'
 check "make services-status reports services that are down and exits 0" "${problem:+$problem$output}"
 
-echo "make checks: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done "make checks"

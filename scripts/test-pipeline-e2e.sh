@@ -17,6 +17,8 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
+# shellcheck source=scripts/checks.sh
+. "$REPO/scripts/checks.sh"
 for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
     [ -n "${!var:-}" ] || { echo "e2e: $var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\"" >&2; exit 1; }
 done
@@ -91,19 +93,19 @@ sed -n '/^Time from the API call/,/^$/p' "$WORK/demo.out"
 # The resync Job and the scheduled verification ran as the operator builds them, after the flow.
 for job in resync verify; do
     if grep -qE "job $RUN_NAME-$job[-a-z0-9]*: $job succeeded" "$WORK/demo.out"; then
-        echo "ok: the $job run exited 0 (no mismatch with Postgres after the flow)"
-        jobs_ok=$((${jobs_ok:-0} + 1))
+        check_passed "the $job run exited 0 (no mismatch with Postgres after the flow)"
     else
-        echo "FAILED: the $job run did not succeed:"
+        check_failed "the $job run did not succeed:"
         grep -E "job |error" "$WORK/demo.out" | tail -20
     fi
 done
-after_flow=0
+# A step the flow does not report done fails without a line of its own (demo.out shows the flow).
 for step in "a createdAt in 2400 is clamped to 2299 in customer_dim" "a valid createdAt after it lands" \
     "an order dated 2500 is dead-lettered and its valid change after it lands" "TRUNCATE orderitem emptied orderitem_fact"; do
     if grep -qxF "e2e: $step" "$WORK/demo.out"; then
-        echo "ok: $step"
-        after_flow=$((after_flow + 1))
+        check_passed "$step"
+    else
+        failed=$((failed + 1))
     fi
 done
 
@@ -119,8 +121,6 @@ CHECKS=(
     "orderitem_fact|SELECT i.id, i.\"orderId\", i.\"productId\", i.quantity, i.price, p.name, p.category, o.status, $(ts 'o."orderDate"'), c.country, c.city FROM orderitem i JOIN product p ON p.id = i.\"productId\" JOIN \"order\" o ON o.id = i.\"orderId\" JOIN customer c ON c.id = o.\"customerId\" ORDER BY i.id|SELECT orderitem_id, order_id, product_id, quantity, price, product_name, product_category, order_status, toString(order_date), customer_country, customer_city FROM orderitem_fact FINAL WHERE is_deleted = 0 ORDER BY orderitem_id"
 )
 
-passed=$((after_flow + ${jobs_ok:-0}))
-failed=$((4 - after_flow + 2 - ${jobs_ok:-0}))
 for check in "${CHECKS[@]}"; do
     IFS='|' read -r table pg_sql ch_sql <<<"$check"
     pg "$pg_sql" >"$WORK/expected"
@@ -130,13 +130,11 @@ for check in "${CHECKS[@]}"; do
         sleep 0.5
     done
     if cmp -s "$WORK/expected" "$WORK/actual" && [ -s "$WORK/expected" ]; then
-        echo "ok: $table equals Postgres ($(wc -l <"$WORK/expected") rows)"
-        passed=$((passed + 1))
+        check_passed "$table equals Postgres ($(wc -l <"$WORK/expected") rows)"
     else
-        echo "FAILED: $table differs from Postgres after 60 s (< Postgres, > ClickHouse FINAL):"
+        check_failed "$table differs from Postgres after 60 s (< Postgres, > ClickHouse FINAL):"
         diff "$WORK/expected" "$WORK/actual" | head -20 || true
         cat "$WORK/ch.err"
-        failed=$((failed + 1))
     fi
 done
 
@@ -144,21 +142,17 @@ done
 if grep -q '^stop them with: make services-down$' "$WORK/demo.out" \
     && query=$(grep -o "^  curl -sS '[^']*' --data-binary '[^']*'" "$WORK/demo.out") \
     && rows=$(eval "${query# }") && [ "$(grep -c '│' <<<"$rows")" -ge 1 ]; then
-    echo "ok: the demo ends with the services still running, the stop command and a ClickHouse query that returns rows"
-    passed=$((passed + 1))
+    check_passed "the demo ends with the services still running, the stop command and a ClickHouse query that returns rows"
 else
-    echo "FAILED: the demo's last lines do not name the stop command and a working ClickHouse query:"
+    check_failed "the demo's last lines do not name the stop command and a working ClickHouse query:"
     tail -12 "$WORK/demo.out"
-    failed=$((failed + 1))
 fi
 
 # Pod logs are plain text when they do not go to a terminal (a log collector, a file).
 if ! grep -l $'\x1b\[' "$WORK"/logs/*.log >/dev/null 2>&1 && ls "$WORK"/logs/*.log >/dev/null 2>&1; then
-    echo "ok: the pods' logs have no colour codes"
-    passed=$((passed + 1))
+    check_passed "the pods' logs have no colour codes"
 else
-    echo "FAILED: colour codes in the pods' logs (or no logs): $(grep -l $'\x1b\[' "$WORK"/logs/*.log 2>&1 | tr '\n' ' ')"
-    failed=$((failed + 1))
+    check_failed "colour codes in the pods' logs (or no logs): $(grep -l $'\x1b\[' "$WORK"/logs/*.log 2>&1 | tr '\n' ' ')"
 fi
 
 # The Redpanda Connect engine: every manifest resolves (its binary is not built here).
@@ -166,26 +160,21 @@ sed -e 's/^    engine: native$/    engine: redpandaConnect\n    redpandaConnect:
 if "$REPO/.services/venv/bin/python" scripts/kubelet.py --pipeline "$WORK/connect.yaml" --bin-dir "$BIN_DIR" \
     --source-dsn "$PG_URL" --secret rpcn/license=resolved-not-used --resolve-only >"$WORK/connect.out" 2>&1 \
     && grep -q "deployment ${RUN//_/-}-capture/capture: not run (image .* is not built by docker/Dockerfile)" "$WORK/connect.out"; then
-    echo "ok: the Redpanda Connect Deployment resolves (env, volumes, connect config)"
-    passed=$((passed + 1))
+    check_passed "the Redpanda Connect Deployment resolves (env, volumes, connect config)"
 else
-    echo "FAILED: the Redpanda Connect Deployment does not resolve:"
+    check_failed "the Redpanda Connect Deployment does not resolve:"
     cat "$WORK/connect.out"
-    failed=$((failed + 1))
 fi
 
 # The demo drops its replication slot on exit: none may be left behind for this pipeline.
 if [ -z "$(pg "SELECT slot_name FROM pg_replication_slots WHERE database = '$RUN'")" ]; then
-    echo "ok: no replication slot left behind"
-    passed=$((passed + 1))
+    check_passed "no replication slot left behind"
 else
-    echo "FAILED: a replication slot of $RUN is left behind"
-    failed=$((failed + 1))
+    check_failed "a replication slot of $RUN is left behind"
 fi
 
 # Leave nothing of this run behind.
 curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $RUN" >/dev/null || true
 psql "$DATABASE_URL" -X -q -c "DROP DATABASE IF EXISTS $RUN" >/dev/null 2>&1 || true
 
-echo "e2e: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done "e2e"

@@ -9,8 +9,8 @@ set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCRATCH=$(mktemp -d)
-passed=0
-failed=0
+# shellcheck source=scripts/checks.sh
+. "$REPO/scripts/checks.sh"
 holder=
 
 finish() {
@@ -25,12 +25,9 @@ expect_refusal() { # expect_refusal NAME EXPECTED-MESSAGE COMMAND...
     output=$("$@" 2>&1)
     status=$?
     if [ $status -ne 0 ] && grep -qF -- "$expected" <<<"$output"; then
-        echo "ok: $name"
-        passed=$((passed + 1))
+        check_passed "$name"
     else
-        echo "FAILED: $name (exit $status, expected a message with: $expected)"
-        sed 's/^/    /' <<<"$output"
-        failed=$((failed + 1))
+        check_failed "$name (exit $status, expected a message with: $expected)" "$output"
     fi
 }
 
@@ -65,12 +62,9 @@ output=$("${mock_env[@]}" "$REPO/scripts/services.sh" up kafka 2>&1 \
     && "${mock_env[@]}" "$REPO/scripts/services.sh" status 2>&1)
 "${mock_env[@]}" "$REPO/scripts/services.sh" down kafka >/dev/null 2>&1
 if grep -qE "^kafka: up \(127\.0\.0\.1:$mock_port(,127\.0\.0\.1:[0-9]+)+, mock-broker\)$" <<<"$output" && ! ss -Hltn "sport = :$mock_port" | grep -q .; then
-    echo "ok: CDCSTAR_BROKER=mock starts the mock broker on the Kafka port, status names it, down stops it"
-    passed=$((passed + 1))
+    check_passed "CDCSTAR_BROKER=mock starts the mock broker on the Kafka port, status names it, down stops it"
 else
-    echo "FAILED: CDCSTAR_BROKER=mock up/status/down on port $mock_port"
-    sed 's/^/    /' <<<"$output"
-    failed=$((failed + 1))
+    check_failed "CDCSTAR_BROKER=mock up/status/down on port $mock_port" "$output"
 fi
 
 # CDCSTAR_BROKER=tansu-or-mock (make demo) on a machine without tansu (an empty CDCSTAR_TANSU_ROOT): the
@@ -96,12 +90,10 @@ if grep -qE "^kafka: up \(127\.0\.0\.1:$standin_port(,127\.0\.0\.1:[0-9]+)+, moc
     && grep -q '^tansu build: running in the background' <<<"$output" && [[ $build_niceness == 19 || $build_niceness == 19/19 ]] \
     && grep -qF 'tansu is built: it replaces the mock broker' <<<"$replaced" \
     && grep -qxF "kafka: up (127.0.0.1:$standin_port, tansu)" <<<"$replaced"; then
-    echo "ok: CDCSTAR_BROKER=tansu-or-mock: the mock broker stands in while tansu builds at low priority, then tansu replaces it"
-    passed=$((passed + 1))
+    check_passed "CDCSTAR_BROKER=tansu-or-mock: the mock broker stands in while tansu builds at low priority, then tansu replaces it"
 else
-    echo "FAILED: CDCSTAR_BROKER=tansu-or-mock on port $standin_port (build niceness: ${build_niceness:-none})"
-    sed 's/^/    /' <<<"$output"$'\n'"$replaced"
-    failed=$((failed + 1))
+    check_failed "CDCSTAR_BROKER=tansu-or-mock on port $standin_port (build niceness: ${build_niceness:-none})" \
+        "$output"$'\n'"$replaced"
 fi
 
 # The logs of the services `up` started (and of what it installed): plain text, no colour codes.
@@ -109,17 +101,15 @@ state=${CDCSTAR_STATE_DIR:-$REPO/.services}
 logs=$(find "$state" -path "$state/venv" -prune -o -type f -name '*.log' -print 2>/dev/null)
 coloured=$(xargs -r grep -l $'\x1b\\[' <<<"$logs")
 if [ -z "$coloured" ]; then
-    echo "ok: no colour codes in the $(grep -c . <<<"$logs") logs under $state"
-    passed=$((passed + 1))
+    check_passed "no colour codes in the $(grep -c . <<<"$logs") logs under $state"
 else
-    echo "FAILED: logs under $state with colour codes (ESC [): tell what writes them not to colour"
+    check_failed "logs under $state with colour codes (ESC [): tell what writes them not to colour"
     while read -r log; do
         echo "    $log (written $(date -r "$log" '+%F %T')): $(grep -c $'\x1b\\[' "$log") lines, e.g." \
             "$(grep -m1 $'\x1b\\[' "$log" | cat -v | cut -c 1-100)"
     done <<<"$coloured"
     echo "    (a log written before its writer was told not to colour is stale: delete it, or restart the"
     echo "    services with make services-down services)"
-    failed=$((failed + 1))
 fi
 
 # A long step says, every PROGRESS_SECONDS, what it does, for how long, and where its log is, and its
@@ -134,13 +124,9 @@ output=$(
 expected="services: sleeping: 1s elapsed (log: $SCRATCH/step.log): working"
 if grep -qxF "$expected" <<<"$output" && grep -q '^services: sleeping: 2s elapsed' <<<"$output" \
     && grep -qx 'exit 7' <<<"$output"; then
-    echo "ok: a long step reports its progress and keeps its exit status"
-    passed=$((passed + 1))
+    check_passed "a long step reports its progress and keeps its exit status"
 else
-    echo "FAILED: a long step reports its progress and keeps its exit status (expected a line: $expected)"
-    sed 's/^/    /' <<<"$output"
-    failed=$((failed + 1))
+    check_failed "a long step reports its progress and keeps its exit status (expected a line: $expected)" "$output"
 fi
 
-echo "services script checks: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done "services script checks"
