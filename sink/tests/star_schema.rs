@@ -25,6 +25,11 @@ impl Harness {
         self.applier.apply(&changes).await.expect("apply");
     }
 
+    /// Applies the event `envelope(table, op, lsn, row)` as its own batch.
+    async fn event(&self, table: &str, op: &str, lsn: u64, row: Json) {
+        self.batch(&[envelope(table, op, lsn, row)]).await;
+    }
+
     /// Applies each event as its own batch.
     async fn one_by_one(&self, events: &[Vec<u8>]) {
         for event in events {
@@ -105,7 +110,7 @@ async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
     ])
     .await;
     // Fact first: the order of customer 2 arrives before customer 2.
-    h.batch(&[envelope("order", "insert", 0x21, order(200, 2, "pending"))])
+    h.event("order", "insert", 0x21, order(200, 2, "pending"))
         .await;
     assert_eq!(
         h.rows("order_fact", "order_id, customer_name, customer_email")
@@ -115,21 +120,11 @@ async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
             json!({"order_id": 200, "customer_name": "", "customer_email": ""}),
         ]
     );
-    h.batch(&[envelope(
-        "customer",
-        "insert",
-        0x20,
-        customer(2, "bob", "DE"),
-    )])
-    .await;
+    h.event("customer", "insert", 0x20, customer(2, "bob", "DE"))
+        .await;
     // Dimension changed later.
-    h.batch(&[envelope(
-        "customer",
-        "update",
-        0x30,
-        customer(1, "anna", "FR"),
-    )])
-    .await;
+    h.event("customer", "update", 0x30, customer(1, "anna", "FR"))
+        .await;
     assert_eq!(
         h.rows("order_fact", "order_id, customer_name, customer_email")
             .await,
@@ -152,13 +147,8 @@ async fn facts_and_propagations_larger_than_a_chunk_are_applied_whole() {
         .map(|id| envelope("order", "insert", 0x100 + id, order(id, 7, "pending")))
         .collect();
     h.batch(&orders).await;
-    h.batch(&[envelope(
-        "customer",
-        "insert",
-        0x10_0000,
-        customer(7, "zoe", "NL"),
-    )])
-    .await;
+    h.event("customer", "insert", 0x10_0000, customer(7, "zoe", "NL"))
+        .await;
     let summary = query_json(
         &h.pipeline.store,
         "SELECT count() AS orders, countIf(customer_name = 'zoe') AS enriched, \
@@ -202,14 +192,9 @@ async fn chained_lookups_go_through_the_order_and_follow_each_step() {
         ]
     );
     // The customer moves; the order changes status; then the order moves to another customer.
-    h.batch(&[envelope(
-        "customer",
-        "update",
-        0x20,
-        customer(1, "ann", "IT"),
-    )])
-    .await;
-    h.batch(&[envelope("order", "update", 0x21, order(100, 1, "paid"))])
+    h.event("customer", "update", 0x20, customer(1, "ann", "IT"))
+        .await;
+    h.event("order", "update", 0x21, order(100, 1, "paid"))
         .await;
     assert_eq!(
         h.rows("orderitem_fact", "order_status, customer_country")
@@ -229,13 +214,8 @@ async fn chained_lookups_go_through_the_order_and_follow_each_step() {
     // The customer the order left changes, alone, then beside another step of the same fact: the
     // item follows the order's customer of now, not one an older version of the order pointed to
     // (still stored: merges are stopped above).
-    h.batch(&[envelope(
-        "customer",
-        "update",
-        0x40,
-        customer(1, "ann", "ES"),
-    )])
-    .await;
+    h.event("customer", "update", 0x40, customer(1, "ann", "ES"))
+        .await;
     let item = "product_name, order_status, customer_country";
     assert_eq!(
         h.rows("orderitem_fact", item).await,
@@ -277,14 +257,14 @@ async fn deleted_rows_are_hidden_and_can_come_back() {
         Vec::<Json>::new()
     );
     // A replay of the old insert does not resurrect the deleted fact row.
-    h.batch(&[envelope("orderitem", "insert", 0x11, item(1000, 100, 5, 3))])
+    h.event("orderitem", "insert", 0x11, item(1000, 100, 5, 3))
         .await;
     assert_eq!(
         h.rows("orderitem_fact", "orderitem_id").await,
         Vec::<Json>::new()
     );
     // A new row with the same key does.
-    h.batch(&[envelope("product", "insert", 0x20, product(5, "pencil"))])
+    h.event("product", "insert", 0x20, product(5, "pencil"))
         .await;
     assert_eq!(
         h.rows("product_dim", "product_id, name").await,
@@ -295,13 +275,8 @@ async fn deleted_rows_are_hidden_and_can_come_back() {
 #[tokio::test]
 async fn unchanged_toast_columns_keep_their_stored_values() {
     let h = Harness::new("toast").await;
-    h.batch(&[envelope(
-        "customer",
-        "insert",
-        0x10,
-        customer(1, "ann", "FR"),
-    )])
-    .await;
+    h.event("customer", "insert", 0x10, customer(1, "ann", "FR"))
+        .await;
     let mut update = serde_json::from_slice::<Json>(&envelope(
         "customer",
         "update",
@@ -375,15 +350,10 @@ async fn order_update_committed_before_a_customer_rename_with_a_lower_change_lsn
     .await;
     // Transaction R renames the customer at change LSN 0x100 but commits last; transaction O updates
     // the order at 0x200 and commits first, so the sink sees O's event first.
-    h.batch(&[envelope("order", "update", 0x200, order(100, 1, "paid"))])
+    h.event("order", "update", 0x200, order(100, 1, "paid"))
         .await;
-    h.batch(&[envelope(
-        "customer",
-        "update",
-        0x100,
-        customer(1, "anna", "FR"),
-    )])
-    .await;
+    h.event("customer", "update", 0x100, customer(1, "anna", "FR"))
+        .await;
     assert_eq!(
         h.rows("order_fact", "status, customer_name, source_lsn")
             .await,
@@ -391,14 +361,9 @@ async fn order_update_committed_before_a_customer_rename_with_a_lower_change_lsn
     );
     // The other way round: a propagation carried the fact far ahead of its own changes; the fact's
     // next update (lower LSN than the fact's version) must still win.
-    h.batch(&[envelope(
-        "customer",
-        "update",
-        0x9000,
-        customer(1, "annie", "FR"),
-    )])
-    .await;
-    h.batch(&[envelope("order", "update", 0x300, order(100, 1, "shipped"))])
+    h.event("customer", "update", 0x9000, customer(1, "annie", "FR"))
+        .await;
+    h.event("order", "update", 0x300, order(100, 1, "shipped"))
         .await;
     assert_eq!(
         h.rows("order_fact", "status, customer_name, source_lsn")
@@ -429,7 +394,7 @@ async fn a_fact_deleted_and_inserted_again_comes_back_even_after_propagations() 
     ])
     .await;
     assert_eq!(h.rows("order_fact", "order_id").await, Vec::<Json>::new());
-    h.batch(&[envelope("order", "insert", 0x400, order(100, 1, "new"))])
+    h.event("order", "insert", 0x400, order(100, 1, "new"))
         .await;
     assert_eq!(
         h.rows("order_fact", "order_id, status, customer_name")
@@ -456,13 +421,20 @@ fn order_update(lsn: u64, status: &str, order_date: &str) -> Vec<u8> {
     envelope("order", "update", lsn, order)
 }
 
-/// The status and date of order 100, and the status its item looks up.
-async fn order_and_item_status(h: &Harness) -> (Vec<Json>, Vec<Json>) {
-    (
+/// Order 100 has `status` and `order_date`, and its item looks up that status.
+async fn assert_order_and_item_status(h: &Harness, status: &str, order_date: &str) {
+    let order_and_item = (
         h.rows("order_fact", "status, toString(order_date) AS order_date")
             .await,
         h.rows("orderitem_fact", "order_status").await,
-    )
+    );
+    assert_eq!(
+        order_and_item,
+        (
+            vec![json!({"status": status, "order_date": order_date})],
+            vec![json!({"order_status": status})]
+        )
+    );
 }
 
 #[tokio::test]
@@ -475,13 +447,7 @@ async fn an_unrepresentable_date_is_clamped_and_later_changes_of_the_order_still
         .await;
     h.batch(&[order_update(0x21, "completed", "2300-01-01T00:00:00Z")])
         .await;
-    assert_eq!(
-        order_and_item_status(&h).await,
-        (
-            vec![json!({"status": "completed", "order_date": "2299-12-31 23:59:59.999999"})],
-            vec![json!({"order_status": "completed"})]
-        )
-    );
+    assert_order_and_item_status(&h, "completed", "2299-12-31 23:59:59.999999").await;
 }
 
 #[tokio::test]
@@ -502,13 +468,7 @@ async fn with_dead_letter_the_refused_change_stays_out_and_the_next_valid_one_la
     assert!(error.to_string().contains("orderDate"), "{error}");
     h.batch(&[order_update(0x21, "completed", "2030-01-01T00:00:00Z")])
         .await;
-    assert_eq!(
-        order_and_item_status(&h).await,
-        (
-            vec![json!({"status": "completed", "order_date": "2030-01-01 00:00:00.000000"})],
-            vec![json!({"order_status": "completed"})]
-        )
-    );
+    assert_order_and_item_status(&h, "completed", "2030-01-01 00:00:00.000000").await;
 }
 
 #[tokio::test]
@@ -521,13 +481,8 @@ async fn truncate_deletes_the_rows_before_it_and_facts_fall_back_to_default_look
     ])
     .await;
     // A customer inserted after the truncate but consumed before it (another partition) stays.
-    h.batch(&[envelope(
-        "customer",
-        "insert",
-        0x40,
-        customer(3, "cy", "IT"),
-    )])
-    .await;
+    h.event("customer", "insert", 0x40, customer(3, "cy", "IT"))
+        .await;
     h.batch(&[
         envelope("customer", "truncate", 0x30, json!({})),
         envelope("orderitem", "truncate", 0x31, json!({})),
