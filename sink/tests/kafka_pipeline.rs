@@ -84,8 +84,8 @@ impl Sink {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, and the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    /// SIGTERM, after which the sink must exit successfully.
+    fn terminate_cleanly(mut self) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -93,7 +93,8 @@ impl Sink {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+                assert!(status.success(), "sink exit status {status}");
+                return;
             }
             assert!(Instant::now() < deadline, "sink did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
@@ -102,6 +103,16 @@ impl Sink {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for `check` to hold, showing the end of this sink's log if it never
+    /// does.
+    async fn eventually<F, Fut>(&self, timeout: Duration, what: &str, check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        eventually_or(timeout, what, check, &|| tail(&self.log(), 30)).await;
     }
 }
 
@@ -125,6 +136,23 @@ fn unique_log(path: &Path) -> PathBuf {
 
 fn clickhouse_url() -> String {
     common::clickhouse_url()
+}
+
+/// The test broker's address, and a pipeline named after `name` whose topics have `partitions`
+/// partitions there.
+async fn pipeline_with_topics(name: &str, partitions: i32) -> (String, TestPipeline) {
+    let brokers = kafka_brokers();
+    let pipeline = TestPipeline::new(name).await;
+    pipeline.create_topics(&brokers, partitions).await;
+    (brokers, pipeline)
+}
+
+/// A producer to the broker at `brokers`.
+fn producer(brokers: &str) -> rdkafka::producer::FutureProducer {
+    KafkaConnection::new(&[brokers])
+        .client_config()
+        .create()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,10 +181,7 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
     messages.extend(poison.iter().cloned());
     messages.push(envelope("order", "update", 0x40, order(100, 1, "paid")));
     // Like the reference's Redpanda Connect output: one topic, no key.
-    let producer: rdkafka::producer::FutureProducer = KafkaConnection::new(&[&brokers])
-        .client_config()
-        .create()
-        .unwrap();
+    let producer = producer(&brokers);
     for body in &messages {
         producer
             .send(
@@ -190,8 +215,7 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
     );
     let offsets: Vec<&str> = letters.iter().map(|l| l.offset.as_str()).collect();
     assert_eq!(offsets, ["2", "3", "4"]);
-    let status = sink.terminate();
-    assert!(status.success(), "sink exit status {status}");
+    sink.terminate_cleanly();
 }
 
 /// An envelope as the native capture writes it, with its commit position (`commitLsn`, `commitTime`
@@ -267,9 +291,7 @@ async fn watermark(pipeline: &TestPipeline) -> Option<(u64, i64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("watermark").await;
-    pipeline.create_topics(&brokers, 2).await;
+    let (brokers, pipeline) = pipeline_with_topics("watermark", 2).await;
     let topics = pipeline.pipeline.data_topics();
     let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
     let second = |s: i64| 1_767_225_600_000_000 + s * 1_000_000;
@@ -282,10 +304,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     )
     .await;
 
-    let producer: rdkafka::producer::FutureProducer = KafkaConnection::new(&[&brokers])
-        .client_config()
-        .create()
-        .unwrap();
+    let producer = producer(&brokers);
     let customer_topic = pipeline.pipeline.topic_for_table("customer");
     send_to(
         &producer,
@@ -356,8 +375,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
         "heartbeats are no poison:\n{}",
         sink.log()
     );
-    let status = sink.terminate();
-    assert!(status.success(), "sink exit status {status}");
+    sink.terminate_cleanly();
 }
 
 /// A message of the dead-letter topic.
@@ -424,9 +442,7 @@ async fn dead_letters(
 #[tokio::test]
 async fn an_event_whose_rows_clickhouse_refuses_goes_to_the_dead_letter_topic_and_the_stream_moves_on()
  {
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("refused_dlq").await;
-    pipeline.create_topics(&brokers, 1).await;
+    let (brokers, pipeline) = pipeline_with_topics("refused_dlq", 1).await;
     pipeline
         .store
         .client()
@@ -499,8 +515,7 @@ async fn an_event_whose_rows_clickhouse_refuses_goes_to_the_dead_letter_topic_an
         },
     )
     .await;
-    let status = sink.terminate();
-    assert!(status.success(), "sink exit status {status}");
+    sink.terminate_cleanly();
 }
 
 /// A deterministic stream over the shop schema and the state it must leave.
@@ -524,17 +539,12 @@ async fn sink_through_first_half(
     let second_half = events.split_off(events.len() / 2);
     produce(brokers, &events).await;
     let sink = Sink::start(pipeline, brokers, clickhouse_url);
-    eventually_or(
-        Duration::from_secs(60),
-        "the first half",
-        || async {
-            !pipeline
-                .rows("orderitem_fact", "orderitem_id")
-                .await
-                .is_empty()
-        },
-        &|| tail(&sink.log(), 30),
-    )
+    sink.eventually(Duration::from_secs(60), "the first half", || async {
+        !pipeline
+            .rows("orderitem_fact", "orderitem_id")
+            .await
+            .is_empty()
+    })
     .await;
     let rest = Stream {
         events: second_half,
@@ -685,13 +695,14 @@ async fn observed(pipeline: &TestPipeline) -> BTreeMap<String, Vec<Json>> {
     state
 }
 
-/// Waits until ClickHouse holds `expected`; on timeout, shows the first differing table.
+/// Waits until ClickHouse holds `expected`, for up to 120 s; on timeout, shows the first differing
+/// table.
 async fn converges(
     pipeline: &TestPipeline,
     expected: &BTreeMap<String, Vec<Json>>,
-    within: Duration,
     logs: &dyn Fn() -> String,
 ) {
+    let within = Duration::from_secs(120);
     let started = Instant::now();
     loop {
         let state = observed(pipeline).await;
@@ -741,9 +752,7 @@ fn tail(text: &str, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("crash").await;
-    pipeline.create_topics(&brokers, 3).await;
+    let (brokers, pipeline) = pipeline_with_topics("crash", 3).await;
     let Stream { events, expected } = stream(&pipeline, 3);
     let producing = {
         let brokers = brokers.clone();
@@ -763,12 +772,9 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
         sink = start();
     }
     producing.await.unwrap();
-    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
-        sink.log()
-    })
-    .await;
+    converges(&pipeline, &expected, &|| sink.log()).await;
     assert_one_live_row_per_key(&pipeline, &expected).await;
-    assert!(sink.terminate().success());
+    sink.terminate_cleanly();
 }
 
 /// A customer with 200 000 orders (and 40 000 items on them), built directly in ClickHouse, renamed
@@ -780,9 +786,7 @@ async fn sigkill_at_several_points_loses_nothing_and_duplicates_nothing() {
 async fn sigkill_during_a_large_propagation_converges() {
     const ORDERS: u64 = 200_000;
     const ITEMS: u64 = ORDERS / 5;
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("crash_propagation").await;
-    pipeline.create_topics(&brokers, 1).await;
+    let (brokers, pipeline) = pipeline_with_topics("crash_propagation", 1).await;
     for sql in [
         "INSERT INTO customer_dim VALUES (7, 'c0@example.com', 'c0', 'FR', 'FR-city', \
          '2024-01-01 00:00:00', 16, 0)"
@@ -851,7 +855,7 @@ async fn sigkill_during_a_large_propagation_converges() {
         &|| sink.log(),
     )
     .await;
-    assert!(sink.terminate().success());
+    sink.terminate_cleanly();
 }
 
 // --- broker restart ---------------------------------------------------------------------------
@@ -870,11 +874,8 @@ async fn broker_restart_mid_stream_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _broker = Broker::start(port, dir.path());
     produce(&brokers, &events).await;
-    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
-        sink.log()
-    })
-    .await;
-    assert!(sink.terminate().success());
+    converges(&pipeline, &expected, &|| sink.log()).await;
+    sink.terminate_cleanly();
 }
 
 // --- ClickHouse outage ------------------------------------------------------------------------
@@ -942,9 +943,7 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("outage").await;
-    pipeline.create_topics(&brokers, 1).await;
+    let (brokers, pipeline) = pipeline_with_topics("outage", 1).await;
     let proxy = Proxy::to_clickhouse().await;
     let (sink, Stream { events, expected }) =
         sink_through_first_half(&pipeline, &brokers, &proxy.url()).await;
@@ -952,15 +951,12 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
     produce(&brokers, &events).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     proxy.set_down(false);
-    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
-        sink.log()
-    })
-    .await;
+    converges(&pipeline, &expected, &|| sink.log()).await;
     assert!(
         sink.log().contains("transient failure, retrying"),
         "the outage was noticed and retried"
     );
-    assert!(sink.terminate().success());
+    sink.terminate_cleanly();
 }
 
 /// A second replica joins while the first one's flush is stuck on a ClickHouse outage (of the first
@@ -972,9 +968,7 @@ async fn clickhouse_outage_mid_stream_is_retried_until_it_catches_up() {
 /// stops polling until its flush is done, and then serves the revoke only after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("rebalance").await;
-    pipeline.create_topics(&brokers, 3).await;
+    let (brokers, pipeline) = pipeline_with_topics("rebalance", 3).await;
     let proxy = Proxy::to_clickhouse().await;
     let Stream { events, expected } = stream(&pipeline, 3);
     let (before, rest) = events.split_at(events.len() / 2);
@@ -982,38 +976,34 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
 
     produce(&brokers, before).await;
     let first = Sink::start(&pipeline, &brokers, &proxy.url());
-    eventually_or(
-        Duration::from_secs(60),
-        "the first events",
-        || async {
+    first
+        .eventually(Duration::from_secs(60), "the first events", || async {
             !pipeline
                 .rows("customer_dim", "customer_id")
                 .await
                 .is_empty()
-        },
-        &|| tail(&first.log(), 30),
-    )
-    .await;
+        })
+        .await;
 
     // The first replica's flush cannot finish while ClickHouse is away.
     proxy.set_down(true);
     produce(&brokers, during).await;
-    eventually_or(
-        Duration::from_secs(30),
-        "a flush retrying on the outage",
-        || async { first.log().contains("transient failure, retrying") },
-        &|| tail(&first.log(), 30),
-    )
-    .await;
+    first
+        .eventually(
+            Duration::from_secs(30),
+            "a flush retrying on the outage",
+            || async { first.log().contains("transient failure, retrying") },
+        )
+        .await;
     // Only the first replica is cut off from ClickHouse (the second one would not start otherwise).
     let second = Sink::start(&pipeline, &brokers, &clickhouse_url());
-    eventually_or(
-        Duration::from_secs(30),
-        "the first replica's revoke, while its flush is still retrying",
-        || async { first.log().contains("partitions revoked") },
-        &|| tail(&first.log(), 30),
-    )
-    .await;
+    first
+        .eventually(
+            Duration::from_secs(30),
+            "the first replica's revoke, while its flush is still retrying",
+            || async { first.log().contains("partitions revoked") },
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !first.log().contains("offsets committed on hand-over"),
@@ -1049,13 +1039,10 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
         tail(&first.log(), 40)
     );
     // The second replica leaves; the first takes every partition back.
-    assert!(second.terminate().success());
-    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
-        first.log()
-    })
-    .await;
+    second.terminate_cleanly();
+    converges(&pipeline, &expected, &|| first.log()).await;
     assert_one_live_row_per_key(&pipeline, &expected).await;
-    assert!(first.terminate().success());
+    first.terminate_cleanly();
 }
 
 /// Scale-out: three replicas in one consumer group share every topic's three partitions, with the
@@ -1066,9 +1053,7 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
 /// ClickHouse ends equal to the stream's final state, each key once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_the_partitions_and_one_killed_midway_loses_nothing() {
-    let brokers = kafka_brokers();
-    let pipeline = TestPipeline::new("three_replicas").await;
-    pipeline.create_topics(&brokers, 3).await;
+    let (brokers, pipeline) = pipeline_with_topics("three_replicas", 3).await;
     let Stream { events, expected } = stream(&pipeline, 3);
     let start = |replica: usize| {
         Sink::start_with(
@@ -1162,13 +1147,10 @@ async fn three_replicas_share_the_partitions_and_one_killed_midway_loses_nothing
     replicas.remove(1).kill();
     replicas.insert(1, start(1));
     produce(&brokers, last).await;
-    converges(&pipeline, &expected, Duration::from_secs(120), &|| {
-        logs(&replicas)
-    })
-    .await;
+    converges(&pipeline, &expected, &|| logs(&replicas)).await;
     assert_one_live_row_per_key(&pipeline, &expected).await;
     for replica in replicas {
-        assert!(replica.terminate().success());
+        replica.terminate_cleanly();
     }
 }
 
