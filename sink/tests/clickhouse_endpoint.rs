@@ -6,9 +6,7 @@
 //! Locally the endpoint is the real ClickHouse engine (chdb) behind `scripts/clickhouse_http.py`; point
 //! `CLICKHOUSE_URL` at a real server to run the same checks there. Each test works in its own database.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use cdcstar_testkit::{required_env, unique};
 use clickhouse::{Client, Compression, Row};
 use serde::{Deserialize, Serialize};
 
@@ -56,15 +54,6 @@ struct CustomerWithWrongLsnType {
     is_deleted: u8,
 }
 
-fn clickhouse_url() -> String {
-    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| {
-        panic!(
-            "CLICKHOUSE_URL is not set: start the local services with `scripts/services.sh up` \
-             and export their addresses with `eval \"$(scripts/services.sh env)\"`"
-        )
-    })
-}
-
 /// A database of its own for one test, so tests run in parallel and repeat cleanly.
 struct ScratchDatabase {
     server: Client,
@@ -73,18 +62,9 @@ struct ScratchDatabase {
 
 impl ScratchDatabase {
     async fn create(purpose: &str) -> Self {
-        static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .subsec_nanos();
-        let name = format!(
-            "cdcstar_it_{purpose}_{}_{nanos}_{}",
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique(&format!("cdcstar_it_{purpose}"));
         let server = Client::default()
-            .with_url(clickhouse_url())
+            .with_url(required_env("CLICKHOUSE_URL"))
             .with_compression(Compression::Lz4)
             .with_validation(true);
         server
