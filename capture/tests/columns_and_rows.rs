@@ -53,17 +53,16 @@ fn operations(events: &[Consumed]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_restart() {
-    let db = ScratchDb::create("capture_mask").await;
-    let sql = db.client().await;
     // bio is large and random enough to be TOASTed out of line: an update that leaves it alone
     // sends it as "unchanged", which must not name the excluded column either.
-    sql.batch_execute(
-        "CREATE TABLE person (id int4 PRIMARY KEY, email text, name text, ssn text, bio text, city text, tier int4);
+    let db = ScratchDb::with_schema(
+        "capture_mask",
+        &["CREATE TABLE person (id int4 PRIMARY KEY, email text, name text, ssn text, bio text, city text, tier int4);
          INSERT INTO person VALUES (1, 'jane@example.com', 'Jane Secret', '078-05-1120',
-           (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 400)), 'Lyon', 1);",
+           (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 400)), 'Lyon', 1);"],
     )
-    .await
-    .unwrap();
+    .await;
+    let sql = db.client().await;
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("mask");
     let pipeline = write_pipeline(
@@ -193,14 +192,13 @@ async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_outside_the_filter_never_reach_the_topic_and_leaving_it_is_a_delete() {
-    let db = ScratchDb::create("capture_filter").await;
-    let sql = db.client().await;
-    sql.batch_execute(
-        "CREATE TABLE ticket (id int4 PRIMARY KEY, status varchar(20), v int4);
-         INSERT INTO ticket VALUES (1, 'open', 1), (2, 'closed', 1), (3, 'pending', 1), (4, NULL, 1);",
+    let db = ScratchDb::with_schema(
+        "capture_filter",
+        &["CREATE TABLE ticket (id int4 PRIMARY KEY, status varchar(20), v int4);
+         INSERT INTO ticket VALUES (1, 'open', 1), (2, 'closed', 1), (3, 'pending', 1), (4, NULL, 1);"],
     )
-    .await
-    .unwrap();
+    .await;
+    let sql = db.client().await;
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("filter");
     let pipeline = write_pipeline(

@@ -30,17 +30,16 @@ fn expected(event: &Consumed, table: &str, operation: &str, payload: &str) -> St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
-    let db = ScratchDb::create("capture_types").await;
-    let sql = db.client().await;
-    sql.batch_execute(
-        r#"CREATE TABLE everything (
+    let db = ScratchDb::with_schema(
+        "capture_types",
+        &[r#"CREATE TABLE everything (
              id int8 PRIMARY KEY, small int2, regular int4, amount numeric(12,2), ratio float4,
              score float8, flag bool, label text, code varchar(10), created timestamp(6),
              seen timestamptz, birthday date, token uuid, doc jsonb, raw json, tags text[],
-             counts int4[], grid int8[][])"#,
+             counts int4[], grid int8[][])"#],
     )
-    .await
-    .unwrap();
+    .await;
+    let sql = db.client().await;
     let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "types", &["everything"]).await;
 
     // One transaction per statement.
@@ -104,15 +103,16 @@ async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full() {
-    let db = ScratchDb::create("capture_toast").await;
-    let sql = db.client().await;
-    sql.batch_execute(
-        "CREATE TABLE note (id int4 PRIMARY KEY, title text, body text);
+    let db = ScratchDb::with_schema(
+        "capture_toast",
+        &[
+            "CREATE TABLE note (id int4 PRIMARY KEY, title text, body text);
          CREATE TABLE note_full (id int4 PRIMARY KEY, title text, body text);
          ALTER TABLE note_full REPLICA IDENTITY FULL;",
+        ],
     )
-    .await
-    .unwrap();
+    .await;
+    let sql = db.client().await;
     let (_dir, prefix, _, capture) =
         start_streaming(&db, &sql, "toast", &["note", "note_full"]).await;
 
@@ -168,11 +168,12 @@ async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full(
 
 #[tokio::test]
 async fn truncate_reaches_every_partition_after_the_rows_before_it() {
-    let db = ScratchDb::create("capture_truncate").await;
+    let db = ScratchDb::with_schema(
+        "capture_truncate",
+        &["CREATE TABLE shelf (id int4 PRIMARY KEY, label text)"],
+    )
+    .await;
     let sql = db.client().await;
-    sql.batch_execute("CREATE TABLE shelf (id int4 PRIMARY KEY, label text)")
-        .await
-        .unwrap();
     let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "truncate", &["shelf"]).await;
     sql.batch_execute(
         "INSERT INTO shelf SELECT g, 'x' FROM generate_series(1, 6) g;

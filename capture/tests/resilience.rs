@@ -42,11 +42,12 @@ async fn paused_mid_stream_then_resumed_loses_nothing_and_keeps_per_key_order() 
 /// Writes while the capture stops a third of the way through and restarts two thirds of the way
 /// through; every write arrives, in per-key order.
 async fn stop_mid_stream_then_restart(stop: Stop) {
-    let db = ScratchDb::create("capture_restart").await;
+    let db = ScratchDb::with_schema(
+        "capture_restart",
+        &["CREATE TABLE counter (id int4 PRIMARY KEY, n int4 NOT NULL)"],
+    )
+    .await;
     let sql = db.client().await;
-    sql.batch_execute("CREATE TABLE counter (id int4 PRIMARY KEY, n int4 NOT NULL)")
-        .await
-        .unwrap();
     let (_dir, prefix, pipeline, capture) =
         start_streaming(&db, &sql, "restart", &["counter"]).await;
 
@@ -144,13 +145,12 @@ fn metric(body: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
-    let db = ScratchDb::create("capture_heartbeat").await;
-    let sql = db.client().await;
-    sql.batch_execute(
-        "CREATE TABLE watched (id int4 PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, x text);",
+    let db = ScratchDb::with_schema(
+        "capture_heartbeat",
+        &["CREATE TABLE watched (id int4 PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, x text);"],
     )
-    .await
-    .unwrap();
+    .await;
+    let sql = db.client().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let prefix = unique("heartbeat");

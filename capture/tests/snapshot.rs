@@ -65,14 +65,15 @@ async fn churn(sql: &Client, round: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
-    let db = ScratchDb::create("capture_snapshot").await;
-    let sql = db.client().await;
-    sql.batch_execute(&format!(
-        "CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
+    let db = ScratchDb::with_schema(
+        "capture_snapshot",
+        &[&format!(
+            "CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
          INSERT INTO item SELECT g, g FROM generate_series(1, {EXISTING}) g;"
-    ))
-    .await
-    .unwrap();
+        )],
+    )
+    .await;
+    let sql = db.client().await;
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("snap");
     let name = unique("snap").replace('_', "-");
@@ -207,14 +208,13 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_written_meanwhile() {
-    let db = ScratchDb::create("capture_recreate").await;
-    let sql = db.client().await;
-    sql.batch_execute(
-        "CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
-         INSERT INTO item SELECT g, g FROM generate_series(1, 50) g;",
+    let db = ScratchDb::with_schema(
+        "capture_recreate",
+        &["CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
+         INSERT INTO item SELECT g, g FROM generate_series(1, 50) g;"],
     )
-    .await
-    .unwrap();
+    .await;
+    let sql = db.client().await;
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("recreate");
     let name = unique("recreate").replace('_', "-");
