@@ -206,16 +206,25 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn the_payload_and_key_are_those_of_a_streamed_insert_of_the_same_row() {
+    /// `ROW` read with `rules` has the payload and key of `ROW` streamed as an insert with the
+    /// same rules; answers the read event and the warnings of its encoding.
+    fn assert_read_is_the_streamed_insert(
+        rules: &ColumnRules,
+    ) -> (Vec<u8>, Vec<ConversionWarning>) {
         let relation = relation();
-        let encoder = ReadEncoder::new(&relation, "id", &ColumnRules::default());
+        let encoder = ReadEncoder::new(&relation, "id", rules);
         let (mut out, mut warnings) = (Vec::new(), Vec::new());
         let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
-        let insert = streamed_insert(&relation, &ColumnRules::default());
+        let insert = streamed_insert(&relation, rules);
         let read: Envelope = serde_json::from_slice(&out).unwrap();
         assert_eq!(read.payload, insert.envelope.payload);
         assert_eq!(Some(out[key.unwrap()].to_vec()), insert.key);
+        (out, warnings)
+    }
+
+    #[test]
+    fn the_payload_and_key_are_those_of_a_streamed_insert_of_the_same_row() {
+        assert_read_is_the_streamed_insert(&ColumnRules::default());
     }
 
     #[test]
@@ -235,7 +244,6 @@ mod tests {
     #[test]
     fn a_masked_read_event_is_the_masked_streamed_insert_of_the_same_row() {
         use cdcstar_crds::pipeline::{ColumnMask, SourceTable};
-        let relation = relation();
         let mut table = SourceTable::new("product", "id");
         table.exclude_columns = vec!["doc".into(), "Zeta".into()];
         table.mask = vec![
@@ -255,13 +263,8 @@ mod tests {
         let rules =
             ColumnRules::for_table(&table, Some(&cdcstar_source::mask::MaskSalt::new("salt")))
                 .unwrap();
-        let encoder = ReadEncoder::new(&relation, "id", &rules);
-        let (mut out, mut warnings) = (Vec::new(), Vec::new());
-        let key = encoder.encode(|i| ROW[i], &mut out, &mut warnings);
-        let insert = streamed_insert(&relation, &rules);
+        let (out, warnings) = assert_read_is_the_streamed_insert(&rules);
         let read: Envelope = serde_json::from_slice(&out).unwrap();
-        assert_eq!(read.payload, insert.envelope.payload);
-        assert_eq!(Some(out[key.unwrap()].to_vec()), insert.key);
         assert_eq!(
             read.payload.keys().collect::<Vec<_>>(),
             ["active", "at", "count", "id", "name", "price", "tags"]
