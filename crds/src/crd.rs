@@ -357,6 +357,20 @@ mod tests {
         }
     }
 
+    /// The CEL rules refuse the example whose value at JSON `pointer` is `value` instead, with an
+    /// error that says `message`.
+    fn assert_cel_refuses_example_with(pointer: &str, value: &str, message: &str) {
+        let mut object = example_json();
+        *object.pointer_mut(pointer).expect("a value of the example") = value.into();
+        assert_cel_refuses(&object, message);
+    }
+
+    /// The CEL rules refuse `object` with an error that says `message`.
+    fn assert_cel_refuses(object: &serde_json::Value, message: &str) {
+        let errors = cel_errors(object);
+        assert!(errors.iter().any(|e| e.contains(message)), "{errors:#?}");
+    }
+
     fn cel_errors(object: &serde_json::Value) -> Vec<String> {
         match kube::core::cel::Validator::new().validate(&open_api_schema(), object, None) {
             Ok(()) => vec![],
@@ -375,38 +389,28 @@ mod tests {
 
     #[test]
     fn cel_rejects_a_dimension_of_an_uncaptured_table() {
-        let mut object = example_json();
-        object["spec"]["starSchema"]["dimensions"][0]["source"] = "customers".into();
-        let errors = cel_errors(&object);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("source of every dimension")),
-            "{errors:#?}"
+        assert_cel_refuses_example_with(
+            "/spec/starSchema/dimensions/0/source",
+            "customers",
+            "source of every dimension",
         );
     }
 
     #[test]
     fn cel_rejects_a_fact_of_an_uncaptured_table() {
-        let mut object = example_json();
-        object["spec"]["starSchema"]["facts"][1]["source"] = "line_item".into();
-        let errors = cel_errors(&object);
-        assert!(
-            errors.iter().any(|e| e.contains("source of every fact")),
-            "{errors:#?}"
+        assert_cel_refuses_example_with(
+            "/spec/starSchema/facts/1/source",
+            "line_item",
+            "source of every fact",
         );
     }
 
     #[test]
     fn cel_rejects_a_key_outside_the_columns() {
-        let mut object = example_json();
-        object["spec"]["starSchema"]["facts"][0]["key"] = "id".into();
-        let errors = cel_errors(&object);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("key must be the name of one of columns")),
-            "{errors:#?}"
+        assert_cel_refuses_example_with(
+            "/spec/starSchema/facts/0/key",
+            "id",
+            "key must be the name of one of columns",
         );
     }
 
@@ -438,13 +442,7 @@ mod tests {
     fn cel_requires_redpanda_connect_settings_for_that_engine() {
         let mut object = example_json();
         object["spec"]["capture"]["engine"] = "redpandaConnect".into();
-        let errors = cel_errors(&object);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("redpandaConnect settings")),
-            "{errors:#?}"
-        );
+        assert_cel_refuses(&object, "redpandaConnect settings");
         object["spec"]["capture"]["redpandaConnect"] =
             serde_json::json!({"licenseSecretRef": {"name": "rp", "key": "license"}});
         assert_eq!(cel_errors(&object), Vec::<String>::new());
