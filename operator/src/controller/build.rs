@@ -353,6 +353,29 @@ fn env_from_key_ref(name: &str, reference: &SecretKeyRef) -> EnvVar {
     env_from_secret(name, &reference.name, &reference.key, false)
 }
 
+/// Volume `name` holding ConfigMap `config_map`.
+fn config_map_volume(name: &str, config_map: String) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map,
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// `volume` with its read-only mount at `path`.
+fn mounted_read_only(volume: Volume, path: &str) -> (Volume, VolumeMount) {
+    let mount = VolumeMount {
+        name: volume.name.clone(),
+        mount_path: path.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
+}
+
 fn http_probe(path: &str, initial_delay: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -467,29 +490,16 @@ impl<'a> BuildContext<'a> {
         }
     }
 
-    fn pipeline_volume(&self) -> (Volume, VolumeMount) {
-        (
-            Volume {
-                name: "pipeline".to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: pipeline_config_map_name(&self.name),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            VolumeMount {
-                name: "pipeline".to_owned(),
-                mount_path: CONFIG_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        )
-    }
-
-    fn kafka_auth_volume(&self) -> Option<(Volume, VolumeMount)> {
-        let auth = self.pipeline.spec.kafka.auth_secret_ref.as_ref()?;
-        Some((
-            Volume {
+    /// The volumes of a workload that reads the pipeline file and, when it talks to the `broker`
+    /// and the spec names a Kafka auth Secret, that Secret (then `KAFKA_AUTH_DIR` joins `env`).
+    fn pipeline_volumes(&self, broker: bool, env: &mut Vec<EnvVar>) -> Vec<(Volume, VolumeMount)> {
+        let mut volumes = vec![mounted_read_only(
+            config_map_volume("pipeline", pipeline_config_map_name(&self.name)),
+            CONFIG_DIR,
+        )];
+        if broker && let Some(auth) = &self.pipeline.spec.kafka.auth_secret_ref {
+            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
+            let secret = Volume {
                 name: "kafka-auth".to_owned(),
                 secret: Some(SecretVolumeSource {
                     secret_name: Some(auth.name.clone()),
@@ -497,14 +507,10 @@ impl<'a> BuildContext<'a> {
                     ..SecretVolumeSource::default()
                 }),
                 ..Volume::default()
-            },
-            VolumeMount {
-                name: "kafka-auth".to_owned(),
-                mount_path: KAFKA_AUTH_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ))
+            };
+            volumes.push(mounted_read_only(secret, KAFKA_AUTH_DIR));
+        }
+        volumes
     }
 
     fn native_capture(&self, config: &OperatorConfig, pipeline_yaml: &str) -> Deployment {
@@ -517,11 +523,7 @@ impl<'a> BuildContext<'a> {
             // NB: the salt of `mask: hash` only ever travels as a Secret reference.
             env.push(env_from_key_ref("CAPTURE_MASK_SALT", salt));
         }
-        let mut volumes = vec![self.pipeline_volume()];
-        if let Some(auth) = self.kafka_auth_volume() {
-            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
-            volumes.push(auth);
-        }
+        let volumes = self.pipeline_volumes(true, &mut env);
         self.deployment(Workload {
             component: Component::Capture,
             image: spec
@@ -570,21 +572,9 @@ impl<'a> BuildContext<'a> {
                 }
             }
         }
-        let volumes = vec![(
-            Volume {
-                name: "connect".to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: connect_config_map_name(&self.name),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            VolumeMount {
-                name: "connect".to_owned(),
-                mount_path: CONNECT_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
+        let volumes = vec![mounted_read_only(
+            config_map_volume("connect", connect_config_map_name(&self.name)),
+            CONNECT_DIR,
         )];
         Ok(self.deployment(Workload {
             component: Component::Capture,
@@ -621,11 +611,7 @@ impl<'a> BuildContext<'a> {
             env.push(env_value("SINK_LOOKUP_RECHECK", "false"));
         }
         env.extend(self.clickhouse_credentials_env());
-        let mut volumes = vec![self.pipeline_volume()];
-        if let Some(auth) = self.kafka_auth_volume() {
-            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
-            volumes.push(auth);
-        }
+        let volumes = self.pipeline_volumes(true, &mut env);
         self.deployment(Workload {
             component: Component::Sink,
             image: spec
@@ -850,11 +836,7 @@ impl<'a> BuildContext<'a> {
             env.push(env_from_key_ref("CAPTURE_MASK_SALT", salt));
         }
         env.extend(self.clickhouse_credentials_env());
-        let mut volumes = vec![self.pipeline_volume()];
-        if broker && let Some(auth) = self.kafka_auth_volume() {
-            env.push(env_value("KAFKA_AUTH_DIR", KAFKA_AUTH_DIR));
-            volumes.push(auth);
-        }
+        let volumes = self.pipeline_volumes(broker, &mut env);
         let mut args = vec!["verify".to_owned()];
         args.extend(pipeline_args());
         args.extend(flags);
