@@ -39,6 +39,22 @@ impl std::fmt::Debug for ClickHouseWarehouse {
     }
 }
 
+impl ClickHouseWarehouse {
+    /// The rows a status-table query (`sql`, with a `{pipeline:String}` parameter) answers for
+    /// `pipeline`.
+    async fn pipeline_rows<T>(&self, sql: &str, pipeline: &str) -> Result<Vec<T>, DatabaseError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.client
+            .query(sql)
+            .param("pipeline", pipeline)
+            .fetch_all::<T>()
+            .await
+            .map_err(classify)
+    }
+}
+
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct ColumnRow {
     table: String,
@@ -140,12 +156,11 @@ impl Warehouse for ClickHouseWarehouse {
         pipeline: &str,
     ) -> Result<WarehouseReport, DatabaseError> {
         let value_adjustments = self
-            .client
-            .query(&status_tables::value_adjustments_query(database))
-            .param("pipeline", pipeline)
-            .fetch_all::<AdjustmentRow>()
-            .await
-            .map_err(classify)?
+            .pipeline_rows::<AdjustmentRow>(
+                &status_tables::value_adjustments_query(database),
+                pipeline,
+            )
+            .await?
             .into_iter()
             .map(|row| ValueAdjustment {
                 table: row.table,
@@ -156,12 +171,8 @@ impl Warehouse for ClickHouseWarehouse {
             })
             .collect();
         let watermark = self
-            .client
-            .query(&status_tables::watermark_query(database))
-            .param("pipeline", pipeline)
-            .fetch_all::<WatermarkRow>()
-            .await
-            .map_err(classify)?
+            .pipeline_rows::<WatermarkRow>(&status_tables::watermark_query(database), pipeline)
+            .await?
             .into_iter()
             .next()
             .map(|row| Watermark {
@@ -170,12 +181,11 @@ impl Warehouse for ClickHouseWarehouse {
                 partitions: row.partitions,
             });
         let verifications = self
-            .client
-            .query(&status_tables::verifications_query(database))
-            .param("pipeline", pipeline)
-            .fetch_all::<VerificationRow>()
-            .await
-            .map_err(classify)?
+            .pipeline_rows::<VerificationRow>(
+                &status_tables::verifications_query(database),
+                pipeline,
+            )
+            .await?
             .into_iter()
             .map(|row| Verification {
                 table: row.table,
