@@ -515,7 +515,7 @@ async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
     let h = harness();
     let pipeline = CdcPipeline::test().finalized().suspended();
     h.in_place(&pipeline, 4096);
-    let calls = concat(vec![pass_with_status(
+    let calls = pass_with_status(
         &pipeline,
         0,
         json!({
@@ -528,7 +528,7 @@ async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
             })),
         }),
         None,
-    )]);
+    );
     reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
         .await
         .unwrap();
@@ -813,7 +813,7 @@ async fn pass_with_watermark_aged(age: i64, fresh: Value) -> (Value, Action) {
     let mut conditions = all_ready_conditions();
     conditions.as_array_mut().unwrap().push(fresh);
     let written = Arc::new(Mutex::new(Value::Null));
-    let calls = concat(vec![pass_with_status(
+    let calls = pass_with_status(
         &pipeline,
         1,
         json!({
@@ -825,7 +825,7 @@ async fn pass_with_watermark_aged(age: i64, fresh: Value) -> (Value, Action) {
             },
         }),
         Some(written.clone()),
-    )]);
+    );
     let action = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
         .await
         .unwrap();
