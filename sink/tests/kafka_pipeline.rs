@@ -114,6 +114,12 @@ impl Sink {
     {
         eventually_or(timeout, what, check, &|| tail(&self.log(), 30)).await;
     }
+
+    /// Waits up to `timeout` for this sink's log to say `text`.
+    async fn eventually_logs(&self, timeout: Duration, what: &str, text: &str) {
+        self.eventually(timeout, what, || async { self.log().contains(text) })
+            .await;
+    }
 }
 
 impl Drop for Sink {
@@ -989,19 +995,19 @@ async fn a_rebalance_during_an_in_flight_flush_hands_over_without_loss() {
     proxy.set_down(true);
     produce(&brokers, during).await;
     first
-        .eventually(
+        .eventually_logs(
             Duration::from_secs(30),
             "a flush retrying on the outage",
-            || async { first.log().contains("transient failure, retrying") },
+            "transient failure, retrying",
         )
         .await;
     // Only the first replica is cut off from ClickHouse (the second one would not start otherwise).
     let second = Sink::start(&pipeline, &brokers, &clickhouse_url());
     first
-        .eventually(
+        .eventually_logs(
             Duration::from_secs(30),
             "the first replica's revoke, while its flush is still retrying",
-            || async { first.log().contains("partitions revoked") },
+            "partitions revoked",
         )
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
