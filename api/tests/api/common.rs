@@ -164,6 +164,42 @@ pub async fn create_order(app: &Router, customer_id: i64, total: f64) -> i64 {
     answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
 }
 
+/// For each `(body, fields)`, `POST uri` of `body` is a 422 naming exactly `fields`; answers the
+/// answers, in order.
+pub async fn assert_refused_posts(
+    app: &Router,
+    uri: &str,
+    cases: impl IntoIterator<Item = (Value, Vec<&str>)>,
+) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for (body, fields) in cases {
+        let answer = post(app, uri, body.clone()).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{body}"
+        );
+        answers.push(answer);
+    }
+    answers
+}
+
+/// `GET collection/id` answers `resource`, and `GET collection` lists it alone.
+pub async fn assert_read_and_listed(app: &Router, collection: &str, id: i64, resource: &Value) {
+    let read = get(app, &format!("{collection}/{id}")).await;
+    assert_eq!(read.data(StatusCode::OK), resource);
+    let listed = get(app, collection).await;
+    assert_eq!(listed.data(StatusCode::OK), &json!([resource.clone()]));
+}
+
+/// `DELETE uri` answers 204 without a body, and leaves `table` empty.
+pub async fn assert_deleted(app: &Router, pool: &PgPool, uri: &str, table: &str) {
+    let deleted = delete(app, uri).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.raw.is_empty(), "204 has no body");
+    assert_eq!(count(pool, table).await, 0);
+}
+
 /// Counts rows of a table.
 pub async fn count(pool: &PgPool, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))

@@ -25,11 +25,7 @@ async fn customer_lifecycle(pool: PgPool) {
     assert!(customer["createdAt"].is_string());
     assert_eq!(created.body["message"], "Customer created successfully");
 
-    let read = get(&app, &format!("/api/customers/{id}")).await;
-    assert_eq!(read.data(StatusCode::OK), &customer);
-
-    let listed = get(&app, "/api/customers").await;
-    assert_eq!(listed.data(StatusCode::OK), &json!([customer.clone()]));
+    assert_read_and_listed(&app, "/api/customers", id, &customer).await;
 
     let updated = put(
         &app,
@@ -45,10 +41,7 @@ async fn customer_lifecycle(pool: PgPool) {
     );
     assert_eq!(updated["createdAt"], customer["createdAt"]);
 
-    let deleted = delete(&app, &format!("/api/customers/{id}")).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(deleted.raw.is_empty(), "204 has no body");
-    assert_eq!(count(&pool, "customer").await, 0);
+    assert_deleted(&app, &pool, &format!("/api/customers/{id}"), "customer").await;
     let gone = get(&app, &format!("/api/customers/{id}")).await;
     assert_eq!(
         gone.error_fields(StatusCode::NOT_FOUND),
@@ -83,13 +76,7 @@ async fn customer_validation_names_each_field(pool: PgPool) {
         ),
         (json!([1, 2]), vec!["body"]),
     ];
-    for (body, fields) in cases {
-        let answer = post(&app, "/api/customers", body.clone()).await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            fields,
-            "{body}"
-        );
+    for answer in assert_refused_posts(&app, "/api/customers", cases).await {
         assert_eq!(answer.body["error"]["code"], "VALIDATION_ERROR");
     }
     let id = create_customer(&app, "ok@example.com").await;

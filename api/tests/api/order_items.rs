@@ -27,16 +27,7 @@ async fn order_item_lifecycle(pool: PgPool) {
         item,
         json!({"id": id, "orderId": order, "productId": mouse, "quantity": 2, "price": 29.99})
     );
-    assert_eq!(
-        get(&app, &format!("/api/order-items/{id}"))
-            .await
-            .data(StatusCode::OK),
-        &item
-    );
-    assert_eq!(
-        get(&app, "/api/order-items").await.data(StatusCode::OK),
-        &json!([item.clone()])
-    );
+    assert_read_and_listed(&app, "/api/order-items", id, &item).await;
 
     let updated = put(
         &app,
@@ -50,10 +41,7 @@ async fn order_item_lifecycle(pool: PgPool) {
     );
 
     // The reference answered 422 here (a route/argument name mismatch).
-    let deleted = delete(&app, &format!("/api/order-items/{id}")).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(deleted.raw.is_empty());
-    assert_eq!(count(&pool, "orderitem").await, 0);
+    assert_deleted(&app, &pool, &format!("/api/order-items/{id}"), "orderitem").await;
     assert_eq!(
         count(&pool, "order").await,
         1,
@@ -88,14 +76,7 @@ async fn order_item_validation_and_references(pool: PgPool) {
             vec!["quantity", "price"],
         ),
     ];
-    for (body, fields) in cases {
-        let answer = post(&app, "/api/order-items", body.clone()).await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            fields,
-            "{body}"
-        );
-    }
+    assert_refused_posts(&app, "/api/order-items", cases).await;
     let answer = post(
         &app,
         "/api/order-items",

@@ -84,10 +84,7 @@ async fn order_lifecycle(pool: PgPool) {
         "2024-05-01T12:30:00Z"
     );
 
-    let deleted = delete(&app, &format!("/api/orders/{id}")).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(deleted.raw.is_empty());
-    assert_eq!(count(&pool, "order").await, 0);
+    assert_deleted(&app, &pool, &format!("/api/orders/{id}"), "order").await;
     assert_eq!(
         count(&pool, "orderitem").await,
         0,
@@ -209,14 +206,7 @@ async fn order_validation_names_each_field(pool: PgPool) {
             vec!["items[0].quantity"],
         ),
     ];
-    for (body, fields) in cases {
-        let answer = post(&app, "/api/orders", body.clone()).await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            fields,
-            "{body}"
-        );
-    }
+    assert_refused_posts(&app, "/api/orders", cases).await;
     let order = create_order(&app, customer, 10.0).await;
     for (body, fields) in [
         (json!({"total": -5}), vec!["total"]),

@@ -23,16 +23,7 @@ async fn product_lifecycle(pool: PgPool) {
     assert_eq!(product["category"], "Electronics");
     assert!(product["createdAt"].is_string());
 
-    assert_eq!(
-        get(&app, &format!("/api/products/{id}"))
-            .await
-            .data(StatusCode::OK),
-        &product
-    );
-    assert_eq!(
-        get(&app, "/api/products").await.data(StatusCode::OK),
-        &json!([product.clone()])
-    );
+    assert_read_and_listed(&app, "/api/products", id, &product).await;
 
     let updated = put(
         &app,
@@ -45,10 +36,7 @@ async fn product_lifecycle(pool: PgPool) {
     assert_eq!(updated["name"], "Mouse");
     assert_eq!(updated["category"], "Electronics");
 
-    let deleted = delete(&app, &format!("/api/products/{id}")).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(deleted.raw.is_empty());
-    assert_eq!(count(&pool, "product").await, 0);
+    assert_deleted(&app, &pool, &format!("/api/products/{id}"), "product").await;
     delete(&app, &format!("/api/products/{id}"))
         .await
         .error_fields(StatusCode::NOT_FOUND);
@@ -76,14 +64,7 @@ async fn product_validation_names_each_field(pool: PgPool) {
             vec!["price"],
         ),
     ];
-    for (body, fields) in cases {
-        let answer = post(&app, "/api/products", body.clone()).await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            fields,
-            "{body}"
-        );
-    }
+    assert_refused_posts(&app, "/api/products", cases).await;
     let id = create_product(&app, "Pen", 1.0).await;
     let answer = put(
         &app,
