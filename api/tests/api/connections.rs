@@ -6,13 +6,31 @@ use std::time::Duration;
 
 use cdcstar_api::connections::{Connections, PING_IF_IDLE_FOR};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 
 async fn backend_pid(db: &Connections) -> i32 {
     db.fetch_one(sqlx::query_as::<_, (i32,)>("SELECT pg_backend_pid()"))
         .await
         .unwrap()
         .0
+}
+
+/// A `pg_sleep(seconds)` on `db`, and a `SELECT 1` sent `after` it started: what each answered.
+async fn select_behind_a_sleep(
+    db: &Connections,
+    seconds: &str,
+    after: Duration,
+) -> (
+    Result<PgQueryResult, sqlx::Error>,
+    Result<PgQueryResult, sqlx::Error>,
+) {
+    let sleep = format!("SELECT pg_sleep({seconds})");
+    let sleeping = db.execute(sqlx::query(&sleep));
+    let select = async {
+        tokio::time::sleep(after).await;
+        db.execute(sqlx::query("SELECT 1")).await
+    };
+    tokio::join!(sleeping, select)
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -92,23 +110,13 @@ async fn statements_wait_for_a_connection_within_the_acquire_timeout(
         .await
         .unwrap();
     let db = Connections::new(pool);
-    let busy = db.execute(sqlx::query("SELECT pg_sleep(1)"));
-    let waiting = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        db.execute(sqlx::query("SELECT 1")).await
-    };
-    let (busy, waiting) = tokio::join!(busy, waiting);
+    let (busy, waiting) = select_behind_a_sleep(&db, "1", Duration::from_millis(50)).await;
     busy.unwrap();
     assert!(
         matches!(waiting, Err(sqlx::Error::PoolTimedOut)),
         "{waiting:?}"
     );
-    let short = db.execute(sqlx::query("SELECT pg_sleep(0.1)"));
-    let after = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        db.execute(sqlx::query("SELECT 1")).await
-    };
-    let (short, after) = tokio::join!(short, after);
+    let (short, after) = select_behind_a_sleep(&db, "0.1", Duration::from_millis(20)).await;
     short.unwrap();
     after.expect("a statement waits for the busy connection");
 }
