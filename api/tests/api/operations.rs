@@ -101,6 +101,14 @@ async fn unknown_routes_answer_the_envelope(pool: PgPool) {
     answer.error_fields(StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// A GET of `path` by a page served from `origin`.
+fn get_from(origin: &str, path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::ORIGIN, origin)
+        .body(Body::empty())
+        .unwrap()
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn cors_allows_the_test_client(pool: PgPool) {
     let app = test_app(&pool);
@@ -131,21 +139,13 @@ async fn cors_allows_the_test_client(pool: PgPool) {
             .contains("content-type")
     );
 
-    let simple = Request::get("/api/customers")
-        .header(header::ORIGIN, "http://localhost:3001")
-        .body(Body::empty())
-        .unwrap();
-    let answer = send(&app, simple).await;
+    let answer = send(&app, get_from("http://localhost:3001", "/api/customers")).await;
     assert_eq!(
         answer.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
         "http://localhost:3001"
     );
 
-    let foreign = Request::get("/api/customers")
-        .header(header::ORIGIN, "http://evil.example")
-        .body(Body::empty())
-        .unwrap();
-    let answer = send(&app, foreign).await;
+    let answer = send(&app, get_from("http://evil.example", "/api/customers")).await;
     assert!(
         !answer
             .headers
@@ -162,18 +162,12 @@ async fn cors_origins_are_configurable(pool: PgPool) {
     )
     .unwrap();
     let app = app(state);
-    let request = |origin: &str| {
-        Request::get("/health")
-            .header(header::ORIGIN, origin)
-            .body(Body::empty())
-            .unwrap()
-    };
-    let answer = send(&app, request("http://app.example:8080")).await;
+    let answer = send(&app, get_from("http://app.example:8080", "/health")).await;
     assert_eq!(
         answer.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
         "http://app.example:8080"
     );
-    let answer = send(&app, request("http://localhost:3001")).await;
+    let answer = send(&app, get_from("http://localhost:3001", "/health")).await;
     assert!(
         !answer
             .headers
