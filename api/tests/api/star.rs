@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use cdcstar_api::config::ClickHouseArgs;
 use cdcstar_api::star::StarReader;
 use cdcstar_api::{AppState, app};
+use cdcstar_testkit::{required_env, unique};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -22,15 +23,6 @@ async fn clickhouse(url: &str, sql: &str) {
     let status = answer.status();
     let text = answer.text().await.unwrap();
     assert!(status.is_success(), "{sql}: {status} {text}");
-}
-
-fn require_clickhouse() -> String {
-    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| {
-        panic!(
-            "CLICKHOUSE_URL is not set: start the services with `scripts/services.sh up` and load \
-             their environment with `eval \"$(scripts/services.sh env)\"`, then rerun"
-        )
-    })
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -61,12 +53,8 @@ async fn the_star_view_is_off_without_clickhouse_and_the_page_is_served(pool: Pg
 
 #[sqlx::test(migrations = "./migrations")]
 async fn the_star_view_reads_final_rows_newest_first_without_deletes(pool: PgPool) {
-    let url = require_clickhouse();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let database = format!("cdcstar_api_star_{}_{nanos}", std::process::id());
+    let url = required_env("CLICKHOUSE_URL");
+    let database = unique("cdcstar_api_star");
     clickhouse(&url, &format!("CREATE DATABASE {database}")).await;
     for ddl in [
         "CREATE TABLE {db}.customer_dim (customer_id UInt64, name String, lsn UInt64, is_deleted UInt8) \
