@@ -745,6 +745,23 @@ mod tests {
         Timestamp::UNIX_EPOCH + SignedDuration::from_secs(seconds)
     }
 
+    fn example() -> CdcPipeline {
+        serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap()
+    }
+
+    /// A pass that found the publication ready and read nothing else.
+    fn publication_ready() -> Observed {
+        Observed {
+            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
+            retained_wal_bytes: None,
+            snapshot: None,
+            value_adjustments: None,
+            watermark: None,
+            verification: None,
+            handled_request: None,
+        }
+    }
+
     #[test]
     fn transition_time_changes_only_when_status_flips() {
         let first = merge_conditions(
@@ -841,21 +858,15 @@ mod tests {
 
     #[test]
     fn snapshot_progress_is_reported_when_read_and_kept_when_the_source_was_unreadable() {
-        let mut pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let mut pipeline = example();
         let progress = vec![TableSnapshotStatus {
             table: "customer".into(),
             state: "Running".into(),
             rows: 40,
         }];
         let observed = |snapshot| Observed {
-            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
-            retained_wal_bytes: None,
             snapshot,
-            value_adjustments: None,
-            watermark: None,
-            verification: None,
-            handled_request: None,
+            ..publication_ready()
         };
         let read = reconciled_status(&pipeline, &observed(Some(progress.clone())), at(1));
         assert_eq!(read.snapshot, progress);
@@ -867,16 +878,10 @@ mod tests {
 
     #[test]
     fn values_adjusted_appears_once_the_sink_reports_some_and_is_kept_while_unreadable() {
-        let mut pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let mut pipeline = example();
         let observed = |value_adjustments| Observed {
-            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
-            retained_wal_bytes: None,
-            snapshot: None,
             value_adjustments,
-            watermark: None,
-            verification: None,
-            handled_request: None,
+            ..publication_ready()
         };
         let condition = |status: &CdcPipelineStatus| {
             status
@@ -918,8 +923,7 @@ mod tests {
 
     #[test]
     fn the_consistent_point_waits_for_the_snapshot_and_is_kept_while_unreadable() {
-        let mut pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let mut pipeline = example();
         pipeline.spec.freshness_objective = Some("1m".into());
         let tables = pipeline.source_table_names();
         let progress = |done: usize| {
@@ -939,13 +943,9 @@ mod tests {
             partitions: 12,
         };
         let observed = |snapshot, watermark| Observed {
-            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
-            retained_wal_bytes: None,
             snapshot,
-            value_adjustments: None,
             watermark,
-            verification: None,
-            handled_request: None,
+            ..publication_ready()
         };
         let fresh = |status: &CdcPipelineStatus| {
             let c = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
@@ -1017,16 +1017,10 @@ mod tests {
 
     #[test]
     fn verified_appears_once_the_verifier_ran_and_names_the_mismatching_keys() {
-        let pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let pipeline = example();
         let observed = |verification| Observed {
-            components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
-            retained_wal_bytes: None,
-            snapshot: None,
-            value_adjustments: None,
-            watermark: None,
             verification,
-            handled_request: None,
+            ..publication_ready()
         };
         let condition = |status: &CdcPipelineStatus| {
             status
@@ -1080,21 +1074,8 @@ mod tests {
 
     #[test]
     fn without_an_objective_there_is_no_fresh_condition() {
-        let pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
-        let status = reconciled_status(
-            &pipeline,
-            &Observed {
-                components: vec![ConditionUpdate::ok(PUBLICATION, "Ready", "")],
-                retained_wal_bytes: None,
-                snapshot: None,
-                value_adjustments: None,
-                watermark: None,
-                verification: None,
-                handled_request: None,
-            },
-            at(1),
-        );
+        let pipeline = example();
+        let status = reconciled_status(&pipeline, &publication_ready(), at(1));
         assert!(status.conditions.iter().all(|c| c.type_ != FRESH));
         assert_eq!(human_seconds(59), "59s");
         assert_eq!(human_seconds(125), "2m05s");
@@ -1115,8 +1096,7 @@ mod tests {
 
     #[test]
     fn a_paused_capture_says_how_much_wal_its_slot_retains_and_warns_past_the_limit() {
-        let mut pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let mut pipeline = example();
         let paused =
             ConditionUpdate::failed(CAPTURE, PAUSED, "spec.state is paused: scaled to zero");
         let described = capture_condition(&pipeline, paused.clone(), Some(512 << 20));
@@ -1188,8 +1168,7 @@ mod tests {
 
     #[test]
     fn redpanda_connect_capture_condition_names_what_the_engine_cannot_convey() {
-        let mut pipeline: CdcPipeline =
-            serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap();
+        let mut pipeline = example();
         let running = ConditionUpdate::ok(CAPTURE, "Available", "1/1 replicas available");
         assert_eq!(
             capture_condition(&pipeline, running.clone(), Some(1 << 30)),
