@@ -749,6 +749,11 @@ mod tests {
         serde_yaml::from_str(include_str!("../../../examples/shop-pipeline.yaml")).unwrap()
     }
 
+    /// The condition of `type_` in `status`.
+    fn condition_of<'a>(status: &'a CdcPipelineStatus, type_: &str) -> Option<&'a Condition> {
+        status.conditions.iter().find(|c| c.type_ == type_)
+    }
+
     /// A pass that found the publication ready and read nothing else.
     fn publication_ready() -> Observed {
         Observed {
@@ -884,11 +889,7 @@ mod tests {
             ..publication_ready()
         };
         let condition = |status: &CdcPipelineStatus| {
-            status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == VALUES_ADJUSTED)
-                .map(|c| (c.status.clone(), c.message.clone()))
+            condition_of(status, VALUES_ADJUSTED).map(|c| (c.status.clone(), c.message.clone()))
         };
         let none = reconciled_status(&pipeline, &observed(Some(vec![])), at(1));
         assert_eq!(condition(&none), None, "no condition before any adjustment");
@@ -948,7 +949,7 @@ mod tests {
             ..publication_ready()
         };
         let fresh = |status: &CdcPipelineStatus| {
-            let c = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
+            let c = condition_of(status, FRESH).unwrap();
             (c.status.clone(), c.reason.clone())
         };
 
@@ -1010,7 +1011,7 @@ mod tests {
                 reconciled_status(&pipeline, &observed(None, Some(Some(partial))), at(200));
             assert_eq!(status.consistent_up_to, None);
             assert_eq!(status.freshness_seconds, None);
-            let fresh = status.conditions.iter().find(|c| c.type_ == FRESH).unwrap();
+            let fresh = condition_of(&status, FRESH).unwrap();
             assert!(fresh.message.contains(why), "{}", fresh.message);
         }
     }
@@ -1023,10 +1024,7 @@ mod tests {
             ..publication_ready()
         };
         let condition = |status: &CdcPipelineStatus| {
-            status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == VERIFIED)
+            condition_of(status, VERIFIED)
                 .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
         };
         let never = reconciled_status(&pipeline, &observed(Some(vec![])), at(1));
