@@ -139,7 +139,8 @@ for check in "${CHECKS[@]}"; do
 done
 
 # The demo's last lines: what still runs, how to stop it, and a ClickHouse query that works as printed.
-if grep -q '^stop them with: make services-down$' "$WORK/demo.out" \
+if [ "$(grep -cE '^  (postgres|kafka|clickhouse): up \(' "$WORK/demo.out")" -eq 3 ] \
+    && grep -q '^stop them with: make services-down$' "$WORK/demo.out" \
     && query=$(grep -o "^  curl -sS '[^']*' --data-binary '[^']*'" "$WORK/demo.out") \
     && rows=$(eval "${query# }") && [ "$(grep -c '│' <<<"$rows")" -ge 1 ]; then
     check_passed "the demo ends with the services still running, the stop command and a ClickHouse query that returns rows"
