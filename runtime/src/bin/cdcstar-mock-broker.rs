@@ -16,6 +16,7 @@
 //! carries only the first metadata requests. A client that reaches the host only through forwarded
 //! ports (the demo's pods, in network namespaces of their own) needs every address of `brokers`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -153,8 +154,12 @@ async fn run(args: Args) -> Result<()> {
         topics = ?topics,
         "mock cluster ready (in memory: everything is lost when it stops)"
     );
-    println!("bootstrap {bootstrap}");
-    println!("brokers {}", advertised_brokers(&owner)?.join(","));
+    let advertised = advertised_brokers(&owner)?.join(",");
+    // NB: a reader may stop reading after the line it needs: the broker keeps running without it.
+    let _ = writeln!(
+        std::io::stdout(),
+        "bootstrap {bootstrap}\nbrokers {advertised}"
+    );
 
     let accept = async {
         let Some(listener) = listener else {
