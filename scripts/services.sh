@@ -63,12 +63,14 @@ export NO_COLOR=1 CARGO_TERM_COLOR=never
 
 # --- what the caller brings -------------------------------------------------------------------
 
+pid_alive() { [ -f "$1" ] && kill -0 "$(head -1 "$1")" 2>/dev/null; }
+
 LOCAL_DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$PG_PORT/$PG_DB
 local_kafka_brokers() { # the fixed port; with the mock broker also its brokers' own addresses, which
     # its metadata names: a client that reaches this host only through forwarded ports (the demo's
     # pods, in network namespaces of their own: scripts/kubelet.py) must be able to reach those too.
     local brokers=127.0.0.1:$KAFKA_PORT
-    if [ -f "$STATE/mock-broker.addresses" ] && kill -0 "$(head -1 "$STATE/mock-broker.pid" 2>/dev/null)" 2>/dev/null; then
+    if [ -f "$STATE/mock-broker.addresses" ] && pid_alive "$STATE/mock-broker.pid"; then
         brokers+=,$(cat "$STATE/mock-broker.addresses")
     fi
     echo "$brokers"
@@ -174,6 +176,8 @@ TANSU_BUILD_STATUS=$STATE/tansu-build.status
 TANSU_BUILD_STEP="building the tansu broker $TANSU_VERSION (once per machine, about 7 minutes on 2 idle cores)"
 
 tansu_building() { pid_alive "$TANSU_BUILD_PID"; }
+tansu_build_pid() { head -1 "$TANSU_BUILD_PID"; }
+tansu_build_started() { stat -c %Y "$TANSU_BUILD_PID"; } # seconds since the epoch
 
 tansu_build_start() { # tansu_build_start NICENESS: scripts/install-tansu.sh, detached from this run
     command -v cargo >/dev/null 2>&1 || die "cargo is missing: it is needed to build the tansu broker"
@@ -208,22 +212,24 @@ tansu_build_in_background() {
 
 tansu_built() { # tansu installed: built now, or the background build waited for at normal priority
     [ -n "$(tansu_bin)" ] && return 0
+    local pid started status
     if tansu_building; then
         log "waiting for the tansu build started in the background, now at normal priority"
-        renice -n 0 -g "$(head -1 "$TANSU_BUILD_PID")" >/dev/null 2>&1 || true
-        echo 0 >"/proc/$(head -1 "$TANSU_BUILD_PID")/autogroup" 2>/dev/null || true
+        pid=$(tansu_build_pid)
+        renice -n 0 -g "$pid" >/dev/null 2>&1 || true
+        echo 0 >"/proc/$pid/autogroup" 2>/dev/null || true
     else
         tansu_build_start 0
+        pid=$(tansu_build_pid)
     fi
-    local pid status
-    pid=$(head -1 "$TANSU_BUILD_PID")
+    started=$(tansu_build_started)
     printf '%s: %s (log: %s)\n' "$PROGRESS_NAME" "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" >&2
     # shellcheck disable=SC2064 # the pid is meant to be expanded now
     trap "kill -TERM -- -$pid 2>/dev/null; exit 130" INT TERM
-    progress_while_running "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" "$pid" "$(stat -c %Y "$TANSU_BUILD_PID")"
+    progress_while_running "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" "$pid" "$started"
     trap - INT TERM
     status=$(cat "$TANSU_BUILD_STATUS" 2>/dev/null || echo 1)
-    progress_outcome "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" "$status" "$(stat -c %Y "$TANSU_BUILD_PID")"
+    progress_outcome "$TANSU_BUILD_STEP" "$TANSU_BUILD_LOG" "$status" "$started"
     [ "$status" = 0 ] && [ -n "$(tansu_bin)" ] || { tail -30 "$TANSU_BUILD_LOG" >&2; die "could not build tansu"; }
 }
 
@@ -231,7 +237,6 @@ tansu_built() { # tansu installed: built now, or the background build waited for
 
 port_taken() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(head -1 "$1")" 2>/dev/null; }
 
 check_port_free() { # check_port_free PORT NAME
     if port_taken "$1"; then
@@ -327,7 +332,7 @@ kafka_up() {
     local running wanted_process
     running=$(running_broker)
     wanted_process=$(broker_to_start)
-    if [ -n "$running" ] && [ "$running" = mock-broker ] && [ "$wanted_process" = mock-broker ] && standing_in; then
+    if [ "$running" = mock-broker ] && [ "$wanted_process" = mock-broker ] && standing_in; then
         # NB: librdkafka's mock keeps a departed static member of a consumer group (the last demo's
         # sink) until its session times out, 45 s later, and a new sink waits for it; a demo loses
         # nothing with an empty broker: it creates its slot anew and snapshots.
@@ -458,7 +463,7 @@ cmd_status() { # exit 0: every service answers; 3 (as an init script's status): 
     if standing_in; then broker+=" standing in while tansu builds"; fi
     report kafka "$(kafka_brokers)${broker:+, $broker}" kafka_ready
     if tansu_building; then
-        echo "tansu build: running in the background for $(progress_duration $(($(date +%s) - $(stat -c %Y "$TANSU_BUILD_PID")))) (log: $TANSU_BUILD_LOG)"
+        echo "tansu build: running in the background for $(progress_duration $(($(date +%s) - $(tansu_build_started)))) (log: $TANSU_BUILD_LOG)"
     elif tansu_last_build_failed; then
         echo "tansu build: failed (log: $TANSU_BUILD_LOG)"
     fi
