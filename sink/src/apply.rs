@@ -310,9 +310,9 @@ impl Applier {
         Ok(report)
     }
 
-    /// Counts the rows a propagation would change and rewrites them if any. With several replicas
-    /// the count is repeated after the rewrite and the rewrite with it, so rows another replica
-    /// wrote concurrently with stale lookups are caught (see the module docs).
+    /// Rewrites the rows a propagation changes, in one statement that reports how many it wrote.
+    /// With several replicas the rewrite is repeated until it writes nothing, so rows another
+    /// replica wrote concurrently with stale lookups are caught (see the module docs).
     async fn propagate_through(
         &self,
         id: TableId,
@@ -320,15 +320,13 @@ impl Applier {
         report: &mut ApplyReport,
     ) -> Result<(), StoreError> {
         let table = &self.plan.tables[id].name;
+        let sql = propagation.insert_sql();
         for round in 0..=RECHECK_ROUNDS {
-            let rows = self.store.count(table, &propagation.count_sql()).await?;
+            tracing::debug!(table, round, "propagation rewrites fact rows");
+            let rows = self.store.insert_select(table, &sql).await?;
             if rows == 0 {
                 break;
             }
-            tracing::debug!(table, rows, round, "propagation rewrites fact rows");
-            self.store
-                .insert_select(table, &propagation.insert_sql())
-                .await?;
             report.rows_written[id] += rows;
             if round == 0 {
                 report.propagated += rows;
@@ -337,7 +335,7 @@ impl Applier {
                     table,
                     rows,
                     round,
-                    "re-check rewrites fact rows propagated concurrently"
+                    "re-check rewrote fact rows propagated concurrently"
                 );
                 report.rechecked += rows;
             }

@@ -10,6 +10,7 @@
 //! sixth is tests.
 
 pub mod rowbinary;
+pub mod summary;
 
 use std::time::Instant;
 
@@ -22,6 +23,7 @@ use cdcstar_crds::star_model::TableModel;
 use crate::metrics::StatementMetrics;
 use crate::route::value::{Value, quote_string, sql_literal};
 use crate::store::rowbinary::{DecodeError, EncodeError, decode, encode};
+use crate::store::summary::SummaryClient;
 
 /// Largest query text the sink sends (key lists of big batches).
 const MAX_QUERY_SIZE: &str = "268435456";
@@ -179,6 +181,10 @@ impl std::fmt::Debug for StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     client: clickhouse::Client,
+    /// The same endpoint and settings, for statements that report the rows they wrote.
+    counting: SummaryClient,
+    config: StoreConfig,
+    settings: Vec<(String, String)>,
     database: String,
     statements: StatementMetrics,
 }
@@ -204,6 +210,9 @@ impl Store {
         }
         Store {
             client,
+            counting: SummaryClient::new(config, &[("max_query_size", MAX_QUERY_SIZE)]),
+            config: config.clone(),
+            settings: vec![("max_query_size".to_owned(), MAX_QUERY_SIZE.to_owned())],
             database: config.database.clone(),
             statements: StatementMetrics::default(),
         }
@@ -222,7 +231,16 @@ impl Store {
         let client = settings.iter().fold(self.client, |client, (name, value)| {
             client.with_option(*name, *value)
         });
-        Store { client, ..self }
+        let mut all = self.settings;
+        all.extend(settings.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+        let pairs: Vec<(&str, &str)> = all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let counting = SummaryClient::new(&self.config, &pairs);
+        Store {
+            client,
+            counting,
+            settings: all,
+            ..self
+        }
     }
 
     /// Counts and times the statements of the row paths in `statements`, per kind
@@ -367,20 +385,22 @@ impl Store {
             .collect())
     }
 
-    /// Runs an `INSERT ... SELECT` into `table`. Its failures are an insert's: a refusal of the rows
-    /// it writes is a refusal of the events that caused them ([`StoreError::refuses_rows`]).
-    pub async fn insert_select(&self, table: &str, sql: &str) -> Result<(), StoreError> {
+    /// Runs an `INSERT ... SELECT` into `table` and returns the rows it wrote. Its failures are an
+    /// insert's: a refusal of the rows it writes is a refusal of the events that caused them
+    /// ([`StoreError::refuses_rows`]).
+    pub async fn insert_select(&self, table: &str, sql: &str) -> Result<usize, StoreError> {
         let started = Instant::now();
-        let executed = self.client.query(sql).execute().await;
+        let executed = self.counting.written_rows(sql).await;
         self.statements.record("insert_select", started);
-        executed.map_err(StoreError::clickhouse("insert", table))?;
+        let rows = executed.map_err(StoreError::clickhouse("insert", table))?;
         tracing::debug!(
             table,
+            rows,
             sql_bytes = sql.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "inserted from a select"
         );
-        Ok(())
+        Ok(rows as usize)
     }
 
     /// Runs a `SELECT count() ...`.

@@ -5,9 +5,9 @@
 //! the live (`FINAL`) fact rows that reach a key of `K` through that node, joins the current rows of
 //! the referenced tables (the node, the nodes on the way to it and the nodes below it, each
 //! restricted to the rows those facts can reach), and writes the rows whose lookups through the node
-//! differ, with the lookups recomputed and `lsn + 1`. The same `FROM ... WHERE` counts those rows first,
-//! so a replay whose facts are already current writes nothing and the report says how many rows
-//! moved.
+//! differ, with the lookups recomputed and `lsn + 1`. So a replay whose facts are already current writes
+//! nothing, and the rows the statement wrote (ClickHouse's summary of it,
+//! [`crate::store::summary`]) are the rows that moved: one statement, no count before it.
 //!
 //! What the statement keeps exact:
 //! - the versions of [`crate::apply::versioning`]: a propagation rewrite keeps `source_lsn` and takes
@@ -46,11 +46,6 @@ pub struct Propagation<'a> {
 }
 
 impl Propagation<'_> {
-    /// How many fact rows the rewrite would change now.
-    pub fn count_sql(&self) -> String {
-        format!("SELECT count() {}", self.source())
-    }
-
     /// The rewrite.
     pub fn insert_sql(&self) -> String {
         let recomputed = self.recomputed_lookups();
@@ -362,8 +357,8 @@ mod tests {
     use super::*;
     use crate::test_fixtures::shop;
 
-    /// The count and the rewrite of `fact`'s rows after key `key` of `changed` changed.
-    fn rewrite(fact: &str, changed: &str, key: u64, all_lookups: bool) -> (String, String) {
+    /// The rewrite of `fact`'s rows after key `key` of `changed` changed.
+    fn rewrite(fact: &str, changed: &str, key: u64, all_lookups: bool) -> String {
         let plan = StarModel::for_pipeline(&shop().spec).unwrap();
         let fact = &plan.tables[plan.table_id(fact).unwrap()];
         let keys = HashSet::from([Value::UInt(key)]);
@@ -374,7 +369,7 @@ mod tests {
             changes: &changes,
             all_lookups,
         };
-        (propagation.count_sql(), propagation.insert_sql())
+        propagation.insert_sql()
     }
 
     /// The index of the lookup node of `fact` that reads `table`.
@@ -389,14 +384,13 @@ mod tests {
 
     #[test]
     fn a_dimension_change_rewrites_its_facts_with_the_joined_values() {
-        let (count_sql, insert_sql) = rewrite("order_fact", "customer_dim", 7, false);
+        let insert_sql = rewrite("order_fact", "customer_dim", 7, false);
         let from = "FROM `order_fact` AS f FINAL LEFT JOIN (SELECT `customer_id` AS __k, \
             CAST(`name` AS String) AS __f0, CAST(`email` AS String) AS __f1 FROM `customer_dim` \
             FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (7)) AS j0 ON f.`customer_id` = \
             j0.__k WHERE f.`is_deleted` = 0 AND (`customer_id` IN (7)) AND \
             (f.`customer_name` != j0.__f0 OR f.`customer_email` != j0.__f1) \
             SETTINGS join_use_nulls = 0";
-        assert_eq!(count_sql, format!("SELECT count() {from}"));
         assert_eq!(
             insert_sql,
             format!(
@@ -413,7 +407,7 @@ mod tests {
     fn a_chained_lookup_joins_the_intermediate_rows_that_reach_the_keys() {
         let customer = node("orderitem_fact", "customer_dim");
         let order = node("orderitem_fact", "order_fact");
-        let (_, sql) = rewrite("orderitem_fact", "customer_dim", 7, false);
+        let sql = rewrite("orderitem_fact", "customer_dim", 7, false);
         // The order rows joined are those whose customer changed; the customer columns come from
         // the customer's row, the order's own lookups (status, date) stay as stored.
         assert!(
@@ -440,7 +434,7 @@ mod tests {
     #[test]
     fn a_change_of_an_intermediate_fact_recomputes_the_lookups_below_it() {
         let customer = node("orderitem_fact", "customer_dim");
-        let (_, sql) = rewrite("orderitem_fact", "order_fact", 3, false);
+        let sql = rewrite("orderitem_fact", "order_fact", 3, false);
         // The customer rows joined are those the changed orders point to.
         assert!(
             sql.contains(&format!(
@@ -455,7 +449,7 @@ mod tests {
     #[test]
     fn recomputing_every_lookup_joins_the_other_steps_for_the_affected_facts_only() {
         let product = node("orderitem_fact", "product_dim");
-        let (_, sql) = rewrite("orderitem_fact", "customer_dim", 7, true);
+        let sql = rewrite("orderitem_fact", "customer_dim", 7, true);
         assert!(
             sql.contains(&format!(
                 "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \

@@ -73,7 +73,7 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
 /// many, per batch, and the seconds until ClickHouse answered them (the sink's own CPU is apart).
 pub fn statement_report(text: &str) -> String {
     let batches = metric_sum(text, "cdcstar_sink_apply_seconds_count ").max(1.0);
-    ["insert", "select", "count", "insert_select"]
+    ["insert", "select", "insert_select"]
         .iter()
         .map(|kind| {
             let labels = format!("{{kind=\"{kind}\"}}");
