@@ -117,9 +117,16 @@ impl Propagation<'_> {
                 }
             })
             .collect();
+        // The fact's keys that ever reached a changed key, over every stored version: a superset of
+        // the live affected rows that lets ClickHouse read (and merge for `FINAL`) only the granules
+        // of those keys, instead of the whole fact table, when a batch changed a few dimension rows.
+        let key = &self.fact.key_column().name;
+        let candidates = Versions::Any.select(&self.fact.name, key, &self.affected(Versions::Any));
         sql.push_str(&format!(
-            " WHERE {FACT}.{} = 0 AND {} AND ({}) SETTINGS join_use_nulls = 0",
+            " WHERE {FACT}.{} = 0 AND {FACT}.{} IN ({candidates}) AND {} AND ({}) \
+             SETTINGS join_use_nulls = 0",
             quote_ident(IS_DELETED_COLUMN),
+            quote_ident(key),
             self.affected(Versions::Live),
             differs.join(" OR ")
         ));
@@ -388,7 +395,8 @@ mod tests {
         let from = "FROM `order_fact` AS f FINAL LEFT JOIN (SELECT `customer_id` AS __k, \
             CAST(`name` AS String) AS __f0, CAST(`email` AS String) AS __f1 FROM `customer_dim` \
             FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (7)) AS j0 ON f.`customer_id` = \
-            j0.__k WHERE f.`is_deleted` = 0 AND (`customer_id` IN (7)) AND \
+            j0.__k WHERE f.`is_deleted` = 0 AND f.`order_id` IN (SELECT `order_id` FROM \
+            `order_fact` WHERE (`customer_id` IN (7))) AND (`customer_id` IN (7)) AND \
             (f.`customer_name` != j0.__f0 OR f.`customer_email` != j0.__f1) \
             SETTINGS join_use_nulls = 0";
         assert_eq!(
@@ -424,7 +432,9 @@ mod tests {
         assert!(sql.contains("f.`order_status`, f.`order_date`"), "{sql}");
         assert!(
             sql.contains(
-                "WHERE f.`is_deleted` = 0 AND (`order_id` IN (SELECT `order_id` FROM \
+                "WHERE f.`is_deleted` = 0 AND f.`orderitem_id` IN (SELECT `orderitem_id` FROM \
+                 `orderitem_fact` WHERE (`order_id` IN (SELECT `order_id` FROM `order_fact` WHERE \
+                 `customer_id` IN (7)))) AND (`order_id` IN (SELECT `order_id` FROM \
                  `order_fact` FINAL WHERE `customer_id` IN (7) AND `is_deleted` = 0))"
             ),
             "{sql}"
@@ -487,13 +497,17 @@ mod tests {
         // Which facts are affected is decided on the live orders.
         let affected = "((`product_id` IN (5)) OR (`order_id` IN (SELECT `order_id` FROM \
                         `order_fact` FINAL WHERE `customer_id` IN (7) AND `is_deleted` = 0)))";
-        assert!(
-            sql.contains(&format!("WHERE f.`is_deleted` = 0 AND {affected} AND")),
-            "{sql}"
-        );
-        // A join's right side is restricted through every stored version (a superset, no merge).
+        // A join's right side, and the fact keys read, are restricted through every stored version
+        // (a superset, no merge).
         let reaching_any = "((`product_id` IN (5)) OR (`order_id` IN (SELECT `order_id` FROM \
                             `order_fact` WHERE `customer_id` IN (7))))";
+        assert!(
+            sql.contains(&format!(
+                "WHERE f.`is_deleted` = 0 AND f.`orderitem_id` IN (SELECT `orderitem_id` FROM \
+                 `orderitem_fact` WHERE {reaching_any}) AND {affected} AND"
+            )),
+            "{sql}"
+        );
         // Each joined node is restricted to what the affected facts point to.
         assert!(
             sql.contains(&format!(
