@@ -56,6 +56,17 @@ impl Answer {
             .map(|d| d["field"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    /// Checks that the answer is a 422 whose error envelope names exactly `fields`, in order.
+    #[track_caller]
+    pub fn assert_invalid(&self, fields: &[&str]) {
+        assert_eq!(
+            self.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{}",
+            self.body
+        );
+    }
 }
 
 /// The error envelope: `{success: false, error: {message, code}, message, details: [...]}`.
@@ -164,6 +175,43 @@ pub async fn create_order(app: &Router, customer_id: i64, total: f64) -> i64 {
     answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
 }
 
+/// Creates an item of `order` through the API; answers it.
+pub async fn create_item(
+    app: &Router,
+    order: i64,
+    product: i64,
+    quantity: i64,
+    price: f64,
+) -> Value {
+    let answer = post(
+        app,
+        "/api/order-items",
+        json!({"orderId": order, "productId": product, "quantity": quantity, "price": price}),
+    )
+    .await;
+    answer.data(StatusCode::CREATED).clone()
+}
+
+/// The ids of a customer, a product and an order of that customer (without items).
+pub struct Shop {
+    pub customer: i64,
+    pub product: i64,
+    pub order: i64,
+}
+
+/// Creates a customer, a product (at 10.0) and an order of that customer (of 20.0) through the
+/// API.
+pub async fn create_shop(app: &Router) -> Shop {
+    let customer = create_customer(app, "shop@example.com").await;
+    let product = create_product(app, "Mouse", 10.0).await;
+    let order = create_order(app, customer, 20.0).await;
+    Shop {
+        customer,
+        product,
+        order,
+    }
+}
+
 /// For each `(body, fields)`, `POST uri` of `body` is a 422 naming exactly `fields`; answers the
 /// answers, in order.
 pub async fn assert_refused_posts(
@@ -192,12 +240,26 @@ pub async fn assert_read_and_listed(app: &Router, collection: &str, id: i64, res
     assert_eq!(listed.data(StatusCode::OK), &json!([resource.clone()]));
 }
 
-/// `DELETE uri` answers 204 without a body, and leaves `table` empty.
+/// `DELETE uri` answers 204 without a body and leaves `table` empty; a second one answers 404.
 pub async fn assert_deleted(app: &Router, pool: &PgPool, uri: &str, table: &str) {
     let deleted = delete(app, uri).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(deleted.raw.is_empty(), "204 has no body");
     assert_eq!(count(pool, table).await, 0);
+    delete(app, uri).await.error_fields(StatusCode::NOT_FOUND);
+}
+
+/// `GET`, `PUT` (of `update`) and `DELETE` of `collection/999`, a row that does not exist, each
+/// answer 404.
+pub async fn assert_unknown_id(app: &Router, collection: &str, update: Value) {
+    let uri = format!("{collection}/999");
+    for answer in [
+        get(app, &uri).await,
+        put(app, &uri, update).await,
+        delete(app, &uri).await,
+    ] {
+        answer.error_fields(StatusCode::NOT_FOUND);
+    }
 }
 
 /// Counts rows of a table.
