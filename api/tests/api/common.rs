@@ -212,16 +212,17 @@ pub async fn create_shop(app: &Router) -> Shop {
     }
 }
 
-/// For each `(body, fields)`, `POST uri` of `body` is a 422 naming exactly `fields`; answers the
-/// answers, in order.
-pub async fn assert_refused_posts(
+/// For each `(body, fields)`, `method uri` of `body` is a 422 naming exactly `fields`; answers
+/// the answers, in order.
+pub async fn assert_refused(
     app: &Router,
+    method: Method,
     uri: &str,
     cases: impl IntoIterator<Item = (Value, Vec<&str>)>,
 ) -> Vec<Answer> {
     let mut answers = Vec::new();
     for (body, fields) in cases {
-        let answer = post(app, uri, body.clone()).await;
+        let answer = call(app, method.clone(), uri, Some(body.clone())).await;
         assert_eq!(
             answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
             fields,

@@ -1,6 +1,6 @@
 //! `/api/customers`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -76,7 +76,7 @@ async fn customer_validation_names_each_field(pool: PgPool) {
         ),
         (json!([1, 2]), vec!["body"]),
     ];
-    for answer in assert_refused_posts(&app, "/api/customers", cases).await {
+    for answer in assert_refused(&app, Method::POST, "/api/customers", cases).await {
         assert_eq!(answer.body["error"]["code"], "VALIDATION_ERROR");
     }
     let id = create_customer(&app, "ok@example.com").await;

@@ -1,6 +1,6 @@
 //! `/api/order-items`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -65,7 +65,7 @@ async fn order_item_validation_and_references(pool: PgPool) {
             vec!["quantity", "price"],
         ),
     ];
-    assert_refused_posts(&app, "/api/order-items", cases).await;
+    assert_refused(&app, Method::POST, "/api/order-items", cases).await;
     let answer = post(
         &app,
         "/api/order-items",

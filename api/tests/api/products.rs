@@ -1,6 +1,6 @@
 //! `/api/products`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -61,7 +61,7 @@ async fn product_validation_names_each_field(pool: PgPool) {
             vec!["price"],
         ),
     ];
-    assert_refused_posts(&app, "/api/products", cases).await;
+    assert_refused(&app, Method::POST, "/api/products", cases).await;
     let id = create_product(&app, "Pen", 1.0).await;
     let answer = put(
         &app,
