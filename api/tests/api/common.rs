@@ -142,37 +142,28 @@ pub async fn delete(app: &Router, uri: &str) -> Answer {
     call(app, Method::DELETE, uri, None).await
 }
 
+/// `POST uri` of `body` answers 201 with a success envelope; answers its `data`.
+pub async fn post_created(app: &Router, uri: &str, body: Value) -> Value {
+    post(app, uri, body).await.data(StatusCode::CREATED).clone()
+}
+
 /// Creates a customer through the API; answers its id.
 pub async fn create_customer(app: &Router, email: &str) -> i64 {
-    let answer = post(
-        app,
-        "/api/customers",
-        json!({"email": email, "name": "Jane Doe", "country": "USA", "city": "San Francisco"}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+    let body =
+        json!({"email": email, "name": "Jane Doe", "country": "USA", "city": "San Francisco"});
+    id_of(&post_created(app, "/api/customers", body).await)
 }
 
 /// Creates a product through the API; answers its id.
 pub async fn create_product(app: &Router, name: &str, price: f64) -> i64 {
-    let answer = post(
-        app,
-        "/api/products",
-        json!({"name": name, "category": "Electronics", "price": price}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+    let body = json!({"name": name, "category": "Electronics", "price": price});
+    id_of(&post_created(app, "/api/products", body).await)
 }
 
 /// Creates an order through the API; answers its id.
 pub async fn create_order(app: &Router, customer_id: i64, total: f64) -> i64 {
-    let answer = post(
-        app,
-        "/api/orders",
-        json!({"customerId": customer_id, "total": total}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+    let body = json!({"customerId": customer_id, "total": total});
+    id_of(&post_created(app, "/api/orders", body).await)
 }
 
 /// Creates an item of `order` through the API; answers it.
@@ -183,13 +174,15 @@ pub async fn create_item(
     quantity: i64,
     price: f64,
 ) -> Value {
-    let answer = post(
-        app,
-        "/api/order-items",
-        json!({"orderId": order, "productId": product, "quantity": quantity, "price": price}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED).clone()
+    let body =
+        json!({"orderId": order, "productId": product, "quantity": quantity, "price": price});
+    post_created(app, "/api/order-items", body).await
+}
+
+/// The `id` of a resource's JSON.
+#[track_caller]
+pub fn id_of(resource: &Value) -> i64 {
+    resource["id"].as_i64().expect("an integer id")
 }
 
 /// The ids of a customer, a product and an order of that customer (without items).

@@ -17,7 +17,7 @@ async fn customer_lifecycle(pool: PgPool) {
     )
     .await;
     let customer = created.data(StatusCode::CREATED).clone();
-    let id = customer["id"].as_i64().unwrap();
+    let id = id_of(&customer);
     assert_eq!(customer["email"], "jane@example.com");
     assert_eq!(customer["name"], "Jane Doe");
     assert_eq!(customer["country"], "USA");
@@ -154,7 +154,7 @@ async fn lists_are_paginated_by_id(pool: PgPool) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["id"].as_i64().unwrap())
+        .map(id_of)
         .collect();
     assert_eq!(page_ids, ids[1..3]);
     let tail = get(&app, "/api/customers?offset=4").await;

@@ -16,7 +16,7 @@ async fn order_item_lifecycle(pool: PgPool) {
     let order = create_order(&app, customer, 64.98).await;
 
     let item = create_item(&app, order, mouse, 2, 29.99).await;
-    let id = item["id"].as_i64().unwrap();
+    let id = id_of(&item);
     assert_eq!(
         item,
         json!({"id": id, "orderId": order, "productId": mouse, "quantity": 2, "price": 29.99})
@@ -81,9 +81,7 @@ async fn order_item_validation_and_references(pool: PgPool) {
     .await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["productId"]);
 
-    let item = create_item(&app, order, product, 1, 1.0).await["id"]
-        .as_i64()
-        .unwrap();
+    let item = id_of(&create_item(&app, order, product, 1, 1.0).await);
     let answer = put(
         &app,
         &format!("/api/order-items/{item}"),

@@ -17,14 +17,9 @@ async fn order_lifecycle(pool: PgPool) {
     let product = create_product(&app, "Mouse", 29.99).await;
 
     // The client sends `status` and a numeric total; the reference ignored the status.
-    let created = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": customer, "status": "paid", "total": 59.98}),
-    )
-    .await;
-    let order = created.data(StatusCode::CREATED).clone();
-    let id = order["id"].as_i64().unwrap();
+    let body = json!({"customerId": customer, "status": "paid", "total": 59.98});
+    let order = post_created(&app, "/api/orders", body).await;
+    let id = id_of(&order);
     assert_eq!(order["customerId"], json!(customer));
     assert_eq!(order["status"], "paid");
     assert_eq!(order["total"], json!(59.98), "total is a JSON number");
@@ -93,8 +88,8 @@ async fn status_defaults_to_pending(pool: PgPool) {
         json!({"customerId": customer, "total": 1}),
         json!({"customerId": customer, "total": 1, "status": null}),
     ] {
-        let order = post(&app, "/api/orders", body).await;
-        assert_eq!(order.data(StatusCode::CREATED)["status"], "pending");
+        let order = post_created(&app, "/api/orders", body).await;
+        assert_eq!(order["status"], "pending");
     }
 }
 
@@ -104,16 +99,11 @@ async fn an_order_with_items_is_created_in_one_transaction(pool: PgPool) {
     let customer = create_customer(&app, "t@example.com").await;
     let a = create_product(&app, "A", 1.0).await;
     let b = create_product(&app, "B", 2.0).await;
-    let created = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": customer, "total": 5, "items": [
-            {"productId": a, "quantity": 1, "price": 1.0},
-            {"productId": b, "quantity": 2, "price": "2.00"},
-        ]}),
-    )
-    .await;
-    let order = created.data(StatusCode::CREATED);
+    let body = json!({"customerId": customer, "total": 5, "items": [
+        {"productId": a, "quantity": 1, "price": 1.0},
+        {"productId": b, "quantity": 2, "price": "2.00"},
+    ]});
+    let order = post_created(&app, "/api/orders", body).await;
     let items = order["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["productId"], json!(a));
@@ -243,24 +233,11 @@ async fn form_style_numbers_are_accepted(pool: PgPool) {
     let app = test_app(&pool);
     let customer = create_customer(&app, "form@example.com").await;
     let product = create_product(&app, "Form", 2.5).await;
-    let order = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": customer.to_string(), "total": "5.00", "status": "pending"}),
-    )
-    .await;
-    let order = order.data(StatusCode::CREATED)["id"].as_i64().unwrap();
-    let item = post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order.to_string(), "productId": product as f64, "quantity": "2", "price": "2.5"}),
-    )
-    .await;
-    assert_eq!(
-        item.data(StatusCode::CREATED)["quantity"],
-        json!(2),
-        "answers use real numbers"
-    );
+    let body = json!({"customerId": customer.to_string(), "total": "5.00", "status": "pending"});
+    let order = id_of(&post_created(&app, "/api/orders", body).await);
+    let body = json!({"orderId": order.to_string(), "productId": product as f64, "quantity": "2", "price": "2.5"});
+    let item = post_created(&app, "/api/order-items", body).await;
+    assert_eq!(item["quantity"], json!(2), "answers use real numbers");
     let answer = patch(
         &app,
         &format!("/api/orders/{order}"),

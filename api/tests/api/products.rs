@@ -11,14 +11,9 @@ use crate::common::*;
 async fn product_lifecycle(pool: PgPool) {
     let app = test_app(&pool);
     // The reference README posts the price as a string.
-    let created = post(
-        &app,
-        "/api/products",
-        json!({"name": "Wireless Mouse", "category": "Electronics", "price": "29.99"}),
-    )
-    .await;
-    let product = created.data(StatusCode::CREATED).clone();
-    let id = product["id"].as_i64().unwrap();
+    let body = json!({"name": "Wireless Mouse", "category": "Electronics", "price": "29.99"});
+    let product = post_created(&app, "/api/products", body).await;
+    let id = id_of(&product);
     assert_eq!(product["price"], json!(29.99), "price is a JSON number");
     assert_eq!(product["category"], "Electronics");
     assert!(product["createdAt"].is_string());
