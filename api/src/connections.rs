@@ -28,6 +28,14 @@ pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// How long a connection stays checked out of the sqlx pool before it is given back to it.
 pub const MAX_LEASE: Duration = Duration::from_secs(300);
 
+/// A row type that sqlx decodes from a Postgres row, as the statements of [`Connections`] answer.
+pub trait FromPgRow: Send + Unpin + for<'r> FromRow<'r, PgRow> {}
+
+impl<T: Send + Unpin + for<'r> FromRow<'r, PgRow>> FromPgRow for T {}
+
+/// A statement answering rows of `T`.
+pub type RowQuery<'q, T> = QueryAs<'q, Postgres, T, PgArguments>;
+
 /// The connections of a pool, checked out between requests. Clones share them.
 #[derive(Debug, Clone)]
 pub struct Connections {
@@ -81,41 +89,25 @@ impl Connections {
     }
 
     /// Every row of a query.
-    pub async fn fetch_all<'q, T>(
+    pub async fn fetch_all<T: FromPgRow>(
         &self,
-        query: QueryAs<'q, Postgres, T, PgArguments>,
-    ) -> Result<Vec<T>, sqlx::Error>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, PgRow>,
-    {
-        let mut lease = self.lease().await?;
-        let result = query.fetch_all(lease.connection()).await;
-        lease.settle(&result);
-        result
+        query: RowQuery<'_, T>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        self.on_lease(async |connection| query.fetch_all(connection).await)
+            .await
     }
 
     /// The first row of a query, if any.
-    pub async fn fetch_optional<'q, T>(
+    pub async fn fetch_optional<T: FromPgRow>(
         &self,
-        query: QueryAs<'q, Postgres, T, PgArguments>,
-    ) -> Result<Option<T>, sqlx::Error>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, PgRow>,
-    {
-        let mut lease = self.lease().await?;
-        let result = query.fetch_optional(lease.connection()).await;
-        lease.settle(&result);
-        result
+        query: RowQuery<'_, T>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        self.on_lease(async |connection| query.fetch_optional(connection).await)
+            .await
     }
 
     /// The first row of a query; `RowNotFound` when there is none.
-    pub async fn fetch_one<'q, T>(
-        &self,
-        query: QueryAs<'q, Postgres, T, PgArguments>,
-    ) -> Result<T, sqlx::Error>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, PgRow>,
-    {
+    pub async fn fetch_one<T: FromPgRow>(&self, query: RowQuery<'_, T>) -> Result<T, sqlx::Error> {
         self.fetch_optional(query)
             .await?
             .ok_or(sqlx::Error::RowNotFound)
@@ -126,10 +118,8 @@ impl Connections {
         &self,
         query: Query<'_, Postgres, PgArguments>,
     ) -> Result<PgQueryResult, sqlx::Error> {
-        let mut lease = self.lease().await?;
-        let result = query.execute(lease.connection()).await;
-        lease.settle(&result);
-        result
+        self.on_lease(async |connection| query.execute(connection).await)
+            .await
     }
 
     /// Closes the pool, waiting for the connections in use to come back (the shelved ones come
@@ -145,6 +135,18 @@ impl Connections {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+
+    /// Runs `statement` on a leased connection, which goes back on the shelf when the statement
+    /// settled cleanly (see [`Lease::settle`]).
+    async fn on_lease<R>(
+        &self,
+        statement: impl AsyncFnOnce(&mut PgConnection) -> Result<R, sqlx::Error>,
+    ) -> Result<R, sqlx::Error> {
+        let mut lease = self.lease().await?;
+        let result = statement(lease.connection()).await;
+        lease.settle(&result);
+        result
     }
 
     /// A connection for one statement: from the shelf (pinged first when it sat there for

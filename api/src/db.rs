@@ -56,6 +56,13 @@ pub enum DbError {
     },
 }
 
+impl DbError {
+    /// The failure of a management query that was to `action`, for `map_err`.
+    fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self::Query { action, source }
+    }
+}
+
 /// `host:port/database` of a URL, for messages that must not leak the password.
 pub fn describe_target(url: &str) -> String {
     match PgConnectOptions::from_str(url) {
@@ -189,60 +196,44 @@ async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, DbError> {
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(pool)
             .await
-            .map_err(|source| DbError::Query {
-                action: "read the migration history",
-                source,
-            })?;
+            .map_err(DbError::query("read the migration history"))?;
     if !has_history {
         return Ok(Vec::new());
     }
     sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
         .fetch_all(pool)
         .await
-        .map_err(|source| DbError::Query {
-            action: "read the migration history",
-            source,
-        })
+        .map_err(DbError::query("read the migration history"))
 }
 
 /// Drops the shop tables and the migration history; answers the tables that existed.
 async fn drop_tables(pool: &PgPool) -> Result<Vec<String>, DbError> {
     let mut dropped = Vec::new();
-    let mut tx = pool.begin().await.map_err(|source| DbError::Query {
-        action: "begin the drop transaction",
-        source,
-    })?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(DbError::query("begin the drop transaction"))?;
     for table in TABLES {
         let quoted = format!("\"{table}\"");
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(&quoted)
             .fetch_one(&mut *tx)
             .await
-            .map_err(|source| DbError::Query {
-                action: "look up a shop table",
-                source,
-            })?;
+            .map_err(DbError::query("look up a shop table"))?;
         if exists {
             sqlx::query(&format!("DROP TABLE {quoted} CASCADE"))
                 .execute(&mut *tx)
                 .await
-                .map_err(|source| DbError::Query {
-                    action: "drop a shop table",
-                    source,
-                })?;
+                .map_err(DbError::query("drop a shop table"))?;
             dropped.push(table.to_owned());
         }
     }
     sqlx::query("DROP TABLE IF EXISTS _sqlx_migrations")
         .execute(&mut *tx)
         .await
-        .map_err(|source| DbError::Query {
-            action: "drop the migration history",
-            source,
-        })?;
-    tx.commit().await.map_err(|source| DbError::Query {
-        action: "commit the drop transaction",
-        source,
-    })?;
+        .map_err(DbError::query("drop the migration history"))?;
+    tx.commit()
+        .await
+        .map_err(DbError::query("commit the drop transaction"))?;
     Ok(dropped)
 }

@@ -50,8 +50,9 @@ impl<T: Table> Resource for T {
 /// states its 204's description and, when it can be refused, its 409's.
 ///
 /// Optionally, the create and update handlers too, around the resource's own statements:
-/// `$insert(db, &new)` answers the created row, `$apply(db, id, &changes)` the updated one
-/// (`None`: no row `id`, a 404); each states its 409's description when it can be refused.
+/// `$insert(&new)` is the statement answering the created row, `$apply(id, &changes)` the one
+/// answering the updated row (none when there is no row `id`: a 404); each states its 409's
+/// description when it can be refused.
 // NB: a macro, not generic functions: utoipa documents an operation from an attribute on a
 // concrete function, and the router needs one function per resource.
 macro_rules! handlers {
@@ -152,7 +153,7 @@ macro_rules! handlers {
                 axum::extract::State(state): axum::extract::State<$crate::app::AppState>,
                 $crate::extract::ValidJson(new): $crate::extract::ValidJson<$new>,
             ) -> Result<$crate::envelope::Created<$row>, $crate::error::ApiError> {
-                let row = $insert(&state.db, &new).await?;
+                let row = state.db.fetch_one($insert(&new)).await?;
                 Ok($crate::envelope::Created::new(
                     row,
                     concat!($One, " created successfully"),
@@ -176,7 +177,8 @@ macro_rules! handlers {
                 $crate::extract::IdPath(id): $crate::extract::IdPath,
                 $crate::extract::ValidJson(changes): $crate::extract::ValidJson<$changes>,
             ) -> Result<$crate::envelope::ApiResponse<$row>, $crate::error::ApiError> {
-                let row = $crate::rows::found($apply(&state.db, id, &changes).await?, id)?;
+                let row = state.db.fetch_optional($apply(id, &changes)).await?;
+                let row = $crate::rows::found(row, id)?;
                 Ok($crate::envelope::ApiResponse::ok(
                     row,
                     concat!($One, " updated successfully"),

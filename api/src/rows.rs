@@ -4,16 +4,13 @@
 //! reference is a 409 naming them. Each row type states its table's statements once, with
 //! [`table!`](crate::rows::table).
 
-use sqlx::FromRow;
-use sqlx::postgres::PgRow;
-
-use crate::connections::Connections;
+use crate::connections::{Connections, FromPgRow};
 use crate::envelope::Deleted;
 use crate::error::{ApiError, FieldError, is_foreign_key_violation};
 use crate::pagination::Pagination;
 
 /// A row type read whole from one table with an integer `id` primary key.
-pub trait Table: Send + Unpin + for<'r> FromRow<'r, PgRow> {
+pub trait Table: FromPgRow {
     /// How messages name one row (`customer`).
     const RESOURCE: &'static str;
     /// `SELECT <columns> FROM <table> WHERE id = $1`.

@@ -143,25 +143,20 @@ function randomProduct() {
   return { name, category, price: Math.round((2 + Math.random() * 98) * 100) / 100 };
 }
 
-async function createCustomer(customer) {
+// Sends one API request, timed: its data, when it started and how long the API took.
+async function timed(method, path, body) {
   const started = now();
-  const created = await api("POST", "/api/customers", customer);
-  const apiMs = now() - started;
-  state.customers.push(created);
-  renderLists();
-  return track(`customer ${created.id} ${created.name} created`, apiMs, started, [
-    { label: "customer_dim", table: "customer_dim", params: { customer_id: created.id }, check: one((r) => r.name === created.name) },
-  ]);
+  const data = await api(method, path, body);
+  return { data, started, apiMs: now() - started };
 }
 
-async function createProduct(product) {
-  const started = now();
-  const created = await api("POST", "/api/products", product);
-  const apiMs = now() - started;
-  state.products.push(created);
+// Creates a customer or a product (`kind`), tracked until its dimension row has its name.
+async function createDimension(kind, body) {
+  const { data: created, started, apiMs } = await timed("POST", `/api/${kind}s`, body);
+  state[`${kind}s`].push(created);
   renderLists();
-  return track(`product ${created.id} ${created.name} created`, apiMs, started, [
-    { label: "product_dim", table: "product_dim", params: { product_id: created.id }, check: one((r) => r.name === created.name) },
+  return track(`${kind} ${created.id} ${created.name} created`, apiMs, started, [
+    { label: `${kind}_dim`, table: `${kind}_dim`, params: { [`${kind}_id`]: created.id }, check: one((r) => r.name === created.name) },
   ]);
 }
 
@@ -180,9 +175,7 @@ function orderTotal(lines) {
 async function createOrder() {
   const lines = orderLines();
   const body = { customerId: Number($("order-customer").value), status: $("order-status").value, total: orderTotal(lines), items: lines };
-  const started = now();
-  const created = await api("POST", "/api/orders", body);
-  const apiMs = now() - started;
+  const { data: created, started, apiMs } = await timed("POST", "/api/orders", body);
   state.orders.push(created);
   renderLists();
   const customer = state.customers.find((c) => c.id === created.customerId);
@@ -195,9 +188,7 @@ async function createOrder() {
 }
 
 async function changeStatus(orderId, status) {
-  const started = now();
-  const updated = await api("PATCH", `/api/orders/${orderId}`, { status });
-  const apiMs = now() - started;
+  const { data: updated, started, apiMs } = await timed("PATCH", `/api/orders/${orderId}`, { status });
   state.orders = state.orders.map((o) => (o.id === orderId ? updated : o));
   renderLists();
   return track(`order ${orderId} status → ${status}`, apiMs, started, [
@@ -208,9 +199,7 @@ async function changeStatus(orderId, status) {
 }
 
 async function deleteOrder(orderId) {
-  const started = now();
-  await api("DELETE", `/api/orders/${orderId}`);
-  const apiMs = now() - started;
+  const { started, apiMs } = await timed("DELETE", `/api/orders/${orderId}`);
   state.orders = state.orders.filter((o) => o.id !== orderId);
   renderLists();
   return track(`order ${orderId} deleted`, apiMs, started, [
@@ -222,9 +211,7 @@ async function deleteOrder(orderId) {
 // A rename reaches order_fact (customer_name); a move reaches orderitem_fact (customer_city).
 async function updateCustomer(customerId, name, city) {
   const before = state.customers.find((c) => c.id === customerId);
-  const started = now();
-  const updated = await api("PUT", `/api/customers/${customerId}`, { name, city });
-  const apiMs = now() - started;
+  const { data: updated, started, apiMs } = await timed("PUT", `/api/customers/${customerId}`, { name, city });
   state.customers = state.customers.map((c) => (c.id === customerId ? updated : c));
   renderLists();
   const targets = [
@@ -362,8 +349,8 @@ function start() {
     el("div", { class: "table-wrap", "data-table": table, id: `star-${table}` },
       el("h3", { text: table }), el("div", { class: "message" }), el("table", {}))));
   $("error-close").addEventListener("click", clearError);
-  $("generate-customers").addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createCustomer(randomCustomer())))));
-  $("generate-products").addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createProduct(randomProduct())))));
+  $("generate-customers").addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createDimension("customer", randomCustomer())))));
+  $("generate-products").addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createDimension("product", randomProduct())))));
   $("customer-random").addEventListener("click", () => {
     const c = randomCustomer();
     for (const field of ["email", "name", "country", "city"]) $(`customer-${field}`).value = c[field];
@@ -386,12 +373,12 @@ function start() {
   $("rename-customer").addEventListener("change", fillRename);
   $("customer-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    act(() => createCustomer({ email: $("customer-email").value, name: $("customer-name").value,
+    act(() => createDimension("customer", { email: $("customer-email").value, name: $("customer-name").value,
       country: $("customer-country").value, city: $("customer-city").value }));
   });
   $("product-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    act(() => createProduct({ name: $("product-name").value, category: $("product-category").value, price: $("product-price").value }));
+    act(() => createDimension("product", { name: $("product-name").value, category: $("product-category").value, price: $("product-price").value }));
   });
   $("order-form").addEventListener("submit", (event) => { event.preventDefault(); act(createOrder); });
   $("rename-form").addEventListener("submit", (event) => {

@@ -1,7 +1,7 @@
 //! Customer handlers: [`crate::resource`]'s, around the customer's own statements.
 
 use super::models::{Customer, CustomerUpdate, NewCustomer};
-use crate::connections::Connections;
+use crate::connections::RowQuery;
 
 crate::resource::handlers!(
     Customer,
@@ -28,25 +28,20 @@ crate::resource::handlers!(
 );
 
 /// The `INSERT` of a new customer, answering the row.
-async fn insert(db: &Connections, new: &NewCustomer) -> Result<Customer, sqlx::Error> {
-    let query = sqlx::query_as::<_, Customer>(
+fn insert(new: &NewCustomer) -> RowQuery<'_, Customer> {
+    sqlx::query_as(
         r#"INSERT INTO customer (email, name, country, city) VALUES ($1, $2, $3, $4)
            RETURNING id, email, name, country, city, "createdAt""#,
     )
     .bind(&new.email)
     .bind(&new.name)
     .bind(&new.country)
-    .bind(&new.city);
-    db.fetch_one(query).await
+    .bind(&new.city)
 }
 
-/// The `UPDATE` of customer `id`, answering the row (`None`: there is none).
-async fn update(
-    db: &Connections,
-    id: i32,
-    update: &CustomerUpdate,
-) -> Result<Option<Customer>, sqlx::Error> {
-    let query = sqlx::query_as::<_, Customer>(
+/// The `UPDATE` of customer `id`, answering the row (none when there is no such customer).
+fn update(id: i32, update: &CustomerUpdate) -> RowQuery<'_, Customer> {
+    sqlx::query_as(
         r#"UPDATE customer SET
                email = COALESCE($2, email),
                name = COALESCE($3, name),
@@ -59,6 +54,5 @@ async fn update(
     .bind(&update.email)
     .bind(&update.name)
     .bind(&update.country)
-    .bind(&update.city);
-    db.fetch_optional(query).await
+    .bind(&update.city)
 }

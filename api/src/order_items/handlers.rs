@@ -1,7 +1,7 @@
 //! Order item handlers: [`crate::resource`]'s, around the order item's own statements.
 
 use super::models::{NewOrderItem, OrderItem, OrderItemUpdate};
-use crate::connections::Connections;
+use crate::connections::RowQuery;
 
 crate::resource::handlers!(
     OrderItem,
@@ -28,25 +28,20 @@ crate::resource::handlers!(
 );
 
 /// The `INSERT` of a new order item, answering the row.
-async fn insert(db: &Connections, new: &NewOrderItem) -> Result<OrderItem, sqlx::Error> {
-    let query = sqlx::query_as::<_, OrderItem>(
+fn insert(new: &NewOrderItem) -> RowQuery<'_, OrderItem> {
+    sqlx::query_as(
         r#"INSERT INTO orderitem ("orderId", "productId", quantity, price) VALUES ($1, $2, $3, $4)
            RETURNING id, "orderId", "productId", quantity, price"#,
     )
     .bind(new.order_id)
     .bind(new.product_id)
     .bind(new.quantity)
-    .bind(new.price);
-    db.fetch_one(query).await
+    .bind(new.price)
 }
 
-/// The `UPDATE` of order item `id`, answering the row (`None`: there is none).
-async fn update(
-    db: &Connections,
-    id: i32,
-    update: &OrderItemUpdate,
-) -> Result<Option<OrderItem>, sqlx::Error> {
-    let query = sqlx::query_as::<_, OrderItem>(
+/// The `UPDATE` of order item `id`, answering the row (none when there is no such order item).
+fn update(id: i32, update: &OrderItemUpdate) -> RowQuery<'_, OrderItem> {
+    sqlx::query_as(
         r#"UPDATE orderitem SET
                "orderId" = COALESCE($2, "orderId"),
                "productId" = COALESCE($3, "productId"),
@@ -59,6 +54,5 @@ async fn update(
     .bind(update.order_id)
     .bind(update.product_id)
     .bind(update.quantity)
-    .bind(update.price);
-    db.fetch_optional(query).await
+    .bind(update.price)
 }

@@ -1,7 +1,7 @@
 //! Product handlers: [`crate::resource`]'s, around the product's own statements.
 
 use super::models::{NewProduct, Product, ProductUpdate};
-use crate::connections::Connections;
+use crate::connections::RowQuery;
 
 crate::resource::handlers!(
     Product,
@@ -27,24 +27,19 @@ crate::resource::handlers!(
 );
 
 /// The `INSERT` of a new product, answering the row.
-async fn insert(db: &Connections, new: &NewProduct) -> Result<Product, sqlx::Error> {
-    let query = sqlx::query_as::<_, Product>(
+fn insert(new: &NewProduct) -> RowQuery<'_, Product> {
+    sqlx::query_as(
         r#"INSERT INTO product (name, category, price) VALUES ($1, $2, $3)
            RETURNING id, name, category, price, "createdAt""#,
     )
     .bind(&new.name)
     .bind(&new.category)
-    .bind(new.price);
-    db.fetch_one(query).await
+    .bind(new.price)
 }
 
-/// The `UPDATE` of product `id`, answering the row (`None`: there is none).
-async fn update(
-    db: &Connections,
-    id: i32,
-    update: &ProductUpdate,
-) -> Result<Option<Product>, sqlx::Error> {
-    let query = sqlx::query_as::<_, Product>(
+/// The `UPDATE` of product `id`, answering the row (none when there is no such product).
+fn update(id: i32, update: &ProductUpdate) -> RowQuery<'_, Product> {
+    sqlx::query_as(
         r#"UPDATE product SET
                name = COALESCE($2, name),
                category = COALESCE($3, category),
@@ -55,6 +50,5 @@ async fn update(
     .bind(id)
     .bind(&update.name)
     .bind(&update.category)
-    .bind(update.price);
-    db.fetch_optional(query).await
+    .bind(update.price)
 }

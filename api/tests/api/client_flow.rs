@@ -63,13 +63,8 @@ async fn replay_of_the_test_client(pool: PgPool) {
     let mut products = Vec::new();
     for i in 0..5 {
         let price = (1 + next(9999)) as f64 / 100.0;
-        let answer = post(
-            &app,
-            "/api/products",
-            json!({"name": format!("Product {i}"), "category": CATEGORIES[next(3) as usize], "price": price}),
-        )
-        .await;
-        let product = answer.data(StatusCode::CREATED).clone();
+        let body = json!({"name": format!("Product {i}"), "category": CATEGORIES[next(3) as usize], "price": price});
+        let product = post_created(&app, "/api/products", body).await;
         assert_keys(&product, &PRODUCT_KEYS);
         assert_eq!(product["price"], json!(price));
         products.push(product);
@@ -84,7 +79,7 @@ async fn replay_of_the_test_client(pool: PgPool) {
             .map(|_| {
                 let product = &products[next(products.len() as u64) as usize];
                 (
-                    product["id"].as_i64().unwrap(),
+                    id_of(product),
                     1 + next(5) as i64,
                     product["price"].as_f64().unwrap(),
                 )
@@ -95,24 +90,14 @@ async fn replay_of_the_test_client(pool: PgPool) {
             .map(|(_, q, p)| q * (p * 100.0).round() as i64)
             .sum();
         let total = total_cents as f64 / 100.0;
-        let answer = post(
-            &app,
-            "/api/orders",
-            json!({"customerId": customer["id"], "status": "pending", "total": total}),
-        )
-        .await;
-        let order = answer.data(StatusCode::CREATED).clone();
+        let body = json!({"customerId": customer["id"], "status": "pending", "total": total});
+        let order = post_created(&app, "/api/orders", body).await;
         assert_keys(&order, &ORDER_KEYS);
         assert_eq!(order["total"], json!(total));
         let mut items = Vec::new();
         for (product, quantity, price) in lines {
-            let answer = post(
-                &app,
-                "/api/order-items",
-                json!({"orderId": order["id"], "productId": product, "quantity": quantity, "price": price}),
-            )
-            .await;
-            let item = answer.data(StatusCode::CREATED).clone();
+            let body = json!({"orderId": order["id"], "productId": product, "quantity": quantity, "price": price});
+            let item = post_created(&app, "/api/order-items", body).await;
             assert_keys(&item, &ITEM_KEYS);
             items.push(item);
         }
@@ -155,14 +140,14 @@ async fn replay_of_the_test_client(pool: PgPool) {
     );
 
     // Deletions: one item of order 2, the whole of order 3.
-    let removed_item = items_of[2][0]["id"].as_i64().unwrap();
+    let removed_item = id_of(&items_of[2][0]);
     assert_eq!(
         delete(&app, &format!("/api/order-items/{removed_item}"))
             .await
             .status,
         StatusCode::NO_CONTENT
     );
-    let removed_order = orders[3]["id"].as_i64().unwrap();
+    let removed_order = id_of(&orders[3]);
     assert_eq!(
         delete(&app, &format!("/api/orders/{removed_order}"))
             .await
@@ -193,7 +178,7 @@ async fn replay_of_the_test_client(pool: PgPool) {
                 1 => "cancelled",
                 _ => "pending",
             };
-            (order["id"].as_i64().unwrap() as i32, status.to_owned())
+            (id_of(order) as i32, status.to_owned())
         })
         .collect();
     assert_eq!(statuses, expected_statuses);
@@ -209,7 +194,7 @@ async fn replay_of_the_test_client(pool: PgPool) {
         .enumerate()
         .filter(|(i, _)| *i != 3)
         .flat_map(|(_, items)| items.iter())
-        .filter(|item| item["id"].as_i64().unwrap() != removed_item)
+        .filter(|item| id_of(item) != removed_item)
         .map(|item| {
             let int = |key: &str| item[key].as_i64().unwrap() as i32;
             (
@@ -230,12 +215,7 @@ async fn replay_of_the_test_client(pool: PgPool) {
             .unwrap();
     let answered_customers: Vec<(i32, String)> = customers
         .iter()
-        .map(|c| {
-            (
-                c["id"].as_i64().unwrap() as i32,
-                c["email"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|c| (id_of(c) as i32, c["email"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(stored_customers, answered_customers);
 

@@ -56,6 +56,17 @@ impl Answer {
             .map(|d| d["field"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    /// Checks that the answer is a 422 whose error envelope names exactly `fields`, in order.
+    #[track_caller]
+    pub fn assert_invalid(&self, fields: &[&str]) {
+        assert_eq!(
+            self.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
+            fields,
+            "{}",
+            self.body
+        );
+    }
 }
 
 /// The error envelope: `{success: false, error: {message, code}, message, details: [...]}`.
@@ -131,49 +142,80 @@ pub async fn delete(app: &Router, uri: &str) -> Answer {
     call(app, Method::DELETE, uri, None).await
 }
 
+/// `POST uri` of `body` answers 201 with a success envelope; answers its `data`.
+pub async fn post_created(app: &Router, uri: &str, body: Value) -> Value {
+    post(app, uri, body).await.data(StatusCode::CREATED).clone()
+}
+
 /// Creates a customer through the API; answers its id.
 pub async fn create_customer(app: &Router, email: &str) -> i64 {
-    let answer = post(
-        app,
-        "/api/customers",
-        json!({"email": email, "name": "Jane Doe", "country": "USA", "city": "San Francisco"}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+    let body =
+        json!({"email": email, "name": "Jane Doe", "country": "USA", "city": "San Francisco"});
+    id_of(&post_created(app, "/api/customers", body).await)
 }
 
 /// Creates a product through the API; answers its id.
 pub async fn create_product(app: &Router, name: &str, price: f64) -> i64 {
-    let answer = post(
-        app,
-        "/api/products",
-        json!({"name": name, "category": "Electronics", "price": price}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+    let body = json!({"name": name, "category": "Electronics", "price": price});
+    id_of(&post_created(app, "/api/products", body).await)
 }
 
 /// Creates an order through the API; answers its id.
 pub async fn create_order(app: &Router, customer_id: i64, total: f64) -> i64 {
-    let answer = post(
-        app,
-        "/api/orders",
-        json!({"customerId": customer_id, "total": total}),
-    )
-    .await;
-    answer.data(StatusCode::CREATED)["id"].as_i64().unwrap()
+    let body = json!({"customerId": customer_id, "total": total});
+    id_of(&post_created(app, "/api/orders", body).await)
 }
 
-/// For each `(body, fields)`, `POST uri` of `body` is a 422 naming exactly `fields`; answers the
-/// answers, in order.
-pub async fn assert_refused_posts(
+/// Creates an item of `order` through the API; answers it.
+pub async fn create_item(
     app: &Router,
+    order: i64,
+    product: i64,
+    quantity: i64,
+    price: f64,
+) -> Value {
+    let body =
+        json!({"orderId": order, "productId": product, "quantity": quantity, "price": price});
+    post_created(app, "/api/order-items", body).await
+}
+
+/// The `id` of a resource's JSON.
+#[track_caller]
+pub fn id_of(resource: &Value) -> i64 {
+    resource["id"].as_i64().expect("an integer id")
+}
+
+/// The ids of a customer, a product and an order of that customer (without items).
+pub struct Shop {
+    pub customer: i64,
+    pub product: i64,
+    pub order: i64,
+}
+
+/// Creates a customer, a product (at 10.0) and an order of that customer (of 20.0) through the
+/// API.
+pub async fn create_shop(app: &Router) -> Shop {
+    let customer = create_customer(app, "shop@example.com").await;
+    let product = create_product(app, "Mouse", 10.0).await;
+    let order = create_order(app, customer, 20.0).await;
+    Shop {
+        customer,
+        product,
+        order,
+    }
+}
+
+/// For each `(body, fields)`, `method uri` of `body` is a 422 naming exactly `fields`; answers
+/// the answers, in order.
+pub async fn assert_refused(
+    app: &Router,
+    method: Method,
     uri: &str,
     cases: impl IntoIterator<Item = (Value, Vec<&str>)>,
 ) -> Vec<Answer> {
     let mut answers = Vec::new();
     for (body, fields) in cases {
-        let answer = post(app, uri, body.clone()).await;
+        let answer = call(app, method.clone(), uri, Some(body.clone())).await;
         assert_eq!(
             answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
             fields,
@@ -192,12 +234,26 @@ pub async fn assert_read_and_listed(app: &Router, collection: &str, id: i64, res
     assert_eq!(listed.data(StatusCode::OK), &json!([resource.clone()]));
 }
 
-/// `DELETE uri` answers 204 without a body, and leaves `table` empty.
+/// `DELETE uri` answers 204 without a body and leaves `table` empty; a second one answers 404.
 pub async fn assert_deleted(app: &Router, pool: &PgPool, uri: &str, table: &str) {
     let deleted = delete(app, uri).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(deleted.raw.is_empty(), "204 has no body");
     assert_eq!(count(pool, table).await, 0);
+    delete(app, uri).await.error_fields(StatusCode::NOT_FOUND);
+}
+
+/// `GET`, `PUT` (of `update`) and `DELETE` of `collection/999`, a row that does not exist, each
+/// answer 404.
+pub async fn assert_unknown_id(app: &Router, collection: &str, update: Value) {
+    let uri = format!("{collection}/999");
+    for answer in [
+        get(app, &uri).await,
+        put(app, &uri, update).await,
+        delete(app, &uri).await,
+    ] {
+        answer.error_fields(StatusCode::NOT_FOUND);
+    }
 }
 
 /// Counts rows of a table.

@@ -1,6 +1,6 @@
 //! `/api/customers`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -17,7 +17,7 @@ async fn customer_lifecycle(pool: PgPool) {
     )
     .await;
     let customer = created.data(StatusCode::CREATED).clone();
-    let id = customer["id"].as_i64().unwrap();
+    let id = id_of(&customer);
     assert_eq!(customer["email"], "jane@example.com");
     assert_eq!(customer["name"], "Jane Doe");
     assert_eq!(customer["country"], "USA");
@@ -76,7 +76,7 @@ async fn customer_validation_names_each_field(pool: PgPool) {
         ),
         (json!([1, 2]), vec!["body"]),
     ];
-    for answer in assert_refused_posts(&app, "/api/customers", cases).await {
+    for answer in assert_refused(&app, Method::POST, "/api/customers", cases).await {
         assert_eq!(answer.body["error"]["code"], "VALIDATION_ERROR");
     }
     let id = create_customer(&app, "ok@example.com").await;
@@ -86,15 +86,9 @@ async fn customer_validation_names_each_field(pool: PgPool) {
         json!({"email": "nope", "city": ""}),
     )
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["email", "city"]
-    );
+    answer.assert_invalid(&["email", "city"]);
     let answer = put(&app, &format!("/api/customers/{id}"), json!({"name": 3})).await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["name"]
-    );
+    answer.assert_invalid(&["name"]);
     assert_eq!(
         count(&pool, "customer").await,
         1,
@@ -109,11 +103,7 @@ async fn malformed_json_is_a_422_on_the_body(pool: PgPool) {
         .header("content-type", "application/json")
         .body(axum::body::Body::from("{\"email\": "))
         .unwrap();
-    let answer = send(&app, request).await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["body"]
-    );
+    send(&app, request).await.assert_invalid(&["body"]);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -141,22 +131,13 @@ async fn duplicate_email_is_a_409(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn unknown_and_malformed_ids(pool: PgPool) {
     let app = test_app(&pool);
-    for answer in [
-        get(&app, "/api/customers/999").await,
-        put(&app, "/api/customers/999", json!({"name": "x"})).await,
-        delete(&app, "/api/customers/999").await,
-    ] {
-        answer.error_fields(StatusCode::NOT_FOUND);
-    }
+    assert_unknown_id(&app, "/api/customers", json!({"name": "x"})).await;
     for answer in [
         get(&app, "/api/customers/abc").await,
         delete(&app, "/api/customers/1.5").await,
         get(&app, "/api/customers/99999999999").await,
     ] {
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            ["id"]
-        );
+        answer.assert_invalid(&["id"]);
     }
 }
 
@@ -173,7 +154,7 @@ async fn lists_are_paginated_by_id(pool: PgPool) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["id"].as_i64().unwrap())
+        .map(id_of)
         .collect();
     assert_eq!(page_ids, ids[1..3]);
     let tail = get(&app, "/api/customers?offset=4").await;
@@ -196,22 +177,10 @@ async fn lists_are_paginated_by_id(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn deleting_a_customer_cascades_to_orders_and_items(pool: PgPool) {
     let app = test_app(&pool);
-    let customer = create_customer(&app, "cascade@example.com").await;
-    let product = create_product(&app, "Mouse", 10.0).await;
-    let order = create_order(&app, customer, 20.0).await;
-    post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order, "productId": product, "quantity": 2, "price": 10.0}),
-    )
-    .await
-    .data(StatusCode::CREATED);
-    assert_eq!(
-        delete(&app, &format!("/api/customers/{customer}"))
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    let shop = create_shop(&app).await;
+    create_item(&app, shop.order, shop.product, 2, 10.0).await;
+    let deleted = delete(&app, &format!("/api/customers/{}", shop.customer)).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(count(&pool, "order").await, 0);
     assert_eq!(count(&pool, "orderitem").await, 0);
     assert_eq!(count(&pool, "product").await, 1);

@@ -1,6 +1,6 @@
 //! `/api/order-items`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -15,14 +15,8 @@ async fn order_item_lifecycle(pool: PgPool) {
     let pad = create_product(&app, "Pad", 5.0).await;
     let order = create_order(&app, customer, 64.98).await;
 
-    let created = post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order, "productId": mouse, "quantity": 2, "price": 29.99}),
-    )
-    .await;
-    let item = created.data(StatusCode::CREATED).clone();
-    let id = item["id"].as_i64().unwrap();
+    let item = create_item(&app, order, mouse, 2, 29.99).await;
+    let id = id_of(&item);
     assert_eq!(
         item,
         json!({"id": id, "orderId": order, "productId": mouse, "quantity": 2, "price": 29.99})
@@ -47,17 +41,12 @@ async fn order_item_lifecycle(pool: PgPool) {
         1,
         "deleting an item keeps its order"
     );
-    delete(&app, &format!("/api/order-items/{id}"))
-        .await
-        .error_fields(StatusCode::NOT_FOUND);
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn order_item_validation_and_references(pool: PgPool) {
     let app = test_app(&pool);
-    let customer = create_customer(&app, "r@example.com").await;
-    let product = create_product(&app, "P", 1.0).await;
-    let order = create_order(&app, customer, 1.0).await;
+    let Shop { product, order, .. } = create_shop(&app).await;
     let cases = [
         (
             json!({"productId": product, "quantity": 1, "price": 1}),
@@ -76,7 +65,7 @@ async fn order_item_validation_and_references(pool: PgPool) {
             vec!["quantity", "price"],
         ),
     ];
-    assert_refused_posts(&app, "/api/order-items", cases).await;
+    assert_refused(&app, Method::POST, "/api/order-items", cases).await;
     let answer = post(
         &app,
         "/api/order-items",
@@ -92,25 +81,14 @@ async fn order_item_validation_and_references(pool: PgPool) {
     .await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["productId"]);
 
-    let item = post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order, "productId": product, "quantity": 1, "price": 1}),
-    )
-    .await
-    .data(StatusCode::CREATED)["id"]
-        .as_i64()
-        .unwrap();
+    let item = id_of(&create_item(&app, order, product, 1, 1.0).await);
     let answer = put(
         &app,
         &format!("/api/order-items/{item}"),
         json!({"quantity": -1}),
     )
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["quantity"]
-    );
+    answer.assert_invalid(&["quantity"]);
     let answer = put(
         &app,
         &format!("/api/order-items/{item}"),
@@ -118,17 +96,9 @@ async fn order_item_validation_and_references(pool: PgPool) {
     )
     .await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["orderId"]);
-    put(&app, "/api/order-items/999", json!({"quantity": 1}))
+    assert_unknown_id(&app, "/api/order-items", json!({"quantity": 1})).await;
+    get(&app, "/api/order-items/-")
         .await
-        .error_fields(StatusCode::NOT_FOUND);
-    get(&app, "/api/order-items/999")
-        .await
-        .error_fields(StatusCode::NOT_FOUND);
-    assert_eq!(
-        get(&app, "/api/order-items/-")
-            .await
-            .error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["id"]
-    );
+        .assert_invalid(&["id"]);
     assert_eq!(count(&pool, "orderitem").await, 1);
 }

@@ -3,7 +3,7 @@
 //! Over 400 lines: one test per order behaviour of the reference app's contract (create with items,
 //! list, update, validation errors).
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -17,14 +17,9 @@ async fn order_lifecycle(pool: PgPool) {
     let product = create_product(&app, "Mouse", 29.99).await;
 
     // The client sends `status` and a numeric total; the reference ignored the status.
-    let created = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": customer, "status": "paid", "total": 59.98}),
-    )
-    .await;
-    let order = created.data(StatusCode::CREATED).clone();
-    let id = order["id"].as_i64().unwrap();
+    let body = json!({"customerId": customer, "status": "paid", "total": 59.98});
+    let order = post_created(&app, "/api/orders", body).await;
+    let id = id_of(&order);
     assert_eq!(order["customerId"], json!(customer));
     assert_eq!(order["status"], "paid");
     assert_eq!(order["total"], json!(59.98), "total is a JSON number");
@@ -32,14 +27,7 @@ async fn order_lifecycle(pool: PgPool) {
     let order_date = order["orderDate"].clone();
     assert!(order_date.is_string());
 
-    let item = post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": id, "productId": product, "quantity": 2, "price": 29.99}),
-    )
-    .await
-    .data(StatusCode::CREATED)
-    .clone();
+    let item = create_item(&app, id, product, 2, 29.99).await;
 
     let read = get(&app, &format!("/api/orders/{id}")).await;
     let read = read.data(StatusCode::OK);
@@ -90,9 +78,6 @@ async fn order_lifecycle(pool: PgPool) {
         0,
         "items are deleted with their order"
     );
-    delete(&app, &format!("/api/orders/{id}"))
-        .await
-        .error_fields(StatusCode::NOT_FOUND);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -103,8 +88,8 @@ async fn status_defaults_to_pending(pool: PgPool) {
         json!({"customerId": customer, "total": 1}),
         json!({"customerId": customer, "total": 1, "status": null}),
     ] {
-        let order = post(&app, "/api/orders", body).await;
-        assert_eq!(order.data(StatusCode::CREATED)["status"], "pending");
+        let order = post_created(&app, "/api/orders", body).await;
+        assert_eq!(order["status"], "pending");
     }
 }
 
@@ -114,16 +99,11 @@ async fn an_order_with_items_is_created_in_one_transaction(pool: PgPool) {
     let customer = create_customer(&app, "t@example.com").await;
     let a = create_product(&app, "A", 1.0).await;
     let b = create_product(&app, "B", 2.0).await;
-    let created = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": customer, "total": 5, "items": [
-            {"productId": a, "quantity": 1, "price": 1.0},
-            {"productId": b, "quantity": 2, "price": "2.00"},
-        ]}),
-    )
-    .await;
-    let order = created.data(StatusCode::CREATED);
+    let body = json!({"customerId": customer, "total": 5, "items": [
+        {"productId": a, "quantity": 1, "price": 1.0},
+        {"productId": b, "quantity": 2, "price": "2.00"},
+    ]});
+    let order = post_created(&app, "/api/orders", body).await;
     let items = order["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["productId"], json!(a));
@@ -206,20 +186,14 @@ async fn order_validation_names_each_field(pool: PgPool) {
             vec!["items[0].quantity"],
         ),
     ];
-    assert_refused_posts(&app, "/api/orders", cases).await;
+    assert_refused(&app, Method::POST, "/api/orders", cases).await;
     let order = create_order(&app, customer, 10.0).await;
-    for (body, fields) in [
+    let cases = [
         (json!({"total": -5}), vec!["total"]),
         (json!({"status": ""}), vec!["status"]),
         (json!({"orderDate": "yesterday"}), vec!["orderDate"]),
-    ] {
-        let answer = put(&app, &format!("/api/orders/{order}"), body.clone()).await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            fields,
-            "{body}"
-        );
-    }
+    ];
+    assert_refused(&app, Method::PUT, &format!("/api/orders/{order}"), cases).await;
     patch(&app, "/api/orders/999", json!({"status": "x"}))
         .await
         .error_fields(StatusCode::NOT_FOUND);
@@ -238,13 +212,7 @@ async fn listed_orders_carry_their_own_items(pool: PgPool) {
     for n in 0..4_i64 {
         let order = create_order(&app, customer, 3.0).await;
         for _ in 0..n {
-            post(
-                &app,
-                "/api/order-items",
-                json!({"orderId": order, "productId": product, "quantity": 1, "price": 3.0}),
-            )
-            .await
-            .data(StatusCode::CREATED);
+            create_item(&app, order, product, 1, 3.0).await;
         }
         orders.push(order);
     }
@@ -265,34 +233,18 @@ async fn form_style_numbers_are_accepted(pool: PgPool) {
     let app = test_app(&pool);
     let customer = create_customer(&app, "form@example.com").await;
     let product = create_product(&app, "Form", 2.5).await;
-    let order = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": customer.to_string(), "total": "5.00", "status": "pending"}),
-    )
-    .await;
-    let order = order.data(StatusCode::CREATED)["id"].as_i64().unwrap();
-    let item = post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order.to_string(), "productId": product as f64, "quantity": "2", "price": "2.5"}),
-    )
-    .await;
-    assert_eq!(
-        item.data(StatusCode::CREATED)["quantity"],
-        json!(2),
-        "answers use real numbers"
-    );
+    let body = json!({"customerId": customer.to_string(), "total": "5.00", "status": "pending"});
+    let order = id_of(&post_created(&app, "/api/orders", body).await);
+    let body = json!({"orderId": order.to_string(), "productId": product as f64, "quantity": "2", "price": "2.5"});
+    let item = post_created(&app, "/api/order-items", body).await;
+    assert_eq!(item["quantity"], json!(2), "answers use real numbers");
     let answer = patch(
         &app,
         &format!("/api/orders/{order}"),
         json!({"customerId": "x"}),
     )
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["customerId"]
-    );
+    answer.assert_invalid(&["customerId"]);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -300,30 +252,16 @@ async fn order_dates_outside_the_analytics_range_are_a_422_naming_the_field(pool
     let app = test_app(&pool);
     let customer = create_customer(&app, "range@example.com").await;
     let id = create_order(&app, customer, 10.0).await;
-    for refused in [
+    let uri = format!("/api/orders/{id}");
+    let refused = [
         "2300-01-01T00:00:00Z",
         "1899-12-31T23:59:59Z",
         "2299-12-31T23:00:00-02:00",
-    ] {
-        let answer = patch(
-            &app,
-            &format!("/api/orders/{id}"),
-            json!({"orderDate": refused}),
-        )
-        .await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            ["orderDate"],
-            "{refused}"
-        );
-    }
+    ];
+    let cases = refused.map(|date| (json!({"orderDate": date}), vec!["orderDate"]));
+    assert_refused(&app, Method::PATCH, &uri, cases).await;
     for accepted in ["2299-12-31T23:59:59Z", "1900-01-01T00:00:00Z"] {
-        let answer = patch(
-            &app,
-            &format!("/api/orders/{id}"),
-            json!({"orderDate": accepted}),
-        )
-        .await;
+        let answer = patch(&app, &uri, json!({"orderDate": accepted})).await;
         assert_eq!(answer.data(StatusCode::OK)["orderDate"], accepted);
     }
 }
@@ -338,20 +276,14 @@ async fn nul_characters_are_a_422_naming_the_field(pool: PgPool) {
         json!({"customerId": customer, "total": 1, "status": "pen\u{0}ding"}),
     )
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["status"]
-    );
+    answer.assert_invalid(&["status"]);
     let answer = post(
         &app,
         "/api/customers",
         json!({"email": "a@b.co", "name": "\u{0}", "country": "X", "city": "Y"}),
     )
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["name"]
-    );
+    answer.assert_invalid(&["name"]);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -383,10 +315,7 @@ async fn totals_are_read_from_their_digits_without_a_float(pool: PgPool) {
         r#"{{"customerId": {customer}, "total": 1.0000000000000001}}"#
     ))
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["total"]
-    );
+    answer.assert_invalid(&["total"]);
     let answer = post_raw(format!(
         r#"{{"customerId": {customer}, "total": 9999999999.99}}"#
     ))

@@ -1,6 +1,6 @@
 //! `/api/products`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::PgPool;
@@ -11,14 +11,9 @@ use crate::common::*;
 async fn product_lifecycle(pool: PgPool) {
     let app = test_app(&pool);
     // The reference README posts the price as a string.
-    let created = post(
-        &app,
-        "/api/products",
-        json!({"name": "Wireless Mouse", "category": "Electronics", "price": "29.99"}),
-    )
-    .await;
-    let product = created.data(StatusCode::CREATED).clone();
-    let id = product["id"].as_i64().unwrap();
+    let body = json!({"name": "Wireless Mouse", "category": "Electronics", "price": "29.99"});
+    let product = post_created(&app, "/api/products", body).await;
+    let id = id_of(&product);
     assert_eq!(product["price"], json!(29.99), "price is a JSON number");
     assert_eq!(product["category"], "Electronics");
     assert!(product["createdAt"].is_string());
@@ -37,9 +32,6 @@ async fn product_lifecycle(pool: PgPool) {
     assert_eq!(updated["category"], "Electronics");
 
     assert_deleted(&app, &pool, &format!("/api/products/{id}"), "product").await;
-    delete(&app, &format!("/api/products/{id}"))
-        .await
-        .error_fields(StatusCode::NOT_FOUND);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -64,7 +56,7 @@ async fn product_validation_names_each_field(pool: PgPool) {
             vec!["price"],
         ),
     ];
-    assert_refused_posts(&app, "/api/products", cases).await;
+    assert_refused(&app, Method::POST, "/api/products", cases).await;
     let id = create_product(&app, "Pen", 1.0).await;
     let answer = put(
         &app,
@@ -72,39 +64,18 @@ async fn product_validation_names_each_field(pool: PgPool) {
         json!({"price": 0, "name": ""}),
     )
     .await;
-    assert_eq!(
-        answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["name", "price"]
-    );
-    put(&app, "/api/products/999", json!({"price": 2}))
-        .await
-        .error_fields(StatusCode::NOT_FOUND);
-    get(&app, "/api/products/999")
-        .await
-        .error_fields(StatusCode::NOT_FOUND);
-    assert_eq!(
-        get(&app, "/api/products/x")
-            .await
-            .error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-        ["id"]
-    );
+    answer.assert_invalid(&["name", "price"]);
+    assert_unknown_id(&app, "/api/products", json!({"price": 2})).await;
+    get(&app, "/api/products/x").await.assert_invalid(&["id"]);
     assert_eq!(count(&pool, "product").await, 1);
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_product_with_order_items_cannot_be_deleted(pool: PgPool) {
     let app = test_app(&pool);
-    let customer = create_customer(&app, "p@example.com").await;
-    let product = create_product(&app, "Keyboard", 50.0).await;
-    let order = create_order(&app, customer, 50.0).await;
-    post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order, "productId": product, "quantity": 1, "price": 50.0}),
-    )
-    .await
-    .data(StatusCode::CREATED);
-    let answer = delete(&app, &format!("/api/products/{product}")).await;
+    let shop = create_shop(&app).await;
+    create_item(&app, shop.order, shop.product, 1, 10.0).await;
+    let answer = delete(&app, &format!("/api/products/{}", shop.product)).await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["id"]);
     assert_eq!(answer.body["error"]["code"], "CONFLICT");
     assert_eq!(count(&pool, "product").await, 1);
