@@ -15,8 +15,9 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+SCRIPT=bench
+# shellcheck source=scripts/messages.sh
+. "$REPO/scripts/messages.sh"
 [ $# -gt 0 ] || die "usage: $0 COMMAND [ARG...]"
 
 case ${BENCH_BROKER:-mock} in

@@ -30,12 +30,10 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${CDCSTAR_BENCH_BROKER:-}" ]; then exec "$REPO/scripts/bench-broker.sh" "$0" "$@"; fi
 cd "$REPO"
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'bench: %s\n' "$*" >&2; }
-
-for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
-    [ -n "${!var:-}" ] || die "$var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\""
-done
+SCRIPT=bench
+# shellcheck source=scripts/messages.sh
+. "$REPO/scripts/messages.sh"
+require_env
 RATE=${BENCH_RATE:-1000}
 SECONDS_OF_LOAD=${BENCH_SECONDS:-60}
 LATENCY_RUNS=${BENCH_LATENCY_RUNS:-5}

@@ -10,9 +10,12 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-[ -n "${DATABASE_URL:-}" ] || { echo "check-api-schema: DATABASE_URL is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\"" >&2; exit 1; }
+SCRIPT=check-api-schema
+# shellcheck source=scripts/messages.sh
+. "$REPO/scripts/messages.sh"
+require_env DATABASE_URL
 SCHEMATHESIS=${SCHEMATHESIS:-$REPO/.services/venv/bin/schemathesis}
-[ -x "$SCHEMATHESIS" ] || { echo "check-api-schema: $SCHEMATHESIS is missing: scripts/services.sh up installs it (scripts/requirements-services.txt)" >&2; exit 1; }
+[ -x "$SCHEMATHESIS" ] || die "$SCHEMATHESIS is missing: scripts/services.sh up installs it (scripts/requirements-services.txt)"
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-100}
 SEED=${SCHEMATHESIS_SEED:-20261204}
 
@@ -44,7 +47,7 @@ trap cleanup EXIT
 # CLICKHOUSE_URL it answers 404 (not configured).
 star_flags=()
 if [ -n "${CLICKHOUSE_URL:-}" ]; then
-    ch() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1" >/dev/null || { echo "check-api-schema: ClickHouse refused: $1" >&2; exit 1; }; }
+    ch() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1" >/dev/null || die "ClickHouse refused: $1"; }
     engine="lsn UInt64, is_deleted UInt8) ENGINE = ReplacingMergeTree(lsn, is_deleted)"
     ch "CREATE DATABASE $DB"
     ch "CREATE TABLE $DB.customer_dim (customer_id UInt64, name String, created_at DateTime64(6), $engine ORDER BY customer_id"
@@ -62,7 +65,7 @@ fi
 api_pid=$!
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
-    kill -0 "$api_pid" 2>/dev/null || { cat "$WORK/api.log"; echo "check-api-schema: the API exited before it was ready" >&2; exit 1; }
+    kill -0 "$api_pid" 2>/dev/null || { cat "$WORK/api.log"; die "the API exited before it was ready"; }
     sleep 0.1
 done
 

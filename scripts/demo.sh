@@ -24,12 +24,10 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'demo: %s\n' "$*" >&2; }
-
-for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
-    [ -n "${!var:-}" ] || die "$var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\""
-done
+SCRIPT=demo
+# shellcheck source=scripts/messages.sh
+. "$REPO/scripts/messages.sh"
+require_env
 for tool in curl jq psql; do
     command -v "$tool" >/dev/null || die "$tool is needed (apt-get install $tool)"
 done

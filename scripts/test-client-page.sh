@@ -15,10 +15,10 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-die() { printf 'client-page: error: %s\n' "$*" >&2; exit 1; }
-for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
-    [ -n "${!var:-}" ] || die "$var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\""
-done
+SCRIPT=client-page
+# shellcheck source=scripts/messages.sh
+. "$REPO/scripts/messages.sh"
+require_env
 [ "$(id -u)" = 0 ] || die "the pods run in Linux namespaces of their own: needs root"
 PYTHON=${CDCSTAR_PYTHON:-$REPO/.services/venv/bin/python}
 [ -x "$PYTHON" ] || die "$PYTHON is missing: run scripts/services.sh up"

@@ -19,9 +19,10 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 # shellcheck source=scripts/checks.sh
 . "$REPO/scripts/checks.sh"
-for var in DATABASE_URL KAFKA_BROKERS CLICKHOUSE_URL; do
-    [ -n "${!var:-}" ] || { echo "e2e: $var is not set: run scripts/services.sh up && eval \"\$(scripts/services.sh env)\"" >&2; exit 1; }
-done
+SCRIPT=e2e
+# shellcheck source=scripts/messages.sh
+. "$REPO/scripts/messages.sh"
+require_env
 
 RUN=e2e_$(date +%s)_$$
 RUN_NAME=${RUN//_/-}
@@ -33,7 +34,7 @@ PIPELINE=$WORK/pipeline.yaml
 sed -e "s/^  name: shop$/  name: ${RUN//_/-}\n  annotations: {cdcstar.dev\/resync: customer_dim}/" -e "s/prefix: shop$/prefix: $RUN/" -e "s/database: local$/database: $RUN/" \
     -e 's/{ name: order_date, source: orderDate, type: DateTime64(6) }/{ name: order_date, source: orderDate, type: DateTime64(6), onUnrepresentable: deadLetter }/' \
     examples/shop-pipeline.yaml >"$PIPELINE"
-grep -q "database: $RUN" "$PIPELINE" && grep -q "onUnrepresentable: deadLetter" "$PIPELINE" && grep -q "cdcstar.dev/resync" "$PIPELINE" && grep -q "schedule:" "$PIPELINE" || { echo "e2e: could not derive a pipeline from examples/shop-pipeline.yaml" >&2; exit 1; }
+grep -q "database: $RUN" "$PIPELINE" && grep -q "onUnrepresentable: deadLetter" "$PIPELINE" && grep -q "cdcstar.dev/resync" "$PIPELINE" && grep -q "schedule:" "$PIPELINE" || die "could not derive a pipeline from examples/shop-pipeline.yaml"
 
 echo "e2e: running the reference flow through the API on pipeline $RUN"
 # After the flow, while the pods run: a TRUNCATE of orderitem must empty orderitem_fact, and an order
@@ -81,7 +82,7 @@ export PG_URL="${DATABASE_URL%/*}/$RUN"
 BIN_DIR=${E2E_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
 # What the pods export, for scripts/check-monitoring.py.
 METRICS_DIR=${CDCSTAR_METRICS_DIR:-$REPO/.services/exported-metrics}
-[ -x "$BIN_DIR/cdcstar-operator" ] || { echo "e2e: no binaries in $BIN_DIR: run make check-shipped first" >&2; exit 1; }
+[ -x "$BIN_DIR/cdcstar-operator" ] || die "no binaries in $BIN_DIR: run make check-shipped first"
 if ! DEMO_RUN_JOBS=1 DEMO_PIPELINE=$PIPELINE DEMO_DATABASE=$RUN DEMO_LOG_DIR=$WORK/logs DEMO_BIN_DIR=$BIN_DIR DEMO_AFTER_FLOW=$WORK/after-flow.sh DEMO_SCRAPE_METRICS=$METRICS_DIR DEMO_API_PORT=$(scripts/free-port.py) \
     scripts/demo.sh >"$WORK/demo.out" 2>&1; then
     cat "$WORK/demo.out"
