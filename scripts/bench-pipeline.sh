@@ -61,29 +61,18 @@ psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
 RUN=$(date +%s)
 dimension() { # dimension TABLE: the star schema entry of a benchmark table
     case $1 in
-        bench_event) cat <<EOF
-      - name: bench_dim
-        source: bench_event
-        key: id
-        columns:
-          - {name: id, source: id, type: UInt64}
-          - {name: seq, source: seq, type: Int64}
-          - {name: note, source: note, type: String}
-          - {name: amount, source: amount, type: "Decimal(12, 2)"}
-          - {name: at, source: at, type: DateTime64(6)}
-EOF
-        ;;
-        bench_snapshot) cat <<EOF
-      - name: snapshot_dim
-        source: bench_snapshot
-        key: id
-        columns:
-          - {name: id, source: id, type: UInt64}
-          - {name: v, source: v, type: Int64}
-          - {name: note, source: note, type: String}
-EOF
-        ;;
+        bench_event) dimension_entry bench_dim bench_event id:UInt64 seq:Int64 note:String \
+            'amount:"Decimal(12, 2)"' 'at:DateTime64(6)' ;;
+        bench_snapshot) dimension_entry snapshot_dim bench_snapshot id:UInt64 v:Int64 note:String ;;
     esac
+}
+dimension_entry() { # dimension_entry NAME SOURCE COLUMN:TYPE...: keyed by id, each column copied
+    printf '      - name: %s\n        source: %s\n        key: id\n        columns:\n' "$1" "$2"
+    shift 2
+    local column
+    for column in "$@"; do
+        printf '          - {name: %s, source: %s, type: %s}\n' "${column%%:*}" "${column%%:*}" "${column#*:}"
+    done
 }
 pipeline() { # pipeline NAME TABLE SNAPSHOT
     cat >"$WORK/$1.yaml" <<EOF
