@@ -379,6 +379,11 @@ mod tests {
         propagation.insert_sql()
     }
 
+    /// Fails showing the whole statement when `sql` does not contain `part`.
+    fn assert_has(sql: &str, part: &str) {
+        assert!(sql.contains(part), "no `{part}` in:\n{sql}");
+    }
+
     /// The index of the lookup node of `fact` that reads `table`.
     fn node(fact: &str, table: &str) -> usize {
         let plan = StarModel::for_pipeline(&shop().spec).unwrap();
@@ -418,26 +423,21 @@ mod tests {
         let sql = rewrite("orderitem_fact", "customer_dim", 7, false);
         // The order rows joined are those whose customer changed; the customer columns come from
         // the customer's row, the order's own lookups (status, date) stay as stored.
-        assert!(
-            sql.contains(&format!(
+        assert_has(
+            &sql,
+            &format!(
                 "FROM `order_fact` FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (7)) AS j{order} \
                  ON f.`order_id` = j{order}.__k"
-            )),
-            "{sql}"
+            ),
         );
-        assert!(
-            sql.contains(&format!("ON j{order}.__f2 = j{customer}.__k")),
-            "{sql}"
-        );
-        assert!(sql.contains("f.`order_status`, f.`order_date`"), "{sql}");
-        assert!(
-            sql.contains(
-                "WHERE f.`is_deleted` = 0 AND f.`orderitem_id` IN (SELECT `orderitem_id` FROM \
+        assert_has(&sql, &format!("ON j{order}.__f2 = j{customer}.__k"));
+        assert_has(&sql, "f.`order_status`, f.`order_date`");
+        assert_has(
+            &sql,
+            "WHERE f.`is_deleted` = 0 AND f.`orderitem_id` IN (SELECT `orderitem_id` FROM \
                  `orderitem_fact` WHERE (`order_id` IN (SELECT `order_id` FROM `order_fact` WHERE \
                  `customer_id` IN (7)))) AND (`order_id` IN (SELECT `order_id` FROM \
-                 `order_fact` FINAL WHERE `customer_id` IN (7) AND `is_deleted` = 0))"
-            ),
-            "{sql}"
+                 `order_fact` FINAL WHERE `customer_id` IN (7) AND `is_deleted` = 0))",
         );
     }
 
@@ -446,12 +446,12 @@ mod tests {
         let customer = node("orderitem_fact", "customer_dim");
         let sql = rewrite("orderitem_fact", "order_fact", 3, false);
         // The customer rows joined are those the changed orders point to.
-        assert!(
-            sql.contains(&format!(
+        assert_has(
+            &sql,
+            &format!(
                 "FROM `customer_dim` FINAL WHERE `is_deleted` = 0 AND `customer_id` IN (SELECT \
                  `customer_id` FROM `order_fact` WHERE `order_id` IN (3))) AS j{customer}"
-            )),
-            "{sql}"
+            ),
         );
         assert!(!sql.contains("product_dim"), "{sql}");
     }
@@ -460,20 +460,17 @@ mod tests {
     fn recomputing_every_lookup_joins_the_other_steps_for_the_affected_facts_only() {
         let product = node("orderitem_fact", "product_dim");
         let sql = rewrite("orderitem_fact", "customer_dim", 7, true);
-        assert!(
-            sql.contains(&format!(
+        assert_has(
+            &sql,
+            &format!(
                 "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \
                  `product_id` FROM `orderitem_fact` WHERE (`order_id` IN (SELECT `order_id` FROM \
                  `order_fact` WHERE `customer_id` IN (7))))) AS j{product} ON f.`product_id` = \
                  j{product}.__k"
-            )),
-            "{sql}"
+            ),
         );
         assert!(!sql.contains("f.`order_status`,"), "{sql}");
-        assert!(
-            sql.contains(&format!("f.`product_name` != j{product}.__f0")),
-            "{sql}"
-        );
+        assert_has(&sql, &format!("f.`product_name` != j{product}.__f0"));
     }
 
     #[test]
@@ -501,22 +498,22 @@ mod tests {
         // (a superset, no merge).
         let reaching_any = "((`product_id` IN (5)) OR (`order_id` IN (SELECT `order_id` FROM \
                             `order_fact` WHERE `customer_id` IN (7))))";
-        assert!(
-            sql.contains(&format!(
+        assert_has(
+            &sql,
+            &format!(
                 "WHERE f.`is_deleted` = 0 AND f.`orderitem_id` IN (SELECT `orderitem_id` FROM \
                  `orderitem_fact` WHERE {reaching_any}) AND {affected} AND"
-            )),
-            "{sql}"
+            ),
         );
         // Each joined node is restricted to what the affected facts point to.
-        assert!(
-            sql.contains(&format!(
+        assert_has(
+            &sql,
+            &format!(
                 "FROM `product_dim` FINAL WHERE `is_deleted` = 0 AND `product_id` IN (SELECT \
                  `product_id` FROM `orderitem_fact` WHERE {reaching_any})) AS j{product}"
-            )),
-            "{sql}"
+            ),
         );
         // The order's own lookups are not recomputed: the order did not change.
-        assert!(sql.contains("f.`order_status`, f.`order_date`"), "{sql}");
+        assert_has(&sql, "f.`order_status`, f.`order_date`");
     }
 }
