@@ -21,7 +21,7 @@
 #
 # Env: BENCH_RATE (1000), BENCH_SECONDS (60), BENCH_LATENCY_RUNS (5), BENCH_STEPS (25000,50000,60000),
 # BENCH_STEP_SECONDS (60), BENCH_SNAPSHOT_ROWS (5000000), BENCH_CEILING_MESSAGES (300000), BENCH_SKIP
-# (comma list of broker, latency, max-rate, snapshot). Uses its own database cdcstar_bench (re-created) and ClickHouse database bench.
+# (comma list of broker, latency, max-rate, snapshot). Uses its own database cdcstar_bench and ClickHouse database bench, both re-created.
 # NB: the local ClickHouse is the chdb engine behind a Python adapter (parallel connections, but Python
 # HTTP on the same 2 cores): the latency figures include its cost; run against a real server
 # (CLICKHOUSE_URL) for production figures.
@@ -56,6 +56,12 @@ BENCH_URL="${DATABASE_URL%/*}/$DB"
 psql "$DATABASE_URL" -qtAc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB' AND NOT active" >/dev/null
 psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+# The star tables start empty too: the source's ids start again at 1 each run, and rows a previous run
+# left under the same ids (with higher sequence numbers, or deleted) would answer the latency probe
+# before the new row arrived, and slow every statement as the runs piled up.
+CH_DB=bench
+curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $CH_DB" >/dev/null \
+    || die "ClickHouse at $CLICKHOUSE_URL refused to drop the database $CH_DB"
 "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" setup
 
 RUN=$(date +%s)
@@ -93,7 +99,7 @@ spec:
     topics: {mode: perTable, prefix: $1-$RUN, partitions: 3}
   clickhouse:
     url: $CLICKHOUSE_URL
-    database: bench
+    database: $CH_DB
   starSchema:
     dimensions:
 $(dimension "$2")
@@ -165,7 +171,7 @@ if [[ $SKIP != *,latency,* || $SKIP != *,max-rate,* ]]; then
             log "latency run $run/$LATENCY_RUNS: $RATE transactions/s for $SECONDS_OF_LOAD s"
             echo "latency run $run/$LATENCY_RUNS:"
             "$BIN/cdcstar-capture-bench" --database-url "$BENCH_URL" latency \
-                --rate "$RATE" --seconds "$SECONDS_OF_LOAD" --clickhouse-url "$CLICKHOUSE_URL" \
+                --rate "$RATE" --seconds "$SECONDS_OF_LOAD" --clickhouse-url "$CLICKHOUSE_URL" --clickhouse-database "$CH_DB" \
                 --capture-metrics "http://127.0.0.1:$CAPTURE_PORT/metrics" \
                 --sink-metrics "http://127.0.0.1:$SINK_PORT/metrics" | tee -a "$WORK/latency-runs.txt"
         done
