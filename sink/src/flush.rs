@@ -1,13 +1,12 @@
 //! Flushing a batch: dead letters first (acknowledged by the broker), then the row changes into
 //! ClickHouse, then the events whose rows ClickHouse refused into the dead-letter topic too, then
-//! the batch's report into the status tables beside the star tables (values replaced under their
-//! column's policy, then the highest commit position applied per partition), each retried on
-//! failure until it succeeds or the process stops. Only after all of them does the caller store the
-//! batch's offsets. The pipeline's watermark is then read back for the sink's gauge, at most every
-//! [`WATERMARK_READ_INTERVAL`].
+//! the values replaced under their column's policy into the status tables beside the star tables,
+//! each retried on failure until it succeeds or the process stops. Only after all of them does the
+//! caller store the batch's offsets. The highest commit position applied per partition is then
+//! handed to [`positions`], which writes it in the background.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -16,13 +15,12 @@ use crate::consume::batch::Batch;
 use crate::dead_letters::isolate::{Applied, apply_isolating};
 use crate::dead_letters::letter::DeadLetter;
 use crate::dead_letters::producer::DeadLetterProducer;
+use crate::flush::positions::PositionWriter;
 use crate::metrics::{Metrics, label};
 use crate::retry::{Abandoned, retry_until_shutdown};
-use crate::route::CommitPosition;
 use crate::status_tables::StatusWriter;
 
-/// Shortest time between two reads of the pipeline's watermark for the gauge.
-pub const WATERMARK_READ_INTERVAL: Duration = Duration::from_secs(5);
+pub mod positions;
 
 /// Writes batches.
 #[derive(Debug, Clone)]
@@ -31,8 +29,7 @@ pub struct Flusher {
     dead_letters: DeadLetterProducer,
     status: StatusWriter,
     metrics: Arc<Metrics>,
-    /// When the watermark was last read.
-    watermark_read: Arc<Mutex<Option<Instant>>>,
+    positions: PositionWriter,
 }
 
 impl Flusher {
@@ -47,9 +44,9 @@ impl Flusher {
         Flusher {
             applier,
             dead_letters,
+            positions: PositionWriter::start(status.clone(), metrics.clone()),
             status,
             metrics,
-            watermark_read: Arc::default(),
         }
     }
 
@@ -114,24 +111,15 @@ impl Flusher {
             .await?;
         }
         // NB: after the rows too: a position never runs ahead of the rows it stands for. A replay
-        // writes a lower or equal one, which the table's version keeps below the higher.
-        if !batch.positions.is_empty() {
-            let positions: Vec<(&str, i32, CommitPosition)> = batch
+        // records a lower or equal one, which the table's version keeps below the higher.
+        self.positions.record(
+            batch
                 .positions
                 .iter()
                 .map(|(&(topic, partition), &position)| {
                     (batch.topics[topic].as_str(), partition, position)
-                })
-                .collect();
-            let at = chrono::Utc::now();
-            retry_until_shutdown("partition positions", &self.metrics, shutdown, || async {
-                let result = self.status.record_positions(&positions, at).await;
-                self.metrics.ready.set(i64::from(result.is_ok()));
-                result
-            })
-            .await?;
-            self.refresh_status_gauges().await;
-        }
+                }),
+        );
         let elapsed = started.elapsed();
         self.metrics.apply_seconds.observe(elapsed.as_secs_f64());
         self.metrics.batch_events.observe(batch.events as f64);
@@ -167,52 +155,6 @@ impl Flusher {
         Ok(())
     }
 
-    /// Reads the pipeline's watermark and the last verification of each star table into their
-    /// gauges, unless they were read less than [`WATERMARK_READ_INTERVAL`] ago. A failure is logged: the gauge is a view on the table, not a
-    /// reason to hold the batch back.
-    async fn refresh_status_gauges(&self) {
-        {
-            let mut read = self
-                .watermark_read
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if read.is_some_and(|at| at.elapsed() < WATERMARK_READ_INTERVAL) {
-                return;
-            }
-            *read = Some(Instant::now());
-        }
-        match self.status.watermark().await {
-            Ok(watermark) => {
-                let seconds = watermark
-                    .filter(|w| w.commit_lsn > 0)
-                    .map_or(0.0, |w| w.commit_time_us as f64 / 1e6);
-                self.metrics.watermark_seconds.set(seconds);
-            }
-            Err(error) => tracing::warn!(%error, "failed to read the pipeline's watermark"),
-        }
-        match self.status.verifications().await {
-            Ok(verifications) => {
-                for row in verifications {
-                    let table = label("table", row.table);
-                    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                    self.metrics
-                        .verification_mismatches
-                        .get_or_create(&table)
-                        .set(gauge(row.mismatches));
-                    self.metrics
-                        .verification_skipped
-                        .get_or_create(&table)
-                        .set(gauge(row.skipped));
-                    self.metrics
-                        .verification_timestamp_seconds
-                        .get_or_create(&table)
-                        .set(row.verified_at_ms.div_euclid(1000));
-                }
-            }
-            Err(error) => tracing::warn!(%error, "failed to read the last verifications"),
-        }
-    }
-
     fn count_dead_letters(&self, letters: &[DeadLetter]) {
         for letter in letters {
             self.metrics
@@ -223,6 +165,12 @@ impl Flusher {
                 ])
                 .inc();
         }
+    }
+
+    /// Returns once the positions of the batches flushed so far are written (callers bound the
+    /// wait): before a hand-over or a shutdown.
+    pub async fn positions_written(&self) {
+        self.positions.drain().await;
     }
 
     /// The metrics.

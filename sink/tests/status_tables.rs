@@ -69,6 +69,8 @@ impl Harness {
             .flush(&batch, &mut shutdown)
             .await
             .expect("flushed");
+        // The positions are written in the background, after the rows.
+        self.flusher.positions_written().await;
     }
 
     /// The operator's read of the adjustments, as JSON rows.

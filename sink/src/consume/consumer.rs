@@ -109,6 +109,8 @@ impl Shared {
                             let _gate = self.flushing.lock().await;
                             let batch = self.take_pending();
                             let applied = self.flush_and_store(consumer, &batch).await;
+                            // The positions of what this replica applied, before another takes over.
+                            self.flusher.positions_written().await;
                             (batch.events, applied)
                         })
                         .await
@@ -301,6 +303,12 @@ pub async fn consume(
             );
             break;
         }
+    }
+    if tokio::time::timeout(HANDOVER_FLUSH_TIMEOUT, shared.flusher.positions_written())
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not write the partition positions before shutdown");
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!("offsets committed on shutdown"),
