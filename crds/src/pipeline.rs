@@ -867,62 +867,67 @@ impl OnUnrepresentable {
     }
 }
 
-/// A dimension table.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "self.columns.exists(c, c.name == self.key)",
-        "message": "key must be the name of one of columns",
-        "fieldPath": ".key"
-    }
-]))]
-pub struct DimensionSpec {
-    /// ClickHouse table name, e.g. `customer_dim`.
-    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
-    pub name: String,
-    /// Captured source table it mirrors.
-    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
-    pub source: String,
-    /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
-    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
-    pub key: String,
-    /// Columns copied from the source row.
-    #[schemars(length(min = 1, max = 128))]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    pub columns: Vec<ColumnSpec>,
+/// Declares a star table's spec (a dimension or a fact): the validation that `key` names one of
+/// `columns`; `name` (with the doc given) and the `source`, `key` and `columns` every star table has;
+/// then the table's own fields.
+macro_rules! star_table_spec {
+    (
+        $(#[$($attr:tt)*])*
+        pub struct $spec:ident {
+            #[doc = $name_doc:tt]
+            pub name: String,
+            $($fields:tt)*
+        }
+    ) => {
+        $(#[$($attr)*])*
+        #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(extend("x-kubernetes-validations" = [
+            {
+                "rule": "self.columns.exists(c, c.name == self.key)",
+                "message": "key must be the name of one of columns",
+                "fieldPath": ".key"
+            }
+        ]))]
+        pub struct $spec {
+            #[doc = $name_doc]
+            #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
+            pub name: String,
+            /// Captured source table it mirrors.
+            #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
+            pub source: String,
+            /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
+            #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
+            pub key: String,
+            /// Columns copied from the source row.
+            #[schemars(length(min = 1, max = 128))]
+            #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+            pub columns: Vec<ColumnSpec>,
+            $($fields)*
+        }
+    };
 }
 
-/// A fact table.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "self.columns.exists(c, c.name == self.key)",
-        "message": "key must be the name of one of columns",
-        "fieldPath": ".key"
+star_table_spec! {
+    /// A dimension table.
+    pub struct DimensionSpec {
+        /// ClickHouse table name, e.g. `customer_dim`.
+        pub name: String,
     }
-]))]
-pub struct FactSpec {
-    /// ClickHouse table name, e.g. `order_fact`.
-    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
-    pub name: String,
-    /// Captured source table it mirrors.
-    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
-    pub source: String,
-    /// The column (among `columns`) that holds the source table's primary key; the table's ORDER BY.
-    #[schemars(length(min = 1, max = 63), pattern(SQL_IDENTIFIER_PATTERN))]
-    pub key: String,
-    /// Columns copied from the source row.
-    #[schemars(length(min = 1, max = 128))]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    pub columns: Vec<ColumnSpec>,
-    /// Columns taken from other captured tables through foreign keys (denormalised). Kept current:
-    /// when the referenced row changes, the fact rows that carry its values are rewritten.
-    #[serde(default)]
-    #[schemars(length(max = 64))]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    pub lookups: Vec<LookupSpec>,
+}
+
+star_table_spec! {
+    /// A fact table.
+    pub struct FactSpec {
+        /// ClickHouse table name, e.g. `order_fact`.
+        pub name: String,
+        /// Columns taken from other captured tables through foreign keys (denormalised). Kept current:
+        /// when the referenced row changes, the fact rows that carry its values are rewritten.
+        #[serde(default)]
+        #[schemars(length(max = 64))]
+        #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+        pub lookups: Vec<LookupSpec>,
+    }
 }
 
 /// A column copied from the source row.
