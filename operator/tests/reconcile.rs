@@ -109,32 +109,28 @@ async fn reconcile_scenario(
     pipeline: &CdcPipeline,
     calls: Vec<Call>,
 ) -> Result<Action, Error> {
-    let ctx = ctx.clone();
-    let pipeline = pipeline.clone();
-    scenario(
-        handle,
-        calls,
-        async move { reconcile(&pipeline, &ctx).await },
-    )
-    .await
+    scenario(handle, calls, reconcile(pipeline, ctx)).await
 }
 
-/// Runs one reconcile of `pipeline`, then one of `pipeline` as stored with the status the first
-/// wrote into `written`, while the mocked apiserver answers `calls` in order.
-async fn reconcile_twice_scenario(
+/// Reconciles `pipeline` twice while the mocked apiserver answers: the first pass writes a status
+/// containing `expected` (capture and sink at one replica); the second, of `pipeline` as stored with
+/// that status, only applies the children again (no status, no events).
+async fn reconcile_twice_unchanged(
     handle: Handle,
     ctx: &Arc<Context>,
     pipeline: &CdcPipeline,
-    calls: Vec<Call>,
-    written: Arc<Mutex<Value>>,
-) -> Result<Action, Error> {
-    let ctx = ctx.clone();
-    let pipeline = pipeline.clone();
-    scenario(handle, calls, async move {
-        reconcile(&pipeline, &ctx).await?;
-        reconcile(&stored(&pipeline, &written), &ctx).await
-    })
-    .await
+    expected: Value,
+) {
+    let written = Arc::new(Mutex::new(Value::Null));
+    let calls = concat(vec![
+        pass_with_status(pipeline, 1, expected, Some(written.clone())),
+        pass_again(),
+    ]);
+    let passes = async {
+        reconcile(pipeline, ctx).await?;
+        reconcile(&stored(pipeline, &written), ctx).await
+    };
+    scenario(handle, calls, passes).await.unwrap();
 }
 
 /// The six component conditions of a status in the order the operator writes them, each
@@ -559,6 +555,17 @@ async fn the_deprecated_suspend_pauses_too_and_says_which_field_did() {
         .unwrap();
 }
 
+/// A pass that holds the capture at zero replicas (the sink at one) and writes a Degraded status,
+/// the component conditions with the fields `changed` gives.
+fn held_capture_pass(pipeline: &CdcPipeline, changed: Value) -> Vec<Call> {
+    pass_with(
+        children_applied_with(0, 1),
+        pipeline,
+        json!({"phase": "Degraded", "conditions": conditions(changed)}),
+        None,
+    )
+}
+
 /// `source_in_place` with the slot invalidated by Postgres.
 fn invalidated_slot(pipeline: &CdcPipeline) -> SourceObservation {
     let mut observation = source_in_place(pipeline, 0);
@@ -577,20 +584,15 @@ async fn an_invalidated_slot_holds_the_capture_at_zero_and_is_kept_without_a_req
     let pipeline = CdcPipeline::test().finalized();
     h.source_observed(&pipeline, invalidated_slot(&pipeline));
     let calls = concat(vec![
-        pass_with(
-            children_applied_with(0, 1),
+        held_capture_pass(
             &pipeline,
             json!({
-                "phase": "Degraded",
-                "conditions": conditions(json!({
-                    "Ready": {"status": "False", "reason": "SlotInvalidated"},
-                    "Publication": {"status": "False", "reason": "SlotInvalidated"},
-                    "Capture": {"status": "False", "reason": "WaitingForSlot",
-                     "message": "held at zero replicas: replication slot cdcstar_shop is invalidated \
-                                 (see the Publication condition)"},
-                })),
+                "Ready": {"status": "False", "reason": "SlotInvalidated"},
+                "Publication": {"status": "False", "reason": "SlotInvalidated"},
+                "Capture": {"status": "False", "reason": "WaitingForSlot",
+                 "message": "held at zero replicas: replication slot cdcstar_shop is invalidated \
+                             (see the Publication condition)"},
             }),
-            None,
         ),
         event(
             "Warning",
@@ -688,23 +690,18 @@ async fn failover_on_postgres_15_is_refused_with_a_condition_not_a_failing_pass(
     observation.slot = None;
     h.source_observed(&pipeline, observation);
     let calls = concat(vec![
-        pass_with(
-            children_applied_with(0, 1),
+        held_capture_pass(
             &pipeline,
             json!({
-                "phase": "Degraded",
-                "conditions": conditions(json!({
-                    "Ready": {"status": "False", "reason": "FailoverUnsupported"},
-                    "Publication": {"status": "False", "reason": "FailoverUnsupported",
-                     "message": "spec.source.slot.failover needs PostgreSQL 17 or later (failover slots), \
-                                 and the server is 15.10 (server_version_num 150010): slot cdcstar_shop is not \
-                                 created and the capture is held at zero replicas; remove \
-                                 spec.source.slot.failover, or upgrade the server and configure its standby \
-                                 (docs/operator.md, \"Failover slots\")"},
-                    "Capture": {"status": "False", "reason": "WaitingForSlot"},
-                })),
+                "Ready": {"status": "False", "reason": "FailoverUnsupported"},
+                "Publication": {"status": "False", "reason": "FailoverUnsupported",
+                 "message": "spec.source.slot.failover needs PostgreSQL 17 or later (failover slots), \
+                             and the server is 15.10 (server_version_num 150010): slot cdcstar_shop is not \
+                             created and the capture is held at zero replicas; remove \
+                             spec.source.slot.failover, or upgrade the server and configure its standby \
+                             (docs/operator.md, \"Failover slots\")"},
+                "Capture": {"status": "False", "reason": "WaitingForSlot"},
             }),
-            None,
         ),
         event("Warning", "FailoverUnsupported", "needs PostgreSQL 17"),
     ]);
@@ -719,21 +716,15 @@ async fn second_reconcile_of_an_unchanged_pipeline_writes_no_status_and_no_event
     let h = harness();
     let pipeline = CdcPipeline::test().finalized();
     h.in_place(&pipeline, 512);
-    let written = Arc::new(Mutex::new(Value::Null));
-    let calls = concat(vec![
-        pass_with_status(
-            &pipeline,
-            1,
-            json!({"phase": "Running", "lag": "512B"}),
-            Some(written.clone()),
-        ),
-        // Second pass: children applied again (a no-op for the API server), nothing else; the
-        // Redpanda Connect ConfigMap the first pass found absent is not deleted again.
-        pass_again(),
-    ]);
-    reconcile_twice_scenario(h.handle, &h.ctx, &pipeline, calls, written)
-        .await
-        .unwrap();
+    // Second pass: children applied again (a no-op for the API server), nothing else; the Redpanda
+    // Connect ConfigMap the first pass found absent is not deleted again.
+    reconcile_twice_unchanged(
+        h.handle,
+        &h.ctx,
+        &pipeline,
+        json!({"phase": "Running", "lag": "512B"}),
+    )
+    .await;
     assert_nothing_executed(&h.source, &h.warehouse);
 }
 
@@ -762,7 +753,6 @@ async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_c
             },
         ];
     });
-    let written = Arc::new(Mutex::new(Value::Null));
     let mut conditions = all_ready_conditions();
     conditions.as_array_mut().unwrap().push(json!({
         "type": "ValuesAdjusted", "status": "True", "reason": "ValuesAdjusted",
@@ -770,28 +760,23 @@ async fn values_the_sink_adjusted_reach_the_status_with_a_condition_naming_the_c
                     NULL or the type's default; the column types cannot hold them \
                     (status.valueAdjustments, onUnrepresentable)",
     }));
-    let calls = concat(vec![
-        pass_with_status(
-            &pipeline,
-            1,
-            json!({
-                "phase": "Running",
-                "conditions": conditions,
-                "valueAdjustments": [
-                    {"table": "order_fact", "column": "order_date", "policy": "clamp", "count": 3,
-                     "lastSeen": "2026-01-01T00:00:01Z"},
-                    {"table": "orderitem_fact", "column": "quantity", "policy": "null", "count": 1,
-                     "lastSeen": "2026-01-01T00:00:00Z"},
-                ],
-            }),
-            Some(written.clone()),
-        ),
-        // The same report again: nothing to write.
-        pass_again(),
-    ]);
-    reconcile_twice_scenario(h.handle, &h.ctx, &pipeline, calls, written)
-        .await
-        .unwrap();
+    // The same report again in the second pass: nothing to write.
+    reconcile_twice_unchanged(
+        h.handle,
+        &h.ctx,
+        &pipeline,
+        json!({
+            "phase": "Running",
+            "conditions": conditions,
+            "valueAdjustments": [
+                {"table": "order_fact", "column": "order_date", "policy": "clamp", "count": 3,
+                 "lastSeen": "2026-01-01T00:00:01Z"},
+                {"table": "orderitem_fact", "column": "quantity", "policy": "null", "count": 1,
+                 "lastSeen": "2026-01-01T00:00:00Z"},
+            ],
+        }),
+    )
+    .await;
     assert_eq!(
         h.warehouse.with(|w| w.reports_read.clone()),
         vec![("local".to_owned(), "default/shop".to_owned()); 2]
