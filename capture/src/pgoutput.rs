@@ -499,6 +499,18 @@ impl Reader<'_> {
 /// Builds pgoutput messages byte by byte, for tests of this crate.
 #[cfg(test)]
 pub(crate) mod build {
+    /// One appender per integer type named, writing the value big-endian (pgoutput's byte order).
+    macro_rules! big_endian {
+        ($($int:ident),*) => {
+            $(
+                pub fn $int(mut self, v: $int) -> Self {
+                    self.0.extend(v.to_be_bytes());
+                    self
+                }
+            )*
+        };
+    }
+
     /// A message under construction.
     #[derive(Debug, Default)]
     pub struct MessageBytes(pub Vec<u8>);
@@ -511,26 +523,7 @@ pub(crate) mod build {
             self.0.push(v);
             self
         }
-        pub fn i16(mut self, v: i16) -> Self {
-            self.0.extend(v.to_be_bytes());
-            self
-        }
-        pub fn u32(mut self, v: u32) -> Self {
-            self.0.extend(v.to_be_bytes());
-            self
-        }
-        pub fn i32(mut self, v: i32) -> Self {
-            self.0.extend(v.to_be_bytes());
-            self
-        }
-        pub fn u64(mut self, v: u64) -> Self {
-            self.0.extend(v.to_be_bytes());
-            self
-        }
-        pub fn i64(mut self, v: i64) -> Self {
-            self.0.extend(v.to_be_bytes());
-            self
-        }
+        big_endian!(i16, u32, i32, u64, i64);
         pub fn string(mut self, s: &str) -> Self {
             self.0.extend(s.as_bytes());
             self.0.push(0);

@@ -42,6 +42,24 @@ async fn progress(sql: &Client) -> Vec<(String, String, i64)> {
     .collect()
 }
 
+/// Waits, a minute at most, until the snapshot progress rows satisfy `done`, and returns them;
+/// fails saying `what` and the last rows read.
+async fn wait_for_progress(
+    sql: &Client,
+    what: &str,
+    done: impl Fn(&[(String, String, i64)]) -> bool,
+) -> Vec<(String, String, i64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = progress(sql).await;
+        if done(&rows) {
+            return rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Writes during the snapshot: updates of existing rows, inserts of new ones, deletes.
 async fn churn(sql: &Client, round: i32) {
     for i in 0..40 {
@@ -142,19 +160,11 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
         "read rows carry no position"
     );
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows = progress(&sql).await;
-        if rows.first().is_some_and(|(_, state, _)| state == "done") {
-            assert_eq!(rows[0].0, "item");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "snapshot never done: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let rows = wait_for_progress(&sql, "snapshot never done", |rows| {
+        rows.first().is_some_and(|(_, state, _)| state == "done")
+    })
+    .await;
+    assert_eq!(rows[0].0, "item");
     assert!(capture.terminate());
 
     // A table added to the pipeline later is snapshotted alone.
@@ -173,19 +183,11 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
         final_state(&extra_reader.events),
         postgres_state(&sql, "extra").await
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows = progress(&sql).await;
-        if rows.iter().all(|(_, state, _)| state == "done") && rows.len() == 2 {
-            assert_eq!(rows[0], ("extra".to_owned(), "done".to_owned(), 100));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "extra never done: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let rows = wait_for_progress(&sql, "extra never done", |rows| {
+        rows.iter().all(|(_, state, _)| state == "done") && rows.len() == 2
+    })
+    .await;
+    assert_eq!(rows[0], ("extra".to_owned(), "done".to_owned(), 100));
     // The item table was not read again.
     let item_reads_before = reads;
     let mut item_again = TopicReader::new(&format!("{prefix}.item"));
@@ -225,14 +227,10 @@ async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_wri
     wait_for_active_slot(&sql, &mut capture).await;
     let mut reader = TopicReader::new(&format!("{prefix}.item"));
     reader.read_until(Duration::from_secs(60), |events| events.len() >= 50);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while progress(&sql).await != [("item".to_owned(), "done".to_owned(), 50)] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first snapshot never done"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_progress(&sql, "first snapshot never done", |rows| {
+        rows == [("item".to_owned(), "done".to_owned(), 50)]
+    })
+    .await;
     // The capture is held at zero (as the operator holds it while the slot is invalidated); changes
     // made now are the ones a lost slot no longer has.
     assert!(capture.terminate());
@@ -274,14 +272,10 @@ async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_wri
     assert_eq!(second["3"], json!({"id": 3, "v": -3}));
     assert_eq!(second["60"], json!({"id": 60, "v": 60}));
     assert_eq!(final_state(&reader.events), expected);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while progress(&sql).await != [("item".to_owned(), "done".to_owned(), 70)] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "second snapshot never done"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_progress(&sql, "second snapshot never done", |rows| {
+        rows == [("item".to_owned(), "done".to_owned(), 70)]
+    })
+    .await;
     assert!(capture.terminate());
     db.drop_all().await;
 }
