@@ -14,7 +14,7 @@ use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::pipeline::CaptureEngine;
 use cdcstar_crds::postgres::{self, SNAPSHOT_PROGRESS_DDL};
 use cdcstar_crds::status_tables::{
-    PARTITION_POSITIONS, STATUS_TABLES, VALUE_ADJUSTMENTS, VERIFICATIONS,
+    PARTITION_POSITIONS, STATUS_TABLES, StatusTable, VALUE_ADJUSTMENTS, VERIFICATIONS,
 };
 use cdcstar_operator::controller::{schema, source};
 use cdcstar_operator::external::clickhouse::ClickHouseConnector;
@@ -471,6 +471,21 @@ async fn unreachable_postgres_is_reported_as_such() {
 }
 
 /// The status tables' names, sorted.
+/// Inserts `rows` (JSONEachRow lines) into the status table `table` of `database`.
+async fn insert_rows(
+    client: &clickhouse::Client,
+    database: &str,
+    table: &StatusTable,
+    rows: String,
+) {
+    let mut insert = client
+        .clone()
+        .with_database(database)
+        .insert_formatted_with(table.insert_statement());
+    insert.send(rows.into()).await.unwrap();
+    insert.end().await.unwrap();
+}
+
 fn status_table_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = STATUS_TABLES.iter().map(|t| t.name).collect();
     names.sort();
@@ -572,12 +587,7 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
          {{\"pipeline\":\"elsewhere/shop\",\"table\":\"order_fact\",\"column\":\"order_date\",\"policy\":\"clamp\",\"values\":9,\"last_seen\":\"2026-01-01 00:00:00.000\"}}\n",
         pipeline.status_key()
     );
-    let mut insert = client
-        .clone()
-        .with_database(&database)
-        .insert_formatted_with(VALUE_ADJUSTMENTS.insert_statement());
-    insert.send(rows.into()).await.unwrap();
-    insert.end().await.unwrap();
+    insert_rows(&client, &database, &VALUE_ADJUSTMENTS, rows).await;
 
     assert_eq!(
         schema_pass(&pipeline).await.report.watermark,
@@ -589,12 +599,7 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
          {{\"pipeline\":\"{key}\",\"topic\":\"shop.order\",\"partition\":1,\"commit_lsn\":48,\"commit_time\":\"2026-01-01 00:00:04.000000\",\"applied_at\":\"2026-01-01 00:00:05.000\"}}\n",
         key = pipeline.status_key()
     );
-    let mut insert = client
-        .clone()
-        .with_database(&database)
-        .insert_formatted_with(PARTITION_POSITIONS.insert_statement());
-    insert.send(positions.into()).await.unwrap();
-    insert.end().await.unwrap();
+    insert_rows(&client, &database, &PARTITION_POSITIONS, positions).await;
 
     // Two runs of the verifier for this pipeline (the newer one counts) and one of another.
     let verifications = format!(
@@ -603,12 +608,7 @@ async fn the_schema_pass_reads_what_the_sink_reported_for_this_pipeline_only() {
          {{\"pipeline\":\"elsewhere/shop\",\"table\":\"order_fact\",\"verified_at\":\"2026-01-01 00:00:08.000\",\"rows_checked\":5,\"mismatches\":5,\"mismatch_keys\":[],\"repaired\":0,\"skipped\":0,\"not_verified\":\"\"}}\n",
         key = pipeline.status_key()
     );
-    let mut insert = client
-        .clone()
-        .with_database(&database)
-        .insert_formatted_with(VERIFICATIONS.insert_statement());
-    insert.send(verifications.into()).await.unwrap();
-    insert.end().await.unwrap();
+    insert_rows(&client, &database, &VERIFICATIONS, verifications).await;
 
     let report = schema_pass(&pipeline).await.report;
     assert_eq!(

@@ -51,15 +51,29 @@ pub struct Applied {
     pub jobs: BTreeMap<String, Job>,
 }
 
-/// Server-side apply of one object under the operator's field manager.
-pub async fn apply_one<K>(client: &Client, namespace: &str, object: &K) -> Result<K, ApplyError>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+/// The kinds of child the operator applies: namespaced, and serialisable both ways for server-side
+/// apply.
+pub trait Child:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
 {
+}
+
+impl Child for ConfigMap {}
+impl Child for Deployment {}
+impl Child for Service {}
+impl Child for CronJob {}
+impl Child for Job {}
+
+/// Server-side apply of one object under the operator's field manager.
+pub async fn apply_one<K: Child>(
+    client: &Client,
+    namespace: &str,
+    object: &K,
+) -> Result<K, ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = object.name_any();
     api.patch(
@@ -76,18 +90,28 @@ where
     })
 }
 
-async fn delete_if_present<K>(
+/// Applies `objects` in order; returns each as the API server answered, by name.
+async fn apply_each<K: Child>(
+    client: &Client,
+    namespace: &str,
+    objects: &[K],
+) -> Result<BTreeMap<String, K>, ApplyError> {
+    let mut applied = BTreeMap::new();
+    for object in objects {
+        applied.insert(
+            object.name_any(),
+            apply_one(client, namespace, object).await?,
+        );
+    }
+    Ok(applied)
+}
+
+async fn delete_if_present<K: Child>(
     client: &Client,
     namespace: &str,
     kind: ChildKind,
     name: &str,
-) -> Result<(), ApplyError>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
+) -> Result<(), ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
@@ -125,26 +149,13 @@ pub async fn apply(
     namespace: &str,
     desired: &DesiredState,
 ) -> Result<Applied, ApplyError> {
-    let mut applied = Applied::default();
-    for config_map in &desired.config_maps {
-        apply_one(client, namespace, config_map).await?;
-    }
-    for deployment in &desired.deployments {
-        let result = apply_one(client, namespace, deployment).await?;
-        applied.deployments.insert(deployment.name_any(), result);
-    }
-    for service in &desired.services {
-        apply_one(client, namespace, service).await?;
-    }
-    for cron_job in &desired.cron_jobs {
-        apply_one(client, namespace, cron_job).await?;
-    }
-    for job in &desired.jobs {
-        let result = apply_one(client, namespace, job).await?;
-        applied.jobs.insert(job.name_any(), result);
-    }
+    apply_each(client, namespace, &desired.config_maps).await?;
+    let deployments = apply_each(client, namespace, &desired.deployments).await?;
+    apply_each(client, namespace, &desired.services).await?;
+    apply_each(client, namespace, &desired.cron_jobs).await?;
+    let jobs = apply_each(client, namespace, &desired.jobs).await?;
     for obsolete in &desired.obsolete {
         delete_child(client, namespace, obsolete.kind, &obsolete.name).await?;
     }
-    Ok(applied)
+    Ok(Applied { deployments, jobs })
 }
