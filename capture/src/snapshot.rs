@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use cdcstar_crds::postgres::{SNAPSHOT_PROGRESS_DDL, SNAPSHOT_PROGRESS_QUERY};
+use cdcstar_crds::postgres::{SNAPSHOT_PROGRESS_DDL, SNAPSHOT_PROGRESS_QUERY, where_all};
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
 use tokio_util::sync::CancellationToken;
 
@@ -429,16 +429,12 @@ impl Snapshotter {
             .map(|c| quote_ident(&c.name))
             .collect();
         let key = &columns[key_index];
-        let conditions: Vec<String> = row_filter
-            .map(|filter| format!("({filter})"))
-            .into_iter()
-            .chain(after.map(|last| format!("{key} > {}", quote_literal(last))))
-            .collect();
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let filter = where_all(
+            row_filter
+                .map(|filter| format!("({filter})"))
+                .into_iter()
+                .chain(after.map(|last| format!("{key} > {}", quote_literal(last)))),
+        );
         let query = format!(
             "SELECT {} FROM {}.{} {filter} ORDER BY {key} LIMIT {}",
             columns.join(", "),

@@ -103,6 +103,17 @@ pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// `WHERE a AND b ...` of `conditions` (each already a complete condition), or nothing when there
+/// are none: the clause of the snapshot's and the verifier's row queries.
+pub fn where_all(conditions: impl IntoIterator<Item = String>) -> String {
+    let conditions: Vec<String> = conditions.into_iter().collect();
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    }
+}
+
 /// A table with its schema.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QualifiedTable {
@@ -425,6 +436,16 @@ mod tests {
     use super::*;
     use crate::test_fixtures::{assert_golden, shop_pipeline};
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn where_all_ands_the_conditions_and_is_empty_without_any() {
+        assert_eq!(where_all([]), "");
+        assert_eq!(where_all(["(a = 1)".to_owned()]), "WHERE (a = 1)");
+        assert_eq!(
+            where_all(["(a = 1)".to_owned(), "\"id\" > '7'".to_owned()]),
+            "WHERE (a = 1) AND \"id\" > '7'"
+        );
+    }
 
     #[test]
     fn golden_install_and_cleanup_statements_of_the_example() {

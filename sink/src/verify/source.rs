@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use cdcstar_crds::CdcPipeline;
 use cdcstar_crds::column_type::ColumnType;
-use cdcstar_crds::postgres::{quote_ident, quote_literal, row_filter_sql};
+use cdcstar_crds::postgres::{quote_ident, quote_literal, row_filter_sql, where_all};
 use cdcstar_crds::star_model::{StarModel, TableId, TableModel};
 use cdcstar_crds::{Envelope, Lsn, Operation, envelope::Metadata};
 use cdcstar_source::address::DatabaseAddress;
@@ -205,16 +205,12 @@ impl Source {
         let columns = self.describe(table).await?;
         let view = self.view(table);
         let list: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
-        let conditions: Vec<String> = [view.row_filter.as_deref(), condition]
-            .into_iter()
-            .flatten()
-            .map(|c| format!("({c})"))
-            .collect();
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let filter = where_all(
+            [view.row_filter.as_deref(), condition]
+                .into_iter()
+                .flatten()
+                .map(|c| format!("({c})")),
+        );
         let sql = format!(
             "SELECT {} FROM {} {filter} {tail}",
             list.join(", "),
