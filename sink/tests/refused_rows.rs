@@ -11,18 +11,12 @@ use cdcstar_sink::consume::batch::{Batch, Message};
 use cdcstar_sink::dead_letters::isolate::apply_isolating;
 use cdcstar_sink::metrics::Metrics;
 use cdcstar_sink::store::StoreError;
-use common::{Harness, customer, envelope, item, order, product};
+use common::{Harness, customer, envelope, execute_with, item, order, product};
 use serde_json::json;
 
 impl Harness {
     async fn execute(&self, sql: &str) {
-        self.pipeline
-            .store
-            .client()
-            .query(sql)
-            .execute()
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        execute_with(&self.pipeline.store, sql, &[]).await;
     }
 
     /// A batch of `events`, read at offsets 0, 1, ... of one partition.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use cdcstar_capture::settings::CaptureArgs;
 use cdcstar_testkit::{ScratchDb, connect};
 use clap::Parser;
-use common::{TestPipeline, eventually_or, kafka_brokers, query_json};
+use common::{TestPipeline, eventually_or, execute_with, kafka_brokers, query_json};
 use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
@@ -389,15 +389,7 @@ async fn verification_under_a_live_stream_then_of_hand_made_damage_and_its_repai
     // Postgres does not have.
     let ch = |sql: String| {
         let store = pipeline.store.clone();
-        async move {
-            store
-                .client()
-                .query(&sql)
-                .with_option("mutations_sync", "2")
-                .execute()
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
+        async move { execute_with(&store, &sql, &[("mutations_sync", "2")]).await }
     };
     ch("INSERT INTO customer_dim (customer_id, email, name, country, city, created_at, lsn, is_deleted) \
         SELECT customer_id, email, 'changed by hand', country, city, created_at, lsn + 1, 0 \

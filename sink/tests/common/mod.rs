@@ -31,6 +31,18 @@ pub fn clickhouse_url() -> String {
     required_env("CLICKHOUSE_URL")
 }
 
+/// Runs `sql` on `store`'s ClickHouse with the `settings` given, failing with the statement.
+pub async fn execute_with(store: &Store, sql: &str, settings: &[(&str, &str)]) {
+    let mut query = store.client().query(sql);
+    for (name, value) in settings {
+        query = query.with_option(*name, *value);
+    }
+    query
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 /// The shop example pipeline with its own topics and ClickHouse database, written to a file, its
 /// tables created.
 pub struct TestPipeline {
@@ -98,13 +110,7 @@ impl TestPipeline {
             password: None,
         });
         for statement in cdcstar_crds::clickhouse_ddl::install_statements(&pipeline).expect("ddl") {
-            store
-                .client()
-                .query(&statement)
-                .with_option("database", "default")
-                .execute()
-                .await
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            execute_with(&store, &statement, &[("database", "default")]).await;
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("pipeline.yaml");
