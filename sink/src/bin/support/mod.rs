@@ -66,7 +66,8 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+        // NB: not `sum()`: an empty f64 sum is -0.0, printed "-0 statements".
+        .fold(0.0, |total, sample| total + sample)
 }
 
 /// The sink's ClickHouse statements of the row paths from its metrics `text`, a kind a line: how
