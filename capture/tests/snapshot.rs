@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    Capture, ScratchDb, TopicReader, final_state, unique, wait_for_active_slot, write_pipeline,
+    Capture, Consumed, ScratchDb, TopicReader, final_state, unique, wait_for_active_slot,
+    write_pipeline,
 };
 use serde_json::{Value, json};
 use tokio_postgres::Client;
@@ -243,21 +244,29 @@ async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_wri
     for statement in cdcstar_crds::postgres::recreate_slot_statements(&pipeline) {
         sql.batch_execute(&statement).await.unwrap();
     }
-    let mut capture = Capture::start(&path, &db.url, &[]);
-    wait_for_active_slot(&sql, &mut capture).await;
+    // Written after the new slot exists and before the capture reads anything: the stream carries
+    // it and the snapshot, which starts later, reads it too (a row in both is applied idempotently).
     sql.execute("INSERT INTO item VALUES (71, 71)", &[])
         .await
         .unwrap();
+    let mut capture = Capture::start(&path, &db.url, &[]);
+    wait_for_active_slot(&sql, &mut capture).await;
 
     let expected = postgres_state(&sql, "item").await;
     let reads_before = reader.events.len();
+    let streamed_71 = |events: &[Consumed]| {
+        events
+            .iter()
+            .any(|e| e.key.as_deref() == Some("71") && e.json["metadata"]["operation"] == "insert")
+    };
     reader.read_until(Duration::from_secs(60), |events| {
         final_state(events) == expected
+            && streamed_71(&events[reads_before..])
             && events[reads_before..]
                 .iter()
                 .filter(|e| e.json["metadata"]["operation"] == "read")
                 .count()
-                >= 70
+                >= 71
     });
     let second: BTreeMap<String, Value> = final_state(
         &reader.events[reads_before..]
@@ -266,14 +275,13 @@ async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_wri
             .cloned()
             .collect::<Vec<_>>(),
     );
-    // Every row as Postgres had it when the new slot was created, the gap's inserts and updates
-    // included, plus the row written after it through the stream.
-    assert_eq!(second.len(), 70, "the second snapshot reads every row");
+    // Every row as Postgres had it when the snapshot ran, the gap's inserts and updates included.
+    assert_eq!(second.len(), 71, "the second snapshot reads every row");
     assert_eq!(second["3"], json!({"id": 3, "v": -3}));
     assert_eq!(second["60"], json!({"id": 60, "v": 60}));
     assert_eq!(final_state(&reader.events), expected);
     wait_for_progress(&sql, "second snapshot never done", |rows| {
-        rows == [("item".to_owned(), "done".to_owned(), 70)]
+        rows == [("item".to_owned(), "done".to_owned(), 71)]
     })
     .await;
     assert!(capture.terminate());
