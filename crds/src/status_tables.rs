@@ -60,17 +60,15 @@ pub enum Body {
     View(fn(&str) -> String),
 }
 
-/// A status table's `MergeTree`-family engine, as [`MergeTree`] takes it.
+/// A status table's `MergeTree`-family engine.
 #[derive(Debug, Clone, Copy)]
 pub struct TableEngine {
     /// `SummingMergeTree`, `ReplacingMergeTree`.
     pub family: &'static str,
-    /// Its arguments, quoted.
-    pub args: &'static str,
-    /// The `ORDER BY` list, quoted.
-    pub order_by: &'static str,
-    /// What a cluster shards the rows by: the `ORDER BY` columns, so the rows a merge combines meet.
-    pub sharding_key: &'static str,
+    /// The engine's one argument: the column summed, or the version.
+    pub argument: &'static str,
+    /// The `ORDER BY` columns; a cluster shards rows by them too, so the rows a merge combines meet.
+    pub key: &'static [&'static str],
 }
 
 /// `cdcstar_value_adjustments`: values the sink replaced under their column's `onUnrepresentable`
@@ -91,9 +89,8 @@ pub const VALUE_ADJUSTMENTS: StatusTable = StatusTable {
     ],
     body: Body::Table(TableEngine {
         family: "SummingMergeTree",
-        args: "`values`",
-        order_by: "`pipeline`, `table`, `column`, `policy`",
-        sharding_key: "cityHash64(`pipeline`, `table`, `column`, `policy`)",
+        argument: "values",
+        key: &["pipeline", "table", "column", "policy"],
     }),
 };
 
@@ -113,9 +110,8 @@ pub const PARTITION_POSITIONS: StatusTable = StatusTable {
     ],
     body: Body::Table(TableEngine {
         family: "ReplacingMergeTree",
-        args: "`commit_lsn`",
-        order_by: "`pipeline`, `topic`, `partition`",
-        sharding_key: "cityHash64(`pipeline`, `topic`, `partition`)",
+        argument: "commit_lsn",
+        key: &["pipeline", "topic", "partition"],
     }),
 };
 
@@ -163,9 +159,8 @@ pub const VERIFICATIONS: StatusTable = StatusTable {
     ],
     body: Body::Table(TableEngine {
         family: "ReplacingMergeTree",
-        args: "`verified_at`",
-        order_by: "`pipeline`, `table`",
-        sharding_key: "cityHash64(`pipeline`, `table`)",
+        argument: "verified_at",
+        key: &["pipeline", "table"],
     }),
 };
 
@@ -205,6 +200,12 @@ impl StatusTable {
     pub fn create_statements(&self, placement: &Placement, database: &str) -> Vec<String> {
         match self.body {
             Body::Table(engine) => {
+                let key = engine
+                    .key
+                    .iter()
+                    .map(|name| quote_ident(name))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let columns = self
                     .columns
                     .iter()
@@ -217,10 +218,10 @@ impl StatusTable {
                     &columns,
                     &MergeTree {
                         family: engine.family,
-                        args: engine.args,
-                        order_by: engine.order_by,
+                        args: &quote_ident(engine.argument),
+                        order_by: &key,
                         settings: None,
-                        sharding_key: engine.sharding_key,
+                        sharding_key: &format!("cityHash64({key})"),
                     },
                 )
             }
