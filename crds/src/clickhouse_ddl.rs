@@ -64,9 +64,7 @@ pub fn quote_string(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
     pub database: String,
-    /// Table name.
     pub name: String,
-    /// Dimension or fact.
     pub kind: TableKind,
     /// Captured source table it mirrors.
     pub source: String,
@@ -227,9 +225,7 @@ pub fn compare_columns<'a>(
 pub enum Drift {
     /// The column exists with another type.
     TypeChanged {
-        /// Table name.
         table: String,
-        /// Column name.
         column: String,
         /// Type in ClickHouse.
         existing: String,
@@ -239,9 +235,7 @@ pub enum Drift {
     /// The column exists in ClickHouse but not in the spec (removed or renamed); it is kept and the
     /// sink leaves it at its default.
     Undeclared {
-        /// Table name.
         table: String,
-        /// Column name.
         column: String,
         /// Type in ClickHouse.
         existing: String,

@@ -48,10 +48,7 @@ pub enum ColumnType {
     /// `String`.
     String,
     /// `LowCardinality(String)`, or `LowCardinality(Nullable(String))` when `nullable`.
-    LowCardinalityString {
-        /// Whether NULL is allowed.
-        nullable: bool,
-    },
+    LowCardinalityString { nullable: bool },
     /// `Bool`.
     Bool,
     /// `Date`.
@@ -105,9 +102,7 @@ pub const DATETIME64_SECONDS: ValueRange = ValueRange::new(-2_208_988_800, 10_41
 /// The values a type holds, `min ..= max`, in the unit ClickHouse stores it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValueRange {
-    /// Smallest value.
     pub min: i128,
-    /// Largest value.
     pub max: i128,
 }
 

@@ -117,9 +117,7 @@ pub fn where_all(conditions: impl IntoIterator<Item = String>) -> String {
 /// A table with its schema.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QualifiedTable {
-    /// Schema name.
     pub schema: String,
-    /// Table name.
     pub name: String,
 }
 

@@ -348,7 +348,6 @@ fn double_quote_env_reference(line: &str) -> String {
 /// A `${NAME}` or `${NAME:default}` the file references, as benthos finds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvReference {
-    /// The variable.
     pub name: String,
     /// Its default, when the reference has one (possibly empty).
     pub default: Option<String>,

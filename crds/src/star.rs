@@ -95,7 +95,6 @@ impl TableKind {
 /// A dimension or a fact, borrowed from the spec.
 #[derive(Debug, Clone, Copy)]
 pub struct StarTable<'a> {
-    /// Dimension or fact.
     pub kind: TableKind,
     /// Position in its list (`spec.starSchema.<list>[index]`).
     pub index: usize,
@@ -266,7 +265,6 @@ pub enum LookupError {
     NoKey {
         /// Index in `via`.
         hop: usize,
-        /// The star table.
         table: String,
     },
 }

@@ -109,7 +109,6 @@ pub struct SchemaColumn {
 pub struct TableModel {
     /// ClickHouse table name.
     pub name: String,
-    /// Dimension or fact.
     pub kind: TableKind,
     /// Source table mirrored.
     pub source: String,

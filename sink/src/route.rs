@@ -65,9 +65,7 @@ impl DataError {
 /// A change of one row of one star table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowChange {
-    /// Target table.
     pub table: TableId,
-    /// Key value.
     pub key: Value,
     /// Values of the table's copied columns (lookups are filled when writing).
     pub values: Vec<Value>,
@@ -112,7 +110,6 @@ pub struct CommitPosition {
 /// A value its column's type could not hold, replaced by the column's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdjustedValue {
-    /// Star table.
     pub table: TableId,
     /// Index of the column in the table's `columns`.
     pub column: usize,

@@ -135,7 +135,6 @@ impl StatusWriter {
 /// One row of `cdcstar_crds::status_tables::verifications_query`: a star table's newest verification.
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
 pub struct VerificationRow {
-    /// The star table.
     pub table: String,
     /// When the verification ended, milliseconds since the Unix epoch.
     pub verified_at_ms: i64,

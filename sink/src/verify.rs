@@ -72,7 +72,6 @@ pub enum VerifyError {
 pub struct Report {
     /// `namespace/name` of the pipeline.
     pub pipeline: String,
-    /// Each round's tables.
     pub rounds: Vec<RoundReport>,
 }
 
@@ -82,7 +81,6 @@ pub struct Report {
 pub struct RoundReport {
     /// From 1.
     pub round: usize,
-    /// Per star table.
     pub tables: Vec<TableReport>,
 }
 
@@ -90,7 +88,6 @@ pub struct RoundReport {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableReport {
-    /// The star table.
     pub table: String,
     /// Source rows compared.
     pub rows_checked: usize,
@@ -132,7 +129,6 @@ pub struct Mismatch {
 pub struct SkippedKey {
     /// The key, as text.
     pub key: String,
-    /// Why.
     pub reason: String,
 }
 

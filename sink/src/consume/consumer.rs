@@ -43,7 +43,6 @@ pub enum ConsumerError {
     /// The consumer could not be created.
     #[error("failed to create kafka consumer for group {group}: {source}")]
     Create {
-        /// Consumer group.
         group: String,
         /// The client's error.
         source: KafkaError,
@@ -199,13 +198,10 @@ impl ConsumerContext for SinkContext {
 /// Consumer settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
-    /// Consumer group.
     pub group_id: String,
-    /// Topics to read.
     pub topics: Vec<String>,
     /// Partitions of those topics (the prefetch budget is divided across them).
     pub partitions: usize,
-    /// Batch limits.
     pub limits: BatchLimits,
     /// Consumer session timeout (librdkafka's default when `None`).
     pub session_timeout: Option<Duration>,

@@ -135,7 +135,6 @@ const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
 /// A converted value, and whether the column's policy replaced it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
-    /// The value to write.
     pub value: Value,
     /// The payload's value could not be held by the type and was replaced (clamped, NULL, default).
     pub adjusted: bool,
