@@ -1,12 +1,42 @@
 //! Field validation: a [`Validator`] collects every bad field of a request so one 422 names them
 //! all, and [`Validate`] is implemented by each request body (checked by
-//! [`crate::extract::ValidJson`] before a handler sees it).
+//! [`crate::extract::ValidJson`] before a handler sees it). Request bodies are declared with
+//! [`request_body!`], which gives their text fields the OpenAPI constraints the validator checks.
 
 use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 
 use crate::error::{ApiError, FieldError};
 use crate::timestamps;
+
+/// Declares a request body struct as written, except that a field ending in
+/// `as text(min = 1, max = 255)` (or `as text(max = 255)`: no lower bound) also gets the OpenAPI
+/// constraints [`Validator::text`] checks: its length bounds and the pattern refusing NUL
+/// characters.
+// NB: a macro, not a type: utoipa reads the constraints from attributes, and a wrapper type would
+// be a schema component of its own. The bounds are `tt`s: utoipa does not read a `literal`
+// fragment as a number.
+macro_rules! request_body {
+    (
+        $(#[$struct_attr:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$field_attr:meta])*
+                $field_vis:vis $field:ident: $ty:ty $(as text($(min = $min:tt,)? max = $max:tt))?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$struct_attr])*
+        $vis struct $name {
+            $(
+                $(#[$field_attr])*
+                $(#[schema($(min_length = $min,)? max_length = $max, pattern = r"^[^\u0000]*$")])?
+                $field_vis $field: $ty,
+            )*
+        }
+    };
+}
+pub(crate) use request_body;
 
 /// A request body whose fields can be checked beyond their JSON types.
 pub trait Validate {
@@ -53,6 +83,18 @@ impl Validator {
     pub fn optional_text(&mut self, field: &str, value: Option<&str>, min: usize, max: usize) {
         if let Some(value) = value {
             self.text(field, value, min, max);
+        }
+    }
+
+    /// Runs `check` on `field` when it is present (an update's absent field keeps its value).
+    pub fn optional<T>(
+        &mut self,
+        field: &str,
+        value: Option<T>,
+        check: impl FnOnce(&mut Self, &str, T),
+    ) {
+        if let Some(value) = value {
+            check(self, field, value);
         }
     }
 

@@ -18,6 +18,14 @@ const PRODUCTS = [["Wireless Mouse", "Electronics"], ["Mechanical Keyboard", "El
   ["Desk Lamp", "Home"], ["Notebook", "Stationery"], ["Fountain Pen", "Stationery"], ["Coffee Mug", "Kitchen"],
   ["Headphones", "Electronics"], ["Backpack", "Travel"], ["Water Bottle", "Travel"]];
 
+// The forms creating a customer or a product (`#customer-form`, `#product-form`, before the order
+// form): a text input a field (`#customer-email`, ...), "Random" filling them from `random`, and a
+// submit creating the row from them, as the generate buttons (`#generate-customers`, ...) do.
+const DIMENSION_FORMS = [
+  { kind: "customer", fields: ["email", "name", "country", "city"], random: randomCustomer },
+  { kind: "product", fields: ["name", "category", "price"], random: randomProduct },
+];
+
 const state = { customers: [], products: [], orders: [], starEnabled: null, actions: 0 };
 const $ = (id) => document.getElementById(id);
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
@@ -279,6 +287,24 @@ function renderLists() {
   document.querySelector("#orders tbody").replaceChildren(...rows);
 }
 
+function dimensionForm({ kind, fields, random }) {
+  const input = (field) => $(`${kind}-${field}`);
+  const fill = () => {
+    const row = random();
+    for (const field of fields) input(field).value = row[field];
+  };
+  const submit = (event) => {
+    event.preventDefault();
+    act(() => createDimension(kind, Object.fromEntries(fields.map((field) => [field, input(field).value]))));
+  };
+  const label = (field) => `${field[0].toUpperCase()}${field.slice(1)} `;
+  return el("form", { class: "card", id: `${kind}-form`, onsubmit: submit },
+    el("h2", { text: `New ${kind}` }),
+    ...fields.map((field) => el("label", {}, label(field), el("input", { id: `${kind}-${field}`, type: "text", required: "" }))),
+    el("button", { type: "button", id: `${kind}-random`, onclick: fill, text: "Random" }), " ",
+    el("button", { type: "submit", id: `${kind}-create`, text: `Create ${kind}` }));
+}
+
 function fillRename() {
   const customer = state.customers.find((c) => c.id === Number($("rename-customer").value));
   if (customer) { $("rename-name").value = customer.name; $("rename-city").value = customer.city; }
@@ -348,17 +374,11 @@ function start() {
   $("star-tables").replaceChildren(...STAR_TABLES.map((table) =>
     el("div", { class: "table-wrap", "data-table": table, id: `star-${table}` },
       el("h3", { text: table }), el("div", { class: "message" }), el("table", {}))));
+  $("order-form").before(...DIMENSION_FORMS.map(dimensionForm));
   $("error-close").addEventListener("click", clearError);
-  $("generate-customers").addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createDimension("customer", randomCustomer())))));
-  $("generate-products").addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createDimension("product", randomProduct())))));
-  $("customer-random").addEventListener("click", () => {
-    const c = randomCustomer();
-    for (const field of ["email", "name", "country", "city"]) $(`customer-${field}`).value = c[field];
-  });
-  $("product-random").addEventListener("click", () => {
-    const p = randomProduct();
-    for (const field of ["name", "category", "price"]) $(`product-${field}`).value = p[field];
-  });
+  for (const { kind, random } of DIMENSION_FORMS) {
+    $(`generate-${kind}s`).addEventListener("click", () => act(() => Promise.all([1, 2, 3].map(() => createDimension(kind, random())))));
+  }
   $("order-random").addEventListener("click", () => {
     if (state.customers.length) $("order-customer").value = pick(state.customers).id;
     $("order-item-count").value = String(1 + Math.floor(Math.random() * 3));
@@ -371,15 +391,6 @@ function start() {
   });
   $("order-item-count").addEventListener("change", renderOrderLines);
   $("rename-customer").addEventListener("change", fillRename);
-  $("customer-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    act(() => createDimension("customer", { email: $("customer-email").value, name: $("customer-name").value,
-      country: $("customer-country").value, city: $("customer-city").value }));
-  });
-  $("product-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    act(() => createDimension("product", { name: $("product-name").value, category: $("product-category").value, price: $("product-price").value }));
-  });
   $("order-form").addEventListener("submit", (event) => { event.preventDefault(); act(createOrder); });
   $("rename-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -37,42 +37,24 @@ crate::rows::table!(
     columns: r#"id, email, name, country, city, "createdAt""#,
 );
 
-/// The body of `POST /api/customers`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NewCustomer {
-    /// Unique email address, at most 255 characters.
-    #[schema(
-        example = "jane@example.com",
-        max_length = 255,
-        format = Email,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub email: String,
-    /// Full name.
-    #[schema(
-        example = "Jane Doe",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub name: String,
-    /// Country.
-    #[schema(
-        example = "USA",
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub country: String,
-    /// City.
-    #[schema(
-        example = "San Francisco",
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub city: String,
+crate::validation::request_body! {
+    /// The body of `POST /api/customers`.
+    #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NewCustomer {
+        /// Unique email address, at most 255 characters.
+        #[schema(example = "jane@example.com", format = Email)]
+        pub email: String as text(max = 255),
+        /// Full name.
+        #[schema(example = "Jane Doe")]
+        pub name: String as text(min = 1, max = 255),
+        /// Country.
+        #[schema(example = "USA")]
+        pub country: String as text(min = 1, max = 100),
+        /// City.
+        #[schema(example = "San Francisco")]
+        pub city: String as text(min = 1, max = 100),
+    }
 }
 
 impl Validate for NewCustomer {
@@ -84,30 +66,27 @@ impl Validate for NewCustomer {
     }
 }
 
-/// The body of `PUT /api/customers/{id}`: the fields to change; absent or null fields keep their
-/// value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CustomerUpdate {
-    /// New unique email address.
-    #[schema(max_length = 255, format = Email, pattern = r"^[^\u0000]*$")]
-    pub email: Option<String>,
-    /// New name.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
-    pub name: Option<String>,
-    /// New country.
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$")]
-    pub country: Option<String>,
-    /// New city.
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$")]
-    pub city: Option<String>,
+crate::validation::request_body! {
+    /// The body of `PUT /api/customers/{id}`: the fields to change; absent or null fields keep their
+    /// value.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CustomerUpdate {
+        /// New unique email address.
+        #[schema(format = Email)]
+        pub email: Option<String> as text(max = 255),
+        /// New name.
+        pub name: Option<String> as text(min = 1, max = 255),
+        /// New country.
+        pub country: Option<String> as text(min = 1, max = 100),
+        /// New city.
+        pub city: Option<String> as text(min = 1, max = 100),
+    }
 }
 
 impl Validate for CustomerUpdate {
     fn validate(&self, v: &mut Validator) {
-        if let Some(email) = &self.email {
-            v.email("email", email);
-        }
+        v.optional("email", self.email.as_deref(), Validator::email);
         v.optional_text("name", self.name.as_deref(), 1, 255);
         v.optional_text("country", self.country.as_deref(), 1, 100);
         v.optional_text("city", self.city.as_deref(), 1, 100);

@@ -82,11 +82,7 @@ pub struct OrderItemUpdate {
 
 impl Validate for OrderItemUpdate {
     fn validate(&self, v: &mut Validator) {
-        if let Some(quantity) = self.quantity {
-            v.positive_int("quantity", quantity);
-        }
-        if let Some(price) = self.price {
-            v.positive_float("price", price);
-        }
+        v.optional("quantity", self.quantity, Validator::positive_int);
+        v.optional("price", self.price, Validator::positive_float);
     }
 }

@@ -36,30 +36,22 @@ crate::rows::table!(
     referenced_by: "order items",
 );
 
-/// The body of `POST /api/products`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NewProduct {
-    /// Name.
-    #[schema(
-        example = "Wireless Mouse",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub name: String,
-    /// Category.
-    #[schema(
-        example = "Electronics",
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub category: String,
-    /// Unit price, greater than 0; a numeric string such as `"29.99"` is accepted too.
-    #[serde(deserialize_with = "money::float")]
-    #[schema(example = 29.99, exclusive_minimum = 0)]
-    pub price: f64,
+crate::validation::request_body! {
+    /// The body of `POST /api/products`.
+    #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NewProduct {
+        /// Name.
+        #[schema(example = "Wireless Mouse")]
+        pub name: String as text(min = 1, max = 255),
+        /// Category.
+        #[schema(example = "Electronics")]
+        pub category: String as text(min = 1, max = 100),
+        /// Unit price, greater than 0; a numeric string such as `"29.99"` is accepted too.
+        #[serde(deserialize_with = "money::float")]
+        #[schema(example = 29.99, exclusive_minimum = 0)]
+        pub price: f64,
+    }
 }
 
 impl Validate for NewProduct {
@@ -70,29 +62,27 @@ impl Validate for NewProduct {
     }
 }
 
-/// The body of `PUT /api/products/{id}`: the fields to change; absent or null fields keep their
-/// value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProductUpdate {
-    /// New name.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
-    pub name: Option<String>,
-    /// New category.
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$")]
-    pub category: Option<String>,
-    /// New unit price, greater than 0 (number or numeric string).
-    #[serde(default, deserialize_with = "money::optional_float")]
-    #[schema(exclusive_minimum = 0)]
-    pub price: Option<f64>,
+crate::validation::request_body! {
+    /// The body of `PUT /api/products/{id}`: the fields to change; absent or null fields keep their
+    /// value.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ProductUpdate {
+        /// New name.
+        pub name: Option<String> as text(min = 1, max = 255),
+        /// New category.
+        pub category: Option<String> as text(min = 1, max = 100),
+        /// New unit price, greater than 0 (number or numeric string).
+        #[serde(default, deserialize_with = "money::optional_float")]
+        #[schema(exclusive_minimum = 0)]
+        pub price: Option<f64>,
+    }
 }
 
 impl Validate for ProductUpdate {
     fn validate(&self, v: &mut Validator) {
         v.optional_text("name", self.name.as_deref(), 1, 255);
         v.optional_text("category", self.category.as_deref(), 1, 100);
-        if let Some(price) = self.price {
-            v.positive_float("price", price);
-        }
+        v.optional("price", self.price, Validator::positive_float);
     }
 }

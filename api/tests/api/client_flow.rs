@@ -158,10 +158,16 @@ async fn replay_of_the_test_client(pool: PgPool) {
     // The tables hold exactly what the API answered.
     let expected_items: usize =
         items_of.iter().map(Vec::len).sum::<usize>() - 1 - items_of[3].len();
-    assert_eq!(count(&pool, "customer").await, customers.len() as i64);
-    assert_eq!(count(&pool, "product").await, products.len() as i64);
-    assert_eq!(count(&pool, "order").await, orders.len() as i64 - 1);
-    assert_eq!(count(&pool, "orderitem").await, expected_items as i64);
+    assert_rows(
+        &pool,
+        &[
+            ("customer", customers.len() as i64),
+            ("product", products.len() as i64),
+            ("order", orders.len() as i64 - 1),
+            ("orderitem", expected_items as i64),
+        ],
+    )
+    .await;
 
     let statuses: Vec<(i32, String)> =
         sqlx::query_as(r#"SELECT id, status FROM "order" ORDER BY id"#)

@@ -205,6 +205,14 @@ pub async fn create_shop(app: &Router) -> Shop {
     }
 }
 
+/// [`create_shop`], its order holding one item of its product (1 at 10.0): each of its rows is
+/// then referenced by another.
+pub async fn create_shop_with_item(app: &Router) -> Shop {
+    let shop = create_shop(app).await;
+    create_item(app, shop.order, shop.product, 1, 10.0).await;
+    shop
+}
+
 /// For each `(body, fields)`, `method uri` of `body` is a 422 naming exactly `fields`; answers
 /// the answers, in order.
 pub async fn assert_refused(
@@ -239,7 +247,7 @@ pub async fn assert_deleted(app: &Router, pool: &PgPool, uri: &str, table: &str)
     let deleted = delete(app, uri).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(deleted.raw.is_empty(), "204 has no body");
-    assert_eq!(count(pool, table).await, 0);
+    assert_rows(pool, &[(table, 0)]).await;
     delete(app, uri).await.error_fields(StatusCode::NOT_FOUND);
 }
 
@@ -254,6 +262,15 @@ pub async fn assert_unknown_id(app: &Router, collection: &str, update: Value) {
     ] {
         answer.error_fields(StatusCode::NOT_FOUND);
     }
+}
+
+/// Checks how many rows each table holds: `expected` lists `(table, rows)`.
+pub async fn assert_rows(pool: &PgPool, expected: &[(&str, i64)]) {
+    let mut counted = Vec::new();
+    for &(table, _) in expected {
+        counted.push((table, count(pool, table).await));
+    }
+    assert_eq!(counted, expected, "rows per table");
 }
 
 /// Counts rows of a table.

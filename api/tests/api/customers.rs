@@ -89,11 +89,8 @@ async fn customer_validation_names_each_field(pool: PgPool) {
     answer.assert_invalid(&["email", "city"]);
     let answer = put(&app, &format!("/api/customers/{id}"), json!({"name": 3})).await;
     answer.assert_invalid(&["name"]);
-    assert_eq!(
-        count(&pool, "customer").await,
-        1,
-        "nothing written by rejected requests"
-    );
+    // Nothing written by rejected requests.
+    assert_rows(&pool, &[("customer", 1)]).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -177,11 +174,9 @@ async fn lists_are_paginated_by_id(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn deleting_a_customer_cascades_to_orders_and_items(pool: PgPool) {
     let app = test_app(&pool);
-    let shop = create_shop(&app).await;
-    create_item(&app, shop.order, shop.product, 2, 10.0).await;
+    let shop = create_shop_with_item(&app).await;
     let deleted = delete(&app, &format!("/api/customers/{}", shop.customer)).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(count(&pool, "order").await, 0);
-    assert_eq!(count(&pool, "orderitem").await, 0);
-    assert_eq!(count(&pool, "product").await, 1);
+    // The customer's orders and their items go with it, the products stay.
+    assert_rows(&pool, &[("order", 0), ("orderitem", 0), ("product", 1)]).await;
 }

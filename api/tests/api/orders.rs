@@ -73,11 +73,8 @@ async fn order_lifecycle(pool: PgPool) {
     );
 
     assert_deleted(&app, &pool, &format!("/api/orders/{id}"), "order").await;
-    assert_eq!(
-        count(&pool, "orderitem").await,
-        0,
-        "items are deleted with their order"
-    );
+    // Items are deleted with their order.
+    assert_rows(&pool, &[("orderitem", 0)]).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -119,8 +116,7 @@ async fn an_order_with_items_is_created_in_one_transaction(pool: PgPool) {
     )
     .await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["productId"]);
-    assert_eq!(count(&pool, "order").await, 1);
-    assert_eq!(count(&pool, "orderitem").await, 2);
+    assert_rows(&pool, &[("order", 1), ("orderitem", 2)]).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -143,7 +139,7 @@ async fn an_order_for_a_missing_customer_is_a_400(pool: PgPool) {
     )
     .await;
     assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
-    assert_eq!(count(&pool, "order").await, 1);
+    assert_rows(&pool, &[("order", 1)]).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -200,7 +196,7 @@ async fn order_validation_names_each_field(pool: PgPool) {
     get(&app, "/api/orders/999")
         .await
         .error_fields(StatusCode::NOT_FOUND);
-    assert_eq!(count(&pool, "order").await, 1);
+    assert_rows(&pool, &[("order", 1)]).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -67,17 +67,15 @@ async fn product_validation_names_each_field(pool: PgPool) {
     answer.assert_invalid(&["name", "price"]);
     assert_unknown_id(&app, "/api/products", json!({"price": 2})).await;
     get(&app, "/api/products/x").await.assert_invalid(&["id"]);
-    assert_eq!(count(&pool, "product").await, 1);
+    assert_rows(&pool, &[("product", 1)]).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_product_with_order_items_cannot_be_deleted(pool: PgPool) {
     let app = test_app(&pool);
-    let shop = create_shop(&app).await;
-    create_item(&app, shop.order, shop.product, 1, 10.0).await;
+    let shop = create_shop_with_item(&app).await;
     let answer = delete(&app, &format!("/api/products/{}", shop.product)).await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["id"]);
     assert_eq!(answer.body["error"]["code"], "CONFLICT");
-    assert_eq!(count(&pool, "product").await, 1);
-    assert_eq!(count(&pool, "orderitem").await, 1);
+    assert_rows(&pool, &[("product", 1), ("orderitem", 1)]).await;
 }
