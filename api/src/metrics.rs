@@ -1,16 +1,17 @@
 //! Prometheus metrics: a request counter and a latency histogram labelled by matched route (the
 //! route template, never the raw path, so ids do not explode cardinality), method and status; and
-//! the small router that serves them on the separate metrics port.
+//! the small router that serves them on the separate metrics port (the answer of every binary's
+//! `/metrics`, `cdcstar_runtime::probes::metrics_response`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
+use cdcstar_runtime::probes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,9 +77,7 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+        probes::encode(&self.registry)
     }
 }
 
@@ -108,18 +107,5 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
-    match metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "failed to encode metrics");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    probes::metrics_response(metrics.encode())
 }

@@ -2,7 +2,7 @@
 //! on SIGTERM/SIGINT (stop accepting, let in-flight requests finish within the grace period, close
 //! the pool).
 
-use cdcstar_runtime::shutdown::ShutdownSignals;
+use cdcstar_runtime::shutdown::{ShutdownSignals, raised};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -90,21 +90,20 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown_signals = ShutdownSignals::install().map_err(ServerError::Signals)?;
-    let signals = tokio::spawn(async move {
-        shutdown_signals.requested().await;
+    let signals = shutdown_signals.spawn_then(move || {
         let _ = stop_tx.send(true);
     });
 
     let api = axum::serve(api_listener, app(state))
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .with_graceful_shutdown(raised(stop_rx.clone()))
         .into_future();
     let metrics_server = axum::serve(metrics_listener, metrics_router)
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .with_graceful_shutdown(raised(stop_rx.clone()))
         .into_future();
     let grace = server.shutdown_grace;
-    let mut stop_for_grace = stop_rx.clone();
+    let stopped = raised(stop_rx);
     let deadline = async move {
-        let _ = stop_for_grace.wait_for(|stop| *stop).await;
+        stopped.await;
         tokio::time::sleep(grace).await;
     };
 
@@ -129,8 +128,4 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }

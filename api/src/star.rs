@@ -268,13 +268,7 @@ pub struct StarReader {
     database: String,
 }
 
-impl std::fmt::Debug for StarReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StarReader")
-            .field("database", &self.database)
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(StarReader { database });
 
 /// ClickHouse's `FORMAT JSON` answer, the parts read here.
 #[derive(Debug, Deserialize)]

@@ -162,12 +162,19 @@ impl AckTracker {
 mod tests {
     use super::*;
 
+    /// Begins a transaction committed at `commit_time_micros` and sends `events` of its events.
+    fn begin_sending(tracker: &mut AckTracker, commit_time_micros: i64, events: usize) -> TxId {
+        let tx = tracker.begin(commit_time_micros);
+        for _ in 0..events {
+            tracker.sent(tx);
+        }
+        tx
+    }
+
     #[test]
     fn a_transaction_is_confirmable_only_after_commit_and_every_ack() {
         let mut tracker = AckTracker::new(Lsn(10));
-        let tx = tracker.begin(0);
-        tracker.sent(tx);
-        tracker.sent(tx);
+        let tx = begin_sending(&mut tracker, 0, 2);
         tracker.delivered(tx);
         assert_eq!(tracker.confirmable(), Lsn(10));
         tracker.commit(tx, Lsn(50));
@@ -180,11 +187,9 @@ mod tests {
     #[test]
     fn a_later_transaction_acked_first_waits_for_the_earlier_one() {
         let mut tracker = AckTracker::new(Lsn(0));
-        let first = tracker.begin(0);
-        tracker.sent(first);
+        let first = begin_sending(&mut tracker, 0, 1);
         tracker.commit(first, Lsn(100));
-        let second = tracker.begin(0);
-        tracker.sent(second);
+        let second = begin_sending(&mut tracker, 0, 1);
         tracker.commit(second, Lsn(200));
         tracker.delivered(second);
         assert_eq!(tracker.confirmable(), Lsn(0));
@@ -216,17 +221,14 @@ mod tests {
     #[test]
     fn commit_times_are_handed_out_once_when_every_event_is_acknowledged() {
         let mut tracker = AckTracker::new(Lsn(0));
-        let acked_before_commit = tracker.begin(100);
-        tracker.sent(acked_before_commit);
+        let acked_before_commit = begin_sending(&mut tracker, 100, 1);
         tracker.delivered(acked_before_commit);
         assert!(
             tracker.take_acknowledged_commits().is_empty(),
             "not sealed yet"
         );
         tracker.commit(acked_before_commit, Lsn(10));
-        let acked_after_commit = tracker.begin(200);
-        tracker.sent(acked_after_commit);
-        tracker.sent(acked_after_commit);
+        let acked_after_commit = begin_sending(&mut tracker, 200, 2);
         tracker.commit(acked_after_commit, Lsn(20));
         tracker.delivered(acked_after_commit);
         assert_eq!(tracker.take_acknowledged_commits(), vec![100]);
@@ -244,9 +246,7 @@ mod tests {
     #[test]
     fn a_failed_delivery_freezes_the_position() {
         let mut tracker = AckTracker::new(Lsn(0));
-        let tx = tracker.begin(0);
-        tracker.sent(tx);
-        tracker.sent(tx);
+        let tx = begin_sending(&mut tracker, 0, 2);
         tracker.failed("broker down".into());
         tracker.delivered(tx);
         tracker.delivered(tx);

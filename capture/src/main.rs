@@ -13,12 +13,9 @@ async fn main() -> anyhow::Result<()> {
     logging::init(args.log_format, "info")?;
     let signals = ShutdownSignals::install().context("failed to listen for SIGTERM and SIGINT")?;
     let shutdown = CancellationToken::new();
-    tokio::spawn({
+    signals.spawn_then({
         let shutdown = shutdown.clone();
-        async move {
-            signals.requested().await;
-            shutdown.cancel();
-        }
+        move || shutdown.cancel()
     });
     cdcstar_capture::app::run(args, shutdown)
         .await

@@ -200,9 +200,7 @@ impl Probed for ProbePort {
     }
 
     fn render_metrics(&self) -> Result<String, std::fmt::Error> {
-        let mut body = String::new();
-        prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
-        Ok(body)
+        probes::encode(&self.registry)
     }
 }
 
@@ -213,9 +211,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let registry = metrics.register();
-    let listener = tokio::net::TcpListener::bind(address).await?;
     let port = Arc::new(ProbePort { metrics, registry });
-    probes::serve(listener, port, shutdown.cancelled_owned()).await
+    probes::serve_on(address, port, shutdown.cancelled_owned()).await
 }
 
 #[cfg(test)]
@@ -233,9 +230,7 @@ mod tests {
             })
             .inc_by(3);
         metrics.retained_wal_bytes.set(4096);
-        let registry = metrics.register();
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = probes::encode(&metrics.register()).unwrap();
         assert!(
             text.contains(r#"cdcstar_capture_events_total{table="order",operation="insert"} 3"#),
             "{text}"

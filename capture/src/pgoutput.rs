@@ -519,6 +519,11 @@ pub(crate) mod build {
         pub fn tag(tag: u8) -> Self {
             Self(vec![tag])
         }
+        /// The head of a message `tag` of relation 7 whose next tuple is the new row (`N`): an
+        /// insert, or an update without old image.
+        pub fn new_row_of_relation_7(tag: u8) -> Self {
+            Self::tag(tag).u32(7).u8(b'N')
+        }
         pub fn u8(mut self, v: u8) -> Self {
             self.0.push(v);
             self
@@ -643,9 +648,7 @@ mod tests {
 
     #[test]
     fn insert_tuple_keeps_null_unchanged_toast_and_text_apart() {
-        let bytes = MessageBytes::tag(b'I')
-            .u32(7)
-            .u8(b'N')
+        let bytes = MessageBytes::new_row_of_relation_7(b'I')
             .tuple(&[Some("1"), None, Some("\u{0}u"), Some("")])
             .bytes();
         assert_eq!(
@@ -664,9 +667,7 @@ mod tests {
 
     #[test]
     fn update_without_old_image_has_only_the_new_tuple() {
-        let bytes = MessageBytes::tag(b'U')
-            .u32(7)
-            .u8(b'N')
+        let bytes = MessageBytes::new_row_of_relation_7(b'U')
             .tuple(&[Some("1")])
             .bytes();
         assert_eq!(
@@ -779,9 +780,7 @@ mod tests {
 
     #[test]
     fn truncated_messages_are_errors_not_panics() {
-        let full = MessageBytes::tag(b'I')
-            .u32(7)
-            .u8(b'N')
+        let full = MessageBytes::new_row_of_relation_7(b'I')
             .tuple(&[Some("hello")])
             .bytes();
         for cut in 1..full.len() {
@@ -805,9 +804,7 @@ mod tests {
             decode(&bytes).unwrap_err(),
             DecodeError::UnexpectedTag { found: 'X', .. }
         ));
-        let bytes = MessageBytes::tag(b'I')
-            .u32(7)
-            .u8(b'N')
+        let bytes = MessageBytes::new_row_of_relation_7(b'I')
             .i16(1)
             .u8(b'q')
             .bytes();

@@ -52,14 +52,10 @@ pub struct CreatedSlot {
     pub snapshot_name: Option<String>,
 }
 
-impl std::fmt::Debug for CreatedSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedSlot")
-            .field("consistent_point", &self.consistent_point)
-            .field("snapshot_name", &self.snapshot_name)
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(CreatedSlot {
+    consistent_point,
+    snapshot_name
+});
 
 impl CreatedSlot {
     /// Starts streaming on the session that created the slot.

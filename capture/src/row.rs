@@ -328,11 +328,16 @@ mod tests {
         relation(&[("id", 23, true), ("name", 25, false), ("bio", 25, false)])
     }
 
+    static CUSTOMER: std::sync::LazyLock<Relation> = std::sync::LazyLock::new(customer);
+
+    /// A builder of `customer` changes, keyed by `id`, every column kept.
+    fn customer_builder() -> RowBuilder<'static> {
+        RowBuilder::new(&CUSTOMER, "id", &KEEP)
+    }
+
     #[test]
     fn insert_envelope_has_sorted_payload_extensions_and_key() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
-        let change = builder
+        let change = customer_builder()
             .insert(
                 &vec![text("7"), text("Jane"), ColumnValue::Null],
                 position(),
@@ -347,9 +352,7 @@ mod tests {
 
     #[test]
     fn unchanged_toast_is_listed_and_absent_not_null() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
-        let change = builder
+        let change = customer_builder()
             .update(
                 None,
                 &vec![text("7"), text("Jo"), ColumnValue::UnchangedToast],
@@ -363,10 +366,8 @@ mod tests {
 
     #[test]
     fn unchanged_toast_is_filled_from_a_full_old_row() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let old = OldTuple::Full(vec![text("7"), text("Jane"), text("long bio")]);
-        let change = builder
+        let change = customer_builder()
             .update(
                 Some(&old),
                 &vec![text("7"), text("Jo"), ColumnValue::UnchangedToast],
@@ -380,10 +381,8 @@ mod tests {
 
     #[test]
     fn update_that_changes_the_key_carries_the_old_key() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let old = OldTuple::Key(vec![text("7"), ColumnValue::Null, ColumnValue::Null]);
-        let change = builder
+        let change = customer_builder()
             .update(
                 Some(&old),
                 &vec![text("8"), text("Jo"), text("b")],
@@ -399,10 +398,8 @@ mod tests {
 
     #[test]
     fn delete_under_default_identity_has_key_and_nulls() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
         let old = OldTuple::Key(vec![text("7"), ColumnValue::Null, ColumnValue::Null]);
-        let change = builder.delete(&old, position()).unwrap();
+        let change = customer_builder().delete(&old, position()).unwrap();
         assert_eq!(change.envelope.metadata.operation, Operation::Delete);
         assert_eq!(
             serde_json::to_string(&change.envelope.payload).unwrap(),
@@ -437,8 +434,7 @@ mod tests {
 
     #[test]
     fn column_count_mismatch_and_binary_values_are_errors() {
-        let relation = customer();
-        let mut builder = RowBuilder::new(&relation, "id", &KEEP);
+        let mut builder = customer_builder();
         assert!(matches!(
             builder.insert(&vec![text("1")], position()),
             Err(RowError::ColumnCount {

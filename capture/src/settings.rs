@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdcstar_crds::{CdcPipeline, PipelineDocumentError, parse_pipeline};
+use cdcstar_runtime::pipeline_file::{self, UnreadablePipelineFile};
 use cdcstar_source::mask::MaskSalt;
 use clap::Parser;
 
@@ -96,13 +97,8 @@ impl CaptureArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineFileError {
     /// The file could not be read.
-    #[error("failed to read pipeline file {path}: {source}")]
-    Read {
-        /// File path.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] UnreadablePipelineFile),
     /// The file is not a valid CdcPipeline.
     #[error("pipeline file {path} is not a valid CdcPipeline: {source}")]
     Invalid {
@@ -115,13 +111,9 @@ pub enum PipelineFileError {
 
 /// Reads a CdcPipeline from a YAML file and validates it.
 pub fn load_pipeline(path: &Path) -> Result<CdcPipeline, PipelineFileError> {
-    let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| PipelineFileError::Read {
-        path: display.clone(),
-        source,
-    })?;
+    let text = pipeline_file::read(path)?;
     parse_pipeline(&text).map_err(|source| PipelineFileError::Invalid {
-        path: display,
+        path: path.display().to_string(),
         source,
     })
 }

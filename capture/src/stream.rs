@@ -122,14 +122,7 @@ pub struct Streamer {
     status_interval: Duration,
 }
 
-impl std::fmt::Debug for Streamer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Streamer")
-            .field("confirmed", &self.confirmed)
-            .field("open", &self.open)
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(Streamer { confirmed, open });
 
 impl Streamer {
     /// A loop over `client`, which started at `confirmed`.

@@ -8,35 +8,24 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdcstar_crds::pipeline::{ColumnMask, MaskKind, SourceTable};
 use cdcstar_source::mask::{ColumnRules, MaskSalt};
-use common::{Capture, Consumed, ScratchDb, TopicReader, unique, wait_for_active_slot};
+use common::{Capture, Consumed, PipelineFile, TopicReader, scratch_db, wait_for_active_slot};
 
-/// A pipeline capturing `table` (key `id`) with the given `source.tables[0]` extras and
-/// `replicaIdentityFull`.
-fn write_pipeline(
-    dir: &Path,
-    prefix: &str,
+/// A pipeline file for `purpose` capturing `table` (key `id`) with the given `source.tables[0]`
+/// extras and `replicaIdentityFull`.
+fn pipeline_file(
+    purpose: &str,
     table: &str,
     table_extras: &str,
     identity_full: bool,
-) -> PathBuf {
-    let name = unique("cols").replace('_', "-");
+) -> PipelineFile {
     let source_extras = format!(
         "    maskSaltSecretRef: {{name: salt, key: salt}}\n    replicaIdentityFull: {identity_full}\n"
     );
-    common::write_pipeline_with(
-        dir,
-        &name,
-        prefix,
-        &[table],
-        true,
-        &source_extras,
-        table_extras,
-    )
+    PipelineFile::with(purpose, &[table], true, &source_extras, table_extras)
 }
 
 fn operations(events: &[Consumed]) -> Vec<(String, String)> {
@@ -55,19 +44,15 @@ fn operations(events: &[Consumed]) -> Vec<(String, String)> {
 async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_restart() {
     // bio is large and random enough to be TOASTed out of line: an update that leaves it alone
     // sends it as "unchanged", which must not name the excluded column either.
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_mask",
         &["CREATE TABLE person (id int4 PRIMARY KEY, email text, name text, ssn text, bio text, city text, tier int4);
          INSERT INTO person VALUES (1, 'jane@example.com', 'Jane Secret', '078-05-1120',
            (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 400)), 'Lyon', 1);"],
     )
     .await;
-    let sql = db.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("mask");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &prefix,
+    let file = pipeline_file(
+        "mask",
         "person",
         "        excludeColumns: [ssn, bio]
         mask:
@@ -77,7 +62,7 @@ async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_
         false,
     );
     let salt = ["--mask-salt", "pipeline-salt"];
-    let mut capture = Capture::start(&pipeline, &db.url, &salt);
+    let mut capture = Capture::start(&file.path, &db.url, &salt);
     wait_for_active_slot(&sql, &mut capture).await;
     sql.batch_execute(
         "INSERT INTO person VALUES (2, 'jane@example.com', 'Jane Again', '219-09-9999', 'short bio', 'Paris', 2);
@@ -87,7 +72,7 @@ async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_
     )
     .await
     .unwrap();
-    let mut reader = TopicReader::new(&format!("{prefix}.person"));
+    let mut reader = TopicReader::new(&format!("{}.person", file.prefix));
     reader.read_until(Duration::from_secs(60), |events| events.len() >= 5);
     assert!(capture.terminate(), "the capture stops cleanly");
 
@@ -97,7 +82,7 @@ async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_
     )
     .await
     .unwrap();
-    let mut capture = Capture::start(&pipeline, &db.url, &salt);
+    let mut capture = Capture::start(&file.path, &db.url, &salt);
     wait_for_active_slot(&sql, &mut capture).await;
     reader.read_until(Duration::from_secs(60), |events| {
         events.iter().any(|e| e.key.as_deref() == Some("4"))
@@ -192,25 +177,21 @@ async fn excluded_and_masked_columns_never_reach_the_topic_and_hashes_survive_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_outside_the_filter_never_reach_the_topic_and_leaving_it_is_a_delete() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_filter",
         &["CREATE TABLE ticket (id int4 PRIMARY KEY, status varchar(20), v int4);
          INSERT INTO ticket VALUES (1, 'open', 1), (2, 'closed', 1), (3, 'pending', 1), (4, NULL, 1);"],
     )
     .await;
-    let sql = db.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("filter");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &prefix,
+    let file = pipeline_file(
+        "filter",
         "ticket",
         "        rowFilter:
           - {column: status, op: in, values: [open, pending]}
           - {column: v, op: \"<\", value: \"100\"}",
         true,
     );
-    let mut capture = Capture::start(&pipeline, &db.url, &[]);
+    let mut capture = Capture::start(&file.path, &db.url, &[]);
     wait_for_active_slot(&sql, &mut capture).await;
     for statement in [
         "INSERT INTO ticket VALUES (5, 'closed', 1)", // outside: never sent
@@ -224,7 +205,7 @@ async fn rows_outside_the_filter_never_reach_the_topic_and_leaving_it_is_a_delet
     ] {
         sql.batch_execute(statement).await.unwrap();
     }
-    let mut reader = TopicReader::new(&format!("{prefix}.ticket"));
+    let mut reader = TopicReader::new(&format!("{}.ticket", file.prefix));
     reader.read_until(Duration::from_secs(60), |events| {
         events.iter().any(|e| e.key.as_deref() == Some("7")) && events.len() >= 7
     });

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Consumed, ScratchDb, TopicReader, start_streaming};
+use common::{Consumed, TopicReader, scratch_db, start_streaming};
 
 /// The metadata block the capture writes, with the positions the event actually carries (they
 /// are checked for shape here and compared byte for byte through the rebuilt string).
@@ -30,7 +30,7 @@ fn expected(event: &Consumed, table: &str, operation: &str, payload: &str) -> St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_types",
         &[r#"CREATE TABLE everything (
              id int8 PRIMARY KEY, small int2, regular int4, amount numeric(12,2), ratio float4,
@@ -39,7 +39,6 @@ async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
              counts int4[], grid int8[][])"#],
     )
     .await;
-    let sql = db.client().await;
     let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "types", &["everything"]).await;
 
     // One transaction per statement.
@@ -103,7 +102,7 @@ async fn every_type_inserted_updated_and_deleted_has_exact_envelope_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_toast",
         &[
             "CREATE TABLE note (id int4 PRIMARY KEY, title text, body text);
@@ -112,7 +111,6 @@ async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full(
         ],
     )
     .await;
-    let sql = db.client().await;
     let (_dir, prefix, _, capture) =
         start_streaming(&db, &sql, "toast", &["note", "note_full"]).await;
 
@@ -168,12 +166,11 @@ async fn unchanged_toast_is_listed_under_default_identity_and_filled_under_full(
 
 #[tokio::test]
 async fn truncate_reaches_every_partition_after_the_rows_before_it() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_truncate",
         &["CREATE TABLE shelf (id int4 PRIMARY KEY, label text)"],
     )
     .await;
-    let sql = db.client().await;
     let (_dir, prefix, _, capture) = start_streaming(&db, &sql, "truncate", &["shelf"]).await;
     sql.batch_execute(
         "INSERT INTO shelf SELECT g, 'x' FROM generate_series(1, 6) g;

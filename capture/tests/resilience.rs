@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdcstar_testkit::free_port;
 use common::{
-    Capture, ScratchDb, TopicReader, slot_confirmed_lsn, start_streaming, unique, version_of,
-    wait_for_active_slot, write_pipeline,
+    Capture, PipelineFile, TopicReader, scratch_db, slot_confirmed_lsn, start_streaming,
+    version_of, wait_for_active_slot,
 };
 
 const KEYS: i32 = 20;
@@ -42,12 +42,11 @@ async fn paused_mid_stream_then_resumed_loses_nothing_and_keeps_per_key_order() 
 /// Writes while the capture stops a third of the way through and restarts two thirds of the way
 /// through; every write arrives, in per-key order.
 async fn stop_mid_stream_then_restart(stop: Stop) {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_restart",
         &["CREATE TABLE counter (id int4 PRIMARY KEY, n int4 NOT NULL)"],
     )
     .await;
-    let sql = db.client().await;
     let (_dir, prefix, pipeline, capture) =
         start_streaming(&db, &sql, "restart", &["counter"]).await;
 
@@ -145,24 +144,15 @@ fn metric(body: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_heartbeat",
         &["CREATE TABLE watched (id int4 PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, x text);"],
     )
     .await;
-    let sql = db.client().await;
-    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let prefix = unique("heartbeat");
-    let pipeline = write_pipeline(
-        dir.path(),
-        &unique("heartbeat").replace('_', "-"),
-        &prefix,
-        &["watched"],
-        false,
-    );
+    let file = PipelineFile::new("heartbeat", &["watched"], false);
     let mut capture = Capture::start(
-        &pipeline,
+        &file.path,
         &db.url,
         &[
             "--heartbeat-seconds",
@@ -230,7 +220,7 @@ async fn heartbeats_advance_an_idle_slot_and_metrics_report_retained_wal() {
 
     // The idle table's topic gets a heartbeat on every partition: no key, empty table and payload,
     // the message's position and the time Postgres wrote it.
-    let mut reader = TopicReader::new(&format!("{prefix}.watched"));
+    let mut reader = TopicReader::new(&format!("{}.watched", file.prefix));
     let deadline = Instant::now() + Duration::from_secs(20);
     while reader
         .heartbeats

@@ -10,13 +10,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    Capture, Consumed, ScratchDb, TopicReader, final_state, unique, wait_for_active_slot,
-    write_pipeline,
+    Capture, Consumed, PipelineFile, TopicReader, final_state, scratch_db, wait_for_active_slot,
 };
 use serde_json::{Value, json};
 use tokio_postgres::Client;
 
 const EXISTING: i32 = 3000;
+
+/// How many of `events` are snapshot rows (`read`).
+fn snapshot_reads(events: &[Consumed]) -> usize {
+    events
+        .iter()
+        .filter(|e| e.json["metadata"]["operation"] == "read")
+        .count()
+}
 
 async fn postgres_state(sql: &Client, table: &str) -> BTreeMap<String, Value> {
     sql.query(&format!("SELECT id, v FROM {table} ORDER BY id"), &[])
@@ -84,7 +91,7 @@ async fn churn(sql: &Client, round: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_snapshot",
         &[&format!(
             "CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
@@ -92,28 +99,21 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
         )],
     )
     .await;
-    let sql = db.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("snap");
-    let name = unique("snap").replace('_', "-");
-    let pipeline = write_pipeline(dir.path(), &name, &prefix, &["item"], true);
+    let file = PipelineFile::new("snap", &["item"], true);
+    let (pipeline, prefix) = (&file.path, &file.prefix);
     // Small batches make the snapshot slow enough to write and crash during it.
     let flags = ["--snapshot-batch-size", "25"];
-    let mut capture = Capture::start(&pipeline, &db.url, &flags);
+    let mut capture = Capture::start(pipeline, &db.url, &flags);
     wait_for_active_slot(&sql, &mut capture).await;
 
     let mut reader = TopicReader::new(&format!("{prefix}.item"));
     churn(&sql, 0).await;
     reader.read_until(Duration::from_secs(60), |events| {
-        events
-            .iter()
-            .filter(|e| e.json["metadata"]["operation"] == "read")
-            .count()
-            >= 300
+        snapshot_reads(events) >= 300
     });
     capture.kill();
     churn(&sql, 1).await;
-    let mut capture = Capture::start(&pipeline, &db.url, &flags);
+    let mut capture = Capture::start(pipeline, &db.url, &flags);
     wait_for_active_slot(&sql, &mut capture).await;
     churn(&sql, 2).await;
 
@@ -143,11 +143,7 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
         last.len(),
         expected.len()
     );
-    let reads = reader
-        .events
-        .iter()
-        .filter(|e| e.json["metadata"]["operation"] == "read")
-        .count();
+    let reads = snapshot_reads(&reader.events);
     assert!(
         reads >= EXISTING as usize - 200,
         "only {reads} snapshot rows"
@@ -175,8 +171,8 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
     )
     .await
     .unwrap();
-    let pipeline = write_pipeline(dir.path(), &name, &prefix, &["item", "extra"], true);
-    let mut capture = Capture::start(&pipeline, &db.url, &flags);
+    file.rewrite(&["item", "extra"], true);
+    let mut capture = Capture::start(pipeline, &db.url, &flags);
     wait_for_active_slot(&sql, &mut capture).await;
     let mut extra_reader = TopicReader::new(&format!("{prefix}.extra"));
     extra_reader.read_until(Duration::from_secs(60), |events| events.len() >= 100);
@@ -195,11 +191,7 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
     item_again.read_until(Duration::from_secs(60), |events| {
         events.len() >= reader.events.len()
     });
-    let item_reads_after = item_again
-        .events
-        .iter()
-        .filter(|e| e.json["metadata"]["operation"] == "read")
-        .count();
+    let item_reads_after = snapshot_reads(&item_again.events);
     assert_eq!(
         item_reads_after, item_reads_before,
         "item was snapshotted again"
@@ -211,20 +203,17 @@ async fn snapshot_with_concurrent_writes_and_a_crash_converges_to_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_written_meanwhile() {
-    let db = ScratchDb::with_schema(
+    let (db, sql) = scratch_db(
         "capture_recreate",
         &["CREATE TABLE item (id int4 PRIMARY KEY, v int4 NOT NULL);
          INSERT INTO item SELECT g, g FROM generate_series(1, 50) g;"],
     )
     .await;
-    let sql = db.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("recreate");
-    let name = unique("recreate").replace('_', "-");
-    let path = write_pipeline(dir.path(), &name, &prefix, &["item"], true);
+    let file = PipelineFile::new("recreate", &["item"], true);
+    let (path, prefix) = (&file.path, &file.prefix);
     let pipeline: cdcstar_crds::CdcPipeline =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut capture = Capture::start(&path, &db.url, &[]);
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut capture = Capture::start(path, &db.url, &[]);
     wait_for_active_slot(&sql, &mut capture).await;
     let mut reader = TopicReader::new(&format!("{prefix}.item"));
     reader.read_until(Duration::from_secs(60), |events| events.len() >= 50);
@@ -249,7 +238,7 @@ async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_wri
     sql.execute("INSERT INTO item VALUES (71, 71)", &[])
         .await
         .unwrap();
-    let mut capture = Capture::start(&path, &db.url, &[]);
+    let mut capture = Capture::start(path, &db.url, &[]);
     wait_for_active_slot(&sql, &mut capture).await;
 
     let expected = postgres_state(&sql, "item").await;
@@ -262,11 +251,7 @@ async fn a_slot_recreated_by_the_operator_is_snapshotted_again_with_the_rows_wri
     reader.read_until(Duration::from_secs(60), |events| {
         final_state(events) == expected
             && streamed_71(&events[reads_before..])
-            && events[reads_before..]
-                .iter()
-                .filter(|e| e.json["metadata"]["operation"] == "read")
-                .count()
-                >= 71
+            && snapshot_reads(&events[reads_before..]) >= 71
     });
     let second: BTreeMap<String, Value> = final_state(
         &reader.events[reads_before..]

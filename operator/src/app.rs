@@ -1,7 +1,8 @@
 //! What the subcommands do, for the thin `main`: `run` wires the client, the startup check, the HTTP
 //! endpoints, leader election, the controller and graceful shutdown.
 
-use cdcstar_runtime::shutdown::ShutdownSignals;
+use cdcstar_runtime::probes;
+use cdcstar_runtime::shutdown::{ShutdownSignals, raised};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +18,7 @@ use crate::cli::RunArgs;
 use crate::controller::{self, Context};
 use crate::external::clickhouse::ClickHouseConnector;
 use crate::external::postgres::PostgresConnector;
-use crate::http::{self, HttpState};
+use crate::http::HttpState;
 use crate::kube_error::Described;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
@@ -66,17 +67,6 @@ pub async fn check_crd_installed(client: &Client, namespace: Option<&str>) -> Re
     }
 }
 
-/// A future resolving when the flag turns true.
-// NB: spelled out rather than `async fn` to promise `Sync`, which `graceful_shutdown_on` requires.
-#[allow(clippy::manual_async_fn)]
-fn flagged(
-    mut receiver: watch::Receiver<bool>,
-) -> impl Future<Output = ()> + Send + Sync + 'static {
-    async move {
-        let _ = receiver.wait_for(|set| *set).await;
-    }
-}
-
 /// Makes ring the process's rustls crypto provider. Explicit, because rustls refuses to guess when a
 /// build enables more than one provider, and panics at the first TLS connection instead.
 pub fn install_crypto_provider() {
@@ -94,8 +84,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let (stop, stopping) = watch::channel(false);
     let signals = ShutdownSignals::install().map_err(RunError::Signals)?;
     let signal_stop = stop.clone();
-    tokio::spawn(async move {
-        signals.requested().await;
+    signals.spawn_then(move || {
         let _ = signal_stop.send(true);
     });
 
@@ -107,8 +96,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         registry: Arc::new(registry),
         ready: ready.clone(),
     };
-    let http_stopping = flagged(stopping.clone());
-    let http = tokio::spawn(async move { http::serve(addr, listener_state, http_stopping).await });
+    let http = tokio::spawn(probes::serve_on(
+        addr,
+        Arc::new(listener_state),
+        raised(stopping.clone()),
+    ));
 
     let identity = args
         .pod_name
@@ -135,7 +127,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::info!(lease = %args.lease_name, identity = %identity, "waiting for leadership");
         tokio::select! {
             () = lease.acquire() => {},
-            () = flagged(stopping.clone()) => {
+            () = raised(stopping.clone()) => {
                 http.abort();
                 return Ok(());
             }
@@ -167,7 +159,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         namespace = namespace.as_deref().unwrap_or("<all>"),
         "controller starting"
     );
-    controller::run(ctx, namespace, flagged(stopping)).await;
+    controller::run(ctx, namespace, raised(stopping)).await;
     metrics.leader.set(0);
 
     if lost.load(Ordering::SeqCst) {

@@ -2,12 +2,10 @@
 //! the controller started; a standby replica waiting for the lease is ready too, so a rollout can
 //! proceed.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cdcstar_runtime::probes::{self, Probed};
-use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
 /// What the endpoints read.
@@ -29,20 +27,8 @@ impl Probed for HttpState {
     }
 
     fn render_metrics(&self) -> Result<String, std::fmt::Error> {
-        let mut body = String::new();
-        encode(&mut body, &self.registry)?;
-        Ok(body)
+        probes::encode(&self.registry)
     }
-}
-
-/// Serves the probe port on `addr` until `shutdown` resolves.
-pub async fn serve(
-    addr: SocketAddr,
-    state: HttpState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    probes::serve(listener, Arc::new(state), shutdown).await
 }
 
 #[cfg(test)]

@@ -131,13 +131,26 @@ fn desired() -> build::DesiredState {
     .unwrap()
 }
 
+/// The settings of the probed binary `P` run by container `name` (see [`parsed`]), and its command
+/// line, once checked that the container names exactly the one port `P` listens on with them:
+/// `listens(settings)`.
+fn parsed_listening_where_probed<P: Parser>(
+    name: &str,
+    listens: impl FnOnce(&P) -> u16,
+) -> (P, Vec<String>) {
+    let desired = desired();
+    let container = container(&desired, name);
+    let (args, argv) = parsed::<P>(container);
+    let port = BTreeSet::from([i32::from(listens(&args))]);
+    assert_eq!(named_ports(container), port, "{argv:?}");
+    (args, argv)
+}
+
 #[test]
 fn the_sink_reads_every_setting_it_is_given_and_listens_where_it_is_probed() {
-    let desired = desired();
-    let sink = container(&desired, "sink");
-    let (args, argv) = parsed::<cdcstar_sink::settings::Args>(sink);
-    let listens = BTreeSet::from([i32::from(args.metrics_addr.port())]);
-    assert_eq!(named_ports(sink), listens, "{argv:?}");
+    let (args, _) = parsed_listening_where_probed::<cdcstar_sink::settings::Args>("sink", |args| {
+        args.metrics_addr.port()
+    });
     assert!(
         args.group_instance_id.is_some(),
         "a restarted sink takes its partitions back at once"
@@ -146,11 +159,10 @@ fn the_sink_reads_every_setting_it_is_given_and_listens_where_it_is_probed() {
 
 #[test]
 fn the_native_capture_reads_every_setting_it_is_given_and_listens_where_it_is_probed() {
-    let desired = desired();
-    let capture = container(&desired, "capture");
-    let (args, argv) = parsed::<cdcstar_capture::settings::CaptureArgs>(capture);
-    let listens = BTreeSet::from([i32::from(args.metrics_port)]);
-    assert_eq!(named_ports(capture), listens, "{argv:?}");
+    let (args, argv) = parsed_listening_where_probed::<cdcstar_capture::settings::CaptureArgs>(
+        "capture",
+        |args| args.metrics_port,
+    );
     assert!(
         args.mask_salt.is_some(),
         "the salt Secret reaches the capture: {argv:?}"

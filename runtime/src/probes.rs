@@ -1,8 +1,10 @@
 //! The probe and metrics port every long-running binary serves (the api serves its own on its API
 //! port): `/health` (the process answers), `/ready` (the binary's own readiness, 503 with the reason
-//! until then) and `/metrics` (Prometheus' OpenMetrics text).
+//! until then) and `/metrics` (Prometheus' OpenMetrics text). The api's own metrics port answers
+//! `/metrics` with the same [`metrics_response`].
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -10,13 +12,21 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::registry::Registry;
 
 /// What a binary's probe port reads.
 pub trait Probed: Send + Sync + 'static {
     /// `Ok` when ready, otherwise why not (the body of the 503).
     fn readiness(&self) -> Result<(), &'static str>;
-    /// The metrics in the OpenMetrics text format.
+    /// The metrics in the OpenMetrics text format (usually [`encode`] of the binary's registry).
     fn render_metrics(&self) -> Result<String, std::fmt::Error>;
+}
+
+/// `registry` in the OpenMetrics text format.
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)?;
+    Ok(text)
 }
 
 /// The router of the probe port.
@@ -36,7 +46,13 @@ async fn ready(State(state): State<Arc<dyn Probed>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<dyn Probed>>) -> Response {
-    match state.render_metrics() {
+    metrics_response(state.render_metrics())
+}
+
+/// The answer of a `/metrics` endpoint: the `rendered` text as OpenMetrics, or a 500 saying why
+/// there is none.
+pub fn metrics_response(rendered: Result<String, std::fmt::Error>) -> Response {
+    match rendered {
         Ok(body) => (
             [(
                 header::CONTENT_TYPE,
@@ -45,11 +61,14 @@ async fn metrics(State(state): State<Arc<dyn Probed>>) -> Response {
             body,
         )
             .into_response(),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to encode metrics: {error}"),
-        )
-            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "failed to encode metrics");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to encode metrics: {error}"),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -64,6 +83,16 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Binds `address`, then serves the probe port there until `shutdown` resolves.
+pub async fn serve_on(
+    address: SocketAddr,
+    state: Arc<dyn Probed>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    serve(listener, state, shutdown).await
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ use crate::settings::Args;
 use crate::status_tables::StatusWriter;
 use crate::store::{Store, StoreError};
 use cdcstar_runtime::kafka::{KafkaSetupError, ensure_topics};
+use cdcstar_runtime::pipeline_file::{self, UnreadablePipelineFile};
 
 /// How long counting the topics' partitions at startup may take.
 const PARTITION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -57,13 +58,8 @@ const PARTITION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The pipeline file could not be read.
-    #[error("failed to read pipeline file {path}: {source}")]
-    ReadPipeline {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    ReadPipeline(#[from] UnreadablePipelineFile),
     /// The pipeline file is not a valid CdcPipeline.
     #[error("invalid pipeline {path}:\n{source}")]
     InvalidPipeline {
@@ -95,13 +91,9 @@ pub enum SinkError {
 
 /// Reads and validates the pipeline file, and compiles its star schema.
 pub fn load_pipeline(path: &Path) -> Result<(CdcPipeline, StarModel), SinkError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SinkError::ReadPipeline {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = pipeline_file::read(path)?;
     parse_compiled(&text).map_err(|source| SinkError::InvalidPipeline {
-        path: shown,
+        path: path.display().to_string(),
         source,
     })
 }
@@ -126,12 +118,11 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> Result<(), Sink
             address: args.metrics_addr.to_string(),
             source,
         })?;
-    let server = tokio::spawn(cdcstar_runtime::probes::serve(listener, metrics.clone(), {
-        let mut shutdown = shutdown.clone();
-        async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        }
-    }));
+    let server = tokio::spawn(cdcstar_runtime::probes::serve(
+        listener,
+        metrics.clone(),
+        cdcstar_runtime::shutdown::raised(shutdown.clone()),
+    ));
 
     let store_config = args.services.store_config(&pipeline);
     tracing::info!(pipeline = %pipeline.pipeline_name(), clickhouse = %store_config.url,

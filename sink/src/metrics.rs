@@ -2,7 +2,6 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -213,10 +212,8 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
         // NB: writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        cdcstar_runtime::probes::encode(&self.registry).unwrap_or_default()
     }
 }
 

@@ -167,15 +167,11 @@ pub struct StoreConfig {
     pub password: Option<String>,
 }
 
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(StoreConfig {
+    url,
+    database,
+    user
+});
 
 /// The ClickHouse side of the sink.
 #[derive(Clone)]
@@ -189,11 +185,7 @@ pub struct Store {
     statements: StatementMetrics,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(Store {});
 
 impl Store {
     /// A store for `config` (no connection is made yet).

@@ -85,6 +85,63 @@ spec:
     path
 }
 
+/// A scratch database created with `schema` (see [`ScratchDb::with_schema`]) and a session on it.
+pub async fn scratch_db(prefix: &str, schema: &[&str]) -> (ScratchDb, Client) {
+    let db = ScratchDb::with_schema(prefix, schema).await;
+    let sql = db.client().await;
+    (db, sql)
+}
+
+/// A pipeline file in its own temporary directory (kept while this lives), the pipeline named and
+/// its topics prefixed uniquely after a purpose.
+pub struct PipelineFile {
+    dir: tempfile::TempDir,
+    name: String,
+    /// The topics' prefix.
+    pub prefix: String,
+    pub path: PathBuf,
+}
+
+impl PipelineFile {
+    /// The [`write_pipeline`] file of `tables` for `purpose`.
+    pub fn new(purpose: &str, tables: &[&str], snapshot: bool) -> PipelineFile {
+        PipelineFile::with(purpose, tables, snapshot, "", "")
+    }
+
+    /// The [`write_pipeline_with`] file of `tables` for `purpose`.
+    pub fn with(
+        purpose: &str,
+        tables: &[&str],
+        snapshot: bool,
+        source_extras: &str,
+        first_table_extras: &str,
+    ) -> PipelineFile {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = unique(purpose).replace('_', "-");
+        let prefix = unique(purpose);
+        let path = write_pipeline_with(
+            dir.path(),
+            &name,
+            &prefix,
+            tables,
+            snapshot,
+            source_extras,
+            first_table_extras,
+        );
+        PipelineFile {
+            dir,
+            name,
+            prefix,
+            path,
+        }
+    }
+
+    /// Writes the file again, the same pipeline for `tables`.
+    pub fn rewrite(&self, tables: &[&str], snapshot: bool) {
+        write_pipeline(self.dir.path(), &self.name, &self.prefix, tables, snapshot);
+    }
+}
+
 /// Starts a capture of `tables` from `db` (`sql` a session on it), streaming with no snapshot,
 /// with topics and a pipeline named uniquely after `purpose`, and waits until its slot is active.
 /// Answers the directory holding the pipeline file (keep it while the capture runs), the topics'
@@ -95,18 +152,12 @@ pub async fn start_streaming(
     purpose: &str,
     tables: &[&str],
 ) -> (tempfile::TempDir, String, PathBuf, Capture) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = unique(purpose);
-    let pipeline = write_pipeline(
-        dir.path(),
-        &unique(purpose).replace('_', "-"),
-        &prefix,
-        tables,
-        false,
-    );
-    let mut capture = Capture::start(&pipeline, &db.url, &[]);
+    let PipelineFile {
+        dir, prefix, path, ..
+    } = PipelineFile::new(purpose, tables, false);
+    let mut capture = Capture::start(&path, &db.url, &[]);
     wait_for_active_slot(sql, &mut capture).await;
-    (dir, prefix, pipeline, capture)
+    (dir, prefix, path, capture)
 }
 
 /// The capture binary running as a child process.

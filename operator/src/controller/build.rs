@@ -311,6 +311,35 @@ struct Workload {
     single_instance: bool,
 }
 
+impl Workload {
+    /// `binary`, a cdcstar binary, run on the mounted pipeline file (its pods replaced when the file
+    /// changes) and probed on the `cdcstar_runtime::probes` port it serves on
+    /// [`COMPONENT_HTTP_PORT`]; one replica, alone, no env or volumes yet.
+    fn pipeline_binary(
+        component: Component,
+        binary: &str,
+        image: &str,
+        resources: &ResourceRequirements,
+        pipeline_yaml: &str,
+    ) -> Self {
+        Workload {
+            component,
+            image: image.to_owned(),
+            command: Some(vec![binary.to_owned()]),
+            args: pipeline_args(),
+            env: Vec::new(),
+            replicas: 1,
+            port: COMPONENT_HTTP_PORT,
+            liveness_path: "/health",
+            readiness_path: "/ready",
+            resources: Some(resources.clone()),
+            volumes: Vec::new(),
+            config_hash: Some(content_hash(&[pipeline_yaml])),
+            single_instance: true,
+        }
+    }
+}
+
 fn env_value(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
@@ -524,30 +553,21 @@ impl<'a> BuildContext<'a> {
             env.push(env_from_key_ref("CAPTURE_MASK_SALT", salt));
         }
         let volumes = self.pipeline_volumes(true, &mut env);
+        let native = &spec.capture.native;
         self.deployment(Workload {
-            component: Component::Capture,
-            image: spec
-                .capture
-                .native
-                .image
-                .clone()
-                .unwrap_or_else(|| config.images.capture.clone()),
-            command: Some(vec!["cdcstar-capture".to_owned()]),
-            args: pipeline_args(),
             env,
-            replicas: if spec.paused() { 0 } else { 1 },
-            port: COMPONENT_HTTP_PORT,
-            liveness_path: "/health",
-            readiness_path: "/ready",
-            resources: spec
-                .capture
-                .native
-                .resources
-                .clone()
-                .or_else(|| Some(config.resources.capture.clone())),
             volumes,
-            config_hash: Some(content_hash(&[pipeline_yaml])),
-            single_instance: true,
+            replicas: if spec.paused() { 0 } else { 1 },
+            ..Workload::pipeline_binary(
+                Component::Capture,
+                "cdcstar-capture",
+                native.image.as_ref().unwrap_or(&config.images.capture),
+                native
+                    .resources
+                    .as_ref()
+                    .unwrap_or(&config.resources.capture),
+                pipeline_yaml,
+            )
         })
     }
 
@@ -613,27 +633,20 @@ impl<'a> BuildContext<'a> {
         env.extend(self.clickhouse_credentials_env());
         let volumes = self.pipeline_volumes(true, &mut env);
         self.deployment(Workload {
-            component: Component::Sink,
-            image: spec
-                .sink
-                .image
-                .clone()
-                .unwrap_or_else(|| config.images.sink.clone()),
-            command: Some(vec!["cdcstar-sink".to_owned()]),
-            args: pipeline_args(),
             env,
-            replicas: replicas(&spec.sink, spec.paused()),
-            port: COMPONENT_HTTP_PORT,
-            liveness_path: "/health",
-            readiness_path: "/ready",
-            resources: spec
-                .sink
-                .resources
-                .clone()
-                .or_else(|| Some(config.resources.sink.clone())),
             volumes,
-            config_hash: Some(content_hash(&[pipeline_yaml])),
+            replicas: replicas(&spec.sink, spec.paused()),
             single_instance,
+            ..Workload::pipeline_binary(
+                Component::Sink,
+                "cdcstar-sink",
+                spec.sink.image.as_ref().unwrap_or(&config.images.sink),
+                spec.sink
+                    .resources
+                    .as_ref()
+                    .unwrap_or(&config.resources.sink),
+                pipeline_yaml,
+            )
         })
     }
 

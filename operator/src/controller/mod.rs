@@ -228,13 +228,7 @@ pub struct Context {
     pub backoff: Backoff,
 }
 
-impl std::fmt::Debug for Context {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(Context { config });
 
 impl Context {
     /// A context publishing events as `reporter`.

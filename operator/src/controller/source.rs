@@ -107,25 +107,28 @@ pub const RECREATED_NEXT_STEPS: &str = "the capture snapshots every table again 
 #[error("source database: {0}")]
 pub struct SourceError(#[from] pub DatabaseError);
 
-/// The pipeline's publication, slot and tables as the source database has them; with
-/// `probe_row_filters`, also the declared row filters as Postgres prints them (not for cleanup,
-/// which must work whatever the filters say).
-async fn observe(
-    database: &dyn SourceDatabase,
+/// A session on the source database, and the pipeline's publication, slot and tables as that
+/// database has them; with `probe_row_filters`, also the declared row filters as Postgres prints
+/// them (not for cleanup, which must work whatever the filters say).
+async fn connect_and_observe(
+    connector: &dyn SourceConnector,
+    dsn: &Sensitive,
     pipeline: &CdcPipeline,
     probe_row_filters: bool,
-) -> Result<SourceObservation, DatabaseError> {
+) -> Result<(Box<dyn SourceDatabase>, SourceObservation), DatabaseError> {
+    let database = connector.connect(dsn).await?;
     let probe = probe_row_filters
         .then(|| postgres::row_filter_probe(pipeline))
         .flatten();
-    database
+    let observed = database
         .observe(
             &postgres::effective_publication_name(pipeline),
             &pipeline.slot_name(),
             &postgres::declared_tables(pipeline),
             probe.as_deref(),
         )
-        .await
+        .await?;
+    Ok((database, observed))
 }
 
 /// Brings the source database to the spec.
@@ -134,8 +137,7 @@ pub async fn reconcile_source(
     dsn: &Sensitive,
     pipeline: &CdcPipeline,
 ) -> Result<SourceReport, SourceError> {
-    let database = connector.connect(dsn).await?;
-    let observed = observe(database.as_ref(), pipeline, true).await?;
+    let (database, observed) = connect_and_observe(connector, dsn, pipeline, true).await?;
     let slot_plan = sql::slot_plan(pipeline, &observed);
     let executed = sql::source_statements(pipeline, &observed, &slot_plan);
     database.execute(&executed).await?;
@@ -184,8 +186,7 @@ pub async fn cleanup_source(
     dsn: &Sensitive,
     pipeline: &CdcPipeline,
 ) -> Result<SourceCleanup, SourceError> {
-    let database = connector.connect(dsn).await?;
-    let observed = observe(database.as_ref(), pipeline, false).await?;
+    let (database, observed) = connect_and_observe(connector, dsn, pipeline, false).await?;
     database
         .execute(&postgres::cleanup_statements(pipeline))
         .await?;

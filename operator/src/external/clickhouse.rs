@@ -32,12 +32,7 @@ pub struct ClickHouseWarehouse {
     client: clickhouse::Client,
 }
 
-impl std::fmt::Debug for ClickHouseWarehouse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseWarehouse")
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(ClickHouseWarehouse {});
 
 impl ClickHouseWarehouse {
     /// The rows a status-table query (`sql`, with a `{pipeline:String}` parameter) answers for

@@ -101,11 +101,22 @@ fn owned_by_pipeline(body: &Value) {
     );
 }
 
-/// A Deployment body of the pipeline: owned by it, hardened, and including `expected`.
-fn assert_pipeline_deployment(body: &Value, expected: &Value, what: &str) {
-    owned_by_pipeline(body);
-    assert_hardened(body);
-    assert_json_include(body, expected, what);
+/// The apply of `component`'s Deployment: owned by the pipeline, hardened, its spec including
+/// `spec`, and then checked by `also`; answered with its `spec.replicas` all ready.
+fn deployment_applied(
+    component: &'static str,
+    spec: Value,
+    also: impl FnOnce(&Value) + Send + 'static,
+) -> Call {
+    let replicas = spec["replicas"].as_i64().expect("spec.replicas") as i32;
+    Call::apply(deployment(component))
+        .check(move |body| {
+            owned_by_pipeline(body);
+            assert_hardened(body);
+            assert_json_include(body, &json!({ "spec": spec }), component);
+            also(body);
+        })
+        .reply(Reply::EchoWith(deployment_ready(replicas)))
 }
 
 /// A JSON patch of the pipeline's finalizers equal to `patch`, answered with `answer`.
@@ -178,7 +189,6 @@ pub fn children_applied_with(capture: i32, sink: i32) -> Vec<Call> {
 }
 
 fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
-    let replicas = capture;
     vec![
         Call::apply(PIPELINE_CONFIG_MAP)
             .check(|body| {
@@ -188,20 +198,17 @@ fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
                 assert!(yaml.contains("connectionSecretRef"), "{yaml}");
             })
             .reply(Reply::Echo),
-        Call::apply(deployment("capture"))
-            .check(move |body| {
-                assert_pipeline_deployment(
-                    body,
-                    &json!({"spec": {
-                        "replicas": replicas,
-                        "strategy": {"type": "Recreate"},
-                        "template": {"spec": {"containers": [{
-                            "command": ["cdcstar-capture"],
-                            "args": ["--pipeline", "/etc/cdcstar/pipeline.yaml"],
-                        }]}},
-                    }}),
-                    "capture",
-                );
+        deployment_applied(
+            "capture",
+            json!({
+                "replicas": capture,
+                "strategy": {"type": "Recreate"},
+                "template": {"spec": {"containers": [{
+                    "command": ["cdcstar-capture"],
+                    "args": ["--pipeline", "/etc/cdcstar/pipeline.yaml"],
+                }]}},
+            }),
+            |body| {
                 let env = &body["spec"]["template"]["spec"]["containers"][0]["env"];
                 assert!(
                     env.as_array().unwrap().contains(&json!({
@@ -210,32 +217,24 @@ fn children_reapplied_with(capture: i32, sink: i32) -> Vec<Call> {
                     })),
                     "{env}"
                 );
-            })
-            .reply(Reply::EchoWith(deployment_ready(replicas))),
-        Call::apply(deployment("sink"))
-            .check(move |body| {
-                assert_pipeline_deployment(
-                    body,
-                    &json!({"spec": {
-                        "replicas": sink,
-                        "template": {"spec": {"containers": [{"command": ["cdcstar-sink"]}]}},
-                    }}),
-                    "sink",
-                );
-            })
-            .reply(Reply::EchoWith(deployment_ready(sink))),
-        Call::apply(deployment("api"))
-            .check(|body| {
-                assert_pipeline_deployment(
-                    body,
-                    &json!({"spec": {
-                        "replicas": 1,
-                        "template": {"spec": {"containers": [{"command": ["cdcstar-api"], "args": ["serve"]}]}},
-                    }}),
-                    "api",
-                );
-            })
-            .reply(Reply::EchoWith(deployment_ready(1))),
+            },
+        ),
+        deployment_applied(
+            "sink",
+            json!({
+                "replicas": sink,
+                "template": {"spec": {"containers": [{"command": ["cdcstar-sink"]}]}},
+            }),
+            |_| {},
+        ),
+        deployment_applied(
+            "api",
+            json!({
+                "replicas": 1,
+                "template": {"spec": {"containers": [{"command": ["cdcstar-api"], "args": ["serve"]}]}},
+            }),
+            |_| {},
+        ),
         Call::apply(API_SERVICE)
             .check(|body| {
                 owned_by_pipeline(body);

@@ -54,13 +54,7 @@ pub struct DeadLetterProducer {
     connection: KafkaConnection,
 }
 
-impl std::fmt::Debug for DeadLetterProducer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetterProducer")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
-    }
-}
+cdcstar_runtime::debug_fields!(DeadLetterProducer { topic });
 
 impl DeadLetterProducer {
     /// A producer for `topic` (acks from all in-sync replicas).

@@ -184,6 +184,29 @@ async fn probe(
     }
 }
 
+/// The load's insert, timed by the probe.
+const INSERT: &str = "INSERT INTO bench_event (id, seq, note, amount) VALUES ($1, $2, 'new', 12.5)";
+/// The load's update, timed by the probe.
+const UPDATE: &str = "UPDATE bench_event SET seq = $2, note = 'updated' WHERE id = $1";
+
+/// Runs `statement` ([`INSERT`] or [`UPDATE`]: `$1` the row's id, `$2` its new `seq`) and queues
+/// the change for the probe, timed from its commit.
+async fn write_timed(
+    client: &tokio_postgres::Client,
+    pending: &Mutex<Pending>,
+    statement: &str,
+    id: i64,
+    seq: i64,
+) -> Result<()> {
+    client.execute(statement, &[&id, &seq]).await?;
+    pending
+        .lock()
+        .await
+        .changes
+        .push_back((id, seq, Instant::now()));
+    Ok(())
+}
+
 /// Runs the load for `seconds` at `rate` transactions/s and prints the latency and its breakdown.
 pub async fn run(url: &str, rate: u64, seconds: u64, endpoints: Endpoints) -> Result<()> {
     let client = connect(url).await?;
@@ -215,33 +238,13 @@ pub async fn run(url: &str, rate: u64, seconds: u64, endpoints: Endpoints) -> Re
         seq += 1;
         let pick = seq % 10;
         if pick < 5 || live.len() < 100 {
-            client
-                .execute(
-                    "INSERT INTO bench_event (id, seq, note, amount) VALUES ($1, $2, 'new', 12.5)",
-                    &[&id, &seq],
-                )
-                .await?;
-            pending
-                .lock()
-                .await
-                .changes
-                .push_back((id, seq, Instant::now()));
+            write_timed(&client, &pending, INSERT, id, seq).await?;
             live.push(id);
             id += 1;
             inserts += 1;
         } else if pick < 9 {
             let target = live[(seq as usize * 7919) % live.len()];
-            client
-                .execute(
-                    "UPDATE bench_event SET seq = $2, note = 'updated' WHERE id = $1",
-                    &[&target, &seq],
-                )
-                .await?;
-            pending
-                .lock()
-                .await
-                .changes
-                .push_back((target, seq, Instant::now()));
+            write_timed(&client, &pending, UPDATE, target, seq).await?;
             updates += 1;
         } else {
             let target = live.swap_remove((seq as usize * 104_729) % live.len());
