@@ -28,9 +28,7 @@ pub const TEST_CLIENT_ORIGIN: &str = "http://localhost:3001";
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database connections.
     pub db: Connections,
-    /// The request metrics.
     pub metrics: Arc<Metrics>,
     /// CORS and timeout settings.
     pub http: HttpSettings,

@@ -47,20 +47,10 @@ pub enum ApiError {
     },
     /// 404 Not Found: no route matches the path.
     #[error("no route for {method} {path}")]
-    NoRoute {
-        /// The request's method.
-        method: String,
-        /// The request's path.
-        path: String,
-    },
+    NoRoute { method: String, path: String },
     /// 405 Method Not Allowed: the path exists but not with this method.
     #[error("method {method} not allowed on {path}")]
-    MethodNotAllowed {
-        /// The request's method.
-        method: String,
-        /// The request's path.
-        path: String,
-    },
+    MethodNotAllowed { method: String, path: String },
     /// 400 Bad Request: the request refers to a row it needs and that does not exist (an order's
     /// customer), as the reference answers.
     #[error("{message}")]

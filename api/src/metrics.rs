@@ -23,9 +23,7 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The matched route template (`/api/customers/{id}`), or `unmatched`.
     pub route: String,
-    /// The HTTP method.
     pub method: String,
-    /// The response status code.
     pub status: u16,
 }
 

@@ -28,7 +28,6 @@ pub enum ServerError {
     /// A listener could not be bound.
     #[error("failed to listen on {addr}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
         /// The cause.
         #[source]

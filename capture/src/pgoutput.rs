@@ -86,11 +86,9 @@ pub enum LogicalMessage {
     Relation(Relation),
     /// Description of a non-built-in data type (ignored by the capture: values come as text).
     Type {
-        /// Type OID.
         oid: u32,
         /// Schema of the type.
         namespace: String,
-        /// Type name.
         name: String,
     },
     /// A new row.
@@ -134,7 +132,6 @@ pub struct Begin {
     pub final_lsn: u64,
     /// Commit time, microseconds since 2000-01-01 UTC.
     pub commit_time_micros: i64,
-    /// Transaction id.
     pub xid: u32,
 }
 
@@ -156,7 +153,6 @@ pub struct Relation {
     pub id: u32,
     /// Schema name.
     pub namespace: String,
-    /// Table name.
     pub name: String,
     /// Replica identity setting: `d` default, `n` nothing, `f` full, `i` index.
     pub replica_identity: u8,
@@ -169,7 +165,6 @@ pub struct Relation {
 pub struct RelationColumn {
     /// Part of the replica identity key.
     pub is_key: bool,
-    /// Column name.
     pub name: String,
     pub type_oid: u32,
     /// Type modifier (`atttypmod`).

@@ -17,7 +17,6 @@ pub enum ReplicationError {
         target: String,
         /// What was being done.
         action: &'static str,
-        /// The underlying error.
         source: PgWireError,
     },
     /// The server answered something unexpected.
@@ -33,9 +32,7 @@ pub enum ReplicationError {
 /// Settings of the replication stream.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
-    /// Slot to read.
     pub slot: String,
-    /// Publication to read.
     pub publication: String,
     /// How often standby status updates carry a raised position.
     pub status_interval: Duration,

@@ -24,7 +24,6 @@ pub enum RowError {
     /// A tuple's column count does not match the relation's.
     #[error("tuple of {table} has {found} columns, its relation message lists {expected}")]
     ColumnCount {
-        /// Table name.
         table: String,
         /// Columns in the relation.
         expected: usize,
@@ -33,12 +32,7 @@ pub enum RowError {
     },
     /// A value arrived in binary format, which the capture never asks for.
     #[error("column {table}.{column} arrived in binary format; the capture only reads text")]
-    BinaryValue {
-        /// Table name.
-        table: String,
-        /// Column name.
-        column: String,
-    },
+    BinaryValue { table: String, column: String },
 }
 
 /// The last `Relation` message of every table seen on the stream.
@@ -77,7 +71,6 @@ pub struct ChangePosition {
 pub struct Change {
     /// The primary key's JSON value (`42`, `"a1"`), `None` when the row has no usable key.
     pub key: Option<Vec<u8>>,
-    /// The event.
     pub envelope: Envelope,
 }
 

@@ -102,7 +102,6 @@ pub enum PipelineFileError {
     /// The file is not a valid CdcPipeline.
     #[error("pipeline file {path} is not a valid CdcPipeline: {source}")]
     Invalid {
-        /// File path.
         path: String,
         /// The YAML error, or every violated rule with its field path.
         source: PipelineDocumentError,

@@ -38,13 +38,11 @@ pub enum SnapshotError {
     Sql {
         /// What was being done.
         action: String,
-        /// The database's answer.
         source: tokio_postgres::Error,
     },
     /// A table cannot be snapshotted.
     #[error("cannot snapshot {table}: {reason}")]
     Table {
-        /// Table name.
         table: String,
         /// Why.
         reason: String,
@@ -52,7 +50,6 @@ pub enum SnapshotError {
     /// The producer refused or the broker did not acknowledge a row.
     #[error("snapshot of {table} could not produce: {reason}")]
     Produce {
-        /// Table name.
         table: String,
         /// Why.
         reason: String,
@@ -99,7 +96,6 @@ impl TableState {
 /// A table to snapshot and where to resume it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableTask {
-    /// Table name.
     pub table: String,
     /// Text of the last primary key already emitted, `None` to start at the beginning.
     pub resume_after: Option<String>,
@@ -212,7 +208,6 @@ pub struct Snapshotter {
     pub reader: ReadSnapshot,
     /// Where progress is written (a separate session: the reader's transaction is read-only).
     pub progress_client: Client,
-    /// The progress table.
     pub progress: ProgressStore,
     /// Topics and keys.
     pub routes: Arc<Routes>,

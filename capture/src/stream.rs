@@ -36,7 +36,6 @@ pub enum StreamError {
     Decode {
         /// Where the message is.
         lsn: Lsn,
-        /// Why.
         source: pgoutput::DecodeError,
     },
     /// A change could not be turned into an envelope.
@@ -44,7 +43,6 @@ pub enum StreamError {
     Row {
         /// Where the change is.
         lsn: Lsn,
-        /// Why.
         source: RowError,
     },
     /// A change arrived outside a transaction.
@@ -54,7 +52,6 @@ pub enum StreamError {
     #[error("failed to produce to {topic}: {source}")]
     Produce {
         topic: String,
-        /// Why.
         source: rdkafka::error::KafkaError,
     },
     /// The broker did not acknowledge an event.

@@ -41,9 +41,7 @@ pub enum RunError {
     /// The HTTP endpoints could not be served.
     #[error("failed to serve metrics and probes on {addr}: {source}")]
     Http {
-        /// Listen address.
         addr: SocketAddr,
-        /// The I/O error.
         source: std::io::Error,
     },
     /// The SIGTERM and SIGINT handlers could not be installed.

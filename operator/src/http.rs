@@ -11,7 +11,6 @@ use prometheus_client::registry::Registry;
 /// What the endpoints read.
 #[derive(Debug, Clone)]
 pub struct HttpState {
-    /// The metrics registry.
     pub registry: Arc<Registry>,
     /// Set once startup checks passed.
     pub ready: Arc<AtomicBool>,

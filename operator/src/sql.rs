@@ -189,7 +189,6 @@ pub fn warehouse_plan(
 /// replaced under one policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueAdjustment {
-    /// Star table.
     pub table: String,
     pub column: String,
     /// `clamp` or `null`.
@@ -215,7 +214,6 @@ pub struct Watermark {
 /// star table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verification {
-    /// Star table.
     pub table: String,
     /// When it ended, milliseconds since the epoch.
     pub verified_at_ms: i64,

@@ -35,7 +35,6 @@ pub enum KafkaSetupError {
         dir: String,
         /// The key that failed.
         key: String,
-        /// The underlying error.
         source: std::io::Error,
     },
     /// A client could not be created from the settings.
@@ -45,13 +44,11 @@ pub enum KafkaSetupError {
         what: &'static str,
         /// Bootstrap brokers.
         brokers: String,
-        /// The underlying error.
         source: KafkaError,
     },
     /// A topic could not be created.
     #[error("failed to create topic {topic}: {reason}")]
     CreateTopic {
-        /// Topic name.
         topic: String,
         /// What the broker said.
         reason: String,

@@ -9,7 +9,6 @@ use std::path::Path;
 pub struct UnreadablePipelineFile {
     /// The file, as displayed.
     pub path: String,
-    /// The I/O error.
     pub source: std::io::Error,
 }
 

@@ -22,7 +22,6 @@ pub enum SourceError {
     Sql {
         /// What was being done.
         action: String,
-        /// The database's answer.
         source: tokio_postgres::Error,
     },
     /// The database state does not allow the capture to run.

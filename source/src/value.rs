@@ -17,6 +17,8 @@
 //! Timestamps follow what Redpanda Connect emits (Go's `time.Time` JSON form, RFC 3339 with the
 //! fraction's trailing zeros removed), so both captures produce the same bytes. `infinity` and
 //! values outside the proleptic Gregorian range Postgres can print (`BC` years) stay strings.
+//!
+//! Over 400 lines only with its tests: one table of conversions per type family.
 
 use chrono::{FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Number, Value};

@@ -60,7 +60,6 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// drops it with its replication slots.
 #[derive(Debug)]
 pub struct ScratchDb {
-    /// Its connection string.
     pub url: String,
     /// Its name (unquoted: [`unique`] makes it SQL-safe).
     pub name: String,

@@ -23,21 +23,17 @@ pub enum ApplyError {
     /// Server-side apply failed.
     #[error("failed to apply {kind} {namespace}/{name}: {}", Described(.source))]
     Apply {
-        /// Kind of the child.
         kind: String,
         namespace: String,
         name: String,
-        /// The client error.
         source: kube::Error,
     },
     /// Deleting an obsolete child failed.
     #[error("failed to delete obsolete {kind:?} {namespace}/{name}: {}", Described(.source))]
     Delete {
-        /// Kind of the child.
         kind: ChildKind,
         namespace: String,
         name: String,
-        /// The client error.
         source: kube::Error,
     },
 }

@@ -189,7 +189,6 @@ pub enum BuildError {
     Serialize {
         /// What was serialised.
         what: &'static str,
-        /// The serde error.
         source: serde_yaml::Error,
     },
 }

@@ -87,7 +87,6 @@ pub enum DereferenceError {
         namespace: String,
         /// Secret name.
         name: String,
-        /// The client error.
         source: kube::Error,
     },
 }

@@ -213,9 +213,7 @@ impl Backoff {
 
 /// What every reconcile shares.
 pub struct Context {
-    /// Kubernetes client.
     pub client: Client,
-    /// Operator settings.
     pub config: OperatorConfig,
     /// Opens sessions on source databases.
     pub source: Arc<dyn SourceConnector>,
