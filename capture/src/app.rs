@@ -99,14 +99,11 @@ pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> Result<(), C
     ));
 
     // Kafka: the pipeline's topics, then the producer.
-    let brokers: Vec<String> = match &args.kafka_brokers {
-        Some(list) => list.split(',').map(str::to_owned).collect(),
-        None => pipeline.spec.kafka.brokers.clone(),
-    };
-    let mut connection = KafkaConnection::new(&brokers);
-    if let Some(dir) = &args.kafka_auth_dir {
-        connection = connection.with_auth_dir(dir)?;
-    }
+    let connection = KafkaConnection::configured(
+        args.kafka_brokers.as_deref(),
+        &pipeline.spec.kafka.brokers,
+        args.kafka_auth_dir.as_deref(),
+    )?;
     let mut topics = pipeline.data_topics();
     topics.push(pipeline.dead_letter_topic());
     ensure_topics(&connection, &topics, pipeline.spec.kafka.topics.partitions).await?;

@@ -87,6 +87,23 @@ impl KafkaConnection {
         }
     }
 
+    /// The connection a binary opens: the brokers given on its command line (comma-separated) or
+    /// else the pipeline's, with the security settings of the Secret mounted at `auth_dir`, if any.
+    pub fn configured<S: AsRef<str>>(
+        given_brokers: Option<&str>,
+        pipeline_brokers: &[S],
+        auth_dir: Option<&Path>,
+    ) -> Result<Self, KafkaSetupError> {
+        let connection = match given_brokers {
+            Some(list) => Self::new(&list.split(',').collect::<Vec<_>>()),
+            None => Self::new(pipeline_brokers),
+        };
+        match auth_dir {
+            Some(dir) => connection.with_auth_dir(dir),
+            None => Ok(connection),
+        }
+    }
+
     /// Adds the security settings found in `dir` (a mounted Secret: one file per key of
     /// [`AUTH_KEYS`]; missing files are skipped).
     pub fn with_auth_dir(mut self, dir: &Path) -> Result<Self, KafkaSetupError> {
@@ -255,6 +272,24 @@ mod tests {
         assert_eq!(
             connection.client_config().get("bootstrap.servers"),
             Some("a:9092,b:9092")
+        );
+    }
+
+    #[test]
+    fn brokers_given_on_the_command_line_replace_the_pipelines() {
+        let pipeline = ["spec:9092"];
+        let given = KafkaConnection::configured(Some("a:9092, b:9092"), &pipeline, None).unwrap();
+        assert_eq!(given.brokers, "a:9092,b:9092");
+        let spec = KafkaConnection::configured(None, &pipeline, None).unwrap();
+        assert_eq!(spec.brokers, "spec:9092");
+        let missing = std::path::Path::new("/nonexistent/cdcstar-kafka-auth");
+        let without_secret_files =
+            KafkaConnection::configured(None, &pipeline, Some(missing)).unwrap();
+        assert!(
+            without_secret_files
+                .client_config()
+                .get("sasl.username")
+                .is_none()
         );
     }
 

@@ -36,8 +36,7 @@ async fn main() -> anyhow::Result<()> {
     logging::init(args.log_format, "info")?;
     let (stop, shutdown) = watch::channel(false);
     let signals = ShutdownSignals::install().context("failed to listen for SIGTERM and SIGINT")?;
-    tokio::spawn(async move {
-        signals.requested().await;
+    signals.spawn_then(move || {
         let _ = stop.send(true);
     });
     cdcstar_sink::run(args, shutdown)

@@ -48,15 +48,11 @@ pub struct ServiceArgs {
 impl ServiceArgs {
     /// The Kafka connection: these brokers or the spec's, with the mounted auth Secret if any.
     pub fn kafka(&self, pipeline: &CdcPipeline) -> Result<KafkaConnection, KafkaSetupError> {
-        let brokers: Vec<String> = match &self.kafka_brokers {
-            Some(list) => list.split(',').map(str::to_owned).collect(),
-            None => pipeline.spec.kafka.brokers.clone(),
-        };
-        let connection = KafkaConnection::new(&brokers);
-        match &self.kafka_auth_dir {
-            Some(dir) => connection.with_auth_dir(dir),
-            None => Ok(connection),
-        }
+        KafkaConnection::configured(
+            self.kafka_brokers.as_deref(),
+            &pipeline.spec.kafka.brokers,
+            self.kafka_auth_dir.as_deref(),
+        )
     }
 
     /// The ClickHouse connection: this endpoint, database and credentials, or the spec's.
