@@ -36,6 +36,8 @@
 //! Over 400 lines: the DDL, inserts and reads of the status tables belong together (one schema); a
 //! third is tests.
 
+use serde::Deserialize;
+
 use crate::clickhouse_ddl::{Drift, Migration, quote_ident, quote_string};
 use crate::clickhouse_placement::{MergeTree, Placement};
 use crate::pipeline::CdcPipeline;
@@ -366,6 +368,54 @@ pub fn verifications_query(database: &str) -> String {
          FROM {} WHERE `pipeline` = {{pipeline:String}} GROUP BY `table` ORDER BY `table`",
         VERIFICATIONS.qualified_name(database)
     )
+}
+
+/// One row of [`value_adjustments_query`]: values of a star-table column replaced under one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clickhouse-rows", derive(clickhouse::Row))]
+pub struct ValueAdjustment {
+    pub table: String,
+    pub column: String,
+    /// `clamp` or `null`.
+    pub policy: String,
+    /// Values replaced.
+    pub values: u64,
+    /// When the last one was written, milliseconds since the epoch.
+    pub last_seen_ms: i64,
+}
+
+/// The row of [`watermark_query`]: the pipeline's "consistent up to".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clickhouse-rows", derive(clickhouse::Row))]
+pub struct Watermark {
+    /// Every change committed at or before this LSN is applied (0: not every partition yet).
+    pub commit_lsn: u64,
+    /// Commit time of the same bound, microseconds since the Unix epoch.
+    pub commit_time_us: i64,
+    /// Partitions the minimum is over.
+    pub partitions: u64,
+}
+
+/// One row of [`verifications_query`]: the newest verification of a star table (fields in the
+/// query's column order: rows are read by position).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clickhouse-rows", derive(clickhouse::Row))]
+pub struct Verification {
+    pub table: String,
+    /// When it ended, milliseconds since the epoch.
+    pub verified_at_ms: i64,
+    /// Source rows compared.
+    pub rows_checked: u64,
+    /// Keys still differing.
+    pub mismatches: u64,
+    /// Keys repaired.
+    pub repaired: u64,
+    /// Keys undecided.
+    pub skipped: u64,
+    /// The first keys still differing.
+    pub mismatch_keys: Vec<String>,
+    /// Why the table was not verified (empty: it was).
+    pub not_verified: String,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use cdcstar_crds::clickhouse_placement::Placement;
 use cdcstar_crds::pipeline::{CaptureEngine, CdcPipeline, TableSnapshotStatus};
 use cdcstar_crds::postgres::{self, QualifiedTable, RowFilterState};
 use cdcstar_crds::status_tables::STATUS_TABLES;
+pub use cdcstar_crds::status_tables::{ValueAdjustment, Verification, Watermark};
 use cdcstar_crds::validate::ValidationErrors;
 
 /// What the operator saw on the source database.
@@ -183,52 +184,6 @@ pub fn warehouse_plan(
         plan.drift.extend(migration.drift);
     }
     Ok(plan)
-}
-
-/// One row of `cdcstar_crds::status_tables::value_adjustments_query`: values of a star-table column
-/// replaced under one policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueAdjustment {
-    pub table: String,
-    pub column: String,
-    /// `clamp` or `null`.
-    pub policy: String,
-    /// Values replaced.
-    pub values: u64,
-    /// When the last one was written, milliseconds since the epoch.
-    pub last_seen_ms: i64,
-}
-
-/// The row of `cdcstar_crds::status_tables::watermark_query`: the pipeline's "consistent up to".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Watermark {
-    /// Every change committed at or before this LSN is applied (0: not every partition yet).
-    pub commit_lsn: u64,
-    /// Commit time of the same bound, microseconds since the Unix epoch.
-    pub commit_time_us: i64,
-    /// Partitions the minimum is over.
-    pub partitions: u64,
-}
-
-/// One row of `cdcstar_crds::status_tables::verifications_query`: the newest verification of a
-/// star table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verification {
-    pub table: String,
-    /// When it ended, milliseconds since the epoch.
-    pub verified_at_ms: i64,
-    /// Source rows compared.
-    pub rows_checked: u64,
-    /// Keys still differing.
-    pub mismatches: u64,
-    /// The first of them.
-    pub mismatch_keys: Vec<String>,
-    /// Keys repaired.
-    pub repaired: u64,
-    /// Keys undecided.
-    pub skipped: u64,
-    /// Why the table was not verified (empty: it was).
-    pub not_verified: String,
 }
 
 /// What the sink reported in the status tables, for the pipeline's status.

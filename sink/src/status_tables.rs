@@ -13,8 +13,8 @@ use cdcstar_crds::status_tables::{
     PARTITION_POSITIONS, StatusTable, VALUE_ADJUSTMENTS, VERIFICATION_KEYS_KEPT, VERIFICATIONS,
     watermark_query,
 };
+pub use cdcstar_crds::status_tables::{Verification, Watermark};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::route::CommitPosition;
@@ -110,7 +110,7 @@ impl StatusWriter {
     }
 
     /// The newest verification of each star table of the pipeline (none before the verifier ran).
-    pub async fn verifications(&self) -> Result<Vec<VerificationRow>, StoreError> {
+    pub async fn verifications(&self) -> Result<Vec<Verification>, StoreError> {
         let query = cdcstar_crds::status_tables::verifications_query(self.store.database());
         self.pipeline_rows(&query, cdcstar_crds::status_tables::VERIFICATIONS.name)
             .await
@@ -132,38 +132,7 @@ impl StatusWriter {
     }
 }
 
-/// One row of `cdcstar_crds::status_tables::verifications_query`: a star table's newest verification.
-#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
-pub struct VerificationRow {
-    pub table: String,
-    /// When the verification ended, milliseconds since the Unix epoch.
-    pub verified_at_ms: i64,
-    /// Source rows compared.
-    pub rows_checked: u64,
-    /// Keys still differing.
-    pub mismatches: u64,
-    /// Keys repaired.
-    pub repaired: u64,
-    /// Keys left undecided.
-    pub skipped: u64,
-    /// The first differing keys.
-    pub mismatch_keys: Vec<String>,
-    /// Why the table was not verified (empty: it was).
-    pub not_verified: String,
-}
-
 const WATERMARK_NAME: &str = cdcstar_crds::status_tables::WATERMARK.name;
-
-/// One row of the watermark view (`cdcstar_crds::status_tables::watermark_query`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clickhouse::Row, Deserialize)]
-pub struct Watermark {
-    /// Every change committed at or before this LSN is applied (0: not every partition yet).
-    pub commit_lsn: u64,
-    /// The commit time of the same bound, microseconds since the Unix epoch.
-    pub commit_time_us: i64,
-    /// Partitions the minimum is over.
-    pub partitions: u64,
-}
 
 /// The rows of a verification's `tables`.
 pub fn verification_rows(

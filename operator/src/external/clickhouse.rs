@@ -62,34 +62,6 @@ struct CountRow {
     count: u64,
 }
 
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct WatermarkRow {
-    commit_lsn: u64,
-    commit_time_us: i64,
-    partitions: u64,
-}
-
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct VerificationRow {
-    table: String,
-    verified_at_ms: i64,
-    rows_checked: u64,
-    mismatches: u64,
-    repaired: u64,
-    skipped: u64,
-    mismatch_keys: Vec<String>,
-    not_verified: String,
-}
-
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct AdjustmentRow {
-    table: String,
-    column: String,
-    policy: String,
-    values: u64,
-    last_seen_ms: i64,
-}
-
 /// Transport failures mean the server is unreachable; anything the server answered is a statement
 /// or inspection error.
 fn is_transport(error: &clickhouse::error::Error) -> bool {
@@ -151,48 +123,19 @@ impl Warehouse for ClickHouseWarehouse {
         pipeline: &str,
     ) -> Result<WarehouseReport, DatabaseError> {
         let value_adjustments = self
-            .pipeline_rows::<AdjustmentRow>(
+            .pipeline_rows::<ValueAdjustment>(
                 &status_tables::value_adjustments_query(database),
                 pipeline,
             )
-            .await?
-            .into_iter()
-            .map(|row| ValueAdjustment {
-                table: row.table,
-                column: row.column,
-                policy: row.policy,
-                values: row.values,
-                last_seen_ms: row.last_seen_ms,
-            })
-            .collect();
+            .await?;
         let watermark = self
-            .pipeline_rows::<WatermarkRow>(&status_tables::watermark_query(database), pipeline)
+            .pipeline_rows::<Watermark>(&status_tables::watermark_query(database), pipeline)
             .await?
             .into_iter()
-            .next()
-            .map(|row| Watermark {
-                commit_lsn: row.commit_lsn,
-                commit_time_us: row.commit_time_us,
-                partitions: row.partitions,
-            });
+            .next();
         let verifications = self
-            .pipeline_rows::<VerificationRow>(
-                &status_tables::verifications_query(database),
-                pipeline,
-            )
-            .await?
-            .into_iter()
-            .map(|row| Verification {
-                table: row.table,
-                verified_at_ms: row.verified_at_ms,
-                rows_checked: row.rows_checked,
-                mismatches: row.mismatches,
-                mismatch_keys: row.mismatch_keys,
-                repaired: row.repaired,
-                skipped: row.skipped,
-                not_verified: row.not_verified,
-            })
-            .collect();
+            .pipeline_rows::<Verification>(&status_tables::verifications_query(database), pipeline)
+            .await?;
         Ok(WarehouseReport {
             verifications,
             value_adjustments,
