@@ -81,9 +81,9 @@ impl Validator {
 
     /// Like [`Validator::text`] when the field is present.
     pub fn optional_text(&mut self, field: &str, value: Option<&str>, min: usize, max: usize) {
-        if let Some(value) = value {
-            self.text(field, value, min, max);
-        }
+        self.optional(field, value, |v, field, value| {
+            v.text(field, value, min, max)
+        });
     }
 
     /// Runs `check` on `field` when it is present (an update's absent field keeps its value).

@@ -1,6 +1,8 @@
 //! The tables a pipeline keeps about itself next to its star tables, in the same ClickHouse
 //! database: what the sink reports of its work, read by the operator for the pipeline's status and
-//! by analysts. Pure: the DDL, the statements the sink inserts with, and the queries that read them.
+//! by analysts. Pure: the DDL, the statements the sink inserts with, the queries that read them and
+//! the rows they answer ([`ValueAdjustment`], [`Watermark`], [`Verification`]; `clickhouse::Row`
+//! with the `clickhouse-rows` feature, for the sink and the operator that read them).
 //!
 //! - [`VALUE_ADJUSTMENTS`] (`cdcstar_value_adjustments`, `SummingMergeTree`): per pipeline, star table,
 //!   column and `onUnrepresentable` policy, how many values the column's type could not hold and the
