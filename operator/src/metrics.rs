@@ -100,7 +100,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus_client::encoding::text::encode;
+    use cdcstar_runtime::probes;
 
     #[test]
     fn failures_are_exported_by_kind() {
@@ -109,8 +109,7 @@ mod tests {
         metrics.reconciled(Duration::from_millis(20));
         metrics.failed("source");
         metrics.failed("source");
-        let mut text = String::new();
-        encode(&mut text, &registry).unwrap();
+        let text = probes::encode(&registry).unwrap();
         assert!(
             text.contains("cdcstar_operator_reconciles_total 1"),
             "{text}"
