@@ -434,26 +434,40 @@ mod tests {
             .collect()
     }
 
+    /// Value adjustments are summed per pipeline, table, column and policy; positions keep the
+    /// highest commit LSN per topic partition; the sink inserts every column as JSON rows.
     #[test]
-    fn value_adjustments_sum_per_pipeline_table_column_and_policy() {
-        assert_eq!(
-            VALUE_ADJUSTMENTS.create_statements(&Placement::default(), "local")[0],
-            "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_value_adjustments` (\n    \
-             `pipeline` LowCardinality(String),\n    `table` LowCardinality(String),\n    \
-             `column` LowCardinality(String),\n    `policy` LowCardinality(String),\n    \
-             `values` UInt64,\n    \
-             `last_seen` SimpleAggregateFunction(max, DateTime64(3, 'UTC'))\n) \
-             ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)"
-        );
-    }
-
-    #[test]
-    fn the_sink_inserts_every_column_as_json_rows() {
-        assert_eq!(
-            VALUE_ADJUSTMENTS.insert_statement(),
-            "INSERT INTO `cdcstar_value_adjustments` (`pipeline`, `table`, `column`, `policy`, \
-             `values`, `last_seen`) FORMAT JSONEachRow"
-        );
+    fn tables_the_sink_writes_are_created_and_inserted_as_declared() {
+        let expected = [
+            (
+                &VALUE_ADJUSTMENTS,
+                "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_value_adjustments` (\n    \
+                 `pipeline` LowCardinality(String),\n    `table` LowCardinality(String),\n    \
+                 `column` LowCardinality(String),\n    `policy` LowCardinality(String),\n    \
+                 `values` UInt64,\n    \
+                 `last_seen` SimpleAggregateFunction(max, DateTime64(3, 'UTC'))\n) \
+                 ENGINE = SummingMergeTree(`values`) ORDER BY (`pipeline`, `table`, `column`, `policy`)",
+                "INSERT INTO `cdcstar_value_adjustments` (`pipeline`, `table`, `column`, `policy`, \
+                 `values`, `last_seen`) FORMAT JSONEachRow",
+            ),
+            (
+                &PARTITION_POSITIONS,
+                "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (\n    \
+                 `pipeline` LowCardinality(String),\n    `topic` LowCardinality(String),\n    \
+                 `partition` Int32,\n    `commit_lsn` UInt64,\n    \
+                 `commit_time` DateTime64(6, 'UTC'),\n    `applied_at` DateTime64(3, 'UTC')\n) \
+                 ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)",
+                "INSERT INTO `cdcstar_partition_positions` (`pipeline`, `topic`, `partition`, \
+                 `commit_lsn`, `commit_time`, `applied_at`) FORMAT JSONEachRow",
+            ),
+        ];
+        for (table, create, insert) in expected {
+            assert_eq!(
+                table.create_statements(&Placement::default(), "local"),
+                [create]
+            );
+            assert_eq!(table.insert_statement(), insert);
+        }
     }
 
     #[test]
@@ -524,23 +538,6 @@ mod tests {
             "DELETE FROM `local`.`cdcstar_value_adjustments` WHERE `pipeline` = 'it\\'s/shop'"
         );
         assert_eq!(WATERMARK.delete_statement(&pipeline), None);
-    }
-
-    #[test]
-    fn positions_keep_the_highest_commit_lsn_per_topic_partition() {
-        assert_eq!(
-            PARTITION_POSITIONS.create_statements(&Placement::default(), "local")[0],
-            "CREATE TABLE IF NOT EXISTS `local`.`cdcstar_partition_positions` (\n    \
-             `pipeline` LowCardinality(String),\n    `topic` LowCardinality(String),\n    \
-             `partition` Int32,\n    `commit_lsn` UInt64,\n    \
-             `commit_time` DateTime64(6, 'UTC'),\n    `applied_at` DateTime64(3, 'UTC')\n) \
-             ENGINE = ReplacingMergeTree(`commit_lsn`) ORDER BY (`pipeline`, `topic`, `partition`)"
-        );
-        assert_eq!(
-            PARTITION_POSITIONS.insert_statement(),
-            "INSERT INTO `cdcstar_partition_positions` (`pipeline`, `topic`, `partition`, \
-             `commit_lsn`, `commit_time`, `applied_at`) FORMAT JSONEachRow"
-        );
     }
 
     #[test]

@@ -107,6 +107,11 @@ fn generate(events: usize, fact_first: bool) -> Vec<(&'static str, u64, Vec<u8>)
             }
         };
         let metadata = |table: &str, operation: &str| json!({"table": table, "operation": operation, "lsn": Lsn(lsn).to_string()});
+        let customer = |metadata, id, name: &str, country: &str, city: &str| {
+            json!({"metadata": metadata, "payload":
+            {"id": id, "email": format!("c{id}@example.com"), "name": name,
+             "country": country, "city": city, "createdAt": created}})
+        };
         // Per 50 events: 5 customers, 1 product, 14 orders, 28 items, 2 updates.
         let (table, key, body) = match n % 50 {
             0..=4 => {
@@ -115,10 +120,13 @@ fn generate(events: usize, fact_first: bool) -> Vec<(&'static str, u64, Vec<u8>)
                 (
                     "customer",
                     id,
-                    json!({"metadata": metadata("customer", "insert"), "payload":
-                    {"id": id, "email": format!("c{id}@example.com"), "name": format!("customer {id}"),
-                     "country": COUNTRIES[(id % 4) as usize], "city": "Paris",
-                     "createdAt": created}}),
+                    customer(
+                        metadata("customer", "insert"),
+                        id,
+                        &format!("customer {id}"),
+                        COUNTRIES[(id % 4) as usize],
+                        "Paris",
+                    ),
                 )
             }
             5 => {
@@ -160,9 +168,13 @@ fn generate(events: usize, fact_first: bool) -> Vec<(&'static str, u64, Vec<u8>)
                 (
                     "customer",
                     id,
-                    json!({"metadata": metadata("customer", "update"), "payload":
-                    {"id": id, "email": format!("c{id}@example.com"), "name": format!("renamed {id}"),
-                     "country": "NL", "city": "Amsterdam", "createdAt": created}}),
+                    customer(
+                        metadata("customer", "update"),
+                        id,
+                        &format!("renamed {id}"),
+                        "NL",
+                        "Amsterdam",
+                    ),
                 )
             }
             _ => {
