@@ -55,9 +55,21 @@ mod tests {
     use crate::star::star_tables;
     use crate::test_fixtures::shop_pipeline;
 
-    /// `substitute` answers each `(policy, column type, has a nearest value, substitute)`.
-    fn assert_substitutes(cases: &[(OnUnrepresentable, &str, bool, Substitute)]) {
-        for &(policy, column, has_nearest, expected) in cases {
+    /// Clamp writes the nearest value, or empties the column when there is none; null and
+    /// dead-letter ignore the nearest value.
+    #[test]
+    fn each_policy_picks_its_substitute() {
+        use OnUnrepresentable::{Clamp, DeadLetter, Null};
+        // (policy, column type, has a nearest value, substitute)
+        let cases = [
+            (Clamp, "DateTime64(6)", true, Substitute::Nearest),
+            (Clamp, "Nullable(Int32)", false, Substitute::Null),
+            (Clamp, "Int32", false, Substitute::TypeDefault),
+            (Null, "Nullable(Date)", true, Substitute::Null),
+            (Null, "Date", true, Substitute::TypeDefault),
+            (DeadLetter, "Nullable(Date)", true, Substitute::DeadLetter),
+        ];
+        for (policy, column, has_nearest, expected) in cases {
             let ty: ColumnType = column.parse().unwrap();
             assert_eq!(
                 substitute(policy, &ty, has_nearest),
@@ -65,26 +77,6 @@ mod tests {
                 "{policy:?} on {column} (nearest value: {has_nearest})"
             );
         }
-    }
-
-    #[test]
-    fn clamp_writes_the_nearest_value_or_empties_the_column_when_there_is_none() {
-        use OnUnrepresentable::Clamp;
-        assert_substitutes(&[
-            (Clamp, "DateTime64(6)", true, Substitute::Nearest),
-            (Clamp, "Nullable(Int32)", false, Substitute::Null),
-            (Clamp, "Int32", false, Substitute::TypeDefault),
-        ]);
-    }
-
-    #[test]
-    fn null_and_dead_letter_ignore_the_nearest_value() {
-        use OnUnrepresentable::{DeadLetter, Null};
-        assert_substitutes(&[
-            (Null, "Nullable(Date)", true, Substitute::Null),
-            (Null, "Date", true, Substitute::TypeDefault),
-            (DeadLetter, "Nullable(Date)", true, Substitute::DeadLetter),
-        ]);
     }
 
     #[test]
