@@ -111,14 +111,19 @@ mod tests {
         }
     }
 
-    fn customer_dim() -> TableModel {
+    fn shop_table(name: &str) -> TableModel {
         let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        plan.tables[plan.table_id("customer_dim").unwrap()].clone()
+        plan.tables[plan.table_id(name).unwrap()].clone()
     }
 
-    fn order_fact() -> TableModel {
-        let plan = StarModel::for_pipeline(&shop().spec).unwrap();
-        plan.tables[plan.table_id("order_fact").unwrap()].clone()
+    fn customer_dim() -> TableModel {
+        shop_table("customer_dim")
+    }
+
+    /// Folds one change of order 7 at `version` onto `stored`.
+    fn fold_order(stored: Option<&Row>, version: u64, name: &str) -> Option<Row> {
+        let table = shop_table("order_fact");
+        fold_fact(&table, stored, &[&change(&table, 7, version, name)])
     }
 
     #[test]
@@ -144,59 +149,40 @@ mod tests {
 
     #[test]
     fn fact_version_stays_above_a_propagated_write() {
-        let table = order_fact();
         // A propagation left the row at lsn 501 although its own source row is at 100.
         let stored = Row {
-            values: vec![],
             lsn: 501,
-            deleted: false,
             source_lsn: 100,
+            ..fold_order(None, 100, "x").unwrap()
         };
-        let stored = Row {
-            values: fold_fact(&table, None, &[&change(&table, 7, 100, "x")])
-                .unwrap()
-                .values,
-            ..stored
-        };
-        let update = change(&table, 7, 300, "y");
-        let row = fold_fact(&table, Some(&stored), &[&update]).unwrap();
+        let row = fold_order(Some(&stored), 300, "y").unwrap();
         assert_eq!((row.lsn, row.source_lsn), (502, 300));
         // An update far ahead keeps its own LSN.
-        let later = change(&table, 7, 9000, "z");
-        let row = fold_fact(&table, Some(&row), &[&later]).unwrap();
+        let row = fold_order(Some(&row), 9000, "z").unwrap();
         assert_eq!((row.lsn, row.source_lsn), (9000, 9000));
     }
 
     #[test]
     fn stale_fact_replay_is_skipped_and_equal_replay_rewrites_higher() {
-        let table = order_fact();
-        let first = fold_fact(&table, None, &[&change(&table, 7, 200, "x")]).unwrap();
+        let first = fold_order(None, 200, "x").unwrap();
         assert_eq!(first.lsn, 200);
-        assert_eq!(
-            fold_fact(&table, Some(&first), &[&change(&table, 7, 100, "old")]),
-            None
-        );
-        let replay = fold_fact(&table, Some(&first), &[&change(&table, 7, 200, "x")]).unwrap();
+        assert_eq!(fold_order(Some(&first), 100, "old"), None);
+        let replay = fold_order(Some(&first), 200, "x").unwrap();
         assert_eq!((replay.lsn, replay.source_lsn), (201, 200));
     }
 
     #[test]
     fn snapshot_fact_row_beats_nothing_but_loses_to_any_change() {
-        let table = order_fact();
-        let snapshot = fold_fact(&table, None, &[&change(&table, 7, 0, "snap")]).unwrap();
+        let snapshot = fold_order(None, 0, "snap").unwrap();
         assert_eq!(snapshot.lsn, 0);
-        let update = fold_fact(&table, Some(&snapshot), &[&change(&table, 7, 50, "u")]).unwrap();
+        let update = fold_order(Some(&snapshot), 50, "u").unwrap();
         assert_eq!(update.lsn, 50);
-        assert_eq!(
-            fold_fact(&table, Some(&update), &[&change(&table, 7, 0, "snap")]),
-            None
-        );
+        assert_eq!(fold_order(Some(&update), 0, "snap"), None);
     }
 
     #[test]
     fn propagation_bumps_the_version_only() {
-        let table = order_fact();
-        let row = fold_fact(&table, None, &[&change(&table, 7, 200, "x")]).unwrap();
+        let row = fold_order(None, 200, "x").unwrap();
         let rewritten = propagated(row.clone());
         assert_eq!((rewritten.lsn, rewritten.source_lsn), (201, 200));
         assert_eq!(rewritten.values, row.values);
