@@ -23,19 +23,15 @@ async fn order_item_lifecycle(pool: PgPool) {
     );
     assert_read_and_listed(&app, "/api/order-items", id, &item).await;
 
-    let updated = put(
-        &app,
-        &format!("/api/order-items/{id}"),
-        json!({"productId": pad, "quantity": 3}),
-    )
-    .await;
+    let uri = format!("/api/order-items/{id}");
+    let updated = put_ok(&app, &uri, json!({"productId": pad, "quantity": 3})).await;
     assert_eq!(
-        updated.data(StatusCode::OK),
-        &json!({"id": id, "orderId": order, "productId": pad, "quantity": 3, "price": 29.99})
+        updated,
+        json!({"id": id, "orderId": order, "productId": pad, "quantity": 3, "price": 29.99})
     );
 
     // The reference answered 422 here (a route/argument name mismatch).
-    assert_deleted(&app, &pool, &format!("/api/order-items/{id}"), "orderitem").await;
+    assert_deleted(&app, &pool, &uri, "orderitem").await;
     // Deleting an item keeps its order.
     assert_rows(&pool, &[("order", 1)]).await;
 }
@@ -63,35 +59,31 @@ async fn order_item_validation_and_references(pool: PgPool) {
         ),
     ];
     assert_refused(&app, Method::POST, "/api/order-items", cases).await;
-    let answer = post(
+    let conflicts = [
+        (
+            json!({"orderId": 999, "productId": product, "quantity": 1, "price": 1}),
+            vec!["orderId"],
+        ),
+        (
+            json!({"orderId": order, "productId": 999, "quantity": 1, "price": 1}),
+            vec!["productId"],
+        ),
+    ];
+    assert_errors(
         &app,
+        StatusCode::CONFLICT,
+        Method::POST,
         "/api/order-items",
-        json!({"orderId": 999, "productId": product, "quantity": 1, "price": 1}),
+        conflicts,
     )
     .await;
-    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["orderId"]);
-    let answer = post(
-        &app,
-        "/api/order-items",
-        json!({"orderId": order, "productId": 999, "quantity": 1, "price": 1}),
-    )
-    .await;
-    assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["productId"]);
 
     let item = id_of(&create_item(&app, order, product, 1, 1.0).await);
-    let answer = put(
-        &app,
-        &format!("/api/order-items/{item}"),
-        json!({"quantity": -1}),
-    )
-    .await;
-    answer.assert_invalid(&["quantity"]);
-    let answer = put(
-        &app,
-        &format!("/api/order-items/{item}"),
-        json!({"orderId": 999}),
-    )
-    .await;
+    let uri = format!("/api/order-items/{item}");
+    put(&app, &uri, json!({"quantity": -1}))
+        .await
+        .assert_invalid(&["quantity"]);
+    let answer = put(&app, &uri, json!({"orderId": 999})).await;
     assert_eq!(answer.error_fields(StatusCode::CONFLICT), ["orderId"]);
     assert_unknown_id(&app, "/api/order-items", json!({"quantity": 1})).await;
     get(&app, "/api/order-items/-")

@@ -29,19 +29,14 @@ async fn order_lifecycle(pool: PgPool) {
 
     let item = create_item(&app, id, product, 2, 29.99).await;
 
-    let read = get(&app, &format!("/api/orders/{id}")).await;
+    let uri = format!("/api/orders/{id}");
+    let read = get(&app, &uri).await;
     let read = read.data(StatusCode::OK);
     assert_eq!(read["items"], json!([item.clone()]));
     let listed = get(&app, "/api/orders").await;
     assert_eq!(listed.data(StatusCode::OK), &json!([read.clone()]));
 
-    let by_put = put(
-        &app,
-        &format!("/api/orders/{id}"),
-        json!({"status": "shipped"}),
-    )
-    .await;
-    let by_put = by_put.data(StatusCode::OK);
+    let by_put = put_ok(&app, &uri, json!({"status": "shipped"})).await;
     assert_eq!(by_put["status"], "shipped");
     assert_eq!(
         by_put["orderDate"], order_date,
@@ -50,29 +45,15 @@ async fn order_lifecycle(pool: PgPool) {
     assert_eq!(by_put["total"], json!(59.98));
     assert_eq!(by_put["items"], json!([item.clone()]));
 
-    let by_patch = patch(
-        &app,
-        &format!("/api/orders/{id}"),
-        json!({"status": "delivered", "total": "61.50"}),
-    )
-    .await;
-    let by_patch = by_patch.data(StatusCode::OK);
+    let by_patch = patch_ok(&app, &uri, json!({"status": "delivered", "total": "61.50"})).await;
     assert_eq!(by_patch["status"], "delivered");
     assert_eq!(by_patch["total"], json!(61.5));
     assert_eq!(by_patch["orderDate"], order_date);
 
-    let dated = put(
-        &app,
-        &format!("/api/orders/{id}"),
-        json!({"orderDate": "2024-05-01T12:30:00Z"}),
-    )
-    .await;
-    assert_eq!(
-        dated.data(StatusCode::OK)["orderDate"],
-        "2024-05-01T12:30:00Z"
-    );
+    let dated = put_ok(&app, &uri, json!({"orderDate": "2024-05-01T12:30:00Z"})).await;
+    assert_eq!(dated["orderDate"], "2024-05-01T12:30:00Z");
 
-    assert_deleted(&app, &pool, &format!("/api/orders/{id}"), "order").await;
+    assert_deleted(&app, &pool, &uri, "order").await;
     // Items are deleted with their order.
     assert_rows(&pool, &[("orderitem", 0)]).await;
 }
@@ -257,8 +238,8 @@ async fn order_dates_outside_the_analytics_range_are_a_422_naming_the_field(pool
     let cases = refused.map(|date| (json!({"orderDate": date}), vec!["orderDate"]));
     assert_refused(&app, Method::PATCH, &uri, cases).await;
     for accepted in ["2299-12-31T23:59:59Z", "1900-01-01T00:00:00Z"] {
-        let answer = patch(&app, &uri, json!({"orderDate": accepted})).await;
-        assert_eq!(answer.data(StatusCode::OK)["orderDate"], accepted);
+        let patched = patch_ok(&app, &uri, json!({"orderDate": accepted})).await;
+        assert_eq!(patched["orderDate"], accepted);
     }
 }
 
