@@ -10,16 +10,14 @@ use crate::common::*;
 #[sqlx::test(migrations = "./migrations")]
 async fn order_item_lifecycle(pool: PgPool) {
     let app = test_app(&pool);
-    let customer = create_customer(&app, "i@example.com").await;
-    let mouse = create_product(&app, "Mouse", 29.99).await;
+    let Shop { product, order, .. } = create_shop(&app).await;
     let pad = create_product(&app, "Pad", 5.0).await;
-    let order = create_order(&app, customer, 64.98).await;
 
-    let item = create_item(&app, order, mouse, 2, 29.99).await;
+    let item = create_item(&app, order, product, 2, 29.99).await;
     let id = id_of(&item);
     assert_eq!(
         item,
-        json!({"id": id, "orderId": order, "productId": mouse, "quantity": 2, "price": 29.99})
+        json!({"id": id, "orderId": order, "productId": product, "quantity": 2, "price": 29.99})
     );
     assert_read_and_listed(&app, "/api/order-items", id, &item).await;
 

@@ -103,23 +103,30 @@ async fn an_order_with_items_is_created_in_one_transaction(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn an_order_for_a_missing_customer_is_a_400(pool: PgPool) {
     let app = test_app(&pool);
-    let answer = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": 4242, "total": 10}),
-    )
-    .await;
-    assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
-    assert_eq!(answer.body["error"]["code"], "BAD_REQUEST");
     let customer = create_customer(&app, "m@example.com").await;
     let order = create_order(&app, customer, 10.0).await;
-    let answer = patch(
-        &app,
-        &format!("/api/orders/{order}"),
-        json!({"customerId": 4242}),
-    )
-    .await;
-    assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
+    // Customer 4242 does not exist: neither a new order nor a change of one may name it.
+    let cases = [
+        (
+            Method::POST,
+            "/api/orders".to_owned(),
+            json!({"customerId": 4242, "total": 10}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/orders/{order}"),
+            json!({"customerId": 4242}),
+        ),
+    ];
+    for (method, uri, body) in cases {
+        let answer = call(&app, method, &uri, Some(body)).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::BAD_REQUEST),
+            ["customerId"],
+            "{uri}"
+        );
+        assert_eq!(answer.body["error"]["code"], "BAD_REQUEST", "{uri}");
+    }
     assert_rows(&pool, &[("order", 1)]).await;
 }
 
