@@ -79,8 +79,10 @@ impl ScratchDatabase {
         self.server.clone().with_database(&self.name)
     }
 
-    async fn create_customer_table(&self) {
-        self.client()
+    /// [`Self::create`], holding an empty [`TABLE`] of [`CustomerVersion`]s.
+    async fn with_customer_table(purpose: &str) -> Self {
+        let db = Self::create(purpose).await;
+        db.client()
             .query(&format!(
                 "CREATE TABLE {TABLE} (id UInt64, name String, lsn UInt64, is_deleted UInt8) \
                  ENGINE = ReplacingMergeTree(lsn, is_deleted) ORDER BY id"
@@ -88,6 +90,7 @@ impl ScratchDatabase {
             .execute()
             .await
             .expect("failed to create the ReplacingMergeTree table");
+        db
     }
 
     async fn drop(self) {
@@ -123,8 +126,7 @@ async fn read_final(client: &Client, max_id: u64) -> Vec<CustomerVersion> {
 
 #[tokio::test]
 async fn final_keeps_newest_version_and_hides_deleted_rows() {
-    let db = ScratchDatabase::create("final").await;
-    db.create_customer_table().await;
+    let db = ScratchDatabase::with_customer_table("final").await;
     let client = db.client();
 
     // ~2 MiB of rows: the crate sends them as several LZ4 blocks in one chunked request.
@@ -181,8 +183,7 @@ async fn final_keeps_newest_version_and_hides_deleted_rows() {
 
 #[tokio::test]
 async fn server_side_parameters_are_substituted_by_the_server() {
-    let db = ScratchDatabase::create("params").await;
-    db.create_customer_table().await;
+    let db = ScratchDatabase::with_customer_table("params").await;
     let client = db.client();
     insert_rows(
         &client,
@@ -246,8 +247,7 @@ async fn unknown_table_error_carries_the_clickhouse_exception() {
 
 #[tokio::test]
 async fn validation_rejects_a_row_type_that_does_not_match_the_table() {
-    let db = ScratchDatabase::create("validation").await;
-    db.create_customer_table().await;
+    let db = ScratchDatabase::with_customer_table("validation").await;
     let client = db.client();
     insert_rows(&client, &[CustomerVersion::new(1, "ann", 1)]).await;
 
@@ -272,8 +272,7 @@ async fn validation_rejects_a_row_type_that_does_not_match_the_table() {
 async fn bench_insert_throughput_100k_rows() {
     const ROWS: u64 = 100_000;
     const ROUNDS: u64 = 3;
-    let db = ScratchDatabase::create("bench").await;
-    db.create_customer_table().await;
+    let db = ScratchDatabase::with_customer_table("bench").await;
     let client = db.client();
     let rows: Vec<_> = (0..ROWS)
         .map(|id| CustomerVersion::new(id, &format!("customer {id}"), 1))

@@ -42,6 +42,15 @@ impl Harness {
     }
 }
 
+/// Customer 1 (ann, FR) at LSN 0x10, then her order 100 (pending) at 0x11, each in its own batch.
+async fn seed_customer_then_order(h: &Harness) {
+    h.one_by_one(&[
+        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
+        envelope("order", "insert", 0x11, order(100, 1, "pending")),
+    ])
+    .await;
+}
+
 #[tokio::test]
 async fn inserts_updates_deletes_and_snapshot_rows_land_in_dimensions_and_facts() {
     let h = Harness::new("ops").await;
@@ -104,11 +113,7 @@ async fn inserts_updates_deletes_and_snapshot_rows_land_in_dimensions_and_facts(
 async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
     let h = Harness::new("lookups").await;
     // Dimension first.
-    h.one_by_one(&[
-        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
-        envelope("order", "insert", 0x11, order(100, 1, "pending")),
-    ])
-    .await;
+    seed_customer_then_order(&h).await;
     // Fact first: the order of customer 2 arrives before customer 2.
     h.event("order", "insert", 0x21, order(200, 2, "pending"))
         .await;
@@ -343,11 +348,7 @@ async fn replaying_the_same_events_changes_nothing() {
 #[tokio::test]
 async fn order_update_committed_before_a_customer_rename_with_a_lower_change_lsn() {
     let h = Harness::new("interleave").await;
-    h.one_by_one(&[
-        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
-        envelope("order", "insert", 0x11, order(100, 1, "pending")),
-    ])
-    .await;
+    seed_customer_then_order(&h).await;
     // Transaction R renames the customer at change LSN 0x100 but commits last; transaction O updates
     // the order at 0x200 and commits first, so the sink sees O's event first.
     h.event("order", "update", 0x200, order(100, 1, "paid"))
@@ -385,9 +386,8 @@ async fn order_update_committed_before_a_customer_rename_with_a_lower_change_lsn
 #[tokio::test]
 async fn a_fact_deleted_and_inserted_again_comes_back_even_after_propagations() {
     let h = Harness::new("reinsert").await;
+    seed_customer_then_order(&h).await;
     h.one_by_one(&[
-        envelope("customer", "insert", 0x10, customer(1, "ann", "FR")),
-        envelope("order", "insert", 0x11, order(100, 1, "pending")),
         // A rename far ahead in LSN bumps the fact row's version past its own changes.
         envelope("customer", "update", 0x9000, customer(1, "anna", "FR")),
         envelope("order", "delete", 0x300, json!({"id": 100})),

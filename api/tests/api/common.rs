@@ -147,6 +147,16 @@ pub async fn post_created(app: &Router, uri: &str, body: Value) -> Value {
     post(app, uri, body).await.data(StatusCode::CREATED).clone()
 }
 
+/// `PUT uri` of `body` answers 200 with a success envelope; answers its `data`.
+pub async fn put_ok(app: &Router, uri: &str, body: Value) -> Value {
+    put(app, uri, body).await.data(StatusCode::OK).clone()
+}
+
+/// `PATCH uri` of `body` answers 200 with a success envelope; answers its `data`.
+pub async fn patch_ok(app: &Router, uri: &str, body: Value) -> Value {
+    patch(app, uri, body).await.data(StatusCode::OK).clone()
+}
+
 /// Creates a customer through the API; answers its id.
 pub async fn create_customer(app: &Router, email: &str) -> i64 {
     let body =
@@ -221,14 +231,22 @@ pub async fn assert_refused(
     uri: &str,
     cases: impl IntoIterator<Item = (Value, Vec<&str>)>,
 ) -> Vec<Answer> {
+    assert_errors(app, StatusCode::UNPROCESSABLE_ENTITY, method, uri, cases).await
+}
+
+/// For each `(body, fields)`, `method uri` of `body` answers `status` with an error envelope
+/// naming exactly `fields`; answers the answers, in order.
+pub async fn assert_errors(
+    app: &Router,
+    status: StatusCode,
+    method: Method,
+    uri: &str,
+    cases: impl IntoIterator<Item = (Value, Vec<&str>)>,
+) -> Vec<Answer> {
     let mut answers = Vec::new();
     for (body, fields) in cases {
         let answer = call(app, method.clone(), uri, Some(body.clone())).await;
-        assert_eq!(
-            answer.error_fields(StatusCode::UNPROCESSABLE_ENTITY),
-            fields,
-            "{body}"
-        );
+        assert_eq!(answer.error_fields(status), fields, "{body}");
         answers.push(answer);
     }
     answers

@@ -29,19 +29,14 @@ async fn order_lifecycle(pool: PgPool) {
 
     let item = create_item(&app, id, product, 2, 29.99).await;
 
-    let read = get(&app, &format!("/api/orders/{id}")).await;
+    let uri = format!("/api/orders/{id}");
+    let read = get(&app, &uri).await;
     let read = read.data(StatusCode::OK);
     assert_eq!(read["items"], json!([item.clone()]));
     let listed = get(&app, "/api/orders").await;
     assert_eq!(listed.data(StatusCode::OK), &json!([read.clone()]));
 
-    let by_put = put(
-        &app,
-        &format!("/api/orders/{id}"),
-        json!({"status": "shipped"}),
-    )
-    .await;
-    let by_put = by_put.data(StatusCode::OK);
+    let by_put = put_ok(&app, &uri, json!({"status": "shipped"})).await;
     assert_eq!(by_put["status"], "shipped");
     assert_eq!(
         by_put["orderDate"], order_date,
@@ -50,29 +45,15 @@ async fn order_lifecycle(pool: PgPool) {
     assert_eq!(by_put["total"], json!(59.98));
     assert_eq!(by_put["items"], json!([item.clone()]));
 
-    let by_patch = patch(
-        &app,
-        &format!("/api/orders/{id}"),
-        json!({"status": "delivered", "total": "61.50"}),
-    )
-    .await;
-    let by_patch = by_patch.data(StatusCode::OK);
+    let by_patch = patch_ok(&app, &uri, json!({"status": "delivered", "total": "61.50"})).await;
     assert_eq!(by_patch["status"], "delivered");
     assert_eq!(by_patch["total"], json!(61.5));
     assert_eq!(by_patch["orderDate"], order_date);
 
-    let dated = put(
-        &app,
-        &format!("/api/orders/{id}"),
-        json!({"orderDate": "2024-05-01T12:30:00Z"}),
-    )
-    .await;
-    assert_eq!(
-        dated.data(StatusCode::OK)["orderDate"],
-        "2024-05-01T12:30:00Z"
-    );
+    let dated = put_ok(&app, &uri, json!({"orderDate": "2024-05-01T12:30:00Z"})).await;
+    assert_eq!(dated["orderDate"], "2024-05-01T12:30:00Z");
 
-    assert_deleted(&app, &pool, &format!("/api/orders/{id}"), "order").await;
+    assert_deleted(&app, &pool, &uri, "order").await;
     // Items are deleted with their order.
     assert_rows(&pool, &[("orderitem", 0)]).await;
 }
@@ -122,23 +103,30 @@ async fn an_order_with_items_is_created_in_one_transaction(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn an_order_for_a_missing_customer_is_a_400(pool: PgPool) {
     let app = test_app(&pool);
-    let answer = post(
-        &app,
-        "/api/orders",
-        json!({"customerId": 4242, "total": 10}),
-    )
-    .await;
-    assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
-    assert_eq!(answer.body["error"]["code"], "BAD_REQUEST");
     let customer = create_customer(&app, "m@example.com").await;
     let order = create_order(&app, customer, 10.0).await;
-    let answer = patch(
-        &app,
-        &format!("/api/orders/{order}"),
-        json!({"customerId": 4242}),
-    )
-    .await;
-    assert_eq!(answer.error_fields(StatusCode::BAD_REQUEST), ["customerId"]);
+    // Customer 4242 does not exist: neither a new order nor a change of one may name it.
+    let cases = [
+        (
+            Method::POST,
+            "/api/orders".to_owned(),
+            json!({"customerId": 4242, "total": 10}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/orders/{order}"),
+            json!({"customerId": 4242}),
+        ),
+    ];
+    for (method, uri, body) in cases {
+        let answer = call(&app, method, &uri, Some(body)).await;
+        assert_eq!(
+            answer.error_fields(StatusCode::BAD_REQUEST),
+            ["customerId"],
+            "{uri}"
+        );
+        assert_eq!(answer.body["error"]["code"], "BAD_REQUEST", "{uri}");
+    }
     assert_rows(&pool, &[("order", 1)]).await;
 }
 
@@ -257,8 +245,8 @@ async fn order_dates_outside_the_analytics_range_are_a_422_naming_the_field(pool
     let cases = refused.map(|date| (json!({"orderDate": date}), vec!["orderDate"]));
     assert_refused(&app, Method::PATCH, &uri, cases).await;
     for accepted in ["2299-12-31T23:59:59Z", "1900-01-01T00:00:00Z"] {
-        let answer = patch(&app, &uri, json!({"orderDate": accepted})).await;
-        assert_eq!(answer.data(StatusCode::OK)["orderDate"], accepted);
+        let patched = patch_ok(&app, &uri, json!({"orderDate": accepted})).await;
+        assert_eq!(patched["orderDate"], accepted);
     }
 }
 

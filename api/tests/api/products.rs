@@ -20,18 +20,13 @@ async fn product_lifecycle(pool: PgPool) {
 
     assert_read_and_listed(&app, "/api/products", id, &product).await;
 
-    let updated = put(
-        &app,
-        &format!("/api/products/{id}"),
-        json!({"price": 19.5, "name": "Mouse"}),
-    )
-    .await;
-    let updated = updated.data(StatusCode::OK);
+    let uri = format!("/api/products/{id}");
+    let updated = put_ok(&app, &uri, json!({"price": 19.5, "name": "Mouse"})).await;
     assert_eq!(updated["price"], json!(19.5));
     assert_eq!(updated["name"], "Mouse");
     assert_eq!(updated["category"], "Electronics");
 
-    assert_deleted(&app, &pool, &format!("/api/products/{id}"), "product").await;
+    assert_deleted(&app, &pool, &uri, "product").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
