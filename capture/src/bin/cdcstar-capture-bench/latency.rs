@@ -4,14 +4,19 @@
 //! deletes) into `bench_event`; every insert and update stamps the row with a new sequence number
 //! and records `(id, seq, commit instant)`.
 //!
-//! The probe: one query per poll covers every pending row (`SELECT id, max(seq), max(is_deleted)
-//! FROM bench_dim WHERE id IN (...) GROUP BY id`); a pending change is visible once its row has a
-//! version with its sequence number or a later one. FINAL is left out on purpose: a version is
-//! visible to a FINAL query from the moment it is inserted (FINAL only picks the newest at read
-//! time), and FINAL's merge made each probe cost the single-threaded ClickHouse adapter ~80 ms,
-//! taken from the sink's inserts. A time is taken when the answer arrives, so a figure is an upper
-//! bound, late by at most one poll cycle (printed as the probe's resolution). Deletes are not timed;
-//! a change whose row's delete arrived before the change was seen is counted as superseded.
+//! The probe: a pending change is visible once its row has a version with its sequence number or a
+//! later one. One query per poll covers the changes of the last second by their sequence numbers
+//! (`SELECT id, max(seq), max(is_deleted) FROM bench_dim WHERE seq >= <oldest of them> GROUP BY id`:
+//! a short statement whose answer is about as long as the changes in flight); changes pending for
+//! longer (a stall, or a row deleted before its change was seen) are asked for by id
+//! (`... WHERE id IN (...)`). The probe shares the ClickHouse fixture, and the CPU, with the
+//! pipeline it measures: asking for every pending id made each query cost up to ~60 ms (2 000 ids),
+//! precisely when a stall had piled the ids up, which lengthened the stall. FINAL is left out on
+//! purpose: a version is visible to a FINAL query from the moment it is inserted (FINAL only picks
+//! the newest at read time), and FINAL's merge made each probe cost ~80 ms. A time is taken when
+//! the answer arrives, so a figure is an upper bound, late by at most one poll cycle (printed as
+//! the probe's resolution). Deletes are not timed; a change whose row's delete arrived before the
+//! change was seen is counted as superseded.
 //!
 //! The breakdown reads the capture's and the sink's latency histograms before and after the run.
 
@@ -40,8 +45,10 @@ pub struct Endpoints {
     pub sink_metrics: String,
 }
 
-/// Most rows one probe query asks about.
+/// Most rows one probe query asks about by id.
 const PROBE_KEYS: usize = 2_000;
+/// Changes pending for longer are asked for by id, younger ones by sequence number.
+const BY_SEQUENCE_FOR: Duration = Duration::from_secs(1);
 /// Pause between the end of one probe query and the next.
 const PROBE_PAUSE: Duration = Duration::from_millis(20);
 
@@ -104,30 +111,46 @@ async fn probe(
 ) -> ProbeReport {
     let mut report = ProbeReport::default();
     loop {
-        let ids: Vec<i64> = {
+        // The oldest sequence number of the young changes, and the ids of the older ones.
+        let (young_from, old_ids): (Option<i64>, Vec<i64>) = {
             let pending = pending.lock().await;
-            let mut seen = HashSet::new();
-            pending
+            let young_since = Instant::now() - BY_SEQUENCE_FOR;
+            let young = pending
                 .changes
-                .iter()
+                .partition_point(|(_, _, committed)| *committed < young_since);
+            let mut seen = HashSet::new();
+            let old_ids = pending
+                .changes
+                .range(..young)
                 .map(|(id, _, _)| *id)
                 .filter(|id| seen.insert(*id))
                 .take(PROBE_KEYS)
-                .collect()
+                .collect();
+            (pending.changes.get(young).map(|(_, seq, _)| *seq), old_ids)
         };
-        if ids.is_empty() {
+        if young_from.is_none() && old_ids.is_empty() {
             if load_done.load(Ordering::Acquire) {
                 return report;
             }
             tokio::time::sleep(PROBE_PAUSE).await;
             continue;
         }
-        let mut query =
-            String::from("SELECT id, max(seq), max(is_deleted) FROM bench_dim WHERE id IN (");
-        for (n, id) in ids.iter().enumerate() {
-            let _ = write!(query, "{}{id}", if n == 0 { "" } else { "," });
+        let mut filters = Vec::new();
+        if let Some(seq) = young_from {
+            filters.push(format!("seq >= {seq}"));
         }
-        query.push_str(") GROUP BY id FORMAT TabSeparated");
+        if !old_ids.is_empty() {
+            let mut ids = String::from("id IN (");
+            for (n, id) in old_ids.iter().enumerate() {
+                let _ = write!(ids, "{}{id}", if n == 0 { "" } else { "," });
+            }
+            ids.push(')');
+            filters.push(ids);
+        }
+        let query = format!(
+            "SELECT id, max(seq), max(is_deleted) FROM bench_dim WHERE {} GROUP BY id FORMAT TabSeparated",
+            filters.join(" OR ")
+        );
         let sent = Instant::now();
         let answer = http::clickhouse(
             &endpoints.clickhouse_url,
@@ -159,10 +182,13 @@ async fn probe(
                 continue;
             }
         };
-        let asked: HashSet<i64> = ids.into_iter().collect();
+        let asked_by_id: HashSet<i64> = old_ids.into_iter().collect();
+        let young_from = young_from.unwrap_or(i64::MAX);
         let mut pending = pending.lock().await;
         pending.changes.retain(|(id, seq, committed)| {
-            if !asked.contains(id) {
+            // A change queued after the query was built is covered too when its sequence number is
+            // in range: whatever the answer shows was inserted before it arrived.
+            if *seq < young_from && !asked_by_id.contains(id) {
                 return true;
             }
             match visible.get(id) {
@@ -283,9 +309,11 @@ pub async fn run(url: &str, rate: u64, seconds: u64, endpoints: Endpoints) -> Re
     );
     let mean_query = report.query_ms / report.queries.max(1) as f64;
     println!(
-        "probe: {} queries (one per poll, up to {PROBE_KEYS} rows each), mean {mean_query:.0} ms on the ClickHouse adapter \
+        "probe: {} queries (one per poll: the last {} s of changes by sequence number, older ones by id, up to {PROBE_KEYS}), \
+         mean {mean_query:.0} ms on the ClickHouse adapter \
          (which also serves the sink's inserts), {} ms pause: resolution ~{:.0} ms (a figure is late by at most that), {} errors",
         report.queries,
+        BY_SEQUENCE_FOR.as_secs(),
         PROBE_PAUSE.as_millis(),
         mean_query + PROBE_PAUSE.as_millis() as f64,
         report.errors
