@@ -108,6 +108,13 @@ pub struct Args {
     #[arg(long, env = "SINK_BATCH_WAIT_MS", default_value_t = 200)]
     pub batch_wait_ms: u64,
 
+    /// Least milliseconds from the start of one flush to the start of the next when events trickle
+    /// in: each flush is at least one insert, and every insert is a part that ClickHouse merges
+    /// later. A full batch, or one older than the wait above, is flushed without waiting.
+    #[arg(long, env = "SINK_BATCH_MIN_INTERVAL_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub batch_min_interval_ms: u64,
+
     /// Most kilobytes of messages fetched ahead of the batch being built, in total over all the
     /// partitions of the topics (divided into librdkafka's per-partition
     /// `queued.max.messages.kbytes`); bounds the sink's memory.
@@ -160,6 +167,7 @@ impl Args {
             max_events: self.batch_events.max(1),
             max_bytes: self.batch_bytes.max(1),
             max_wait: Duration::from_millis(self.batch_wait_ms),
+            min_interval: Duration::from_millis(self.batch_min_interval_ms),
         }
     }
 

@@ -49,6 +49,12 @@ impl Sink {
         extra: &[&str],
     ) -> Sink {
         let log = unique_log(&pipeline.file);
+        // The tests' batch limits, unless `extra` sets them.
+        let defaults = [("--batch-wait-ms", "100"), ("--batch-events", "200")];
+        let defaults = defaults
+            .into_iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, value)| [flag, value]);
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cdcstar-sink"))
             .arg("--pipeline")
@@ -56,8 +62,7 @@ impl Sink {
             .args(["--kafka-brokers", brokers])
             .args(["--clickhouse-url", clickhouse_url])
             .args(["--metrics-addr", "127.0.0.1:0"])
-            .args(["--batch-wait-ms", "100"])
-            .args(["--batch-events", "200"])
+            .args(defaults)
             .args(extra)
             .env("RUST_LOG", "info,cdcstar_sink=debug")
             .stdout(Stdio::null())
@@ -222,6 +227,64 @@ async fn single_topic_stream_lands_and_poison_goes_to_the_dead_letter_topic() {
     let offsets: Vec<&str> = letters.iter().map(|l| l.offset.as_str()).collect();
     assert_eq!(offsets, ["2", "3", "4"]);
     sink.terminate_cleanly();
+}
+
+/// With a minimum interval between flushes, events that trickle in after a flush wait for the
+/// interval and land as one batch (without it, each would be a batch and an insert of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_trickling_in_within_the_minimum_flush_interval_land_as_one_batch() {
+    let (brokers, pipeline) = pipeline_with_topics("min_interval", 1).await;
+    let topic = pipeline.pipeline.topic_for_table("customer");
+    let customer_event = |id: u64| {
+        let body = envelope(
+            "customer",
+            "insert",
+            0x10 + id,
+            customer(id, &format!("c{id}"), "FR"),
+        );
+        (topic.clone(), id.to_string(), body)
+    };
+    let customers = || async { pipeline.rows("customer_dim", "customer_id").await.len() };
+    produce(&brokers, &[customer_event(1)]).await;
+    let sink = Sink::start_with(
+        &pipeline,
+        &brokers,
+        &clickhouse_url(),
+        &[
+            "--batch-min-interval-ms",
+            "6000",
+            "--batch-wait-ms",
+            "10000",
+        ],
+    );
+    sink.eventually(Duration::from_secs(60), "the first customer", || async {
+        customers().await == 1
+    })
+    .await;
+    for id in 2..=6 {
+        produce(&brokers, &[customer_event(id)]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sink.eventually(Duration::from_secs(60), "the other five", || async {
+        customers().await == 6
+    })
+    .await;
+    let log = sink.log();
+    assert_eq!(
+        sink_log_batches(&log),
+        ["events=1", "events=5"],
+        "{}",
+        tail(&log, 30)
+    );
+    sink.terminate_cleanly();
+}
+
+/// The `events=N` of every non-empty batch the sink's debug log says it applied.
+fn sink_log_batches(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| line.contains("batch applied"))
+        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with("events=")))
+        .collect()
 }
 
 /// An envelope as the native capture writes it, with its commit position (`commitLsn`, `commitTime`

@@ -21,6 +21,9 @@ pub struct BatchLimits {
     pub max_bytes: usize,
     /// Age of the oldest event.
     pub max_wait: Duration,
+    /// Least time from the start of one flush to the start of the next when the consumer runs dry
+    /// (a full or due batch does not wait for it).
+    pub min_interval: Duration,
 }
 
 /// One consumed message, as the batch needs it.
@@ -349,6 +352,7 @@ mod tests {
 
     fn limits(max_events: usize, max_wait_ms: u64) -> BatchLimits {
         BatchLimits {
+            min_interval: Duration::ZERO,
             max_events,
             max_bytes: 1000,
             max_wait: Duration::from_millis(max_wait_ms),

@@ -6,7 +6,8 @@
 //! its limits); as soon as no flush is in flight and the consumer has nothing more immediately
 //! available (or the batch is full, or its first event is older than the wait limit), the batch is
 //! flushed. A trickle of events is therefore written one poll at a time, and a burst fills big
-//! batches while the previous insert runs.
+//! batches while the previous insert runs. With a minimum interval, a trickle waits for it after
+//! the previous flush began (fewer, larger inserts).
 //!
 //! On partition revoke and on shutdown the in-flight flush is awaited, the pending batch is flushed
 //! and the offsets committed synchronously, so the next owner of a partition starts where this one
@@ -239,12 +240,16 @@ pub async fn consume(
     let limits = settings.limits;
     let mut in_flight: Option<InFlight> = None;
     let mut interrupted = None;
+    let mut last_flush: Option<tokio::time::Instant> = None;
     loop {
         let (full, has_pending) = {
             let pending = shared.pending();
             (pending.is_full(&limits), !pending.is_empty())
         };
-        let idle = in_flight.is_none() && has_pending;
+        let next_flush =
+            last_flush.map_or_else(tokio::time::Instant::now, |at| at + limits.min_interval);
+        let may_flush = in_flight.is_none() && has_pending;
+        let idle = may_flush && tokio::time::Instant::now() >= next_flush;
         let ran_dry = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
@@ -272,8 +277,10 @@ pub async fn consume(
             }
             // Polled only when nothing was immediately available above.
             () = std::future::ready(()), if idle => true,
+            () = tokio::time::sleep_until(next_flush), if may_flush && !idle => true,
         };
         if in_flight.is_none() && (ran_dry || shared.pending().is_due(&limits)) {
+            last_flush = Some(tokio::time::Instant::now());
             in_flight = Some(spawn_flush(&shared, &consumer, &shutdown).await);
         }
     }
