@@ -7,8 +7,9 @@
 #      capture's rates below;
 #   1. commit -> visible in ClickHouse FINAL latency p50/p95/p99 at BENCH_RATE mixed transactions/s
 #      (inserts/updates/deletes) for BENCH_SECONDS, how long the backlog took to drain, and where the
-#      time goes (capture read, broker ack, sink insert: the processes' own histograms); repeated
-#      BENCH_LATENCY_RUNS times, each run printed, then how many runs met p50 < 100 ms and p99 < 250 ms;
+#      time goes (capture read, broker ack, sink insert: the processes' own histograms) and the CPU
+#      share of every fixture and process; repeated BENCH_LATENCY_RUNS times, each on fresh topics and
+#      printed, then how many runs met p50 < 100 ms and p99 < 250 ms;
 #   2. the maximum row-change rate the capture sustains (steps BENCH_STEPS, BENCH_STEP_SECONDS each);
 #   3. the snapshot rate of a BENCH_SNAPSHOT_ROWS-row table and the capture's CPU per row (its own
 #      threads apart from librdkafka's);
