@@ -10,7 +10,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -28,12 +28,6 @@ pub struct TableOperation {
 pub struct TableLabel {
     /// Source table.
     pub table: String,
-}
-
-/// Bounds of the latency histograms: 1 ms to 11 s in steps of ×1.5, fine enough to read a
-/// percentile from within a few tens of percent.
-fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 1.5, 24))
 }
 
 /// Every metric the capture exports.
@@ -83,8 +77,8 @@ impl Default for CaptureMetrics {
             sent_commit_time_seconds: Gauge::default(),
             conversion_warnings: Counter::default(),
             in_flight: Gauge::default(),
-            commit_to_read_seconds: latency_histogram(),
-            commit_to_ack_seconds: latency_histogram(),
+            commit_to_read_seconds: probes::latency_histogram(),
+            commit_to_ack_seconds: probes::latency_histogram(),
             truncates: Family::default(),
             ready: Gauge::default(),
         }

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// What a binary's probe port reads.
@@ -20,6 +21,13 @@ pub trait Probed: Send + Sync + 'static {
     fn readiness(&self) -> Result<(), &'static str>;
     /// The metrics in the OpenMetrics text format (usually [`encode`] of the binary's registry).
     fn render_metrics(&self) -> Result<String, std::fmt::Error>;
+}
+
+/// A histogram of the pipeline's latencies (commit → read, → acknowledged, → inserted, and the
+/// sink's apply time): 1 ms to 11 s in steps of ×1.5, one layout for capture and sink so that their
+/// stages compare, and fine enough to read a percentile from within a few tens of percent.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 1.5, 24))
 }
 
 /// `registry` in the OpenMetrics text format.

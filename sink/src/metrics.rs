@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use cdcstar_runtime::probes::latency_histogram;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -98,10 +99,10 @@ impl Metrics {
             rows_rechecked: Counter::default(),
             clickhouse_statements: StatementMetrics::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
-            apply_seconds: Histogram::new(exponential_buckets(0.001, 2.5, 14)),
+            apply_seconds: latency_histogram(),
             retries: Family::default(),
             consumer_lag: Family::default(),
-            end_to_end_lag_seconds: Histogram::new(exponential_buckets(0.01, 2.5, 14)),
+            end_to_end_lag_seconds: latency_histogram(),
             ready: Gauge::default(),
             watermark_seconds: Gauge::default(),
             verification_mismatches: Family::default(),
