@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cdcstar_crds::star_model::StarModel;
+use futures::future::OptionFuture;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -246,10 +247,13 @@ pub async fn consume(
             let pending = shared.pending();
             (pending.is_full(&limits), !pending.is_empty())
         };
-        let next_flush =
-            last_flush.map_or_else(tokio::time::Instant::now, |at| at + limits.min_interval);
+        // While a flush may start but the minimum interval since the last one began still runs:
+        // when it ends. Read only then, so that draining a backlog costs no clock reads or timers.
         let may_flush = in_flight.is_none() && has_pending;
-        let idle = may_flush && tokio::time::Instant::now() >= next_flush;
+        let interval_ends = last_flush
+            .map(|at| at + limits.min_interval)
+            .filter(|ends| may_flush && *ends > tokio::time::Instant::now());
+        let idle = may_flush && interval_ends.is_none();
         let ran_dry = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
@@ -277,7 +281,7 @@ pub async fn consume(
             }
             // Polled only when nothing was immediately available above.
             () = std::future::ready(()), if idle => true,
-            () = tokio::time::sleep_until(next_flush), if may_flush && !idle => true,
+            _ = OptionFuture::from(interval_ends.map(tokio::time::sleep_until)), if interval_ends.is_some() => true,
         };
         if in_flight.is_none() && (ran_dry || shared.pending().is_due(&limits)) {
             last_flush = Some(tokio::time::Instant::now());
