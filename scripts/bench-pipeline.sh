@@ -135,7 +135,7 @@ cpu_split() { # cpu_split PID -> "librdkafka_ns other_ns": CPU time of the proce
     echo "$rdk $other"
 }
 cpu_ticks_by_role() { # cpu_ticks_by_role -> "machine busy clickhouse broker postgres load capture sink" CPU ticks so far
-    local clickhouse_pid; clickhouse_pid=$(head -1 "$REPO/.services/clickhouse.pid" 2>/dev/null || echo none)
+    local clickhouse_pid; clickhouse_pid=$(head -1 "${CDCSTAR_STATE_DIR:-$REPO/.services}/clickhouse.pid" 2>/dev/null || echo none)
     {
         awk '/^cpu / {print "machine", $2 + $3 + $4 + $7 + $8}' /proc/stat
         local p line comm role fields
@@ -232,8 +232,9 @@ if [[ $SKIP != *,latency,* ]]; then
         # The machine is shared by the pipeline, its fixtures and the benchmark's own load and
         # probe: how busy it was says how much of a figure's tail is waiting for a core.
         cpu_share "$cpu_before" "$(cpu_ticks_by_role)" "$(( $(date +%s%3N) - run_started ))e-3" | tee -a "$WORK/latency-runs.txt"
-        capture_peak=$(( $(peak_mib $CAPTURE) > capture_peak ? $(peak_mib $CAPTURE) : capture_peak ))
-        sink_peak=$(( $(peak_mib $SINK) > sink_peak ? $(peak_mib $SINK) : sink_peak ))
+        read -r capture_mib sink_mib <<<"$(peak_mib $CAPTURE) $(peak_mib $SINK)"
+        capture_peak=$(( capture_mib > capture_peak ? capture_mib : capture_peak ))
+        sink_peak=$(( sink_mib > sink_peak ? sink_mib : sink_peak ))
         stop_stream
     done
     # The goal of issue 14: p50 < 100 ms and p99 < 250 ms in every run.
