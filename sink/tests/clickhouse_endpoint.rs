@@ -1,7 +1,8 @@
 //! Proves the ClickHouse endpoint at `CLICKHOUSE_URL` speaks what the sink needs from the `clickhouse`
 //! crate: typed inserts with schema validation and LZ4 compression (several compressed blocks per
 //! request), the batching `Inserter`, a `ReplacingMergeTree(lsn, is_deleted)` read back with `FINAL`,
-//! server-side query parameters, and ClickHouse exceptions surfacing in the crate's errors.
+//! server-side query parameters, statements of hundreds of kilobytes whose literals hold `FORMAT` and
+//! `;`, and ClickHouse exceptions surfacing in the crate's errors.
 //!
 //! Locally the endpoint is the real ClickHouse engine (chdb) behind `scripts/clickhouse_http.py`; point
 //! `CLICKHOUSE_URL` at a real server to run the same checks there. Each test works in its own database.
@@ -217,6 +218,31 @@ async fn server_side_parameters_are_substituted_by_the_server() {
         .expect("failed to match a string parameter with special characters");
     assert_eq!(found, vec![2]);
 
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn long_statements_with_quoted_look_alikes_answer_in_the_clients_format() {
+    let db = ScratchDatabase::create("literals").await;
+    // The shape of the sink's propagation statements: key lists of tens of thousands of keys in
+    // string literals, here beside literals and identifiers that hold `FORMAT`, `;`, doubled and
+    // escaped quotes. The endpoint must neither end the statement nor pick an output format in them.
+    let keys: Vec<String> = (0..50_000_u64).map(|k| k.to_string()).collect();
+    let sql = format!(
+        "SELECT count(), sum(k), length('FORMAT JSON; it''s \\' FORMAT CSV') AS `FORMAT ;` \
+         FROM (SELECT arrayJoin(JSONExtract('[{}]', 'Array(UInt64)')) AS k) \
+         WHERE k IN ({})",
+        keys.join(","),
+        keys.join(", ")
+    );
+    let answer = db
+        .client()
+        .with_option("max_query_size", "10000000")
+        .query(&sql)
+        .fetch_one::<(u64, u64, u64)>()
+        .await
+        .expect("failed to run the long statement");
+    assert_eq!(answer, (50_000, 49_999 * 50_000 / 2, 30));
     db.drop().await;
 }
 
