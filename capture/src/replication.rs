@@ -60,22 +60,26 @@ impl CreatedSlot {
         mut self,
         address: &DatabaseAddress,
     ) -> Result<ReplicationClient, ReplicationError> {
-        let target = address.describe();
         self.client
             .start()
             .await
-            .map_err(|source| wire(&target, "start replication", source))?;
+            .map_err(wire(address, "start replication"))?;
         self.client
             .wait_started()
             .await
-            .map_err(|source| wire(&target, "start replication", source))?;
+            .map_err(wire(address, "start replication"))?;
         Ok(self.client)
     }
 }
 
-fn wire(target: &str, action: &'static str, source: PgWireError) -> ReplicationError {
-    ReplicationError::Wire {
-        target: target.to_owned(),
+/// The error of `action` on the replication session to `address`.
+fn wire(
+    address: &DatabaseAddress,
+    action: &'static str,
+) -> impl FnOnce(PgWireError) -> ReplicationError {
+    let target = address.describe();
+    move |source| ReplicationError::Wire {
+        target,
         action,
         source,
     }
@@ -108,10 +112,9 @@ pub async fn create_slot(
     settings: &StreamSettings,
     export_snapshot: bool,
 ) -> Result<CreatedSlot, ReplicationError> {
-    let target = address.describe();
     let mut client = ReplicationClient::connect_gated(config(address, settings, Lsn(0)))
         .await
-        .map_err(|source| wire(&target, "open a replication session", source))?;
+        .map_err(wire(address, "open a replication session"))?;
     let export = if export_snapshot {
         "EXPORT_SNAPSHOT"
     } else {
@@ -125,7 +128,7 @@ pub async fn create_slot(
     let rows = client
         .simple_query(&command)
         .await
-        .map_err(|source| wire(&target, "create the replication slot", source))?;
+        .map_err(wire(address, "create the replication slot"))?;
     let protocol = |detail: String| ReplicationError::Protocol {
         command: "CREATE_REPLICATION_SLOT",
         detail,
@@ -159,13 +162,12 @@ pub async fn start_stream(
     settings: &StreamSettings,
     start: Lsn,
 ) -> Result<ReplicationClient, ReplicationError> {
-    let target = address.describe();
     let mut client = ReplicationClient::connect(config(address, settings, start))
         .await
-        .map_err(|source| wire(&target, "open a replication session", source))?;
+        .map_err(wire(address, "open a replication session"))?;
     client
         .wait_started()
         .await
-        .map_err(|source| wire(&target, "start replication", source))?;
+        .map_err(wire(address, "start replication"))?;
     Ok(client)
 }

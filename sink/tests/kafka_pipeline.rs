@@ -365,11 +365,10 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
     let second = |s: i64| 1_767_225_600_000_000 + s * 1_000_000;
     // At start every partition of the four topics enters at zero: nothing is consistent yet.
-    eventually_or(
+    sink.eventually(
         Duration::from_secs(60),
         "every partition at zero",
         || async { watermark(&pipeline).await == Some((0, 0, 8)) },
-        &|| sink.log(),
     )
     .await;
 
@@ -383,22 +382,18 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     )
     .await;
     // One partition applied a change; the seven others hold the watermark at zero.
-    eventually_or(
-        Duration::from_secs(60),
-        "the customer",
-        || async { pipeline.rows("customer_dim", "name").await == [json!({"name": "ann"})] },
-        &|| sink.log(),
-    )
+    sink.eventually(Duration::from_secs(60), "the customer", || async {
+        pipeline.rows("customer_dim", "name").await == [json!({"name": "ann"})]
+    })
     .await;
     assert_eq!(watermark(&pipeline).await, Some((0, 0, 8)));
 
     // Heartbeats reach every partition: the watermark is theirs.
     heartbeat_everywhere(&producer, &topics, 0x200, 2).await;
-    eventually_or(
+    sink.eventually(
         Duration::from_secs(60),
         "the heartbeat's watermark",
         || async { watermark(&pipeline).await == Some((0x200, second(2), 8)) },
-        &|| sink.log(),
     )
     .await;
 
@@ -412,20 +407,16 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
         &positioned("order", 0x300, 3, order(100, 1, "paid")),
     )
     .await;
-    eventually_or(
-        Duration::from_secs(60),
-        "the order",
-        || async { pipeline.rows("order_fact", "status").await == [json!({"status": "paid"})] },
-        &|| sink.log(),
-    )
+    sink.eventually(Duration::from_secs(60), "the order", || async {
+        pipeline.rows("order_fact", "status").await == [json!({"status": "paid"})]
+    })
     .await;
     assert_eq!(watermark(&pipeline).await, Some((0x200, second(2), 8)));
     heartbeat_everywhere(&producer, &topics, 0x400, 4).await;
-    eventually_or(
+    sink.eventually(
         Duration::from_secs(60),
         "the next heartbeat's watermark",
         || async { watermark(&pipeline).await == Some((0x400, second(4), 8)) },
-        &|| sink.log(),
     )
     .await;
     let positions = query_json(
@@ -917,11 +908,10 @@ async fn sigkill_during_a_large_propagation_converges() {
         .await
     };
     let expected = [json!({"orders": ORDERS, "renamed": ORDERS, "items": ITEMS, "moved": ITEMS})];
-    eventually_or(
+    sink.eventually(
         Duration::from_secs(120),
         "every order and item to show the last rename",
         || async { summary().await == expected },
-        &|| sink.log(),
     )
     .await;
     sink.terminate_cleanly();
