@@ -44,14 +44,12 @@ pub enum SnapshotError {
     #[error("cannot snapshot {table}: {reason}")]
     Table {
         table: String,
-        /// Why.
         reason: String,
     },
     /// The producer refused or the broker did not acknowledge a row.
     #[error("snapshot of {table} could not produce: {reason}")]
     Produce {
         table: String,
-        /// Why.
         reason: String,
     },
 }

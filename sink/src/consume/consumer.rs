@@ -13,6 +13,9 @@
 //! and the offsets committed synchronously, so the next owner of a partition starts where this one
 //! stopped; if that cannot finish, nothing more is stored and the next owner replays, which the
 //! version rules make harmless.
+//!
+//! Over 400 lines: the loop, the rebalance hand-over and the consumer's creation share the pending
+//! batch and the in-flight flush, which are this module's state.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
