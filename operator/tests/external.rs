@@ -24,6 +24,7 @@ use cdcstar_operator::provision::{self, SecretValues};
 use cdcstar_operator::sql::{ValueAdjustment, Verification, WarehouseReport, Watermark};
 use cdcstar_testkit::{ScratchDb, required_env, source_table_mut, unique};
 use common::fixtures::{PipelineFixture, with_shipment_and_phone};
+use tokio_postgres::types::{FromSqlOwned, ToSql};
 
 /// A fresh database holding the reference app's four tables and a `shipment` table.
 async fn source_database() -> ScratchDb {
@@ -93,40 +94,42 @@ fn pipeline_named(prefix: &str) -> CdcPipeline {
     pipeline
 }
 
+/// The first column of the rows `sql` answers on the checking session `client`.
+async fn column<T: FromSqlOwned>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Vec<T> {
+    let rows = client.query(sql, params).await.unwrap();
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+/// The first column of the one row `sql` answers on the checking session `client`.
+async fn value<T: FromSqlOwned>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> T {
+    client.query_one(sql, params).await.unwrap().get(0)
+}
+
+/// The tables `publication` publishes, by name.
 async fn published_tables(client: &tokio_postgres::Client, publication: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
-            &[&publication],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+    let sql = "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1";
+    column(client, sql, &[&publication]).await
 }
 
 /// The row filter `publication` holds for table `order`.
 async fn order_filter(client: &tokio_postgres::Client, publication: &str) -> Option<String> {
-    client
-        .query_one(
-            "SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND tablename = 'order'",
-            &[&publication],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    let sql =
+        "SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND tablename = 'order'";
+    value(client, sql, &[&publication]).await
 }
 
+/// Whether the replication slot `slot` exists.
 async fn slot_exists(client: &tokio_postgres::Client, slot: &str) -> bool {
-    client
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .is_some()
+    let sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
+    client.query_opt(sql, &[&slot]).await.unwrap().is_some()
 }
 
 #[tokio::test]
@@ -143,14 +146,12 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
         ["customer", "order", "orderitem", "product"]
     );
     assert!(slot_exists(&check, &slot).await);
-    let full: i64 = check
-        .query_one(
-            "SELECT count(*) FROM pg_class WHERE relname IN ('customer','product','order','orderitem') AND relreplident = 'f'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let full: i64 = value(
+        &check,
+        "SELECT count(*) FROM pg_class WHERE relname IN ('customer','product','order','orderitem') AND relreplident = 'f'",
+        &[],
+    )
+    .await;
     assert_eq!(full, 4);
 
     let second = source_pass(&dsn, &pipeline).await;
@@ -217,14 +218,8 @@ async fn publication_identity_and_slot_are_created_altered_and_dropped_on_postgr
 
 /// The slot's creation point, to tell a slot created anew from the one before it.
 async fn slot_restart_lsn(client: &tokio_postgres::Client, slot: &str) -> String {
-    client
-        .query_one(
-            "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    let sql = "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1";
+    value(client, sql, &[&slot]).await
 }
 
 #[tokio::test]
@@ -233,11 +228,7 @@ async fn failover_is_refused_on_this_postgres_before_17_without_creating_a_slot(
     let mut pipeline = pipeline_named("op");
     pipeline.spec.source.slot.failover = true;
     let slot = pipeline.slot_name();
-    let version: i32 = check
-        .query_one(postgres::SERVER_VERSION_QUERY, &[])
-        .await
-        .unwrap()
-        .get(0);
+    let version: i32 = value(&check, postgres::SERVER_VERSION_QUERY, &[]).await;
     assert!(
         version < postgres::FAILOVER_MIN_SERVER_VERSION,
         "this test shows the refusal on the local PostgreSQL 15; the server is {version}"
@@ -330,16 +321,12 @@ async fn recreating_a_slot_drops_it_resets_only_its_progress_and_creates_it_anew
     }
     assert!(slot_exists(&check, &slot).await);
     assert_ne!(slot_restart_lsn(&check, &slot).await, before, "a new slot");
-    let progress: Vec<String> = check
-        .query(
-            "SELECT slot FROM cdcstar.snapshot_progress ORDER BY slot",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let progress: Vec<String> = column(
+        &check,
+        "SELECT slot FROM cdcstar.snapshot_progress ORDER BY slot",
+        &[],
+    )
+    .await;
     assert_eq!(
         progress,
         ["another_slot"],

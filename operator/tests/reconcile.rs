@@ -234,7 +234,7 @@ fn failed_for_missing_secret(
             }),
             None,
         ),
-        event("Warning", "SecretMissing", secret),
+        warning("SecretMissing", secret),
     ])
 }
 
@@ -244,7 +244,7 @@ fn cleaned_up(pipeline: &CdcPipeline, note: &'static str) -> Vec<Call> {
     concat(vec![
         capture_deleted(),
         secret_read(),
-        event("Normal", "CleanedUp", note),
+        normal("CleanedUp", note),
         finalizer_removed(pipeline),
     ])
 }
@@ -271,8 +271,8 @@ async fn new_pipeline_gets_finalizer_then_children_status_and_events() {
             }),
             None,
         ),
-        event("Normal", "SourceUpdated", "ran 7 statements"),
-        event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
+        normal("SourceUpdated", "ran 7 statements"),
+        normal("SchemaUpdated", "ran 9 DDL statements"),
     ]);
     let ctx = h.ctx.clone();
     let (first, second) = scenario(h.handle, calls, async move {
@@ -339,8 +339,8 @@ async fn spec_change_alters_publication_and_adds_table_and_column_keeping_transi
             }),
             None,
         ),
-        event("Normal", "SourceUpdated", "ran 2 statements"),
-        event("Normal", "SchemaUpdated", "ran 2 DDL statements"),
+        normal("SourceUpdated", "ran 2 statements"),
+        normal("SchemaUpdated", "ran 2 DDL statements"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &changed, calls).await;
     result.unwrap();
@@ -443,7 +443,7 @@ async fn pass_with_databases_down(
     let status = json!({"phase": "Degraded", "conditions": conditions});
     let mut calls = pass_with_status(&pipeline, 1, status, None);
     calls.extend(concat(events));
-    calls.extend(event("Warning", "SourceFailed", "Connection refused"));
+    calls.extend(warning("SourceFailed", "Connection refused"));
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "source");
 }
@@ -457,7 +457,7 @@ async fn unreachable_postgres_degrades_and_warns_but_applies_the_rest() {
             "Publication": {"status": "False", "reason": "SourceUnreachable",
              "message": "source database failed to connect: error connecting to server: Connection refused (os error 111)"},
         })),
-        vec![event("Normal", "SchemaUpdated", "ran 9 DDL statements")],
+        vec![normal("SchemaUpdated", "ran 9 DDL statements")],
     )
     .await;
 }
@@ -504,8 +504,7 @@ async fn paused_scales_capture_and_sink_to_zero_and_warns_once_the_retained_wal_
             }),
             Some(written.clone()),
         ),
-        event(
-            "Warning",
+        warning(
             "RetainedWalGrowing",
             "that is over the 1.0GiB of spec.source.slot.maxRetainedWal (default)",
         ),
@@ -594,8 +593,7 @@ async fn an_invalidated_slot_holds_the_capture_at_zero_and_is_kept_without_a_req
                              (see the Publication condition)"},
             }),
         ),
-        event(
-            "Warning",
+        warning(
             "SlotInvalidated",
             "kubectl annotate cdcpipeline shop cdcstar.dev/recreate-slot=",
         ),
@@ -635,12 +633,11 @@ async fn a_recreate_request_replaces_the_invalidated_slot_and_is_recorded_once()
             }),
             Some(written.clone()),
         ),
-        event(
-            "Normal",
+        normal(
             "SlotRecreateRequest",
             "Recreated \"1\": dropped the invalidated",
         ),
-        event("Normal", "SourceUpdated", "ran 4 statements"),
+        normal("SourceUpdated", "ran 4 statements"),
         // The next pass finds the new slot, and the same value again asks for nothing.
         pass_with(
             children_reapplied(1),
@@ -703,7 +700,7 @@ async fn failover_on_postgres_15_is_refused_with_a_condition_not_a_failing_pass(
                 "Capture": {"status": "False", "reason": "WaitingForSlot"},
             }),
         ),
-        event("Warning", "FailoverUnsupported", "needs PostgreSQL 17"),
+        warning("FailoverUnsupported", "needs PostgreSQL 17"),
     ]);
     reconcile_scenario(h.handle, &h.ctx, &pipeline, calls)
         .await
@@ -910,7 +907,7 @@ async fn delete_without_the_dsn_secret_keeps_the_finalizer_and_says_why() {
         capture_deleted(),
         secret_missing(),
         not_ready(&pipeline, "Deleting", "CleanupBlocked"),
-        event("Warning", "SecretMissing", "shop-postgres"),
+        warning("SecretMissing", "shop-postgres"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "secret_missing");
@@ -924,7 +921,7 @@ async fn hostile_spec_is_refused_with_field_paths_before_touching_anything() {
     pipeline.spec.source.tables[0].name = "customer\"; DROP TABLE customer; --".into();
     let calls = concat(vec![
         not_ready(&pipeline, "Failed", "InvalidSpec"),
-        event("Warning", "InvalidSpec", "spec.source.tables[0].name"),
+        warning("InvalidSpec", "spec.source.tables[0].name"),
     ]);
     let result = reconcile_scenario(h.handle, &h.ctx, &pipeline, calls).await;
     assert_eq!(result.unwrap_err().kind(), "invalid_spec");
@@ -947,7 +944,7 @@ async fn malformed_object_gets_a_condition_and_a_warning_instead_of_wedging() {
                 "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidObject"}],
             }}),
         ),
-        event("Warning", "InvalidObject", "Expected a sequence"),
+        warning("InvalidObject", "Expected a sequence"),
     ]);
     let ctx = h.ctx.clone();
     let result = scenario(h.handle, calls, async move {
@@ -965,7 +962,7 @@ async fn repeated_failure_patches_the_warning_event_series() {
     let calls = concat(vec![
         secret_missing(),
         status_applied(&pipeline, failed.clone(), None),
-        event("Warning", "SecretMissing", "shop-postgres"),
+        warning("SecretMissing", "shop-postgres"),
         secret_missing(),
         status_applied(&pipeline, failed, None),
         event_repeated("SecretMissing"),
@@ -1031,10 +1028,9 @@ async fn refused_apply_still_writes_a_status_naming_the_refusal_and_warns_withou
             }),
             None,
         ),
-        event("Normal", "SourceUpdated", "ran 7 statements"),
-        event("Normal", "SchemaUpdated", "ran 9 DDL statements"),
-        event(
-            "Warning",
+        normal("SourceUpdated", "ran 7 statements"),
+        normal("SchemaUpdated", "ran 9 DDL statements"),
+        warning(
             "ApplyFailed",
             "failed to apply ConfigMap default/shop-pipeline: 403 Forbidden: configmaps",
         ),
@@ -1054,7 +1050,7 @@ async fn postgres_and_clickhouse_both_down_each_get_a_warning() {
             "Publication": {"status": "False", "reason": "SourceUnreachable"},
             "ClickHouseSchema": {"status": "False"},
         })),
-        vec![event("Warning", "ClickHouseFailed", "connection refused")],
+        vec![warning("ClickHouseFailed", "connection refused")],
     )
     .await;
 }
@@ -1148,11 +1144,7 @@ async fn a_resync_request_naming_no_star_table_is_reported_and_runs_nothing() {
     let calls = concat(vec![
         secret_read(),
         children_applied(1),
-        event(
-            "Warning",
-            "ResyncInvalid",
-            "is not a star table of spec.starSchema",
-        ),
+        warning("ResyncInvalid", "is not a star table of spec.starSchema"),
         status_applied(
             &pipeline,
             json!({"phase": "Running", "resync": {"state": "Invalid"}}),

@@ -108,24 +108,22 @@ pub const RECREATED_NEXT_STEPS: &str = "the capture snapshots every table again 
 pub struct SourceError(#[from] pub DatabaseError);
 
 /// A session on the source database, and the pipeline's publication, slot and tables as that
-/// database has them; with `probe_row_filters`, also the declared row filters as Postgres prints
-/// them (not for cleanup, which must work whatever the filters say).
+/// database has them; with a `row_filter_probe` ([`postgres::row_filter_probe`]), also the
+/// declared row filters as Postgres prints them (not for cleanup, which must work whatever the
+/// filters say).
 async fn connect_and_observe(
     connector: &dyn SourceConnector,
     dsn: &Sensitive,
     pipeline: &CdcPipeline,
-    probe_row_filters: bool,
+    row_filter_probe: Option<&str>,
 ) -> Result<(Box<dyn SourceDatabase>, SourceObservation), DatabaseError> {
     let database = connector.connect(dsn).await?;
-    let probe = probe_row_filters
-        .then(|| postgres::row_filter_probe(pipeline))
-        .flatten();
     let observed = database
         .observe(
             &postgres::effective_publication_name(pipeline),
             &pipeline.slot_name(),
             &postgres::declared_tables(pipeline),
-            probe.as_deref(),
+            row_filter_probe,
         )
         .await?;
     Ok((database, observed))
@@ -137,7 +135,9 @@ pub async fn reconcile_source(
     dsn: &Sensitive,
     pipeline: &CdcPipeline,
 ) -> Result<SourceReport, SourceError> {
-    let (database, observed) = connect_and_observe(connector, dsn, pipeline, true).await?;
+    let probe = postgres::row_filter_probe(pipeline);
+    let (database, observed) =
+        connect_and_observe(connector, dsn, pipeline, probe.as_deref()).await?;
     let slot_plan = sql::slot_plan(pipeline, &observed);
     let executed = sql::source_statements(pipeline, &observed, &slot_plan);
     database.execute(&executed).await?;
@@ -186,7 +186,7 @@ pub async fn cleanup_source(
     dsn: &Sensitive,
     pipeline: &CdcPipeline,
 ) -> Result<SourceCleanup, SourceError> {
-    let (database, observed) = connect_and_observe(connector, dsn, pipeline, false).await?;
+    let (database, observed) = connect_and_observe(connector, dsn, pipeline, None).await?;
     database
         .execute(&postgres::cleanup_statements(pipeline))
         .await?;

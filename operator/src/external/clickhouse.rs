@@ -48,6 +48,18 @@ impl ClickHouseWarehouse {
             .await
             .map_err(classify)
     }
+
+    /// Whether `database` exists.
+    async fn database_exists(&self, database: &str) -> Result<bool, DatabaseError> {
+        let databases = self
+            .client
+            .query("SELECT count() AS count FROM system.databases WHERE name = ?")
+            .bind(database)
+            .fetch_all::<CountRow>()
+            .await
+            .map_err(classify)?;
+        Ok(databases.first().is_some_and(|row| row.count > 0))
+    }
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -87,14 +99,7 @@ impl Warehouse for ClickHouseWarehouse {
         database: &str,
         placement: &Placement,
     ) -> Result<WarehouseObservation, DatabaseError> {
-        let databases = self
-            .client
-            .query("SELECT count() AS count FROM system.databases WHERE name = ?")
-            .bind(database)
-            .fetch_all::<CountRow>()
-            .await
-            .map_err(classify)?;
-        let database_exists = databases.first().is_some_and(|row| row.count > 0);
+        let database_exists = self.database_exists(database).await?;
         let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         if database_exists {
             let columns = self

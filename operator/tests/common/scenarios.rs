@@ -378,8 +378,19 @@ pub fn status_merged(stored: Value, expected: Value) -> Vec<Call> {
     ]
 }
 
-/// An Event of `type_` and `reason` on the pipeline whose note contains `note`.
-pub fn event(type_: &'static str, reason: &'static str, note: &'static str) -> Vec<Call> {
+/// A Normal Event of `reason` on the pipeline whose note contains `note`.
+pub fn normal(reason: &'static str, note: &'static str) -> Vec<Call> {
+    event("Normal", reason, note)
+}
+
+/// A Warning Event of `reason` on the pipeline whose note contains `note`.
+pub fn warning(reason: &'static str, note: &'static str) -> Vec<Call> {
+    event("Warning", reason, note)
+}
+
+/// An Event of `type_` (Normal or Warning) and `reason` on the pipeline whose note contains
+/// `note`.
+fn event(type_: &'static str, reason: &'static str, note: &'static str) -> Vec<Call> {
     vec![
         Call::post(EVENTS)
             .check(move |body| {
@@ -524,7 +535,7 @@ pub fn all_expected_calls() -> BTreeSet<ApiCall> {
         children_applied(1),
         status_applied(&pipeline, json!({}), None),
         status_merged(json!({}), json!({})),
-        event("Normal", "X", ""),
+        normal("X", ""),
         event_repeated("X"),
         api_removed(),
         resync_job_applied("shop-resync-0", &[], json!({})),
