@@ -358,6 +358,15 @@ async fn watermark(pipeline: &TestPipeline) -> Option<(u64, i64, u64)> {
     })
 }
 
+/// Waits up to 60 s for the pipeline's watermark (commit LSN, commit time, partitions) to be `expected`.
+async fn watermark_reaches(sink: &Sink, pipeline: &TestPipeline, expected: (u64, i64, u64)) {
+    let what = format!("the watermark {expected:?}");
+    sink.eventually(Duration::from_secs(60), &what, || async {
+        watermark(pipeline).await == Some(expected)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     let (brokers, pipeline) = pipeline_with_topics("watermark", 2).await;
@@ -365,12 +374,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     let sink = Sink::start(&pipeline, &brokers, &clickhouse_url());
     let second = |s: i64| 1_767_225_600_000_000 + s * 1_000_000;
     // At start every partition of the four topics enters at zero: nothing is consistent yet.
-    sink.eventually(
-        Duration::from_secs(60),
-        "every partition at zero",
-        || async { watermark(&pipeline).await == Some((0, 0, 8)) },
-    )
-    .await;
+    watermark_reaches(&sink, &pipeline, (0, 0, 8)).await;
 
     let producer = producer(&brokers);
     let customer_topic = pipeline.pipeline.topic_for_table("customer");
@@ -390,12 +394,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
 
     // Heartbeats reach every partition: the watermark is theirs.
     heartbeat_everywhere(&producer, &topics, 0x200, 2).await;
-    sink.eventually(
-        Duration::from_secs(60),
-        "the heartbeat's watermark",
-        || async { watermark(&pipeline).await == Some((0x200, second(2), 8)) },
-    )
-    .await;
+    watermark_reaches(&sink, &pipeline, (0x200, second(2), 8)).await;
 
     // A later change on one partition only: the idle ones keep the watermark where it is, until the
     // next heartbeat moves every partition past it.
@@ -413,12 +412,7 @@ async fn partition_positions_and_the_watermark_follow_changes_and_heartbeats() {
     .await;
     assert_eq!(watermark(&pipeline).await, Some((0x200, second(2), 8)));
     heartbeat_everywhere(&producer, &topics, 0x400, 4).await;
-    sink.eventually(
-        Duration::from_secs(60),
-        "the next heartbeat's watermark",
-        || async { watermark(&pipeline).await == Some((0x400, second(4), 8)) },
-    )
-    .await;
+    watermark_reaches(&sink, &pipeline, (0x400, second(4), 8)).await;
     let positions = query_json(
         &pipeline.store,
         "SELECT topic, partition, max(commit_lsn) AS lsn FROM cdcstar_partition_positions \
