@@ -42,16 +42,10 @@ pub enum SnapshotError {
     },
     /// A table cannot be snapshotted.
     #[error("cannot snapshot {table}: {reason}")]
-    Table {
-        table: String,
-        reason: String,
-    },
+    Table { table: String, reason: String },
     /// The producer refused or the broker did not acknowledge a row.
     #[error("snapshot of {table} could not produce: {reason}")]
-    Produce {
-        table: String,
-        reason: String,
-    },
+    Produce { table: String, reason: String },
 }
 
 /// Batches whose rows may be awaiting the broker's acknowledgement at once.
