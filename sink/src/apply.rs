@@ -70,11 +70,21 @@ pub struct ApplyReport {
     pub propagated: usize,
     /// Fact rows rewritten by the re-check.
     pub rechecked: usize,
+    /// Fact rows written while a row they reference was not there (yet): see [`enrich`].
+    pub unresolved: usize,
     /// RowBinary bytes sent.
     pub bytes: usize,
 }
 
 impl ApplyReport {
+    /// An empty report of a star schema of `tables` tables.
+    fn for_tables(tables: usize) -> Self {
+        Self {
+            rows_written: vec![0; tables],
+            ..Self::default()
+        }
+    }
+
     /// Adds what another part of the same batch did.
     pub fn add(&mut self, other: ApplyReport) {
         if self.rows_written.len() < other.rows_written.len() {
@@ -84,6 +94,7 @@ impl ApplyReport {
             *total += rows;
         }
         self.propagated += other.propagated;
+        self.unresolved += other.unresolved;
         self.rechecked += other.rechecked;
         self.bytes += other.bytes;
     }
@@ -191,15 +202,21 @@ impl Applier {
             by_table[change.table].push(change);
             changed_keys[change.table].insert(key_form(&change.key));
         }
-        let mut report = ApplyReport {
-            rows_written: vec![0; plan.tables.len()],
-            ..ApplyReport::default()
-        };
-        let dimensions: Vec<TableId> = plan.dimension_ids().collect();
-        for id in dimensions {
-            if !by_table[id].is_empty() {
-                self.apply_plain(id, &by_table[id], &mut report).await?;
-            }
+        let mut report = ApplyReport::for_tables(plan.tables.len());
+        // Dimensions reference nothing, so theirs are written concurrently.
+        let dimensions = plan
+            .dimension_ids()
+            .filter(|&id| !by_table[id].is_empty())
+            .map(|id| {
+                let changes = &by_table[id];
+                async move {
+                    let mut report = ApplyReport::for_tables(plan.tables.len());
+                    self.apply_plain(id, changes, &mut report).await?;
+                    Ok::<_, StoreError>(report)
+                }
+            });
+        for dimension in futures::future::try_join_all(dimensions).await? {
+            report.add(dimension);
         }
         for &id in &plan.fact_order {
             self.apply_fact(id, &by_table[id], &mut report).await?;
@@ -266,7 +283,7 @@ impl Applier {
             .filter_map(|(key, changes)| fold_fact(table, stored.remove(key).as_ref(), changes))
             .collect();
         drop(stored);
-        enrich(&self.store, plan, table, &mut rows).await?;
+        report.unresolved += enrich(&self.store, plan, table, &mut rows).await?;
         self.write(id, &rows, report).await?;
         if self.recheck && !table.lookups.is_empty() && !rows.is_empty() {
             self.recheck(id, rows, report).await?;
@@ -280,10 +297,7 @@ impl Applier {
     /// only, and lookups read the referenced tables' own columns), so they run concurrently.
     async fn propagate(&self, changed_keys: &[HashSet<Value>]) -> Result<ApplyReport, StoreError> {
         let facts = self.plan.fact_order.iter().map(|&id| async move {
-            let mut report = ApplyReport {
-                rows_written: vec![0; self.plan.tables.len()],
-                ..ApplyReport::default()
-            };
+            let mut report = ApplyReport::for_tables(self.plan.tables.len());
             let fact = &self.plan.tables[id];
             let changes: Vec<(usize, &HashSet<Value>)> = fact
                 .nodes

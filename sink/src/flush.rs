@@ -136,6 +136,9 @@ impl Flusher {
             .rows_propagated
             .inc_by(report.propagated as u64);
         self.metrics.rows_rechecked.inc_by(report.rechecked as u64);
+        self.metrics
+            .rows_unresolved
+            .inc_by(report.unresolved as u64);
         let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         for commit_time in &batch.commit_times {
             self.metrics
@@ -148,6 +151,7 @@ impl Flusher {
             rows = report.rows_written.iter().sum::<usize>(),
             propagated = report.propagated,
             rechecked = report.rechecked,
+            unresolved = report.unresolved,
             bytes = report.bytes,
             elapsed_ms = elapsed.as_millis() as u64,
             "batch applied"

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub rows_propagated: Counter,
     /// Fact rows rewritten by the post-write re-check.
     pub rows_rechecked: Counter,
+    /// Fact rows written while a row they look up was not there (yet): written with defaults and
+    /// rewritten by propagation when it arrives. High on a backlog whose topics are read unevenly.
+    pub rows_unresolved: Counter,
     /// Statements the row paths sent to ClickHouse and the seconds they took, per kind.
     pub clickhouse_statements: StatementMetrics,
     /// Events per flushed batch.
@@ -97,6 +100,7 @@ impl Metrics {
             values_adjusted: Family::default(),
             rows_propagated: Counter::default(),
             rows_rechecked: Counter::default(),
+            rows_unresolved: Counter::default(),
             clickhouse_statements: StatementMetrics::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             apply_seconds: latency_histogram(),
@@ -144,6 +148,11 @@ impl Metrics {
             "rows_rechecked",
             "Fact rows rewritten by the post-write lookup re-check",
             metrics.rows_rechecked.clone(),
+        );
+        registry.register(
+            "rows_unresolved",
+            "Fact rows written while a row they look up was missing; propagation rewrites them when it arrives",
+            metrics.rows_unresolved.clone(),
         );
         registry.register(
             "clickhouse_statements",

@@ -10,24 +10,24 @@
 
 mod common;
 
-use cdcstar_sink::apply::Applier;
+use cdcstar_sink::apply::{Applier, ApplyReport};
 use cdcstar_sink::route::{RowChange, route};
 use common::{Harness, TestPipeline, customer, envelope, item, order, product, query_json};
 use serde_json::{Value as Json, json};
 
 impl Harness {
     /// Applies `events` as one batch.
-    async fn batch(&self, events: &[Vec<u8>]) {
+    async fn batch(&self, events: &[Vec<u8>]) -> ApplyReport {
         let changes: Vec<RowChange> = events
             .iter()
             .flat_map(|e| route(&self.pipeline.plan, e).expect("valid event").changes)
             .collect();
-        self.applier.apply(&changes).await.expect("apply");
+        self.applier.apply(&changes).await.expect("apply")
     }
 
     /// Applies the event `envelope(table, op, lsn, row)` as its own batch.
-    async fn event(&self, table: &str, op: &str, lsn: u64, row: Json) {
-        self.batch(&[envelope(table, op, lsn, row)]).await;
+    async fn event(&self, table: &str, op: &str, lsn: u64, row: Json) -> ApplyReport {
+        self.batch(&[envelope(table, op, lsn, row)]).await
     }
 
     /// Applies each event as its own batch.
@@ -114,9 +114,11 @@ async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
     let h = Harness::new("lookups").await;
     // Dimension first.
     seed_customer_then_order(&h).await;
-    // Fact first: the order of customer 2 arrives before customer 2.
-    h.event("order", "insert", 0x21, order(200, 2, "pending"))
+    // Fact first: the order of customer 2 arrives before customer 2, and is counted as waiting.
+    let report = h
+        .event("order", "insert", 0x21, order(200, 2, "pending"))
         .await;
+    assert_eq!(report.unresolved, 1);
     assert_eq!(
         h.rows("order_fact", "order_id, customer_name, customer_email")
             .await,
@@ -127,6 +129,10 @@ async fn lookups_fill_in_whatever_arrives_first_and_follow_later_changes() {
     );
     h.event("customer", "insert", 0x20, customer(2, "bob", "DE"))
         .await;
+    let resolved = h
+        .event("order", "update", 0x22, order(200, 2, "paid"))
+        .await;
+    assert_eq!(resolved.unresolved, 0);
     // Dimension changed later.
     h.event("customer", "update", 0x30, customer(1, "anna", "FR"))
         .await;

@@ -28,67 +28,32 @@ pub fn key_form(value: &Value) -> Value {
 type NodeRows = HashMap<Value, Vec<Value>>;
 
 /// Sets the lookup columns of every non-deleted row of `rows` (facts of `fact`) from the current
-/// state of the referenced tables; deleted rows get defaults.
+/// state of the referenced tables; deleted rows get defaults. Returns how many rows reference a row
+/// that is not there (yet): a key that is not NULL whose row, or a row on the way to it, is missing
+/// or deleted. Those rows wait, with defaults, for the propagation of the referenced row.
 pub async fn enrich(
     store: &Store,
     plan: &StarModel,
     fact: &TableModel,
     rows: &mut [Row],
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     if fact.lookups.is_empty() || rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    // NB: a node is compiled after its parent, so a pass over the nodes in order fetches each one
+    // once its parent is fetched; the nodes of one depth are fetched concurrently.
     let mut fetched: Vec<NodeRows> = Vec::with_capacity(fact.nodes.len());
-    for node in &fact.nodes {
-        let keys: HashSet<Value> = match node.parent {
-            None => rows
-                .iter()
-                .filter(|r| !r.deleted)
-                .map(|r| key_form(&r.values[node.foreign_key]))
-                .collect(),
-            Some(parent) => fetched[parent]
-                .values()
-                .map(|record| key_form(&record[node.foreign_key]))
-                .collect(),
-        };
-        let table = &plan.tables[node.table];
-        if keys.is_empty() {
-            fetched.push(HashMap::new());
-            continue;
-        }
-        let mut columns = vec![quote_ident(&table.key_column().name)];
-        let mut types: Vec<ColumnType> = vec![table.key_column().ty.clone()];
-        for f in &node.fetched {
-            let column = &table.columns[f.column];
-            match &f.cast {
-                Some(ty) => {
-                    columns.push(format!("CAST({} AS {ty})", quote_ident(&column.name)));
-                    types.push(ty.clone());
-                }
-                None => {
-                    columns.push(quote_ident(&column.name));
-                    types.push(column.ty.clone());
-                }
-            }
-        }
-        let sql = format!(
-            "SELECT {} FROM {} FINAL WHERE {} AND `is_deleted` = 0",
-            columns.join(", "),
-            quote_ident(&table.name),
-            in_list(&table.key_column().name, keys.iter())
-        );
-        let records = store.select(&table.name, &sql, &types).await?;
-        fetched.push(
-            records
-                .into_iter()
-                .map(|mut record| {
-                    let key = key_form(&record.remove(0));
-                    (key, record)
-                })
-                .collect(),
-        );
+    while fetched.len() < fact.nodes.len() {
+        let level: Vec<usize> = (fetched.len()..fact.nodes.len())
+            .take_while(|&index| fact.nodes[index].parent.is_none_or(|p| p < fetched.len()))
+            .collect();
+        let queries = level
+            .iter()
+            .map(|&index| fetch_node(store, plan, fact, index, rows, &fetched));
+        fetched.extend(futures::future::try_join_all(queries).await?);
     }
     let width = fact.columns.len();
+    let mut unresolved = 0;
     for row in rows.iter_mut() {
         row.values.truncate(width);
         if row.deleted {
@@ -98,13 +63,17 @@ pub async fn enrich(
         }
         // The fetched record of each node for this row, computed parents first.
         let mut reached: Vec<Option<&Vec<Value>>> = Vec::with_capacity(fact.nodes.len());
+        let mut missing = false;
         for (index, node) in fact.nodes.iter().enumerate() {
             let key = match node.parent {
                 None => Some(key_form(&row.values[node.foreign_key])),
                 Some(parent) => reached[parent].map(|record| key_form(&record[node.foreign_key])),
             };
-            reached.push(key.and_then(|k| fetched[index].get(&k)));
+            let record = key.as_ref().and_then(|k| fetched[index].get(k));
+            missing |= record.is_none() && key.is_some_and(|k| k != Value::Null);
+            reached.push(record);
         }
+        unresolved += usize::from(missing);
         for lookup in &fact.lookups {
             let value = reached[lookup.node]
                 .map(|record| record[lookup.fetch].clone())
@@ -112,5 +81,62 @@ pub async fn enrich(
             row.values.push(value);
         }
     }
-    Ok(())
+    Ok(unresolved)
+}
+
+/// The current rows of node `index`'s table that `rows` reach through it (its parent's `fetched`
+/// rows for a node further down), by key: one query.
+async fn fetch_node(
+    store: &Store,
+    plan: &StarModel,
+    fact: &TableModel,
+    index: usize,
+    rows: &[Row],
+    fetched: &[NodeRows],
+) -> Result<NodeRows, StoreError> {
+    let node = &fact.nodes[index];
+    let keys: HashSet<Value> = match node.parent {
+        None => rows
+            .iter()
+            .filter(|r| !r.deleted)
+            .map(|r| key_form(&r.values[node.foreign_key]))
+            .collect(),
+        Some(parent) => fetched[parent]
+            .values()
+            .map(|record| key_form(&record[node.foreign_key]))
+            .collect(),
+    };
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let table = &plan.tables[node.table];
+    let mut columns = vec![quote_ident(&table.key_column().name)];
+    let mut types: Vec<ColumnType> = vec![table.key_column().ty.clone()];
+    for f in &node.fetched {
+        let column = &table.columns[f.column];
+        match &f.cast {
+            Some(ty) => {
+                columns.push(format!("CAST({} AS {ty})", quote_ident(&column.name)));
+                types.push(ty.clone());
+            }
+            None => {
+                columns.push(quote_ident(&column.name));
+                types.push(column.ty.clone());
+            }
+        }
+    }
+    let sql = format!(
+        "SELECT {} FROM {} FINAL WHERE {} AND `is_deleted` = 0",
+        columns.join(", "),
+        quote_ident(&table.name),
+        in_list(&table.key_column().name, keys.iter())
+    );
+    let records = store.select(&table.name, &sql, &types).await?;
+    Ok(records
+        .into_iter()
+        .map(|mut record| {
+            let key = key_form(&record.remove(0));
+            (key, record)
+        })
+        .collect())
 }

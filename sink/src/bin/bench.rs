@@ -431,6 +431,11 @@ async fn main() -> anyhow::Result<()> {
         support::statement_report(&metrics).trim_end()
     );
     println!(
+        "fact rows written before a row they look up (defaults until propagation rewrites them): {:.0}; rows rewritten by propagation: {:.0}",
+        metric_sum(&metrics, "cdcstar_sink_rows_unresolved_total "),
+        metric_sum(&metrics, "cdcstar_sink_rows_propagated_total ")
+    );
+    println!(
         "sink peak RSS {:.1} MiB, CPU {:.1} s ({:.0} % of one core over the run) = {:.1} us of CPU per event = {:.0} events per CPU-second",
         peak.peak_rss_kib as f64 / 1024.0,
         peak.cpu_seconds,
