@@ -186,8 +186,13 @@ mod tests {
         );
         assert_eq!(single.get("partitioner"), Some("murmur2_random"));
         assert_eq!(single.get("queue.buffering.max.kbytes"), Some("16384"));
-        let budget = producer_config(&connection, &parse(&["--kafka-queue-mib", "4"]));
+        assert_eq!(single.get("batch.size"), Some("131072"));
+        let budget = producer_config(
+            &connection,
+            &parse(&["--kafka-queue-mib", "4", "--kafka-batch-kib", "512"]),
+        );
         assert_eq!(budget.get("queue.buffering.max.kbytes"), Some("4096"));
+        assert_eq!(budget.get("batch.size"), Some("524288"));
 
         for flags in [
             &["--kafka-idempotence"][..],

@@ -68,9 +68,11 @@ struct Args {
     /// Run the sink with the post-write lookup re-check (needed with several replicas).
     #[arg(long, env = "BENCH_LOOKUP_RECHECK", default_value_t = true, action = clap::ArgAction::Set)]
     lookup_recheck: bool,
-    /// Largest record batch the benchmark's producer builds (librdkafka's `batch.size`; its default
-    /// is 1 000 000). A consumer fetches whole record batches, so this sets the sink's fetch grain.
-    #[arg(long, env = "BENCH_PRODUCE_BATCH_BYTES", default_value_t = 1_000_000)]
+    /// Largest record batch the benchmark's producer builds (librdkafka's `batch.size`). A consumer
+    /// fetches whole record batches, so this sets the sink's fetch grain. The default is the
+    /// capture's (`--kafka-batch-kib 128`); librdkafka's own, 1 000 000, is what a producer that
+    /// leaves it writes while behind, and lets about half of the facts reach the sink first.
+    #[arg(long, env = "BENCH_PRODUCE_BATCH_BYTES", default_value_t = 128 * 1024)]
     produce_batch_bytes: usize,
     /// Orders and items that reference rows coming later in the stream (see `generate`).
     #[arg(long, env = "BENCH_FACT_FIRST")]
