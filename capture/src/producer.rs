@@ -198,10 +198,9 @@ impl ProducerSettings {
 
 /// The client configuration of the capture's producers: `acks=all`, `settings`' delivery mode
 /// (per-key order either way, see the module docs), compression, linger, record-batch size and queue
-/// budget, Nagle's
-/// algorithm off
-/// (a small produce request must not wait for the acknowledgement of the previous segment), and
-/// Kafka's murmur2 partitioner, the one the Redpanda Connect engine uses too.
+/// budget, Nagle's algorithm off (a small produce request must not wait for the acknowledgement of
+/// the previous segment), and Kafka's murmur2 partitioner, the one the Redpanda Connect engine uses
+/// too.
 pub fn producer_config(connection: &KafkaConnection, settings: &ProducerSettings) -> ClientConfig {
     let mut config = connection.client_config();
     config.set("acks", "all");
