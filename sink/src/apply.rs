@@ -1,6 +1,8 @@
-//! Applying one batch of row changes to ClickHouse: dimensions first, then each fact's own changes in
-//! lookup order (with the re-check that closes the race between replicas), then the propagation of
-//! every change to the facts that look it up, inside ClickHouse ([`propagate`]).
+//! Applying one batch of row changes to ClickHouse: dimensions first, then each fact in lookup order:
+//! the propagation of the batch's changes to the fact's stored rows that look them up, inside
+//! ClickHouse ([`propagate`]), then the fact's own changes, enriched from the rows now current (with
+//! the re-check that closes the race between replicas). Propagating before the fact's own writes
+//! keeps the batch's own rows out of the propagation, which would only read and compare them.
 //!
 //! A batch is applied as a whole or retried as a whole: every statement is idempotent under the
 //! version rules ([`crate::apply::versioning`]), so a retry after a partial failure (or a replay after a
@@ -219,9 +221,13 @@ impl Applier {
             report.add(dimension);
         }
         for &id in &plan.fact_order {
+            // Every table the fact looks up is written by now (dimensions, then facts in lookup
+            // order), and its own rows of this batch are not yet: the propagation reads only the
+            // rows written before the batch, and the batch's own rows are enriched from the
+            // current referenced rows instead of being read again and compared.
+            self.propagate(id, &changed_keys, &mut report).await?;
             self.apply_fact(id, &by_table[id], &mut report).await?;
         }
-        report.add(self.propagate(&changed_keys).await?);
         Ok(report)
     }
 
@@ -291,37 +297,32 @@ impl Applier {
         Ok(())
     }
 
-    /// Rewrites, inside ClickHouse, the rows of every fact that look up a row the batch changed
-    /// (after every table's own changes are written): one statement per fact for all its changed
-    /// lookup nodes. Facts are independent of each other here (a propagation rewrites lookup columns
-    /// only, and lookups read the referenced tables' own columns), so they run concurrently.
-    async fn propagate(&self, changed_keys: &[HashSet<Value>]) -> Result<ApplyReport, StoreError> {
-        let facts = self.plan.fact_order.iter().map(|&id| async move {
-            let mut report = ApplyReport::for_tables(self.plan.tables.len());
-            let fact = &self.plan.tables[id];
-            let changes: Vec<(usize, &HashSet<Value>)> = fact
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(node, lookup)| (node, &changed_keys[lookup.table]))
-                .filter(|(_, keys)| !keys.is_empty())
-                .collect();
-            if !changes.is_empty() {
-                let propagation = Propagation {
-                    plan: &self.plan,
-                    fact,
-                    changes: &changes,
-                    all_lookups: self.recheck,
-                };
-                self.propagate_through(id, propagation, &mut report).await?;
-            }
-            Ok::<_, StoreError>(report)
-        });
-        let mut report = ApplyReport::default();
-        for fact in futures::future::try_join_all(facts).await? {
-            report.add(fact);
+    /// Rewrites, inside ClickHouse, the stored rows of fact `id` that look up a row the batch
+    /// changed: one statement for all its changed lookup nodes.
+    async fn propagate(
+        &self,
+        id: TableId,
+        changed_keys: &[HashSet<Value>],
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let fact = &self.plan.tables[id];
+        let changes: Vec<(usize, &HashSet<Value>)> = fact
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(node, lookup)| (node, &changed_keys[lookup.table]))
+            .filter(|(_, keys)| !keys.is_empty())
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
         }
-        Ok(report)
+        let propagation = Propagation {
+            plan: &self.plan,
+            fact,
+            changes: &changes,
+            all_lookups: self.recheck,
+        };
+        self.propagate_through(id, propagation, report).await
     }
 
     /// Rewrites the rows a propagation changes, in one statement that reports how many it wrote.
